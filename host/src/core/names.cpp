@@ -1,0 +1,73 @@
+#include "core/names.hpp"
+
+#include <cstdint>
+#include <cstdio>
+
+namespace aether {
+
+bool is_valid_utf8(std::string_view s) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const auto* end = p + s.size();
+  while (p < end) {
+    unsigned char c = *p;
+    if (c < 0x80) { ++p; continue; }
+    int n;
+    uint32_t cp;
+    if ((c & 0xE0) == 0xC0) { n = 1; cp = c & 0x1F; }
+    else if ((c & 0xF0) == 0xE0) { n = 2; cp = c & 0x0F; }
+    else if ((c & 0xF8) == 0xF0) { n = 3; cp = c & 0x07; }
+    else return false;
+    if (end - p <= n) return false;
+    for (int i = 1; i <= n; ++i) {
+      if ((p[i] & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (p[i] & 0x3F);
+    }
+    if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000)) return false;
+    if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    p += n + 1;
+  }
+  return true;
+}
+
+static bool safe_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+         c == '_' || c == '-';
+}
+
+static std::string check(std::string_view s, size_t max) {
+  if (s.empty()) return "is empty";
+  if (s.size() > max) {
+    return "is " + std::to_string(s.size()) + " bytes long (at most " + std::to_string(max) +
+           ")";
+  }
+  if (!is_valid_utf8(s)) return "is not valid UTF-8";
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (!safe_char(s[i])) {
+      return "contains " + quote_for_message(s.substr(i, 1)) + " at position " +
+             std::to_string(i) +
+             " (allowed: A-Z a-z 0-9 _ -)";
+    }
+  }
+  return {};
+}
+
+std::string check_name(std::string_view name) { return check(name, kMaxNameLength); }
+std::string check_id(std::string_view id) { return check(id, kMaxIdLength); }
+
+std::string quote_for_message(std::string_view s) {
+  std::string out = "'";
+  size_t shown = 0;
+  for (unsigned char c : s) {
+    if (shown++ == 40) { out += "..."; break; }
+    if (c < 0x20 || c >= 0x7F || c == '\'') {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out + "'";
+}
+
+}  // namespace aether
