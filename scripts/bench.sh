@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Runs every benchmark of the build tree; each prints its figures and its
+# ratios against a baseline measured in the same run. Results are recorded by
+# hand in BENCHMARKS.md.
+# Usage: scripts/bench.sh BUILD_DIR [benchmark-name...]
+set -euo pipefail
+build=${1:-build}
+shift || true
+benches=("$@")
+if [ ${#benches[@]} -eq 0 ]; then
+  benches=(abi_bench)
+fi
+for b in "${benches[@]}"; do
+  echo "=== $b"
+  "$build/tests/bench/$b" --benchmark_min_time=0.5
+done
