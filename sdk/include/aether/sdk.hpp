@@ -117,6 +117,18 @@ class Decision {
     }
   }
 
+  // Emits an event whose payload is already JSON text (skips a parse and a
+  // dump). The host checks that the text is valid JSON.
+  void emit_raw(std::string_view event, std::string_view json_text) {
+    aether_status st = call_->host->aether_host_emit(
+        call_, event.data(), event.size(),
+        reinterpret_cast<const uint8_t*>(json_text.data()), json_text.size());
+    if (st != AETHER_OK) {
+      throw std::invalid_argument("event '" + std::string(event) +
+                                  "' was refused by the host");
+    }
+  }
+
   // Refuses the command. No event of this call is stored.
   void reject(std::string_view code, std::string_view message) {
     rejected_ = true;

@@ -1,0 +1,878 @@
+#include "runtime/runtime.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <future>
+#include <shared_mutex>
+#include <thread>
+#include <unordered_map>
+
+#include "bus/bus.hpp"
+#include "core/log.hpp"
+#include "core/names.hpp"
+#include "plugin/plugin.hpp"
+#include "runtime/worker_pool.hpp"
+#include "store/store.hpp"
+
+namespace aether {
+
+CommandResult Runtime::send_sync(Command command) {
+  std::promise<CommandResult> p;
+  auto f = p.get_future();
+  send(std::move(command), [&p](CommandResult r) { p.set_value(std::move(r)); });
+  return f.get();
+}
+
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+
+// One (namespace, actor type) pair served by a loaded plugin, with its
+// settings. Stable in memory for the Runtime's life.
+struct TypeBinding {
+  std::string ns;
+  std::string type;
+  std::shared_ptr<const Plugin> plugin;  // keeps the image loaded
+  const ActorType* actor_type = nullptr;
+  SnapshotPolicy snapshot;
+  int64_t idle_timeout_ms = 0;
+  uint32_t mailbox_capacity = 0;
+};
+
+// A queued command or state query.
+struct Task {
+  Task* next = nullptr;
+  bool query = false;
+  uint32_t command_index = 0;
+  uint32_t retries = 0;
+  Command command;
+  CommandCallback done;
+  std::function<void(Result<ActorView>)> query_done;
+  SteadyClock::time_point start;
+};
+
+enum class Phase : uint8_t { kIdle, kScheduled, kRunning, kCommitting };
+
+struct ActorMapKey {
+  const TypeBinding* binding;
+  std::string id;
+  bool operator==(const ActorMapKey&) const = default;
+};
+
+struct ActorMapKeyHash {
+  size_t operator()(const ActorMapKey& k) const {
+    return std::hash<std::string>{}(k.id) ^ (reinterpret_cast<uintptr_t>(k.binding) * 0x9E3779B97F4A7C15ull);
+  }
+};
+
+// An actor: kept small, since a host holds many of them. The state handle is
+// touched only by the worker that runs the actor (phase kRunning or
+// kCommitting) or, under the shard lock, when the actor is idle.
+struct Actor {
+  const ActorMapKey* key = nullptr;  // the map key (stable in the node)
+  void* state = nullptr;             // plugin state; nullptr = not activated
+  uint64_t version = 0;
+  uint64_t snapshot_version = 0;
+  Task* head = nullptr;
+  Task* tail = nullptr;
+  Actor* lru_prev = nullptr;
+  Actor* lru_next = nullptr;
+  int64_t last_used_ms = 0;
+  uint32_t queued = 0;
+  Phase phase = Phase::kIdle;
+};
+
+struct Shard {
+  std::mutex mu;
+  std::unordered_map<ActorMapKey, Actor, ActorMapKeyHash> actors;
+  Actor* lru_head = nullptr;  // most recently used
+  Actor* lru_tail = nullptr;
+  size_t active = 0;  // actors with a state
+};
+
+constexpr size_t kShards = 64;
+
+struct SnapshotJob {
+  ActorKey key;
+  Snapshot snapshot;
+  uint32_t keep;
+  std::string type;
+};
+
+class RuntimeImpl final : public Runtime {
+ public:
+  RuntimeImpl(RuntimeOptions opts, PluginRegistry& reg, EventStore& events,
+              SnapshotStore& snapshots, Bus* bus, RuntimeObserver* observer)
+      : opts_(std::move(opts)),
+        registry_(reg),
+        events_(events),
+        snapshots_(snapshots),
+        bus_(bus),
+        observer_(observer),
+        pool_(opts_.workers == 0 ? std::max(2u, std::thread::hardware_concurrency())
+                                 : opts_.workers) {
+    per_shard_max_ = std::max<size_t>(1, (opts_.max_active_actors + kShards - 1) / kShards);
+    janitor_ = std::thread([this] { janitor_loop(); });
+    snapshotter_ = std::thread([this] { snapshot_loop(); });
+  }
+
+  ~RuntimeImpl() override { shutdown(); }
+
+  Status check_actor(const std::string& ns, const std::string& type,
+                     const std::string& id) const override {
+    return resolve(ns, type, id).status();
+  }
+
+  void send(Command c, CommandCallback done) override {
+    const auto start = SteadyClock::now();
+    auto b = resolve(c.ns, c.type, c.id);
+    if (!b) return finish_early(c.type, std::move(done), b.status(), start);
+    const int index = (*b)->actor_type->command_index(c.name);
+    if (index < 0) {
+      return finish_early(c.type, std::move(done),
+                          Status::not_found("unknown command " + quote_for_message(c.name) +
+                                            " for actor type " + c.type),
+                          start);
+    }
+    if (c.payload.empty()) c.payload = "{}";
+    if (Status s = check_payload(c.payload); !s) {
+      return finish_early(c.type, std::move(done), s, start);
+    }
+    if (!c.idempotency_key.empty() && (c.idempotency_key.size() > 256 ||
+                                       !is_valid_utf8(c.idempotency_key))) {
+      return finish_early(c.type, std::move(done),
+                          Status::invalid("idempotency key must be valid UTF-8 of at most 256 bytes"),
+                          start);
+    }
+    auto* t = new Task();
+    t->command_index = static_cast<uint32_t>(index);
+    t->command = std::move(c);
+    t->done = std::move(done);
+    t->start = start;
+    enqueue(*b, t);
+  }
+
+  Result<ActorView> state(const std::string& ns, const std::string& type,
+                          const std::string& id) override {
+    auto b = resolve(ns, type, id);
+    if (!b) return b.status();
+    std::promise<Result<ActorView>> p;
+    auto f = p.get_future();
+    auto* t = new Task();
+    t->query = true;
+    t->command.id = id;
+    t->query_done = [&p](Result<ActorView> r) { p.set_value(std::move(r)); };
+    t->start = SteadyClock::now();
+    enqueue(*b, t);
+    return f.get();
+  }
+
+  Result<std::vector<StoredEvent>> events(const std::string& ns, const std::string& type,
+                                          const std::string& id, uint64_t from,
+                                          uint64_t limit) override {
+    auto b = resolve(ns, type, id);
+    if (!b) return b.status();
+    return events_.read_all(ActorKey{ns, type, id}, from, limit);
+  }
+
+  RuntimeStats stats() const override {
+    RuntimeStats s;
+    s.commands_ok = commands_ok_.load();
+    s.commands_rejected = commands_rejected_.load();
+    s.commands_failed = commands_failed_.load();
+    s.conflicts = conflicts_.load();
+    s.events_appended = events_appended_.load();
+    s.snapshots_taken = snapshots_taken_.load();
+    s.activations = activations_.load();
+    s.events_replayed = events_replayed_.load();
+    s.last_replay_length = last_replay_length_.load();
+    s.passivations = passivations_.load();
+    s.active_actors = active_actors_.load();
+    return s;
+  }
+
+  void passivate_all() override {
+    for (Shard& s : shards_) {
+      std::lock_guard lock(s.mu);
+      sweep(s, [](const Actor&) { return true; });
+    }
+  }
+
+  void shutdown() override {
+    {
+      std::unique_lock lock(stop_mu_);
+      if (stopped_) return;
+      stopping_.store(true);
+      // Finish what was queued: every task holds one count of in_flight_.
+      stop_cv_.wait(lock, [&] { return in_flight_ == 0; });
+      stopped_ = true;
+    }
+    stop_cv_.notify_all();
+    janitor_.join();
+    snap_cv_.notify_all();
+    snapshotter_.join();
+    pool_.stop();
+    if (Status s = events_.flush(); !s) log::error("runtime shutdown: store flush: " + s.message());
+    passivate_all();
+  }
+
+ private:
+  // --- validation -----------------------------------------------------------
+
+  Result<TypeBinding*> resolve(const std::string& ns, const std::string& type,
+                               const std::string& id) const {
+    if (std::find(opts_.namespaces.begin(), opts_.namespaces.end(), ns) == opts_.namespaces.end()) {
+      return Status::not_found("unknown namespace " + quote_for_message(ns));
+    }
+    if (std::string why = check_id(id); !why.empty()) {
+      return Status::invalid("invalid actor id " + quote_for_message(id) + ": " + why);
+    }
+    {
+      std::shared_lock lock(bind_mu_);
+      auto it = bindings_.find(ns + '\x1f' + type);
+      if (it != bindings_.end()) return it->second.get();
+    }
+    auto plugin = registry_.plugin_for_type(type);
+    if (!plugin) return Status::not_found("unknown actor type " + quote_for_message(type));
+    std::unique_lock lock(bind_mu_);
+    auto& slot = bindings_[ns + '\x1f' + type];
+    if (!slot) {
+      auto b = std::make_unique<TypeBinding>();
+      b->ns = ns;
+      b->type = type;
+      b->plugin = plugin;
+      b->actor_type = plugin->find_type(type);
+      b->snapshot = opts_.snapshot;
+      b->idle_timeout_ms = opts_.idle_timeout_ms;
+      b->mailbox_capacity = opts_.mailbox_capacity;
+      if (auto o = opts_.types.find(type); o != opts_.types.end()) {
+        if (o->second.snapshot) b->snapshot = *o->second.snapshot;
+        if (o->second.idle_timeout_ms) b->idle_timeout_ms = *o->second.idle_timeout_ms;
+        if (o->second.mailbox_capacity) b->mailbox_capacity = *o->second.mailbox_capacity;
+      }
+      slot = std::move(b);
+    }
+    return slot.get();
+  }
+
+  static Status check_payload(const std::string& payload) {
+    const size_t first = payload.find_first_not_of(" \t\r\n");
+    if (first == std::string::npos || payload[first] != '{') {
+      return Status::invalid("command payload must be a JSON object");
+    }
+    if (!nlohmann::json::accept(payload)) {
+      // Let the parser say where.
+      try {
+        auto parsed = nlohmann::json::parse(payload);
+        (void)parsed;
+      } catch (const nlohmann::json::exception& e) {
+        return Status::invalid(std::string("malformed JSON in command payload: ") + e.what());
+      }
+      return Status::invalid("malformed JSON in command payload");
+    }
+    return Status::ok();
+  }
+
+  // --- mailboxes ------------------------------------------------------------
+
+  Shard& shard_of(const TypeBinding* b, const std::string& id) {
+    return shards_[ActorMapKeyHash{}(ActorMapKey{b, id}) % kShards];
+  }
+
+  void enqueue(TypeBinding* b, Task* t) {
+    if (stopping_.load()) {
+      return fail_task(t, Status::unavailable("the host is shutting down"));
+    }
+    const std::string& id = t->command.id;
+    Shard& s = shard_of(b, id);
+    Actor* a = nullptr;
+    bool schedule = false;
+    {
+      std::lock_guard lock(s.mu);
+      auto [it, inserted] = s.actors.try_emplace(ActorMapKey{b, id});
+      a = &it->second;
+      if (inserted) {
+        a->key = &it->first;
+        a->last_used_ms = opts_.clock->mono_ms();
+      }
+      if (a->queued >= b->mailbox_capacity) {
+        a = nullptr;
+      } else {
+        lru_touch(s, a);
+        if (a->tail != nullptr) a->tail->next = t; else a->head = t;
+        a->tail = t;
+        ++a->queued;
+        in_flight_.fetch_add(1);
+        if (a->phase == Phase::kIdle) {
+          a->phase = Phase::kScheduled;
+          schedule = true;
+        }
+      }
+    }
+    if (a == nullptr) {
+      return fail_task(t, Status::unavailable("mailbox of actor " + b->ns + "/" + b->type + "/" + id +
+                                              " is full (" + std::to_string(b->mailbox_capacity) +
+                                              " commands waiting)"));
+    }
+    if (schedule) pool_.post([this, a] { drive(a); });
+  }
+
+  // Puts a task back at the head of the mailbox (conflict retry).
+  void requeue_front(Actor* a, Task* t) {
+    Shard& s = shard_of(a->key->binding, a->key->id);
+    std::lock_guard lock(s.mu);
+    t->next = a->head;
+    a->head = t;
+    if (a->tail == nullptr) a->tail = t;
+    ++a->queued;
+  }
+
+  // Takes the next task, or marks the actor idle when there is none.
+  Task* take(Actor* a) {
+    Shard& s = shard_of(a->key->binding, a->key->id);
+    std::lock_guard lock(s.mu);
+    Task* t = a->head;
+    if (t == nullptr) {
+      a->phase = Phase::kIdle;
+      a->last_used_ms = opts_.clock->mono_ms();
+      return nullptr;
+    }
+    a->head = t->next;
+    if (a->head == nullptr) a->tail = nullptr;
+    t->next = nullptr;
+    --a->queued;
+    a->phase = Phase::kRunning;
+    return t;
+  }
+
+  void drive(Actor* a) {
+    while (Task* t = take(a)) {
+      if (!run(a, t)) return;  // went to the store; on_committed continues
+    }
+  }
+
+  // --- the pipeline ---------------------------------------------------------
+
+  // Runs one task. Returns false when the task is waiting for the store.
+  bool run(Actor* a, Task* t) {
+    const TypeBinding& b = *a->key->binding;
+    const ActorType& type = *b.actor_type;
+    if (a->state == nullptr) {
+      if (Status s = activate(a); !s) {
+        finish(t, b, error_result(s));
+        return true;
+      }
+    }
+    if (t->query) {
+      Result<ActorView> r = Status::not_found("actor " + b.ns + "/" + b.type + "/" + a->key->id +
+                                              " has no events");
+      if (a->version > 0) {
+        auto v = type.view(a->state);
+        r = v ? Result<ActorView>(ActorView{a->version, std::move(v).value()})
+              : Result<ActorView>(v.status());
+      }
+      t->query_done(std::move(r));
+      done_task(t);
+      return true;
+    }
+    Command& c = t->command;
+    const ActorKey key{b.ns, b.type, a->key->id};
+    if (!c.idempotency_key.empty()) {
+      auto hit = events_.find_idempotent(key, c.idempotency_key);
+      if (!hit) {
+        finish(t, b, error_result(hit.status()));
+        return true;
+      }
+      if (hit->has_value()) {
+        finish(t, b, duplicate_result(key, **hit));
+        return true;
+      }
+    }
+    if (c.expected_version && *c.expected_version != a->version) {
+      finish(t, b, conflict_result(key, *c.expected_version, a->version));
+      return true;
+    }
+    Decision d = type.decide(a->state, t->command_index, c.payload, a->key->id, a->version);
+    if (!d.status) {
+      CommandResult r;
+      r.status = std::move(d.status);
+      r.reject_code = std::move(d.reject_code);
+      r.version = a->version;
+      finish(t, b, std::move(r));
+      return true;
+    }
+    if (d.events.empty()) {
+      CommandResult r;
+      r.version = a->version;
+      finish(t, b, std::move(r));
+      return true;
+    }
+    AppendRequest req;
+    req.key = key;
+    req.expected_version = a->version;
+    req.idempotency_key = c.idempotency_key;
+    req.timestamp_ms = opts_.clock->wall_ms();
+    req.events.reserve(d.events.size());
+    for (auto& e : d.events) req.events.push_back({type.events()[e.index], std::move(e.payload)});
+    set_phase(a, Phase::kCommitting);
+    // The request is moved into the store; keep what on_committed needs.
+    auto pending = std::make_shared<AppendRequest>(req);
+    events_.append(std::move(req), [this, a, t, pending](AppendResult r) {
+      pool_.post([this, a, t, pending, r = std::move(r)]() mutable {
+        on_committed(a, t, *pending, std::move(r));
+        drive(a);
+      });
+    });
+    return false;
+  }
+
+  void on_committed(Actor* a, Task* t, AppendRequest& req, AppendResult r) {
+    const TypeBinding& b = *a->key->binding;
+    const ActorType& type = *b.actor_type;
+    if (r.status.code() == StatusCode::kConflict) {
+      conflicts_.fetch_add(1);
+      // Someone else wrote: our state is stale. Reload and decide again,
+      // unless the caller pinned a version.
+      deactivate(a);
+      if (!t->command.expected_version && t->retries < opts_.conflict_retries) {
+        ++t->retries;
+        requeue_front(a, t);
+        return;
+      }
+      finish(t, b, conflict_result(req.key, req.expected_version, r.current_version));
+      return;
+    }
+    if (!r.status) {
+      finish(t, b, error_result(r.status));
+      return;
+    }
+    if (r.duplicate) {
+      // Another node committed this key between our check and our append.
+      deactivate(a);
+      finish(t, b, duplicate_result(req.key, {r.first_version, r.version}));
+      return;
+    }
+    CommandResult out;
+    out.version = r.version;
+    out.events.reserve(req.events.size());
+    uint64_t v = r.first_version;
+    for (auto& e : req.events) {
+      out.events.push_back({v++, std::move(e.type), std::move(e.payload), req.timestamp_ms});
+    }
+    events_appended_.fetch_add(out.events.size());
+    if (observer_) observer_->on_events_appended(b.type, out.events.size());
+    for (const StoredEvent& e : out.events) {
+      const int idx = type.event_index(e.type);
+      Status s = type.apply(a->state, static_cast<uint32_t>(idx), e.payload, e.version);
+      if (!s) {
+        // The events are stored; the plugin could not apply its own event.
+        // Drop the state so the next activation replays (and reports it).
+        log::error("actor " + req.key.to_string() + ": " + s.message() +
+                   "; the actor is passivated and will replay on its next command");
+        deactivate(a);
+        break;
+      }
+      a->version = e.version;
+    }
+    publish(req.key, out.events);
+    if (a->state != nullptr) maybe_snapshot(a);
+    finish(t, b, std::move(out));
+  }
+
+  // Loads the latest usable snapshot and replays the events after it.
+  Status activate(Actor* a) {
+    const TypeBinding& b = *a->key->binding;
+    const ActorType& type = *b.actor_type;
+    const ActorKey key{b.ns, b.type, a->key->id};
+    auto created = type.create();
+    if (!created) return created.status();
+    void* state = *created;
+    uint64_t version = 0;
+    bool from_snapshot = false;
+    auto snap = snapshots_.latest(key);
+    if (!snap) {
+      type.destroy(state);
+      return snap.status();
+    }
+    if (snap->has_value()) {
+      const Snapshot& s = **snap;
+      if (use_snapshot(key, type, state, s)) {
+        version = s.version;
+        from_snapshot = true;
+      } else {
+        // restore may have left the state half-written: start clean.
+        type.destroy(state);
+        created = type.create();
+        if (!created) return created.status();
+        state = *created;
+      }
+    }
+    uint64_t replayed = 0;
+    Status rs = events_.read(key, version + 1, UINT64_MAX, [&](const StoredEvent& e) {
+      const int idx = type.event_index(e.type);
+      if (idx < 0) {
+        return Status::corruption("actor " + key.to_string() + ", event at version " +
+                                  std::to_string(e.version) + ": event type " +
+                                  quote_for_message(e.type) + " is not in the model of " +
+                                  type.name() + " (plugin " + type.plugin().name() + " " +
+                                  type.plugin().version() + ")");
+      }
+      Status s = type.apply(state, static_cast<uint32_t>(idx), e.payload, e.version);
+      if (!s) {
+        return Status(StatusCode::kCorruption, "actor " + key.to_string() +
+                                                   ", replay at version " +
+                                                   std::to_string(e.version) + ": " + s.message());
+      }
+      version = e.version;
+      ++replayed;
+      return Status::ok();
+    });
+    if (!rs) {
+      type.destroy(state);
+      log::error(rs.message());
+      return rs;
+    }
+    a->state = state;
+    a->version = version;
+    a->snapshot_version = from_snapshot ? (*snap)->version : 0;
+    activations_.fetch_add(1);
+    events_replayed_.fetch_add(replayed);
+    last_replay_length_.store(replayed);
+    active_actors_.fetch_add(1);
+    if (observer_) observer_->on_activation(b.type, replayed, from_snapshot);
+    note_activated(a);
+    // A long replay is worth a snapshot now, so the next activation is short.
+    if (b.snapshot.every > 0 && replayed >= b.snapshot.every) maybe_snapshot(a);
+    return Status::ok();
+  }
+
+  bool use_snapshot(const ActorKey& key, const ActorType& type, void* state, const Snapshot& s) {
+    if (s.plugin != type.plugin().name()) {
+      log::warn("actor " + key.to_string() + ": snapshot v" + std::to_string(s.version) +
+                " was written by plugin " + s.plugin + ", not " + type.plugin().name() +
+                "; replaying events instead");
+      return false;
+    }
+    std::string upgraded;
+    const std::string* bytes = &s.bytes;
+    if (s.schema_version != type.schema_version()) {
+      if (!type.has_upgrade()) {
+        log::info("actor " + key.to_string() + ": snapshot v" + std::to_string(s.version) +
+                  " has state schema " + std::to_string(s.schema_version) + ", plugin has " +
+                  std::to_string(type.schema_version()) + "; replaying events instead");
+        return false;
+      }
+      auto up = type.upgrade(s.schema_version, s.bytes);
+      if (!up) {
+        log::warn("actor " + key.to_string() + ": " + up.status().message() +
+                  "; replaying events instead");
+        return false;
+      }
+      upgraded = std::move(up).value();
+      bytes = &upgraded;
+    }
+    if (Status r = type.restore(state, *bytes); !r) {
+      log::warn("actor " + key.to_string() + ": snapshot v" + std::to_string(s.version) + ": " +
+                r.message() + "; replaying events instead");
+      return false;
+    }
+    return true;
+  }
+
+  void maybe_snapshot(Actor* a) {
+    const TypeBinding& b = *a->key->binding;
+    if (b.snapshot.every == 0 || a->version - a->snapshot_version < b.snapshot.every) return;
+    auto bytes = b.actor_type->snapshot(a->state);
+    if (!bytes) {
+      log::warn("actor " + b.ns + "/" + b.type + "/" + a->key->id + ": " + bytes.status().message());
+      return;
+    }
+    a->snapshot_version = a->version;
+    SnapshotJob job{ActorKey{b.ns, b.type, a->key->id},
+                    Snapshot{a->version, b.plugin->name(), b.actor_type->schema_version(),
+                             std::move(bytes).value(), opts_.clock->wall_ms()},
+                    b.snapshot.keep, b.type};
+    {
+      std::lock_guard lock(snap_mu_);
+      if (snap_queue_.size() >= kMaxQueuedSnapshots) return;  // next policy tick retries
+      snap_queue_.push_back(std::move(job));
+    }
+    snap_cv_.notify_one();
+  }
+
+  void snapshot_loop() {
+    std::unique_lock lock(snap_mu_);
+    for (;;) {
+      snap_cv_.wait(lock, [&] { return stopped_flag() || !snap_queue_.empty(); });
+      if (snap_queue_.empty()) return;
+      SnapshotJob job = std::move(snap_queue_.front());
+      snap_queue_.pop_front();
+      lock.unlock();
+      if (Status s = snapshots_.save(job.key, job.snapshot, job.keep); !s) {
+        log::warn("snapshot of " + job.key.to_string() + " v" +
+                  std::to_string(job.snapshot.version) + " not saved: " + s.message());
+      } else {
+        snapshots_taken_.fetch_add(1);
+        if (observer_) observer_->on_snapshot(job.type);
+      }
+      lock.lock();
+    }
+  }
+
+  void publish(const ActorKey& key, const std::vector<StoredEvent>& events) {
+    if (bus_ == nullptr || events.empty() || !bus_->has_subscribers()) return;
+    const std::string subject = events_subject(key.ns, key.type, key.id);
+    for (const StoredEvent& e : events) {
+      // Names and ids are from the safe alphabet: no escaping needed.
+      std::string data = R"({"id":")" + event_id(key, e.version) + R"(","ns":")" + key.ns +
+                         R"(","type":")" + key.type + R"(","actor_id":")" + key.id +
+                         R"(","version":)" + std::to_string(e.version) + R"(,"event_type":")" +
+                         e.type + R"(","timestamp":)" + std::to_string(e.timestamp_ms) +
+                         R"(,"node":")" + opts_.node_id + R"(","payload":)" + e.payload + "}";
+      bus_->publish(Message{subject, std::move(data)});
+    }
+    const StoredEvent& last = events.back();
+    bus_->publish(Message{stored_subject(key.ns, key.type, key.id),
+                          R"({"ns":")" + key.ns + R"(","type":")" + key.type +
+                              R"(","actor_id":")" + key.id + R"(","version":)" +
+                              std::to_string(last.version) + R"(,"event_id":")" +
+                              event_id(key, last.version) + R"(","node":")" + opts_.node_id +
+                              R"("})"});
+  }
+
+  // --- results --------------------------------------------------------------
+
+  static CommandResult error_result(Status s) {
+    CommandResult r;
+    r.status = std::move(s);
+    return r;
+  }
+
+  static CommandResult conflict_result(const ActorKey& key, uint64_t attempted, uint64_t current) {
+    CommandResult r;
+    r.status = Status::conflict("actor " + key.to_string() + ": expected version " +
+                                std::to_string(attempted) + ", current version " +
+                                std::to_string(current));
+    r.attempted_version = attempted;
+    r.current_version = current;
+    return r;
+  }
+
+  CommandResult duplicate_result(const ActorKey& key, const IdempotentCommit& c) {
+    CommandResult r;
+    r.duplicate = true;
+    r.version = c.last_version;
+    auto ev = events_.read_all(key, c.first_version, c.last_version - c.first_version + 1);
+    if (!ev) return error_result(ev.status());
+    r.events = std::move(ev).value();
+    return r;
+  }
+
+  void finish(Task* t, const TypeBinding& b, CommandResult r) {
+    if (t->query) {
+      t->query_done(r.status);
+      done_task(t);
+      return;
+    }
+    const char* outcome = "ok";
+    if (r.status.is_ok()) {
+      commands_ok_.fetch_add(1);
+    } else if (r.status.code() == StatusCode::kRejected) {
+      commands_rejected_.fetch_add(1);
+      outcome = "rejected";
+    } else {
+      commands_failed_.fetch_add(1);
+      outcome = status_code_name(r.status.code());
+    }
+    if (observer_) {
+      observer_->on_command(
+          b.type, outcome,
+          std::chrono::duration<double>(SteadyClock::now() - t->start).count());
+    }
+    t->done(std::move(r));
+    done_task(t);
+  }
+
+  void finish_early(const std::string& type, CommandCallback done, Status s,
+                    SteadyClock::time_point start) {
+    commands_failed_.fetch_add(1);
+    if (observer_) {
+      observer_->on_command(type, status_code_name(s.code()),
+                            std::chrono::duration<double>(SteadyClock::now() - start).count());
+    }
+    done(error_result(std::move(s)));
+  }
+
+  void fail_task(Task* t, Status s) {
+    if (t->query) {
+      t->query_done(std::move(s));
+      delete t;
+      return;
+    }
+    const std::string type = t->command.type;
+    finish_early(type, std::move(t->done), std::move(s), t->start);
+    delete t;
+  }
+
+  void done_task(Task* t) {
+    delete t;
+    if (in_flight_.fetch_sub(1) == 1 && stopping_.load()) {
+      std::lock_guard lock(stop_mu_);
+      stop_cv_.notify_all();
+    }
+  }
+
+  // --- activation bookkeeping, passivation ----------------------------------
+
+  void set_phase(Actor* a, Phase p) {
+    Shard& s = shard_of(a->key->binding, a->key->id);
+    std::lock_guard lock(s.mu);
+    a->phase = p;
+  }
+
+  // Releases the state of an actor this worker runs.
+  void deactivate(Actor* a) {
+    if (a->state == nullptr) return;
+    a->key->binding->actor_type->destroy(a->state);
+    Shard& s = shard_of(a->key->binding, a->key->id);
+    std::lock_guard lock(s.mu);
+    a->state = nullptr;
+    a->version = 0;
+    a->snapshot_version = 0;
+    --s.active;
+    active_actors_.fetch_sub(1);
+  }
+
+  // Counts a new activation and evicts least recently used idle actors of
+  // the shard beyond its share of max_active_actors.
+  void note_activated(Actor* self) {
+    Shard& s = shard_of(self->key->binding, self->key->id);
+    std::lock_guard lock(s.mu);
+    ++s.active;
+    for (Actor* a = s.lru_tail; a != nullptr && s.active > per_shard_max_;) {
+      Actor* prev = a->lru_prev;
+      if (a != self && evictable(*a) && a->state != nullptr) erase(s, a);
+      a = prev;
+    }
+  }
+
+  static bool evictable(const Actor& a) { return a.phase == Phase::kIdle && a.head == nullptr; }
+
+  // REQUIRES: s.mu held, evictable(*a).
+  void erase(Shard& s, Actor* a) {
+    if (a->state != nullptr) {
+      a->key->binding->actor_type->destroy(a->state);
+      --s.active;
+      active_actors_.fetch_sub(1);
+      passivations_.fetch_add(1);
+    }
+    lru_unlink(s, a);
+    const ActorMapKey key = *a->key;
+    s.actors.erase(key);
+  }
+
+  template <class Pred>
+  void sweep(Shard& s, Pred&& pred) {
+    for (Actor* a = s.lru_tail; a != nullptr;) {
+      Actor* prev = a->lru_prev;
+      if (evictable(*a) && pred(*a)) erase(s, a);
+      a = prev;
+    }
+  }
+
+  void lru_unlink(Shard& s, Actor* a) {
+    if (a->lru_prev) a->lru_prev->lru_next = a->lru_next; else if (s.lru_head == a) s.lru_head = a->lru_next;
+    if (a->lru_next) a->lru_next->lru_prev = a->lru_prev; else if (s.lru_tail == a) s.lru_tail = a->lru_prev;
+    a->lru_prev = a->lru_next = nullptr;
+  }
+
+  void lru_touch(Shard& s, Actor* a) {
+    if (s.lru_head == a) return;
+    lru_unlink(s, a);
+    a->lru_next = s.lru_head;
+    if (s.lru_head) s.lru_head->lru_prev = a;
+    s.lru_head = a;
+    if (s.lru_tail == nullptr) s.lru_tail = a;
+  }
+
+  bool stopped_flag() {
+    return stopped_.load();
+  }
+
+  void janitor_loop() {
+    std::unique_lock lock(stop_mu_);
+    for (;;) {
+      const int64_t interval = opts_.idle_timeout_ms > 0
+                                   ? std::clamp<int64_t>(opts_.idle_timeout_ms / 4, 10, 1000)
+                                   : 1000;
+      stop_cv_.wait_for(lock, std::chrono::milliseconds(interval), [&] { return stopped_.load(); });
+      if (stopped_.load()) return;
+      lock.unlock();
+      const int64_t now = opts_.clock->mono_ms();
+      for (Shard& s : shards_) {
+        std::lock_guard sl(s.mu);
+        sweep(s, [&](const Actor& a) {
+          const int64_t timeout = a.key->binding->idle_timeout_ms;
+          return timeout > 0 && now - a.last_used_ms >= timeout;
+        });
+      }
+      lock.lock();
+    }
+  }
+
+  static constexpr size_t kMaxQueuedSnapshots = 10000;
+
+  RuntimeOptions opts_;
+  PluginRegistry& registry_;
+  EventStore& events_;
+  SnapshotStore& snapshots_;
+  Bus* bus_;
+  RuntimeObserver* observer_;
+
+  mutable std::shared_mutex bind_mu_;
+  mutable std::unordered_map<std::string, std::unique_ptr<TypeBinding>> bindings_;
+
+  std::array<Shard, kShards> shards_;
+  size_t per_shard_max_ = 1;
+
+  std::mutex stop_mu_;
+  std::condition_variable stop_cv_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> stopped_{false};
+  std::atomic<uint64_t> in_flight_{0};
+
+  std::mutex snap_mu_;
+  std::condition_variable snap_cv_;
+  std::deque<SnapshotJob> snap_queue_;
+
+  std::atomic<uint64_t> commands_ok_{0}, commands_rejected_{0}, commands_failed_{0},
+      conflicts_{0}, events_appended_{0}, snapshots_taken_{0}, activations_{0},
+      events_replayed_{0}, last_replay_length_{0}, passivations_{0}, active_actors_{0};
+
+  WorkerPool pool_;
+  std::thread janitor_;
+  std::thread snapshotter_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Runtime>> Runtime::create(RuntimeOptions options, PluginRegistry& registry,
+                                                 EventStore& events, SnapshotStore& snapshots,
+                                                 Bus* bus, RuntimeObserver* observer) {
+  if (options.namespaces.empty()) return Status::invalid("runtime: no namespace configured");
+  for (const auto& ns : options.namespaces) {
+    if (std::string why = check_name(ns); !why.empty()) {
+      return Status::invalid("runtime: namespace " + quote_for_message(ns) + " " + why);
+    }
+  }
+  if (options.mailbox_capacity == 0) return Status::invalid("runtime: mailbox capacity must be >= 1");
+  return std::unique_ptr<Runtime>(
+      new RuntimeImpl(std::move(options), registry, events, snapshots, bus, observer));
+}
+
+}  // namespace aether

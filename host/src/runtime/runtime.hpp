@@ -1,0 +1,152 @@
+// The runtime module: actors, mailboxes, the worker pool, activation and
+// passivation, and the command pipeline
+//
+//   validate -> activate if needed -> decide -> append(expected version)
+//            -> apply -> publish -> reply
+//
+// This is the public runtime API that the HTTP server, the NATS ingress and
+// the benchmarks all call.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/clock.hpp"
+#include "core/records.hpp"
+#include "core/status.hpp"
+
+namespace aether {
+
+class Bus;
+class EventStore;
+class PluginRegistry;
+class SnapshotStore;
+
+struct SnapshotPolicy {
+  uint32_t every = 100;  // snapshot after this many events since the last (0 = never)
+  uint32_t keep = 2;     // snapshots kept per actor
+};
+
+// Per actor type settings (defaults come from RuntimeOptions).
+struct ActorTypeOptions {
+  std::optional<SnapshotPolicy> snapshot;
+  std::optional<int64_t> idle_timeout_ms;
+  std::optional<uint32_t> mailbox_capacity;
+};
+
+struct RuntimeOptions {
+  std::vector<std::string> namespaces = {"default"};
+  uint32_t workers = 0;                // 0 = number of cores
+  uint32_t max_active_actors = 100000;  // beyond it, least recently used idle actors passivate
+  int64_t idle_timeout_ms = 300000;    // idle actors passivate after this (0 = never)
+  uint32_t mailbox_capacity = 1024;    // commands waiting per actor; more fail with 503
+  uint32_t conflict_retries = 3;       // reload-and-retry rounds after a version conflict
+  SnapshotPolicy snapshot;
+  std::map<std::string, ActorTypeOptions, std::less<>> types;  // by actor type name
+  std::string node_id = "node-1";
+  const Clock* clock = &SystemClock::instance();
+};
+
+struct Command {
+  std::string ns;
+  std::string type;
+  std::string id;
+  std::string name;      // the command name in the actor type's model
+  std::string payload;   // a JSON object; empty means {}
+  // When set, the command fails at once with kConflict unless the actor is
+  // at exactly this version (no retry).
+  std::optional<uint64_t> expected_version;
+  // When set, a command with a key this actor has committed before returns
+  // that first commit's result and writes nothing, also after a restart.
+  std::string idempotency_key;
+};
+
+struct CommandResult {
+  // kOk, kRejected (the plugin refused; see reject_code), kInvalidArgument,
+  // kNotFound, kConflict, kUnavailable, kPluginError, kCorruption, kInternal.
+  Status status;
+  std::string reject_code;
+  uint64_t version = 0;           // kOk: the actor's version after the command
+  uint64_t attempted_version = 0;  // kConflict: the version the command expected
+  uint64_t current_version = 0;   // kConflict: the actor's actual version
+  std::vector<StoredEvent> events;  // kOk: the command's events
+  bool duplicate = false;         // kOk: an idempotent replay of an earlier commit
+};
+
+using CommandCallback = std::function<void(CommandResult)>;
+
+struct ActorView {
+  uint64_t version = 0;
+  std::string view;  // the plugin's JSON view of the state
+};
+
+struct RuntimeStats {
+  uint64_t commands_ok = 0;
+  uint64_t commands_rejected = 0;
+  uint64_t commands_failed = 0;
+  uint64_t conflicts = 0;
+  uint64_t events_appended = 0;
+  uint64_t snapshots_taken = 0;
+  uint64_t activations = 0;
+  uint64_t events_replayed = 0;    // summed over all activations
+  uint64_t last_replay_length = 0;  // events replayed by the latest activation
+  uint64_t passivations = 0;
+  uint64_t active_actors = 0;
+};
+
+// Hooks for metrics; called on worker threads, must be cheap and thread-safe.
+class RuntimeObserver {
+ public:
+  virtual ~RuntimeObserver() = default;
+  // outcome: "ok", "rejected", or a status code name.
+  virtual void on_command(const std::string& type, const char* outcome, double seconds) = 0;
+  virtual void on_activation(const std::string& type, uint64_t replayed, bool from_snapshot) = 0;
+  virtual void on_snapshot(const std::string& type) = 0;
+  virtual void on_events_appended(const std::string& type, size_t n) = 0;
+};
+
+class Runtime {
+ public:
+  // REQUIRES: registry, events, snapshots (and bus, observer if given) outlive
+  // the Runtime.
+  static Result<std::unique_ptr<Runtime>> create(RuntimeOptions options, PluginRegistry& registry,
+                                                 EventStore& events, SnapshotStore& snapshots,
+                                                 Bus* bus = nullptr,
+                                                 RuntimeObserver* observer = nullptr);
+  virtual ~Runtime() = default;
+
+  // Queues a command; `done` is called exactly once, on a worker thread (or
+  // inline when the command is refused before queueing).
+  virtual void send(Command command, CommandCallback done) = 0;
+  CommandResult send_sync(Command command);
+
+  // The plugin's view of an actor's state and its version. kNotFound for an
+  // unknown namespace/type or an actor that has no events.
+  virtual Result<ActorView> state(const std::string& ns, const std::string& type,
+                                  const std::string& id) = 0;
+
+  // An actor's events from `from_version` (1-based), at most `limit`.
+  virtual Result<std::vector<StoredEvent>> events(const std::string& ns, const std::string& type,
+                                                  const std::string& id, uint64_t from_version,
+                                                  uint64_t limit) = 0;
+
+  virtual RuntimeStats stats() const = 0;
+
+  // Checks ns/type/id against the model and the safe alphabet, as send() does.
+  virtual Status check_actor(const std::string& ns, const std::string& type,
+                             const std::string& id) const = 0;
+
+  // Passivates every idle actor now (tests, tools).
+  virtual void passivate_all() = 0;
+
+  // Refuses new commands, finishes the queued ones, flushes the store and
+  // releases every actor. Idempotent; also run by the destructor.
+  virtual void shutdown() = 0;
+};
+
+}  // namespace aether

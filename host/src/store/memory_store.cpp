@@ -1,0 +1,148 @@
+// The memory backend: one stream per actor in a map, guarded by striped
+// mutexes so appends to different actors run in parallel.
+#include <array>
+#include <map>
+#include <mutex>
+#include <unordered_map>
+
+#include "store/store.hpp"
+
+namespace aether {
+namespace {
+
+struct KeyHash {
+  size_t operator()(const ActorKey& k) const {
+    std::hash<std::string> h;
+    return h(k.ns) * 31 * 31 + h(k.type) * 31 + h(k.id);
+  }
+};
+
+struct Stream {
+  std::vector<StoredEvent> events;
+  std::unordered_map<std::string, IdempotentCommit> idempotency;
+  std::vector<Snapshot> snapshots;  // oldest first
+};
+
+class MemoryStore final : public Store {
+ public:
+  void append(AppendRequest req, AppendCallback done) override {
+    AppendResult r;
+    {
+      Stripe& s = stripe(req.key);
+      std::lock_guard lock(s.mu);
+      Stream& st = s.streams[req.key];
+      const uint64_t current = st.events.size();
+      if (!req.idempotency_key.empty()) {
+        auto it = st.idempotency.find(req.idempotency_key);
+        if (it != st.idempotency.end()) {
+          r.duplicate = true;
+          r.first_version = it->second.first_version;
+          r.version = it->second.last_version;
+          done(std::move(r));
+          return;
+        }
+      }
+      if (req.events.empty()) {
+        r.status = Status::invalid("an append needs at least one event");
+      } else if (current != req.expected_version) {
+        r.status = Status::conflict("actor " + req.key.to_string() + ": expected version " +
+                                    std::to_string(req.expected_version) + ", current " +
+                                    std::to_string(current));
+        r.current_version = current;
+      } else {
+        r.first_version = current + 1;
+        for (auto& e : req.events) {
+          st.events.push_back({st.events.size() + 1, std::move(e.type), std::move(e.payload),
+                               req.timestamp_ms});
+        }
+        r.version = st.events.size();
+        if (!req.idempotency_key.empty()) {
+          st.idempotency[req.idempotency_key] = {r.first_version, r.version};
+        }
+      }
+    }
+    done(std::move(r));
+  }
+
+  Status read(const ActorKey& key, uint64_t from_version, uint64_t limit,
+              const EventVisitor& visit) override {
+    std::vector<StoredEvent> copy;
+    {
+      Stripe& s = stripe(key);
+      std::lock_guard lock(s.mu);
+      auto it = s.streams.find(key);
+      if (it == s.streams.end()) return Status::ok();
+      const auto& ev = it->second.events;
+      const uint64_t start = from_version == 0 ? 0 : from_version - 1;
+      for (uint64_t i = start; i < ev.size() && copy.size() < limit; ++i) copy.push_back(ev[i]);
+    }
+    for (const auto& e : copy) {
+      if (Status st = visit(e); !st) return st;
+    }
+    return Status::ok();
+  }
+
+  Result<uint64_t> latest_version(const ActorKey& key) override {
+    Stripe& s = stripe(key);
+    std::lock_guard lock(s.mu);
+    auto it = s.streams.find(key);
+    return it == s.streams.end() ? uint64_t{0} : uint64_t{it->second.events.size()};
+  }
+
+  Result<std::optional<IdempotentCommit>> find_idempotent(const ActorKey& key,
+                                                          const std::string& k) override {
+    Stripe& s = stripe(key);
+    std::lock_guard lock(s.mu);
+    auto it = s.streams.find(key);
+    if (it == s.streams.end()) return std::optional<IdempotentCommit>();
+    auto i = it->second.idempotency.find(k);
+    if (i == it->second.idempotency.end()) return std::optional<IdempotentCommit>();
+    return std::optional<IdempotentCommit>(i->second);
+  }
+
+  Status flush() override { return Status::ok(); }
+
+  Status save(const ActorKey& key, const Snapshot& snapshot, uint32_t keep) override {
+    Stripe& s = stripe(key);
+    std::lock_guard lock(s.mu);
+    auto& snaps = s.streams[key].snapshots;
+    std::erase_if(snaps, [&](const Snapshot& x) { return x.version == snapshot.version; });
+    snaps.push_back(snapshot);
+    std::sort(snaps.begin(), snaps.end(),
+              [](const Snapshot& a, const Snapshot& b) { return a.version < b.version; });
+    const size_t k = keep == 0 ? 1 : keep;
+    if (snaps.size() > k) snaps.erase(snaps.begin(), snaps.end() - static_cast<ptrdiff_t>(k));
+    return Status::ok();
+  }
+
+  Result<std::optional<Snapshot>> latest(const ActorKey& key) override {
+    Stripe& s = stripe(key);
+    std::lock_guard lock(s.mu);
+    auto it = s.streams.find(key);
+    if (it == s.streams.end() || it->second.snapshots.empty()) return std::optional<Snapshot>();
+    return std::optional<Snapshot>(it->second.snapshots.back());
+  }
+
+  Result<std::vector<Snapshot>> list(const ActorKey& key) override {
+    Stripe& s = stripe(key);
+    std::lock_guard lock(s.mu);
+    auto it = s.streams.find(key);
+    if (it == s.streams.end()) return std::vector<Snapshot>();
+    return std::vector<Snapshot>(it->second.snapshots.rbegin(), it->second.snapshots.rend());
+  }
+
+ private:
+  struct Stripe {
+    std::mutex mu;
+    std::unordered_map<ActorKey, Stream, KeyHash> streams;
+  };
+  Stripe& stripe(const ActorKey& k) { return stripes_[KeyHash{}(k) % stripes_.size()]; }
+
+  std::array<Stripe, 64> stripes_;
+};
+
+}  // namespace
+
+std::unique_ptr<Store> make_memory_store() { return std::make_unique<MemoryStore>(); }
+
+}  // namespace aether

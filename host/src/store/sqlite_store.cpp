@@ -1,0 +1,596 @@
+// The SQLite backend.
+//
+// One writer thread owns the write connection and turns whatever appends are
+// waiting into one transaction (group commit): while a commit is being made
+// durable, the next batch gathers. Inside the transaction each append checks
+// its actor's version exactly (SELECT MAX(version) sees the batch's own
+// earlier writes), so grouping never weakens the check. The schema's primary
+// key (ns, type, id, version) makes a second event at a version impossible
+// whatever a buggy writer does. Readers use their own connections (WAL).
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <filesystem>
+#include <future>
+#include <mutex>
+#include <thread>
+#include <variant>
+
+#include "core/log.hpp"
+#include "store/store.hpp"
+
+namespace aether {
+namespace {
+
+constexpr int kSchemaVersion = 1;
+
+const char* const kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS aether_meta (
+  key   TEXT PRIMARY KEY,
+  value TEXT NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS events (
+  ns         TEXT    NOT NULL,
+  type       TEXT    NOT NULL,
+  id         TEXT    NOT NULL,
+  version    INTEGER NOT NULL CHECK (version >= 1),
+  event_type TEXT    NOT NULL,
+  payload    TEXT    NOT NULL,
+  ts         INTEGER NOT NULL,
+  PRIMARY KEY (ns, type, id, version)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS idempotency (
+  ns            TEXT    NOT NULL,
+  type          TEXT    NOT NULL,
+  id            TEXT    NOT NULL,
+  key           TEXT    NOT NULL,
+  first_version INTEGER NOT NULL,
+  last_version  INTEGER NOT NULL,
+  PRIMARY KEY (ns, type, id, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS snapshots (
+  ns             TEXT    NOT NULL,
+  type           TEXT    NOT NULL,
+  id             TEXT    NOT NULL,
+  version        INTEGER NOT NULL,
+  plugin         TEXT    NOT NULL,
+  schema_version INTEGER NOT NULL,
+  bytes          BLOB    NOT NULL,
+  ts             INTEGER NOT NULL,
+  PRIMARY KEY (ns, type, id, version)
+) WITHOUT ROWID;
+)sql";
+
+// A prepared statement, reset after each use.
+class Stmt {
+ public:
+  Stmt() = default;
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+  ~Stmt() { sqlite3_finalize(s_); }
+
+  int prepare(sqlite3* db, const char* sql) {
+    return sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s_, nullptr);
+  }
+  sqlite3_stmt* get() { return s_; }
+  void bind(int i, const std::string& v) {
+    sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
+  }
+  void bind_blob(int i, const std::string& v) {
+    sqlite3_bind_blob(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
+  }
+  void bind(int i, int64_t v) { sqlite3_bind_int64(s_, i, v); }
+  void bind_key(const ActorKey& k) {
+    bind(1, k.ns);
+    bind(2, k.type);
+    bind(3, k.id);
+  }
+  int step() { return sqlite3_step(s_); }
+  void reset() {
+    sqlite3_reset(s_);
+    sqlite3_clear_bindings(s_);
+  }
+  int64_t col_int(int i) { return sqlite3_column_int64(s_, i); }
+  std::string col_text(int i) {
+    const auto* p = sqlite3_column_blob(s_, i);
+    return p == nullptr ? std::string()
+                        : std::string(static_cast<const char*>(p),
+                                      static_cast<size_t>(sqlite3_column_bytes(s_, i)));
+  }
+  int col_type(int i) { return sqlite3_column_type(s_, i); }
+
+ private:
+  sqlite3_stmt* s_ = nullptr;
+};
+
+// Resets a statement when the scope ends.
+struct Resetter {
+  Stmt& s;
+  ~Resetter() { s.reset(); }
+};
+
+std::string db_error(sqlite3* db, const std::string& what) {
+  return "sqlite: " + what + ": " + sqlite3_errmsg(db);
+}
+
+Status exec(sqlite3* db, const char* sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string m = err != nullptr ? err : sqlite3_errmsg(db);
+    sqlite3_free(err);
+    return Status::internal("sqlite: " + std::string(sql).substr(0, 40) + "...: " + m);
+  }
+  return Status::ok();
+}
+
+// One connection with the statements it needs.
+struct Connection {
+  sqlite3* db = nullptr;
+  Stmt max_version, insert_event, find_idem, insert_idem, read_events;
+  Stmt save_snapshot, trim_snapshots, list_snapshots;
+
+  // sqlite3_close_v2 defers the close until the statements (members,
+  // finalized after this body) are gone.
+  ~Connection() {
+    sqlite3_close_v2(db);
+  }
+
+  Status open(const std::string& path, const std::string& synchronous, bool create) {
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
+    if (create) flags |= SQLITE_OPEN_CREATE;
+    if (sqlite3_open_v2(path.c_str(), &db, flags, nullptr) != SQLITE_OK) {
+      return Status::unavailable(db_error(db, "cannot open " + path));
+    }
+    sqlite3_busy_timeout(db, 10000);
+    if (Status s = exec(db, "PRAGMA journal_mode=WAL"); !s) return s;
+    const std::string sync = "PRAGMA synchronous=" + synchronous;
+    if (Status s = exec(db, sync.c_str()); !s) return s;
+    return Status::ok();
+  }
+
+  Status prepare() {
+    struct {
+      Stmt* s;
+      const char* sql;
+    } all[] = {
+        {&max_version, "SELECT MAX(version) FROM events WHERE ns=?1 AND type=?2 AND id=?3"},
+        {&insert_event,
+         "INSERT INTO events(ns,type,id,version,event_type,payload,ts) VALUES(?1,?2,?3,?4,?5,?6,?7)"},
+        {&find_idem,
+         "SELECT first_version,last_version FROM idempotency WHERE ns=?1 AND type=?2 AND id=?3 "
+         "AND key=?4"},
+        {&insert_idem,
+         "INSERT INTO idempotency(ns,type,id,key,first_version,last_version) "
+         "VALUES(?1,?2,?3,?4,?5,?6)"},
+        {&read_events,
+         "SELECT version,event_type,payload,ts FROM events WHERE ns=?1 AND type=?2 AND id=?3 "
+         "AND version>=?4 ORDER BY version LIMIT ?5"},
+        {&save_snapshot,
+         "INSERT OR REPLACE INTO snapshots(ns,type,id,version,plugin,schema_version,bytes,ts) "
+         "VALUES(?1,?2,?3,?4,?5,?6,?7,?8)"},
+        {&trim_snapshots,
+         "DELETE FROM snapshots WHERE ns=?1 AND type=?2 AND id=?3 AND version NOT IN "
+         "(SELECT version FROM snapshots WHERE ns=?1 AND type=?2 AND id=?3 "
+         "ORDER BY version DESC LIMIT ?4)"},
+        {&list_snapshots,
+         "SELECT version,plugin,schema_version,bytes,ts FROM snapshots WHERE ns=?1 AND type=?2 "
+         "AND id=?3 ORDER BY version DESC LIMIT ?4"},
+    };
+    for (auto& [s, sql] : all) {
+      if (s->prepare(db, sql) != SQLITE_OK) {
+        return Status::internal(db_error(db, std::string("prepare ") + sql));
+      }
+    }
+    return Status::ok();
+  }
+};
+
+struct AppendOp {
+  AppendRequest req;
+  AppendCallback done;
+  AppendResult result;
+};
+struct SnapshotOp {
+  ActorKey key;
+  Snapshot snap;
+  uint32_t keep;
+  std::promise<Status>* done;
+};
+struct FlushOp {
+  std::promise<Status>* done;
+};
+using WriteOp = std::variant<AppendOp, SnapshotOp, FlushOp>;
+
+class SqliteStore final : public Store {
+ public:
+  explicit SqliteStore(SqliteOptions opts) : opts_(std::move(opts)) {}
+
+  ~SqliteStore() override {
+    {
+      std::lock_guard lock(mu_);
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    if (writer_.joinable()) writer_.join();
+  }
+
+  Status init() {
+    const std::filesystem::path p(opts_.path);
+    if (p.has_parent_path()) {
+      std::error_code ec;
+      std::filesystem::create_directories(p.parent_path(), ec);
+      if (ec) {
+        return Status::unavailable("sqlite: cannot create directory " +
+                                   p.parent_path().string() + ": " + ec.message());
+      }
+    }
+    if (Status s = write_.open(opts_.path, opts_.synchronous, true); !s) return s;
+    if (Status s = check_schema(); !s) return s;
+    if (Status s = write_.prepare(); !s) return s;
+    for (uint32_t i = 0; i < std::max<uint32_t>(1, opts_.read_connections); ++i) {
+      auto c = std::make_unique<Connection>();
+      if (Status s = c->open(opts_.path, opts_.synchronous, false); !s) return s;
+      if (Status s = c->prepare(); !s) return s;
+      readers_.push_back(std::move(c));
+    }
+    writer_ = std::thread([this] { write_loop(); });
+    return Status::ok();
+  }
+
+  void append(AppendRequest req, AppendCallback done) override {
+    if (req.events.empty()) {
+      AppendResult r;
+      r.status = Status::invalid("an append needs at least one event");
+      done(std::move(r));
+      return;
+    }
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_) {
+        AppendResult r;
+        r.status = Status::unavailable("the store is closing");
+        done(std::move(r));
+        return;
+      }
+      queue_.emplace_back(AppendOp{std::move(req), std::move(done), {}});
+    }
+    cv_.notify_one();
+  }
+
+  Status read(const ActorKey& key, uint64_t from_version, uint64_t limit,
+              const EventVisitor& visit) override {
+    Lease c(*this);
+    Stmt& s = c->read_events;
+    Resetter r{s};
+    s.bind_key(key);
+    const uint64_t from = from_version == 0 ? 1 : from_version;
+    s.bind(4, static_cast<int64_t>(from));
+    s.bind(5, static_cast<int64_t>(std::min<uint64_t>(limit, INT64_MAX)));
+    uint64_t expect = from;
+    StoredEvent e;
+    for (;;) {
+      const int rc = s.step();
+      if (rc == SQLITE_DONE) return Status::ok();
+      if (rc != SQLITE_ROW) return Status::unavailable(db_error(c->db, "read events"));
+      e.version = static_cast<uint64_t>(s.col_int(0));
+      const std::string where = "actor " + key.to_string() + ", event at version ";
+      if (e.version != expect) {
+        return Status::corruption(where + std::to_string(expect) + ": stream jumps to version " +
+                                  std::to_string(e.version) + " (a gap in the stored versions)");
+      }
+      if (s.col_type(1) != SQLITE_TEXT || s.col_type(2) == SQLITE_NULL) {
+        return Status::corruption(where + std::to_string(e.version) +
+                                  ": undecodable record (event type or payload missing)");
+      }
+      e.type = s.col_text(1);
+      e.payload = s.col_text(2);
+      if (e.type.empty() || e.payload.empty()) {
+        return Status::corruption(where + std::to_string(e.version) +
+                                  ": undecodable record (empty event type or payload)");
+      }
+      e.timestamp_ms = s.col_int(3);
+      if (Status st = visit(e); !st) return st;
+      ++expect;
+    }
+  }
+
+  Result<uint64_t> latest_version(const ActorKey& key) override {
+    Lease c(*this);
+    return max_version(*c, key);
+  }
+
+  Result<std::optional<IdempotentCommit>> find_idempotent(const ActorKey& key,
+                                                          const std::string& k) override {
+    Lease c(*this);
+    return find_idem(*c, key, k);
+  }
+
+  Status flush() override { return wait_write(FlushOp{nullptr}); }
+
+  Status save(const ActorKey& key, const Snapshot& snap, uint32_t keep) override {
+    return wait_write(SnapshotOp{key, snap, keep == 0 ? 1 : keep, nullptr});
+  }
+
+  Result<std::optional<Snapshot>> latest(const ActorKey& key) override {
+    auto all = list_n(key, 1);
+    if (!all) return all.status();
+    if (all->empty()) return std::optional<Snapshot>();
+    return std::optional<Snapshot>(std::move(all->front()));
+  }
+
+  Result<std::vector<Snapshot>> list(const ActorKey& key) override { return list_n(key, INT64_MAX); }
+
+ private:
+  // A read connection borrowed from the pool for one call.
+  class Lease {
+   public:
+    explicit Lease(SqliteStore& s) : s_(s) {
+      std::unique_lock lock(s_.read_mu_);
+      s_.read_cv_.wait(lock, [&] { return !s_.readers_.empty(); });
+      c_ = std::move(s_.readers_.back());
+      s_.readers_.pop_back();
+    }
+    ~Lease() {
+      {
+        std::lock_guard lock(s_.read_mu_);
+        s_.readers_.push_back(std::move(c_));
+      }
+      s_.read_cv_.notify_one();
+    }
+    Connection* operator->() { return c_.get(); }
+    Connection& operator*() { return *c_; }
+
+   private:
+    SqliteStore& s_;
+    std::unique_ptr<Connection> c_;
+  };
+
+  Status check_schema() {
+    if (Status s = exec(write_.db, kSchema); !s) return s;
+    Stmt q;
+    if (q.prepare(write_.db, "SELECT value FROM aether_meta WHERE key='schema_version'") !=
+        SQLITE_OK) {
+      return Status::internal(db_error(write_.db, "read schema version"));
+    }
+    if (q.step() == SQLITE_ROW) {
+      const std::string v = q.col_text(0);
+      if (v != std::to_string(kSchemaVersion)) {
+        return Status::invalid("sqlite: " + opts_.path + " has store schema version " + v +
+                               ", this host reads version " + std::to_string(kSchemaVersion));
+      }
+      return Status::ok();
+    }
+    const std::string ins = "INSERT INTO aether_meta(key,value) VALUES('schema_version','" +
+                            std::to_string(kSchemaVersion) + "')";
+    return exec(write_.db, ins.c_str());
+  }
+
+  static Result<uint64_t> max_version(Connection& c, const ActorKey& key) {
+    Stmt& s = c.max_version;
+    Resetter r{s};
+    s.bind_key(key);
+    if (s.step() != SQLITE_ROW) return Status::unavailable(db_error(c.db, "read version"));
+    return static_cast<uint64_t>(s.col_int(0));  // NULL reads as 0
+  }
+
+  static Result<std::optional<IdempotentCommit>> find_idem(Connection& c, const ActorKey& key,
+                                                           const std::string& k) {
+    Stmt& s = c.find_idem;
+    Resetter r{s};
+    s.bind_key(key);
+    s.bind(4, k);
+    const int rc = s.step();
+    if (rc == SQLITE_DONE) return std::optional<IdempotentCommit>();
+    if (rc != SQLITE_ROW) return Status::unavailable(db_error(c.db, "read idempotency key"));
+    return std::optional<IdempotentCommit>(IdempotentCommit{
+        static_cast<uint64_t>(s.col_int(0)), static_cast<uint64_t>(s.col_int(1))});
+  }
+
+  Result<std::vector<Snapshot>> list_n(const ActorKey& key, int64_t n) {
+    Lease c(*this);
+    Stmt& s = c->list_snapshots;
+    Resetter r{s};
+    s.bind_key(key);
+    s.bind(4, n);
+    std::vector<Snapshot> out;
+    for (;;) {
+      const int rc = s.step();
+      if (rc == SQLITE_DONE) return out;
+      if (rc != SQLITE_ROW) return Status::unavailable(db_error(c->db, "read snapshots"));
+      Snapshot snap;
+      snap.version = static_cast<uint64_t>(s.col_int(0));
+      snap.plugin = s.col_text(1);
+      snap.schema_version = static_cast<uint32_t>(s.col_int(2));
+      snap.bytes = s.col_text(3);
+      snap.timestamp_ms = s.col_int(4);
+      out.push_back(std::move(snap));
+    }
+  }
+
+  template <class Op>
+  Status wait_write(Op op) {
+    std::promise<Status> p;
+    auto f = p.get_future();
+    op.done = &p;
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_) return Status::unavailable("the store is closing");
+      queue_.emplace_back(std::move(op));
+    }
+    cv_.notify_one();
+    return f.get();
+  }
+
+  // Runs one append inside the open transaction.
+  void run_append(AppendOp& op) {
+    AppendRequest& req = op.req;
+    AppendResult& res = op.result;
+    if (!req.idempotency_key.empty()) {
+      auto hit = find_idem(write_, req.key, req.idempotency_key);
+      if (!hit) {
+        res.status = hit.status();
+        return;
+      }
+      if (hit->has_value()) {
+        res.duplicate = true;
+        res.first_version = (*hit)->first_version;
+        res.version = (*hit)->last_version;
+        return;
+      }
+    }
+    auto cur = max_version(write_, req.key);
+    if (!cur) {
+      res.status = cur.status();
+      return;
+    }
+    if (*cur != req.expected_version) {
+      res.current_version = *cur;
+      res.status = Status::conflict("actor " + req.key.to_string() + ": expected version " +
+                                    std::to_string(req.expected_version) + ", current " +
+                                    std::to_string(*cur));
+      return;
+    }
+    Stmt& ins = write_.insert_event;
+    uint64_t v = req.expected_version;
+    for (const NewEvent& e : req.events) {
+      Resetter r{ins};
+      ins.bind_key(req.key);
+      ins.bind(4, static_cast<int64_t>(++v));
+      ins.bind(5, e.type);
+      ins.bind(6, e.payload);
+      ins.bind(7, req.timestamp_ms);
+      if (ins.step() != SQLITE_DONE) {
+        // Cannot happen through the version check above unless another
+        // process writes the file; the primary key refuses it either way.
+        res.status = Status::conflict(db_error(write_.db, "insert event"));
+        res.current_version = *cur;
+        rollback_to_savepoint_ = true;
+        return;
+      }
+    }
+    if (!req.idempotency_key.empty()) {
+      Stmt& s = write_.insert_idem;
+      Resetter r{s};
+      s.bind_key(req.key);
+      s.bind(4, req.idempotency_key);
+      s.bind(5, static_cast<int64_t>(req.expected_version + 1));
+      s.bind(6, static_cast<int64_t>(v));
+      if (s.step() != SQLITE_DONE) {
+        res.status = Status::internal(db_error(write_.db, "insert idempotency key"));
+        rollback_to_savepoint_ = true;
+        return;
+      }
+    }
+    res.first_version = req.expected_version + 1;
+    res.version = v;
+  }
+
+  Status run_snapshot(SnapshotOp& op) {
+    Stmt& s = write_.save_snapshot;
+    {
+      Resetter r{s};
+      s.bind_key(op.key);
+      s.bind(4, static_cast<int64_t>(op.snap.version));
+      s.bind(5, op.snap.plugin);
+      s.bind(6, static_cast<int64_t>(op.snap.schema_version));
+      s.bind_blob(7, op.snap.bytes);
+      s.bind(8, op.snap.timestamp_ms);
+      if (s.step() != SQLITE_DONE) return Status::internal(db_error(write_.db, "save snapshot"));
+    }
+    Stmt& t = write_.trim_snapshots;
+    Resetter r{t};
+    t.bind_key(op.key);
+    t.bind(4, static_cast<int64_t>(op.keep));
+    if (t.step() != SQLITE_DONE) return Status::internal(db_error(write_.db, "trim snapshots"));
+    return Status::ok();
+  }
+
+  void write_loop() {
+    std::vector<WriteOp> batch;
+    for (;;) {
+      {
+        std::unique_lock lock(mu_);
+        cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+        if (queue_.empty() && stopping_) return;
+        const size_t n = std::min<size_t>(queue_.size(), std::max<uint32_t>(1, opts_.max_batch));
+        for (size_t i = 0; i < n; ++i) {
+          batch.push_back(std::move(queue_.front()));
+          queue_.pop_front();
+        }
+      }
+      run_batch(batch);
+      batch.clear();
+    }
+  }
+
+  void run_batch(std::vector<WriteOp>& batch) {
+    Status tx = exec(write_.db, "BEGIN IMMEDIATE");
+    std::vector<Status> snap_status(batch.size());
+    size_t appends = 0;
+    if (tx) {
+      for (size_t i = 0; i < batch.size(); ++i) {
+        if (auto* a = std::get_if<AppendOp>(&batch[i])) {
+          ++appends;
+          exec(write_.db, "SAVEPOINT a");
+          rollback_to_savepoint_ = false;
+          run_append(*a);
+          if (rollback_to_savepoint_) exec(write_.db, "ROLLBACK TO a");
+          exec(write_.db, "RELEASE a");
+        } else if (auto* s = std::get_if<SnapshotOp>(&batch[i])) {
+          snap_status[i] = run_snapshot(*s);
+        }
+      }
+      tx = exec(write_.db, "COMMIT");
+      if (!tx) exec(write_.db, "ROLLBACK");
+    }
+    if (!tx) {
+      log::error("sqlite store: group commit failed: " + tx.message());
+      tx = Status::unavailable("the store could not commit: " + tx.message());
+    }
+    if (appends > 0 && opts_.on_commit_batch) opts_.on_commit_batch(appends);
+    for (size_t i = 0; i < batch.size(); ++i) {
+      if (auto* a = std::get_if<AppendOp>(&batch[i])) {
+        if (!tx) {
+          a->result = AppendResult{};
+          a->result.status = tx;
+        }
+        a->done(std::move(a->result));
+      } else if (auto* s = std::get_if<SnapshotOp>(&batch[i])) {
+        s->done->set_value(tx ? snap_status[i] : tx);
+      } else {
+        std::get<FlushOp>(batch[i]).done->set_value(tx);
+      }
+    }
+  }
+
+  SqliteOptions opts_;
+  Connection write_;
+  bool rollback_to_savepoint_ = false;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<WriteOp> queue_;
+  bool stopping_ = false;
+  std::thread writer_;
+
+  std::mutex read_mu_;
+  std::condition_variable read_cv_;
+  std::vector<std::unique_ptr<Connection>> readers_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> open_sqlite_store(const SqliteOptions& options) {
+  static const char* const kSync[] = {"off", "normal", "full", "extra"};
+  if (std::find(std::begin(kSync), std::end(kSync), options.synchronous) == std::end(kSync)) {
+    return Status::invalid("sqlite: synchronous must be off, normal, full or extra, not '" +
+                           options.synchronous + "'");
+  }
+  auto store = std::make_unique<SqliteStore>(options);
+  if (Status s = store->init(); !s) return s;
+  return std::unique_ptr<Store>(std::move(store));
+}
+
+}  // namespace aether

@@ -1,0 +1,140 @@
+// The store module: where events and snapshots live.
+//
+// EventStore: per-actor event streams with optimistic concurrency. An append
+// carries the version the writer expects the stream to have; the store writes
+// all of the append's events or none, and only if the stream is at that
+// version. Backends: memory (tests), sqlite (embedded default).
+//
+// SnapshotStore: the latest snapshots of an actor, with retention.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/records.hpp"
+#include "core/status.hpp"
+
+namespace aether {
+
+// What the writer asks for.
+struct AppendRequest {
+  ActorKey key;
+  // The stream must be at exactly this version (0 = no events yet).
+  uint64_t expected_version = 0;
+  // 1..n events, written atomically as versions expected+1 .. expected+n.
+  std::vector<NewEvent> events;
+  // Optional. When set and the store already holds a commit of this actor
+  // with the same key, nothing is written and the first commit's versions
+  // are returned with `duplicate` set.
+  std::string idempotency_key;
+  int64_t timestamp_ms = 0;
+};
+
+struct AppendResult {
+  // kOk: written (or a duplicate, see below). kConflict: the stream was not
+  // at expected_version; `current_version` says where it is. Other codes:
+  // the store failed (kUnavailable, kInternal, kCorruption).
+  Status status;
+  // kOk: the stream's version after the append (the last event's version).
+  uint64_t version = 0;
+  // kOk: the version of the first event of this commit.
+  uint64_t first_version = 0;
+  // kConflict: the stream's actual version.
+  uint64_t current_version = 0;
+  // kOk: the idempotency key was seen before; [first_version, version] are
+  // the versions that first commit wrote. Nothing was written now.
+  bool duplicate = false;
+};
+
+// A commit recorded under an idempotency key.
+struct IdempotentCommit {
+  uint64_t first_version = 0;
+  uint64_t last_version = 0;
+};
+
+// Called once per event, in version order. Returning a non-OK status stops
+// the read and makes it return that status.
+using EventVisitor = std::function<Status(const StoredEvent&)>;
+
+// Called once with the result of an append, on any thread (possibly inside
+// append() itself).
+using AppendCallback = std::function<void(AppendResult)>;
+
+// Thread-safe.
+class EventStore {
+ public:
+  virtual ~EventStore() = default;
+
+  // Appends atomically; `done` receives the outcome. Appends of different
+  // actors may be grouped into one commit; each actor's version check stays
+  // exact.
+  virtual void append(AppendRequest request, AppendCallback done) = 0;
+
+  // Visits the events of `key` with version >= from_version (1-based), at
+  // most `limit` of them, in order. A record that cannot be decoded, or a gap
+  // or repeat in the versions, stops the read with kCorruption naming the
+  // actor and the version where it was met.
+  virtual Status read(const ActorKey& key, uint64_t from_version, uint64_t limit,
+                      const EventVisitor& visit) = 0;
+
+  // The stream's version (0 when it has no events).
+  virtual Result<uint64_t> latest_version(const ActorKey& key) = 0;
+
+  // The commit recorded under `idempotency_key`, if any.
+  virtual Result<std::optional<IdempotentCommit>> find_idempotent(
+      const ActorKey& key, const std::string& idempotency_key) = 0;
+
+  // Blocks until every append accepted so far is durable (as durable as the
+  // backend's settings make it). Called on shutdown.
+  virtual Status flush() = 0;
+
+  // Appends and waits: for tests, tools and benchmarks.
+  AppendResult append_sync(AppendRequest request);
+
+  // Reads into a vector: for tests, tools and the HTTP API.
+  Result<std::vector<StoredEvent>> read_all(const ActorKey& key, uint64_t from_version = 1,
+                                            uint64_t limit = UINT64_MAX);
+};
+
+// Thread-safe.
+class SnapshotStore {
+ public:
+  virtual ~SnapshotStore() = default;
+
+  // Saves a snapshot and deletes all but the newest `keep` of this actor.
+  virtual Status save(const ActorKey& key, const Snapshot& snapshot, uint32_t keep) = 0;
+
+  // The newest snapshot of `key`, if any.
+  virtual Result<std::optional<Snapshot>> latest(const ActorKey& key) = 0;
+
+  // All snapshots of `key`, newest first (for retention checks and tools).
+  virtual Result<std::vector<Snapshot>> list(const ActorKey& key) = 0;
+};
+
+// A backend that is both (memory, sqlite).
+class Store : public EventStore, public SnapshotStore {};
+
+// The in-memory backend: for tests and throw-away hosts.
+std::unique_ptr<Store> make_memory_store();
+
+struct SqliteOptions {
+  std::string path;  // the database file; created if missing
+  // PRAGMA synchronous: "off", "normal", "full" (default) or "extra".
+  std::string synchronous = "full";
+  // Most appends grouped into one transaction.
+  uint32_t max_batch = 1024;
+  // Read connections kept open for concurrent readers.
+  uint32_t read_connections = 4;
+  // Called after each group commit with the number of appends it carried.
+  std::function<void(size_t)> on_commit_batch;
+};
+
+// The SQLite backend (WAL, group commit). Fails if the file cannot be opened
+// or its schema is not aether's.
+Result<std::unique_ptr<Store>> open_sqlite_store(const SqliteOptions& options);
+
+}  // namespace aether

@@ -1,0 +1,474 @@
+// The runtime suite, run on every store backend.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "support/runtime_harness.hpp"
+
+namespace aether {
+namespace {
+
+using test::RuntimeHarness;
+using test::StoreBackend;
+using json = nlohmann::json;
+
+class RuntimeSuite : public testing::TestWithParam<StoreBackend> {
+ protected:
+  RuntimeOptions small_options() {
+    RuntimeOptions o;
+    o.workers = 4;
+    return o;
+  }
+};
+
+TEST_P(RuntimeSuite, BankAccountLifecycle) {
+  RuntimeHarness h(GetParam(), small_options());
+  auto r = h.send("BankAccount", "acc-1", "Open", R"({"owner":"ann"})");
+  ASSERT_TRUE(r.status.is_ok()) << r.status.to_string();
+  EXPECT_EQ(r.version, 1u);
+  ASSERT_EQ(r.events.size(), 1u);
+  EXPECT_EQ(r.events[0].type, "Opened");
+  EXPECT_EQ(r.events[0].version, 1u);
+
+  r = h.send("BankAccount", "acc-1", "Deposit", R"({"amount":100})");
+  ASSERT_TRUE(r.status.is_ok());
+  EXPECT_EQ(r.version, 2u);
+
+  r = h.send("BankAccount", "acc-1", "Withdraw", R"({"amount":500})");
+  EXPECT_EQ(r.status.code(), StatusCode::kRejected);
+  EXPECT_EQ(r.reject_code, "insufficient_funds");
+  EXPECT_EQ(r.status.message(), "insufficient funds: balance 100, requested 500");
+
+  auto st = h.rt().state("default", "BankAccount", "acc-1");
+  ASSERT_TRUE(st.is_ok()) << st.status().to_string();
+  EXPECT_EQ(st->version, 2u);
+  EXPECT_EQ(json::parse(st->view)["balance"], 100);
+
+  auto ev = h.rt().events("default", "BankAccount", "acc-1", 1, 100);
+  ASSERT_TRUE(ev.is_ok());
+  ASSERT_EQ(ev->size(), 2u);
+  EXPECT_EQ((*ev)[1].type, "Deposited");
+  EXPECT_EQ((*ev)[1].payload, R"({"amount":100})");
+
+  EXPECT_EQ(h.rt().state("default", "BankAccount", "nobody").status().code(),
+            StatusCode::kNotFound);
+  auto stats = h.rt().stats();
+  EXPECT_EQ(stats.commands_ok, 2u);
+  EXPECT_EQ(stats.commands_rejected, 1u);
+  EXPECT_EQ(stats.events_appended, 2u);
+}
+
+TEST_P(RuntimeSuite, BadInputFailsWithClearErrors) {
+  RuntimeHarness h(GetParam(), small_options());
+  struct Case {
+    std::string ns, type, id, name, payload;
+    StatusCode code;
+    std::string message_part;
+  };
+  const std::vector<Case> cases = {
+      {"nope", "BankAccount", "a", "Open", "{}", StatusCode::kNotFound, "unknown namespace 'nope'"},
+      {"default", "Dragon", "a", "Open", "{}", StatusCode::kNotFound, "unknown actor type 'Dragon'"},
+      {"default", "BankAccount", "a", "Steal", "{}", StatusCode::kNotFound,
+       "unknown command 'Steal' for actor type BankAccount"},
+      {"default", "BankAccount", "a.b", "Open", "{}", StatusCode::kInvalidArgument,
+       "invalid actor id 'a.b': contains '.' at position 1"},
+      {"default", "BankAccount", "*", "Open", "{}", StatusCode::kInvalidArgument, "contains '*'"},
+      {"default", "BankAccount", ">", "Open", "{}", StatusCode::kInvalidArgument, "contains '>'"},
+      {"default", "BankAccount", "../x", "Open", "{}", StatusCode::kInvalidArgument, "contains '.'"},
+      {"default", "BankAccount", "", "Open", "{}", StatusCode::kInvalidArgument, "is empty"},
+      {"default", "BankAccount", std::string(10240, 'x'), "Open", "{}",
+       StatusCode::kInvalidArgument, "is 10240 bytes long (at most 128)"},
+      {"default", "BankAccount", "a", "Open", R"({"owner":)", StatusCode::kInvalidArgument,
+       "malformed JSON in command payload"},
+      {"default", "BankAccount", "a", "Open", "[1,2]", StatusCode::kInvalidArgument,
+       "must be a JSON object"},
+      {"default", "BankAccount", "a", "Open", R"({"owner":5})", StatusCode::kInvalidArgument,
+       "field 'owner' has the wrong type (number)"},
+  };
+  for (const auto& c : cases) {
+    auto r = h.send(c.type, c.id, c.name, c.payload, c.ns);
+    EXPECT_EQ(r.status.code(), c.code) << c.message_part << " -> " << r.status.to_string();
+    EXPECT_NE(r.status.message().find(c.message_part), std::string::npos)
+        << "wanted '" << c.message_part << "' in: " << r.status.message();
+  }
+  EXPECT_EQ(h.rt().stats().events_appended, 0u);
+}
+
+TEST_P(RuntimeSuite, ExpectedVersionMismatchFailsAtOnce) {
+  RuntimeHarness h(GetParam(), small_options());
+  ASSERT_TRUE(h.send("Counter", "c", "Increment").status.is_ok());
+  ASSERT_TRUE(h.send("Counter", "c", "Increment").status.is_ok());
+  Command c{"default", "Counter", "c", "Increment", "{}", 1, ""};
+  auto r = h.rt().send_sync(c);
+  EXPECT_EQ(r.status.code(), StatusCode::kConflict);
+  EXPECT_EQ(r.attempted_version, 1u);
+  EXPECT_EQ(r.current_version, 2u);
+  EXPECT_NE(r.status.message().find("default/Counter/c: expected version 1, current version 2"),
+            std::string::npos)
+      << r.status.message();
+  c.expected_version = 2;
+  r = h.rt().send_sync(c);
+  ASSERT_TRUE(r.status.is_ok()) << r.status.to_string();
+  EXPECT_EQ(r.version, 3u);
+  EXPECT_EQ(h.rt().stats().conflicts, 0u) << "a pinned version is not retried";
+}
+
+// 32 threads send random counter commands to 1000 actors. Every actor's
+// final version must equal its accepted commands, versions must have no gap
+// or repeat, and the state must match a sequential model of what was accepted.
+TEST_P(RuntimeSuite, ManyThreadsManyActorsMatchASequentialModel) {
+  RuntimeOptions o = small_options();
+  o.snapshot.every = 50;
+  RuntimeHarness h(GetParam(), o);
+  constexpr int kThreads = 32, kActors = 1000, kPerThread = 250;
+  struct Tally {
+    std::mutex mu;
+    uint64_t accepted = 0;
+    int64_t value = 0;  // the model: sum of accepted increments - decrements
+  };
+  std::vector<Tally> tallies(kActors);
+  std::atomic<int> errors{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      std::mt19937 rng(static_cast<unsigned>(t) * 7919u);
+      for (int i = 0; i < kPerThread; ++i) {
+        const int actor = static_cast<int>(rng() % kActors);
+        const bool inc = rng() % 3 != 0;
+        const int by = 1 + static_cast<int>(rng() % 5);
+        auto r = h.send("Counter", "n" + std::to_string(actor), inc ? "Increment" : "Decrement",
+                        R"({"by":)" + std::to_string(by) + "}");
+        Tally& tally = tallies[actor];
+        if (r.status.is_ok()) {
+          std::lock_guard lock(tally.mu);
+          ++tally.accepted;
+          tally.value += inc ? by : -by;
+        } else if (r.status.code() != StatusCode::kRejected) {
+          errors.fetch_add(1);
+          ADD_FAILURE() << r.status.to_string();
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(errors.load(), 0);
+  h.rt().passivate_all();  // states below come from snapshots + replay
+  for (int a = 0; a < kActors; ++a) {
+    const std::string id = "n" + std::to_string(a);
+    auto ev = h.store().read_all({"default", "Counter", id});
+    ASSERT_TRUE(ev.is_ok()) << ev.status().to_string();
+    ASSERT_EQ(ev->size(), tallies[a].accepted) << id;
+    int64_t value = 0;
+    for (size_t i = 0; i < ev->size(); ++i) {
+      ASSERT_EQ((*ev)[i].version, i + 1) << id << ": gap or repeat";
+      const auto by = json::parse((*ev)[i].payload)["by"].get<int64_t>();
+      value += (*ev)[i].type == "Incremented" ? by : -by;
+      ASSERT_GE(value, 0) << id << ": the model never goes negative";
+    }
+    EXPECT_EQ(value, tallies[a].value) << id;
+    if (tallies[a].accepted == 0) continue;
+    auto st = h.rt().state("default", "Counter", id);
+    ASSERT_TRUE(st.is_ok()) << st.status().to_string();
+    EXPECT_EQ(st->version, tallies[a].accepted) << id;
+    EXPECT_EQ(json::parse(st->view)["value"], tallies[a].value) << id;
+  }
+}
+
+TEST_P(RuntimeSuite, PluginMisbehaviourFailsOnlyThatCommand) {
+  RuntimeHarness h(GetParam(), small_options());
+  ASSERT_TRUE(h.send("Faulty", "f", "Good").status.is_ok());
+  struct Case {
+    const char* command;
+    StatusCode code;
+    const char* message;
+  };
+  for (const Case& c : {
+           Case{"Throw", StatusCode::kPluginError, "boom: the plugin threw"},
+           Case{"BadEvent", StatusCode::kPluginError,
+                "emitted event 'NotDeclared', which is not in the model of Faulty"},
+           Case{"BadJson", StatusCode::kPluginError,
+                "emitted event Ok with a payload that is not valid JSON"},
+           Case{"Reject", StatusCode::kRejected, "not today"},
+       }) {
+    auto r = h.send("Faulty", "f", c.command);
+    EXPECT_EQ(r.status.code(), c.code) << c.command << ": " << r.status.to_string();
+    EXPECT_NE(r.status.message().find(c.message), std::string::npos)
+        << c.command << ": " << r.status.message();
+  }
+  auto r = h.send("Faulty", "f", "Nothing");
+  ASSERT_TRUE(r.status.is_ok());
+  EXPECT_EQ(r.version, 1u);
+  EXPECT_TRUE(r.events.empty());
+  // Stream and state are as they were after the one good command.
+  EXPECT_EQ(h.store().read_all({"default", "Faulty", "f"})->size(), 1u);
+  auto st = h.rt().state("default", "Faulty", "f");
+  ASSERT_TRUE(st.is_ok());
+  EXPECT_EQ(st->version, 1u);
+  EXPECT_EQ(st->view, R"({"ok":1})");
+  ASSERT_TRUE(h.send("Faulty", "f", "Good").status.is_ok());
+  EXPECT_EQ(h.rt().state("default", "Faulty", "f")->view, R"({"ok":2})");
+}
+
+TEST_P(RuntimeSuite, IdempotencyKeyGivesOneEvent) {
+  RuntimeHarness h(GetParam(), small_options());
+  Command c{"default", "BankAccount", "idem", "Open", R"({"owner":"x"})", std::nullopt, "open-1"};
+  auto r1 = h.rt().send_sync(c);
+  ASSERT_TRUE(r1.status.is_ok()) << r1.status.to_string();
+  EXPECT_FALSE(r1.duplicate);
+  c.name = "Deposit";
+  c.payload = R"({"amount":5})";
+  c.idempotency_key = "dep-1";
+  auto d1 = h.rt().send_sync(c);
+  auto d2 = h.rt().send_sync(c);
+  ASSERT_TRUE(d1.status.is_ok() && d2.status.is_ok());
+  EXPECT_TRUE(d2.duplicate);
+  EXPECT_EQ(d2.version, d1.version);
+  ASSERT_EQ(d2.events.size(), 1u);
+  EXPECT_EQ(d2.events[0].payload, d1.events[0].payload);
+  EXPECT_EQ(h.store().read_all({"default", "BankAccount", "idem"})->size(), 2u);
+}
+
+TEST_P(RuntimeSuite, IdlePassivationAndReactivation) {
+  RuntimeOptions o = small_options();
+  o.idle_timeout_ms = 50;
+  RuntimeHarness h(GetParam(), o);
+  ASSERT_TRUE(h.send("Counter", "idle", "Increment", R"({"by":3})").status.is_ok());
+  EXPECT_EQ(h.rt().stats().active_actors, 1u);
+  for (int i = 0; i < 200 && h.rt().stats().active_actors > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(h.rt().stats().active_actors, 0u) << "idle actor was not passivated";
+  EXPECT_GE(h.rt().stats().passivations, 1u);
+  auto r = h.send("Counter", "idle", "Increment", R"({"by":4})");
+  ASSERT_TRUE(r.status.is_ok());
+  EXPECT_EQ(r.version, 2u);
+  EXPECT_EQ(h.rt().state("default", "Counter", "idle")->view, R"({"value":7})");
+}
+
+TEST_P(RuntimeSuite, ActiveActorBoundEvictsLeastRecentlyUsed) {
+  RuntimeOptions o = small_options();
+  o.max_active_actors = 64;  // one per shard
+  RuntimeHarness h(GetParam(), o);
+  for (int i = 0; i < 500; ++i) {
+    ASSERT_TRUE(h.send("Counter", "lru" + std::to_string(i), "Increment").status.is_ok());
+  }
+  const auto s = h.rt().stats();
+  EXPECT_LE(s.active_actors, 64u + 4u) << "at most one per shard beyond those running";
+  EXPECT_GE(s.passivations, 500u - 68u);
+  for (int i = 0; i < 500; i += 37) {
+    EXPECT_EQ(h.rt().state("default", "Counter", "lru" + std::to_string(i))->version, 1u);
+  }
+}
+
+TEST_P(RuntimeSuite, BusCarriesEventsAndStoredNotifications) {
+  RuntimeHarness h(GetParam(), small_options());
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<Message> events, stored;
+  auto s1 = h.bus().subscribe("aether.default.events.BankAccount.*", [&](const Message& m) {
+    std::lock_guard lock(mu);
+    events.push_back(m);
+    cv.notify_all();
+  });
+  auto s2 = h.bus().subscribe("aether.default.stored.>", [&](const Message& m) {
+    std::lock_guard lock(mu);
+    stored.push_back(m);
+    cv.notify_all();
+  });
+  ASSERT_TRUE(h.send("BankAccount", "b1", "Open", R"({"owner":"o"})").status.is_ok());
+  ASSERT_TRUE(h.send("BankAccount", "b1", "Deposit", R"({"amount":9})").status.is_ok());
+  ASSERT_TRUE(h.send("Counter", "c1", "Increment").status.is_ok());
+  std::unique_lock lock(mu);
+  ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(5),
+                          [&] { return events.size() == 2 && stored.size() == 3; }));
+  EXPECT_EQ(events[0].subject, "aether.default.events.BankAccount.b1");
+  auto e = json::parse(events[1].data);
+  EXPECT_EQ(e["id"], "default.BankAccount.b1.2");
+  EXPECT_EQ(e["version"], 2);
+  EXPECT_EQ(e["event_type"], "Deposited");
+  EXPECT_EQ(e["payload"]["amount"], 9);
+  auto n = json::parse(stored[2].data);
+  EXPECT_EQ(stored[2].subject, "aether.default.stored.Counter.c1");
+  EXPECT_EQ(n["version"], 1);
+  EXPECT_EQ(n["event_id"], "default.Counter.c1.1");
+}
+
+TEST_P(RuntimeSuite, ConflictingRuntimesRetryAndStayExact) {
+  // Two runtimes over one store write the same actors: each keeps a cached
+  // version that the other makes stale. The store's check catches every
+  // stale write; the runtime reloads and retries.
+  RuntimeOptions o = small_options();
+  o.conflict_retries = 50;
+  RuntimeHarness h(GetParam(), o);
+  auto second = Runtime::create(o, h.registry(), h.store(), h.store());
+  ASSERT_TRUE(second.is_ok());
+  constexpr int kEach = 200;
+  std::atomic<int> failures{0};
+  auto drive = [&](Runtime& rt) {
+    for (int i = 0; i < kEach; ++i) {
+      Command c{"default", "Counter", "shared" + std::to_string(i % 4), "Increment", "{}", {}, ""};
+      if (!rt.send_sync(c).status.is_ok()) failures.fetch_add(1);
+    }
+  };
+  std::thread t1([&] { drive(h.rt()); });
+  std::thread t2([&] { drive(**second); });
+  t1.join();
+  t2.join();
+  EXPECT_EQ(failures.load(), 0);
+  uint64_t total = 0;
+  for (int i = 0; i < 4; ++i) {
+    auto ev = h.store().read_all({"default", "Counter", "shared" + std::to_string(i)});
+    for (size_t v = 0; v < ev->size(); ++v) ASSERT_EQ((*ev)[v].version, v + 1);
+    total += ev->size();
+  }
+  EXPECT_EQ(total, 2u * kEach);
+  EXPECT_GT(h.rt().stats().conflicts + (*second)->stats().conflicts, 0u)
+      << "the two runtimes should have raced at least once";
+  (*second)->shutdown();
+}
+
+TEST_P(RuntimeSuite, SnapshotsBoundReplay) {
+  RuntimeOptions o = small_options();
+  o.snapshot = {100, 2};
+  RuntimeHarness h(GetParam(), o);
+  constexpr int kEvents = 10000;
+  for (int i = 0; i < kEvents; ++i) {
+    ASSERT_TRUE(h.send("Counter", "long", "Increment").status.is_ok());
+  }
+  h.rt().shutdown();
+  h.restart();
+  auto before = h.rt().stats();
+  auto st = h.rt().state("default", "Counter", "long");
+  ASSERT_TRUE(st.is_ok());
+  EXPECT_EQ(st->version, static_cast<uint64_t>(kEvents));
+  EXPECT_EQ(st->view, R"({"value":10000})");
+  auto after = h.rt().stats();
+  EXPECT_EQ(after.activations - before.activations, 1u);
+  EXPECT_LE(after.last_replay_length, 100u) << "activation replayed too much";
+  EXPECT_LE(h.store().list({"default", "Counter", "long"})->size(), 2u) << "keep: 2";
+}
+
+TEST_P(RuntimeSuite, SnapshotOfAnotherSchemaIsSkipped) {
+  RuntimeOptions o = small_options();
+  o.snapshot = {0, 2};  // no snapshots of our own
+  RuntimeHarness h(GetParam(), o);
+  for (int i = 0; i < 30; ++i) ASSERT_TRUE(h.send("Counter", "s", "Increment").status.is_ok());
+  // A snapshot at v25 claiming another schema version, with a wrong value:
+  // if it were used, the state would be wrong.
+  const ActorKey key{"default", "Counter", "s"};
+  ASSERT_TRUE(h.store().save(key, Snapshot{25, "counter", 99, R"({"value":12345})", 0}, 2).is_ok());
+  h.restart();
+  auto st = h.rt().state("default", "Counter", "s");
+  ASSERT_TRUE(st.is_ok());
+  EXPECT_EQ(st->view, R"({"value":30})");
+  EXPECT_EQ(h.rt().stats().last_replay_length, 30u) << "fell back to a full replay";
+  // A snapshot of another plugin is skipped as well.
+  ASSERT_TRUE(h.store().save(key, Snapshot{28, "other", 1, R"({"value":777})", 0}, 2).is_ok());
+  h.restart();
+  EXPECT_EQ(h.rt().state("default", "Counter", "s")->view, R"({"value":30})");
+  // And a matching one is used.
+  ASSERT_TRUE(h.store().save(key, Snapshot{29, "counter", 1, R"({"value":29})", 0}, 2).is_ok());
+  h.restart();
+  EXPECT_EQ(h.rt().state("default", "Counter", "s")->view, R"({"value":30})");
+  EXPECT_EQ(h.rt().stats().last_replay_length, 1u);
+}
+
+TEST_P(RuntimeSuite, ShutdownFinishesQueuedCommands) {
+  RuntimeHarness h(GetParam(), small_options());
+  std::atomic<int> done{0}, ok{0};
+  constexpr int kCommands = 300;
+  for (int i = 0; i < kCommands; ++i) {
+    Command c{"default", "Counter", "q" + std::to_string(i % 10), "Increment", "{}", {}, ""};
+    h.rt().send(c, [&](CommandResult r) {
+      if (r.status.is_ok()) ok.fetch_add(1);
+      done.fetch_add(1);
+    });
+  }
+  h.rt().shutdown();
+  EXPECT_EQ(done.load(), kCommands);
+  EXPECT_EQ(ok.load(), kCommands);
+  auto r = h.rt().send_sync({"default", "Counter", "q0", "Increment", "{}", {}, ""});
+  EXPECT_EQ(r.status.code(), StatusCode::kUnavailable);
+  EXPECT_NE(r.status.message().find("shutting down"), std::string::npos);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, RuntimeSuite, testing::ValuesIn(test::store_backends()),
+                         test::backend_name);
+
+// Only for backends that keep data across a restart.
+class PersistentRuntimeSuite : public RuntimeSuite {};
+
+TEST_P(PersistentRuntimeSuite, IdempotencySurvivesARestart) {
+  RuntimeHarness h(GetParam(), small_options());
+  ASSERT_TRUE(h.send("Counter", "r", "Increment").status.is_ok());
+  Command c{"default", "Counter", "r", "Increment", R"({"by":10})", std::nullopt, "once"};
+  auto r1 = h.rt().send_sync(c);
+  ASSERT_TRUE(r1.status.is_ok());
+  h.restart();
+  auto r2 = h.rt().send_sync(c);
+  ASSERT_TRUE(r2.status.is_ok()) << r2.status.to_string();
+  EXPECT_TRUE(r2.duplicate);
+  EXPECT_EQ(r2.version, 2u);
+  EXPECT_EQ(h.store().read_all({"default", "Counter", "r"})->size(), 2u);
+  EXPECT_EQ(h.rt().state("default", "Counter", "r")->view, R"({"value":11})");
+}
+
+TEST_P(PersistentRuntimeSuite, StateAndVersionSurviveARestart) {
+  RuntimeHarness h(GetParam(), small_options());
+  ASSERT_TRUE(h.send("Order", "o1", "Place", R"({"customer":"c"})").status.is_ok());
+  ASSERT_TRUE(
+      h.send("Order", "o1", "AddLine", R"({"sku":"a","quantity":2,"unit_price":5})").status.is_ok());
+  const std::string view = h.rt().state("default", "Order", "o1")->view;
+  h.restart();
+  auto st = h.rt().state("default", "Order", "o1");
+  ASSERT_TRUE(st.is_ok());
+  EXPECT_EQ(st->version, 2u);
+  EXPECT_EQ(st->view, view);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, PersistentRuntimeSuite,
+                         testing::ValuesIn(test::persistent_store_backends()),
+                         test::backend_name);
+
+// --- the bus on its own ------------------------------------------------------
+
+TEST(LocalBus, PatternsMatchLikeNats) {
+  EXPECT_TRUE(subject_matches("a.b.c", "a.b.c"));
+  EXPECT_TRUE(subject_matches("a.*.c", "a.b.c"));
+  EXPECT_TRUE(subject_matches("a.>", "a.b.c"));
+  EXPECT_TRUE(subject_matches("*.*.*", "a.b.c"));
+  EXPECT_FALSE(subject_matches("a.>", "a"));
+  EXPECT_FALSE(subject_matches("a.*", "a.b.c"));
+  EXPECT_FALSE(subject_matches("a.b", "a.b.c"));
+  EXPECT_FALSE(subject_matches("a.b.c.d", "a.b.c"));
+  EXPECT_EQ(check_pattern("a.>.b"), "'>' may only be the last token");
+  EXPECT_EQ(check_pattern("a..b"), "pattern has an empty token");
+  EXPECT_EQ(check_pattern("a.b*"), "wildcards must be whole tokens");
+  EXPECT_EQ(check_pattern("aether.ns.events.>"), "");
+}
+
+TEST(LocalBus, SlowSubscriberDropsInsteadOfBlocking) {
+  auto bus = make_local_bus();
+  std::mutex gate;
+  gate.lock();  // the slow handler blocks until released
+  std::atomic<int> fast{0};
+  auto slow = bus->subscribe("x.>", [&](const Message&) { std::lock_guard l(gate); },
+                             SubscribeOptions{8});
+  auto quick = bus->subscribe("x.>", [&](const Message&) { fast.fetch_add(1); });
+  for (int i = 0; i < 1000; ++i) bus->publish({"x.y", "{}"});  // must not block
+  for (int i = 0; i < 500 && fast.load() < 1000; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(fast.load(), 1000) << "a slow subscriber must not hold back others";
+  EXPECT_GE(slow->dropped(), 1000u - 8u - 1u) << "bounded queue: the excess is dropped and counted";
+  gate.unlock();
+}
+
+}  // namespace
+}  // namespace aether

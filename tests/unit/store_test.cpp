@@ -1,0 +1,305 @@
+// The store suite, run on every backend (tests/support/store_backends.hpp).
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <atomic>
+#include <thread>
+
+#include "support/store_backends.hpp"
+#include "support/temp_dir.hpp"
+
+namespace aether {
+namespace {
+
+using test::StoreBackend;
+
+class StoreSuite : public testing::TestWithParam<StoreBackend> {
+ protected:
+  void SetUp() override {
+    store_ = GetParam().open(dir_.path().string());
+    ASSERT_NE(store_, nullptr);
+  }
+
+  AppendRequest req(const ActorKey& k, uint64_t expected, std::vector<std::string> types,
+                    std::string idem = "") {
+    AppendRequest r;
+    r.key = k;
+    r.expected_version = expected;
+    for (auto& t : types) r.events.push_back({t, R"({"n":")" + t + R"("})"});
+    r.idempotency_key = std::move(idem);
+    r.timestamp_ms = 1700000000000;
+    return r;
+  }
+
+  test::TempDir dir_;
+  std::unique_ptr<Store> store_;
+  const ActorKey a_{"default", "Counter", "a"};
+  const ActorKey b_{"default", "Counter", "b"};
+};
+
+TEST_P(StoreSuite, AppendsAndReadsBack) {
+  auto r = store_->append_sync(req(a_, 0, {"E1", "E2"}));
+  ASSERT_TRUE(r.status.is_ok()) << r.status.to_string();
+  EXPECT_EQ(r.first_version, 1u);
+  EXPECT_EQ(r.version, 2u);
+  r = store_->append_sync(req(a_, 2, {"E3"}));
+  ASSERT_TRUE(r.status.is_ok());
+  EXPECT_EQ(r.version, 3u);
+  auto all = store_->read_all(a_);
+  ASSERT_TRUE(all.is_ok());
+  ASSERT_EQ(all->size(), 3u);
+  for (uint64_t i = 0; i < 3; ++i) {
+    EXPECT_EQ((*all)[i].version, i + 1);
+    EXPECT_EQ((*all)[i].type, "E" + std::to_string(i + 1));
+    EXPECT_EQ((*all)[i].payload, R"({"n":"E)" + std::to_string(i + 1) + R"("})");
+    EXPECT_EQ((*all)[i].timestamp_ms, 1700000000000);
+  }
+  EXPECT_EQ(*store_->latest_version(a_), 3u);
+  EXPECT_EQ(*store_->latest_version(b_), 0u);
+}
+
+TEST_P(StoreSuite, ConflictCarriesTheVersions) {
+  ASSERT_TRUE(store_->append_sync(req(a_, 0, {"E1", "E2"})).status.is_ok());
+  auto r = store_->append_sync(req(a_, 1, {"X"}));
+  EXPECT_EQ(r.status.code(), StatusCode::kConflict);
+  EXPECT_EQ(r.current_version, 2u);
+  EXPECT_NE(r.status.message().find("default/Counter/a"), std::string::npos) << r.status.message();
+  EXPECT_NE(r.status.message().find("expected version 1"), std::string::npos) << r.status.message();
+  EXPECT_NE(r.status.message().find("current 2"), std::string::npos) << r.status.message();
+  r = store_->append_sync(req(b_, 5, {"X"}));
+  EXPECT_EQ(r.status.code(), StatusCode::kConflict);
+  EXPECT_EQ(r.current_version, 0u);
+  EXPECT_EQ(*store_->latest_version(a_), 2u);
+}
+
+TEST_P(StoreSuite, MultiEventAppendIsAtomic) {
+  ASSERT_TRUE(store_->append_sync(req(a_, 0, {"E1"})).status.is_ok());
+  // A conflicting 3-event append writes none of them.
+  auto r = store_->append_sync(req(a_, 0, {"X1", "X2", "X3"}));
+  EXPECT_EQ(r.status.code(), StatusCode::kConflict);
+  auto all = store_->read_all(a_);
+  ASSERT_EQ(all->size(), 1u);
+  EXPECT_EQ((*all)[0].type, "E1");
+  r = store_->append_sync(req(a_, 1, {"Y1", "Y2", "Y3"}));
+  ASSERT_TRUE(r.status.is_ok());
+  EXPECT_EQ(r.first_version, 2u);
+  EXPECT_EQ(r.version, 4u);
+}
+
+TEST_P(StoreSuite, ReadsFromAnyVersionWithLimit) {
+  std::vector<std::string> types;
+  for (int i = 1; i <= 20; ++i) types.push_back("E" + std::to_string(i));
+  ASSERT_TRUE(store_->append_sync(req(a_, 0, types)).status.is_ok());
+  for (uint64_t from : {1u, 2u, 10u, 20u}) {
+    auto r = store_->read_all(a_, from);
+    ASSERT_TRUE(r.is_ok());
+    ASSERT_EQ(r->size(), 21 - from) << "from " << from;
+    EXPECT_EQ(r->front().version, from);
+  }
+  EXPECT_TRUE(store_->read_all(a_, 21)->empty());
+  auto lim = store_->read_all(a_, 5, 3);
+  ASSERT_EQ(lim->size(), 3u);
+  EXPECT_EQ(lim->back().version, 7u);
+  // Visitor can stop the read with its own status.
+  int seen = 0;
+  Status s = store_->read(a_, 1, UINT64_MAX, [&](const StoredEvent&) {
+    return ++seen == 4 ? Status::internal("enough") : Status::ok();
+  });
+  EXPECT_EQ(s.message(), "enough");
+  EXPECT_EQ(seen, 4);
+}
+
+TEST_P(StoreSuite, IdempotencyKeyWritesOnce) {
+  auto r1 = store_->append_sync(req(a_, 0, {"E1", "E2"}, "key-1"));
+  ASSERT_TRUE(r1.status.is_ok());
+  EXPECT_FALSE(r1.duplicate);
+  auto r2 = store_->append_sync(req(a_, 2, {"E1", "E2"}, "key-1"));
+  ASSERT_TRUE(r2.status.is_ok());
+  EXPECT_TRUE(r2.duplicate);
+  EXPECT_EQ(r2.first_version, 1u);
+  EXPECT_EQ(r2.version, 2u);
+  EXPECT_EQ(*store_->latest_version(a_), 2u);
+  auto hit = store_->find_idempotent(a_, "key-1");
+  ASSERT_TRUE(hit.is_ok() && hit->has_value());
+  EXPECT_EQ((*hit)->last_version, 2u);
+  EXPECT_FALSE(store_->find_idempotent(a_, "key-2")->has_value());
+  EXPECT_FALSE(store_->find_idempotent(b_, "key-1")->has_value()) << "keys are per actor";
+}
+
+TEST_P(StoreSuite, SnapshotsKeepTheNewest) {
+  for (uint64_t v = 10; v <= 50; v += 10) {
+    Snapshot s{v, "counter", 1, "{\"value\":" + std::to_string(v) + "}", 1};
+    ASSERT_TRUE(store_->save(a_, s, 2).is_ok());
+  }
+  auto list = store_->list(a_);
+  ASSERT_TRUE(list.is_ok());
+  ASSERT_EQ(list->size(), 2u);
+  EXPECT_EQ((*list)[0].version, 50u);
+  EXPECT_EQ((*list)[1].version, 40u);
+  auto latest = store_->latest(a_);
+  ASSERT_TRUE(latest.is_ok() && latest->has_value());
+  EXPECT_EQ((*latest)->bytes, "{\"value\":50}");
+  EXPECT_EQ((*latest)->plugin, "counter");
+  EXPECT_EQ((*latest)->schema_version, 1u);
+  EXPECT_FALSE(store_->latest(b_)->has_value());
+}
+
+TEST_P(StoreSuite, RacingWritersOfOneVersionOneWins) {
+  constexpr int kThreads = 8;
+  std::atomic<int> ok{0}, conflict{0};
+  std::vector<std::thread> ts;
+  for (int i = 0; i < kThreads; ++i) {
+    ts.emplace_back([&, i] {
+      auto r = store_->append_sync(req(a_, 0, {"W" + std::to_string(i)}));
+      (r.status.is_ok() ? ok : conflict).fetch_add(1);
+    });
+  }
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(ok.load(), 1);
+  EXPECT_EQ(conflict.load(), kThreads - 1);
+  EXPECT_EQ(*store_->latest_version(a_), 1u);
+}
+
+TEST_P(StoreSuite, ConcurrentAppendsToManyActorsAllLand) {
+  constexpr int kActors = 50, kPerActor = 20;
+  std::vector<std::thread> ts;
+  std::atomic<int> failures{0};
+  for (int i = 0; i < kActors; ++i) {
+    ts.emplace_back([&, i] {
+      ActorKey k{"default", "Counter", "c" + std::to_string(i)};
+      for (int v = 0; v < kPerActor; ++v) {
+        if (!store_->append_sync(req(k, v, {"E"})).status.is_ok()) failures.fetch_add(1);
+      }
+    });
+  }
+  for (auto& t : ts) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  for (int i = 0; i < kActors; ++i) {
+    ActorKey k{"default", "Counter", "c" + std::to_string(i)};
+    EXPECT_EQ(*store_->latest_version(k), static_cast<uint64_t>(kPerActor));
+  }
+}
+
+// Only for backends that keep data across a reopen.
+class PersistentStoreSuite : public StoreSuite {};
+
+TEST_P(PersistentStoreSuite, SurvivesReopen) {
+  ASSERT_TRUE(store_->append_sync(req(a_, 0, {"E1", "E2"}, "k")).status.is_ok());
+  ASSERT_TRUE(store_->save(a_, Snapshot{2, "p", 1, "bytes", 1}, 1).is_ok());
+  store_.reset();
+  store_ = GetParam().open(dir_.path().string());
+  ASSERT_NE(store_, nullptr);
+  EXPECT_EQ(*store_->latest_version(a_), 2u);
+  EXPECT_TRUE(store_->find_idempotent(a_, "k")->has_value());
+  EXPECT_EQ((*store_->latest(a_))->bytes, "bytes");
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, StoreSuite, testing::ValuesIn(test::store_backends()),
+                         test::backend_name);
+INSTANTIATE_TEST_SUITE_P(Backends, PersistentStoreSuite,
+                         testing::ValuesIn(test::persistent_store_backends()), test::backend_name);
+
+// --- sqlite specifics --------------------------------------------------------
+
+class SqliteStoreTest : public testing::Test {
+ protected:
+  void raw(const std::string& sql) {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+    char* err = nullptr;
+    EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err), SQLITE_OK) << (err ? err : "");
+    sqlite3_free(err);
+    sqlite3_close(db);
+  }
+  std::unique_ptr<Store> open() {
+    SqliteOptions o;
+    o.path = path_;
+    auto s = open_sqlite_store(o);
+    EXPECT_TRUE(s.is_ok()) << s.status().to_string();
+    return s ? std::move(s).value() : nullptr;
+  }
+  test::TempDir dir_;
+  std::string path_ = dir_.file("aether.db");
+  const ActorKey a_{"default", "Counter", "a"};
+};
+
+TEST_F(SqliteStoreTest, GapInStoredVersionsIsReportedWithItsPosition) {
+  auto store = open();
+  AppendRequest r;
+  r.key = a_;
+  r.events = {{"E", "{}"}, {"E", "{}"}, {"E", "{}"}};
+  ASSERT_TRUE(store->append_sync(r).status.is_ok());
+  raw("DELETE FROM events WHERE version = 2");
+  auto read = store->read_all(a_);
+  ASSERT_FALSE(read.is_ok());
+  EXPECT_EQ(read.status().code(), StatusCode::kCorruption);
+  EXPECT_NE(read.status().message().find("default/Counter/a, event at version 2"), std::string::npos)
+      << read.status().message();
+}
+
+TEST_F(SqliteStoreTest, UndecodableRecordIsReportedWithItsPosition) {
+  auto store = open();
+  AppendRequest r;
+  r.key = a_;
+  r.events = {{"E", "{}"}, {"E", "{}"}};
+  ASSERT_TRUE(store->append_sync(r).status.is_ok());
+  raw("UPDATE events SET event_type = '' WHERE version = 2");
+  auto read = store->read_all(a_);
+  ASSERT_FALSE(read.is_ok());
+  EXPECT_EQ(read.status().code(), StatusCode::kCorruption);
+  EXPECT_NE(read.status().message().find("event at version 2: undecodable record"),
+            std::string::npos)
+      << read.status().message();
+}
+
+TEST_F(SqliteStoreTest, TheSchemaRefusesASecondEventAtAVersion) {
+  auto store = open();
+  AppendRequest r;
+  r.key = a_;
+  r.events = {{"E", "{}"}};
+  ASSERT_TRUE(store->append_sync(r).status.is_ok());
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
+  const int rc = sqlite3_exec(
+      db, "INSERT INTO events VALUES('default','Counter','a',1,'E','{}',0)", nullptr, nullptr, nullptr);
+  EXPECT_EQ(rc, SQLITE_CONSTRAINT);
+  sqlite3_close(db);
+}
+
+TEST_F(SqliteStoreTest, RefusesABadSynchronousSetting) {
+  SqliteOptions o;
+  o.path = path_;
+  o.synchronous = "sometimes";
+  auto s = open_sqlite_store(o);
+  ASSERT_FALSE(s.is_ok());
+  EXPECT_NE(s.status().message().find("synchronous must be off, normal, full or extra"),
+            std::string::npos);
+}
+
+TEST_F(SqliteStoreTest, GroupCommitBatchesAppendsOfManyActors) {
+  std::atomic<size_t> max_batch{0};
+  SqliteOptions o;
+  o.path = path_;
+  o.on_commit_batch = [&](size_t n) {
+    size_t cur = max_batch.load();
+    while (n > cur && !max_batch.compare_exchange_weak(cur, n)) {}
+  };
+  auto store = std::move(open_sqlite_store(o)).value();
+  std::atomic<int> done{0};
+  constexpr int kActors = 200;
+  for (int i = 0; i < kActors; ++i) {
+    AppendRequest r;
+    r.key = {"default", "Counter", "g" + std::to_string(i)};
+    r.events = {{"E", "{}"}};
+    store->append(std::move(r), [&](AppendResult res) {
+      EXPECT_TRUE(res.status.is_ok()) << res.status.to_string();
+      done.fetch_add(1);
+    });
+  }
+  ASSERT_TRUE(store->flush().is_ok());
+  EXPECT_EQ(done.load(), kActors);
+  EXPECT_GT(max_batch.load(), 1u) << "appends queued together should share a transaction";
+}
+
+}  // namespace
+}  // namespace aether
