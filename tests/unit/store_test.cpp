@@ -287,11 +287,12 @@ TEST_F(SqliteStoreTest, GroupCommitBatchesAppendsOfManyActors) {
   auto store = std::move(open_sqlite_store(o)).value();
   std::atomic<int> done{0};
   constexpr int kActors = 200;
+  std::vector<AppendRequest> reqs(kActors);  // must outlive the appends
   for (int i = 0; i < kActors; ++i) {
-    AppendRequest r;
+    AppendRequest& r = reqs[i];
     r.key = {"default", "Counter", "g" + std::to_string(i)};
     r.events = {{"E", "{}"}};
-    store->append(std::move(r), [&](AppendResult res) {
+    store->append(r, [&](AppendResult res) {
       EXPECT_TRUE(res.status.is_ok()) << res.status.to_string();
       done.fetch_add(1);
     });

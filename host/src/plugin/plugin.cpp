@@ -169,14 +169,25 @@ ActorType::ActorType(const Plugin* plugin, const aether_type_actor_def* def)
   }
 }
 
+// Short lists are scanned (faster than hashing a name); long ones hashed.
+static int find_name(const std::vector<std::string>& names, const ActorType::NameIndex& index,
+                     std::string_view name) {
+  if (names.size() <= 8) {
+    for (size_t i = 0; i < names.size(); ++i) {
+      if (names[i] == name) return static_cast<int>(i);
+    }
+    return -1;
+  }
+  auto it = index.find(name);
+  return it == index.end() ? -1 : static_cast<int>(it->second);
+}
+
 int ActorType::command_index(std::string_view name) const {
-  auto it = command_index_.find(std::string(name));
-  return it == command_index_.end() ? -1 : static_cast<int>(it->second);
+  return find_name(commands_, command_index_, name);
 }
 
 int ActorType::event_index(std::string_view name) const {
-  auto it = event_index_.find(std::string(name));
-  return it == event_index_.end() ? -1 : static_cast<int>(it->second);
+  return find_name(events_, event_index_, name);
 }
 
 std::string ActorType::where(const char* hook) const {

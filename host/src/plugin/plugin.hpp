@@ -44,6 +44,13 @@ struct Decision {
 // Thread-safe: hooks may be called concurrently for different states.
 class ActorType {
  public:
+  // Name -> position, searchable by string_view.
+  struct NameHash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  using NameIndex = std::unordered_map<std::string, uint32_t, NameHash, std::equal_to<>>;
+
   ActorType(const Plugin* plugin, const aether_type_actor_def* def);
 
   const std::string& name() const { return name_; }
@@ -83,8 +90,8 @@ class ActorType {
   uint32_t schema_;
   std::vector<std::string> commands_;
   std::vector<std::string> events_;
-  std::unordered_map<std::string, uint32_t> command_index_;
-  std::unordered_map<std::string, uint32_t> event_index_;
+  NameIndex command_index_;
+  NameIndex event_index_;
   aether_on_upgrade_state upgrade_ = nullptr;
   void* type_data_ = nullptr;
 };

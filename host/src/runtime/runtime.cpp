@@ -54,6 +54,7 @@ struct Task {
   CommandCallback done;
   std::function<void(Result<ActorView>)> query_done;
   SteadyClock::time_point start;
+  AppendRequest append;  // the commit in flight; lives until the store answers
 };
 
 enum class Phase : uint8_t { kIdle, kScheduled, kRunning, kCommitting };
@@ -412,19 +413,18 @@ class RuntimeImpl final : public Runtime {
       finish(t, b, std::move(r));
       return true;
     }
-    AppendRequest req;
+    AppendRequest& req = t->append;
     req.key = key;
     req.expected_version = a->version;
     req.idempotency_key = c.idempotency_key;
     req.timestamp_ms = opts_.clock->wall_ms();
+    req.events.clear();
     req.events.reserve(d.events.size());
     for (auto& e : d.events) req.events.push_back({type.events()[e.index], std::move(e.payload)});
     set_phase(a, Phase::kCommitting);
-    // The request is moved into the store; keep what on_committed needs.
-    auto pending = std::make_shared<AppendRequest>(req);
-    events_.append(std::move(req), [this, a, t, pending](AppendResult r) {
-      pool_.post([this, a, t, pending, r = std::move(r)]() mutable {
-        on_committed(a, t, *pending, std::move(r));
+    events_.append(req, [this, a, t](AppendResult r) {
+      pool_.post([this, a, t, r = std::move(r)]() mutable {
+        on_committed(a, t, t->append, std::move(r));
         drive(a);
       });
     });

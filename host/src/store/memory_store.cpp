@@ -25,7 +25,7 @@ struct Stream {
 
 class MemoryStore final : public Store {
  public:
-  void append(AppendRequest req, AppendCallback done) override {
+  void append(const AppendRequest& req, AppendCallback done) override {
     AppendResult r;
     {
       Stripe& s = stripe(req.key);
@@ -51,9 +51,8 @@ class MemoryStore final : public Store {
         r.current_version = current;
       } else {
         r.first_version = current + 1;
-        for (auto& e : req.events) {
-          st.events.push_back({st.events.size() + 1, std::move(e.type), std::move(e.payload),
-                               req.timestamp_ms});
+        for (const auto& e : req.events) {
+          st.events.push_back({st.events.size() + 1, e.type, e.payload, req.timestamp_ms});
         }
         r.version = st.events.size();
         if (!req.idempotency_key.empty()) {

@@ -100,6 +100,11 @@ class Stmt {
                                       static_cast<size_t>(sqlite3_column_bytes(s_, i)));
   }
   int col_type(int i) { return sqlite3_column_type(s_, i); }
+  // Assigns a column into `out`, reusing its capacity.
+  void col_assign(int i, std::string& out) {
+    const auto* p = static_cast<const char*>(sqlite3_column_blob(s_, i));
+    out.assign(p == nullptr ? "" : p, static_cast<size_t>(sqlite3_column_bytes(s_, i)));
+  }
 
  private:
   sqlite3_stmt* s_ = nullptr;
@@ -130,6 +135,7 @@ struct Connection {
   sqlite3* db = nullptr;
   Stmt max_version, insert_event, find_idem, insert_idem, read_events;
   Stmt save_snapshot, trim_snapshots, list_snapshots;
+  Stmt savepoint, release, rollback_to;
 
   // sqlite3_close_v2 defers the close until the statements (members,
   // finalized after this body) are gone.
@@ -174,6 +180,9 @@ struct Connection {
          "DELETE FROM snapshots WHERE ns=?1 AND type=?2 AND id=?3 AND version NOT IN "
          "(SELECT version FROM snapshots WHERE ns=?1 AND type=?2 AND id=?3 "
          "ORDER BY version DESC LIMIT ?4)"},
+        {&savepoint, "SAVEPOINT append"},
+        {&release, "RELEASE append"},
+        {&rollback_to, "ROLLBACK TO append"},
         {&list_snapshots,
          "SELECT version,plugin,schema_version,bytes,ts FROM snapshots WHERE ns=?1 AND type=?2 "
          "AND id=?3 ORDER BY version DESC LIMIT ?4"},
@@ -188,7 +197,7 @@ struct Connection {
 };
 
 struct AppendOp {
-  AppendRequest req;
+  const AppendRequest* req;
   AppendCallback done;
   AppendResult result;
 };
@@ -239,7 +248,7 @@ class SqliteStore final : public Store {
     return Status::ok();
   }
 
-  void append(AppendRequest req, AppendCallback done) override {
+  void append(const AppendRequest& req, AppendCallback done) override {
     if (req.events.empty()) {
       AppendResult r;
       r.status = Status::invalid("an append needs at least one event");
@@ -254,7 +263,7 @@ class SqliteStore final : public Store {
         done(std::move(r));
         return;
       }
-      queue_.emplace_back(AppendOp{std::move(req), std::move(done), {}});
+      queue_.emplace_back(AppendOp{&req, std::move(done), {}});
     }
     cv_.notify_one();
   }
@@ -275,19 +284,19 @@ class SqliteStore final : public Store {
       if (rc == SQLITE_DONE) return Status::ok();
       if (rc != SQLITE_ROW) return Status::unavailable(db_error(c->db, "read events"));
       e.version = static_cast<uint64_t>(s.col_int(0));
-      const std::string where = "actor " + key.to_string() + ", event at version ";
+      auto where = [&key] { return "actor " + key.to_string() + ", event at version "; };
       if (e.version != expect) {
-        return Status::corruption(where + std::to_string(expect) + ": stream jumps to version " +
+        return Status::corruption(where() + std::to_string(expect) + ": stream jumps to version " +
                                   std::to_string(e.version) + " (a gap in the stored versions)");
       }
       if (s.col_type(1) != SQLITE_TEXT || s.col_type(2) == SQLITE_NULL) {
-        return Status::corruption(where + std::to_string(e.version) +
+        return Status::corruption(where() + std::to_string(e.version) +
                                   ": undecodable record (event type or payload missing)");
       }
-      e.type = s.col_text(1);
-      e.payload = s.col_text(2);
+      s.col_assign(1, e.type);
+      s.col_assign(2, e.payload);
       if (e.type.empty() || e.payload.empty()) {
-        return Status::corruption(where + std::to_string(e.version) +
+        return Status::corruption(where() + std::to_string(e.version) +
                                   ": undecodable record (empty event type or payload)");
       }
       e.timestamp_ms = s.col_int(3);
@@ -425,7 +434,7 @@ class SqliteStore final : public Store {
 
   // Runs one append inside the open transaction.
   void run_append(AppendOp& op) {
-    AppendRequest& req = op.req;
+    const AppendRequest& req = *op.req;
     AppendResult& res = op.result;
     if (!req.idempotency_key.empty()) {
       auto hit = find_idem(write_, req.key, req.idempotency_key);
@@ -507,6 +516,11 @@ class SqliteStore final : public Store {
     return Status::ok();
   }
 
+  static void step_once(Stmt& s) {
+    s.step();
+    s.reset();
+  }
+
   void write_loop() {
     std::vector<WriteOp> batch;
     for (;;) {
@@ -533,11 +547,13 @@ class SqliteStore final : public Store {
       for (size_t i = 0; i < batch.size(); ++i) {
         if (auto* a = std::get_if<AppendOp>(&batch[i])) {
           ++appends;
-          exec(write_.db, "SAVEPOINT a");
+          // Only a multi-event append can fail half-way and need a savepoint.
+          const bool multi = a->req->events.size() > 1 || !a->req->idempotency_key.empty();
+          if (multi) step_once(write_.savepoint);
           rollback_to_savepoint_ = false;
           run_append(*a);
-          if (rollback_to_savepoint_) exec(write_.db, "ROLLBACK TO a");
-          exec(write_.db, "RELEASE a");
+          if (multi && rollback_to_savepoint_) step_once(write_.rollback_to);
+          if (multi) step_once(write_.release);
         } else if (auto* s = std::get_if<SnapshotOp>(&batch[i])) {
           snap_status[i] = run_snapshot(*s);
         }

@@ -4,10 +4,10 @@
 
 namespace aether {
 
-AppendResult EventStore::append_sync(AppendRequest request) {
+AppendResult EventStore::append_sync(const AppendRequest& request) {
   std::promise<AppendResult> p;
   auto f = p.get_future();
-  append(std::move(request), [&p](AppendResult r) { p.set_value(std::move(r)); });
+  append(request, [&p](AppendResult r) { p.set_value(std::move(r)); });
   return f.get();
 }
 

@@ -72,7 +72,9 @@ class EventStore {
   // Appends atomically; `done` receives the outcome. Appends of different
   // actors may be grouped into one commit; each actor's version check stays
   // exact.
-  virtual void append(AppendRequest request, AppendCallback done) = 0;
+  // REQUIRES: `request` stays valid and unchanged until `done` was called
+  // (the store reads it in place instead of copying the events).
+  virtual void append(const AppendRequest& request, AppendCallback done) = 0;
 
   // Visits the events of `key` with version >= from_version (1-based), at
   // most `limit` of them, in order. A record that cannot be decoded, or a gap
@@ -93,7 +95,7 @@ class EventStore {
   virtual Status flush() = 0;
 
   // Appends and waits: for tests, tools and benchmarks.
-  AppendResult append_sync(AppendRequest request);
+  AppendResult append_sync(const AppendRequest& request);
 
   // Reads into a vector: for tests, tools and the HTTP API.
   Result<std::vector<StoredEvent>> read_all(const ActorKey& key, uint64_t from_version = 1,

@@ -1,0 +1,336 @@
+// Runtime benchmarks, each beside its baseline in the same run:
+//  - durable command throughput on sqlite (synchronous=FULL), 1000 actors,
+//    64 concurrent senders, against raw SQLite writing the same rows with one
+//    transaction per insert, and with all rows in one transaction;
+//  - replay from sqlite against a raw loop reading the same rows and parsing
+//    their JSON;
+//  - activation of an actor with 1,000,000 events, with and without snapshots;
+//  - host memory per idle active actor, beyond the plugin's own state.
+#include <benchmark/benchmark.h>
+#include <malloc.h>
+#include <sqlite3.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <chrono>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "plugin/plugin.hpp"
+#include "ratio_reporter.hpp"
+#include "runtime/runtime.hpp"
+#include "store/store.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+constexpr int kActors = 1000;
+constexpr int kSenders = 64;
+constexpr int kCommands = 32000;  // events written by each throughput benchmark
+constexpr int kReplayEvents = 200000;
+constexpr int kLongActorEvents = 1000000;
+
+fs::path bench_dir(const std::string& name) {
+  fs::path p = fs::temp_directory_path() / ("aether-bench-" + name);
+  fs::remove_all(p);
+  fs::create_directories(p);
+  return p;
+}
+
+std::string plugin(const char* name) { return std::string(AETHER_PLUGIN_DIR) + "/" + name + ".so"; }
+
+std::atomic<uint64_t> g_commits{0}, g_committed{0};
+
+std::unique_ptr<aether::Store> open_store(const fs::path& dir, const char* sync = "full") {
+  aether::SqliteOptions o;
+  o.path = (dir / "aether.db").string();
+  o.synchronous = sync;
+  o.on_commit_batch = [](size_t n) {
+    g_commits.fetch_add(1);
+    g_committed.fetch_add(n);
+  };
+  auto s = aether::open_sqlite_store(o);
+  if (!s) {
+    std::fprintf(stderr, "%s\n", s.status().message().c_str());
+    std::abort();
+  }
+  return std::move(s).value();
+}
+
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+// --- durable throughput ---------------------------------------------------------
+
+void BM_RuntimeDurableCommands(benchmark::State& state) {
+  for (auto _ : state) {
+    const fs::path dir = bench_dir("durable");
+    auto store = open_store(dir);
+    aether::PluginRegistry reg;
+    (void)reg.load(plugin("counter"));
+    aether::RuntimeOptions o;
+    o.snapshot.every = 0;
+    auto rt = std::move(aether::Runtime::create(o, reg, *store, *store)).value();
+    // 64 senders, each with one command in flight: a sender sends its next
+    // command when the reply to its last one arrives (the runtime's async
+    // API, as the HTTP and NATS ingress use it).
+    std::atomic<int> next{0}, failed{0}, finished{0};
+    std::mutex mu;
+    std::condition_variable cv;
+    std::function<void()> send_next = [&] {
+      const int i = next.fetch_add(1);
+      if (i >= kCommands) {
+        if (finished.fetch_add(1) + 1 == kSenders) {
+          std::lock_guard lock(mu);
+          cv.notify_all();
+        }
+        return;
+      }
+      aether::Command c{"default", "Counter", "a" + std::to_string(i % kActors), "Increment",
+                        R"({"by":1})", std::nullopt, ""};
+      rt->send(std::move(c), [&](aether::CommandResult r) {
+        if (!r.status.is_ok()) failed.fetch_add(1);
+        send_next();
+      });
+    };
+    const auto start = Clock::now();
+    for (int s = 0; s < kSenders; ++s) send_next();
+    {
+      std::unique_lock lock(mu);
+      cv.wait(lock, [&] { return finished.load() == kSenders; });
+    }
+    state.SetIterationTime(seconds_since(start));
+    if (failed.load() > 0) state.SkipWithError("commands failed");
+    state.counters["appends_per_commit"] =
+        static_cast<double>(g_committed.exchange(0)) / static_cast<double>(std::max<uint64_t>(1, g_commits.exchange(0)));
+    rt->shutdown();
+  }
+  state.SetItemsProcessed(state.iterations() * kCommands);
+}
+BENCHMARK(BM_RuntimeDurableCommands)->UseManualTime()->Iterations(3)->Unit(benchmark::kMillisecond);
+
+// The same rows the runtime writes, inserted by raw SQLite into the same
+// schema, at the same durability (WAL, synchronous=FULL).
+void raw_insert(benchmark::State& state, bool one_transaction) {
+  for (auto _ : state) {
+    const fs::path dir = bench_dir(one_transaction ? "raw1" : "rawn");
+    { auto schema = open_store(dir); }  // creates aether's schema
+    sqlite3* db = nullptr;
+    sqlite3_open((dir / "aether.db").c_str(), &db);
+    sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL", nullptr, nullptr, nullptr);
+    sqlite3_stmt* ins = nullptr;
+    sqlite3_prepare_v2(db,
+                       "INSERT INTO events(ns,type,id,version,event_type,payload,ts) "
+                       "VALUES('default','Counter',?1,?2,'Incremented','{\"by\":1}',?3)",
+                       -1, &ins, nullptr);
+    const auto start = Clock::now();
+    if (one_transaction) sqlite3_exec(db, "BEGIN", nullptr, nullptr, nullptr);
+    for (int i = 0; i < kCommands; ++i) {
+      const std::string id = "a" + std::to_string(i % kActors);
+      if (!one_transaction) sqlite3_exec(db, "BEGIN", nullptr, nullptr, nullptr);
+      sqlite3_bind_text(ins, 1, id.c_str(), -1, SQLITE_TRANSIENT);
+      sqlite3_bind_int64(ins, 2, i / kActors + 1);
+      sqlite3_bind_int64(ins, 3, 1700000000000 + i);
+      if (sqlite3_step(ins) != SQLITE_DONE) state.SkipWithError(sqlite3_errmsg(db));
+      sqlite3_reset(ins);
+      if (!one_transaction) sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr);
+    }
+    if (one_transaction) sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr);
+    state.SetIterationTime(seconds_since(start));
+    sqlite3_finalize(ins);
+    sqlite3_close(db);
+  }
+  state.SetItemsProcessed(state.iterations() * kCommands);
+}
+void BM_RawSqliteTxPerInsert(benchmark::State& s) { raw_insert(s, false); }
+void BM_RawSqliteOneTx(benchmark::State& s) { raw_insert(s, true); }
+BENCHMARK(BM_RawSqliteTxPerInsert)->UseManualTime()->Iterations(3)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_RawSqliteOneTx)->UseManualTime()->Iterations(3)->Unit(benchmark::kMillisecond);
+
+// --- replay ----------------------------------------------------------------------
+
+// One bank account with `n` events written straight into the store.
+void fill_account(aether::Store& store, const std::string& id, int n) {
+  uint64_t v = 0;
+  while (v < static_cast<uint64_t>(n)) {
+    aether::AppendRequest r;
+    r.key = {"default", "BankAccount", id};
+    r.expected_version = v;
+    for (int i = 0; i < 5000 && v + r.events.size() < static_cast<uint64_t>(n); ++i) {
+      if (v == 0 && r.events.empty()) {
+        r.events.push_back({"Opened", R"({"owner":"bench"})"});
+      } else {
+        r.events.push_back({"Deposited", R"({"amount":3})"});
+      }
+    }
+    auto res = store.append_sync(std::move(r));
+    if (!res.status.is_ok()) std::abort();
+    v = res.version;
+  }
+}
+
+struct ReplayFixture {
+  fs::path dir = bench_dir("replay");
+  ReplayFixture() {
+    auto store = open_store(dir);
+    fill_account(*store, "replay", kReplayEvents);
+  }
+};
+ReplayFixture& replay_fixture() {
+  static ReplayFixture f;
+  return f;
+}
+
+void BM_ReplayThroughRuntime(benchmark::State& state) {
+  auto& f = replay_fixture();
+  auto store = open_store(f.dir);
+  aether::PluginRegistry reg;
+  (void)reg.load(plugin("bank"));
+  aether::RuntimeOptions o;
+  o.snapshot.every = 0;  // measure replay, not snapshots
+  for (auto _ : state) {
+    auto rt = std::move(aether::Runtime::create(o, reg, *store, *store)).value();
+    const auto start = Clock::now();
+    auto v = rt->state("default", "BankAccount", "replay");
+    state.SetIterationTime(seconds_since(start));
+    if (!v || v->version != static_cast<uint64_t>(kReplayEvents)) state.SkipWithError("bad replay");
+    rt->shutdown();
+  }
+  state.SetItemsProcessed(state.iterations() * kReplayEvents);
+}
+BENCHMARK(BM_ReplayThroughRuntime)->UseManualTime()->Iterations(5)->Unit(benchmark::kMillisecond);
+
+// The baseline: read the same rows with raw SQLite and parse each payload.
+void BM_ReplayRawLoop(benchmark::State& state) {
+  auto& f = replay_fixture();
+  sqlite3* db = nullptr;
+  sqlite3_open_v2((f.dir / "aether.db").c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
+  sqlite3_stmt* q = nullptr;
+  sqlite3_prepare_v2(db,
+                     "SELECT version,event_type,payload,ts FROM events WHERE ns='default' AND "
+                     "type='BankAccount' AND id='replay' AND version>=1 ORDER BY version",
+                     -1, &q, nullptr);
+  for (auto _ : state) {
+    const auto start = Clock::now();
+    int64_t sum = 0;
+    int rows = 0;
+    while (sqlite3_step(q) == SQLITE_ROW) {
+      const auto* p = static_cast<const char*>(sqlite3_column_blob(q, 2));
+      auto j = nlohmann::json::parse(p, p + sqlite3_column_bytes(q, 2));
+      sum += j.value("amount", 0);
+      ++rows;
+    }
+    sqlite3_reset(q);
+    state.SetIterationTime(seconds_since(start));
+    benchmark::DoNotOptimize(sum);
+    if (rows != kReplayEvents) state.SkipWithError("bad row count");
+  }
+  sqlite3_finalize(q);
+  sqlite3_close(db);
+  state.SetItemsProcessed(state.iterations() * kReplayEvents);
+}
+BENCHMARK(BM_ReplayRawLoop)->UseManualTime()->Iterations(5)->Unit(benchmark::kMillisecond);
+
+// --- activation of a 1,000,000-event actor ------------------------------------
+
+struct LongActorFixture {
+  fs::path dir = bench_dir("long");
+  LongActorFixture() {
+    auto store = open_store(dir, "normal");
+    fill_account(*store, "long", kLongActorEvents);
+  }
+};
+LongActorFixture& long_fixture() {
+  static LongActorFixture f;
+  return f;
+}
+
+void activate_long(benchmark::State& state, bool snapshots) {
+  auto& f = long_fixture();
+  auto store = open_store(f.dir);
+  aether::PluginRegistry reg;
+  (void)reg.load(plugin("bank"));
+  aether::RuntimeOptions o;
+  o.snapshot = {snapshots ? 1000u : 0u, 2};
+  if (!snapshots) {
+    sqlite3* db = nullptr;
+    sqlite3_open((f.dir / "aether.db").c_str(), &db);
+    sqlite3_exec(db, "DELETE FROM snapshots", nullptr, nullptr, nullptr);
+    sqlite3_close(db);
+  } else {
+    // The first activation replays everything and leaves a snapshot.
+    auto rt = std::move(aether::Runtime::create(o, reg, *store, *store)).value();
+    (void)rt->state("default", "BankAccount", "long");
+    rt->shutdown();
+  }
+  uint64_t replayed = 0;
+  for (auto _ : state) {
+    auto rt = std::move(aether::Runtime::create(o, reg, *store, *store)).value();
+    const auto start = Clock::now();
+    auto v = rt->state("default", "BankAccount", "long");
+    state.SetIterationTime(seconds_since(start));
+    if (!v || v->version != static_cast<uint64_t>(kLongActorEvents)) state.SkipWithError("bad state");
+    replayed = rt->stats().last_replay_length;
+    rt->shutdown();
+  }
+  state.counters["events_replayed"] = static_cast<double>(replayed);
+}
+void BM_Activate1MEventsWithSnapshot(benchmark::State& s) { activate_long(s, true); }
+void BM_Activate1MEventsWithoutSnapshot(benchmark::State& s) { activate_long(s, false); }
+BENCHMARK(BM_Activate1MEventsWithoutSnapshot)->UseManualTime()->Iterations(1)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Activate1MEventsWithSnapshot)->UseManualTime()->Iterations(10)->Unit(benchmark::kMillisecond);
+
+// --- memory per idle active actor ------------------------------------------------
+
+size_t heap_in_use() { return mallinfo2().uordblks; }
+
+void BM_MemoryPerIdleActor(benchmark::State& state) {
+  constexpr int kIdle = 100000;
+  aether::PluginRegistry reg;
+  (void)reg.load(plugin("counter"));
+  const aether::ActorType* type = reg.plugin_for_type("Counter")->find_type("Counter");
+  double host_bytes = 0, plugin_bytes = 0;
+  for (auto _ : state) {
+    // The plugin's own state, measured alone.
+    std::vector<void*> states;
+    states.reserve(kIdle);
+    size_t before = heap_in_use();
+    for (int i = 0; i < kIdle; ++i) states.push_back(*type->create());
+    plugin_bytes = static_cast<double>(heap_in_use() - before) / kIdle;
+    for (void* s : states) type->destroy(s);
+
+    auto store = aether::make_memory_store();
+    aether::RuntimeOptions o;
+    o.max_active_actors = 2 * kIdle;
+    auto rt = std::move(aether::Runtime::create(o, reg, *store, *store)).value();
+    (void)rt->state("default", "Counter", "warmup");
+    before = heap_in_use();
+    for (int i = 0; i < kIdle; ++i) (void)rt->state("default", "Counter", "idle-actor-" + std::to_string(i));
+    const size_t after = heap_in_use();
+    if (rt->stats().active_actors < static_cast<uint64_t>(kIdle)) state.SkipWithError("actors passivated");
+    host_bytes = static_cast<double>(after - before) / kIdle - plugin_bytes;
+    rt->shutdown();
+  }
+  state.counters["host_bytes_per_actor"] = host_bytes;
+  state.counters["plugin_state_bytes"] = plugin_bytes;
+}
+BENCHMARK(BM_MemoryPerIdleActor)->Iterations(1)->Unit(benchmark::kMillisecond);
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  return aether::bench::run_with_ratios(
+      argc, argv,
+      {{"durable throughput: runtime vs raw tx-per-insert", "BM_RawSqliteTxPerInsert/iterations:3/manual_time",
+        "BM_RuntimeDurableCommands/iterations:3/manual_time", "goal >= 3x"},
+       {"durable throughput: runtime vs raw one-tx", "BM_RawSqliteOneTx/iterations:3/manual_time",
+        "BM_RuntimeDurableCommands/iterations:3/manual_time", "goal >= 0.5x"},
+       {"replay: runtime vs raw read+parse", "BM_ReplayRawLoop/iterations:5/manual_time",
+        "BM_ReplayThroughRuntime/iterations:5/manual_time", "goal >= 0.7x"}});
+}
