@@ -8,7 +8,7 @@ packages=(
   libboost-dev libyaml-cpp-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev libsqlite3-dev
   libnats-dev nats-server libcpp-httplib-dev libcli11-dev prometheus-cpp-dev
-  libssl-dev zlib1g-dev curl ca-certificates
+  libssl-dev zlib1g-dev libbrotli-dev curl ca-certificates
 )
 
 missing=()

@@ -1,0 +1,234 @@
+// aether: the command-line client of an aether host's HTTP API.
+//
+//   aether send TYPE ID COMMAND [JSON] [--expected-version N] [--idempotency-key K]
+//   aether state TYPE ID
+//   aether events TYPE ID [--from N] [--limit N]
+//   aether plugins
+//   aether reload NAME
+//   aether cluster
+//
+// Options: --url (or AETHER_URL; default http://127.0.0.1:8080), --namespace
+// (default "default"), --token (or AETHER_TOKEN), --json (print the server's
+// JSON as is).
+//
+// Exit codes (for scripts):
+//   0 success            3 rejected by the domain (422)   6 bad request (400, 401, 413, 414)
+//   2 cannot reach host  4 version conflict (409)         7 server error (5xx) or other
+//   64 usage error       5 not found (404)
+#include <httplib.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <string>
+
+namespace {
+
+using json = nlohmann::json;
+
+struct Options {
+  std::string url = "http://127.0.0.1:8080";
+  std::string ns = "default";
+  std::string token;
+  bool raw_json = false;
+};
+
+int exit_code_for(int status) {
+  if (status >= 200 && status < 300) return 0;
+  switch (status) {
+    case 422: return 3;
+    case 409: return 4;
+    case 404: return 5;
+    case 400: case 401: case 413: case 414: return 6;
+    default: return 7;
+  }
+}
+
+// Percent-encodes a path segment.
+std::string seg(const std::string& s) {
+  static const char* hex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    }
+  }
+  return out;
+}
+
+class Api {
+ public:
+  explicit Api(const Options& o) : o_(o), client_(o.url) {
+    client_.set_connection_timeout(5);
+    client_.set_read_timeout(60);
+    if (!o.token.empty()) client_.set_bearer_token_auth(o.token);
+  }
+
+  // Returns the exit code; prints the body (JSON or readable) or the error.
+  template <class Print>
+  int call(const char* method, const std::string& path, const std::string& body, Print&& print) {
+    httplib::Result r = std::string(method) == "GET"
+                            ? client_.Get(path)
+                            : client_.Post(path, body, "application/json");
+    if (!r) {
+      std::fprintf(stderr, "aether: cannot reach %s: %s\n", o_.url.c_str(),
+                   httplib::to_string(r.error()).c_str());
+      return 2;
+    }
+    const int code = exit_code_for(r->status);
+    json j = json::parse(r->body, nullptr, false);
+    if (o_.raw_json) {
+      std::printf("%s\n", r->body.c_str());
+      return code;
+    }
+    if (code != 0) {
+      if (!j.is_discarded() && j.contains("error")) {
+        const auto& e = j["error"];
+        std::fprintf(stderr, "error %d %s: %s\n", r->status, e.value("code", "").c_str(),
+                     e.value("message", "").c_str());
+      } else {
+        std::fprintf(stderr, "error %d: %s\n", r->status, r->body.c_str());
+      }
+      return code;
+    }
+    if (j.is_discarded()) {
+      std::printf("%s\n", r->body.c_str());
+      return 0;
+    }
+    print(j);
+    return 0;
+  }
+
+  std::string actor_path(const std::string& type, const std::string& id) const {
+    return "/v1/" + seg(o_.ns) + "/actors/" + seg(type) + "/" + seg(id);
+  }
+
+ private:
+  const Options& o_;
+  httplib::Client client_;
+};
+
+std::string compact(const json& j) { return j.dump(); }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options o;
+  if (const char* u = std::getenv("AETHER_URL")) o.url = u;
+  if (const char* t = std::getenv("AETHER_TOKEN")) o.token = t;
+
+  CLI::App app{"aether: command-line client of an aether host"};
+  app.require_subcommand(1);
+  app.add_option("--url", o.url, "host URL (env AETHER_URL)")->capture_default_str();
+  app.add_option("-n,--namespace", o.ns, "namespace")->capture_default_str();
+  app.add_option("--token", o.token, "bearer token (env AETHER_TOKEN)");
+  app.add_flag("--json", o.raw_json, "print the server's JSON response as is");
+
+  std::string type, id, command, payload = "{}", plugin;
+  int64_t expected_version = -1;
+  std::string idem;
+  uint64_t from = 1, limit = 1000;
+
+  auto* send = app.add_subcommand("send", "send a command to an actor");
+  send->add_option("TYPE", type, "actor type")->required();
+  send->add_option("ID", id, "actor id")->required();
+  send->add_option("COMMAND", command, "command name")->required();
+  send->add_option("JSON", payload, "command payload, a JSON object")->capture_default_str();
+  send->add_option("--expected-version", expected_version, "fail unless the actor is at this version");
+  send->add_option("--idempotency-key", idem, "a retried command with this key writes nothing");
+
+  auto* state = app.add_subcommand("state", "show an actor's state and version");
+  state->add_option("TYPE", type)->required();
+  state->add_option("ID", id)->required();
+
+  auto* events = app.add_subcommand("events", "list an actor's events");
+  events->add_option("TYPE", type)->required();
+  events->add_option("ID", id)->required();
+  events->add_option("--from", from, "first version")->capture_default_str();
+  events->add_option("--limit", limit, "most events")->capture_default_str();
+
+  auto* plugins = app.add_subcommand("plugins", "list loaded plugins and their actor types");
+  auto* reload = app.add_subcommand("reload", "reload (hot-swap) a plugin");
+  reload->add_option("NAME", plugin)->required();
+  auto* cluster = app.add_subcommand("cluster", "show cluster membership and shards");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);
+    return rc == 0 ? 0 : 64;
+  }
+
+  Api api(o);
+  if (send->parsed()) {
+    json p = json::parse(payload, nullptr, false);
+    if (p.is_discarded() || !p.is_object()) {
+      std::fprintf(stderr, "aether: the payload must be a JSON object, got: %s\n", payload.c_str());
+      return 64;
+    }
+    json body = {{"command", command}, {"payload", p}};
+    if (expected_version >= 0) body["expected_version"] = expected_version;
+    if (!idem.empty()) body["idempotency_key"] = idem;
+    return api.call("POST", api.actor_path(type, id) + "/commands", body.dump(), [](const json& j) {
+      std::printf("ok: %s/%s now at version %llu%s\n", j.value("type", "").c_str(),
+                  j.value("id", "").c_str(), j.value("version", 0ull),
+                  j.value("duplicate", false) ? " (duplicate: nothing written)" : "");
+      for (const auto& e : j["events"]) {
+        std::printf("  v%llu %s %s\n", e.value("version", 0ull), e.value("type", "").c_str(),
+                    compact(e["payload"]).c_str());
+      }
+    });
+  }
+  if (state->parsed()) {
+    return api.call("GET", api.actor_path(type, id), "", [](const json& j) {
+      std::printf("%s/%s at version %llu\n%s\n", j.value("type", "").c_str(), j.value("id", "").c_str(),
+                  j.value("version", 0ull), j["state"].dump(2).c_str());
+    });
+  }
+  if (events->parsed()) {
+    const std::string path = api.actor_path(type, id) + "/events?from=" + std::to_string(from) +
+                             "&limit=" + std::to_string(limit);
+    return api.call("GET", path, "", [](const json& j) {
+      for (const auto& e : j["events"]) {
+        std::printf("v%llu %s %s\n", e.value("version", 0ull), e.value("type", "").c_str(),
+                    compact(e["payload"]).c_str());
+      }
+    });
+  }
+  if (plugins->parsed()) {
+    return api.call("GET", "/v1/plugins", "", [](const json& j) {
+      for (const auto& p : j["plugins"]) {
+        std::printf("%s %s (ABI %s) %s\n", p.value("name", "").c_str(), p.value("version", "").c_str(),
+                    p.value("abi", "").c_str(), p.value("path", "").c_str());
+        for (const auto& t : p["actor_types"]) {
+          std::string cmds, evs;
+          for (const auto& c : t["commands"]) cmds += (cmds.empty() ? "" : ", ") + c.get<std::string>();
+          for (const auto& e : t["events"]) evs += (evs.empty() ? "" : ", ") + e.get<std::string>();
+          std::printf("  %s (schema %llu)\n    commands: %s\n    events:   %s\n",
+                      t.value("name", "").c_str(), t.value("schema_version", 0ull), cmds.c_str(),
+                      evs.c_str());
+        }
+      }
+    });
+  }
+  if (reload->parsed()) {
+    return api.call("POST", "/v1/plugins/" + seg(plugin) + "/reload", "{}",
+                    [](const json& j) { std::printf("%s\n", j.dump(2).c_str()); });
+  }
+  if (cluster->parsed()) {
+    return api.call("GET", "/v1/cluster", "", [](const json& j) {
+      std::printf("mode: %s, leader: %s, epoch: %llu\n", j.value("mode", "").c_str(),
+                  j.value("leader", "").c_str(), j.value("epoch", 0ull));
+      for (const auto& n : j["nodes"]) {
+        std::printf("  node %s%s\n", n.value("id", "").c_str(), n.value("self", false) ? " (this node)" : "");
+      }
+    });
+  }
+  return 64;
+}

@@ -1,0 +1,347 @@
+#include "api/http_server.hpp"
+
+#include <httplib.h>
+
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "api/metrics.hpp"
+#include "core/log.hpp"
+#include "plugin/plugin.hpp"
+#include "runtime/runtime.hpp"
+
+namespace aether {
+namespace {
+
+using json = nlohmann::json;
+
+int http_status(StatusCode code) {
+  switch (code) {
+    case StatusCode::kOk: return 200;
+    case StatusCode::kInvalidArgument: return 400;
+    case StatusCode::kUnauthorized: return 401;
+    case StatusCode::kNotFound: return 404;
+    case StatusCode::kConflict: return 409;
+    case StatusCode::kPayloadTooLarge: return 413;
+    case StatusCode::kRejected: return 422;
+    case StatusCode::kUnavailable: return 503;
+    case StatusCode::kCorruption:
+    case StatusCode::kPluginError:
+    case StatusCode::kInternal: return 500;
+  }
+  return 500;
+}
+
+void send_json(httplib::Response& res, int status, const json& body) {
+  res.status = status;
+  res.set_content(body.dump(), "application/json");
+}
+
+void send_error(httplib::Response& res, int status, const std::string& code, const std::string& message,
+                json extra = json::object()) {
+  json e = {{"code", code}, {"message", message}};
+  e.update(extra);
+  send_json(res, status, {{"error", e}});
+}
+
+void send_status(httplib::Response& res, const Status& s) {
+  send_error(res, http_status(s.code()), status_code_name(s.code()), s.message());
+}
+
+json event_json(const std::string& ns, const std::string& type, const std::string& id,
+                const StoredEvent& e, bool with_time) {
+  json payload = json::parse(e.payload, nullptr, false);
+  json j = {{"id", event_id({ns, type, id}, e.version)},
+            {"version", e.version},
+            {"type", e.type},
+            {"payload", payload.is_discarded() ? json(e.payload) : payload}};
+  if (with_time) j["timestamp"] = e.timestamp_ms;
+  return j;
+}
+
+// Parses a non-negative integer query parameter.
+std::optional<uint64_t> query_uint(const httplib::Request& req, const char* name, uint64_t dflt,
+                                   httplib::Response& res) {
+  if (!req.has_param(name)) return dflt;
+  const std::string v = req.get_param_value(name);
+  char* end = nullptr;
+  errno = 0;
+  const unsigned long long x = std::strtoull(v.c_str(), &end, 10);
+  if (v.empty() || *end != '\0' || errno != 0 || v[0] == '-') {
+    send_error(res, 400, "invalid_argument",
+               std::string("query parameter '") + name + "' must be a non-negative integer, got '" +
+                   v.substr(0, 40) + "'");
+    return std::nullopt;
+  }
+  return x;
+}
+
+const char* reason_code(int status) {
+  switch (status) {
+    case 400: return "bad_request";
+    case 401: return "unauthorized";
+    case 404: return "not_found";
+    case 405: return "method_not_allowed";
+    case 413: return "payload_too_large";
+    case 414: return "uri_too_long";
+    case 431: return "headers_too_large";
+    default: return "http_error";
+  }
+}
+
+}  // namespace
+
+struct HttpServer::Impl {
+  HttpOptions opts;
+  Runtime& runtime;
+  PluginRegistry& registry;
+  Metrics& metrics;
+  httplib::Server server;
+  std::thread thread;
+  int port = 0;
+  std::atomic<bool> ready{true};
+  std::atomic<bool> stopped{false};
+
+  Impl(HttpOptions o, Runtime& rt, PluginRegistry& reg, Metrics& m)
+      : opts(std::move(o)), runtime(rt), registry(reg), metrics(m) {}
+
+  bool authorized(const httplib::Request& req) const {
+    if (opts.bearer_token.empty()) return true;
+    const std::string want = "Bearer " + opts.bearer_token;
+    const std::string got = req.get_header_value("Authorization");
+    if (got.size() != want.size()) return false;
+    unsigned char diff = 0;
+    for (size_t i = 0; i < got.size(); ++i) diff |= static_cast<unsigned char>(got[i] ^ want[i]);
+    return diff == 0;
+  }
+
+  void routes() {
+    server.set_payload_max_length(opts.max_body_bytes);
+    const uint32_t threads = opts.threads;
+    server.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+
+    server.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+      if (req.path == "/healthz" || req.path == "/readyz") return httplib::Server::HandlerResponse::Unhandled;
+      if (!authorized(req)) {
+        res.set_header("WWW-Authenticate", "Bearer");
+        send_error(res, 401, "unauthorized",
+                   req.has_header("Authorization") ? "the bearer token is not valid"
+                                                   : "this host requires 'Authorization: Bearer <token>'");
+        return httplib::Server::HandlerResponse::Handled;
+      }
+      return httplib::Server::HandlerResponse::Unhandled;
+    });
+
+    // Errors httplib produces itself (no route, body too large, URI too long)
+    // get the same JSON shape as ours.
+    server.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
+      if (!res.body.empty()) return;
+      std::string message;
+      if (res.status == 404) {
+        message = "no route for " + req.method + " " + req.path;
+      } else if (res.status == 413) {
+        message = "request body is larger than " + std::to_string(opts.max_body_bytes) + " bytes";
+      } else if (res.status == 414) {
+        message = "request URI is too long";
+      } else {
+        message = "HTTP error " + std::to_string(res.status);
+      }
+      send_error(res, res.status, reason_code(res.status), message);
+    });
+
+    server.set_exception_handler([](const httplib::Request&, httplib::Response& res,
+                                    std::exception_ptr ep) {
+      std::string what = "unknown error";
+      try {
+        std::rethrow_exception(ep);
+      } catch (const std::exception& e) {
+        what = e.what();
+      } catch (...) {
+      }
+      log::error("http: handler failed: " + what);
+      send_error(res, 500, "internal", what);
+    });
+
+    server.Post(R"(/v1/([^/]+)/actors/([^/]+)/(.*)/commands)",
+                [this](const httplib::Request& req, httplib::Response& res) { command(req, res); });
+    server.Get(R"(/v1/([^/]+)/actors/([^/]+)/(.*)/events)",
+               [this](const httplib::Request& req, httplib::Response& res) { events(req, res); });
+    server.Get(R"(/v1/([^/]+)/actors/([^/]+)/(.*))",
+               [this](const httplib::Request& req, httplib::Response& res) { state(req, res); });
+    server.Get("/v1/plugins", [this](const httplib::Request&, httplib::Response& res) { plugins(res); });
+    server.Post(R"(/v1/plugins/([^/]+)/reload)", [](const httplib::Request& req, httplib::Response& res) {
+      send_error(res, 501, "not_implemented",
+                 "reloading plugin " + std::string(req.matches[1]) +
+                     " is not available in this version of aether-host");
+    });
+    server.Get("/v1/cluster", [this](const httplib::Request&, httplib::Response& res) {
+      send_json(res, 200,
+                {{"mode", "single-node"},
+                 {"epoch", 0},
+                 {"leader", opts.node_id},
+                 {"nodes", json::array({{{"id", opts.node_id}, {"self", true}}})},
+                 {"migrations", json::array()}});
+    });
+    server.Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+      res.set_content(metrics.render(), "text/plain; version=0.0.4");
+    });
+    server.Get("/healthz", [](const httplib::Request&, httplib::Response& res) {
+      send_json(res, 200, {{"status", "ok"}});
+    });
+    server.Get("/readyz", [this](const httplib::Request&, httplib::Response& res) {
+      if (ready.load()) {
+        send_json(res, 200, {{"status", "ready"}});
+      } else {
+        send_error(res, 503, "unavailable", "the host is not ready (starting or shutting down)");
+      }
+    });
+  }
+
+  void command(const httplib::Request& req, httplib::Response& res) {
+    Command c;
+    c.ns = req.matches[1];
+    c.type = req.matches[2];
+    c.id = req.matches[3];
+    json body = json::parse(req.body, nullptr, false);
+    if (body.is_discarded()) {
+      try {
+        auto parsed = json::parse(req.body);
+        (void)parsed;
+      } catch (const json::exception& e) {
+        return send_error(res, 400, "invalid_argument",
+                          std::string("malformed JSON in request body: ") + e.what());
+      }
+    }
+    if (!body.is_object()) {
+      return send_error(res, 400, "invalid_argument",
+                        "request body must be a JSON object like {\"command\":\"Name\",\"payload\":{...}}");
+    }
+    auto cmd = body.find("command");
+    if (cmd == body.end() || !cmd->is_string()) {
+      return send_error(res, 400, "invalid_argument", "field 'command' (a string) is required");
+    }
+    c.name = cmd->get<std::string>();
+    if (auto p = body.find("payload"); p != body.end() && !p->is_null()) {
+      if (!p->is_object()) {
+        return send_error(res, 400, "invalid_argument", "field 'payload' must be a JSON object");
+      }
+      c.payload = p->dump();
+    } else {
+      c.payload = "{}";
+    }
+    if (auto v = body.find("expected_version"); v != body.end() && !v->is_null()) {
+      if (!v->is_number_unsigned()) {
+        return send_error(res, 400, "invalid_argument",
+                          "field 'expected_version' must be a non-negative integer");
+      }
+      c.expected_version = v->get<uint64_t>();
+    }
+    if (auto k = body.find("idempotency_key"); k != body.end() && !k->is_null()) {
+      if (!k->is_string()) {
+        return send_error(res, 400, "invalid_argument", "field 'idempotency_key' must be a string");
+      }
+      c.idempotency_key = k->get<std::string>();
+    } else if (req.has_header("Idempotency-Key")) {
+      c.idempotency_key = req.get_header_value("Idempotency-Key");
+    }
+    const std::string ns = c.ns, type = c.type, id = c.id;
+    CommandResult r = runtime.send_sync(std::move(c));
+    if (r.status.code() == StatusCode::kRejected) {
+      return send_error(res, 422, r.reject_code.empty() ? "rejected" : r.reject_code,
+                        r.status.message(), {{"rejected", true}});
+    }
+    if (r.status.code() == StatusCode::kConflict) {
+      return send_error(res, 409, "conflict", r.status.message(),
+                        {{"actor", ns + "/" + type + "/" + id},
+                         {"attempted_version", r.attempted_version},
+                         {"current_version", r.current_version}});
+    }
+    if (!r.status) return send_status(res, r.status);
+    json events = json::array();
+    for (const auto& e : r.events) events.push_back(event_json(ns, type, id, e, false));
+    send_json(res, 200,
+              {{"ns", ns}, {"type", type}, {"id", id}, {"version", r.version},
+               {"duplicate", r.duplicate}, {"events", events}});
+  }
+
+  void state(const httplib::Request& req, httplib::Response& res) {
+    const std::string ns = req.matches[1], type = req.matches[2], id = req.matches[3];
+    auto v = runtime.state(ns, type, id);
+    if (!v) return send_status(res, v.status());
+    send_json(res, 200,
+              {{"ns", ns}, {"type", type}, {"id", id}, {"version", v->version},
+               {"state", json::parse(v->view)}});
+  }
+
+  void events(const httplib::Request& req, httplib::Response& res) {
+    const std::string ns = req.matches[1], type = req.matches[2], id = req.matches[3];
+    auto from = query_uint(req, "from", 1, res);
+    if (!from) return;
+    auto limit = query_uint(req, "limit", 1000, res);
+    if (!limit) return;
+    if (*limit == 0 || *limit > 10000) {
+      return send_error(res, 400, "invalid_argument", "query parameter 'limit' must be 1..10000");
+    }
+    auto ev = runtime.events(ns, type, id, *from, *limit);
+    if (!ev) return send_status(res, ev.status());
+    json list = json::array();
+    for (const auto& e : *ev) list.push_back(event_json(ns, type, id, e, true));
+    send_json(res, 200, {{"ns", ns}, {"type", type}, {"id", id}, {"from", *from}, {"events", list}});
+  }
+
+  void plugins(httplib::Response& res) {
+    json list = json::array();
+    for (const auto& p : registry.plugins()) {
+      json types = json::array();
+      for (const auto& t : p->types()) {
+        types.push_back({{"name", t->name()},
+                         {"schema_version", t->schema_version()},
+                         {"commands", t->commands()},
+                         {"events", t->events()}});
+      }
+      list.push_back({{"name", p->name()},
+                      {"version", p->version()},
+                      {"path", p->path().string()},
+                      {"abi", std::to_string(p->abi_major()) + "." + std::to_string(p->abi_minor())},
+                      {"actor_types", types}});
+    }
+    send_json(res, 200, {{"plugins", list}});
+  }
+};
+
+HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+HttpServer::~HttpServer() { stop(); }
+
+Result<std::unique_ptr<HttpServer>> HttpServer::start(const HttpOptions& options, Runtime& runtime,
+                                                      PluginRegistry& registry, Metrics& metrics) {
+  auto impl = std::make_unique<Impl>(options, runtime, registry, metrics);
+  impl->routes();
+  const std::string addr = options.host + ":" + std::to_string(options.port);
+  if (options.port == 0) {
+    impl->port = impl->server.bind_to_any_port(options.host);
+    if (impl->port <= 0) return Status::unavailable("http: cannot listen on " + addr);
+  } else {
+    if (!impl->server.bind_to_port(options.host, options.port)) {
+      return Status::unavailable("http: cannot listen on " + addr +
+                                 " (address in use, or not an address of this machine)");
+    }
+    impl->port = options.port;
+  }
+  Impl* raw = impl.get();
+  impl->thread = std::thread([raw] { raw->server.listen_after_bind(); });
+  return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
+}
+
+int HttpServer::port() const { return impl_->port; }
+
+void HttpServer::set_ready(bool ready) { impl_->ready.store(ready); }
+
+void HttpServer::stop() {
+  if (impl_->stopped.exchange(true)) return;
+  impl_->ready.store(false);
+  impl_->server.stop();
+  if (impl_->thread.joinable()) impl_->thread.join();
+}
+
+}  // namespace aether

@@ -1,0 +1,107 @@
+#include "api/metrics.hpp"
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+#include <prometheus/text_serializer.h>
+
+#include <mutex>
+
+namespace aether {
+
+struct Metrics::Impl {
+  std::shared_ptr<prometheus::Registry> registry = std::make_shared<prometheus::Registry>();
+  prometheus::Family<prometheus::Counter>& commands =
+      prometheus::BuildCounter()
+          .Name("aether_commands_total")
+          .Help("Commands handled, by actor type and outcome (ok, rejected, or an error code)")
+          .Register(*registry);
+  prometheus::Family<prometheus::Histogram>& latency =
+      prometheus::BuildHistogram()
+          .Name("aether_command_duration_seconds")
+          .Help("Time from accepting a command to its reply")
+          .Register(*registry);
+  prometheus::Family<prometheus::Gauge>& active =
+      prometheus::BuildGauge().Name("aether_active_actors").Help("Actors with their state in memory").Register(*registry);
+  prometheus::Family<prometheus::Counter>& appended =
+      prometheus::BuildCounter()
+          .Name("aether_events_appended_total")
+          .Help("Events written to the store, by actor type")
+          .Register(*registry);
+  prometheus::Family<prometheus::Counter>& snapshots =
+      prometheus::BuildCounter()
+          .Name("aether_snapshots_taken_total")
+          .Help("Snapshots saved, by actor type")
+          .Register(*registry);
+  prometheus::Family<prometheus::Histogram>& replay =
+      prometheus::BuildHistogram()
+          .Name("aether_replay_events")
+          .Help("Events replayed per activation, by actor type")
+          .Register(*registry);
+  prometheus::Family<prometheus::Counter>& activations =
+      prometheus::BuildCounter()
+          .Name("aether_activations_total")
+          .Help("Actor activations, by actor type and whether a snapshot was used")
+          .Register(*registry);
+  prometheus::Family<prometheus::Histogram>& batch =
+      prometheus::BuildHistogram()
+          .Name("aether_store_commit_batch_size")
+          .Help("Appends carried by one store commit (group commit)")
+          .Register(*registry);
+  prometheus::Gauge& active_gauge = active.Add({});
+  prometheus::Histogram& batch_hist =
+      batch.Add({}, prometheus::Histogram::BucketBoundaries{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024});
+  std::mutex mu;
+  std::function<double()> active_source;
+
+  static const prometheus::Histogram::BucketBoundaries& latency_buckets() {
+    static const prometheus::Histogram::BucketBoundaries b{0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                                           0.025,  0.05,  0.1,    0.25,  0.5,
+                                                           1,      2.5,   5};
+    return b;
+  }
+  static const prometheus::Histogram::BucketBoundaries& replay_buckets() {
+    static const prometheus::Histogram::BucketBoundaries b{0, 1, 10, 100, 1000, 10000, 100000, 1000000};
+    return b;
+  }
+};
+
+Metrics::Metrics() : impl_(std::make_unique<Impl>()) {}
+Metrics::~Metrics() = default;
+
+void Metrics::on_command(const std::string& type, const char* outcome, double seconds) {
+  impl_->commands.Add({{"type", type}, {"outcome", outcome}}).Increment();
+  impl_->latency.Add({{"type", type}}, Impl::latency_buckets()).Observe(seconds);
+}
+
+void Metrics::on_activation(const std::string& type, uint64_t replayed, bool from_snapshot) {
+  impl_->replay.Add({{"type", type}}, Impl::replay_buckets()).Observe(static_cast<double>(replayed));
+  impl_->activations.Add({{"type", type}, {"snapshot", from_snapshot ? "yes" : "no"}}).Increment();
+}
+
+void Metrics::on_snapshot(const std::string& type) {
+  impl_->snapshots.Add({{"type", type}}).Increment();
+}
+
+void Metrics::on_events_appended(const std::string& type, size_t n) {
+  impl_->appended.Add({{"type", type}}).Increment(static_cast<double>(n));
+}
+
+void Metrics::on_commit_batch(size_t appends) { impl_->batch_hist.Observe(static_cast<double>(appends)); }
+
+void Metrics::set_active_actors_source(std::function<double()> source) {
+  std::lock_guard lock(impl_->mu);
+  impl_->active_source = std::move(source);
+}
+
+std::string Metrics::render() {
+  {
+    std::lock_guard lock(impl_->mu);
+    if (impl_->active_source) impl_->active_gauge.Set(impl_->active_source());
+  }
+  return prometheus::TextSerializer().Serialize(impl_->registry->Collect());
+}
+
+}  // namespace aether

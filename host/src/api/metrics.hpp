@@ -1,0 +1,37 @@
+// Prometheus metrics of a host: a RuntimeObserver that counts what the
+// runtime does, plus the store's commit batch sizes. Rendered in the text
+// exposition format for GET /metrics.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "runtime/runtime.hpp"
+
+namespace aether {
+
+class Metrics : public RuntimeObserver {
+ public:
+  Metrics();
+  ~Metrics() override;
+
+  void on_command(const std::string& type, const char* outcome, double seconds) override;
+  void on_activation(const std::string& type, uint64_t replayed, bool from_snapshot) override;
+  void on_snapshot(const std::string& type) override;
+  void on_events_appended(const std::string& type, size_t n) override;
+  void on_commit_batch(size_t appends);
+
+  // Sets the gauge source for active actors (read at render time).
+  void set_active_actors_source(std::function<double()> source);
+
+  // The Prometheus text format.
+  std::string render();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace aether

@@ -1,0 +1,104 @@
+// The config module: the host's YAML configuration.
+//
+// Every key has a default (docs/configuration.md). Scalars may use
+// ${VAR} and ${VAR:-default} environment substitution. An unknown key, a
+// wrong type or a bad value is an error naming the file, the line and the key
+// path, e.g.
+//   config/aether.yaml:12: actors.snapshot.every: expected an unsigned
+//   integer, got "often"
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/status.hpp"
+
+namespace aether {
+
+struct SnapshotConfig {
+  uint32_t every = 100;
+  uint32_t keep = 2;
+};
+
+struct ActorTypeConfig {
+  std::optional<SnapshotConfig> snapshot;
+  std::optional<int64_t> idle_timeout_ms;
+  std::optional<uint32_t> mailbox_size;
+};
+
+struct HostConfig {
+  std::string source;  // the file name (or "<embedded>") the config came from
+
+  struct Node {
+    std::string id = "node-1";
+    std::vector<std::string> namespaces = {"default"};
+  } node;
+
+  struct Store {
+    std::string backend = "sqlite";  // memory | sqlite
+    std::string sqlite_path = "./data/aether.db";
+    std::string sqlite_synchronous = "full";
+    uint32_t sqlite_max_batch = 1024;
+  } store;
+
+  struct Plugins {
+    std::string dir = "build/plugins";
+    std::vector<std::string> list;  // names (dir/NAME.so) or paths; empty = every .so in dir
+    bool watch = false;
+  } plugins;
+
+  struct Actors {
+    uint32_t workers = 0;
+    uint32_t max_active = 100000;
+    int64_t idle_timeout_ms = 300000;
+    uint32_t mailbox_size = 1024;
+    uint32_t conflict_retries = 3;
+    SnapshotConfig snapshot;
+    std::map<std::string, ActorTypeConfig, std::less<>> types;
+  } actors;
+
+  struct Api {
+    bool http_enabled = true;
+    std::string http_listen = "127.0.0.1:8080";
+    uint64_t max_body_bytes = 1 << 20;
+    std::string bearer_token;  // empty = no authentication
+    uint32_t http_threads = 8;
+  } api;
+
+  struct Log {
+    std::string level = "info";
+    std::string format = "text";
+  } log;
+
+  struct Bus {
+    uint64_t subscriber_queue = 65536;
+  } bus;
+
+  // Sections that later versions fill; enabling them is refused for now.
+  bool nats_enabled = false;
+  bool cluster_enabled = false;
+
+  // The resolved plugin files, in load order.
+  std::vector<std::string> plugin_files() const;
+};
+
+// Parses and validates. `name` is used in messages (the file name).
+Result<HostConfig> parse_config(const std::string& text, const std::string& name);
+
+// Reads FILE and parses it; a missing or unreadable file is an error naming it.
+Result<HostConfig> load_config_file(const std::string& file);
+
+// The embedded default configuration (config/aether.yaml as built in).
+const std::string& embedded_default_config();
+
+// Splits "host:port"; fails with a message for anything else.
+Result<std::pair<std::string, int>> parse_listen_address(const std::string& value);
+
+// Expands ${VAR} and ${VAR:-default}; fails on an unterminated reference or
+// an unset variable without default.
+Result<std::string> substitute_env(const std::string& value);
+
+}  // namespace aether
