@@ -67,6 +67,7 @@ class Api {
   explicit Api(const Options& o) : o_(o), client_(o.url) {
     client_.set_connection_timeout(5);
     client_.set_read_timeout(60);
+    client_.set_tcp_nodelay(true);
     if (!o.token.empty()) client_.set_bearer_token_auth(o.token);
   }
 
