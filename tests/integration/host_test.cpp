@@ -292,6 +292,8 @@ struct ConfigCase {
   std::string message;  // after "<file>:"
 };
 
+void PrintTo(const ConfigCase& c, std::ostream* os) { *os << c.name; }
+
 class ConfigErrorTest : public testing::TestWithParam<ConfigCase> {};
 
 TEST_P(ConfigErrorTest, NamesFileAndLineAndStartsNothing) {

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <functional>
+#include <ostream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -19,6 +20,9 @@ struct StoreBackend {
   bool persistent = false;
   std::function<std::unique_ptr<Store>(const std::string& dir)> open;
 };
+
+// Printed by GoogleTest (and ctest names) as the backend's name.
+inline void PrintTo(const StoreBackend& b, std::ostream* os) { *os << b.name; }
 
 inline std::vector<StoreBackend> store_backends() {
   return {
