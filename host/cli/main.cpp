@@ -4,7 +4,7 @@
 //   aether state TYPE ID
 //   aether events TYPE ID [--from N] [--limit N]
 //   aether plugins
-//   aether reload NAME
+//   aether reload NAME [--to previous] [--file PATH]
 //   aether cluster
 //
 // Options: --url (or AETHER_URL; default http://127.0.0.1:8080), --namespace
@@ -155,8 +155,12 @@ int main(int argc, char** argv) {
   events->add_option("--limit", limit, "most events")->capture_default_str();
 
   auto* plugins = app.add_subcommand("plugins", "list loaded plugins and their actor types");
-  auto* reload = app.add_subcommand("reload", "reload (hot-swap) a plugin");
+  std::string reload_to, reload_file;
+  auto* reload = app.add_subcommand("reload", "reload (hot-swap) a plugin while the host runs");
   reload->add_option("NAME", plugin)->required();
+  reload->add_option("--to", reload_to, "'previous': return to the version loaded before")
+      ->check(CLI::IsMember({"previous"}));
+  reload->add_option("--file", reload_file, "the new image (default: the file it was loaded from)");
   auto* cluster = app.add_subcommand("cluster", "show cluster membership and shards");
 
   try {
@@ -219,8 +223,17 @@ int main(int argc, char** argv) {
     });
   }
   if (reload->parsed()) {
-    return api.call("POST", "/v1/plugins/" + seg(plugin) + "/reload", "{}",
-                    [](const json& j) { std::printf("%s\n", j.dump(2).c_str()); });
+    json body = json::object();
+    if (!reload_to.empty()) body["to"] = reload_to;
+    if (!reload_file.empty()) body["file"] = reload_file;
+    return api.call("POST", "/v1/plugins/" + seg(plugin) + "/reload", body.dump(), [](const json& j) {
+      std::printf("reloaded %s: %s -> %s, %llu active actors moved (%llu by snapshot, %llu by "
+                  "upgrade_state, %llu by replay), paused %.1f ms\n",
+                  j.value("plugin", "").c_str(), j.value("from_version", "").c_str(),
+                  j.value("to_version", "").c_str(), j.value("actors_migrated", 0ull),
+                  j.value("via_snapshot", 0ull), j.value("via_upgrade", 0ull),
+                  j.value("via_replay", 0ull), j.value("pause_ms", 0.0));
+    });
   }
   if (cluster->parsed()) {
     return api.call("GET", "/v1/cluster", "", [](const json& j) {

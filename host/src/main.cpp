@@ -12,6 +12,7 @@
 #include "config/config.hpp"
 #include "core/log.hpp"
 #include "plugin/plugin.hpp"
+#include "runtime/plugin_manager.hpp"
 #include "runtime/runtime.hpp"
 #include "store/store.hpp"
 
@@ -72,8 +73,9 @@ int serve(const HostConfig& cfg) {
   }
 
   PluginRegistry registry;
+  PluginManager plugins(registry);
   for (const auto& file : cfg.plugin_files()) {
-    auto p = registry.load(file);
+    auto p = plugins.load(file);
     if (!p) return fail(p.status().message());
     std::string types;
     for (const auto& t : (*p)->types()) types += (types.empty() ? "" : ", ") + t->name();
@@ -85,6 +87,14 @@ int serve(const HostConfig& cfg) {
   auto rt = Runtime::create(runtime_options(cfg), registry, *store, *store, nullptr, &metrics);
   if (!rt) return fail("runtime: " + rt.status().message());
   Runtime& runtime = **rt;
+  SwapOptions swap;
+  swap.allow_breaking = cfg.plugins.allow_breaking_reload;
+  swap.pause_timeout_ms = cfg.plugins.swap_pause_timeout_ms;
+  plugins.attach(&runtime, swap);
+  if (cfg.plugins.watch) {
+    plugins.start_watching(std::chrono::milliseconds(std::max<int64_t>(50, cfg.plugins.watch_interval_ms)));
+    log::info("watching plugin files for changes every " + std::to_string(cfg.plugins.watch_interval_ms) + " ms");
+  }
   metrics.set_active_actors_source([&runtime] { return static_cast<double>(runtime.stats().active_actors); });
 
   std::unique_ptr<HttpServer> http;
@@ -97,7 +107,7 @@ int serve(const HostConfig& cfg) {
     ho.bearer_token = cfg.api.bearer_token;
     ho.threads = cfg.api.http_threads;
     ho.node_id = cfg.node.id;
-    auto h = HttpServer::start(ho, runtime, registry, metrics);
+    auto h = HttpServer::start(ho, runtime, registry, metrics, &plugins);
     if (!h) return fail(h.status().message());
     http = std::move(h).value();
   }
@@ -118,6 +128,7 @@ int serve(const HostConfig& cfg) {
   log::info(std::string("received ") + (sig == SIGINT ? "SIGINT" : "SIGTERM") +
             ": stopping (finishing queued commands, flushing the store)");
   if (http) http->stop();
+  plugins.stop_watching();
   runtime.shutdown();
   if (Status s = store->flush(); !s) return fail("store flush: " + s.message());
   const auto st = runtime.stats();

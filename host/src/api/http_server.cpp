@@ -8,6 +8,7 @@
 #include "api/metrics.hpp"
 #include "core/log.hpp"
 #include "plugin/plugin.hpp"
+#include "runtime/plugin_manager.hpp"
 #include "runtime/runtime.hpp"
 
 namespace aether {
@@ -96,14 +97,15 @@ struct HttpServer::Impl {
   Runtime& runtime;
   PluginRegistry& registry;
   Metrics& metrics;
+  PluginManager* manager;
   httplib::Server server;
   std::thread thread;
   int port = 0;
   std::atomic<bool> ready{true};
   std::atomic<bool> stopped{false};
 
-  Impl(HttpOptions o, Runtime& rt, PluginRegistry& reg, Metrics& m)
-      : opts(std::move(o)), runtime(rt), registry(reg), metrics(m) {}
+  Impl(HttpOptions o, Runtime& rt, PluginRegistry& reg, Metrics& m, PluginManager* pm)
+      : opts(std::move(o)), runtime(rt), registry(reg), metrics(m), manager(pm) {}
 
   bool authorized(const httplib::Request& req) const {
     if (opts.bearer_token.empty()) return true;
@@ -172,11 +174,8 @@ struct HttpServer::Impl {
     server.Get(R"(/v1/([^/]+)/actors/([^/]+)/(.*))",
                [this](const httplib::Request& req, httplib::Response& res) { state(req, res); });
     server.Get("/v1/plugins", [this](const httplib::Request&, httplib::Response& res) { plugins(res); });
-    server.Post(R"(/v1/plugins/([^/]+)/reload)", [](const httplib::Request& req, httplib::Response& res) {
-      send_error(res, 501, "not_implemented",
-                 "reloading plugin " + std::string(req.matches[1]) +
-                     " is not available in this version of aether-host");
-    });
+    server.Post(R"(/v1/plugins/([^/]+)/reload)",
+                [this](const httplib::Request& req, httplib::Response& res) { reload(req, res); });
     server.Get("/v1/cluster", [this](const httplib::Request&, httplib::Response& res) {
       send_json(res, 200,
                 {{"mode", "single-node"},
@@ -292,6 +291,50 @@ struct HttpServer::Impl {
     send_json(res, 200, {{"ns", ns}, {"type", type}, {"id", id}, {"from", *from}, {"events", list}});
   }
 
+  void reload(const httplib::Request& req, httplib::Response& res) {
+    if (manager == nullptr) {
+      return send_error(res, 501, "not_implemented", "this host does not reload plugins");
+    }
+    ReloadRequest r;
+    r.plugin = req.matches[1];
+    if (!req.body.empty()) {
+      json body = json::parse(req.body, nullptr, false);
+      if (body.is_discarded() || !body.is_object()) {
+        return send_error(res, 400, "invalid_argument",
+                          "request body must be a JSON object like {\"file\":\"path.so\"} or "
+                          "{\"to\":\"previous\"}");
+      }
+      if (auto f = body.find("file"); f != body.end() && !f->is_null()) {
+        if (!f->is_string()) return send_error(res, 400, "invalid_argument", "field 'file' must be a string");
+        r.file = f->get<std::string>();
+      }
+      if (auto t = body.find("to"); t != body.end() && !t->is_null()) {
+        if (*t != "previous") {
+          return send_error(res, 400, "invalid_argument", "field 'to' only takes \"previous\"");
+        }
+        r.to_previous = true;
+      }
+    }
+    auto rep = manager->reload(r);
+    if (!rep) {
+      const Status& s = rep.status();
+      if (s.code() == StatusCode::kPluginError) {
+        return send_error(res, 422, "plugin_refused", s.message());
+      }
+      return send_status(res, s);
+    }
+    send_json(res, 200,
+              {{"plugin", rep->plugin},
+               {"from_version", rep->from_version},
+               {"to_version", rep->to_version},
+               {"actors_migrated", rep->actors_migrated},
+               {"via_snapshot", rep->via_snapshot},
+               {"via_upgrade", rep->via_upgrade},
+               {"via_replay", rep->via_replay},
+               {"actors_dropped", rep->actors_dropped},
+               {"pause_ms", rep->pause_ms}});
+  }
+
   void plugins(httplib::Response& res) {
     json list = json::array();
     for (const auto& p : registry.plugins()) {
@@ -304,7 +347,7 @@ struct HttpServer::Impl {
       }
       list.push_back({{"name", p->name()},
                       {"version", p->version()},
-                      {"path", p->path().string()},
+                      {"path", p->source().string()},
                       {"abi", std::to_string(p->abi_major()) + "." + std::to_string(p->abi_minor())},
                       {"actor_types", types}});
     }
@@ -317,8 +360,9 @@ HttpServer::HttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 HttpServer::~HttpServer() { stop(); }
 
 Result<std::unique_ptr<HttpServer>> HttpServer::start(const HttpOptions& options, Runtime& runtime,
-                                                      PluginRegistry& registry, Metrics& metrics) {
-  auto impl = std::make_unique<Impl>(options, runtime, registry, metrics);
+                                                      PluginRegistry& registry, Metrics& metrics,
+                                                      PluginManager* plugins) {
+  auto impl = std::make_unique<Impl>(options, runtime, registry, metrics, plugins);
   impl->routes();
   const std::string addr = options.host + ":" + std::to_string(options.port);
   if (options.port == 0) {

@@ -3,7 +3,7 @@
 //   GET  /v1/{ns}/actors/{type}/{id}            state view and version
 //   GET  /v1/{ns}/actors/{type}/{id}/events     events (?from=N&limit=M)
 //   GET  /v1/plugins                            loaded plugins and models
-//   POST /v1/plugins/{name}/reload              hot swap (501 in this version)
+//   POST /v1/plugins/{name}/reload              hot swap ({"file"} or {"to":"previous"})
 //   GET  /v1/cluster                            membership (single node here)
 //   GET  /metrics /healthz /readyz
 // Every error is JSON {"error":{"code":...,"message":...}} (docs/api.md).
@@ -19,6 +19,7 @@
 namespace aether {
 
 class Metrics;
+class PluginManager;
 class PluginRegistry;
 class Runtime;
 
@@ -36,8 +37,10 @@ class HttpServer {
   // Binds and starts serving on background threads. Fails, naming the
   // address, if it cannot bind.
   // REQUIRES: runtime, registry and metrics outlive the server.
+  // `plugins` may be null: reload then answers 501.
   static Result<std::unique_ptr<HttpServer>> start(const HttpOptions& options, Runtime& runtime,
-                                                   PluginRegistry& registry, Metrics& metrics);
+                                                   PluginRegistry& registry, Metrics& metrics,
+                                                   PluginManager* plugins = nullptr);
   ~HttpServer();
 
   // The bound port (the chosen one when options.port was 0).

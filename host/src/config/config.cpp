@@ -332,12 +332,14 @@ Result<HostConfig> parse_config(const std::string& text, const std::string& name
                       plugin_list_node = v;
                       p.str_list(v, k, c.plugins.list);
                     }},
-                   {"watch", [&](auto& v, auto& k) { p.boolean(v, k, c.plugins.watch); }}});
-            if (p.ok() && c.plugins.watch) {
-              p.fail(n, path + ".watch",
-                     "watching the plugin directory is not available yet in this version of "
-                     "aether-host; set watch: false");
-            }
+                   {"watch", [&](auto& v, auto& k) { p.boolean(v, k, c.plugins.watch); }},
+                   {"watch_interval",
+                    [&](auto& v, auto& k) { p.duration(v, k, c.plugins.watch_interval_ms); }},
+                   {"allow_breaking_reload",
+                    [&](auto& v, auto& k) { p.boolean(v, k, c.plugins.allow_breaking_reload); }},
+                   {"swap_pause_timeout", [&](auto& v, auto& k) {
+                      p.duration(v, k, c.plugins.swap_pause_timeout_ms);
+                    }}});
           }},
          {"actors",
           [&](auto& n, auto& path) {

@@ -48,6 +48,9 @@ struct HostConfig {
     std::string dir = "build/plugins";
     std::vector<std::string> list;  // names (dir/NAME.so) or paths; empty = every .so in dir
     bool watch = false;
+    int64_t watch_interval_ms = 1000;
+    bool allow_breaking_reload = false;
+    int64_t swap_pause_timeout_ms = 10000;
   } plugins;
 
   struct Actors {

@@ -394,8 +394,9 @@ bool looks_like_elf(const std::filesystem::path& file) {
 
 }  // namespace
 
-Result<std::shared_ptr<Plugin>> Plugin::open(const std::filesystem::path& file) {
-  const std::string f = file.string();
+Result<std::shared_ptr<Plugin>> Plugin::open(const std::filesystem::path& file,
+                                             const std::filesystem::path& shown_as) {
+  const std::string f = shown_as.empty() ? file.string() : shown_as.string();
   std::error_code ec;
   if (!std::filesystem::exists(file, ec)) {
     return Status::not_found("plugin " + f + ": no such file");
@@ -409,6 +410,7 @@ Result<std::shared_ptr<Plugin>> Plugin::open(const std::filesystem::path& file) 
 
   std::shared_ptr<Plugin> p(new Plugin());
   p->path_ = file;
+  p->source_ = shown_as.empty() ? file : shown_as;
   p->lib_ = std::make_unique<Library>();
   boost::dll::shared_library& lib = p->lib_->lib;
   lib.load(file, ec, boost::dll::load_mode::rtld_local | boost::dll::load_mode::rtld_now);
@@ -480,7 +482,7 @@ Status PluginRegistry::check_types_free(const Plugin& plugin,
   for (const auto& t : plugin.types()) {
     auto it = type_owner_.find(t->name());
     if (it != type_owner_.end() && it->second != except_plugin) {
-      return Status::invalid("plugin " + plugin.path().string() + ": actor type " + t->name() +
+      return Status::invalid("plugin " + plugin.source().string() + ": actor type " + t->name() +
                              " is already registered by plugin " + it->second);
     }
   }
@@ -491,15 +493,50 @@ Result<std::shared_ptr<const Plugin>> PluginRegistry::load(const std::filesystem
   auto opened = Plugin::open(file);
   if (!opened) return opened.status();
   std::shared_ptr<const Plugin> plugin = std::move(opened).value();
+  if (Status s = add(plugin); !s) return s;
+  return plugin;
+}
+
+Status PluginRegistry::add(std::shared_ptr<const Plugin> plugin) {
   std::lock_guard lock(mu_);
   if (auto it = plugins_.find(plugin->name()); it != plugins_.end()) {
-    return Status::invalid("plugin " + file.string() + ": a plugin named " + plugin->name() +
-                           " is already loaded from " + it->second->path().string());
+    return Status::invalid("plugin " + plugin->source().string() + ": a plugin named " +
+                           plugin->name() + " is already loaded from " +
+                           it->second->source().string());
   }
   if (Status s = check_types_free(*plugin, ""); !s) return s;
   for (const auto& t : plugin->types()) type_owner_[t->name()] = plugin->name();
-  plugins_[plugin->name()] = plugin;
-  return plugin;
+  plugins_[plugin->name()] = std::move(plugin);
+  return Status::ok();
+}
+
+Status PluginRegistry::check_replace(const Plugin& plugin) const {
+  std::lock_guard lock(mu_);
+  if (plugins_.find(plugin.name()) == plugins_.end()) {
+    return Status::not_found("no plugin named " + plugin.name() + " is loaded");
+  }
+  return check_types_free(plugin, plugin.name());
+}
+
+std::vector<std::string> breaking_changes(const Plugin& current, const Plugin& next) {
+  std::vector<std::string> out;
+  for (const auto& t : current.types()) {
+    const ActorType* n = next.find_type(t->name());
+    if (n == nullptr) {
+      out.push_back("actor type " + t->name() + " is missing");
+      continue;
+    }
+    for (const auto& c : t->commands()) {
+      if (n->command_index(c) < 0) out.push_back("actor type " + t->name() + ": command " + c + " is missing");
+    }
+    for (const auto& e : t->events()) {
+      if (n->event_index(e) < 0) {
+        out.push_back("actor type " + t->name() + ": event " + e +
+                      " is missing (stored events of this type could not be replayed)");
+      }
+    }
+  }
+  return out;
 }
 
 Status PluginRegistry::unload(std::string_view plugin_name) {

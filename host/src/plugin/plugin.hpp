@@ -100,8 +100,10 @@ class ActorType {
 class Plugin {
  public:
   // Loads `file`, runs the handshake and validates the model. Every error
-  // names the file and says what was wrong.
-  static Result<std::shared_ptr<Plugin>> open(const std::filesystem::path& file);
+  // names the file (or `shown_as`, when the file is a private copy of it) and
+  // says what was wrong.
+  static Result<std::shared_ptr<Plugin>> open(const std::filesystem::path& file,
+                                              const std::filesystem::path& shown_as = {});
 
   ~Plugin();
   Plugin(const Plugin&) = delete;
@@ -109,7 +111,10 @@ class Plugin {
 
   const std::string& name() const { return name_; }
   const std::string& version() const { return version_; }
+  // The file that was loaded (a private copy for hot-swappable plugins) and
+  // the file it was copied from.
   const std::filesystem::path& path() const { return path_; }
+  const std::filesystem::path& source() const { return source_; }
   uint32_t abi_major() const { return abi_major_; }
   uint32_t abi_minor() const { return abi_minor_; }
   const std::vector<std::unique_ptr<ActorType>>& types() const { return types_; }
@@ -121,12 +126,18 @@ class Plugin {
 
   std::unique_ptr<Library> lib_;
   std::filesystem::path path_;
+  std::filesystem::path source_;
   std::string name_;
   std::string version_;
   uint32_t abi_major_ = 0;
   uint32_t abi_minor_ = 0;
   std::vector<std::unique_ptr<ActorType>> types_;
 };
+
+// What `next` drops of `current`'s model: actor types, commands or events
+// that exist in `current` but not in `next`, one line each ("actor type
+// Counter: command Reset is missing"). Empty when `next` keeps everything.
+std::vector<std::string> breaking_changes(const Plugin& current, const Plugin& next);
 
 // The plugins a host has loaded, and the actor types they serve. An actor
 // type name belongs to at most one plugin. Thread-safe.
@@ -136,6 +147,12 @@ class PluginRegistry {
   // name is already loaded or one of its actor types is registered by
   // another plugin.
   Result<std::shared_ptr<const Plugin>> load(const std::filesystem::path& file);
+
+  // Registers an opened plugin, with the same checks as load().
+  Status add(std::shared_ptr<const Plugin> plugin);
+
+  // Checks that replace(plugin) would succeed, changing nothing.
+  Status check_replace(const Plugin& plugin) const;
 
   // Forgets a plugin; its image is unloaded once nothing else holds it.
   Status unload(std::string_view plugin_name);

@@ -42,6 +42,11 @@ struct TypeBinding {
   SnapshotPolicy snapshot;
   int64_t idle_timeout_ms = 0;
   uint32_t mailbox_capacity = 0;
+  // Set during a hot swap: the type's actors finish what they run, then park
+  // (their mailboxes keep filling) until the swap resumes them. While set,
+  // nothing else touches the actors' states. `plugin` and `actor_type`
+  // change only while paused (and under bind_mu_).
+  std::atomic<bool> paused{false};
 };
 
 // A queued command or state query.
@@ -133,13 +138,6 @@ class RuntimeImpl final : public Runtime {
     const auto start = SteadyClock::now();
     auto b = resolve(c.ns, c.type, c.id);
     if (!b) return finish_early(c.type, std::move(done), b.status(), start);
-    const int index = (*b)->actor_type->command_index(c.name);
-    if (index < 0) {
-      return finish_early(c.type, std::move(done),
-                          Status::not_found("unknown command " + quote_for_message(c.name) +
-                                            " for actor type " + c.type),
-                          start);
-    }
     if (c.payload.empty()) c.payload = "{}";
     if (Status s = check_payload(c.payload); !s) {
       return finish_early(c.type, std::move(done), s, start);
@@ -151,7 +149,6 @@ class RuntimeImpl final : public Runtime {
                           start);
     }
     auto* t = new Task();
-    t->command_index = static_cast<uint32_t>(index);
     t->command = std::move(c);
     t->done = std::move(done);
     t->start = start;
@@ -222,7 +219,202 @@ class RuntimeImpl final : public Runtime {
     passivate_all();
   }
 
+  Result<SwapReport> swap_plugin(std::shared_ptr<const Plugin> next,
+                                 const SwapOptions& options) override {
+    std::lock_guard swap_lock(swap_mu_);
+    const auto started = SteadyClock::now();
+    auto current = registry_.find_plugin(next->name());
+    if (!current) return Status::not_found("no plugin named " + next->name() + " is loaded");
+    if (Status s = registry_.check_replace(*next); !s) return s;
+    if (!options.allow_breaking) {
+      const auto breaks = breaking_changes(*current, *next);
+      if (!breaks.empty()) {
+        std::string m;
+        for (const auto& b : breaks) m += (m.empty() ? "" : "; ") + b;
+        return Status::invalid("plugin " + next->name() + " " + next->version() +
+                               " drops what version " + current->version() + " has: " + m +
+                               " (set plugins.allow_breaking_reload to allow it)");
+      }
+    }
+    SwapReport report;
+    report.plugin = next->name();
+    report.from_version = current->version();
+    report.to_version = next->version();
+
+    // 1. Pause every binding served by the current plugin.
+    std::vector<TypeBinding*> affected;
+    {
+      std::shared_lock lock(bind_mu_);
+      for (auto& [_, b] : bindings_) {
+        if (b->plugin == current) affected.push_back(b.get());
+      }
+    }
+    for (TypeBinding* b : affected) b->paused.store(true);
+    auto resume = [&] {
+      for (TypeBinding* b : affected) b->paused.store(false);
+      reschedule_parked(affected);
+    };
+
+    // 2. Wait (bounded) until none of their actors is running a command.
+    std::vector<Actor*> actors;
+    const auto deadline = SteadyClock::now() + std::chrono::milliseconds(options.pause_timeout_ms);
+    for (;;) {
+      actors.clear();
+      bool busy = false;
+      for (Shard& s : shards_) {
+        std::lock_guard lock(s.mu);
+        for (auto& [key, a] : s.actors) {
+          if (!key.binding->paused.load()) continue;
+          if (a.phase != Phase::kIdle) busy = true;
+          if (a.state != nullptr) actors.push_back(&a);
+        }
+      }
+      if (!busy) break;
+      if (SteadyClock::now() > deadline) {
+        resume();
+        return Status::unavailable("swap of plugin " + next->name() + " aborted: its actors did not "
+                                   "finish their commands within " +
+                                   std::to_string(options.pause_timeout_ms) + " ms");
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+
+    // 3. Build each active actor's state with the new code, keeping the old
+    // one until all succeeded. Paused actors are touched by nobody else.
+    std::vector<void*> fresh(actors.size(), nullptr);
+    auto discard = [&] {
+      for (size_t i = 0; i < actors.size(); ++i) {
+        if (fresh[i] != nullptr) next->find_type(actors[i]->key->binding->type)->destroy(fresh[i]);
+      }
+    };
+    for (size_t i = 0; i < actors.size(); ++i) {
+      Actor* a = actors[i];
+      const TypeBinding& b = *a->key->binding;
+      const ActorType& ot = *b.actor_type;
+      const ActorType* nt = next->find_type(b.type);
+      if (nt == nullptr) {
+        ++report.actors_dropped;
+        continue;
+      }
+      auto moved = migrate_state(a, ot, *nt, report);
+      if (!moved) {
+        discard();
+        resume();
+        return Status(moved.status().code(),
+                      "swap of plugin " + next->name() + " to " + next->version() +
+                          " aborted, version " + current->version() + " keeps serving: actor " +
+                          b.ns + "/" + b.type + "/" + a->key->id + ": " + moved.status().message());
+      }
+      fresh[i] = *moved;
+      ++report.actors_migrated;
+    }
+
+    // 4. Commit: release old states, install new ones, rebind the types.
+    for (size_t i = 0; i < actors.size(); ++i) {
+      Actor* a = actors[i];
+      a->key->binding->actor_type->destroy(a->state);
+      a->state = fresh[i];
+      if (fresh[i] == nullptr) {
+        a->version = 0;
+        a->snapshot_version = 0;
+        Shard& s = shard_of(a->key->binding, a->key->id);
+        std::lock_guard lock(s.mu);
+        --s.active;
+        active_actors_.fetch_sub(1);
+      }
+    }
+    {
+      std::unique_lock lock(bind_mu_);
+      for (TypeBinding* b : affected) {
+        b->plugin = next;
+        b->actor_type = next->find_type(b->type);
+      }
+      // Types that were gone and come back with this version.
+      for (auto& [_, b] : bindings_) {
+        if (b->actor_type == nullptr && next->find_type(b->type) != nullptr) {
+          b->plugin = next;
+          b->actor_type = next->find_type(b->type);
+        }
+      }
+    }
+    if (Status s = registry_.replace(next); !s) {
+      // check_replace passed under the same swap lock; only a concurrent
+      // load() could get here.
+      log::error("swap of plugin " + next->name() + ": registry: " + s.message());
+    }
+    resume();
+    report.pause_ms = std::chrono::duration<double, std::milli>(SteadyClock::now() - started).count();
+    log::info("plugin " + next->name() + " swapped " + report.from_version + " -> " +
+              report.to_version + ": " + std::to_string(report.actors_migrated) +
+              " active actors moved (" + std::to_string(report.via_snapshot) + " by snapshot, " +
+              std::to_string(report.via_upgrade) + " by upgrade_state, " +
+              std::to_string(report.via_replay) + " by replay) in " +
+              std::to_string(report.pause_ms) + " ms");
+    return report;
+  }
+
  private:
+  // The state of paused actor `a` rebuilt with the new code.
+  Result<void*> migrate_state(Actor* a, const ActorType& ot, const ActorType& nt, SwapReport& report) {
+    auto created = nt.create();
+    if (!created) return created.status();
+    void* state = *created;
+    auto fail = [&](Status s) -> Result<void*> {
+      nt.destroy(state);
+      return s;
+    };
+    if (ot.schema_version() == nt.schema_version() || nt.has_upgrade()) {
+      auto bytes = ot.snapshot(a->state);
+      if (!bytes) return fail(bytes.status());
+      std::string input = std::move(bytes).value();
+      if (ot.schema_version() != nt.schema_version()) {
+        auto up = nt.upgrade(ot.schema_version(), input);
+        if (!up) return fail(up.status());
+        input = std::move(up).value();
+        ++report.via_upgrade;
+      } else {
+        ++report.via_snapshot;
+      }
+      if (Status s = nt.restore(state, input); !s) return fail(s);
+      return state;
+    }
+    // Another schema and no upgrade: replay the actor's events through the
+    // new reducers.
+    const TypeBinding& b = *a->key->binding;
+    uint64_t version = 0;
+    Status rs = events_.read(ActorKey{b.ns, b.type, a->key->id}, 1, a->version,
+                             [&](const StoredEvent& e) {
+                               const int idx = nt.event_index(e.type);
+                               if (idx < 0) {
+                                 return Status::plugin_error("the new version has no event " + e.type);
+                               }
+                               version = e.version;
+                               return nt.apply(state, static_cast<uint32_t>(idx), e.payload, e.version);
+                             });
+    if (!rs) return fail(rs);
+    if (version != a->version) {
+      return fail(Status::corruption("replay reached version " + std::to_string(version) +
+                                     ", the actor is at " + std::to_string(a->version)));
+    }
+    ++report.via_replay;
+    return state;
+  }
+
+  // Schedules actors whose mailboxes filled while their type was paused.
+  void reschedule_parked(const std::vector<TypeBinding*>& bindings) {
+    std::vector<Actor*> ready;
+    for (Shard& s : shards_) {
+      std::lock_guard lock(s.mu);
+      for (auto& [key, a] : s.actors) {
+        if (a.phase != Phase::kIdle || a.head == nullptr) continue;
+        if (std::find(bindings.begin(), bindings.end(), key.binding) == bindings.end()) continue;
+        a.phase = Phase::kScheduled;
+        ready.push_back(&a);
+      }
+    }
+    for (Actor* a : ready) pool_.post([this, a] { drive(a); });
+  }
+
   // --- validation -----------------------------------------------------------
 
   Result<TypeBinding*> resolve(const std::string& ns, const std::string& type,
@@ -309,7 +501,7 @@ class RuntimeImpl final : public Runtime {
         a->tail = t;
         ++a->queued;
         in_flight_.fetch_add(1);
-        if (a->phase == Phase::kIdle) {
+        if (a->phase == Phase::kIdle && !b->paused.load()) {
           a->phase = Phase::kScheduled;
           schedule = true;
         }
@@ -338,7 +530,8 @@ class RuntimeImpl final : public Runtime {
     Shard& s = shard_of(a->key->binding, a->key->id);
     std::lock_guard lock(s.mu);
     Task* t = a->head;
-    if (t == nullptr) {
+    if (t == nullptr || a->key->binding->paused.load()) {
+      // Idle, or parked by a hot swap with its tasks kept for the resume.
       a->phase = Phase::kIdle;
       a->last_used_ms = opts_.clock->mono_ms();
       return nullptr;
@@ -362,7 +555,24 @@ class RuntimeImpl final : public Runtime {
   // Runs one task. Returns false when the task is waiting for the store.
   bool run(Actor* a, Task* t) {
     const TypeBinding& b = *a->key->binding;
+    if (b.actor_type == nullptr) {
+      finish(t, b, error_result(Status::not_found("actor type " + b.type +
+                                                  " is no longer served (its plugin was reloaded "
+                                                  "without it)")));
+      return true;
+    }
     const ActorType& type = *b.actor_type;
+    if (!t->query) {
+      // Resolved here, not at send(): a hot swap may change the model between.
+      const int index = type.command_index(t->command.name);
+      if (index < 0) {
+        finish(t, b, error_result(Status::not_found("unknown command " +
+                                                    quote_for_message(t->command.name) +
+                                                    " for actor type " + b.type)));
+        return true;
+      }
+      t->command_index = static_cast<uint32_t>(index);
+    }
     if (a->state == nullptr) {
       if (Status s = activate(a); !s) {
         finish(t, b, error_result(s));
@@ -761,7 +971,9 @@ class RuntimeImpl final : public Runtime {
     }
   }
 
-  static bool evictable(const Actor& a) { return a.phase == Phase::kIdle && a.head == nullptr; }
+  static bool evictable(const Actor& a) {
+    return a.phase == Phase::kIdle && a.head == nullptr && !a.key->binding->paused.load();
+  }
 
   // REQUIRES: s.mu held, evictable(*a).
   void erase(Shard& s, Actor* a) {
@@ -834,6 +1046,7 @@ class RuntimeImpl final : public Runtime {
   Bus* bus_;
   RuntimeObserver* observer_;
 
+  std::mutex swap_mu_;  // one hot swap at a time
   mutable std::shared_mutex bind_mu_;
   mutable std::unordered_map<std::string, std::unique_ptr<TypeBinding>> bindings_;
 

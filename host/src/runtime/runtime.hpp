@@ -24,6 +24,7 @@ namespace aether {
 
 class Bus;
 class EventStore;
+class Plugin;
 class PluginRegistry;
 class SnapshotStore;
 
@@ -79,6 +80,27 @@ struct CommandResult {
 };
 
 using CommandCallback = std::function<void(CommandResult)>;
+
+struct SwapOptions {
+  // Allow the new version to drop actor types, commands or events that the
+  // old one had (their actors are passivated; their stored events may no
+  // longer replay). Off: such a swap is refused.
+  bool allow_breaking = false;
+  // Longest wait for the affected actors to finish the command they run.
+  int64_t pause_timeout_ms = 10000;
+};
+
+struct SwapReport {
+  std::string plugin;
+  std::string from_version;
+  std::string to_version;
+  uint64_t actors_migrated = 0;  // active actors moved to the new code
+  uint64_t via_snapshot = 0;     // same state schema: snapshot (old) -> restore (new)
+  uint64_t via_upgrade = 0;      // other schema: upgrade_state of the new version
+  uint64_t via_replay = 0;       // other schema, no upgrade_state: events replayed
+  uint64_t actors_dropped = 0;   // actors of types the new version no longer has
+  double pause_ms = 0;           // how long the plugin's actors were paused
+};
 
 struct ActorView {
   uint64_t version = 0;
@@ -143,6 +165,14 @@ class Runtime {
 
   // Passivates every idle actor now (tests, tools).
   virtual void passivate_all() = 0;
+
+  // Hot swap: replaces the loaded plugin named next->name() by `next` while
+  // running. Pauses that plugin's actors (their mailboxes keep filling),
+  // moves every active actor's state to the new code, registers `next` in the
+  // registry, and resumes. On any failure nothing changes: the old version
+  // keeps serving with its states, and the error says what was wrong.
+  virtual Result<SwapReport> swap_plugin(std::shared_ptr<const Plugin> next,
+                                         const SwapOptions& options) = 0;
 
   // Refuses new commands, finishes the queued ones, flushes the store and
   // releases every actor. Idempotent; also run by the destructor.

@@ -1,0 +1,80 @@
+// aether testkit: an aether host in the test's own process, for plugin
+// authors who test their upgrades (docs/hot-swap.md).
+//
+//   aether::testkit::TestHost host;
+//   ASSERT_TRUE(host.load("build/plugins/tally_v1.so").is_ok());
+//   host.send("Tally", "t1", "Add", R"({"n":5})");
+//   auto report = host.swap("tally", "build/plugins/tally_v2.so");
+//   ASSERT_TRUE(report.is_ok()) << report.status().to_string();
+//   EXPECT_EQ(host.view("Tally", "t1"), R"({"ops":0,"total":5,"v":2})");
+//   EXPECT_FALSE(host.is_mapped(old_copy));
+//
+// It runs the real runtime, store and plugin loader; only the HTTP server is
+// left out. Thread-safe like the runtime.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "core/status.hpp"
+#include "runtime/runtime.hpp"
+
+namespace aether {
+class PluginManager;
+class PluginRegistry;
+class Store;
+}  // namespace aether
+
+namespace aether::testkit {
+
+struct TestHostOptions {
+  // "memory" or "sqlite" (a file in a temporary directory of the host).
+  std::string store = "memory";
+  RuntimeOptions runtime;
+  SwapOptions swap;
+};
+
+class TestHost {
+ public:
+  explicit TestHost(TestHostOptions options = {});
+  ~TestHost();
+
+  // Loads a plugin (through a private copy, as aether-host does).
+  Status load(const std::string& file);
+
+  CommandResult send(const std::string& type, const std::string& id, const std::string& command,
+                     const std::string& payload = "{}", const std::string& ns = "default");
+  Result<ActorView> state(const std::string& type, const std::string& id,
+                          const std::string& ns = "default");
+  // The state's JSON view, or "error: <message>".
+  std::string view(const std::string& type, const std::string& id, const std::string& ns = "default");
+
+  // Hot swap to the plugin image in `file`.
+  Result<SwapReport> swap(const std::string& plugin, const std::string& file);
+  // Back to the version loaded before the current one.
+  Result<SwapReport> rollback(const std::string& plugin);
+
+  // The version text of the loaded plugin `plugin` ("" if not loaded).
+  std::string version(const std::string& plugin) const;
+  // The private copy the current image of `plugin` was loaded from.
+  std::string loaded_file(const std::string& plugin) const;
+  // True iff /proc/self/maps has a mapping of `file`.
+  static bool is_mapped(const std::string& file);
+  // Mappings of files under the host's private plugin directory.
+  int plugin_mappings() const;
+
+  // Restarts the runtime over the same store (a process restart for a
+  // sqlite store; the memory store keeps its data too).
+  void restart();
+
+  Runtime& runtime();
+  Store& store();
+  PluginRegistry& registry();
+  PluginManager& plugins();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace aether::testkit
