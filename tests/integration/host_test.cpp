@@ -284,6 +284,58 @@ TEST_F(HostTest, PluginsClusterAndProbes) {
   EXPECT_NE(c.err.find("cannot reach http://127.0.0.1:1"), std::string::npos) << c.err;
 }
 
+TEST(HostReload, ReloadAndRollbackOverHttpAndCli) {
+  test::TempDir dir;
+  const std::string tally = dir.file("tally.so");
+  std::filesystem::copy_file(std::string(AETHER_TEST_PLUGIN_DIR) + "/tally_v1.so", tally);
+  const std::string config = dir.file("host.yaml");
+  std::ofstream(config) << "plugins:\n  dir: " << AETHER_PLUGIN_DIR << "\n  list: [bank, " << tally
+                        << "]\nstore:\n  backend: memory\napi:\n  http:\n    listen: 127.0.0.1:0\n";
+  HostProcess host({"--config", config}, {}, dir.file("host.log"));
+  ASSERT_TRUE(host.start()) << host.log();
+  httplib::Client client("127.0.0.1", host.port());
+  auto cli = [&](std::vector<std::string> args) {
+    std::vector<std::string> argv = {test::cli_binary(), "--url", host.url()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run_process(argv);
+  };
+  ASSERT_EQ(cli({"send", "Tally", "t", "Add", R"({"n":5})"}).exit_code, 0);
+
+  auto c = cli({"reload", "tally", "--file", std::string(AETHER_TEST_PLUGIN_DIR) + "/tally_v2.so"});
+  EXPECT_EQ(c.exit_code, 0) << c.err;
+  EXPECT_NE(c.out.find("reloaded tally: 1.0.0 -> 2.0.0, 1 active actors moved (0 by snapshot, 1 by "
+                       "upgrade_state, 0 by replay)"),
+            std::string::npos)
+      << c.out;
+  c = cli({"state", "Tally", "t"});
+  EXPECT_NE(c.out.find("\"total\": 5"), std::string::npos) << c.out;
+  EXPECT_EQ(cli({"send", "Tally", "t", "Add", R"({"n":5000})"}).exit_code, 3) << "v2 refuses n > 1000";
+
+  // A broken image is refused and v2 keeps serving.
+  c = cli({"reload", "tally", "--file", std::string(AETHER_TEST_PLUGIN_DIR) + "/tally_abi2.so"});
+  EXPECT_EQ(c.exit_code, 3);
+  EXPECT_NE(c.err.find("error 422 plugin_refused: reload of plugin tally refused, the loaded version "
+                       "keeps serving"),
+            std::string::npos)
+      << c.err;
+  EXPECT_NE(c.err.find("ABI 2.0"), std::string::npos) << c.err;
+
+  c = cli({"reload", "tally", "--to", "previous"});
+  EXPECT_EQ(c.exit_code, 0) << c.err;
+  EXPECT_NE(c.out.find("2.0.0 -> 1.0.0"), std::string::npos) << c.out;
+  EXPECT_EQ(cli({"send", "Tally", "t", "Add", R"({"n":5000})"}).exit_code, 0) << "v1 behaviour again";
+
+  auto r = client.Post("/v1/plugins/nosuch/reload", "", "application/json");
+  EXPECT_EQ(r->status, 404);
+  EXPECT_EQ(json::parse(r->body)["error"]["message"], "no plugin named nosuch is loaded");
+  r = client.Post("/v1/plugins/tally/reload", R"({"to":"next"})", "application/json");
+  EXPECT_EQ(r->status, 400);
+  // Reloading from the source file (still v1) works too.
+  r = client.Post("/v1/plugins/tally/reload", "", "application/json");
+  EXPECT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(host.stop(), 0);
+}
+
 // --- configuration errors ------------------------------------------------------
 
 struct ConfigCase {
