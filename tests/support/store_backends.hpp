@@ -6,12 +6,18 @@
 #include <gtest/gtest.h>
 
 #include <functional>
+#include <set>
+
+#include <nats/nats.h>
 #include <ostream>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "nats/connection.hpp"
+#include "store/jetstream_store.hpp"
 #include "store/store.hpp"
+#include "support/nats_server.hpp"
 
 namespace aether::test {
 
@@ -24,8 +30,45 @@ struct StoreBackend {
 // Printed by GoogleTest (and ctest names) as the backend's name.
 inline void PrintTo(const StoreBackend& b, std::ostream* os) { *os << b.name; }
 
+// One nats-server (and connection) per test binary, started on first use.
+// Each store gets its own stream prefix, derived from its directory, so tests
+// do not see each other's streams and a reopen finds its own.
+inline NatsConnection& shared_nats() {
+  static NatsServer server;
+  static std::unique_ptr<NatsConnection> conn = [] {
+    NatsOptions o;
+    o.servers = {server.url()};
+    auto c = NatsConnection::connect(o);
+    if (!c) {
+      ADD_FAILURE() << c.status().to_string() << "\n" << server.log();
+      std::abort();
+    }
+    return std::move(c).value();
+  }();
+  return *conn;
+}
+
+inline std::unique_ptr<Store> open_jetstream_for_test(const std::string& dir) {
+  // A store opened for a new directory starts empty: drop what an earlier
+  // test of this process left in the server. A reopen keeps everything.
+  static std::set<std::string> opened;
+  if (opened.insert(dir).second) {
+    jsCtx* js = shared_nats().js();
+    for (const char* stream : {"AETHER_default", "AETHER_default_SNAPSHOTS"}) {
+      js_DeleteStream(js, stream, nullptr, nullptr);
+    }
+    js_DeleteKeyValue(js, "AETHER_default_IDEM");
+  }
+  JetStreamOptions o;
+  o.publishers = 8;
+  auto s = open_jetstream_store(shared_nats(), o);
+  if (!s) ADD_FAILURE() << s.status().to_string();
+  return s ? std::move(s).value() : nullptr;
+}
+
 inline std::vector<StoreBackend> store_backends() {
   return {
+      {"jetstream", true, [](const std::string& dir) { return open_jetstream_for_test(dir); }},
       {"memory", false, [](const std::string&) { return make_memory_store(); }},
       {"sqlite", true,
        [](const std::string& dir) {

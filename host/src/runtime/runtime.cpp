@@ -16,7 +16,7 @@
 #include "core/log.hpp"
 #include "core/names.hpp"
 #include "plugin/plugin.hpp"
-#include "runtime/worker_pool.hpp"
+#include "core/worker_pool.hpp"
 #include "store/store.hpp"
 
 namespace aether {

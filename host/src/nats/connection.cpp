@@ -1,0 +1,91 @@
+#include "nats/connection.hpp"
+
+#include <nats/nats.h>
+
+#include "core/log.hpp"
+
+namespace aether {
+
+std::string nats_error(int status, const std::string& text) {
+  std::string m = text + " (" + natsStatus_GetText(static_cast<natsStatus>(status));
+  const char* last = nats_GetLastError(nullptr);
+  if (last != nullptr && *last != '\0') m += std::string(": ") + last;
+  return m + ")";
+}
+
+namespace {
+
+void on_disconnected(natsConnection*, void* closure) {
+  log::warn("nats: disconnected from " + static_cast<NatsConnection*>(closure)->options().servers.front() +
+            "; reconnecting");
+}
+void on_reconnected(natsConnection*, void*) { log::info("nats: reconnected"); }
+
+}  // namespace
+
+Result<std::unique_ptr<NatsConnection>> NatsConnection::connect(const NatsOptions& o) {
+  std::unique_ptr<NatsConnection> c(new NatsConnection());
+  c->opts_ = o;
+  natsOptions* opts = nullptr;
+  natsStatus s = natsOptions_Create(&opts);
+  std::vector<const char*> servers;
+  for (const auto& srv : o.servers) servers.push_back(srv.c_str());
+  std::string all;
+  for (const auto& srv : o.servers) all += (all.empty() ? "" : ", ") + srv;
+  if (s == NATS_OK) s = natsOptions_SetServers(opts, servers.data(), static_cast<int>(servers.size()));
+  if (s == NATS_OK) s = natsOptions_SetName(opts, o.name.c_str());
+  if (s == NATS_OK && !o.user.empty()) s = natsOptions_SetUserInfo(opts, o.user.c_str(), o.password.c_str());
+  if (s == NATS_OK && !o.token.empty()) s = natsOptions_SetToken(opts, o.token.c_str());
+  if (s == NATS_OK && !o.credentials_file.empty()) {
+    s = natsOptions_SetUserCredentialsFromFiles(opts, o.credentials_file.c_str(), nullptr);
+  }
+  if (s == NATS_OK && (!o.tls_ca.empty() || !o.tls_cert.empty())) s = natsOptions_SetSecure(opts, true);
+  if (s == NATS_OK && !o.tls_ca.empty()) s = natsOptions_LoadCATrustedCertificates(opts, o.tls_ca.c_str());
+  if (s == NATS_OK && !o.tls_cert.empty()) {
+    s = natsOptions_LoadCertificatesChain(opts, o.tls_cert.c_str(), o.tls_key.c_str());
+  }
+  if (s == NATS_OK) s = natsOptions_SetAllowReconnect(opts, true);
+  if (s == NATS_OK) s = natsOptions_SetMaxReconnect(opts, o.max_reconnect);
+  if (s == NATS_OK) s = natsOptions_SetReconnectWait(opts, o.reconnect_wait_ms);
+  if (s == NATS_OK) s = natsOptions_SetTimeout(opts, o.connect_timeout_ms);
+  // Requests in flight fail at once on a disconnect instead of timing out.
+  if (s == NATS_OK) s = natsOptions_SetFailRequestsOnDisconnect(opts, true);
+  // Keep little in the reconnect buffer: a publish while disconnected should
+  // fail, not wait for a server that may not come back.
+  if (s == NATS_OK) s = natsOptions_SetReconnectBufSize(opts, 0);
+  if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(opts, on_disconnected, c.get());
+  if (s == NATS_OK) s = natsOptions_SetReconnectedCB(opts, on_reconnected, c.get());
+  if (s != NATS_OK) {
+    natsOptions_Destroy(opts);
+    return Status::invalid(nats_error(s, "nats: bad connection settings"));
+  }
+  s = natsConnection_Connect(&c->nc_, opts);
+  natsOptions_Destroy(opts);
+  if (s != NATS_OK) return Status::unavailable(nats_error(s, "nats: cannot connect to " + all));
+  jsOptions jo;
+  jsOptions_Init(&jo);
+  jo.Wait = o.request_timeout_ms;
+  s = natsConnection_JetStream(&c->js_, c->nc_, &jo);
+  if (s != NATS_OK) return Status::unavailable(nats_error(s, "nats: JetStream context"));
+  return c;
+}
+
+NatsConnection::~NatsConnection() {
+  if (js_ != nullptr) jsCtx_Destroy(js_);
+  if (nc_ != nullptr) {
+    natsConnection_Close(nc_);
+    natsConnection_Destroy(nc_);
+  }
+}
+
+bool NatsConnection::connected() const {
+  return nc_ != nullptr && natsConnection_Status(nc_) == NATS_CONN_STATUS_CONNECTED;
+}
+
+std::string NatsConnection::not_connected_message() const {
+  std::string all;
+  for (const auto& srv : opts_.servers) all += (all.empty() ? "" : ", ") + srv;
+  return "NATS is not connected (" + all + "); the host reconnects by itself";
+}
+
+}  // namespace aether

@@ -1,0 +1,63 @@
+// The nats module: one connection to a NATS server (cnats), shared by the
+// JetStream store, the NATS bus and the NATS command ingress.
+//
+// The connection reconnects by itself (forever by default). While it is away,
+// connected() is false and the users of the connection fail fast with a
+// kUnavailable status instead of waiting.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/status.hpp"
+
+// cnats types, kept opaque here so that nats.h stays out of this header.
+typedef struct __natsConnection natsConnection;
+typedef struct __jsCtx jsCtx;
+
+namespace aether {
+
+struct NatsOptions {
+  std::vector<std::string> servers = {"nats://127.0.0.1:4222"};
+  std::string name = "aether-host";
+  std::string user;
+  std::string password;
+  std::string token;
+  std::string credentials_file;  // a .creds file (JWT + nkey seed)
+  std::string tls_ca;            // CA certificates (PEM)
+  std::string tls_cert;          // client certificate (PEM)
+  std::string tls_key;           // client key (PEM)
+  int max_reconnect = -1;        // -1 = forever
+  int64_t reconnect_wait_ms = 250;
+  int64_t connect_timeout_ms = 2000;
+  int64_t request_timeout_ms = 1000;  // JetStream API calls and publish acks
+};
+
+class NatsConnection {
+ public:
+  // Connects (retrying for up to `connect_timeout_ms` per server). Fails with
+  // a message naming the servers and the reason.
+  static Result<std::unique_ptr<NatsConnection>> connect(const NatsOptions& options);
+  ~NatsConnection();
+
+  natsConnection* nc() const { return nc_; }
+  jsCtx* js() const { return js_; }
+  bool connected() const;
+  const NatsOptions& options() const { return opts_; }
+
+  // "NATS is not connected (nats://127.0.0.1:4222)": for kUnavailable errors.
+  std::string not_connected_message() const;
+
+ private:
+  NatsConnection() = default;
+  NatsOptions opts_;
+  natsConnection* nc_ = nullptr;
+  jsCtx* js_ = nullptr;
+};
+
+// "<text> (<natsStatus text>: <last error>)" for a failed cnats call.
+std::string nats_error(int status, const std::string& text);
+
+}  // namespace aether

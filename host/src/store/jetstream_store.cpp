@@ -1,0 +1,588 @@
+#include "store/jetstream_store.hpp"
+
+#include <nats/nats.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <unordered_map>
+
+#include "core/log.hpp"
+#include "core/worker_pool.hpp"
+#include "nats/connection.hpp"
+
+namespace aether {
+
+std::string actor_events_subject(const ActorKey& key) {
+  return "aether." + key.ns + ".events." + key.type + "." + key.id;
+}
+
+namespace {
+
+using json = nlohmann::json;
+
+constexpr const char* kHdrFirst = "Aether-First-Version";
+constexpr const char* kHdrLast = "Aether-Version";
+constexpr const char* kHdrCommit = "Aether-Commit-Id";
+constexpr const char* kHdrNode = "Aether-Node";
+constexpr const char* kHdrTypes = "Aether-Event-Types";
+constexpr const char* kHdrIdem = "Aether-Idempotency-Key";
+constexpr const char* kHdrPlugin = "Aether-Plugin";
+constexpr const char* kHdrSchema = "Aether-Schema";
+constexpr const char* kHdrTime = "Aether-Timestamp";
+constexpr const char* kHdrSeq = "Aether-Stream-Seq";
+
+std::string snapshot_subject(const ActorKey& k) {
+  return "aether." + k.ns + ".snapshots." + k.type + "." + k.id;
+}
+
+std::string hex(const std::string& s) {
+  static const char* d = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : s) {
+    out += d[c >> 4];
+    out += d[c & 15];
+  }
+  return out;
+}
+
+std::optional<uint64_t> header_u64(natsMsg* m, const char* name) {
+  const char* v = nullptr;
+  if (natsMsgHeader_Get(m, name, &v) != NATS_OK || v == nullptr) return std::nullopt;
+  char* end = nullptr;
+  const unsigned long long x = std::strtoull(v, &end, 10);
+  if (*v == '\0' || *end != '\0') return std::nullopt;
+  return x;
+}
+
+std::string header_str(natsMsg* m, const char* name) {
+  const char* v = nullptr;
+  if (natsMsgHeader_Get(m, name, &v) != NATS_OK || v == nullptr) return {};
+  return v;
+}
+
+// Owns a natsMsg.
+struct MsgPtr {
+  natsMsg* m = nullptr;
+  ~MsgPtr() { natsMsg_Destroy(m); }
+};
+
+bool transient(natsStatus s) {
+  return s == NATS_TIMEOUT || s == NATS_NO_RESPONDERS || s == NATS_CONNECTION_CLOSED ||
+         s == NATS_CONNECTION_DISCONNECTED || s == NATS_IO_ERROR || s == NATS_NO_SERVER ||
+         s == NATS_STALE_CONNECTION;
+}
+
+// The latest commit of an actor as this store knows it.
+struct Tip {
+  uint64_t version = 0;
+  uint64_t seq = 0;  // stream sequence of the commit that reached `version`
+};
+
+class JetStreamStore final : public Store {
+ public:
+  JetStreamStore(NatsConnection& c, JetStreamOptions o)
+      : conn_(c), opts_(std::move(o)), pool_(std::max<uint32_t>(1, opts_.publishers)) {}
+
+  ~JetStreamStore() override {
+    pool_.stop();
+    for (auto& [_, kv] : idem_) kvStore_Destroy(kv);
+  }
+
+  Status init() {
+    for (const auto& ns : opts_.namespaces) {
+      if (Status s = ensure_stream(events_stream(ns), "aether." + ns + ".events.>", 0); !s) return s;
+      if (Status s = ensure_stream(snap_stream(ns), "aether." + ns + ".snapshots.>", 64); !s) return s;
+      kvStore* kv = nullptr;
+      const std::string bucket = opts_.stream_prefix + ns + "_IDEM";
+      natsStatus st = js_KeyValue(&kv, conn_.js(), bucket.c_str());
+      if (st == NATS_NOT_FOUND) {
+        kvConfig cfg;
+        kvConfig_Init(&cfg);
+        cfg.Bucket = bucket.c_str();
+        cfg.History = 1;
+        cfg.Replicas = opts_.replicas;
+        cfg.StorageType = opts_.storage == "memory" ? js_MemoryStorage : js_FileStorage;
+        st = js_CreateKeyValue(&kv, conn_.js(), &cfg);
+      }
+      if (st != NATS_OK) {
+        return Status::unavailable(nats_error(st, "jetstream: key-value bucket " + bucket));
+      }
+      idem_[ns] = kv;
+    }
+    return Status::ok();
+  }
+
+  // --- EventStore -------------------------------------------------------------
+
+  void append(const AppendRequest& req, AppendCallback done) override {
+    if (req.events.empty()) {
+      AppendResult r;
+      r.status = Status::invalid("an append needs at least one event");
+      return done(std::move(r));
+    }
+    if (!conn_.connected()) {
+      AppendResult r;
+      r.status = Status::unavailable(conn_.not_connected_message());
+      return done(std::move(r));
+    }
+    in_flight_.fetch_add(1);
+    pool_.post([this, &req, done = std::move(done)]() mutable {
+      AppendResult r = append_now(req);
+      done(std::move(r));
+      if (in_flight_.fetch_sub(1) == 1) {
+        std::lock_guard lock(flush_mu_);
+        flush_cv_.notify_all();
+      }
+    });
+  }
+
+  Status read(const ActorKey& key, uint64_t from_version, uint64_t limit,
+              const EventVisitor& visit) override {
+    if (!conn_.connected()) return Status::unavailable(conn_.not_connected_message());
+    const std::string subject = actor_events_subject(key);
+    auto tip = fetch_tip(key);
+    if (!tip) return tip.status();
+    const uint64_t from = from_version == 0 ? 1 : from_version;
+    if (tip->version < from || limit == 0) return Status::ok();
+    uint64_t start_seq = 0;
+    {
+      std::lock_guard lock(mu_);
+      if (auto it = points_.find(subject); it != points_.end() && it->second.version < from) {
+        start_seq = it->second.seq + 1;
+      }
+    }
+    uint64_t delivered = 0;
+    uint64_t expect = 0;  // next version expected once the first commit is seen
+    Status result = Status::ok();
+    const Status walked = walk(events_stream(key.ns), subject, start_seq, tip->seq,
+                               [&](natsMsg* m, uint64_t seq) -> bool {
+      auto first = header_u64(m, kHdrFirst);
+      auto last = header_u64(m, kHdrLast);
+      auto where = [&] {
+        return "actor " + key.to_string() + ", stream sequence " + std::to_string(seq);
+      };
+      if (!first || !last || *first == 0 || *last < *first) {
+        result = Status::corruption(where() + ": undecodable commit (version headers missing)");
+        return false;
+      }
+      if (expect != 0 && *first != expect) {
+        result = Status::corruption(where() + ": expected version " + std::to_string(expect) +
+                                    ", found " + std::to_string(*first) + " (a gap or repeat)");
+        return false;
+      }
+      expect = *last + 1;
+      if (*last < from) return true;
+      json body = json::parse(natsMsg_GetData(m), natsMsg_GetData(m) + natsMsg_GetDataLength(m),
+                              nullptr, false);
+      if (body.is_discarded() || !body.contains("events") || !body["events"].is_array() ||
+          body["events"].size() != *last - *first + 1) {
+        result = Status::corruption(where() + ": undecodable commit body");
+        return false;
+      }
+      const int64_t ts = body.value("timestamp", int64_t{0});
+      uint64_t v = *first;
+      for (const auto& e : body["events"]) {
+        if (v >= from) {
+          if (!e.contains("type") || !e["type"].is_string() || !e.contains("payload")) {
+            result = Status::corruption(where() + ": undecodable event at version " + std::to_string(v));
+            return false;
+          }
+          StoredEvent se{v, e["type"].get<std::string>(), e["payload"].dump(), ts};
+          if (Status s = visit(se); !s) {
+            result = s;
+            return false;
+          }
+          if (++delivered >= limit) return false;
+        }
+        ++v;
+      }
+      return true;
+    });
+    if (!walked) return walked;
+    return result;
+  }
+
+  Result<uint64_t> latest_version(const ActorKey& key) override {
+    auto tip = fetch_tip(key);
+    if (!tip) return tip.status();
+    return tip->version;
+  }
+
+  Result<std::optional<IdempotentCommit>> find_idempotent(const ActorKey& key,
+                                                          const std::string& k) override {
+    kvStore* kv = idem_kv(key.ns);
+    if (kv == nullptr) return Status::not_found("namespace " + key.ns + " has no store");
+    kvEntry* e = nullptr;
+    natsStatus s = kvStore_Get(&e, kv, idem_key(key, k).c_str());
+    if (s == NATS_NOT_FOUND) return std::optional<IdempotentCommit>();
+    if (s != NATS_OK) return Status::unavailable(nats_error(s, "jetstream: idempotency lookup"));
+    const std::string v = kvEntry_ValueString(e);
+    kvEntry_Destroy(e);
+    IdempotentCommit c;
+      unsigned long long a = 0, b = 0;
+    if (std::sscanf(v.c_str(), "%llu,%llu", &a, &b) != 2) {
+      return Status::corruption("jetstream: idempotency record of " + key.to_string() + " is undecodable");
+    }
+    c.first_version = a;
+    c.last_version = b;
+    return std::optional<IdempotentCommit>(c);
+  }
+
+  Status flush() override {
+    std::unique_lock lock(flush_mu_);
+    flush_cv_.wait(lock, [&] { return in_flight_.load() == 0; });
+    return Status::ok();
+  }
+
+  // --- SnapshotStore ------------------------------------------------------------
+
+  Status save(const ActorKey& key, const Snapshot& snap, uint32_t keep) override {
+    if (!conn_.connected()) return Status::unavailable(conn_.not_connected_message());
+    const std::string subject = snapshot_subject(key);
+    natsMsg* m = nullptr;
+    natsMsg_Create(&m, subject.c_str(), nullptr, snap.bytes.data(), static_cast<int>(snap.bytes.size()));
+    MsgPtr owner{m};
+    natsMsgHeader_Set(m, kHdrLast, std::to_string(snap.version).c_str());
+    natsMsgHeader_Set(m, kHdrPlugin, snap.plugin.c_str());
+    natsMsgHeader_Set(m, kHdrSchema, std::to_string(snap.schema_version).c_str());
+    natsMsgHeader_Set(m, kHdrTime, std::to_string(snap.timestamp_ms).c_str());
+    {
+      std::lock_guard lock(mu_);
+      auto it = tips_.find(actor_events_subject(key));
+      if (it != tips_.end() && it->second.version == snap.version) {
+        natsMsgHeader_Set(m, kHdrSeq, std::to_string(it->second.seq).c_str());
+      }
+    }
+    jsPubAck* pa = nullptr;
+    jsErrCode err = static_cast<jsErrCode>(0);
+    natsStatus s = js_PublishMsg(&pa, conn_.js(), m, nullptr, &err);
+    jsPubAck_Destroy(pa);
+    if (s != NATS_OK) return Status::unavailable(nats_error(s, "jetstream: save snapshot"));
+    // Retention: delete all but the newest `keep`.
+    std::vector<uint64_t> seqs;
+    Status w = walk(snap_stream(key.ns), subject, 0, 0, [&](natsMsg*, uint64_t seq) {
+      seqs.push_back(seq);
+      return true;
+    });
+    if (!w) return w;
+    const size_t k = keep == 0 ? 1 : keep;
+    for (size_t i = 0; i + k < seqs.size(); ++i) {
+      js_DeleteMsg(conn_.js(), snap_stream(key.ns).c_str(), seqs[i], nullptr, nullptr);
+    }
+    return Status::ok();
+  }
+
+  Result<std::optional<Snapshot>> latest(const ActorKey& key) override {
+    if (!conn_.connected()) return Status::unavailable(conn_.not_connected_message());
+    natsMsg* m = nullptr;
+    jsErrCode err = static_cast<jsErrCode>(0);
+    natsStatus s = js_GetLastMsg(&m, conn_.js(), snap_stream(key.ns).c_str(),
+                                 snapshot_subject(key).c_str(), nullptr, &err);
+    if (s == NATS_NOT_FOUND) return std::optional<Snapshot>();
+    if (s != NATS_OK) return Status::unavailable(nats_error(s, "jetstream: latest snapshot"));
+    MsgPtr owner{m};
+    auto snap = decode_snapshot(key, m);
+    if (!snap) return snap.status();
+    if (auto seq = header_u64(m, kHdrSeq)) {
+      std::lock_guard lock(mu_);
+      points_[actor_events_subject(key)] = Tip{snap->version, *seq};
+    }
+    return std::optional<Snapshot>(std::move(snap).value());
+  }
+
+  Result<std::vector<Snapshot>> list(const ActorKey& key) override {
+    if (!conn_.connected()) return Status::unavailable(conn_.not_connected_message());
+    std::vector<Snapshot> out;
+    Status failure = Status::ok();
+    Status w = walk(snap_stream(key.ns), snapshot_subject(key), 0, 0, [&](natsMsg* m, uint64_t) {
+      auto s = decode_snapshot(key, m);
+      if (!s) {
+        failure = s.status();
+        return false;
+      }
+      out.push_back(std::move(s).value());
+      return true;
+    });
+    if (!w) return w;
+    if (!failure) return failure;
+    std::reverse(out.begin(), out.end());
+    return out;
+  }
+
+ private:
+  std::string events_stream(const std::string& ns) const { return opts_.stream_prefix + ns; }
+  std::string snap_stream(const std::string& ns) const { return opts_.stream_prefix + ns + "_SNAPSHOTS"; }
+  static std::string idem_key(const ActorKey& key, const std::string& k) {
+    return key.type + "." + key.id + "." + hex(k);
+  }
+  kvStore* idem_kv(const std::string& ns) const {
+    auto it = idem_.find(ns);
+    return it == idem_.end() ? nullptr : it->second;
+  }
+
+  Status ensure_stream(const std::string& name, const std::string& subject, int64_t per_subject) {
+    jsStreamConfig cfg;
+    jsStreamConfig_Init(&cfg);
+    cfg.Name = name.c_str();
+    const char* subjects[] = {subject.c_str()};
+    cfg.Subjects = subjects;
+    cfg.SubjectsLen = 1;
+    cfg.Storage = opts_.storage == "memory" ? js_MemoryStorage : js_FileStorage;
+    cfg.Replicas = opts_.replicas;
+    cfg.MaxAge = opts_.max_age_ms * 1000000;
+    cfg.MaxBytes = opts_.max_bytes;
+    cfg.AllowDirect = true;
+    if (per_subject > 0) cfg.MaxMsgsPerSubject = per_subject;
+    jsStreamInfo* si = nullptr;
+    jsErrCode err = static_cast<jsErrCode>(0);
+    natsStatus s = js_AddStream(&si, conn_.js(), &cfg, nullptr, &err);
+    jsStreamInfo_Destroy(si);
+    if (s == NATS_OK || err == JSStreamNameExistErr) return Status::ok();
+    return Status::unavailable(nats_error(s, "jetstream: stream " + name + " (error code " +
+                                                 std::to_string(err) + ")"));
+  }
+
+  // The actor's latest commit, from the cache or the server.
+  Result<Tip> fetch_tip(const ActorKey& key) {
+    natsMsg* m = nullptr;
+    jsErrCode err = static_cast<jsErrCode>(0);
+    const std::string subject = actor_events_subject(key);
+    natsStatus s = js_GetLastMsg(&m, conn_.js(), events_stream(key.ns).c_str(), subject.c_str(),
+                                 nullptr, &err);
+    Tip tip;
+    if (s == NATS_NOT_FOUND) {
+      tip = Tip{};
+    } else if (s != NATS_OK) {
+      return Status::unavailable(transient(s) || !conn_.connected()
+                                     ? conn_.not_connected_message() + " [" + natsStatus_GetText(s) + "]"
+                                     : nats_error(s, "jetstream: last message of " + subject));
+    } else {
+      MsgPtr owner{m};
+      auto last = header_u64(m, kHdrLast);
+      const uint64_t seq = natsMsg_GetSequence(m);
+      if (!last) {
+        return Status::corruption("actor " + key.to_string() + ", stream sequence " +
+                                  std::to_string(seq) + ": commit without version headers");
+      }
+      tip = Tip{*last, seq};
+    }
+    std::lock_guard lock(mu_);
+    tips_[subject] = tip;
+    return tip;
+  }
+
+  AppendResult append_now(const AppendRequest& req) {
+    AppendResult r;
+    if (!req.idempotency_key.empty()) {
+      auto hit = find_idempotent(req.key, req.idempotency_key);
+      if (!hit) {
+        r.status = hit.status();
+        return r;
+      }
+      if (hit->has_value()) {
+        r.duplicate = true;
+        r.first_version = (*hit)->first_version;
+        r.version = (*hit)->last_version;
+        return r;
+      }
+    }
+    const std::string subject = actor_events_subject(req.key);
+    Tip tip;
+    bool cached = false;
+    {
+      std::lock_guard lock(mu_);
+      if (auto it = tips_.find(subject); it != tips_.end() && it->second.version == req.expected_version) {
+        tip = it->second;
+        cached = true;
+      }
+    }
+    if (!cached) {
+      auto t = fetch_tip(req.key);
+      if (!t) {
+        r.status = t.status();
+        return r;
+      }
+      tip = *t;
+    }
+    if (tip.version != req.expected_version) {
+      return conflict(req, tip.version);
+    }
+    const uint64_t first = req.expected_version + 1;
+    const uint64_t last = req.expected_version + req.events.size();
+    const std::string commit_id = opts_.node_id + "-" + std::to_string(++commit_counter_);
+    json body;
+    body["ns"] = req.key.ns;
+    body["type"] = req.key.type;
+    body["actor_id"] = req.key.id;
+    body["first_version"] = first;
+    body["version"] = last;
+    body["commit_id"] = commit_id;
+    body["node"] = opts_.node_id;
+    body["timestamp"] = req.timestamp_ms;
+    json events = json::array();
+    std::string types;
+    uint64_t v = first;
+    for (const auto& e : req.events) {
+      events.push_back({{"id", event_id(req.key, v)},
+                        {"version", v},
+                        {"type", e.type},
+                        {"payload", json::parse(e.payload, nullptr, false)}});
+      types += (types.empty() ? "" : ",") + e.type;
+      ++v;
+    }
+    body["events"] = std::move(events);
+    const std::string data = body.dump();
+    natsMsg* m = nullptr;
+    natsMsg_Create(&m, subject.c_str(), nullptr, data.data(), static_cast<int>(data.size()));
+    MsgPtr owner{m};
+    const std::string msg_id = req.key.ns + "." + req.key.type + "." + req.key.id + "." + std::to_string(last);
+    natsMsgHeader_Set(m, "Nats-Msg-Id", msg_id.c_str());
+    natsMsgHeader_Set(m, "Nats-Expected-Last-Subject-Sequence", std::to_string(tip.seq).c_str());
+    natsMsgHeader_Set(m, kHdrFirst, std::to_string(first).c_str());
+    natsMsgHeader_Set(m, kHdrLast, std::to_string(last).c_str());
+    natsMsgHeader_Set(m, kHdrCommit, commit_id.c_str());
+    natsMsgHeader_Set(m, kHdrNode, opts_.node_id.c_str());
+    natsMsgHeader_Set(m, kHdrTypes, types.c_str());
+    if (!req.idempotency_key.empty()) natsMsgHeader_Set(m, kHdrIdem, req.idempotency_key.c_str());
+
+    jsPubAck* pa = nullptr;
+    jsErrCode err = static_cast<jsErrCode>(0);
+    natsStatus s = js_PublishMsg(&pa, conn_.js(), m, nullptr, &err);
+    if (s != NATS_OK) {
+      jsPubAck_Destroy(pa);
+      forget(subject);
+      if (err == JSStreamWrongLastSequenceErr) {
+        auto t = fetch_tip(req.key);
+        return conflict(req, t ? t->version : 0);
+      }
+      r.status = Status::unavailable(
+          transient(s) || !conn_.connected()
+              ? conn_.not_connected_message() + " [" + natsStatus_GetText(s) + "]; the commit may or may not be stored"
+              : nats_error(s, "jetstream: publish to " + subject));
+      return r;
+    }
+    const uint64_t seq = pa->Sequence;
+    const bool duplicate = pa->Duplicate;
+    jsPubAck_Destroy(pa);
+    if (duplicate) {
+      // The server already has a message with this id: our own retried
+      // publish, or another writer's commit of the same version.
+      natsMsg* stored = nullptr;
+      natsStatus gs = js_GetMsg(&stored, conn_.js(), events_stream(req.key.ns).c_str(), seq, nullptr, nullptr);
+      MsgPtr so{stored};
+      if (gs != NATS_OK || header_str(stored, kHdrCommit) != commit_id) {
+        forget(subject);
+        auto t = fetch_tip(req.key);
+        return conflict(req, t ? t->version : last);
+      }
+    }
+    {
+      std::lock_guard lock(mu_);
+      tips_[subject] = Tip{last, seq};
+    }
+    if (!req.idempotency_key.empty()) {
+      const std::string val = std::to_string(first) + "," + std::to_string(last);
+      kvStore_PutString(nullptr, idem_kv(req.key.ns), idem_key(req.key, req.idempotency_key).c_str(), val.c_str());
+    }
+    r.first_version = first;
+    r.version = last;
+    return r;
+  }
+
+  AppendResult conflict(const AppendRequest& req, uint64_t current) {
+    AppendResult r;
+    r.current_version = current;
+    r.status = Status::conflict("actor " + req.key.to_string() + ": expected version " +
+                                std::to_string(req.expected_version) + ", current " +
+                                std::to_string(current));
+    return r;
+  }
+
+  void forget(const std::string& subject) {
+    std::lock_guard lock(mu_);
+    tips_.erase(subject);
+  }
+
+  Result<Snapshot> decode_snapshot(const ActorKey& key, natsMsg* m) {
+    auto version = header_u64(m, kHdrLast);
+    auto schema = header_u64(m, kHdrSchema);
+    if (!version || !schema) {
+      return Status::corruption("snapshot of " + key.to_string() + ": headers missing");
+    }
+    Snapshot s;
+    s.version = *version;
+    s.schema_version = static_cast<uint32_t>(*schema);
+    s.plugin = header_str(m, kHdrPlugin);
+    s.timestamp_ms = static_cast<int64_t>(header_u64(m, kHdrTime).value_or(0));
+    s.bytes.assign(natsMsg_GetData(m), static_cast<size_t>(natsMsg_GetDataLength(m)));
+    return s;
+  }
+
+  // Visits the messages of `subject` in `stream` from `start_seq` (0 = the
+  // first) through an ordered consumer, until `last_seq` (0 = until none is
+  // pending) or the visitor returns false.
+  template <class F>
+  Status walk(const std::string& stream, const std::string& subject, uint64_t start_seq,
+              uint64_t last_seq, F&& visit) {
+    jsSubOptions so;
+    jsSubOptions_Init(&so);
+    so.Stream = stream.c_str();
+    so.Ordered = true;
+    so.Config.DeliverPolicy = start_seq > 0 ? js_DeliverByStartSequence : js_DeliverAll;
+    so.Config.OptStartSeq = start_seq;
+    natsSubscription* sub = nullptr;
+    jsErrCode err = static_cast<jsErrCode>(0);
+    natsStatus s = js_SubscribeSync(&sub, conn_.js(), subject.c_str(), nullptr, &so, &err);
+    if (s != NATS_OK) {
+      return Status::unavailable(nats_error(s, "jetstream: read " + subject));
+    }
+    Status result = Status::ok();
+    for (;;) {
+      natsMsg* m = nullptr;
+      s = natsSubscription_NextMsg(&m, sub, conn_.options().request_timeout_ms * 2);
+      if (s == NATS_TIMEOUT && last_seq == 0) break;  // nothing (more) on the subject
+      if (s != NATS_OK) {
+        result = Status::unavailable(nats_error(s, "jetstream: read " + subject));
+        break;
+      }
+      MsgPtr owner{m};
+      jsMsgMetaData* meta = nullptr;
+      if (natsMsg_GetMetaData(&meta, m) != NATS_OK) continue;
+      const uint64_t seq = meta->Sequence.Stream;
+      const uint64_t pending = meta->NumPending;
+      jsMsgMetaData_Destroy(meta);
+      if (!visit(m, seq)) break;
+      if (last_seq != 0 ? seq >= last_seq : pending == 0) break;
+    }
+    natsSubscription_Unsubscribe(sub);
+    natsSubscription_Destroy(sub);
+    return result;
+  }
+
+  NatsConnection& conn_;
+  JetStreamOptions opts_;
+  std::unordered_map<std::string, kvStore*> idem_;
+
+  std::mutex mu_;
+  std::unordered_map<std::string, Tip> tips_;    // actor subject -> latest commit known
+  std::unordered_map<std::string, Tip> points_;  // actor subject -> a snapshot's (version, seq)
+  std::atomic<uint64_t> commit_counter_{0};
+
+  std::atomic<uint64_t> in_flight_{0};
+  std::mutex flush_mu_;
+  std::condition_variable flush_cv_;
+  WorkerPool pool_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<Store>> open_jetstream_store(NatsConnection& connection,
+                                                    const JetStreamOptions& options) {
+  auto store = std::make_unique<JetStreamStore>(connection, options);
+  if (Status s = store->init(); !s) return s;
+  return std::unique_ptr<Store>(std::move(store));
+}
+
+}  // namespace aether

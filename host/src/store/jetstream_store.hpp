@@ -1,0 +1,40 @@
+// The JetStream backend of the store module (the cluster's store).
+//
+// One stream per namespace captures aether.<ns>.events.>: one message per
+// command commit (1..n events, atomic), so storing is broadcasting. The
+// actor's expected version is enforced by the server with
+// Nats-Expected-Last-Subject-Sequence (the actor's subject is its stream);
+// Nats-Msg-Id = <ns>.<type>.<id>.<version> deduplicates a retried publish
+// and catches a racing writer of the same version. Snapshots go to a second
+// stream (one subject per actor), idempotency keys to a KV bucket.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "store/store.hpp"
+
+namespace aether {
+
+class NatsConnection;
+
+struct JetStreamOptions {
+  std::vector<std::string> namespaces = {"default"};  // streams are made for these
+  std::string stream_prefix = "AETHER_";               // stream AETHER_<ns>
+  int replicas = 1;
+  std::string storage = "file";  // file | memory
+  int64_t max_age_ms = 0;        // 0 = keep forever
+  int64_t max_bytes = -1;        // -1 = unlimited
+  std::string node_id = "node-1";
+  uint32_t publishers = 32;      // appends in flight at once
+};
+
+// REQUIRES: `connection` outlives the store.
+Result<std::unique_ptr<Store>> open_jetstream_store(NatsConnection& connection,
+                                                    const JetStreamOptions& options);
+
+// The subject of an actor's events: aether.<ns>.events.<type>.<id>.
+std::string actor_events_subject(const ActorKey& key);
+
+}  // namespace aether

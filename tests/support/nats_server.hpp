@@ -1,0 +1,119 @@
+// Test support: a real nats-server with JetStream on a free loopback port and
+// a temporary store directory, stopped when the object goes.
+#pragma once
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support/temp_dir.hpp"
+
+namespace aether::test {
+
+// A loopback port that was free a moment ago.
+inline int free_port() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  socklen_t len = sizeof a;
+  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  const int port = ntohs(a.sin_port);
+  close(fd);
+  return port;
+}
+
+inline bool port_open(int port) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  const bool ok = connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  close(fd);
+  return ok;
+}
+
+class NatsServer {
+ public:
+  // `config`: extra nats-server configuration text (accounts, users), or "".
+  explicit NatsServer(std::string config = "") : config_(std::move(config)), port_(free_port()) {
+    start();
+  }
+  ~NatsServer() { stop(); }
+
+  // Starts (again) on the same port and store directory; waits until it
+  // accepts connections. Returns false if it did not within 10 s.
+  bool start() {
+    const std::string conf = dir_.file("nats.conf");
+    {
+      std::ofstream c(conf);
+      c << "listen: 127.0.0.1:" << port_ << "\n"
+        << "jetstream { store_dir: \"" << dir_.file("js") << "\" }\n"
+        << config_ << "\n";
+    }
+    pid_ = fork();
+    if (pid_ == 0) {
+      const int fd = open(dir_.file("nats.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      dup2(fd, STDOUT_FILENO);
+      dup2(fd, STDERR_FILENO);
+      execlp("nats-server", "nats-server", "-c", conf.c_str(), nullptr);
+      _exit(127);
+    }
+    for (int i = 0; i < 1000; ++i) {
+      if (port_open(port_)) return true;
+      int status = 0;
+      if (waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;
+        return false;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+  }
+
+  void stop() { signal_and_wait(SIGTERM); }
+  void kill9() { signal_and_wait(SIGKILL); }
+
+  int port() const { return port_; }
+  std::string url() const { return "nats://127.0.0.1:" + std::to_string(port_); }
+  std::string log() const {
+    std::ifstream in(dir_.file("nats.log"));
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  }
+  bool running() const { return pid_ > 0; }
+
+ private:
+  void signal_and_wait(int sig) {
+    if (pid_ <= 0) return;
+    kill(pid_, sig);
+    int status = 0;
+    for (int i = 0; i < 1000 && waitpid(pid_, &status, WNOHANG) == 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    if (waitpid(pid_, &status, WNOHANG) == 0) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, &status, 0);
+    }
+    pid_ = -1;
+  }
+
+  TempDir dir_;
+  std::string config_;
+  int port_;
+  pid_t pid_ = -1;
+};
+
+}  // namespace aether::test
