@@ -8,6 +8,9 @@
 #include <iostream>
 
 #include "api/http_server.hpp"
+#include "api/nats_ingress.hpp"
+#include "nats/connection.hpp"
+#include "store/jetstream_store.hpp"
 #include "api/metrics.hpp"
 #include "config/config.hpp"
 #include "core/log.hpp"
@@ -58,8 +61,44 @@ int serve(const HostConfig& cfg) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   Metrics metrics;
+  std::unique_ptr<NatsConnection> nats;
+  if (cfg.nats.enabled) {
+    NatsOptions no;
+    no.servers = cfg.nats.servers;
+    no.name = cfg.nats.name + " " + cfg.node.id;
+    no.user = cfg.nats.user;
+    no.password = cfg.nats.password;
+    no.token = cfg.nats.token;
+    no.credentials_file = cfg.nats.credentials;
+    no.tls_ca = cfg.nats.tls_ca;
+    no.tls_cert = cfg.nats.tls_cert;
+    no.tls_key = cfg.nats.tls_key;
+    no.max_reconnect = static_cast<int>(cfg.nats.max_reconnect);
+    no.reconnect_wait_ms = cfg.nats.reconnect_wait_ms;
+    no.connect_timeout_ms = cfg.nats.connect_timeout_ms;
+    no.request_timeout_ms = cfg.nats.request_timeout_ms;
+    auto c = NatsConnection::connect(no);
+    if (!c) return fail(c.status().message());
+    nats = std::move(c).value();
+    std::string servers;
+    for (const auto& s : cfg.nats.servers) servers += (servers.empty() ? "" : ", ") + s;
+    log::info("connected to NATS at " + servers);
+  }
   std::unique_ptr<Store> store;
-  if (cfg.store.backend == "memory") {
+  if (cfg.store.backend == "jetstream") {
+    JetStreamOptions jo;
+    jo.namespaces = cfg.node.namespaces;
+    jo.stream_prefix = cfg.store.js_stream_prefix;
+    jo.replicas = static_cast<int>(cfg.store.js_replicas);
+    jo.storage = cfg.store.js_storage;
+    jo.max_age_ms = cfg.store.js_max_age_ms;
+    jo.max_bytes = cfg.store.js_max_bytes;
+    jo.node_id = cfg.node.id;
+    jo.publishers = cfg.store.js_publishers;
+    auto s = open_jetstream_store(*nats, jo);
+    if (!s) return fail("store: " + s.status().message());
+    store = std::move(s).value();
+  } else if (cfg.store.backend == "memory") {
     store = make_memory_store();
   } else {
     SqliteOptions so;
@@ -112,6 +151,13 @@ int serve(const HostConfig& cfg) {
     http = std::move(h).value();
   }
 
+  std::unique_ptr<NatsIngress> ingress;
+  if (nats && cfg.nats.ingress) {
+    auto in = NatsIngress::start(*nats, runtime, cfg.node.namespaces);
+    if (!in) return fail(in.status().message());
+    ingress = std::move(in).value();
+  }
+
   std::string nss;
   for (const auto& ns : cfg.node.namespaces) nss += (nss.empty() ? "" : ", ") + ns;
   log::info("aether-host " + std::string(kVersion) + " node " + cfg.node.id + " (namespaces: " +
@@ -128,6 +174,7 @@ int serve(const HostConfig& cfg) {
   log::info(std::string("received ") + (sig == SIGINT ? "SIGINT" : "SIGTERM") +
             ": stopping (finishing queued commands, flushing the store)");
   if (http) http->stop();
+  if (ingress) ingress->stop();
   plugins.stop_watching();
   runtime.shutdown();
   if (Status s = store->flush(); !s) return fail("store flush: " + s.message());

@@ -386,8 +386,10 @@ INSTANTIATE_TEST_SUITE_P(
                    "6: store.sqlite.synchronous: must be one of off, normal, full, extra, got 'sometimes'"},
         ConfigCase{"UnsetVariable", kPlugins + "node:\n  id: ${AETHER_TEST_UNSET_VAR}\n",
                    "5: node.id: environment variable AETHER_TEST_UNSET_VAR is not set"},
-        ConfigCase{"NotYetAvailable", kPlugins + "nats:\n  enabled: true\n",
-                   "5: nats.enabled: NATS is not available yet"},
+        ConfigCase{"NotYetAvailable", kPlugins + "cluster:\n  enabled: true\n",
+                   "5: cluster.enabled: clustering is not available yet"},
+        ConfigCase{"JetStreamWithoutNats", kPlugins + "store:\n  backend: jetstream\n",
+                   "5: store.backend: the jetstream store needs nats.enabled: true"},
         ConfigCase{"BadYaml", kPlugins + "actors: [\n", "5: invalid YAML"}),
     [](const testing::TestParamInfo<ConfigCase>& i) { return std::string(i.param.name); });
 
@@ -396,6 +398,9 @@ TEST(ConfigCheck, TheShippedConfigsAreValid) {
   auto r = run_process({test::host_binary(), "--check-config", kDefaultConfig}, host_env(dir));
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_EQ(r.out, kDefaultConfig + ": ok\n");
+  const std::string js = std::string(AETHER_SOURCE_DIR) + "/config/jetstream.yaml";
+  r = run_process({test::host_binary(), "--check-config", js}, host_env(dir));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
 }
 
 TEST(ConfigCheck, EmbeddedDefaultStartsWithoutAConfigFile) {

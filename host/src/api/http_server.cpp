@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "api/command_api.hpp"
 #include "api/metrics.hpp"
 #include "core/log.hpp"
 #include "plugin/plugin.hpp"
@@ -15,23 +16,6 @@ namespace aether {
 namespace {
 
 using json = nlohmann::json;
-
-int http_status(StatusCode code) {
-  switch (code) {
-    case StatusCode::kOk: return 200;
-    case StatusCode::kInvalidArgument: return 400;
-    case StatusCode::kUnauthorized: return 401;
-    case StatusCode::kNotFound: return 404;
-    case StatusCode::kConflict: return 409;
-    case StatusCode::kPayloadTooLarge: return 413;
-    case StatusCode::kRejected: return 422;
-    case StatusCode::kUnavailable: return 503;
-    case StatusCode::kCorruption:
-    case StatusCode::kPluginError:
-    case StatusCode::kInternal: return 500;
-  }
-  return 500;
-}
 
 void send_json(httplib::Response& res, int status, const json& body) {
   res.status = status;
@@ -200,70 +184,15 @@ struct HttpServer::Impl {
   }
 
   void command(const httplib::Request& req, httplib::Response& res) {
+    const std::string ns = req.matches[1], type = req.matches[2], id = req.matches[3];
     Command c;
-    c.ns = req.matches[1];
-    c.type = req.matches[2];
-    c.id = req.matches[3];
-    json body = json::parse(req.body, nullptr, false);
-    if (body.is_discarded()) {
-      try {
-        auto parsed = json::parse(req.body);
-        (void)parsed;
-      } catch (const json::exception& e) {
-        return send_error(res, 400, "invalid_argument",
-                          std::string("malformed JSON in request body: ") + e.what());
-      }
+    ApiReply reply;
+    if (parse_command_request(ns, type, id, req.body, req.get_header_value("Idempotency-Key"), c,
+                              reply)) {
+      reply = command_reply(ns, type, id, runtime.send_sync(std::move(c)));
     }
-    if (!body.is_object()) {
-      return send_error(res, 400, "invalid_argument",
-                        "request body must be a JSON object like {\"command\":\"Name\",\"payload\":{...}}");
-    }
-    auto cmd = body.find("command");
-    if (cmd == body.end() || !cmd->is_string()) {
-      return send_error(res, 400, "invalid_argument", "field 'command' (a string) is required");
-    }
-    c.name = cmd->get<std::string>();
-    if (auto p = body.find("payload"); p != body.end() && !p->is_null()) {
-      if (!p->is_object()) {
-        return send_error(res, 400, "invalid_argument", "field 'payload' must be a JSON object");
-      }
-      c.payload = p->dump();
-    } else {
-      c.payload = "{}";
-    }
-    if (auto v = body.find("expected_version"); v != body.end() && !v->is_null()) {
-      if (!v->is_number_unsigned()) {
-        return send_error(res, 400, "invalid_argument",
-                          "field 'expected_version' must be a non-negative integer");
-      }
-      c.expected_version = v->get<uint64_t>();
-    }
-    if (auto k = body.find("idempotency_key"); k != body.end() && !k->is_null()) {
-      if (!k->is_string()) {
-        return send_error(res, 400, "invalid_argument", "field 'idempotency_key' must be a string");
-      }
-      c.idempotency_key = k->get<std::string>();
-    } else if (req.has_header("Idempotency-Key")) {
-      c.idempotency_key = req.get_header_value("Idempotency-Key");
-    }
-    const std::string ns = c.ns, type = c.type, id = c.id;
-    CommandResult r = runtime.send_sync(std::move(c));
-    if (r.status.code() == StatusCode::kRejected) {
-      return send_error(res, 422, r.reject_code.empty() ? "rejected" : r.reject_code,
-                        r.status.message(), {{"rejected", true}});
-    }
-    if (r.status.code() == StatusCode::kConflict) {
-      return send_error(res, 409, "conflict", r.status.message(),
-                        {{"actor", ns + "/" + type + "/" + id},
-                         {"attempted_version", r.attempted_version},
-                         {"current_version", r.current_version}});
-    }
-    if (!r.status) return send_status(res, r.status);
-    json events = json::array();
-    for (const auto& e : r.events) events.push_back(event_json(ns, type, id, e, false));
-    send_json(res, 200,
-              {{"ns", ns}, {"type", type}, {"id", id}, {"version", r.version},
-               {"duplicate", r.duplicate}, {"events", events}});
+    res.status = reply.status;
+    res.set_content(reply.body, "application/json");
   }
 
   void state(const httplib::Request& req, httplib::Response& res) {

@@ -275,6 +275,7 @@ Result<HostConfig> parse_config(const std::string& text, const std::string& name
   c.source = name;
   Parser p(name);
   YAML::Node plugin_list_node;
+  YAML::Node backend_node;
   YAML::Node listen_node;
   p.map(root, "",
         {{"node",
@@ -304,11 +305,32 @@ Result<HostConfig> parse_config(const std::string& text, const std::string& name
             p.map(n, path,
                   {{"backend",
                     [&](auto& v, auto& k) {
+                      backend_node = v;
                       p.one_of(v, k, c.store.backend, {"memory", "sqlite", "jetstream"});
-                      if (p.ok() && c.store.backend == "jetstream") {
-                        p.fail(v, k, "the jetstream store is not available yet in this version "
-                                     "of aether-host; use sqlite or memory");
-                      }
+                    }},
+                   {"jetstream",
+                    [&](auto& v, auto& k) {
+                      p.map(v, k,
+                            {{"stream_prefix",
+                              [&](auto& x, auto& kk) {
+                                p.str(x, kk, c.store.js_stream_prefix);
+                                if (p.ok() && !check_name(c.store.js_stream_prefix).empty()) {
+                                  p.fail(x, kk, "stream prefix " + check_name(c.store.js_stream_prefix));
+                                }
+                              }},
+                             {"replicas", [&](auto& x, auto& kk) { p.uint(x, kk, c.store.js_replicas, 1, 5); }},
+                             {"storage",
+                              [&](auto& x, auto& kk) { p.one_of(x, kk, c.store.js_storage, {"file", "memory"}); }},
+                             {"max_age", [&](auto& x, auto& kk) { p.duration(x, kk, c.store.js_max_age_ms); }},
+                             {"max_bytes",
+                              [&](auto& x, auto& kk) {
+                                uint64_t b = 0;
+                                p.uint(x, kk, b, 0, INT64_MAX);
+                                c.store.js_max_bytes = b == 0 ? -1 : static_cast<int64_t>(b);
+                              }},
+                             {"publishers", [&](auto& x, auto& kk) {
+                                p.uint(x, kk, c.store.js_publishers, 1, 1024);
+                              }}});
                     }},
                    {"sqlite", [&](auto& v, auto& k) {
                       p.map(v, k,
@@ -428,10 +450,52 @@ Result<HostConfig> parse_config(const std::string& text, const std::string& name
                                p.uint(v, k, c.bus.subscriber_queue, 1, 100000000);
                              }}});
           }},
-         {"nats", [&](auto& n, auto& path) { p.future_section(n, path, c.nats_enabled, "NATS"); }},
+         {"nats",
+          [&](auto& n, auto& path) {
+            auto& x = c.nats;
+            p.map(n, path,
+                  {{"enabled", [&](auto& v, auto& k) { p.boolean(v, k, x.enabled); }},
+                   {"servers", [&](auto& v, auto& k) { p.str_list(v, k, x.servers); }},
+                   {"name", [&](auto& v, auto& k) { p.str(v, k, x.name); }},
+                   {"user", [&](auto& v, auto& k) { p.str(v, k, x.user); }},
+                   {"password", [&](auto& v, auto& k) { p.str(v, k, x.password); }},
+                   {"token", [&](auto& v, auto& k) { p.str(v, k, x.token); }},
+                   {"credentials", [&](auto& v, auto& k) { p.str(v, k, x.credentials); }},
+                   {"tls",
+                    [&](auto& v, auto& k) {
+                      p.map(v, k,
+                            {{"ca", [&](auto& y, auto& kk) { p.str(y, kk, x.tls_ca); }},
+                             {"cert", [&](auto& y, auto& kk) { p.str(y, kk, x.tls_cert); }},
+                             {"key", [&](auto& y, auto& kk) { p.str(y, kk, x.tls_key); }}});
+                    }},
+                   {"reconnect",
+                    [&](auto& v, auto& k) {
+                      p.map(v, k,
+                            {{"max_attempts",
+                              [&](auto& y, auto& kk) {
+                                auto s = p.scalar(y, kk);
+                                if (!s) return;
+                                if (*s == "-1" || *s == "forever") {
+                                  x.max_reconnect = -1;
+                                } else {
+                                  uint64_t m = 0;
+                                  p.uint(y, kk, m, 0, 1000000);
+                                  x.max_reconnect = static_cast<int64_t>(m);
+                                }
+                              }},
+                             {"wait", [&](auto& y, auto& kk) { p.duration(y, kk, x.reconnect_wait_ms); }}});
+                    }},
+                   {"connect_timeout", [&](auto& v, auto& k) { p.duration(v, k, x.connect_timeout_ms); }},
+                   {"request_timeout", [&](auto& v, auto& k) { p.duration(v, k, x.request_timeout_ms); }},
+                   {"ingress", [&](auto& v, auto& k) { p.boolean(v, k, x.ingress); }}});
+            if (p.ok() && x.enabled && x.servers.empty()) p.fail(n, path + ".servers", "at least one server is needed");
+          }},
          {"cluster", [&](auto& n, auto& path) {
             p.future_section(n, path, c.cluster_enabled, "clustering");
           }}});
+  if (p.ok() && c.store.backend == "jetstream" && !c.nats.enabled) {
+    p.fail(backend_node, "store.backend", "the jetstream store needs nats.enabled: true");
+  }
   if (!p.ok()) return p.status();
 
   // Plugin files must exist: name the line that lists the missing one.

@@ -38,11 +38,35 @@ struct HostConfig {
   } node;
 
   struct Store {
-    std::string backend = "sqlite";  // memory | sqlite
+    std::string backend = "sqlite";  // memory | sqlite | jetstream
     std::string sqlite_path = "./data/aether.db";
     std::string sqlite_synchronous = "full";
     uint32_t sqlite_max_batch = 1024;
+    std::string js_stream_prefix = "AETHER_";
+    uint32_t js_replicas = 1;
+    std::string js_storage = "file";
+    int64_t js_max_age_ms = 0;
+    int64_t js_max_bytes = -1;
+    uint32_t js_publishers = 32;
   } store;
+
+  struct Nats {
+    bool enabled = false;
+    std::vector<std::string> servers = {"nats://127.0.0.1:4222"};
+    std::string name = "aether-host";
+    std::string user;
+    std::string password;
+    std::string token;
+    std::string credentials;
+    std::string tls_ca;
+    std::string tls_cert;
+    std::string tls_key;
+    int64_t max_reconnect = -1;
+    int64_t reconnect_wait_ms = 250;
+    int64_t connect_timeout_ms = 2000;
+    int64_t request_timeout_ms = 1000;
+    bool ingress = true;
+  } nats;
 
   struct Plugins {
     std::string dir = "build/plugins";
@@ -80,8 +104,7 @@ struct HostConfig {
     uint64_t subscriber_queue = 65536;
   } bus;
 
-  // Sections that later versions fill; enabling them is refused for now.
-  bool nats_enabled = false;
+  // A section that a later version fills; enabling it is refused for now.
   bool cluster_enabled = false;
 
   // The resolved plugin files, in load order.

@@ -1,0 +1,111 @@
+#include "api/command_api.hpp"
+
+#include <nlohmann/json.hpp>
+
+namespace aether {
+
+using json = nlohmann::json;
+
+int http_status(StatusCode code) {
+  switch (code) {
+    case StatusCode::kOk: return 200;
+    case StatusCode::kInvalidArgument: return 400;
+    case StatusCode::kUnauthorized: return 401;
+    case StatusCode::kNotFound: return 404;
+    case StatusCode::kConflict: return 409;
+    case StatusCode::kPayloadTooLarge: return 413;
+    case StatusCode::kRejected: return 422;
+    case StatusCode::kUnavailable: return 503;
+    case StatusCode::kCorruption:
+    case StatusCode::kPluginError:
+    case StatusCode::kInternal: return 500;
+  }
+  return 500;
+}
+
+namespace {
+
+ApiReply error_body(int status, const std::string& code, const std::string& message,
+                    json extra = json::object()) {
+  json e = {{"code", code}, {"message", message}};
+  e.update(extra);
+  return {status, json{{"error", e}}.dump()};
+}
+
+}  // namespace
+
+ApiReply error_reply(const Status& s) {
+  return error_body(http_status(s.code()), status_code_name(s.code()), s.message());
+}
+
+bool parse_command_request(const std::string& ns, const std::string& type, const std::string& id,
+                           const std::string& text, const std::string& idempotency_header,
+                           Command& c, ApiReply& error) {
+  auto bad = [&](const std::string& m) {
+    error = error_body(400, "invalid_argument", m);
+    return false;
+  };
+  c.ns = ns;
+  c.type = type;
+  c.id = id;
+  json body = json::parse(text, nullptr, false);
+  if (body.is_discarded()) {
+    try {
+      auto parsed = json::parse(text);
+      (void)parsed;
+    } catch (const json::exception& e) {
+      return bad(std::string("malformed JSON in request body: ") + e.what());
+    }
+  }
+  if (!body.is_object()) {
+    return bad("request body must be a JSON object like {\"command\":\"Name\",\"payload\":{...}}");
+  }
+  auto cmd = body.find("command");
+  if (cmd == body.end() || !cmd->is_string()) return bad("field 'command' (a string) is required");
+  c.name = cmd->get<std::string>();
+  if (auto p = body.find("payload"); p != body.end() && !p->is_null()) {
+    if (!p->is_object()) return bad("field 'payload' must be a JSON object");
+    c.payload = p->dump();
+  } else {
+    c.payload = "{}";
+  }
+  if (auto v = body.find("expected_version"); v != body.end() && !v->is_null()) {
+    if (!v->is_number_unsigned()) return bad("field 'expected_version' must be a non-negative integer");
+    c.expected_version = v->get<uint64_t>();
+  }
+  if (auto k = body.find("idempotency_key"); k != body.end() && !k->is_null()) {
+    if (!k->is_string()) return bad("field 'idempotency_key' must be a string");
+    c.idempotency_key = k->get<std::string>();
+  } else {
+    c.idempotency_key = idempotency_header;
+  }
+  return true;
+}
+
+ApiReply command_reply(const std::string& ns, const std::string& type, const std::string& id,
+                       const CommandResult& r) {
+  if (r.status.code() == StatusCode::kRejected) {
+    return error_body(422, r.reject_code.empty() ? "rejected" : r.reject_code, r.status.message(),
+                      {{"rejected", true}});
+  }
+  if (r.status.code() == StatusCode::kConflict) {
+    return error_body(409, "conflict", r.status.message(),
+                      {{"actor", ns + "/" + type + "/" + id},
+                       {"attempted_version", r.attempted_version},
+                       {"current_version", r.current_version}});
+  }
+  if (!r.status) return error_reply(r.status);
+  json events = json::array();
+  for (const auto& e : r.events) {
+    json payload = json::parse(e.payload, nullptr, false);
+    events.push_back({{"id", event_id({ns, type, id}, e.version)},
+                      {"version", e.version},
+                      {"type", e.type},
+                      {"payload", payload.is_discarded() ? json(e.payload) : payload}});
+  }
+  return {200, json{{"ns", ns}, {"type", type}, {"id", id}, {"version", r.version},
+                    {"duplicate", r.duplicate}, {"events", events}}
+                   .dump()};
+}
+
+}  // namespace aether

@@ -1,0 +1,38 @@
+// The command request and reply shared by the HTTP API and the NATS ingress:
+// the same JSON in, the same JSON and status out, whichever way it came.
+//
+// Request:  {"command": "Deposit", "payload": {...}, "expected_version": N,
+//            "idempotency_key": "..."}
+// Reply:    200 {"ns","type","id","version","duplicate","events":[...]}
+//           or an error {"error":{"code","message",...}} with its HTTP status.
+#pragma once
+
+#include <string>
+
+#include "runtime/runtime.hpp"
+
+namespace aether {
+
+struct ApiReply {
+  int status = 200;
+  std::string body;  // JSON
+};
+
+// Parses a command request body for actor (ns, type, id). On success fills
+// `out` and returns true; else fills `error` (a 400 reply) and returns false.
+// `idempotency_header` is used when the body has no idempotency_key.
+bool parse_command_request(const std::string& ns, const std::string& type, const std::string& id,
+                           const std::string& body, const std::string& idempotency_header,
+                           Command& out, ApiReply& error);
+
+// The reply for a command's result.
+ApiReply command_reply(const std::string& ns, const std::string& type, const std::string& id,
+                       const CommandResult& result);
+
+// An error reply {"error":{"code","message"}} for a status.
+ApiReply error_reply(const Status& status);
+
+// The HTTP status for a status code (400, 404, 409, 422, 503, 500...).
+int http_status(StatusCode code);
+
+}  // namespace aether

@@ -1,0 +1,33 @@
+// Command ingress over NATS request/reply: aether.<ns>.cmd.<type>.<id>, the
+// same JSON in and out as POST /v1/{ns}/actors/{type}/{id}/commands, in the
+// queue group "aether.<ns>" so several hosts share the load. The reply
+// carries the HTTP status in the header "Aether-Status".
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/status.hpp"
+
+namespace aether {
+
+class NatsConnection;
+class Runtime;
+
+class NatsIngress {
+ public:
+  // REQUIRES: connection and runtime outlive the ingress.
+  static Result<std::unique_ptr<NatsIngress>> start(NatsConnection& connection, Runtime& runtime,
+                                                    const std::vector<std::string>& namespaces);
+  ~NatsIngress();
+  // Unsubscribes; requests already taken are answered. Idempotent.
+  void stop();
+
+ private:
+  struct Impl;
+  explicit NatsIngress(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace aether
