@@ -57,6 +57,7 @@ inline int run_with_ratios(int argc, char** argv, const std::vector<Ratio>& rati
   RecordingReporter rep;
   benchmark::RunSpecifiedBenchmarks(&rep);
   print_ratios(rep, ratios);
+  std::fflush(stdout);
   benchmark::Shutdown();
   return 0;
 }

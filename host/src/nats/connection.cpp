@@ -53,6 +53,9 @@ Result<std::unique_ptr<NatsConnection>> NatsConnection::connect(const NatsOption
   // Keep little in the reconnect buffer: a publish while disconnected should
   // fail, not wait for a server that may not come back.
   if (s == NATS_OK) s = natsOptions_SetReconnectBufSize(opts, 0);
+  // Replies and publishes go out at once instead of waiting for the
+  // library's flusher: a request/reply command is latency-bound.
+  if (s == NATS_OK) s = natsOptions_SetSendAsap(opts, true);
   if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(opts, on_disconnected, c.get());
   if (s == NATS_OK) s = natsOptions_SetReconnectedCB(opts, on_reconnected, c.get());
   if (s != NATS_OK) {

@@ -86,11 +86,24 @@ class JetStreamStore final : public Store {
       : conn_(c), opts_(std::move(o)), pool_(std::max<uint32_t>(1, opts_.publishers)) {}
 
   ~JetStreamStore() override {
+    flush();
     pool_.stop();
+    if (ajs_ != nullptr) jsCtx_Destroy(ajs_);
     for (auto& [_, kv] : idem_) kvStore_Destroy(kv);
   }
 
   Status init() {
+    // Appends are published asynchronously on their own JetStream context;
+    // acks come back through on_ack.
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Wait = conn_.options().request_timeout_ms;
+    jo.PublishAsync.MaxPending = 8192;
+    jo.PublishAsync.AckHandler = &JetStreamStore::on_ack;
+    jo.PublishAsync.AckHandlerClosure = this;
+    if (natsStatus st = natsConnection_JetStream(&ajs_, conn_.nc(), &jo); st != NATS_OK) {
+      return Status::unavailable(nats_error(st, "jetstream: publishing context"));
+    }
     for (const auto& ns : opts_.namespaces) {
       if (Status s = ensure_stream(events_stream(ns), "aether." + ns + ".events.>", 0); !s) return s;
       if (Status s = ensure_stream(snap_stream(ns), "aether." + ns + ".snapshots.>", 64); !s) return s;
@@ -128,14 +141,20 @@ class JetStreamStore final : public Store {
       return done(std::move(r));
     }
     in_flight_.fetch_add(1);
-    pool_.post([this, &req, done = std::move(done)]() mutable {
-      AppendResult r = append_now(req);
-      done(std::move(r));
-      if (in_flight_.fetch_sub(1) == 1) {
-        std::lock_guard lock(flush_mu_);
-        flush_cv_.notify_all();
-      }
-    });
+    auto op = std::make_unique<PendingAppend>();
+    op->req = &req;
+    op->done = std::move(done);
+    bool cached = false;
+    {
+      std::lock_guard lock(mu_);
+      auto it = tips_.find(actor_events_subject(req.key));
+      cached = req.idempotency_key.empty() && it != tips_.end() && it->second.version == req.expected_version;
+      if (cached) op->tip = it->second;
+    }
+    if (cached) return publish(std::move(op));
+    // Needs a lookup first (idempotency key or unknown tip): off this thread.
+    PendingAppend* raw = op.release();
+    pool_.post([this, raw] { prepare_and_publish(std::unique_ptr<PendingAppend>(raw)); });
   }
 
   Status read(const ActorKey& key, uint64_t from_version, uint64_t limit,
@@ -373,45 +392,95 @@ class JetStreamStore final : public Store {
     return tip;
   }
 
-  AppendResult append_now(const AppendRequest& req) {
+  // An append on its way: from append() to the server's ack.
+  struct PendingAppend {
+    const AppendRequest* req = nullptr;
+    AppendCallback done;
+    Tip tip;
+    std::string subject;
+    std::string commit_id;
+    uint64_t first = 0;
+    uint64_t last = 0;
+  };
+
+  void finish(std::unique_ptr<PendingAppend> op, AppendResult r) {
+    op->done(std::move(r));
+    if (in_flight_.fetch_sub(1) == 1) {
+      std::lock_guard lock(flush_mu_);
+      flush_cv_.notify_all();
+    }
+  }
+
+  // Runs on the pool: idempotency check and tip lookup, then publish.
+  void prepare_and_publish(std::unique_ptr<PendingAppend> op) {
+    const AppendRequest& req = *op->req;
     AppendResult r;
     if (!req.idempotency_key.empty()) {
       auto hit = find_idempotent(req.key, req.idempotency_key);
       if (!hit) {
         r.status = hit.status();
-        return r;
+        return finish(std::move(op), std::move(r));
       }
       if (hit->has_value()) {
         r.duplicate = true;
         r.first_version = (*hit)->first_version;
         r.version = (*hit)->last_version;
-        return r;
+        return finish(std::move(op), std::move(r));
       }
     }
-    const std::string subject = actor_events_subject(req.key);
-    Tip tip;
-    bool cached = false;
+    auto t = fetch_tip(req.key);
+    if (!t) {
+      r.status = t.status();
+      return finish(std::move(op), std::move(r));
+    }
+    if (t->version != req.expected_version) return finish(std::move(op), conflict(req, t->version));
+    op->tip = *t;
+    publish(std::move(op));
+  }
+
+  // Builds the commit message and publishes it asynchronously.
+  void publish(std::unique_ptr<PendingAppend> op) {
+    const AppendRequest& req = *op->req;
+    op->subject = actor_events_subject(req.key);
+    op->first = req.expected_version + 1;
+    op->last = req.expected_version + req.events.size();
+    op->commit_id = opts_.node_id + "-" + std::to_string(++commit_counter_);
+    natsMsg* m = build_commit(req, op->subject, op->tip.seq, op->first, op->last, op->commit_id);
+    // Pending appends are keyed by commit id: two writers may race with the
+    // same Nats-Msg-Id.
+    const std::string msg_id = op->commit_id;
+    PendingAppend* raw = op.get();
     {
-      std::lock_guard lock(mu_);
-      if (auto it = tips_.find(subject); it != tips_.end() && it->second.version == req.expected_version) {
-        tip = it->second;
-        cached = true;
+      std::lock_guard lock(pending_mu_);
+      pending_[msg_id] = std::move(op);
+    }
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.MaxWait = conn_.options().request_timeout_ms;
+    natsStatus s = js_PublishMsgAsync(ajs_, &m, &po);
+    if (s != NATS_OK) {
+      natsMsg_Destroy(m);
+      std::unique_ptr<PendingAppend> back;
+      {
+        std::lock_guard lock(pending_mu_);
+        auto it = pending_.find(msg_id);
+        if (it != pending_.end() && it->second.get() == raw) {
+          back = std::move(it->second);
+          pending_.erase(it);
+        }
+      }
+      if (back) {
+        forget(back->subject);
+        AppendResult r;
+        r.status = Status::unavailable(!conn_.connected() ? conn_.not_connected_message()
+                                                          : nats_error(s, "jetstream: publish to " + back->subject));
+        finish(std::move(back), std::move(r));
       }
     }
-    if (!cached) {
-      auto t = fetch_tip(req.key);
-      if (!t) {
-        r.status = t.status();
-        return r;
-      }
-      tip = *t;
-    }
-    if (tip.version != req.expected_version) {
-      return conflict(req, tip.version);
-    }
-    const uint64_t first = req.expected_version + 1;
-    const uint64_t last = req.expected_version + req.events.size();
-    const std::string commit_id = opts_.node_id + "-" + std::to_string(++commit_counter_);
+  }
+
+  natsMsg* build_commit(const AppendRequest& req, const std::string& subject, uint64_t expected_seq,
+                        uint64_t first, uint64_t last, const std::string& commit_id) {
     json body;
     body["ns"] = req.key.ns;
     body["type"] = req.key.type;
@@ -436,59 +505,83 @@ class JetStreamStore final : public Store {
     const std::string data = body.dump();
     natsMsg* m = nullptr;
     natsMsg_Create(&m, subject.c_str(), nullptr, data.data(), static_cast<int>(data.size()));
-    MsgPtr owner{m};
     const std::string msg_id = req.key.ns + "." + req.key.type + "." + req.key.id + "." + std::to_string(last);
     natsMsgHeader_Set(m, "Nats-Msg-Id", msg_id.c_str());
-    natsMsgHeader_Set(m, "Nats-Expected-Last-Subject-Sequence", std::to_string(tip.seq).c_str());
+    natsMsgHeader_Set(m, "Nats-Expected-Last-Subject-Sequence", std::to_string(expected_seq).c_str());
     natsMsgHeader_Set(m, kHdrFirst, std::to_string(first).c_str());
     natsMsgHeader_Set(m, kHdrLast, std::to_string(last).c_str());
     natsMsgHeader_Set(m, kHdrCommit, commit_id.c_str());
     natsMsgHeader_Set(m, kHdrNode, opts_.node_id.c_str());
     natsMsgHeader_Set(m, kHdrTypes, types.c_str());
     if (!req.idempotency_key.empty()) natsMsgHeader_Set(m, kHdrIdem, req.idempotency_key.c_str());
+    return m;
+  }
 
-    jsPubAck* pa = nullptr;
-    jsErrCode err = static_cast<jsErrCode>(0);
-    natsStatus s = js_PublishMsg(&pa, conn_.js(), m, nullptr, &err);
-    if (s != NATS_OK) {
-      jsPubAck_Destroy(pa);
-      forget(subject);
-      if (err == JSStreamWrongLastSequenceErr) {
-        auto t = fetch_tip(req.key);
-        return conflict(req, t ? t->version : 0);
-      }
-      r.status = Status::unavailable(
-          transient(s) || !conn_.connected()
-              ? conn_.not_connected_message() + " [" + natsStatus_GetText(s) + "]; the commit may or may not be stored"
-              : nats_error(s, "jetstream: publish to " + subject));
-      return r;
+  // cnats calls this for every async publish: ack, error or timeout.
+  static void on_ack(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void* closure) {
+    auto* self = static_cast<JetStreamStore*>(closure);
+    const std::string msg_id = header_str(msg, kHdrCommit);
+    natsMsg_Destroy(msg);
+    std::unique_ptr<PendingAppend> op;
+    {
+      std::lock_guard lock(self->pending_mu_);
+      auto it = self->pending_.find(msg_id);
+      if (it == self->pending_.end()) return;
+      op = std::move(it->second);
+      self->pending_.erase(it);
     }
-    const uint64_t seq = pa->Sequence;
-    const bool duplicate = pa->Duplicate;
-    jsPubAck_Destroy(pa);
+    if (pa != nullptr && !pa->Duplicate) return self->committed(std::move(op), pa->Sequence);
+    // Everything else needs requests to the server: not on cnats' thread.
+    const uint64_t seq = pa != nullptr ? pa->Sequence : 0;
+    const bool duplicate = pa != nullptr;
+    const jsErrCode code = pae != nullptr ? pae->ErrCode : static_cast<jsErrCode>(0);
+    const natsStatus err = pae != nullptr ? pae->Err : NATS_OK;
+    PendingAppend* raw = op.release();
+    self->pool_.post([self, raw, seq, duplicate, code, err] {
+      self->settle(std::unique_ptr<PendingAppend>(raw), seq, duplicate, code, err);
+    });
+  }
+
+  void committed(std::unique_ptr<PendingAppend> op, uint64_t seq) {
+    const AppendRequest& req = *op->req;
+    {
+      std::lock_guard lock(mu_);
+      tips_[op->subject] = Tip{op->last, seq};
+    }
+    if (!req.idempotency_key.empty()) {
+      const std::string val = std::to_string(op->first) + "," + std::to_string(op->last);
+      kvStore_PutString(nullptr, idem_kv(req.key.ns), idem_key(req.key, req.idempotency_key).c_str(), val.c_str());
+    }
+    AppendResult r;
+    r.first_version = op->first;
+    r.version = op->last;
+    finish(std::move(op), std::move(r));
+  }
+
+  void settle(std::unique_ptr<PendingAppend> op, uint64_t seq, bool duplicate, jsErrCode code, natsStatus err) {
+    const AppendRequest& req = *op->req;
+    forget(op->subject);
     if (duplicate) {
-      // The server already has a message with this id: our own retried
-      // publish, or another writer's commit of the same version.
+      // The server already had this message id: our own retried publish, or
+      // another writer's commit of the same version.
       natsMsg* stored = nullptr;
       natsStatus gs = js_GetMsg(&stored, conn_.js(), events_stream(req.key.ns).c_str(), seq, nullptr, nullptr);
       MsgPtr so{stored};
-      if (gs != NATS_OK || header_str(stored, kHdrCommit) != commit_id) {
-        forget(subject);
-        auto t = fetch_tip(req.key);
-        return conflict(req, t ? t->version : last);
-      }
+      if (gs == NATS_OK && header_str(stored, kHdrCommit) == op->commit_id) return committed(std::move(op), seq);
+      auto t = fetch_tip(req.key);
+      return finish(std::move(op), conflict(req, t ? t->version : op->last));
     }
-    {
-      std::lock_guard lock(mu_);
-      tips_[subject] = Tip{last, seq};
+    if (code == JSStreamWrongLastSequenceErr) {
+      auto t = fetch_tip(req.key);
+      return finish(std::move(op), conflict(req, t ? t->version : 0));
     }
-    if (!req.idempotency_key.empty()) {
-      const std::string val = std::to_string(first) + "," + std::to_string(last);
-      kvStore_PutString(nullptr, idem_kv(req.key.ns), idem_key(req.key, req.idempotency_key).c_str(), val.c_str());
-    }
-    r.first_version = first;
-    r.version = last;
-    return r;
+    AppendResult r;
+    r.status = Status::unavailable(
+        !conn_.connected() || transient(err)
+            ? conn_.not_connected_message() + " [" + natsStatus_GetText(err) + "]; the commit may or may not be stored"
+            : "jetstream: publish to " + op->subject + " failed (" + natsStatus_GetText(err) + ", error code " +
+                  std::to_string(code) + ")");
+    finish(std::move(op), std::move(r));
   }
 
   AppendResult conflict(const AppendRequest& req, uint64_t current) {
@@ -569,6 +662,10 @@ class JetStreamStore final : public Store {
   std::unordered_map<std::string, Tip> tips_;    // actor subject -> latest commit known
   std::unordered_map<std::string, Tip> points_;  // actor subject -> a snapshot's (version, seq)
   std::atomic<uint64_t> commit_counter_{0};
+
+  jsCtx* ajs_ = nullptr;  // async publishing context (acks -> on_ack)
+  std::mutex pending_mu_;
+  std::unordered_map<std::string, std::unique_ptr<PendingAppend>> pending_;  // by commit id
 
   std::atomic<uint64_t> in_flight_{0};
   std::mutex flush_mu_;

@@ -1,0 +1,244 @@
+// NATS benchmarks, each against its baseline on the same nats-server in the
+// same run:
+//  - command throughput with the jetstream store (1000 actors, 256 commands in
+//    flight) against raw cnats async JetStream publishes of the same payloads;
+//  - one-at-a-time command latency over NATS request/reply (the ingress)
+//    against a raw synchronous js_Publish;
+//  - replay from JetStream.
+#include <benchmark/benchmark.h>
+#include <nats/nats.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+
+#include "api/nats_ingress.hpp"
+#include "nats/connection.hpp"
+#include "plugin/plugin.hpp"
+#include "ratio_reporter.hpp"
+#include "runtime/runtime.hpp"
+#include "store/jetstream_store.hpp"
+#include "support/nats_server.hpp"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr int kActors = 1000;
+constexpr int kCommands = 20000;
+constexpr int kInFlight = 256;
+constexpr int kLatencySamples = 2000;
+constexpr int kReplayEvents = 200000;
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+struct Env {
+  aether::test::NatsServer server;
+  std::unique_ptr<aether::NatsConnection> conn;
+  aether::PluginRegistry reg;
+  Env() {
+    aether::NatsOptions o;
+    o.servers = {server.url()};
+    o.request_timeout_ms = 5000;
+    conn = std::move(aether::NatsConnection::connect(o)).value();
+    (void)reg.load(std::string(AETHER_PLUGIN_DIR) + "/counter.so");
+    (void)reg.load(std::string(AETHER_PLUGIN_DIR) + "/bank.so");
+  }
+  std::unique_ptr<aether::Store> store(const std::string& ns) {
+    aether::JetStreamOptions jo;
+    jo.namespaces = {ns};
+    jo.publishers = 16;
+    return std::move(aether::open_jetstream_store(*conn, jo)).value();
+  }
+};
+
+std::unique_ptr<Env>& env_holder() {
+  static std::unique_ptr<Env> e;
+  return e;
+}
+Env& env() {
+  if (!env_holder()) env_holder() = std::make_unique<Env>();
+  return *env_holder();
+}
+
+// The payload a commit of one Increment carries, as the store writes it.
+std::string commit_payload(int i) {
+  return R"({"actor_id":"a)" + std::to_string(i % kActors) +
+         R"(","commit_id":"bench","events":[{"id":"x","payload":{"by":1},"type":"Incremented","version":1}],"first_version":1,"node":"node-1","ns":"raw","timestamp":1700000000000,"type":"Counter","version":1})";
+}
+
+void BM_JetStreamStoreCommands(benchmark::State& state) {
+  static int round = 0;
+  for (auto _ : state) {
+    const std::string ns = "thr" + std::to_string(round++);
+    auto store = env().store(ns);
+    aether::RuntimeOptions o;
+    o.namespaces = {ns};
+    o.snapshot.every = 0;
+    auto rt = std::move(aether::Runtime::create(o, env().reg, *store, *store)).value();
+    std::atomic<int> next{0}, failed{0}, finished{0};
+    std::mutex mu;
+    std::condition_variable cv;
+    std::function<void()> send_next = [&] {
+      const int i = next.fetch_add(1);
+      if (i >= kCommands) {
+        if (finished.fetch_add(1) + 1 == kInFlight) {
+          std::lock_guard lock(mu);
+          cv.notify_all();
+        }
+        return;
+      }
+      rt->send({ns, "Counter", "a" + std::to_string(i % kActors), "Increment", R"({"by":1})", {}, ""},
+               [&](aether::CommandResult r) {
+                 if (!r.status.is_ok()) failed.fetch_add(1);
+                 send_next();
+               });
+    };
+    const auto start = Clock::now();
+    for (int s = 0; s < kInFlight; ++s) send_next();
+    {
+      std::unique_lock lock(mu);
+      cv.wait(lock, [&] { return finished.load() == kInFlight; });
+    }
+    state.SetIterationTime(seconds_since(start));
+    if (failed.load()) state.SkipWithError("commands failed");
+    rt->shutdown();
+  }
+  state.SetItemsProcessed(state.iterations() * kCommands);
+}
+BENCHMARK(BM_JetStreamStoreCommands)->UseManualTime()->Iterations(3)->Unit(benchmark::kMillisecond);
+
+void BM_RawAsyncJsPublish(benchmark::State& state) {
+  auto& e = env();
+  (void)e.store("raw");  // creates the stream aether.raw.events.>
+  jsCtx* js = nullptr;
+  jsOptions jo;
+  jsOptions_Init(&jo);
+  jo.PublishAsync.MaxPending = kInFlight;
+  natsConnection_JetStream(&js, e.conn->nc(), &jo);
+  std::vector<std::string> payloads;
+  for (int i = 0; i < kCommands; ++i) payloads.push_back(commit_payload(i));
+  for (auto _ : state) {
+    const auto start = Clock::now();
+    for (int i = 0; i < kCommands; ++i) {
+      const std::string subj = "aether.raw.events.Counter.a" + std::to_string(i % kActors);
+      if (js_PublishAsync(js, subj.c_str(), payloads[i].data(), static_cast<int>(payloads[i].size()), nullptr) !=
+          NATS_OK) {
+        state.SkipWithError("publish failed");
+      }
+    }
+    jsPubOptions po;
+    jsPubOptions_Init(&po);
+    po.MaxWait = 30000;
+    js_PublishAsyncComplete(js, &po);
+    state.SetIterationTime(seconds_since(start));
+  }
+  jsCtx_Destroy(js);
+  state.SetItemsProcessed(state.iterations() * kCommands);
+}
+BENCHMARK(BM_RawAsyncJsPublish)->UseManualTime()->Iterations(3)->Unit(benchmark::kMillisecond);
+
+double p50(std::vector<double>& v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+void BM_NatsRequestReplyCommand(benchmark::State& state) {
+  auto& e = env();
+  auto store = e.store("lat");
+  aether::RuntimeOptions o;
+  o.namespaces = {"lat"};
+  o.snapshot.every = 0;
+  auto rt = std::move(aether::Runtime::create(o, e.reg, *store, *store)).value();
+  auto ingress = std::move(aether::NatsIngress::start(*e.conn, *rt, {"lat"})).value();
+  const std::string req = R"({"command":"Increment","payload":{"by":1}})";
+  std::vector<double> lat;
+  for (auto _ : state) {
+    lat.clear();
+    for (int i = 0; i < kLatencySamples; ++i) {
+      natsMsg* reply = nullptr;
+      const auto t0 = Clock::now();
+      natsStatus s = natsConnection_Request(&reply, e.conn->nc(), "aether.lat.cmd.Counter.one", req.data(),
+                                            static_cast<int>(req.size()), 5000);
+      lat.push_back(seconds_since(t0) * 1e6);
+      if (s != NATS_OK) state.SkipWithError("request failed");
+      natsMsg_Destroy(reply);
+    }
+    state.SetIterationTime(p50(lat) / 1e6);
+  }
+  state.counters["p50_us"] = p50(lat);
+  state.counters["p99_us"] = lat[lat.size() * 99 / 100];
+  ingress->stop();
+  rt->shutdown();
+}
+BENCHMARK(BM_NatsRequestReplyCommand)->UseManualTime()->Iterations(1)->Unit(benchmark::kMicrosecond);
+
+void BM_RawSyncJsPublish(benchmark::State& state) {
+  auto& e = env();
+  (void)e.store("sync");
+  const std::string payload = commit_payload(0);
+  std::vector<double> lat;
+  for (auto _ : state) {
+    lat.clear();
+    for (int i = 0; i < kLatencySamples; ++i) {
+      jsPubAck* pa = nullptr;
+      const auto t0 = Clock::now();
+      natsStatus s = js_Publish(&pa, e.conn->js(), "aether.sync.events.Counter.one", payload.data(),
+                                static_cast<int>(payload.size()), nullptr, nullptr);
+      lat.push_back(seconds_since(t0) * 1e6);
+      if (s != NATS_OK) state.SkipWithError("publish failed");
+      jsPubAck_Destroy(pa);
+    }
+    state.SetIterationTime(p50(lat) / 1e6);
+  }
+  state.counters["p50_us"] = p50(lat);
+  state.counters["p99_us"] = lat[lat.size() * 99 / 100];
+}
+BENCHMARK(BM_RawSyncJsPublish)->UseManualTime()->Iterations(1)->Unit(benchmark::kMicrosecond);
+
+void BM_ReplayFromJetStream(benchmark::State& state) {
+  auto& e = env();
+  auto store = e.store("replay");
+  // One bank account, 10 events per commit.
+  uint64_t v = 0;
+  while (v < kReplayEvents) {
+    aether::AppendRequest r;
+    r.key = {"replay", "BankAccount", "long"};
+    r.expected_version = v;
+    for (int i = 0; i < 10; ++i) {
+      if (v == 0 && i == 0) r.events.push_back({"Opened", R"({"owner":"bench"})"});
+      else r.events.push_back({"Deposited", R"({"amount":3})"});
+    }
+    auto res = store->append_sync(r);
+    if (!res.status.is_ok()) return state.SkipWithError(res.status.message().c_str());
+    v = res.version;
+  }
+  aether::RuntimeOptions o;
+  o.namespaces = {"replay"};
+  o.snapshot.every = 0;
+  for (auto _ : state) {
+    auto rt = std::move(aether::Runtime::create(o, e.reg, *store, *store)).value();
+    const auto start = Clock::now();
+    auto st = rt->state("replay", "BankAccount", "long");
+    state.SetIterationTime(seconds_since(start));
+    if (!st || st->version != static_cast<uint64_t>(kReplayEvents)) state.SkipWithError("bad replay");
+    rt->shutdown();
+  }
+  state.SetItemsProcessed(state.iterations() * kReplayEvents);
+}
+BENCHMARK(BM_ReplayFromJetStream)->UseManualTime()->Iterations(3)->Unit(benchmark::kMillisecond);
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int rc = aether::bench::run_with_ratios(
+      argc, argv,
+      {{"jetstream commands vs raw async publishes (throughput)", "BM_RawAsyncJsPublish/iterations:3/manual_time",
+        "BM_JetStreamStoreCommands/iterations:3/manual_time", "goal >= 0.6x"},
+       {"request/reply command vs raw js_Publish (p50 latency)", "BM_NatsRequestReplyCommand/iterations:1/manual_time",
+        "BM_RawSyncJsPublish/iterations:1/manual_time", "goal <= 1.5x"}});
+  env_holder().reset();  // before cnats' own teardown at exit
+  return rc;
+}
