@@ -30,23 +30,39 @@ struct StoreBackend {
 // Printed by GoogleTest (and ctest names) as the backend's name.
 inline void PrintTo(const StoreBackend& b, std::ostream* os) { *os << b.name; }
 
-// One nats-server (and connection) per test binary, started on first use.
-// Each store gets its own stream prefix, derived from its directory, so tests
-// do not see each other's streams and a reopen finds its own.
-inline NatsConnection& shared_nats() {
-  static NatsServer server;
-  static std::unique_ptr<NatsConnection> conn = [] {
-    NatsOptions o;
-    o.servers = {server.url()};
-    auto c = NatsConnection::connect(o);
-    if (!c) {
-      ADD_FAILURE() << c.status().to_string() << "\n" << server.log();
-      std::abort();
+// One nats-server (and connection) per test binary, started on first use
+// and stopped by a GoogleTest environment after the last test (before static
+// destruction, when the NATS client library may already be gone).
+class SharedNats : public testing::Environment {
+ public:
+  NatsConnection& connection() {
+    if (!conn_) {
+      server_ = std::make_unique<NatsServer>();
+      NatsOptions o;
+      o.servers = {server_->url()};
+      auto c = NatsConnection::connect(o);
+      if (!c) {
+        ADD_FAILURE() << c.status().to_string() << "\n" << server_->log();
+        std::abort();
+      }
+      conn_ = std::move(c).value();
     }
-    return std::move(c).value();
-  }();
-  return *conn;
-}
+    return *conn_;
+  }
+  void TearDown() override {
+    conn_.reset();
+    server_.reset();
+  }
+
+ private:
+  std::unique_ptr<NatsServer> server_;
+  std::unique_ptr<NatsConnection> conn_;
+};
+
+inline SharedNats* const shared_nats_env =
+    static_cast<SharedNats*>(testing::AddGlobalTestEnvironment(new SharedNats));
+
+inline NatsConnection& shared_nats() { return shared_nats_env->connection(); }
 
 inline std::unique_ptr<Store> open_jetstream_for_test(const std::string& dir) {
   // A store opened for a new directory starts empty: drop what an earlier

@@ -306,6 +306,11 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(const HttpOptions& options
   }
   Impl* raw = impl.get();
   impl->thread = std::thread([raw] { raw->server.listen_after_bind(); });
+  // httplib's stop() is a no-op until the listen loop runs: wait for it, or
+  // a stop() right after start() would leave the server running.
+  for (int i = 0; i < 5000 && !impl->server.is_running(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
   return std::unique_ptr<HttpServer>(new HttpServer(std::move(impl)));
 }
 

@@ -15,9 +15,11 @@ std::string nats_error(int status, const std::string& text) {
 
 namespace {
 
-void on_disconnected(natsConnection*, void* closure) {
-  log::warn("nats: disconnected from " + static_cast<NatsConnection*>(closure)->options().servers.front() +
-            "; reconnecting");
+// cnats runs these on its own thread, possibly after ~NatsConnection began:
+// they must not touch the NatsConnection.
+void on_disconnected(natsConnection* nc, void*) {
+  if (natsConnection_IsClosed(nc)) return;  // our own close
+  log::warn("nats: disconnected; reconnecting");
 }
 void on_reconnected(natsConnection*, void*) { log::info("nats: reconnected"); }
 
@@ -56,8 +58,8 @@ Result<std::unique_ptr<NatsConnection>> NatsConnection::connect(const NatsOption
   // Replies and publishes go out at once instead of waiting for the
   // library's flusher: a request/reply command is latency-bound.
   if (s == NATS_OK) s = natsOptions_SetSendAsap(opts, true);
-  if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(opts, on_disconnected, c.get());
-  if (s == NATS_OK) s = natsOptions_SetReconnectedCB(opts, on_reconnected, c.get());
+  if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(opts, on_disconnected, nullptr);
+  if (s == NATS_OK) s = natsOptions_SetReconnectedCB(opts, on_reconnected, nullptr);
   if (s != NATS_OK) {
     natsOptions_Destroy(opts);
     return Status::invalid(nats_error(s, "nats: bad connection settings"));
