@@ -64,7 +64,7 @@ struct HostConfig {
     int64_t max_reconnect = -1;
     int64_t reconnect_wait_ms = 250;
     int64_t connect_timeout_ms = 2000;
-    int64_t request_timeout_ms = 1000;
+    int64_t request_timeout_ms = 500;
     bool ingress = true;
   } nats;
 

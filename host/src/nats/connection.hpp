@@ -32,7 +32,7 @@ struct NatsOptions {
   int max_reconnect = -1;        // -1 = forever
   int64_t reconnect_wait_ms = 250;
   int64_t connect_timeout_ms = 2000;
-  int64_t request_timeout_ms = 1000;  // JetStream API calls and publish acks
+  int64_t request_timeout_ms = 500;   // JetStream API calls and publish acks
 };
 
 class NatsConnection {
