@@ -3,12 +3,15 @@
 // (stops accepting, finishes queued commands, flushes the store).
 #include <signal.h>
 
+#include <atomic>
+
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <iostream>
 
 #include "api/http_server.hpp"
 #include "api/nats_ingress.hpp"
+#include "bus/nats_bus.hpp"
 #include "nats/connection.hpp"
 #include "store/jetstream_store.hpp"
 #include "api/metrics.hpp"
@@ -84,6 +87,9 @@ int serve(const HostConfig& cfg) {
     for (const auto& s : cfg.nats.servers) servers += (servers.empty() ? "" : ", ") + s;
     log::info("connected to NATS at " + servers);
   }
+  // The store's commit callback wakes the relay, which lives shorter than the
+  // store (declared after it) and so is reached through this pointer.
+  std::atomic<OutboxRelay*> relay_ptr{nullptr};
   std::unique_ptr<Store> store;
   if (cfg.store.backend == "jetstream") {
     JetStreamOptions jo;
@@ -105,10 +111,31 @@ int serve(const HostConfig& cfg) {
     so.path = cfg.store.sqlite_path;
     so.synchronous = cfg.store.sqlite_synchronous;
     so.max_batch = cfg.store.sqlite_max_batch;
-    so.on_commit_batch = [&metrics](size_t n) { metrics.on_commit_batch(n); };
+    // With NATS, commits also go to an outbox that a relay broadcasts.
+    so.outbox = nats != nullptr;
+    so.node_id = cfg.node.id;
+    so.on_commit_batch = [&metrics, &relay_ptr](size_t n) {
+      metrics.on_commit_batch(n);
+      if (OutboxRelay* r = relay_ptr.load()) r->notify();
+    };
     auto s = open_sqlite_store(so);
     if (!s) return fail("store: " + s.status().message());
     store = std::move(s).value();
+  }
+
+  std::unique_ptr<OutboxRelay> relay;
+  struct ClearRelay {
+    std::atomic<OutboxRelay*>& p;
+    ~ClearRelay() { p.store(nullptr); }
+  } clear_relay{relay_ptr};  // runs before `relay` is destroyed
+  std::unique_ptr<Bus> bus;
+  if (nats) {
+    bus = std::make_unique<NatsBus>(*nats, cfg.node.id);
+    if (auto* outbox = dynamic_cast<Outbox*>(store.get()); outbox != nullptr && cfg.store.backend == "sqlite") {
+      relay = std::make_unique<OutboxRelay>(*nats, *outbox);
+      relay_ptr.store(relay.get());
+      log::info("broadcasting committed events to NATS from the sqlite outbox");
+    }
   }
 
   PluginRegistry registry;
@@ -123,7 +150,7 @@ int serve(const HostConfig& cfg) {
   }
   if (registry.plugins().empty()) log::warn("no plugin loaded: every command will be refused");
 
-  auto rt = Runtime::create(runtime_options(cfg), registry, *store, *store, nullptr, &metrics);
+  auto rt = Runtime::create(runtime_options(cfg), registry, *store, *store, bus.get(), &metrics);
   if (!rt) return fail("runtime: " + rt.status().message());
   Runtime& runtime = **rt;
   SwapOptions swap;
@@ -178,6 +205,9 @@ int serve(const HostConfig& cfg) {
   plugins.stop_watching();
   runtime.shutdown();
   if (Status s = store->flush(); !s) return fail("store flush: " + s.message());
+  if (relay && !relay->drain(2000)) {
+    log::warn("the outbox still holds commits NATS has not taken; they are broadcast at the next start");
+  }
   const auto st = runtime.stats();
   log::info("stopped cleanly after " + std::to_string(st.commands_ok) + " accepted commands");
   return 0;

@@ -6,6 +6,7 @@
 #include <nats/nats.h>
 
 #include <atomic>
+#include <fstream>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -250,6 +251,61 @@ TEST_F(NatsHostTest, ServerOutageFailsFastAndRecovers) {
     const json ev = json::parse(http.Get("/v1/default/actors/Counter/" + id + "/events?limit=10000")->body)["events"];
     for (size_t i = 0; i < ev.size(); ++i) ASSERT_EQ(ev[i]["version"], i + 1) << id;
   }
+}
+
+// sqlite store + NATS: events are broadcast from the outbox after the commit;
+// while NATS is away, commands still succeed and their broadcast waits.
+TEST(NatsOutbox, SqliteCommitsAreBroadcastAfterAnOutage) {
+  test::TempDir dir;
+  NatsServer server;
+  const std::string config = dir.file("host.yaml");
+  std::ofstream(config) << "nats:\n  enabled: true\n  servers: [\"" << server.url() << "\"]\n"
+                        << "store:\n  backend: sqlite\n  sqlite:\n    path: " << dir.file("aether.db") << "\n"
+                        << "plugins:\n  dir: " << AETHER_PLUGIN_DIR << "\n  list: [counter]\n"
+                        << "api:\n  http:\n    listen: 127.0.0.1:0\n";
+  HostProcess host({"--config", config}, {}, dir.file("host.log"));
+  ASSERT_TRUE(host.start()) << host.log();
+  httplib::Client http("127.0.0.1", host.port());
+  auto increment = [&](const std::string& id) {
+    auto r = http.Post("/v1/default/actors/Counter/" + id + "/commands", R"({"command":"Increment"})",
+                       "application/json");
+    return r && r->status == 200;
+  };
+  std::map<std::string, std::vector<uint64_t>> seen;
+  auto drain_into = [&](natsSubscription* sub, size_t want) {
+    size_t got = 0;
+    for (natsMsg* m = nullptr; got < want && natsSubscription_NextMsg(&m, sub, 5000) == NATS_OK; ++got) {
+      json c = json::parse(natsMsg_GetData(m), natsMsg_GetData(m) + natsMsg_GetDataLength(m));
+      natsMsg_Destroy(m);
+      for (const auto& e : c["events"]) seen[c["actor_id"]].push_back(e["version"]);
+    }
+    return got;
+  };
+  {
+    RawClient raw(server.url());
+    natsSubscription* sub = nullptr;
+    ASSERT_EQ(natsConnection_SubscribeSync(&sub, raw.nc, "aether.default.events.>"), NATS_OK);
+    natsConnection_Flush(raw.nc);
+    for (int i = 0; i < 30; ++i) ASSERT_TRUE(increment("ob" + std::to_string(i % 3)));
+    EXPECT_EQ(drain_into(sub, 30), 30u);
+    natsSubscription_Destroy(sub);
+  }
+  server.kill9();
+  // NATS is away: the sqlite store still commits; the broadcast waits.
+  for (int i = 0; i < 30; ++i) ASSERT_TRUE(increment("ob" + std::to_string(i % 3)));
+  ASSERT_TRUE(server.start()) << server.log();
+  RawClient raw(server.url());
+  natsSubscription* sub = nullptr;
+  ASSERT_EQ(natsConnection_SubscribeSync(&sub, raw.nc, "aether.default.events.>"), NATS_OK);
+  natsConnection_Flush(raw.nc);
+  EXPECT_EQ(drain_into(sub, 30), 30u) << "the outbox was not relayed after NATS came back";
+  natsSubscription_Destroy(sub);
+  for (int a = 0; a < 3; ++a) {
+    const auto& vs = seen["ob" + std::to_string(a)];
+    ASSERT_EQ(vs.size(), 20u);
+    for (size_t i = 0; i < vs.size(); ++i) EXPECT_EQ(vs[i], i + 1) << "version order";
+  }
+  EXPECT_EQ(host.stop(), 0) << host.log();
 }
 
 TEST(NatsTenants, ATenantCannotSubscribeToAnotherTenantsEvents) {

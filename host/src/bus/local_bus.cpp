@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "bus/bus.hpp"
+#include "bus/queued_subscription.hpp"
 
 namespace aether {
 
@@ -62,104 +63,37 @@ std::string stored_subject(std::string_view ns, std::string_view type, std::stri
 
 namespace {
 
-class LocalSubscription;
-
 class LocalBus final : public Bus {
  public:
-  void publish(Message m) override;
-  std::unique_ptr<Subscription> subscribe(std::string pattern, MessageHandler handler,
-                                          SubscribeOptions options) override;
-  bool has_subscribers() const override { return count_.load(std::memory_order_relaxed) > 0; }
+  void publish(Message m) override {
+    std::lock_guard lock(mu_);
+    for (QueuedSubscription* s : subs_) {
+      if (subject_matches(s->pattern(), m.subject)) s->offer(m);
+    }
+  }
 
-  void remove(LocalSubscription* s);
+  std::unique_ptr<Subscription> subscribe(std::string pattern, MessageHandler handler,
+                                          SubscribeOptions options) override {
+    auto s = std::make_unique<QueuedSubscription>(
+        std::move(pattern), std::move(handler), options.queue_capacity,
+        [this](QueuedSubscription* gone) {
+          std::lock_guard lock(mu_);
+          std::erase(subs_, gone);
+          count_.store(subs_.size());
+        });
+    std::lock_guard lock(mu_);
+    subs_.push_back(s.get());
+    count_.fetch_add(1);
+    return s;
+  }
+
+  bool has_subscribers() const override { return count_.load(std::memory_order_relaxed) > 0; }
 
  private:
   mutable std::mutex mu_;
-  std::vector<LocalSubscription*> subs_;
+  std::vector<QueuedSubscription*> subs_;
   std::atomic<size_t> count_{0};
 };
-
-class LocalSubscription final : public Subscription {
- public:
-  LocalSubscription(LocalBus* bus, std::string pattern, MessageHandler h, size_t cap)
-      : bus_(bus), pattern_(std::move(pattern)), handler_(std::move(h)), capacity_(cap) {
-    thread_ = std::thread([this] { run(); });
-  }
-  ~LocalSubscription() override {
-    bus_->remove(this);
-    {
-      std::lock_guard lock(mu_);
-      stop_ = true;
-    }
-    cv_.notify_one();
-    thread_.join();
-  }
-  const std::string& pattern() const override { return pattern_; }
-  uint64_t dropped() const override { return dropped_.load(); }
-  uint64_t delivered() const override { return delivered_.load(); }
-
-  void offer(const Message& m) {
-    {
-      std::lock_guard lock(mu_);
-      if (queue_.size() >= capacity_) {
-        dropped_.fetch_add(1);
-        return;
-      }
-      queue_.push_back(m);
-    }
-    cv_.notify_one();
-  }
-
- private:
-  void run() {
-    std::unique_lock lock(mu_);
-    for (;;) {
-      cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
-      if (stop_) return;
-      Message m = std::move(queue_.front());
-      queue_.pop_front();
-      lock.unlock();
-      handler_(m);
-      delivered_.fetch_add(1);
-      lock.lock();
-    }
-  }
-
-  LocalBus* bus_;
-  std::string pattern_;
-  MessageHandler handler_;
-  size_t capacity_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<Message> queue_;
-  bool stop_ = false;
-  std::atomic<uint64_t> dropped_{0};
-  std::atomic<uint64_t> delivered_{0};
-  std::thread thread_;
-};
-
-void LocalBus::publish(Message m) {
-  std::lock_guard lock(mu_);
-  for (LocalSubscription* s : subs_) {
-    if (subject_matches(s->pattern(), m.subject)) s->offer(m);
-  }
-}
-
-std::unique_ptr<Subscription> LocalBus::subscribe(std::string pattern, MessageHandler handler,
-                                                  SubscribeOptions options) {
-  auto s = std::make_unique<LocalSubscription>(this, std::move(pattern), std::move(handler),
-                                               std::max<size_t>(1, options.queue_capacity));
-  std::lock_guard lock(mu_);
-  subs_.push_back(s.get());
-  count_.fetch_add(1);
-  return s;
-}
-
-void LocalBus::remove(LocalSubscription* s) {
-  std::lock_guard lock(mu_);
-  std::erase(subs_, s);
-  count_.store(subs_.size());
-}
 
 }  // namespace
 

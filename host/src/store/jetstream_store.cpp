@@ -3,6 +3,7 @@
 #include <nats/nats.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -444,7 +445,7 @@ class JetStreamStore final : public Store {
     op->subject = actor_events_subject(req.key);
     op->first = req.expected_version + 1;
     op->last = req.expected_version + req.events.size();
-    op->commit_id = opts_.node_id + "-" + std::to_string(++commit_counter_);
+    op->commit_id = commit_prefix_ + std::to_string(++commit_counter_);
     natsMsg* m = build_commit(req, op->subject, op->tip.seq, op->first, op->last, op->commit_id);
     // Pending appends are keyed by commit id: two writers may race with the
     // same Nats-Msg-Id.
@@ -481,28 +482,9 @@ class JetStreamStore final : public Store {
 
   natsMsg* build_commit(const AppendRequest& req, const std::string& subject, uint64_t expected_seq,
                         uint64_t first, uint64_t last, const std::string& commit_id) {
-    json body;
-    body["ns"] = req.key.ns;
-    body["type"] = req.key.type;
-    body["actor_id"] = req.key.id;
-    body["first_version"] = first;
-    body["version"] = last;
-    body["commit_id"] = commit_id;
-    body["node"] = opts_.node_id;
-    body["timestamp"] = req.timestamp_ms;
-    json events = json::array();
     std::string types;
-    uint64_t v = first;
-    for (const auto& e : req.events) {
-      events.push_back({{"id", event_id(req.key, v)},
-                        {"version", v},
-                        {"type", e.type},
-                        {"payload", json::parse(e.payload, nullptr, false)}});
-      types += (types.empty() ? "" : ",") + e.type;
-      ++v;
-    }
-    body["events"] = std::move(events);
-    const std::string data = body.dump();
+    for (const auto& e : req.events) types += (types.empty() ? "" : ",") + e.type;
+    const std::string data = commit_message_json(req, first, commit_id, opts_.node_id);
     natsMsg* m = nullptr;
     natsMsg_Create(&m, subject.c_str(), nullptr, data.data(), static_cast<int>(data.size()));
     const std::string msg_id = req.key.ns + "." + req.key.type + "." + req.key.id + "." + std::to_string(last);
@@ -662,6 +644,11 @@ class JetStreamStore final : public Store {
   std::unordered_map<std::string, Tip> tips_;    // actor subject -> latest commit known
   std::unordered_map<std::string, Tip> points_;  // actor subject -> a snapshot's (version, seq)
   std::atomic<uint64_t> commit_counter_{0};
+  // node id and start time: commit ids stay unique across restarts.
+  const std::string commit_prefix_ =
+      opts_.node_id + "-" + std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                               std::chrono::system_clock::now().time_since_epoch())
+                                               .count()) + "-";
 
   jsCtx* ajs_ = nullptr;  // async publishing context (acks -> on_ack)
   std::mutex pending_mu_;

@@ -10,6 +10,7 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <filesystem>
@@ -61,6 +62,11 @@ CREATE TABLE IF NOT EXISTS snapshots (
   ts             INTEGER NOT NULL,
   PRIMARY KEY (ns, type, id, version)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS outbox (
+  id      INTEGER PRIMARY KEY AUTOINCREMENT,
+  subject TEXT NOT NULL,
+  data    TEXT NOT NULL
+);
 )sql";
 
 // A prepared statement, reset after each use.
@@ -136,6 +142,7 @@ struct Connection {
   Stmt max_version, insert_event, find_idem, insert_idem, read_events;
   Stmt save_snapshot, trim_snapshots, list_snapshots;
   Stmt savepoint, release, rollback_to;
+  Stmt insert_outbox, fetch_outbox, ack_outbox;
 
   // sqlite3_close_v2 defers the close until the statements (members,
   // finalized after this body) are gone.
@@ -180,6 +187,9 @@ struct Connection {
          "DELETE FROM snapshots WHERE ns=?1 AND type=?2 AND id=?3 AND version NOT IN "
          "(SELECT version FROM snapshots WHERE ns=?1 AND type=?2 AND id=?3 "
          "ORDER BY version DESC LIMIT ?4)"},
+        {&insert_outbox, "INSERT INTO outbox(subject,data) VALUES(?1,?2)"},
+        {&fetch_outbox, "SELECT id,subject,data FROM outbox ORDER BY id LIMIT ?1"},
+        {&ack_outbox, "DELETE FROM outbox WHERE id <= ?1"},
         {&savepoint, "SAVEPOINT append"},
         {&release, "RELEASE append"},
         {&rollback_to, "ROLLBACK TO append"},
@@ -210,9 +220,13 @@ struct SnapshotOp {
 struct FlushOp {
   std::promise<Status>* done;
 };
-using WriteOp = std::variant<AppendOp, SnapshotOp, FlushOp>;
+struct AckOutboxOp {
+  uint64_t up_to;
+  std::promise<Status>* done;
+};
+using WriteOp = std::variant<AppendOp, SnapshotOp, FlushOp, AckOutboxOp>;
 
-class SqliteStore final : public Store {
+class SqliteStore final : public Store, public Outbox {
  public:
   explicit SqliteStore(SqliteOptions opts) : opts_(std::move(opts)) {}
 
@@ -330,6 +344,22 @@ class SqliteStore final : public Store {
   }
 
   Result<std::vector<Snapshot>> list(const ActorKey& key) override { return list_n(key, INT64_MAX); }
+
+  Result<std::vector<OutboxEntry>> outbox_fetch(size_t limit) override {
+    Lease c(*this);
+    Stmt& s = c->fetch_outbox;
+    Resetter r{s};
+    s.bind(1, static_cast<int64_t>(limit));
+    std::vector<OutboxEntry> out;
+    for (;;) {
+      const int rc = s.step();
+      if (rc == SQLITE_DONE) return out;
+      if (rc != SQLITE_ROW) return Status::unavailable(db_error(c->db, "read outbox"));
+      out.push_back({static_cast<uint64_t>(s.col_int(0)), s.col_text(1), s.col_text(2)});
+    }
+  }
+
+  Status outbox_ack(uint64_t up_to) override { return wait_write(AckOutboxOp{up_to, nullptr}); }
 
  private:
   // A read connection borrowed from the pool for one call.
@@ -492,6 +522,20 @@ class SqliteStore final : public Store {
         return;
       }
     }
+    if (opts_.outbox) {
+      const std::string subject = "aether." + req.key.ns + ".events." + req.key.type + "." + req.key.id;
+      const std::string data = commit_message_json(
+          req, req.expected_version + 1, commit_prefix_ + std::to_string(++commit_counter_), opts_.node_id);
+      Stmt& o = write_.insert_outbox;
+      Resetter r{o};
+      o.bind(1, subject);
+      o.bind(2, data);
+      if (o.step() != SQLITE_DONE) {
+        res.status = Status::internal(db_error(write_.db, "insert outbox"));
+        rollback_to_savepoint_ = true;
+        return;
+      }
+    }
     res.first_version = req.expected_version + 1;
     res.version = v;
   }
@@ -547,8 +591,8 @@ class SqliteStore final : public Store {
       for (size_t i = 0; i < batch.size(); ++i) {
         if (auto* a = std::get_if<AppendOp>(&batch[i])) {
           ++appends;
-          // Only a multi-event append can fail half-way and need a savepoint.
-          const bool multi = a->req->events.size() > 1 || !a->req->idempotency_key.empty();
+          // Only an append of several rows can fail half-way and need a savepoint.
+          const bool multi = a->req->events.size() > 1 || !a->req->idempotency_key.empty() || opts_.outbox;
           if (multi) step_once(write_.savepoint);
           rollback_to_savepoint_ = false;
           run_append(*a);
@@ -556,6 +600,12 @@ class SqliteStore final : public Store {
           if (multi) step_once(write_.release);
         } else if (auto* s = std::get_if<SnapshotOp>(&batch[i])) {
           snap_status[i] = run_snapshot(*s);
+        } else if (auto* k = std::get_if<AckOutboxOp>(&batch[i])) {
+          Stmt& d = write_.ack_outbox;
+          Resetter r{d};
+          d.bind(1, static_cast<int64_t>(k->up_to));
+          snap_status[i] = d.step() == SQLITE_DONE ? Status::ok()
+                                                   : Status::internal(db_error(write_.db, "ack outbox"));
         }
       }
       tx = exec(write_.db, "COMMIT");
@@ -575,6 +625,8 @@ class SqliteStore final : public Store {
         a->done(std::move(a->result));
       } else if (auto* s = std::get_if<SnapshotOp>(&batch[i])) {
         s->done->set_value(tx ? snap_status[i] : tx);
+      } else if (auto* k = std::get_if<AckOutboxOp>(&batch[i])) {
+        k->done->set_value(tx ? snap_status[i] : tx);
       } else {
         std::get<FlushOp>(batch[i]).done->set_value(tx);
       }
@@ -583,6 +635,12 @@ class SqliteStore final : public Store {
 
   SqliteOptions opts_;
   Connection write_;
+  uint64_t commit_counter_ = 0;  // writer thread only
+  // node id and start time: commit ids stay unique across restarts.
+  const std::string commit_prefix_ =
+      opts_.node_id + "-" + std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                               std::chrono::system_clock::now().time_since_epoch())
+                                               .count()) + "-";
   bool rollback_to_savepoint_ = false;
 
   std::mutex mu_;

@@ -1,6 +1,7 @@
 #include "store/store.hpp"
 
 #include <future>
+#include <nlohmann/json.hpp>
 
 namespace aether {
 
@@ -20,6 +21,31 @@ Result<std::vector<StoredEvent>> EventStore::read_all(const ActorKey& key, uint6
   });
   if (!s) return s;
   return out;
+}
+
+std::string commit_message_json(const AppendRequest& req, uint64_t first,
+                                const std::string& commit_id, const std::string& node_id) {
+  using json = nlohmann::json;
+  json body;
+  body["ns"] = req.key.ns;
+  body["type"] = req.key.type;
+  body["actor_id"] = req.key.id;
+  body["first_version"] = first;
+  body["version"] = first + req.events.size() - 1;
+  body["commit_id"] = commit_id;
+  body["node"] = node_id;
+  body["timestamp"] = req.timestamp_ms;
+  json events = json::array();
+  uint64_t v = first;
+  for (const auto& e : req.events) {
+    events.push_back({{"id", event_id(req.key, v)},
+                      {"version", v},
+                      {"type", e.type},
+                      {"payload", json::parse(e.payload, nullptr, false)}});
+    ++v;
+  }
+  body["events"] = std::move(events);
+  return body.dump();
 }
 
 }  // namespace aether

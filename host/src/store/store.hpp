@@ -133,6 +133,35 @@ struct SqliteOptions {
   uint32_t read_connections = 4;
   // Called after each group commit with the number of appends it carried.
   std::function<void(size_t)> on_commit_batch;
+  // Write every commit also to an outbox table, in the same transaction, for
+  // a relay to broadcast (at-least-once) after the commit. `node_id` goes
+  // into the broadcast.
+  bool outbox = false;
+  std::string node_id = "node-1";
+};
+
+// The message a commit is broadcast as, on aether.<ns>.events.<type>.<id>:
+// {"ns","type","actor_id","first_version","version","commit_id","node",
+//  "timestamp","events":[{"id","version","type","payload"}]}.
+// Both the JetStream store (as the stored message) and the sqlite outbox use it.
+std::string commit_message_json(const AppendRequest& request, uint64_t first_version,
+                                const std::string& commit_id, const std::string& node_id);
+
+// A commit waiting in the sqlite outbox.
+struct OutboxEntry {
+  uint64_t id = 0;  // increasing
+  std::string subject;
+  std::string data;
+};
+
+// The outbox of a store that has one (sqlite with SqliteOptions::outbox).
+class Outbox {
+ public:
+  virtual ~Outbox() = default;
+  // The oldest entries, at most `limit`.
+  virtual Result<std::vector<OutboxEntry>> outbox_fetch(size_t limit) = 0;
+  // Removes every entry with id <= `up_to` (they were broadcast).
+  virtual Status outbox_ack(uint64_t up_to) = 0;
 };
 
 // The SQLite backend (WAL, group commit). Fails if the file cannot be opened

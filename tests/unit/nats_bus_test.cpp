@@ -1,0 +1,83 @@
+// The NATS bus against a real nats-server: shared, reference-counted NATS
+// subscriptions; a node ignores its own EventStored notifications.
+#include <gtest/gtest.h>
+#include <nats/nats.h>
+
+#include <atomic>
+#include <thread>
+
+#include "bus/nats_bus.hpp"
+#include "nats/connection.hpp"
+#include "support/nats_server.hpp"
+
+namespace aether {
+namespace {
+
+std::unique_ptr<NatsConnection> connect(const test::NatsServer& s) {
+  NatsOptions o;
+  o.servers = {s.url()};
+  auto c = NatsConnection::connect(o);
+  EXPECT_TRUE(c.is_ok()) << c.status().to_string();
+  return c ? std::move(c).value() : nullptr;
+}
+
+template <class F>
+bool eventually(F&& f) {
+  for (int i = 0; i < 300; ++i) {
+    if (f()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return false;
+}
+
+TEST(NatsBus, SubscriptionsAreSharedAndReferenceCounted) {
+  test::NatsServer server;
+  auto conn = connect(server);
+  NatsBus bus(*conn, "node-1");
+  std::atomic<int> a{0}, b{0};
+  auto s1 = bus.subscribe("aether.default.stored.>", [&](const Message&) { a.fetch_add(1); });
+  auto s2 = bus.subscribe("aether.default.stored.>", [&](const Message&) { b.fetch_add(1); });
+  EXPECT_EQ(bus.nats_subscriptions(), 1u) << "one NATS subscription per pattern";
+  auto s3 = bus.subscribe("aether.other.>", [](const Message&) {});
+  EXPECT_EQ(bus.nats_subscriptions(), 2u);
+  natsConnection_Flush(conn->nc());
+
+  // Another node's notification reaches both local subscribers.
+  NatsBus other(*conn, "node-2");
+  other.publish({"aether.default.stored.Counter.c1", R"({"version":3,"node":"node-2"})"});
+  EXPECT_TRUE(eventually([&] { return a.load() == 1 && b.load() == 1; }));
+  // Our own is ignored.
+  bus.publish({"aether.default.stored.Counter.c1", R"({"version":4,"node":"node-1"})"});
+  other.publish({"aether.default.stored.Counter.c1", R"({"version":5,"node":"node-2"})"});
+  EXPECT_TRUE(eventually([&] { return a.load() == 2; }));
+  EXPECT_EQ(a.load(), 2) << "a node's own notification must not be delivered";
+
+  s1.reset();
+  EXPECT_EQ(bus.nats_subscriptions(), 2u) << "s2 still needs the shared subscription";
+  s2.reset();
+  EXPECT_EQ(bus.nats_subscriptions(), 1u) << "the last local subscriber took the NATS one along";
+  s3.reset();
+  EXPECT_EQ(bus.nats_subscriptions(), 0u);
+}
+
+TEST(NatsBus, EventsAreNotPublishedByTheBus) {
+  // Committed events reach NATS from the store (JetStream message or outbox);
+  // the bus must not send them a second time.
+  test::NatsServer server;
+  auto conn = connect(server);
+  natsSubscription* sub = nullptr;
+  ASSERT_EQ(natsConnection_SubscribeSync(&sub, conn->nc(), "aether.default.>"), NATS_OK);
+  natsConnection_Flush(conn->nc());
+  NatsBus bus(*conn, "node-1");
+  bus.publish({"aether.default.events.Counter.c1", "{}"});
+  bus.publish({"aether.default.stored.Counter.c1", R"({"node":"node-1"})"});
+  natsMsg* m = nullptr;
+  ASSERT_EQ(natsSubscription_NextMsg(&m, sub, 2000), NATS_OK);
+  EXPECT_STREQ(natsMsg_GetSubject(m), "aether.default.stored.Counter.c1");
+  natsMsg_Destroy(m);
+  EXPECT_EQ(natsSubscription_NextMsg(&m, sub, 200), NATS_TIMEOUT);
+  natsSubscription_Destroy(sub);
+}
+
+}  // namespace
+}  // namespace aether
