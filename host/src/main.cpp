@@ -178,6 +178,20 @@ int serve(const HostConfig& cfg) {
     http = std::move(h).value();
   }
 
+  // Other nodes' EventStored notifications keep this node's caches current.
+  std::vector<std::unique_ptr<Subscription>> stored_subs;
+  if (bus) {
+    auto* cache = dynamic_cast<VersionCache*>(store.get());
+    for (const auto& ns : cfg.node.namespaces) {
+      stored_subs.push_back(bus->subscribe("aether." + ns + ".stored.>", [&runtime, cache](const Message& m) {
+        const auto n = parse_stored_notification(m.data);
+        if (!n) return;
+        if (cache != nullptr) cache->note_version(n->first, n->second);
+        runtime.note_remote_commit(n->first, n->second);
+      }));
+    }
+  }
+
   std::unique_ptr<NatsIngress> ingress;
   if (nats && cfg.nats.ingress) {
     auto in = NatsIngress::start(*nats, runtime, cfg.node.namespaces);
@@ -202,6 +216,7 @@ int serve(const HostConfig& cfg) {
             ": stopping (finishing queued commands, flushing the store)");
   if (http) http->stop();
   if (ingress) ingress->stop();
+  stored_subs.clear();
   plugins.stop_watching();
   runtime.shutdown();
   if (Status s = store->flush(); !s) return fail("store flush: " + s.message());

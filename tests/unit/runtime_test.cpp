@@ -333,6 +333,26 @@ TEST_P(RuntimeSuite, ConflictingRuntimesRetryAndStayExact) {
   (*second)->shutdown();
 }
 
+TEST_P(RuntimeSuite, RemoteCommitNoticePassivatesAStaleIdleActor) {
+  RuntimeHarness h(GetParam(), small_options());
+  ASSERT_TRUE(h.send("Counter", "rc", "Increment").status.is_ok());
+  // Another node commits version 2 (straight into the shared store).
+  AppendRequest other;
+  other.key = {"default", "Counter", "rc"};
+  other.expected_version = 1;
+  other.events = {{"Incremented", R"({"by":10})"}};
+  ASSERT_TRUE(h.store().append_sync(other).status.is_ok());
+  const auto before = h.rt().stats();
+  h.rt().note_remote_commit(other.key, 2);
+  EXPECT_EQ(h.rt().stats().passivations, before.passivations + 1);
+  h.rt().note_remote_commit(other.key, 2);  // nothing active any more: no-op
+  auto r = h.send("Counter", "rc", "Increment");
+  ASSERT_TRUE(r.status.is_ok());
+  EXPECT_EQ(r.version, 3u);
+  EXPECT_EQ(h.rt().stats().conflicts, before.conflicts) << "the notice spared the conflict";
+  EXPECT_EQ(h.rt().state("default", "Counter", "rc")->view, R"({"value":12})");
+}
+
 TEST_P(RuntimeSuite, SnapshotsBoundReplay) {
   RuntimeOptions o = small_options();
   o.snapshot = {100, 2};

@@ -17,7 +17,11 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <optional>
 #include <string_view>
+#include <utility>
+
+#include "core/records.hpp"
 
 namespace aether {
 
@@ -65,6 +69,10 @@ std::string check_pattern(std::string_view pattern);
 
 // The in-process bus.
 std::unique_ptr<Bus> make_local_bus();
+
+// Reads an EventStored notification ({"ns","type","actor_id","version",...}):
+// the actor and its version, or nullopt if it is not one.
+std::optional<std::pair<ActorKey, uint64_t>> parse_stored_notification(const std::string& data);
 
 // Subject helpers.
 std::string events_subject(std::string_view ns, std::string_view type, std::string_view id);

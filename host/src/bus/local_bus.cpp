@@ -6,6 +6,8 @@
 #include <vector>
 
 #include "bus/bus.hpp"
+
+#include <nlohmann/json.hpp>
 #include "bus/queued_subscription.hpp"
 
 namespace aether {
@@ -47,6 +49,20 @@ std::string check_pattern(std::string_view pattern) {
     if (last) return {};
     start = dot + 1;
   }
+}
+
+std::optional<std::pair<ActorKey, uint64_t>> parse_stored_notification(const std::string& data) {
+  const auto j = nlohmann::json::parse(data, nullptr, false);
+  if (!j.is_object()) return std::nullopt;
+  auto str = [&](const char* k) {
+    auto it = j.find(k);
+    return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  auto v = j.find("version");
+  if (v == j.end() || !v->is_number_unsigned()) return std::nullopt;
+  ActorKey key{str("ns"), str("type"), str("actor_id")};
+  if (key.ns.empty() || key.type.empty() || key.id.empty()) return std::nullopt;
+  return std::make_pair(std::move(key), v->get<uint64_t>());
 }
 
 std::string events_subject(std::string_view ns, std::string_view type, std::string_view id) {

@@ -201,6 +201,22 @@ class RuntimeImpl final : public Runtime {
     }
   }
 
+  void note_remote_commit(const ActorKey& key, uint64_t version) override {
+    TypeBinding* b = nullptr;
+    {
+      std::shared_lock lock(bind_mu_);
+      auto it = bindings_.find(key.ns + '\x1f' + key.type);
+      if (it == bindings_.end()) return;
+      b = it->second.get();
+    }
+    Shard& s = shard_of(b, key.id);
+    std::lock_guard lock(s.mu);
+    auto it = s.actors.find(ActorMapKey{b, key.id});
+    if (it == s.actors.end()) return;
+    Actor* a = &it->second;
+    if (a->state != nullptr && a->version < version && evictable(*a)) erase(s, a);
+  }
+
   void shutdown() override {
     {
       std::unique_lock lock(stop_mu_);

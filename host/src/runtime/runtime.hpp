@@ -166,6 +166,11 @@ class Runtime {
   // Passivates every idle actor now (tests, tools).
   virtual void passivate_all() = 0;
 
+  // Another node committed `version` of this actor: an idle active copy that
+  // is older is passivated, so the next command loads the current state
+  // instead of conflicting first. Busy actors find out through the store.
+  virtual void note_remote_commit(const ActorKey& key, uint64_t version) = 0;
+
   // Hot swap: replaces the loaded plugin named next->name() by `next` while
   // running. Pauses that plugin's actors (their mailboxes keep filling),
   // moves every active actor's state to the new code, registers `next` in the

@@ -81,7 +81,7 @@ struct Tip {
   uint64_t seq = 0;  // stream sequence of the commit that reached `version`
 };
 
-class JetStreamStore final : public Store {
+class JetStreamStore final : public Store, public VersionCache {
  public:
   JetStreamStore(NatsConnection& c, JetStreamOptions o)
       : conn_(c), opts_(std::move(o)), pool_(std::max<uint32_t>(1, opts_.publishers)) {}
@@ -254,6 +254,12 @@ class JetStreamStore final : public Store {
     std::unique_lock lock(flush_mu_);
     flush_cv_.wait(lock, [&] { return in_flight_.load() == 0; });
     return Status::ok();
+  }
+
+  void note_version(const ActorKey& key, uint64_t version) override {
+    std::lock_guard lock(mu_);
+    auto it = tips_.find(actor_events_subject(key));
+    if (it != tips_.end() && it->second.version < version) tips_.erase(it);
   }
 
   // --- SnapshotStore ------------------------------------------------------------

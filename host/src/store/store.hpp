@@ -147,6 +147,16 @@ struct SqliteOptions {
 std::string commit_message_json(const AppendRequest& request, uint64_t first_version,
                                 const std::string& commit_id, const std::string& node_id);
 
+// A store that caches actors' latest versions (jetstream) can be told of
+// commits made by other nodes, so its next append for that actor asks the
+// server instead of failing once on a stale cache. Safety never depends on
+// it: the server's expected-sequence check still decides.
+class VersionCache {
+ public:
+  virtual ~VersionCache() = default;
+  virtual void note_version(const ActorKey& key, uint64_t version) = 0;
+};
+
 // A commit waiting in the sqlite outbox.
 struct OutboxEntry {
   uint64_t id = 0;  // increasing
