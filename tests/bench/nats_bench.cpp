@@ -16,6 +16,7 @@
 #include <mutex>
 
 #include "api/nats_ingress.hpp"
+#include "closed_loop.hpp"
 #include "nats/connection.hpp"
 #include "plugin/plugin.hpp"
 #include "ratio_reporter.hpp"
@@ -78,32 +79,12 @@ void BM_JetStreamStoreCommands(benchmark::State& state) {
     o.namespaces = {ns};
     o.snapshot.every = 0;
     auto rt = std::move(aether::Runtime::create(o, env().reg, *store, *store)).value();
-    std::atomic<int> next{0}, failed{0}, finished{0};
-    std::mutex mu;
-    std::condition_variable cv;
-    std::function<void()> send_next = [&] {
-      const int i = next.fetch_add(1);
-      if (i >= kCommands) {
-        if (finished.fetch_add(1) + 1 == kInFlight) {
-          std::lock_guard lock(mu);
-          cv.notify_all();
-        }
-        return;
-      }
-      rt->send({ns, "Counter", "a" + std::to_string(i % kActors), "Increment", R"({"by":1})", {}, ""},
-               [&](aether::CommandResult r) {
-                 if (!r.status.is_ok()) failed.fetch_add(1);
-                 send_next();
-               });
-    };
     const auto start = Clock::now();
-    for (int s = 0; s < kInFlight; ++s) send_next();
-    {
-      std::unique_lock lock(mu);
-      cv.wait(lock, [&] { return finished.load() == kInFlight; });
-    }
+    const int failed = aether::bench::run_closed_loop(*rt, kInFlight, kCommands, [&](int i) {
+      return aether::Command{ns, "Counter", "a" + std::to_string(i % kActors), "Increment", R"({"by":1})", {}, ""};
+    });
     state.SetIterationTime(seconds_since(start));
-    if (failed.load()) state.SkipWithError("commands failed");
+    if (failed > 0) state.SkipWithError("commands failed");
     rt->shutdown();
   }
   state.SetItemsProcessed(state.iterations() * kCommands);

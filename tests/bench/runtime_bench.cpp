@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "closed_loop.hpp"
 #include "plugin/plugin.hpp"
 #include "ratio_reporter.hpp"
 #include "runtime/runtime.hpp"
@@ -77,36 +78,14 @@ void BM_RuntimeDurableCommands(benchmark::State& state) {
     aether::RuntimeOptions o;
     o.snapshot.every = 0;
     auto rt = std::move(aether::Runtime::create(o, reg, *store, *store)).value();
-    // 64 senders, each with one command in flight: a sender sends its next
-    // command when the reply to its last one arrives (the runtime's async
-    // API, as the HTTP and NATS ingress use it).
-    std::atomic<int> next{0}, failed{0}, finished{0};
-    std::mutex mu;
-    std::condition_variable cv;
-    std::function<void()> send_next = [&] {
-      const int i = next.fetch_add(1);
-      if (i >= kCommands) {
-        if (finished.fetch_add(1) + 1 == kSenders) {
-          std::lock_guard lock(mu);
-          cv.notify_all();
-        }
-        return;
-      }
-      aether::Command c{"default", "Counter", "a" + std::to_string(i % kActors), "Increment",
-                        R"({"by":1})", std::nullopt, ""};
-      rt->send(std::move(c), [&](aether::CommandResult r) {
-        if (!r.status.is_ok()) failed.fetch_add(1);
-        send_next();
-      });
-    };
+    // 64 senders, each with one command in flight (closed_loop.hpp).
     const auto start = Clock::now();
-    for (int s = 0; s < kSenders; ++s) send_next();
-    {
-      std::unique_lock lock(mu);
-      cv.wait(lock, [&] { return finished.load() == kSenders; });
-    }
+    const int failed = aether::bench::run_closed_loop(*rt, kSenders, kCommands, [](int i) {
+      return aether::Command{"default", "Counter", "a" + std::to_string(i % kActors), "Increment",
+                             R"({"by":1})", std::nullopt, ""};
+    });
     state.SetIterationTime(seconds_since(start));
-    if (failed.load() > 0) state.SkipWithError("commands failed");
+    if (failed > 0) state.SkipWithError("commands failed");
     state.counters["appends_per_commit"] =
         static_cast<double>(g_committed.exchange(0)) / static_cast<double>(std::max<uint64_t>(1, g_commits.exchange(0)));
     rt->shutdown();

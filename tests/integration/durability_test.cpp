@@ -39,9 +39,8 @@ TEST(Durability, SigkillDuringLoadLosesNoAcknowledgedCommand) {
   std::map<std::string, uint64_t> acked;  // highest acknowledged version per actor
   size_t lines = 0;
   char buf[128];
-  // Read acknowledgements until enough arrived, then kill in the middle of
-  // the load. Bounded: the child must produce them or the test fails.
-  while (lines < 3000 && std::fgets(buf, sizeof buf, in) != nullptr) {
+  auto read_ack = [&] {
+    if (std::fgets(buf, sizeof buf, in) == nullptr) return false;
     std::istringstream ss(buf);
     std::string id;
     uint64_t v = 0;
@@ -49,17 +48,15 @@ TEST(Durability, SigkillDuringLoadLosesNoAcknowledgedCommand) {
       acked[id] = std::max(acked[id], v);
       ++lines;
     }
+    return true;
+  };
+  // Read acknowledgements until enough arrived, then kill in the middle of
+  // the load. Bounded: the child must produce them or the test fails.
+  while (lines < 3000 && read_ack()) {
   }
   ASSERT_EQ(kill(pid, SIGKILL), 0);
   // Replies already in the pipe were received before the kill, too.
-  while (std::fgets(buf, sizeof buf, in) != nullptr) {
-    std::istringstream ss(buf);
-    std::string id;
-    uint64_t v = 0;
-    if (ss >> id >> v) {
-      acked[id] = std::max(acked[id], v);
-      ++lines;
-    }
+  while (read_ack()) {
   }
   std::fclose(in);
   int status = 0;

@@ -107,14 +107,7 @@ class Decision {
   // Emits an event (one of the actor type's declared event names). Throws
   // std::invalid_argument if the host refuses it (a name not in the model).
   void emit(std::string_view event, const json& payload = json::object()) {
-    const std::string bytes = payload.dump();
-    aether_status st = call_->host->aether_host_emit(
-        call_, event.data(), event.size(),
-        reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
-    if (st != AETHER_OK) {
-      throw std::invalid_argument("event '" + std::string(event) +
-                                  "' was refused by the host");
-    }
+    emit_raw(event, payload.dump());
   }
 
   // Emits an event whose payload is already JSON text (skips a parse and a
