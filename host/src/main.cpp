@@ -12,6 +12,7 @@
 #include "api/http_server.hpp"
 #include "api/nats_ingress.hpp"
 #include "bus/nats_bus.hpp"
+#include "cluster/cluster.hpp"
 #include "nats/connection.hpp"
 #include "store/jetstream_store.hpp"
 #include "api/metrics.hpp"
@@ -163,6 +164,26 @@ int serve(const HostConfig& cfg) {
   }
   metrics.set_active_actors_source([&runtime] { return static_cast<double>(runtime.stats().active_actors); });
 
+  std::unique_ptr<ClusterNode> cluster;
+  if (cfg.cluster.enabled) {
+    ClusterOptions co;
+    co.node_id = cfg.node.id;
+    co.bucket_prefix = cfg.cluster.bucket_prefix;
+    co.shards = cfg.cluster.shards;
+    co.vnodes = cfg.cluster.vnodes;
+    co.node_ttl_ms = cfg.cluster.node_ttl_ms;
+    co.heartbeat_ms = cfg.cluster.heartbeat_ms;
+    co.max_moves = cfg.cluster.max_moves;
+    co.handoff_timeout_ms = cfg.cluster.handoff_timeout_ms;
+    co.route_wait_ms = cfg.cluster.route_wait_ms;
+    co.forward_timeout_ms = cfg.cluster.forward_timeout_ms;
+    co.replicas = static_cast<int>(cfg.cluster.replicas);
+    for (const auto& p : registry.plugins()) co.plugins.push_back(p->name() + "@" + p->version());
+    auto c = ClusterNode::start(co, *nats, runtime);
+    if (!c) return fail(c.status().message());
+    cluster = std::move(c).value();
+  }
+
   std::unique_ptr<HttpServer> http;
   if (cfg.api.http_enabled) {
     auto addr = parse_listen_address(cfg.api.http_listen);
@@ -173,7 +194,7 @@ int serve(const HostConfig& cfg) {
     ho.bearer_token = cfg.api.bearer_token;
     ho.threads = cfg.api.http_threads;
     ho.node_id = cfg.node.id;
-    auto h = HttpServer::start(ho, runtime, registry, metrics, &plugins);
+    auto h = HttpServer::start(ho, runtime, registry, metrics, &plugins, cluster.get());
     if (!h) return fail(h.status().message());
     http = std::move(h).value();
   }
@@ -193,8 +214,8 @@ int serve(const HostConfig& cfg) {
   }
 
   std::unique_ptr<NatsIngress> ingress;
-  if (nats && cfg.nats.ingress) {
-    auto in = NatsIngress::start(*nats, runtime, cfg.node.namespaces);
+  if (nats && (cfg.nats.ingress || cluster)) {
+    auto in = NatsIngress::start(*nats, runtime, cfg.node.namespaces, cluster.get(), cfg.node.id);
     if (!in) return fail(in.status().message());
     ingress = std::move(in).value();
   }
@@ -214,8 +235,13 @@ int serve(const HostConfig& cfg) {
   sigwait(&signals, &sig);
   log::info(std::string("received ") + (sig == SIGINT ? "SIGINT" : "SIGTERM") +
             ": stopping (finishing queued commands, flushing the store)");
+  if (cluster) {
+    log::info("cluster: handing this node's shards off before leaving");
+    if (Status s = cluster->leave(cfg.cluster.leave_timeout_ms); !s) log::warn(s.message());
+  }
   if (http) http->stop();
   if (ingress) ingress->stop();
+  if (cluster) cluster->stop();
   stored_subs.clear();
   plugins.stop_watching();
   runtime.shutdown();

@@ -1,5 +1,9 @@
 #include "api/command_api.hpp"
 
+#include <future>
+
+#include "cluster/cluster.hpp"
+
 #include <nlohmann/json.hpp>
 
 namespace aether {
@@ -106,6 +110,28 @@ ApiReply command_reply(const std::string& ns, const std::string& type, const std
   return {200, json{{"ns", ns}, {"type", type}, {"id", id}, {"version", r.version},
                     {"duplicate", r.duplicate}, {"events", events}}
                    .dump()};
+}
+
+void dispatch_command(Runtime& runtime, ClusterNode* cluster, Command command, uint32_t hops,
+                      std::function<void(ApiReply)> done) {
+  const std::string ns = command.ns, type = command.type, id = command.id;
+  if (cluster == nullptr) {
+    runtime.send(std::move(command), [ns, type, id, done = std::move(done)](CommandResult r) {
+      done(command_reply(ns, type, id, r));
+    });
+    return;
+  }
+  cluster->route(std::move(command), hops, [ns, type, id, done = std::move(done)](RoutedResult r) {
+    if (r.remote) return done(ApiReply{r.http_status, std::move(r.body)});
+    done(command_reply(ns, type, id, r.local));
+  });
+}
+
+ApiReply dispatch_command_sync(Runtime& runtime, ClusterNode* cluster, Command command) {
+  std::promise<ApiReply> p;
+  auto f = p.get_future();
+  dispatch_command(runtime, cluster, std::move(command), 0, [&p](ApiReply r) { p.set_value(std::move(r)); });
+  return f.get();
 }
 
 }  // namespace aether

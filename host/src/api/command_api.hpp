@@ -7,11 +7,14 @@
 //           or an error {"error":{"code","message",...}} with its HTTP status.
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include "runtime/runtime.hpp"
 
 namespace aether {
+
+class ClusterNode;
 
 struct ApiReply {
   int status = 200;
@@ -31,6 +34,13 @@ ApiReply command_reply(const std::string& ns, const std::string& type, const std
 
 // An error reply {"error":{"code","message"}} for a status.
 ApiReply error_reply(const Status& status);
+
+// Runs a parsed command and calls `done` with its reply exactly once: through
+// the cluster (which runs it here or forwards it to the owner of its shard)
+// when `cluster` is set, else on the runtime. `hops`: forwards so far.
+void dispatch_command(Runtime& runtime, ClusterNode* cluster, Command command, uint32_t hops,
+                      std::function<void(ApiReply)> done);
+ApiReply dispatch_command_sync(Runtime& runtime, ClusterNode* cluster, Command command);
 
 // The HTTP status for a status code (400, 404, 409, 422, 503, 500...).
 int http_status(StatusCode code);

@@ -9,6 +9,7 @@
 #include "api/metrics.hpp"
 #include "core/log.hpp"
 #include "plugin/plugin.hpp"
+#include "cluster/cluster.hpp"
 #include "runtime/plugin_manager.hpp"
 #include "runtime/runtime.hpp"
 
@@ -82,14 +83,15 @@ struct HttpServer::Impl {
   PluginRegistry& registry;
   Metrics& metrics;
   PluginManager* manager;
+  ClusterNode* cluster;
   httplib::Server server;
   std::thread thread;
   int port = 0;
   std::atomic<bool> ready{true};
   std::atomic<bool> stopped{false};
 
-  Impl(HttpOptions o, Runtime& rt, PluginRegistry& reg, Metrics& m, PluginManager* pm)
-      : opts(std::move(o)), runtime(rt), registry(reg), metrics(m), manager(pm) {}
+  Impl(HttpOptions o, Runtime& rt, PluginRegistry& reg, Metrics& m, PluginManager* pm, ClusterNode* cl)
+      : opts(std::move(o)), runtime(rt), registry(reg), metrics(m), manager(pm), cluster(cl) {}
 
   bool authorized(const httplib::Request& req) const {
     if (opts.bearer_token.empty()) return true;
@@ -161,6 +163,10 @@ struct HttpServer::Impl {
     server.Post(R"(/v1/plugins/([^/]+)/reload)",
                 [this](const httplib::Request& req, httplib::Response& res) { reload(req, res); });
     server.Get("/v1/cluster", [this](const httplib::Request&, httplib::Response& res) {
+      if (cluster != nullptr) {
+        res.status = 200;
+        return res.set_content(cluster->status_json(), "application/json");
+      }
       send_json(res, 200,
                 {{"mode", "single-node"},
                  {"epoch", 0},
@@ -189,7 +195,7 @@ struct HttpServer::Impl {
     ApiReply reply;
     if (parse_command_request(ns, type, id, req.body, req.get_header_value("Idempotency-Key"), c,
                               reply)) {
-      reply = command_reply(ns, type, id, runtime.send_sync(std::move(c)));
+      reply = dispatch_command_sync(runtime, cluster, std::move(c));
     }
     res.status = reply.status;
     res.set_content(reply.body, "application/json");
@@ -290,8 +296,8 @@ HttpServer::~HttpServer() { stop(); }
 
 Result<std::unique_ptr<HttpServer>> HttpServer::start(const HttpOptions& options, Runtime& runtime,
                                                       PluginRegistry& registry, Metrics& metrics,
-                                                      PluginManager* plugins) {
-  auto impl = std::make_unique<Impl>(options, runtime, registry, metrics, plugins);
+                                                      PluginManager* plugins, ClusterNode* cluster) {
+  auto impl = std::make_unique<Impl>(options, runtime, registry, metrics, plugins, cluster);
   impl->routes();
   const std::string addr = options.host + ":" + std::to_string(options.port);
   if (options.port == 0) {

@@ -22,6 +22,7 @@ class Metrics;
 class PluginManager;
 class PluginRegistry;
 class Runtime;
+class ClusterNode;
 
 struct HttpOptions {
   std::string host = "127.0.0.1";
@@ -38,9 +39,11 @@ class HttpServer {
   // address, if it cannot bind.
   // REQUIRES: runtime, registry and metrics outlive the server.
   // `plugins` may be null: reload then answers 501.
+  // `cluster` may be null (a single node): commands then run on `runtime`.
   static Result<std::unique_ptr<HttpServer>> start(const HttpOptions& options, Runtime& runtime,
                                                    PluginRegistry& registry, Metrics& metrics,
-                                                   PluginManager* plugins = nullptr);
+                                                   PluginManager* plugins = nullptr,
+                                                   ClusterNode* cluster = nullptr);
   ~HttpServer();
 
   // The bound port (the chosen one when options.port was 0).

@@ -7,6 +7,7 @@
 #include <mutex>
 
 #include "api/command_api.hpp"
+#include "cluster/cluster.hpp"
 #include "core/log.hpp"
 #include "nats/connection.hpp"
 #include "runtime/runtime.hpp"
@@ -16,6 +17,7 @@ namespace aether {
 struct NatsIngress::Impl {
   NatsConnection& conn;
   Runtime& runtime;
+  ClusterNode* cluster = nullptr;
   std::vector<natsSubscription*> subs;
   std::mutex mu;
   std::condition_variable idle;
@@ -46,6 +48,9 @@ struct NatsIngress::Impl {
     const char* idem = nullptr;
     natsMsgHeader_Get(msg, "Idempotency-Key", &idem);
     const std::string idem_header = idem ? idem : "";
+    const char* hops_header = nullptr;
+    natsMsgHeader_Get(msg, "Aether-Hops", &hops_header);
+    const uint32_t hops = hops_header ? static_cast<uint32_t>(std::strtoul(hops_header, nullptr, 10)) : 0;
     natsMsg_Destroy(msg);
     // aether.<ns>.cmd.<type>.<id>: five tokens, matched by the subscription.
     std::vector<std::string> tokens;
@@ -55,10 +60,14 @@ struct NatsIngress::Impl {
       if (dot == std::string::npos) break;
       start = dot + 1;
     }
-    if (tokens.size() != 5) {
+    // or, forwarded by another node: aether._cluster.fwd.<node>.<ns>.<type>.<id>.
+    const bool fwd = tokens.size() == 7 && tokens[1] == "_cluster";
+    if (tokens.size() != 5 && !fwd) {
       return respond(reply_to, error_reply(Status::invalid("subject must be aether.<ns>.cmd.<type>.<id>")));
     }
-    const std::string ns = tokens[1], type = tokens[3], id = tokens[4];
+    const std::string ns = fwd ? tokens[4] : tokens[1];
+    const std::string type = fwd ? tokens[5] : tokens[3];
+    const std::string id = fwd ? tokens[6] : tokens[4];
     Command c;
     ApiReply error;
     if (!parse_command_request(ns, type, id, body, idem_header, c, error)) {
@@ -68,8 +77,8 @@ struct NatsIngress::Impl {
       std::lock_guard lock(mu);
       ++in_flight;
     }
-    runtime.send(std::move(c), [this, ns, type, id, reply_to](CommandResult r) {
-      respond(reply_to, command_reply(ns, type, id, r));
+    dispatch_command(runtime, cluster, std::move(c), hops, [this, reply_to](ApiReply r) {
+      respond(reply_to, r);
       std::lock_guard lock(mu);
       if (--in_flight == 0) idle.notify_all();
     });
@@ -81,14 +90,19 @@ NatsIngress::NatsIngress(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 NatsIngress::~NatsIngress() { stop(); }
 
 Result<std::unique_ptr<NatsIngress>> NatsIngress::start(NatsConnection& conn, Runtime& runtime,
-                                                        const std::vector<std::string>& namespaces) {
+                                                        const std::vector<std::string>& namespaces,
+                                                        ClusterNode* cluster, const std::string& node_id) {
   auto impl = std::make_unique<Impl>(conn, runtime);
-  for (const auto& ns : namespaces) {
-    const std::string subject = "aether." + ns + ".cmd.*.*";
-    const std::string queue = "aether." + ns;
+  impl->cluster = cluster;
+  std::vector<std::pair<std::string, std::string>> subjects;  // subject, queue group
+  for (const auto& ns : namespaces) subjects.push_back({"aether." + ns + ".cmd.*.*", "aether." + ns});
+  if (cluster != nullptr) subjects.push_back({ClusterNode::forward_subject(node_id) + ".*.*.*", ""});
+  for (const auto& [subject, queue] : subjects) {
     natsSubscription* sub = nullptr;
-    natsStatus s = natsConnection_QueueSubscribe(&sub, conn.nc(), subject.c_str(), queue.c_str(),
-                                                 &Impl::on_msg, impl.get());
+    natsStatus s = queue.empty()
+                       ? natsConnection_Subscribe(&sub, conn.nc(), subject.c_str(), &Impl::on_msg, impl.get())
+                       : natsConnection_QueueSubscribe(&sub, conn.nc(), subject.c_str(), queue.c_str(),
+                                                       &Impl::on_msg, impl.get());
     if (s != NATS_OK) {
       for (auto* x : impl->subs) natsSubscription_Destroy(x);
       return Status::unavailable(nats_error(s, "nats ingress: subscribe " + subject));
@@ -97,7 +111,7 @@ Result<std::unique_ptr<NatsIngress>> NatsIngress::start(NatsConnection& conn, Ru
     // hold many pending requests instead of dropping them.
     natsSubscription_SetPendingLimits(sub, 1 << 20, 1 << 30);
     impl->subs.push_back(sub);
-    log::info("nats ingress: serving " + subject + " (queue group " + queue + ")");
+    log::info("nats ingress: serving " + subject + (queue.empty() ? "" : " (queue group " + queue + ")"));
   }
   return std::unique_ptr<NatsIngress>(new NatsIngress(std::move(impl)));
 }

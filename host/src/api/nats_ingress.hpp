@@ -14,12 +14,17 @@ namespace aether {
 
 class NatsConnection;
 class Runtime;
+class ClusterNode;
 
 class NatsIngress {
  public:
   // REQUIRES: connection and runtime outlive the ingress.
+  // With a cluster, commands go through it, and the ingress also serves the
+  // commands other nodes forward to this one (ClusterNode::forward_subject).
   static Result<std::unique_ptr<NatsIngress>> start(NatsConnection& connection, Runtime& runtime,
-                                                    const std::vector<std::string>& namespaces);
+                                                    const std::vector<std::string>& namespaces,
+                                                    ClusterNode* cluster = nullptr,
+                                                    const std::string& node_id = {});
   ~NatsIngress();
   // Unsubscribes; requests already taken are answered. Idempotent.
   void stop();

@@ -234,27 +234,6 @@ class Parser {
          {"keep", [&](auto& v, auto& p) { uint(v, p, out.keep, 1, 1000); }}});
   }
 
-  // Sections a later version fills: present but disabled is fine.
-  void future_section(const YAML::Node& n, const std::string& path, bool& enabled,
-                      const char* what) {
-    if (!ok()) return;
-    if (n.IsNull()) return;
-    if (!n.IsMap()) return fail(n, path, "expected a mapping");
-    for (const auto& kv : n) {
-      const std::string key = kv.first.Scalar();
-      if (key == "enabled") {
-        boolean(kv.second, path + ".enabled", enabled);
-        if (ok() && enabled) {
-          return fail(kv.second, path + ".enabled",
-                      std::string(what) + " is not available yet in this version of aether-host; "
-                                          "set enabled: false");
-        }
-      } else if (!enabled) {
-        // Settings of a disabled section are kept for later versions.
-      }
-    }
-  }
-
  private:
   std::string file_;
   Status status_;
@@ -276,6 +255,7 @@ Result<HostConfig> parse_config(const std::string& text, const std::string& name
   Parser p(name);
   YAML::Node plugin_list_node;
   YAML::Node backend_node;
+  YAML::Node cluster_node;
   YAML::Node listen_node;
   p.map(root, "",
         {{"node",
@@ -491,8 +471,33 @@ Result<HostConfig> parse_config(const std::string& text, const std::string& name
             if (p.ok() && x.enabled && x.servers.empty()) p.fail(n, path + ".servers", "at least one server is needed");
           }},
          {"cluster", [&](auto& n, auto& path) {
-            p.future_section(n, path, c.cluster_enabled, "clustering");
+            auto& x = c.cluster;
+            cluster_node = n;
+            p.map(n, path,
+                  {{"enabled", [&](auto& v, auto& k) { p.boolean(v, k, x.enabled); }},
+                   {"shards", [&](auto& v, auto& k) { p.uint(v, k, x.shards, 1, 1u << 20); }},
+                   {"vnodes", [&](auto& v, auto& k) { p.uint(v, k, x.vnodes, 1, 4096); }},
+                   {"node_ttl", [&](auto& v, auto& k) { p.duration(v, k, x.node_ttl_ms); }},
+                   {"heartbeat", [&](auto& v, auto& k) { p.duration(v, k, x.heartbeat_ms); }},
+                   {"rebalance_max_moves", [&](auto& v, auto& k) { p.uint(v, k, x.max_moves, 1, 1u << 20); }},
+                   {"handoff_timeout", [&](auto& v, auto& k) { p.duration(v, k, x.handoff_timeout_ms); }},
+                   {"route_wait", [&](auto& v, auto& k) { p.duration(v, k, x.route_wait_ms); }},
+                   {"forward_timeout", [&](auto& v, auto& k) { p.duration(v, k, x.forward_timeout_ms); }},
+                   {"leave_timeout", [&](auto& v, auto& k) { p.duration(v, k, x.leave_timeout_ms); }},
+                   {"bucket_prefix", [&](auto& v, auto& k) { p.str(v, k, x.bucket_prefix); }},
+                   {"replicas", [&](auto& v, auto& k) { p.uint(v, k, x.replicas, 1, 5); }}});
+            if (p.ok() && x.heartbeat_ms >= x.node_ttl_ms) {
+              p.fail(n, path + ".heartbeat", "must be shorter than cluster.node_ttl (" +
+                                                 std::to_string(x.node_ttl_ms) + " ms)");
+            }
+            if (p.ok() && x.heartbeat_ms < 50) p.fail(n, path + ".heartbeat", "must be at least 50ms");
           }}});
+  if (p.ok() && c.cluster.enabled && !c.nats.enabled) {
+    p.fail(cluster_node, "cluster.enabled", "a cluster needs nats.enabled: true");
+  }
+  if (p.ok() && c.cluster.enabled && c.store.backend != "jetstream") {
+    p.fail(cluster_node, "cluster.enabled", "a cluster needs store.backend: jetstream (one store for all nodes)");
+  }
   if (p.ok() && c.store.backend == "jetstream" && !c.nats.enabled) {
     p.fail(backend_node, "store.backend", "the jetstream store needs nats.enabled: true");
   }

@@ -104,8 +104,20 @@ struct HostConfig {
     uint64_t subscriber_queue = 65536;
   } bus;
 
-  // A section that a later version fills; enabling it is refused for now.
-  bool cluster_enabled = false;
+  struct Cluster {
+    bool enabled = false;
+    uint32_t shards = 1024;
+    uint32_t vnodes = 64;
+    int64_t node_ttl_ms = 3000;
+    int64_t heartbeat_ms = 1000;
+    uint32_t max_moves = 64;
+    int64_t handoff_timeout_ms = 10000;
+    int64_t route_wait_ms = 5000;
+    int64_t forward_timeout_ms = 5000;
+    int64_t leave_timeout_ms = 30000;
+    std::string bucket_prefix = "AETHER_CLUSTER";
+    uint32_t replicas = 1;
+  } cluster;
 
   // The resolved plugin files, in load order.
   std::vector<std::string> plugin_files() const;

@@ -201,6 +201,45 @@ class RuntimeImpl final : public Runtime {
     }
   }
 
+  size_t release(const std::function<bool(const ActorKey&)>& which) override {
+    size_t busy = 0;
+    std::vector<SnapshotJob> jobs;
+    for (Shard& s : shards_) {
+      std::lock_guard lock(s.mu);
+      for (Actor* a = s.lru_tail; a != nullptr;) {
+        Actor* prev = a->lru_prev;
+        const TypeBinding& b = *a->key->binding;
+        ActorKey key{b.ns, b.type, a->key->id};
+        if (which(key)) {
+          if (!evictable(*a)) {
+            ++busy;
+          } else {
+            if (a->state != nullptr && b.snapshot.every > 0 && a->version > a->snapshot_version) {
+              auto bytes = b.actor_type->snapshot(a->state);
+              if (bytes) {
+                jobs.push_back({std::move(key),
+                                Snapshot{a->version, b.plugin->name(), b.actor_type->schema_version(),
+                                         std::move(bytes).value(), opts_.clock->wall_ms()},
+                                b.snapshot.keep, b.type});
+              }
+            }
+            erase(s, a);
+          }
+        }
+        a = prev;
+      }
+    }
+    for (const SnapshotJob& job : jobs) {
+      if (Status st = snapshots_.save(job.key, job.snapshot, job.keep); !st) {
+        log::warn("handoff snapshot of " + job.key.to_string() + " not saved: " + st.message());
+      } else {
+        snapshots_taken_.fetch_add(1);
+        if (observer_) observer_->on_snapshot(job.type);
+      }
+    }
+    return busy;
+  }
+
   void note_remote_commit(const ActorKey& key, uint64_t version) override {
     TypeBinding* b = nullptr;
     {

@@ -166,6 +166,12 @@ class Runtime {
   // Passivates every idle actor now (tests, tools).
   virtual void passivate_all() = 0;
 
+  // Cluster handoff: passivates every idle actor for which `which` is true,
+  // first saving a snapshot of those with events since their last one (when
+  // their type takes snapshots), so that the next owner loads them fast.
+  // Returns how many matching actors were busy and stayed active.
+  virtual size_t release(const std::function<bool(const ActorKey&)>& which) = 0;
+
   // Another node committed `version` of this actor: an idle active copy that
   // is older is passivated, so the next command loads the current state
   // instead of conflicting first. Busy actors find out through the store.

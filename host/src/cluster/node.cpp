@@ -1,0 +1,859 @@
+#include <nats/nats.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
+#include <unordered_map>
+
+#include "cluster/cluster.hpp"
+#include "cluster/placement.hpp"
+#include "core/log.hpp"
+#include "nats/connection.hpp"
+
+namespace aether {
+
+namespace {
+
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch()).count();
+}
+
+constexpr int64_t kTickMs = 50;
+constexpr uint32_t kHopsBeforePause = 3;
+constexpr uint32_t kMaxHops = 16;
+
+struct Migration {
+  uint32_t shard = 0;
+  std::string from;
+  std::string to;
+  uint64_t planned_epoch = 0;
+};
+
+struct Map {
+  uint64_t epoch = 0;
+  std::vector<std::string> owners;
+  std::map<uint32_t, Migration> migrations;  // by shard
+};
+
+// {"epoch":E,"nodes":[ids],"owners":[index or -1],"migrations":[[shard,from,to,planned_epoch]]}
+std::string encode_map(const Map& m) {
+  std::vector<std::string> nodes;
+  std::unordered_map<std::string, int> index;
+  json owners = json::array();
+  for (const auto& o : m.owners) {
+    if (o.empty()) {
+      owners.push_back(-1);
+      continue;
+    }
+    auto [it, added] = index.emplace(o, static_cast<int>(nodes.size()));
+    if (added) nodes.push_back(o);
+    owners.push_back(it->second);
+  }
+  json migs = json::array();
+  for (const auto& [s, mg] : m.migrations) migs.push_back({s, mg.from, mg.to, mg.planned_epoch});
+  return json{{"epoch", m.epoch}, {"nodes", nodes}, {"owners", owners}, {"migrations", migs}}.dump();
+}
+
+std::optional<Map> decode_map(const std::string& text) {
+  json j = json::parse(text, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) return std::nullopt;
+  try {
+    Map m;
+    m.epoch = j.at("epoch").get<uint64_t>();
+    const auto nodes = j.at("nodes").get<std::vector<std::string>>();
+    for (const auto& o : j.at("owners")) {
+      const int i = o.get<int>();
+      m.owners.push_back(i >= 0 && static_cast<size_t>(i) < nodes.size() ? nodes[static_cast<size_t>(i)] : "");
+    }
+    for (const auto& mg : j.at("migrations")) {
+      Migration x{mg.at(0).get<uint32_t>(), mg.at(1).get<std::string>(), mg.at(2).get<std::string>(),
+                  mg.at(3).get<uint64_t>()};
+      m.migrations[x.shard] = x;
+    }
+    return m;
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+// Every current value of a bucket (deletes ignored).
+std::map<std::string, std::string> read_all(kvStore* kv) {
+  std::map<std::string, std::string> out;
+  kvWatchOptions o;
+  kvWatchOptions_Init(&o);
+  o.IgnoreDeletes = true;
+  kvWatcher* w = nullptr;
+  if (kvStore_WatchAll(&w, kv, &o) != NATS_OK) return out;
+  for (int i = 0; i < 100000; ++i) {
+    kvEntry* e = nullptr;
+    if (kvWatcher_Next(&e, w, 2000) != NATS_OK) break;
+    if (e == nullptr) break;  // initial values done
+    out[kvEntry_Key(e)] = std::string(static_cast<const char*>(kvEntry_Value(e)),
+                                      static_cast<size_t>(kvEntry_ValueLen(e)));
+    kvEntry_Destroy(e);
+  }
+  kvWatcher_Destroy(w);
+  return out;
+}
+
+// Serializes a command the way parse_command_request reads it.
+std::string encode_command(const Command& c) {
+  json j{{"command", c.name}};
+  json payload = c.payload.empty() ? json::object() : json::parse(c.payload, nullptr, false);
+  if (!payload.is_discarded()) j["payload"] = std::move(payload);
+  if (c.expected_version) j["expected_version"] = *c.expected_version;
+  if (!c.idempotency_key.empty()) j["idempotency_key"] = c.idempotency_key;
+  return j.dump();
+}
+
+}  // namespace
+
+std::string ClusterNode::forward_subject(const std::string& node_id) { return "aether._cluster.fwd." + node_id; }
+
+struct ClusterNode::Impl {
+  ClusterOptions opts;
+  NatsConnection& conn;
+  Runtime& runtime;
+  kvStore* nodes_kv = nullptr;
+  kvStore* leader_kv = nullptr;
+  kvStore* map_kv = nullptr;
+  kvWatcher* map_watch = nullptr;
+  natsSubscription* reply_sub = nullptr;
+  std::string reply_prefix;
+
+  mutable std::mutex mu;
+  std::condition_variable changed;  // map, handoffs, in-flight counts, stop
+  bool stopping = false;
+  bool have_map = false;
+  Map map;
+  uint64_t map_rev = 0;
+  std::map<uint32_t, uint64_t> released;  // shard -> planned_epoch released by its source
+  std::vector<uint32_t> in_flight;        // local commands per shard
+  std::set<uint32_t> draining;            // shards this node is releasing
+  std::atomic<bool> leaving{false};
+  std::atomic<bool> is_leader{false};
+  uint64_t leader_rev = 0;
+  std::string leader_id;
+  std::map<std::string, json> members;  // as the leader or status last read them
+  std::map<uint32_t, int64_t> planned_at;
+  std::atomic<uint64_t> migrations_done{0};
+  std::atomic<uint64_t> migrations_failed{0};
+  std::atomic<uint64_t> forwarded{0};
+  std::atomic<uint64_t> local_commands{0};
+
+  struct Held {
+    Command command;
+    uint32_t hops;
+    RoutedCallback done;
+    int64_t deadline;
+    int64_t not_before = 0;
+  };
+  std::deque<Held> held;
+
+  struct Forward {
+    RoutedCallback done;
+    int64_t deadline;
+    Command command;
+    uint32_t hops;
+    int64_t route_deadline;
+  };
+  std::mutex fwd_mu;
+  std::unordered_map<uint64_t, Forward> forwards;
+  uint64_t next_forward = 0;
+
+  std::thread control;
+  std::thread watcher;
+  int64_t last_heartbeat = 0;
+  int64_t last_members_read = 0;
+
+  Impl(const ClusterOptions& o, NatsConnection& c, Runtime& r)
+      : opts(o), conn(c), runtime(r), in_flight(o.shards, 0) {}
+
+  ~Impl() {
+    if (map_watch) kvWatcher_Destroy(map_watch);
+    if (reply_sub) natsSubscription_Destroy(reply_sub);
+    if (nodes_kv) kvStore_Destroy(nodes_kv);
+    if (leader_kv) kvStore_Destroy(leader_kv);
+    if (map_kv) kvStore_Destroy(map_kv);
+  }
+
+  Status open_bucket(kvStore** out, const std::string& suffix, int64_t max_age_ms, int64_t history) {
+    const std::string name = opts.bucket_prefix + "_" + suffix;
+    natsStatus s = js_KeyValue(out, conn.js(), name.c_str());
+    if (s == NATS_NOT_FOUND) {
+      kvConfig cfg;
+      kvConfig_Init(&cfg);
+      cfg.Bucket = name.c_str();
+      cfg.History = history;
+      cfg.TTL = max_age_ms * 1000000;
+      cfg.Replicas = opts.replicas;
+      cfg.StorageType = js_FileStorage;
+      s = js_CreateKeyValue(out, conn.js(), &cfg);
+      if (s != NATS_OK) s = js_KeyValue(out, conn.js(), name.c_str());  // created by another node meanwhile
+    }
+    if (s != NATS_OK) return Status::unavailable(nats_error(s, "cluster: key-value bucket " + name));
+    return Status::ok();
+  }
+
+  Status start() {
+    if (Status s = open_bucket(&nodes_kv, "NODES", opts.node_ttl_ms, 1); !s) return s;
+    if (Status s = open_bucket(&leader_kv, "LEADER", opts.node_ttl_ms, 1); !s) return s;
+    if (Status s = open_bucket(&map_kv, "MAP", 0, 1); !s) return s;
+    natsInbox* inbox = nullptr;
+    natsInbox_Create(&inbox);
+    reply_prefix = std::string(inbox) + ".";
+    natsInbox_Destroy(inbox);
+    natsStatus s = natsConnection_Subscribe(&reply_sub, conn.nc(), (reply_prefix + "*").c_str(), &Impl::on_reply, this);
+    if (s != NATS_OK) return Status::unavailable(nats_error(s, "cluster: reply subscription"));
+    natsSubscription_SetPendingLimits(reply_sub, 1 << 20, 1 << 30);
+    kvWatchOptions wo;
+    kvWatchOptions_Init(&wo);
+    s = kvStore_WatchAll(&map_watch, map_kv, &wo);
+    if (s != NATS_OK) return Status::unavailable(nats_error(s, "cluster: watching the shard map"));
+    heartbeat();
+    watcher = std::thread([this] { watch_loop(); });
+    control = std::thread([this] { control_loop(); });
+    return Status::ok();
+  }
+
+  void stop() {
+    {
+      std::lock_guard lock(mu);
+      if (stopping) return;
+      stopping = true;
+    }
+    changed.notify_all();
+    if (control.joinable()) control.join();
+    if (watcher.joinable()) watcher.join();
+    if (reply_sub) natsSubscription_Unsubscribe(reply_sub);
+    // Whatever still waits gets an answer.
+    std::deque<Held> rest;
+    {
+      std::lock_guard lock(mu);
+      rest.swap(held);
+    }
+    for (auto& h : rest) h.done(unavailable("the host is shutting down"));
+    std::unordered_map<uint64_t, Forward> fw;
+    {
+      std::lock_guard lock(fwd_mu);
+      fw.swap(forwards);
+    }
+    for (auto& [_, f] : fw) f.done(unavailable("the host is shutting down"));
+  }
+
+  static RoutedResult unavailable(const std::string& why) {
+    RoutedResult r;
+    r.local.status = Status::unavailable(why);
+    return r;
+  }
+
+  // --- membership and leader ------------------------------------------------
+
+  json node_info() const {
+    const auto st = runtime.stats();
+    return json{{"id", opts.node_id},
+                {"ingress", ClusterNode::forward_subject(opts.node_id)},
+                {"plugins", opts.plugins},
+                {"load", {{"active_actors", st.active_actors}, {"commands", local_commands.load()}}},
+                {"leaving", leaving.load()}};
+  }
+
+  void heartbeat() {
+    const std::string v = node_info().dump();
+    if (natsStatus s = kvStore_PutString(nullptr, nodes_kv, opts.node_id.c_str(), v.c_str()); s != NATS_OK) {
+      log::warn(nats_error(s, "cluster: heartbeat"));
+    }
+    last_heartbeat = now_ms();
+  }
+
+  void campaign() {
+    if (is_leader.load()) {
+      uint64_t rev = 0;
+      natsStatus s = kvStore_UpdateString(&rev, leader_kv, "leader", opts.node_id.c_str(), leader_rev);
+      if (s == NATS_OK) {
+        leader_rev = rev;
+      } else {
+        log::warn(nats_error(s, "cluster: leader lease lost by " + opts.node_id));
+        is_leader.store(false);
+      }
+      return;
+    }
+    if (leaving.load()) return;
+    uint64_t rev = 0;
+    if (kvStore_CreateString(&rev, leader_kv, "leader", opts.node_id.c_str()) == NATS_OK) {
+      leader_rev = rev;
+      is_leader.store(true);
+      std::lock_guard lock(mu);
+      leader_id = opts.node_id;
+      planned_at.clear();
+      log::info("cluster: " + opts.node_id + " is the leader");
+      return;
+    }
+    kvEntry* e = nullptr;
+    if (kvStore_Get(&e, leader_kv, "leader") == NATS_OK) {
+      std::lock_guard lock(mu);
+      leader_id = kvEntry_ValueString(e);
+      kvEntry_Destroy(e);
+    }
+  }
+
+  std::map<std::string, json> read_members() {
+    std::map<std::string, json> out;
+    for (auto& [k, v] : read_all(nodes_kv)) {
+      json j = json::parse(v, nullptr, false);
+      if (!j.is_discarded()) out[k] = std::move(j);
+    }
+    return out;
+  }
+
+  // One leader round: settle migrations, plan new ones, publish on change.
+  void lead() {
+    auto live = read_members();
+    std::vector<std::string> placeable;
+    for (const auto& [id, info] : live) {
+      if (!info.value("leaving", false)) placeable.push_back(id);
+    }
+    Map m;
+    uint64_t rev = 0;
+    std::map<uint32_t, uint64_t> rel;
+    {
+      std::lock_guard lock(mu);
+      members = live;
+      m = map;
+      rev = have_map ? map_rev : 0;
+      rel = released;
+    }
+    kvEntry* e = nullptr;
+    natsStatus gs = kvStore_Get(&e, map_kv, "map");
+    if (gs == NATS_OK) {
+      auto fresh = decode_map(kvEntry_ValueString(e));
+      rev = kvEntry_Revision(e);
+      kvEntry_Destroy(e);
+      if (!fresh) {
+        log::error("cluster: the published shard map is undecodable; not rebalancing");
+        return;
+      }
+      m = std::move(*fresh);
+    } else if (gs != NATS_NOT_FOUND) {
+      return;  // NATS away; next round
+    } else {
+      rev = 0;
+      m = Map{};
+    }
+    if (m.owners.size() != opts.shards) m.owners.resize(opts.shards);
+    const auto alive = [&](const std::string& id) { return !id.empty() && live.count(id) > 0; };
+    bool change = false;
+    const int64_t now = now_ms();
+    // 1. Settle migrations.
+    for (auto it = m.migrations.begin(); it != m.migrations.end();) {
+      const Migration& mg = it->second;
+      const bool rel_done = rel.count(mg.shard) && rel[mg.shard] == mg.planned_epoch;
+      bool drop = false;
+      if (rel_done || !alive(mg.from)) {
+        m.owners[mg.shard] = alive(mg.to) ? mg.to : "";
+        if (alive(mg.to)) ++migrations_done; else ++migrations_failed;
+        drop = true;
+      } else if (!alive(mg.to)) {
+        ++migrations_failed;
+        drop = true;  // the source keeps the shard; planned again below
+      } else {
+        auto pa = planned_at.find(mg.shard);
+        if (pa == planned_at.end()) {
+          planned_at[mg.shard] = now;
+        } else if (now - pa->second > opts.handoff_timeout_ms) {
+          log::warn("cluster: migration of shard " + std::to_string(mg.shard) + " from " + mg.from + " to " + mg.to +
+                    " not released within " + std::to_string(opts.handoff_timeout_ms) + " ms; re-planning");
+          ++migrations_failed;
+          drop = true;
+        }
+      }
+      if (drop) {
+        planned_at.erase(mg.shard);
+        it = m.migrations.erase(it);
+        change = true;
+      } else {
+        ++it;
+      }
+    }
+    // 2. Plan toward the balanced map of the placeable nodes.
+    if (!placeable.empty()) {
+      std::vector<std::string> effective = m.owners;
+      for (const auto& [s, mg] : m.migrations) effective[s] = mg.to;
+      const auto plan = cluster::rebalance(effective, placeable, opts.shards, opts.vnodes);
+      const uint64_t next_epoch = m.epoch + 1;
+      for (const auto& mv : plan.moves) {
+        if (m.migrations.count(mv.shard)) continue;
+        const std::string& from = m.owners[mv.shard];
+        if (!alive(from)) {
+          m.owners[mv.shard] = mv.to;  // nobody serves it: the new owner may start at once
+          change = true;
+        } else if (m.migrations.size() < opts.max_moves) {
+          m.migrations[mv.shard] = Migration{mv.shard, from, mv.to, next_epoch};
+          planned_at[mv.shard] = now;
+          change = true;
+        }
+      }
+    }
+    if (!change) return;
+    ++m.epoch;
+    const std::string text = encode_map(m);
+    uint64_t new_rev = 0;
+    natsStatus ps = rev == 0 ? kvStore_CreateString(&new_rev, map_kv, "map", text.c_str())
+                             : kvStore_UpdateString(&new_rev, map_kv, "map", text.c_str(), rev);
+    if (ps != NATS_OK) {
+      log::warn(nats_error(ps, "cluster: publishing shard map epoch " + std::to_string(m.epoch)));
+      return;
+    }
+    install_map(std::move(m), new_rev);
+  }
+
+  // --- the map as this node sees it ------------------------------------------
+
+  void install_map(Map m, uint64_t rev) {
+    {
+      std::lock_guard lock(mu);
+      if (have_map && m.epoch < map.epoch) return;
+      map = std::move(m);
+      map_rev = rev;
+      have_map = true;
+      recompute_draining();
+    }
+    changed.notify_all();
+  }
+
+  // REQUIRES: mu held.
+  void recompute_draining() {
+    std::set<uint32_t> next;
+    for (const auto& [s, mg] : map.migrations) {
+      auto r = released.find(s);
+      if (mg.from == opts.node_id && (r == released.end() || r->second != mg.planned_epoch)) next.insert(s);
+    }
+    draining.swap(next);
+  }
+
+  void watch_loop() {
+    while (true) {
+      {
+        std::lock_guard lock(mu);
+        if (stopping) return;
+      }
+      kvEntry* e = nullptr;
+      natsStatus s = kvWatcher_Next(&e, map_watch, 200);
+      if (s != NATS_OK || e == nullptr) continue;
+      const std::string key = kvEntry_Key(e);
+      const bool put = kvEntry_Operation(e) == kvOp_Put;
+      const std::string value = put ? kvEntry_ValueString(e) : "";
+      const uint64_t rev = kvEntry_Revision(e);
+      kvEntry_Destroy(e);
+      if (!put) continue;
+      if (key == "map") {
+        if (auto m = decode_map(value)) install_map(std::move(*m), rev);
+        else log::error("cluster: undecodable shard map (revision " + std::to_string(rev) + ")");
+      } else if (key.rfind("handoff.", 0) == 0) {
+        json j = json::parse(value, nullptr, false);
+        if (j.is_discarded()) continue;
+        const uint32_t shard = static_cast<uint32_t>(std::strtoul(key.c_str() + 8, nullptr, 10));
+        {
+          std::lock_guard lock(mu);
+          released[shard] = j.value("planned_epoch", uint64_t{0});
+          recompute_draining();
+        }
+        changed.notify_all();
+      }
+    }
+  }
+
+  // --- handoff (source side) ---------------------------------------------------
+
+  void drain() {
+    std::vector<std::pair<uint32_t, Migration>> ready;
+    {
+      std::lock_guard lock(mu);
+      for (uint32_t s : draining) {
+        if (in_flight[s] != 0) continue;
+        auto it = map.migrations.find(s);
+        if (it != map.migrations.end()) ready.push_back({s, it->second});
+      }
+    }
+    if (ready.empty()) return;
+    std::set<uint32_t> shards;
+    for (const auto& [s, _] : ready) shards.insert(s);
+    const uint32_t count = opts.shards;
+    const size_t busy = runtime.release([&](const ActorKey& k) {
+      return shards.count(cluster::shard_of(k.type, k.id, count)) > 0;
+    });
+    if (busy > 0) return;  // a command is still inside the runtime; next tick
+    for (const auto& [s, mg] : ready) {
+      const std::string v = json{{"planned_epoch", mg.planned_epoch}, {"from", mg.from}, {"to", mg.to}}.dump();
+      const std::string key = "handoff." + std::to_string(s);
+      if (natsStatus st = kvStore_PutString(nullptr, map_kv, key.c_str(), v.c_str()); st != NATS_OK) {
+        log::warn(nats_error(st, "cluster: releasing shard " + std::to_string(s)));
+        continue;
+      }
+      std::lock_guard lock(mu);
+      released[s] = mg.planned_epoch;
+      recompute_draining();
+    }
+    changed.notify_all();
+  }
+
+  // --- routing ------------------------------------------------------------------
+
+  enum class Route { kLocal, kForward, kWait };
+
+  // REQUIRES: mu held.
+  Route decide(uint32_t shard, std::string& target) const {
+    if (!have_map || shard >= map.owners.size()) return Route::kWait;
+    auto it = map.migrations.find(shard);
+    if (it != map.migrations.end()) {
+      const Migration& mg = it->second;
+      auto r = released.find(shard);
+      const bool rel = r != released.end() && r->second == mg.planned_epoch;
+      if (rel) {
+        if (mg.to == opts.node_id) return Route::kLocal;
+        target = mg.to;
+        return Route::kForward;
+      }
+      if (mg.from == opts.node_id || mg.to == opts.node_id) return Route::kWait;
+      target = mg.from;  // it still serves; it will hold the command while it drains
+      return Route::kForward;
+    }
+    const std::string& owner = map.owners[shard];
+    if (owner.empty()) return Route::kWait;
+    if (owner == opts.node_id) return Route::kLocal;
+    target = owner;
+    return Route::kForward;
+  }
+
+  void route(Command c, uint32_t hops, RoutedCallback done, int64_t deadline) {
+    const uint32_t shard = cluster::shard_of(c.type, c.id, opts.shards);
+    std::string target;
+    {
+      std::unique_lock lock(mu);
+      if (stopping) {
+        lock.unlock();
+        return done(unavailable("the host is shutting down"));
+      }
+      Route r = decide(shard, target);
+      if (r == Route::kForward && hops >= kMaxHops) {
+        lock.unlock();
+        return done(unavailable("command for shard " + std::to_string(shard) + " forwarded " +
+                                std::to_string(hops) + " times without reaching its owner"));
+      }
+      if (r == Route::kForward && hops >= kHopsBeforePause) {
+        // The nodes disagree about the owner: give the maps a moment to converge.
+        held.push_back(Held{std::move(c), hops, std::move(done), deadline, now_ms() + kTickMs});
+        return;
+      }
+      if (r == Route::kWait) {
+        if (now_ms() >= deadline) {
+          lock.unlock();
+          return done(unavailable("shard " + std::to_string(shard) + " has no serving owner after " +
+                                  std::to_string(opts.route_wait_ms) + " ms (the cluster is rebalancing or a node died)"));
+        }
+        held.push_back(Held{std::move(c), hops, std::move(done), deadline, 0});
+        return;
+      }
+      if (r == Route::kLocal) ++in_flight[shard];
+    }
+    if (!target.empty()) return forward(std::move(c), hops, std::move(done), target, deadline);
+    local_commands.fetch_add(1);
+    runtime.send(std::move(c), [this, shard, done = std::move(done)](CommandResult res) {
+      {
+        std::lock_guard lock(mu);
+        --in_flight[shard];
+      }
+      changed.notify_all();
+      RoutedResult rr;
+      rr.local = std::move(res);
+      done(std::move(rr));
+    });
+  }
+
+  void forward(Command c, uint32_t hops, RoutedCallback done, const std::string& target, int64_t route_deadline) {
+    forwarded.fetch_add(1);
+    const std::string subject = ClusterNode::forward_subject(target) + "." + c.ns + "." + c.type + "." + c.id;
+    const std::string body = encode_command(c);
+    uint64_t n = 0;
+    {
+      std::lock_guard lock(fwd_mu);
+      n = ++next_forward;
+      forwards[n] = Forward{std::move(done), now_ms() + opts.forward_timeout_ms, std::move(c), hops, route_deadline};
+    }
+    const std::string reply = reply_prefix + std::to_string(n);
+    natsMsg* m = nullptr;
+    natsMsg_Create(&m, subject.c_str(), reply.c_str(), body.data(), static_cast<int>(body.size()));
+    natsMsgHeader_Set(m, "Aether-Hops", std::to_string(hops + 1).c_str());
+    natsStatus s = natsConnection_PublishMsg(conn.nc(), m);
+    natsMsg_Destroy(m);
+    if (s != NATS_OK) {
+      Forward f;
+      {
+        std::lock_guard lock(fwd_mu);
+        auto it = forwards.find(n);
+        if (it == forwards.end()) return;
+        f = std::move(it->second);
+        forwards.erase(it);
+      }
+      f.done(unavailable(!conn.connected() ? conn.not_connected_message()
+                                           : nats_error(s, "cluster: forwarding to " + target)));
+    }
+  }
+
+  static void on_reply(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
+    static_cast<Impl*>(closure)->reply_arrived(msg);
+  }
+
+  void reply_arrived(natsMsg* msg) {
+    const std::string subject = natsMsg_GetSubject(msg);
+    const uint64_t n = std::strtoull(subject.c_str() + reply_prefix.size(), nullptr, 10);
+    Forward f;
+    {
+      std::lock_guard lock(fwd_mu);
+      auto it = forwards.find(n);
+      if (it == forwards.end()) {
+        natsMsg_Destroy(msg);
+        return;
+      }
+      f = std::move(it->second);
+      forwards.erase(it);
+    }
+    if (natsMsg_IsNoResponders(msg)) {
+      natsMsg_Destroy(msg);
+      // The owner is gone (or not subscribed yet): wait for the map to change.
+      std::lock_guard lock(mu);
+      held.push_back(Held{std::move(f.command), f.hops, std::move(f.done), f.route_deadline, now_ms() + kTickMs});
+      return;
+    }
+    RoutedResult r;
+    r.remote = true;
+    const char* st = nullptr;
+    r.http_status = natsMsgHeader_Get(msg, "Aether-Status", &st) == NATS_OK && st ? std::atoi(st) : 200;
+    r.body.assign(natsMsg_GetData(msg), static_cast<size_t>(natsMsg_GetDataLength(msg)));
+    natsMsg_Destroy(msg);
+    f.done(std::move(r));
+  }
+
+  // Re-routes held commands whose time has come; fails expired forwards.
+  void retry_held() {
+    std::deque<Held> now_due;
+    const int64_t now = now_ms();
+    {
+      std::lock_guard lock(mu);
+      std::deque<Held> keep;
+      for (auto& h : held) {
+        if (h.not_before <= now) now_due.push_back(std::move(h));
+        else keep.push_back(std::move(h));
+      }
+      held.swap(keep);
+    }
+    for (auto& h : now_due) {
+      route_after_pause(std::move(h.command), h.hops, std::move(h.done), h.deadline, h.not_before > 0);
+    }
+    std::vector<Forward> expired;
+    {
+      std::lock_guard lock(fwd_mu);
+      for (auto it = forwards.begin(); it != forwards.end();) {
+        if (it->second.deadline <= now) {
+          expired.push_back(std::move(it->second));
+          it = forwards.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    }
+    for (auto& f : expired) {
+      f.done(unavailable("no reply from the owning node within " + std::to_string(opts.forward_timeout_ms) +
+                         " ms; the command may or may not have run"));
+    }
+  }
+
+  // A held command after its pause: a forward is allowed once more.
+  void route_after_pause(Command c, uint32_t hops, RoutedCallback done, int64_t deadline, bool paused) {
+    if (!paused || now_ms() >= deadline) return route(std::move(c), hops, std::move(done), deadline);
+    const uint32_t shard = cluster::shard_of(c.type, c.id, opts.shards);
+    std::string target;
+    Route r;
+    {
+      std::lock_guard lock(mu);
+      r = decide(shard, target);
+    }
+    if (r == Route::kForward) return forward(std::move(c), hops, std::move(done), target, deadline);
+    route(std::move(c), hops, std::move(done), deadline);
+  }
+
+  // --- the control loop ---------------------------------------------------------
+
+  void control_loop() {
+    int64_t last_campaign = 0;
+    int64_t last_lead = 0;
+    while (true) {
+      {
+        std::unique_lock lock(mu);
+        changed.wait_for(lock, std::chrono::milliseconds(kTickMs), [&] { return stopping; });
+        if (stopping) return;
+      }
+      const int64_t now = now_ms();
+      if (now - last_heartbeat >= opts.heartbeat_ms) heartbeat();
+      if (now - last_campaign >= (is_leader.load() ? opts.heartbeat_ms : 4 * kTickMs)) {
+        campaign();
+        last_campaign = now;
+      }
+      if (is_leader.load() && now - last_lead >= 4 * kTickMs) {
+        lead();
+        last_lead = now;
+      }
+      drain();
+      retry_held();
+    }
+  }
+
+  // --- status -------------------------------------------------------------------
+
+  ClusterStatus status() {
+    auto live = read_members();
+    ClusterStatus st;
+    std::lock_guard lock(mu);
+    st.node_id = opts.node_id;
+    st.leader = leader_id;
+    st.epoch = map.epoch;
+    st.shard_count = opts.shards;
+    std::map<std::string, uint32_t> per;
+    for (const auto& o : map.owners) {
+      if (o.empty()) ++st.unowned_shards;
+      else ++per[o];
+    }
+    if (map.owners.empty()) st.unowned_shards = opts.shards;
+    for (const auto& [id, info] : live) {
+      ClusterNodeInfo n;
+      n.id = id;
+      n.ingress = info.value("ingress", "");
+      n.plugins = info.value("plugins", std::vector<std::string>{});
+      if (info.contains("load") && info["load"].is_object()) {
+        n.active_actors = info["load"].value("active_actors", uint64_t{0});
+        n.commands = info["load"].value("commands", uint64_t{0});
+      }
+      n.leaving = info.value("leaving", false);
+      n.shards = per[id];
+      st.nodes.push_back(std::move(n));
+    }
+    for (const auto& [s, mg] : map.migrations) {
+      auto r = released.find(s);
+      const bool rel = r != released.end() && r->second == mg.planned_epoch;
+      const bool drn = draining.count(s) > 0;
+      st.migrations.push_back({s, mg.from, mg.to, rel ? "released" : drn ? "draining" : "planned", mg.planned_epoch});
+    }
+    st.migrations_done = migrations_done.load();
+    st.migrations_failed = migrations_failed.load();
+    st.forwarded = forwarded.load();
+    return st;
+  }
+
+  bool owns_nothing_and_settled() {
+    std::lock_guard lock(mu);
+    if (!have_map) return true;
+    for (const auto& o : map.owners) {
+      if (o == opts.node_id) return false;
+    }
+    for (const auto& [s, mg] : map.migrations) {
+      if (mg.from == opts.node_id || mg.to == opts.node_id) return false;
+    }
+    return true;
+  }
+};
+
+Result<std::unique_ptr<ClusterNode>> ClusterNode::start(const ClusterOptions& options, NatsConnection& connection,
+                                                        Runtime& runtime) {
+  if (options.shards == 0) return Status::invalid("cluster.shards must be at least 1");
+  if (options.heartbeat_ms >= options.node_ttl_ms) {
+    return Status::invalid("cluster.heartbeat_ms must be less than cluster.node_ttl_ms");
+  }
+  auto impl = std::make_unique<Impl>(options, connection, runtime);
+  if (Status s = impl->start(); !s) return s;
+  log::info("cluster: node " + options.node_id + " joined (" + std::to_string(options.shards) + " shards, node TTL " +
+            std::to_string(options.node_ttl_ms) + " ms)");
+  return std::unique_ptr<ClusterNode>(new ClusterNode(std::move(impl)));
+}
+
+ClusterNode::ClusterNode(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+ClusterNode::~ClusterNode() { stop(); }
+
+void ClusterNode::route(Command command, uint32_t hops, RoutedCallback done) {
+  impl_->route(std::move(command), hops, std::move(done), now_ms() + impl_->opts.route_wait_ms);
+}
+
+Status ClusterNode::leave(int64_t timeout_ms) {
+  impl_->leaving.store(true);
+  impl_->heartbeat();
+  const int64_t deadline = now_ms() + timeout_ms;
+  Status result = Status::ok();
+  while (!impl_->owns_nothing_and_settled()) {
+    if (now_ms() >= deadline) {
+      result = Status::unavailable("cluster: node " + impl_->opts.node_id + " still owns shards after " +
+                                   std::to_string(timeout_ms) + " ms; leaving anyway");
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(kTickMs));
+  }
+  return result;
+}
+
+void ClusterNode::stop() {
+  const bool was_running = impl_->control.joinable();
+  impl_->stop();
+  if (was_running && impl_->leaving.load()) {
+    kvStore_Delete(impl_->nodes_kv, impl_->opts.node_id.c_str());
+    if (impl_->is_leader.load()) kvStore_Delete(impl_->leader_kv, "leader");
+    log::info("cluster: node " + impl_->opts.node_id + " left");
+  }
+}
+
+bool ClusterNode::has_map() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->have_map;
+}
+
+ClusterStatus ClusterNode::status() const { return impl_->status(); }
+
+std::string ClusterNode::status_json() const {
+  const ClusterStatus st = impl_->status();
+  json nodes = json::array();
+  for (const auto& n : st.nodes) {
+    nodes.push_back({{"id", n.id},
+                     {"ingress", n.ingress},
+                     {"plugins", n.plugins},
+                     {"active_actors", n.active_actors},
+                     {"commands", n.commands},
+                     {"leaving", n.leaving},
+                     {"shards", n.shards},
+                     {"leader", n.id == st.leader}});
+  }
+  json migs = json::array();
+  for (const auto& m : st.migrations) {
+    migs.push_back({{"shard", m.shard}, {"from", m.from}, {"to", m.to}, {"state", m.state}, {"planned_epoch", m.planned_epoch}});
+  }
+  return json{{"node", st.node_id},
+              {"leader", st.leader},
+              {"epoch", st.epoch},
+              {"shards", st.shard_count},
+              {"unowned_shards", st.unowned_shards},
+              {"nodes", nodes},
+              {"migrations", migs},
+              {"migrations_done", st.migrations_done},
+              {"migrations_failed", st.migrations_failed},
+              {"forwarded", st.forwarded}}
+      .dump();
+}
+
+}  // namespace aether
