@@ -403,6 +403,9 @@ TEST(ConfigCheck, TheShippedConfigsAreValid) {
   const std::string js = std::string(AETHER_SOURCE_DIR) + "/config/jetstream.yaml";
   r = run_process({test::host_binary(), "--check-config", js}, host_env(dir));
   EXPECT_EQ(r.exit_code, 0) << r.err;
+  const std::string cluster = std::string(AETHER_SOURCE_DIR) + "/config/cluster.yaml";
+  r = run_process({test::host_binary(), "--check-config", cluster}, host_env(dir));
+  EXPECT_EQ(r.exit_code, 0) << r.err;
 }
 
 TEST(ConfigCheck, EmbeddedDefaultStartsWithoutAConfigFile) {

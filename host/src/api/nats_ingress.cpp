@@ -118,8 +118,13 @@ Result<std::unique_ptr<NatsIngress>> NatsIngress::start(NatsConnection& conn, Ru
 
 void NatsIngress::stop() {
   if (!impl_) return;
+  // Drain, not unsubscribe: requests the server already handed to this
+  // subscription are answered instead of dropped.
   for (auto* s : impl_->subs) {
-    natsSubscription_Unsubscribe(s);
+    if (natsSubscription_Drain(s) != NATS_OK) natsSubscription_Unsubscribe(s);
+  }
+  for (auto* s : impl_->subs) {
+    natsSubscription_WaitForDrainCompletion(s, 10000);
     natsSubscription_Destroy(s);
   }
   impl_->subs.clear();

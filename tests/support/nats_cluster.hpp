@@ -1,0 +1,68 @@
+// Test support: a cluster of real nats-servers with JetStream on loopback,
+// routes between them, each with its own temporary store.
+#pragma once
+
+#include <nats/nats.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "support/nats_server.hpp"
+
+namespace aether::test {
+
+class NatsCluster {
+ public:
+  explicit NatsCluster(int size) {
+    std::vector<int> route_ports;
+    for (int i = 0; i < size; ++i) route_ports.push_back(free_port());
+    std::string routes;
+    for (int p : route_ports) routes += (routes.empty() ? "" : ", ") + std::string("nats://127.0.0.1:") + std::to_string(p);
+    for (int i = 0; i < size; ++i) {
+      const std::string conf = "server_name: s" + std::to_string(i + 1) + "\n" +
+                               "cluster {\n  name: aether-test\n  listen: 127.0.0.1:" +
+                               std::to_string(route_ports[static_cast<size_t>(i)]) + "\n  routes: [" + routes +
+                               "]\n}\n";
+      servers_.push_back(std::make_unique<NatsServer>(conf));
+    }
+  }
+
+  NatsServer& server(size_t i) { return *servers_[i]; }
+  size_t size() const { return servers_.size(); }
+
+  // Waits (bounded) until JetStream answers through every server: the meta
+  // leader is elected and the servers see each other.
+  bool wait_ready(int timeout_seconds = 60) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_seconds);
+    for (auto& s : servers_) {
+      for (;;) {
+        if (std::chrono::steady_clock::now() > deadline) return false;
+        if (js_ready(s->url())) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      }
+    }
+    return true;
+  }
+
+ private:
+  static bool js_ready(const std::string& url) {
+    natsConnection* nc = nullptr;
+    if (natsConnection_ConnectTo(&nc, url.c_str()) != NATS_OK) return false;
+    jsCtx* js = nullptr;
+    bool ok = false;
+    if (natsConnection_JetStream(&js, nc, nullptr) == NATS_OK) {
+      jsAccountInfo* ai = nullptr;
+      jsErrCode err = static_cast<jsErrCode>(0);
+      ok = js_GetAccountInfo(&ai, js, nullptr, &err) == NATS_OK;
+      jsAccountInfo_Destroy(ai);
+      jsCtx_Destroy(js);
+    }
+    natsConnection_Destroy(nc);
+    return ok;
+  }
+
+  std::vector<std::unique_ptr<NatsServer>> servers_;
+};
+
+}  // namespace aether::test
