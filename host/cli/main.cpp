@@ -237,11 +237,27 @@ int main(int argc, char** argv) {
   }
   if (cluster->parsed()) {
     return api.call("GET", "/v1/cluster", "", [](const json& j) {
-      std::printf("mode: %s, leader: %s, epoch: %llu\n", j.value("mode", "").c_str(),
-                  j.value("leader", "").c_str(), j.value("epoch", 0ull));
-      for (const auto& n : j["nodes"]) {
-        std::printf("  node %s%s\n", n.value("id", "").c_str(), n.value("self", false) ? " (this node)" : "");
+      if (j.value("mode", "") != "cluster") {
+        std::printf("mode: %s (clustering is off), node %s\n", j.value("mode", "").c_str(),
+                    j.value("leader", "").c_str());
+        return;
       }
+      std::printf("cluster: leader %s, epoch %llu, %u shards (%u unowned), answered by %s\n",
+                  j.value("leader", "").c_str(), j.value("epoch", 0ull), j.value("shards", 0u),
+                  j.value("unowned_shards", 0u), j.value("node", "").c_str());
+      for (const auto& n : j["nodes"]) {
+        std::printf("  %-20s %6u shards %8llu active actors%s%s\n", n.value("id", "").c_str(), n.value("shards", 0u),
+                    n.value("active_actors", 0ull), n.value("leader", false) ? "  (leader)" : "",
+                    n.value("leaving", false) ? "  (leaving)" : "");
+      }
+      const auto& m = j["migrations"];
+      std::printf("migrations in flight: %zu (done %llu, re-planned %llu)\n", m.size(),
+                  j.value("migrations_done", 0ull), j.value("migrations_failed", 0ull));
+      for (size_t i = 0; i < m.size() && i < 20; ++i) {
+        std::printf("  shard %u: %s -> %s (%s)\n", m[i].value("shard", 0u), m[i].value("from", "").c_str(),
+                    m[i].value("to", "").c_str(), m[i].value("state", "").c_str());
+      }
+      if (m.size() > 20) std::printf("  ... and %zu more\n", m.size() - 20);
     });
   }
   return 64;

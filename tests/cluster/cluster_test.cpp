@@ -278,6 +278,13 @@ TEST_F(ClusterTest, AFourthHostJoinsUnderLoad) {
                 cluster_status("node-3")["migrations_done"].get<uint64_t>(),
             0u);
   verify(load, true);
+  // The CLI shows the same picture.
+  auto c = test::run_process({test::cli_binary(), "--url", hosts_["node-2"]->url(), "cluster"});
+  EXPECT_EQ(c.exit_code, 0) << c.err;
+  EXPECT_NE(c.out.find("cluster: leader node-"), std::string::npos) << c.out;
+  EXPECT_NE(c.out.find("0 unowned"), std::string::npos) << c.out;
+  EXPECT_NE(c.out.find("node-4"), std::string::npos) << c.out;
+  EXPECT_NE(c.out.find("migrations in flight: 0"), std::string::npos) << c.out;
 }
 
 TEST_F(ClusterTest, AHostLeavesGracefullyUnderLoad) {

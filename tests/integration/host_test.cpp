@@ -277,7 +277,7 @@ TEST_F(HostTest, PluginsClusterAndProbes) {
   EXPECT_NE(c.out.find("BankAccount (schema 1)"), std::string::npos) << c.out;
   c = cli({"cluster"});
   EXPECT_EQ(c.exit_code, 0);
-  EXPECT_NE(c.out.find("node node-1 (this node)"), std::string::npos) << c.out;
+  EXPECT_NE(c.out.find("mode: single-node (clustering is off), node node-1"), std::string::npos) << c.out;
   // A host that is not there: exit code 2 and a clear message.
   c = run_process({test::cli_binary(), "--url", "http://127.0.0.1:1", "plugins"});
   EXPECT_EQ(c.exit_code, 2);

@@ -843,7 +843,8 @@ std::string ClusterNode::status_json() const {
   for (const auto& m : st.migrations) {
     migs.push_back({{"shard", m.shard}, {"from", m.from}, {"to", m.to}, {"state", m.state}, {"planned_epoch", m.planned_epoch}});
   }
-  return json{{"node", st.node_id},
+  return json{{"mode", "cluster"},
+              {"node", st.node_id},
               {"leader", st.leader},
               {"epoch", st.epoch},
               {"shards", st.shard_count},
