@@ -2,213 +2,54 @@
 // steady load over 2,000 actors: a node joins, a node leaves gracefully, a
 // node is killed, the leader is killed.
 #include <gtest/gtest.h>
-#include <httplib.h>
-#include <nats/nats.h>
 
-#include <atomic>
-#include <mutex>
-#include <nlohmann/json.hpp>
-#include <thread>
-
-#include "support/host_process.hpp"
-#include "support/nats_cluster.hpp"
-#include "support/temp_dir.hpp"
+#include "support/cluster_harness.hpp"
 
 namespace aether {
 namespace {
 
 using json = nlohmann::json;
-using test::HostProcess;
-using Clock = std::chrono::steady_clock;
+using test::seconds_since;
+using Clock = test::SteadyClock;
+using Load = test::ClusterLoad;
 
-const std::string kClusterConfig = std::string(AETHER_SOURCE_DIR) + "/config/cluster.yaml";
 constexpr int kActors = 2000;
-constexpr int kLoadThreads = 16;
 constexpr int64_t kNodeTtlMs = 3000;
-
-double seconds_since(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
-}
-
-// Steady load: kLoadThreads clients, each sending Increment to its own slice
-// of the actors in turn over NATS request/reply (the queue group spreads them
-// over the hosts). Every reply is counted per actor.
-class Load {
- public:
-  explicit Load(const std::string& url) {
-    natsConnection_ConnectTo(&nc_, url.c_str());
-    acked_.assign(kActors, 0);
-    unknown_.assign(kActors, 0);
-  }
-  ~Load() {
-    stop();
-    natsConnection_Destroy(nc_);
-  }
-
-  void start() {
-    for (int t = 0; t < kLoadThreads; ++t) threads_.emplace_back([this, t] { run(t); });
-  }
-  void stop() {
-    stop_.store(true);
-    for (auto& t : threads_) t.join();
-    threads_.clear();
-  }
-
-  uint64_t sent() const { return sent_.load(); }
-  // Waits (bounded) until every actor has had a command: the load is warm.
-  bool wait_warm(int timeout_seconds = 90) {
-    const auto deadline = Clock::now() + std::chrono::seconds(timeout_seconds);
-    while (Clock::now() < deadline) {
-      bool all = true;
-      for (int t = 0; t < kLoadThreads; ++t) all = all && rounds_[t].load() > 0;
-      if (all) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    return false;
-  }
-  int acked(int actor) const { return acked_[static_cast<size_t>(actor)]; }
-  int unknown(int actor) const { return unknown_[static_cast<size_t>(actor)]; }
-  std::vector<std::pair<double, std::string>> errors() {
-    std::lock_guard lock(mu_);
-    return errors_;
-  }
-  void mark_start() { t0_ = Clock::now(); }
-
- private:
-  void run(int t) {
-    const std::string body = R"({"command":"Increment","payload":{"by":1}})";
-    for (int round = 0; !stop_.load() && round < 1000000; ++round) {
-      for (int a = t; a < kActors && !stop_.load(); a += kLoadThreads) {
-        const std::string subject = "aether.default.cmd.Counter.c-" + std::to_string(a);
-        natsMsg* reply = nullptr;
-        sent_.fetch_add(1);
-        natsStatus s = natsConnection_Request(&reply, nc_, subject.c_str(), body.data(),
-                                              static_cast<int>(body.size()), 10000);
-        std::string error;
-        if (s != NATS_OK) {
-          error = std::string("transport: ") + natsStatus_GetText(s);
-        } else {
-          const char* st = nullptr;
-          const int status = natsMsgHeader_Get(reply, "Aether-Status", &st) == NATS_OK && st ? std::atoi(st) : 0;
-          if (status == 200) {
-            ++acked_[static_cast<size_t>(a)];
-          } else {
-            error = "status " + std::to_string(status) + ": " +
-                    std::string(natsMsg_GetData(reply), static_cast<size_t>(natsMsg_GetDataLength(reply)));
-          }
-          natsMsg_Destroy(reply);
-        }
-        if (!error.empty()) {
-          ++unknown_[static_cast<size_t>(a)];
-          std::lock_guard lock(mu_);
-          errors_.push_back({seconds_since(t0_), "c-" + std::to_string(a) + ": " + error});
-        }
-      }
-      rounds_[t].fetch_add(1);
-    }
-  }
-
-  natsConnection* nc_ = nullptr;
-  std::vector<std::thread> threads_;
-  std::atomic<bool> stop_{false};
-  std::atomic<uint64_t> sent_{0};
-  std::atomic<int> rounds_[kLoadThreads] = {};  // full passes over its actors, per thread
-  std::vector<int> acked_;    // each actor is written by one thread only
-  std::vector<int> unknown_;  // failed or unanswered: may or may not have been stored
-  std::mutex mu_;
-  std::vector<std::pair<double, std::string>> errors_;
-  Clock::time_point t0_ = Clock::now();
-};
 
 class ClusterTest : public testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(nats_.wait_ready()) << "the NATS cluster did not become ready";
+    ASSERT_TRUE(cluster_.nats_ready()) << "the NATS cluster did not become ready";
     for (int i = 1; i <= 3; ++i) start_host("node-" + std::to_string(i));
     ASSERT_TRUE(wait_converged(3, 60)) << last_status_.dump(1);
   }
 
-  HostProcess* start_host(const std::string& node) {
-    const size_t server = hosts_.size() % nats_.size();
-    std::map<std::string, std::string> env = {{"NATS_URL", nats_.server(server).url()},
-                                              {"AETHER_LISTEN", "127.0.0.1:0"},
-                                              {"AETHER_PLUGIN_DIR", AETHER_PLUGIN_DIR},
-                                              {"AETHER_NODE_ID", node},
-                                              {"AETHER_NODE_TTL", std::to_string(kNodeTtlMs) + "ms"},
-                                              {"AETHER_HEARTBEAT", "500ms"},
-                                              {"AETHER_LOG_LEVEL", "info"}};
-    hosts_[node] = std::make_unique<HostProcess>(std::vector<std::string>{"--config", kClusterConfig}, env,
-                                                  dir_.file(node + ".log"));
-    HostProcess* h = hosts_[node].get();
-    EXPECT_TRUE(h->start()) << h->log();
-    return h;
+  void start_host(const std::string& node) {
+    std::string why;
+    EXPECT_NE(cluster_.start_host(node, &why), nullptr) << why;
   }
 
-  json cluster_status(const std::string& via) {
-    auto it = hosts_.find(via);
-    if (it == hosts_.end()) return {};
-    httplib::Client c("127.0.0.1", it->second->port());
-    c.set_read_timeout(5, 0);
-    auto r = c.Get("/v1/cluster");
-    if (!r || r->status != 200) return {};
-    return json::parse(r->body, nullptr, false);
-  }
-
-  // A host that is up, to ask.
-  std::string any_live(const std::string& besides = "") {
-    for (auto& [id, h] : hosts_) {
-      if (id != besides) return id;
+  void stop_host(const std::string& id, bool kill) {
+    std::string log;
+    const int code = cluster_.stop_host(id, kill, &log);
+    if (!kill) {
+      EXPECT_EQ(code, 0) << id << " exited with " << code << ":\n" << log;
     }
-    return "";
   }
 
-  // Takes a host out of the cluster: SIGTERM (graceful) or SIGKILL.
-  int stop_host(const std::string& id, bool kill) {
-    auto h = std::move(hosts_.at(id));
-    hosts_.erase(id);
-    int code = 0;
-    if (kill) h->kill_now();
-    else code = h->stop(90);
-    if (code != 0) ADD_FAILURE() << id << " exited with " << code << ":\n" << h->log();
-    gone_.push_back(std::move(h));
-    return code;
-  }
+  json cluster_status(const std::string& via) { return cluster_.status(via); }
+  std::string any_live(const std::string& besides = "") { return cluster_.any_live(besides); }
 
-  // Every listed host reports the same epoch, `nodes` members, every shard
-  // owned by one of them, and no migration in flight.
-  bool wait_converged(size_t nodes, int timeout_seconds, const std::string& besides = "") {
-    const auto deadline = Clock::now() + std::chrono::seconds(timeout_seconds);
-    while (Clock::now() < deadline) {
-      bool all = true;
-      uint64_t epoch = 0;
-      for (auto& [id, h] : hosts_) {
-        if (id == besides) continue;
-        json s = cluster_status(id);
-        last_status_ = s;
-        if (!s.is_object() || s["nodes"].size() != nodes || s["unowned_shards"] != 0 || !s["migrations"].empty()) {
-          all = false;
-          break;
-        }
-        uint32_t owned = 0;
-        for (const auto& n : s["nodes"]) {
-          if (n["shards"].get<uint32_t>() == 0) all = false;
-          owned += n["shards"].get<uint32_t>();
-        }
-        if (owned != s["shards"].get<uint32_t>()) all = false;
-        if (epoch != 0 && s["epoch"] != epoch) all = false;
-        epoch = s["epoch"];
-        if (!all) break;
-      }
-      if (all) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    return false;
+  bool wait_converged(size_t nodes, int timeout_seconds) {
+    const bool ok = cluster_.wait_converged(nodes, timeout_seconds);
+    last_status_ = cluster_.last_status();
+    return ok;
   }
 
   // Every actor's stored events against what the clients were told.
   // exact: stored == acknowledged; else acknowledged <= stored <= acknowledged + unknown.
   void verify(Load& load, bool exact) {
-    httplib::Client c("127.0.0.1", hosts_[any_live()]->port());
+    httplib::Client c("127.0.0.1", cluster_.host(any_live()).port());
     c.set_read_timeout(10, 0);
     int checked = 0;
     int touched = 0;
@@ -254,15 +95,12 @@ class ClusterTest : public testing::Test {
     return out;
   }
 
-  test::TempDir dir_;
-  test::NatsCluster nats_{3};
-  std::map<std::string, std::unique_ptr<HostProcess>> hosts_;
-  std::vector<std::unique_ptr<HostProcess>> gone_;
+  test::ClusterHarness cluster_{kNodeTtlMs};
   json last_status_;
 };
 
 TEST_F(ClusterTest, AFourthHostJoinsUnderLoad) {
-  Load load(nats_.server(0).url());
+  Load load(cluster_.nats(0).url(), kActors);
   load.start();
   ASSERT_TRUE(load.wait_warm()) << load.sent() << " commands sent";
   start_host("node-4");
@@ -279,7 +117,7 @@ TEST_F(ClusterTest, AFourthHostJoinsUnderLoad) {
             0u);
   verify(load, true);
   // The CLI shows the same picture.
-  auto c = test::run_process({test::cli_binary(), "--url", hosts_["node-2"]->url(), "cluster"});
+  auto c = test::run_process({test::cli_binary(), "--url", cluster_.host("node-2").url(), "cluster"});
   EXPECT_EQ(c.exit_code, 0) << c.err;
   EXPECT_NE(c.out.find("cluster: leader node-"), std::string::npos) << c.out;
   EXPECT_NE(c.out.find("0 unowned"), std::string::npos) << c.out;
@@ -288,7 +126,7 @@ TEST_F(ClusterTest, AFourthHostJoinsUnderLoad) {
 }
 
 TEST_F(ClusterTest, AHostLeavesGracefullyUnderLoad) {
-  Load load(nats_.server(0).url());
+  Load load(cluster_.nats(0).url(), kActors);
   load.start();
   ASSERT_TRUE(load.wait_warm()) << load.sent() << " commands sent";
   stop_host("node-3", false);
@@ -301,8 +139,7 @@ TEST_F(ClusterTest, AHostLeavesGracefullyUnderLoad) {
 }
 
 TEST_F(ClusterTest, AKilledHostsShardsAreOwnedAgainWithinTheTtl) {
-  Load load(nats_.server(0).url());
-  load.mark_start();
+  Load load(cluster_.nats(0).url(), kActors);
   const auto started = Clock::now();
   load.start();
   ASSERT_TRUE(load.wait_warm()) << load.sent() << " commands sent";
@@ -328,7 +165,7 @@ TEST_F(ClusterTest, ANewLeaderAfterTheLeaderIsKilledAndRebalancingStillWorks) {
   json s = cluster_status("node-1");
   const std::string leader = s["leader"];
   ASSERT_FALSE(leader.empty()) << s.dump(1);
-  Load load(nats_.server(0).url());
+  Load load(cluster_.nats(0).url(), kActors);
   load.start();
   ASSERT_TRUE(load.wait_warm()) << load.sent() << " commands sent";
   const auto killed_at = Clock::now();

@@ -229,14 +229,23 @@ class RuntimeImpl final : public Runtime {
         a = prev;
       }
     }
-    for (const SnapshotJob& job : jobs) {
-      if (Status st = snapshots_.save(job.key, job.snapshot, job.keep); !st) {
-        log::warn("handoff snapshot of " + job.key.to_string() + " not saved: " + st.message());
-      } else {
-        snapshots_taken_.fetch_add(1);
-        if (observer_) observer_->on_snapshot(job.type);
+    // Saved in parallel: each save is a round trip to the store.
+    std::atomic<size_t> next{0};
+    auto save_some = [&] {
+      for (size_t i = next.fetch_add(1); i < jobs.size(); i = next.fetch_add(1)) {
+        const SnapshotJob& job = jobs[i];
+        if (Status st = snapshots_.save(job.key, job.snapshot, job.keep); !st) {
+          log::warn("handoff snapshot of " + job.key.to_string() + " not saved: " + st.message());
+        } else {
+          snapshots_taken_.fetch_add(1);
+          if (observer_) observer_->on_snapshot(job.type);
+        }
       }
-    }
+    };
+    std::vector<std::thread> savers;
+    for (size_t t = 1; t < std::min<size_t>(8, jobs.size() / 4 + 1); ++t) savers.emplace_back(save_some);
+    save_some();
+    for (auto& t : savers) t.join();
     return busy;
   }
 

@@ -286,16 +286,16 @@ class JetStreamStore final : public Store, public VersionCache {
     natsStatus s = js_PublishMsg(&pa, conn_.js(), m, nullptr, &err);
     jsPubAck_Destroy(pa);
     if (s != NATS_OK) return Status::unavailable(nats_error(s, "jetstream: save snapshot"));
-    // Retention: delete all but the newest `keep`.
-    std::vector<uint64_t> seqs;
-    Status w = walk(snap_stream(key.ns), subject, 0, 0, [&](natsMsg*, uint64_t seq) {
-      seqs.push_back(seq);
-      return true;
-    });
-    if (!w) return w;
-    const size_t k = keep == 0 ? 1 : keep;
-    for (size_t i = 0; i + k < seqs.size(); ++i) {
-      js_DeleteMsg(conn_.js(), snap_stream(key.ns).c_str(), seqs[i], nullptr, nullptr);
+    // Retention: one purge of the actor's snapshot subject keeping the newest
+    // `keep` (the stream also caps a subject at 64).
+    jsOptions po;
+    jsOptions_Init(&po);
+    po.Stream.Purge.Subject = subject.c_str();
+    po.Stream.Purge.Keep = keep == 0 ? 1 : keep;
+    jsErrCode perr = static_cast<jsErrCode>(0);
+    if (natsStatus ps = js_PurgeStream(conn_.js(), snap_stream(key.ns).c_str(), &po, &perr); ps != NATS_OK) {
+      // The snapshot is saved; older ones stay until the next save purges them.
+      log::warn(nats_error(ps, "jetstream: snapshot retention of " + key.to_string()));
     }
     return Status::ok();
   }
