@@ -190,5 +190,21 @@ TEST_F(ClusterTest, ANewLeaderAfterTheLeaderIsKilledAndRebalancingStillWorks) {
   verify(load, false);
 }
 
+TEST_F(ClusterTest, ANodeWithAnotherShardCountIsRefused) {
+  test::TempDir dir;
+  std::map<std::string, std::string> env = {{"NATS_URL", cluster_.nats(1).url()},
+                                            {"AETHER_LISTEN", "127.0.0.1:0"},
+                                            {"AETHER_PLUGIN_DIR", AETHER_PLUGIN_DIR},
+                                            {"AETHER_NODE_ID", "odd-one"},
+                                            {"AETHER_SHARDS", "512"}};
+  auto r = test::run_process({test::host_binary(), "--config", std::string(AETHER_SOURCE_DIR) + "/config/cluster.yaml"},
+                             env, 60);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("cluster.shards is 512 on odd-one but the cluster in bucket AETHER_CLUSTER_MAP uses 1024"),
+            std::string::npos)
+      << r.err << r.out;
+  EXPECT_TRUE(cluster_.converged(3)) << "the cluster is untouched";
+}
+
 }  // namespace
 }  // namespace aether

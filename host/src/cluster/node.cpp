@@ -209,6 +209,17 @@ struct ClusterNode::Impl {
     if (Status s = open_bucket(&nodes_kv, "NODES", opts.node_ttl_ms, 1); !s) return s;
     if (Status s = open_bucket(&leader_kv, "LEADER", opts.node_ttl_ms, 1); !s) return s;
     if (Status s = open_bucket(&map_kv, "MAP", 0, 1); !s) return s;
+    // Every node of a cluster must place actors on the same shards.
+    kvEntry* e = nullptr;
+    if (kvStore_Get(&e, map_kv, "map") == NATS_OK) {
+      auto m = decode_map(kvEntry_ValueString(e));
+      kvEntry_Destroy(e);
+      if (m && m->owners.size() != opts.shards) {
+        return Status::invalid("cluster.shards is " + std::to_string(opts.shards) + " on " + opts.node_id +
+                               " but the cluster in bucket " + opts.bucket_prefix + "_MAP uses " +
+                               std::to_string(m->owners.size()) + "; every node must use the same shard count");
+      }
+    }
     natsInbox* inbox = nullptr;
     natsInbox_Create(&inbox);
     reply_prefix = std::string(inbox) + ".";
