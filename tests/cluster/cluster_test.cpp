@@ -20,9 +20,12 @@ class ClusterTest : public testing::Test {
  protected:
   void SetUp() override {
     ASSERT_TRUE(cluster_.nats_ready()) << "the NATS cluster did not become ready";
+    configure(cluster_);
     for (int i = 1; i <= 3; ++i) start_host("node-" + std::to_string(i));
     ASSERT_TRUE(wait_converged(3, 60)) << last_status_.dump(1);
   }
+
+  virtual void configure(test::ClusterHarness&) {}
 
   void start_host(const std::string& node) {
     std::string why;
@@ -38,6 +41,16 @@ class ClusterTest : public testing::Test {
   }
 
   json cluster_status(const std::string& via) { return cluster_.status(via); }
+
+  // Migrations finished so far, as counted by the leader(s).
+  uint64_t migrations_done() {
+    uint64_t n = 0;
+    for (const char* id : {"node-1", "node-2", "node-3", "node-4"}) {
+      json s = cluster_status(id);
+      if (s.is_object()) n += s["migrations_done"].get<uint64_t>();
+    }
+    return n;
+  }
   std::string any_live(const std::string& besides = "") { return cluster_.any_live(besides); }
 
   bool wait_converged(size_t nodes, int timeout_seconds) {
@@ -100,6 +113,7 @@ class ClusterTest : public testing::Test {
 };
 
 TEST_F(ClusterTest, AFourthHostJoinsUnderLoad) {
+  const uint64_t done_before = migrations_done();
   Load load(cluster_.nats(0).url(), kActors);
   load.start();
   ASSERT_TRUE(load.wait_warm()) << load.sent() << " commands sent";
@@ -110,11 +124,19 @@ TEST_F(ClusterTest, AFourthHostJoinsUnderLoad) {
   EXPECT_GT(load.sent(), 2000u);
   const auto errors = load.errors();
   EXPECT_TRUE(errors.empty()) << errors.size() << " commands failed:\n" << describe(errors);
-  json s = cluster_status("node-4");
-  EXPECT_GT(s["migrations_done"].get<uint64_t>() + cluster_status("node-1")["migrations_done"].get<uint64_t>() +
-                cluster_status("node-2")["migrations_done"].get<uint64_t>() +
-                cluster_status("node-3")["migrations_done"].get<uint64_t>(),
-            0u);
+  // Every node saw the same migrations finish: a quarter of the shards
+  // moved, each to the new node, each once (1,024 / 4 = 256 is the optimum).
+  json s = cluster_status("node-2");
+  std::map<uint32_t, int> moved;
+  for (const auto& m : s["recent_migrations"]) {
+    EXPECT_EQ(m["to"], "node-4") << m.dump();
+    EXPECT_EQ(m["state"], "active") << m.dump();
+    ++moved[m["shard"].get<uint32_t>()];
+  }
+  for (const auto& [shard, times] : moved) EXPECT_EQ(times, 1) << "shard " << shard;
+  const uint64_t done = migrations_done() - done_before;
+  EXPECT_GE(done, 256u) << "migrations finished, as counted by the leader";
+  EXPECT_LE(done, 282u) << "at most 1.1x the optimal 256";
   verify(load, true);
   // The CLI shows the same picture.
   auto c = test::run_process({test::cli_binary(), "--url", cluster_.host("node-2").url(), "cluster"});
@@ -188,6 +210,62 @@ TEST_F(ClusterTest, ANewLeaderAfterTheLeaderIsKilledAndRebalancingStillWorks) {
   std::this_thread::sleep_for(std::chrono::seconds(1));
   load.stop();
   verify(load, false);
+}
+
+TEST_F(ClusterTest, ADestinationKilledMidMigrationLeavesNoShardWithoutOwner) {
+  Load load(cluster_.nats(0).url(), kActors);
+  load.start();
+  ASSERT_TRUE(load.wait_warm()) << load.sent() << " commands sent";
+  start_host("node-4");
+  // Kill the new node while shards are on their way to it.
+  bool caught = false;
+  const auto deadline = Clock::now() + std::chrono::seconds(30);
+  while (!caught && Clock::now() < deadline) {
+    json s = cluster_status("node-1");
+    for (const auto& m : s.value("migrations", json::array())) caught = caught || m["to"] == "node-4";
+    if (!caught) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_TRUE(caught) << "no migration to node-4 was seen";
+  stop_host("node-4", true);
+  ASSERT_TRUE(wait_converged(3, 30)) << last_status_.dump(1);
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  load.stop();
+  verify(load, false);
+}
+
+// Handoffs must finish within 500 ms here, so that a stalled source is noticed.
+class StalledHandoffTest : public ClusterTest {
+  void configure(test::ClusterHarness& c) override { c.set_env("AETHER_HANDOFF_TIMEOUT", "500ms"); }
+};
+
+TEST_F(StalledHandoffTest, AStalledMigrationIsReplannedAndTheShardKeepsAnOwner) {
+  Load load(cluster_.nats(0).url(), kActors);
+  load.start();
+  ASSERT_TRUE(load.wait_warm()) << load.sent() << " commands sent";
+  const std::string leader = cluster_status("node-1")["leader"];
+  start_host("node-4");
+  // Stall (SIGSTOP) a source that is not the leader while it has shards on their way to node-4.
+  std::string stalled;
+  const auto deadline = Clock::now() + std::chrono::seconds(30);
+  while (stalled.empty() && Clock::now() < deadline) {
+    json s = cluster_status(leader);
+    for (const auto& m : s.value("migrations", json::array())) {
+      if (m["to"] == "node-4" && m["from"] != leader && m["state"] != "released") stalled = m["from"];
+    }
+    if (stalled.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_FALSE(stalled.empty()) << "no migration from a follower was seen";
+  cluster_.host(stalled).signal(SIGSTOP);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // past the handoff timeout, within the node TTL
+  cluster_.host(stalled).signal(SIGCONT);
+  ASSERT_TRUE(wait_converged(4, 60)) << last_status_.dump(1);
+  std::this_thread::sleep_for(std::chrono::seconds(1));
+  load.stop();
+  json s = cluster_status(leader);
+  EXPECT_GT(s["migrations_failed"].get<uint64_t>(), 0u) << "the leader re-planned the stalled migrations";
+  const auto errors = load.errors();
+  EXPECT_TRUE(errors.empty()) << errors.size() << " commands failed:\n" << describe(errors);
+  verify(load, true);
 }
 
 TEST_F(ClusterTest, ANodeWithAnotherShardCountIsRefused) {

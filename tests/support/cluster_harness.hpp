@@ -143,6 +143,8 @@ class ClusterHarness {
       : node_ttl_ms_(node_ttl_ms), heartbeat_(std::move(heartbeat)) {}
 
   bool nats_ready() { return nats_.wait_ready(); }
+  // Environment for the nodes started from now on (config/cluster.yaml reads it).
+  void set_env(const std::string& key, const std::string& value) { extra_env_[key] = value; }
   NatsServer& nats(size_t i) { return nats_.server(i); }
   int64_t node_ttl_ms() const { return node_ttl_ms_; }
 
@@ -157,6 +159,7 @@ class ClusterHarness {
                                               {"AETHER_NODE_TTL", std::to_string(node_ttl_ms_) + "ms"},
                                               {"AETHER_HEARTBEAT", heartbeat_},
                                               {"AETHER_LOG_LEVEL", "info"}};
+    for (const auto& [k, v] : extra_env_) env[k] = v;
     const std::string config = std::string(AETHER_SOURCE_DIR) + "/config/cluster.yaml";
     hosts_[node] = std::make_unique<HostProcess>(std::vector<std::string>{"--config", config}, env,
                                                   dir_.file(node + ".log"));
@@ -241,6 +244,7 @@ class ClusterHarness {
   size_t started_ = 0;
   std::map<std::string, std::unique_ptr<HostProcess>> hosts_;
   std::vector<std::unique_ptr<HostProcess>> gone_;
+  std::map<std::string, std::string> extra_env_;
   nlohmann::json last_status_;
 };
 

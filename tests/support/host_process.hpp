@@ -151,6 +151,11 @@ class HostProcess {
     }
   }
 
+  // Sends a signal (SIGSTOP/SIGCONT to stall and resume it).
+  void signal(int sig) const {
+    if (pid_ > 0) kill(pid_, sig);
+  }
+
   int port() const { return port_; }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
   std::string log() const { return read_file(log_path_); }

@@ -69,7 +69,10 @@ struct ClusterMigration {
   uint32_t shard = 0;
   std::string from;
   std::string to;
-  std::string state;  // planned, draining, released
+  // In flight: planned, draining (the source holds new commands and lets
+  // running ones finish), snapshotting, released (the destination serves).
+  // Finished: active (the destination owns it) or failed (re-planned).
+  std::string state;
   uint64_t planned_epoch = 0;
 };
 
@@ -79,7 +82,8 @@ struct ClusterStatus {
   uint64_t epoch = 0;
   uint32_t shard_count = 0;
   std::vector<ClusterNodeInfo> nodes;
-  std::vector<ClusterMigration> migrations;
+  std::vector<ClusterMigration> migrations;  // in flight
+  std::vector<ClusterMigration> recent;      // the last finished ones, as this node saw them
   uint32_t unowned_shards = 0;
   uint64_t migrations_done = 0;    // by this node as leader
   uint64_t migrations_failed = 0;  // re-planned after a stall or a dead destination

@@ -31,6 +31,7 @@ int64_t now_ms() {
 constexpr int64_t kTickMs = 50;
 constexpr uint32_t kHopsBeforePause = 3;
 constexpr uint32_t kMaxHops = 16;
+constexpr size_t kRecentMigrations = 64;
 
 struct Migration {
   uint32_t shard = 0;
@@ -140,6 +141,8 @@ struct ClusterNode::Impl {
   std::map<uint32_t, uint64_t> released;  // shard -> planned_epoch released by its source
   std::vector<uint32_t> in_flight;        // local commands per shard
   std::set<uint32_t> draining;            // shards this node is releasing
+  std::set<uint32_t> snapshotting;        // of those, the ones being snapshotted now
+  std::deque<ClusterMigration> recent;    // finished migrations, newest last (bounded)
   std::atomic<bool> leaving{false};
   std::atomic<bool> is_leader{false};
   uint64_t leader_rev = 0;
@@ -434,6 +437,14 @@ struct ClusterNode::Impl {
     {
       std::lock_guard lock(mu);
       if (have_map && m.epoch < map.epoch) return;
+      if (have_map) {
+        for (const auto& [s, mg] : map.migrations) {
+          if (m.migrations.count(s) && m.migrations.at(s).planned_epoch == mg.planned_epoch) continue;
+          const bool done = s < m.owners.size() && m.owners[s] == mg.to;
+          recent.push_back({s, mg.from, mg.to, done ? "active" : "failed", mg.planned_epoch});
+          if (recent.size() > kRecentMigrations) recent.pop_front();
+        }
+      }
       map = std::move(m);
       map_rev = rev;
       have_map = true;
@@ -499,10 +510,18 @@ struct ClusterNode::Impl {
     if (ready.empty()) return;
     std::set<uint32_t> shards;
     for (const auto& [s, _] : ready) shards.insert(s);
+    {
+      std::lock_guard lock(mu);
+      snapshotting = shards;
+    }
     const uint32_t count = opts.shards;
     const size_t busy = runtime.release([&](const ActorKey& k) {
       return shards.count(cluster::shard_of(k.type, k.id, count)) > 0;
     });
+    {
+      std::lock_guard lock(mu);
+      snapshotting.clear();
+    }
     if (busy > 0) return;  // a command is still inside the runtime; next tick
     for (const auto& [s, mg] : ready) {
       const std::string v = json{{"planned_epoch", mg.planned_epoch}, {"from", mg.from}, {"to", mg.to}}.dump();
@@ -762,8 +781,11 @@ struct ClusterNode::Impl {
       auto r = released.find(s);
       const bool rel = r != released.end() && r->second == mg.planned_epoch;
       const bool drn = draining.count(s) > 0;
-      st.migrations.push_back({s, mg.from, mg.to, rel ? "released" : drn ? "draining" : "planned", mg.planned_epoch});
+      const bool snap = snapshotting.count(s) > 0;
+      st.migrations.push_back(
+          {s, mg.from, mg.to, rel ? "released" : snap ? "snapshotting" : drn ? "draining" : "planned", mg.planned_epoch});
     }
+    st.recent.assign(recent.begin(), recent.end());
     st.migrations_done = migrations_done.load();
     st.migrations_failed = migrations_failed.load();
     st.forwarded = forwarded.load();
@@ -850,10 +872,15 @@ std::string ClusterNode::status_json() const {
                      {"shards", n.shards},
                      {"leader", n.id == st.leader}});
   }
-  json migs = json::array();
-  for (const auto& m : st.migrations) {
-    migs.push_back({{"shard", m.shard}, {"from", m.from}, {"to", m.to}, {"state", m.state}, {"planned_epoch", m.planned_epoch}});
-  }
+  auto list = [](const std::vector<ClusterMigration>& v) {
+    json out = json::array();
+    for (const auto& m : v) {
+      out.push_back({{"shard", m.shard}, {"from", m.from}, {"to", m.to}, {"state", m.state},
+                     {"planned_epoch", m.planned_epoch}});
+    }
+    return out;
+  };
+  const json migs = list(st.migrations);
   return json{{"mode", "cluster"},
               {"node", st.node_id},
               {"leader", st.leader},
@@ -862,6 +889,7 @@ std::string ClusterNode::status_json() const {
               {"unowned_shards", st.unowned_shards},
               {"nodes", nodes},
               {"migrations", migs},
+              {"recent_migrations", list(st.recent)},
               {"migrations_done", st.migrations_done},
               {"migrations_failed", st.migrations_failed},
               {"forwarded", st.forwarded}}
