@@ -176,7 +176,7 @@ struct ClusterNode::Impl {
 
   std::thread control;
   std::thread watcher;
-  int64_t last_heartbeat = 0;
+  std::atomic<int64_t> last_heartbeat{0};  // also written by leave() on the caller's thread
   int64_t last_members_read = 0;
 
   Impl(const ClusterOptions& o, NatsConnection& c, Runtime& r)
@@ -287,7 +287,7 @@ struct ClusterNode::Impl {
     if (natsStatus s = kvStore_PutString(nullptr, nodes_kv, opts.node_id.c_str(), v.c_str()); s != NATS_OK) {
       log::warn(nats_error(s, "cluster: heartbeat"));
     }
-    last_heartbeat = now_ms();
+    last_heartbeat.store(now_ms());
   }
 
   void campaign() {
@@ -734,7 +734,7 @@ struct ClusterNode::Impl {
         if (stopping) return;
       }
       const int64_t now = now_ms();
-      if (now - last_heartbeat >= opts.heartbeat_ms) heartbeat();
+      if (now - last_heartbeat.load() >= opts.heartbeat_ms) heartbeat();
       if (now - last_campaign >= (is_leader.load() ? opts.heartbeat_ms : 4 * kTickMs)) {
         campaign();
         last_campaign = now;
