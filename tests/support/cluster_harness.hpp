@@ -185,6 +185,12 @@ class ClusterHarness {
 
   HostProcess& host(const std::string& id) { return *hosts_.at(id); }
 
+  std::vector<std::string> running() const {
+    std::vector<std::string> out;
+    for (const auto& [id, _] : hosts_) out.push_back(id);
+    return out;
+  }
+
   // A running node other than `besides`.
   std::string any_live(const std::string& besides = "") const {
     for (const auto& [id, h] : hosts_) {
