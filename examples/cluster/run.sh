@@ -4,8 +4,9 @@
 #
 #   examples/cluster/run.sh            (from the repository root, after make build)
 #
-# NATS clients: 4222, 4223, 4224. HTTP: 8081, 8082, 8083. Data under
-# ${CLUSTER_DATA:-./data/cluster} (removed with --clean).
+# NATS clients: 4222, 4223, 4224 (routes 6222..6224). HTTP: 8081, 8082, 8083.
+# Other ports: NATS_PORT, ROUTE_PORT, HTTP_PORT set the first of each three.
+# Data under ${CLUSTER_DATA:-./data/cluster} (removed with --clean).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 data=${CLUSTER_DATA:-$root/data/cluster}
@@ -24,11 +25,15 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-routes="nats://127.0.0.1:6222,nats://127.0.0.1:6223,nats://127.0.0.1:6224"
+nats_port=${NATS_PORT:-4222}
+route_port=${ROUTE_PORT:-6222}
+http_port=${HTTP_PORT:-8081}
+routes=""
+for i in 0 1 2; do routes+="${routes:+,}nats://127.0.0.1:$((route_port + i))"; done
 for i in 1 2 3; do
   mkdir -p "$data/nats-$i"
-  nats-server -js -sd "$data/nats-$i" -n "s$i" -a 127.0.0.1 -p $((4221 + i)) \
-    --cluster_name aether --cluster "nats://127.0.0.1:$((6221 + i))" --routes "$routes" \
+  nats-server -js -sd "$data/nats-$i" -n "s$i" -a 127.0.0.1 -p $((nats_port + i - 1)) \
+    --cluster_name aether --cluster "nats://127.0.0.1:$((route_port + i - 1))" --routes "$routes" \
     >"$data/nats-$i.log" 2>&1 &
   pids+=($!)
 done
@@ -42,15 +47,16 @@ for _ in $(seq 1 100); do
 done
 
 for i in 1 2 3; do
-  AETHER_NODE_ID=node-$i AETHER_LISTEN=127.0.0.1:$((8080 + i)) NATS_URL=nats://127.0.0.1:$((4221 + i)) \
+  AETHER_NODE_ID=node-$i AETHER_LISTEN=127.0.0.1:$((http_port + i - 1)) NATS_URL=nats://127.0.0.1:$((nats_port + i - 1)) \
     AETHER_PLUGIN_DIR="$root/build/plugins" \
     "$host" --config "$root/config/cluster.yaml" >"$data/node-$i.log" 2>&1 &
   pids+=($!)
 done
 
-echo "NATS: nats://127.0.0.1:4222,4223,4224   hosts: http://127.0.0.1:8081 8082 8083"
+echo "NATS: nats://127.0.0.1:$nats_port,$((nats_port + 1)),$((nats_port + 2))"
+echo "hosts: http://127.0.0.1:$http_port $((http_port + 1)) $((http_port + 2))"
 echo "logs: $data/*.log"
-echo "try:  build/host/aether --url http://127.0.0.1:8081 cluster"
-echo "      build/host/aether --url http://127.0.0.1:8082 send Counter c-1 Increment '{\"by\":1}'"
+echo "try:  build/host/aether --url http://127.0.0.1:$http_port cluster"
+echo "      build/host/aether --url http://127.0.0.1:$((http_port + 1)) send Counter c-1 Increment '{\"by\":1}'"
 echo "Ctrl-C stops everything."
 wait

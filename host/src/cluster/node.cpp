@@ -831,7 +831,20 @@ Status ClusterNode::leave(int64_t timeout_ms) {
   impl_->heartbeat();
   const int64_t deadline = now_ms() + timeout_ms;
   Status result = Status::ok();
+  int64_t next_check = 0;
   while (!impl_->owns_nothing_and_settled()) {
+    if (now_ms() >= next_check) {
+      // Nobody to hand off to (the whole cluster is stopping): do not wait.
+      bool someone = false;
+      for (const auto& [id, info] : impl_->read_members()) {
+        someone = someone || (id != impl_->opts.node_id && !info.value("leaving", false));
+      }
+      if (!someone) {
+        log::info("cluster: no other node to take this node's shards; leaving without a handoff");
+        break;
+      }
+      next_check = now_ms() + 250;
+    }
     if (now_ms() >= deadline) {
       result = Status::unavailable("cluster: node " + impl_->opts.node_id + " still owns shards after " +
                                    std::to_string(timeout_ms) + " ms; leaving anyway");
