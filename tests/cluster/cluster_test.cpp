@@ -281,6 +281,29 @@ TEST_F(StalledHandoffTest, AStalledMigrationIsReplannedAndTheShardKeepsAnOwner) 
   verify(load, true);
 }
 
+TEST_F(ClusterTest, EveryNodeReadsWhatAnyNodeAcknowledged) {
+  std::map<std::string, std::unique_ptr<httplib::Client>> http;
+  for (const std::string& id : cluster_.running()) {
+    http[id] = std::make_unique<httplib::Client>("127.0.0.1", cluster_.host(id).port());
+  }
+  const std::string body = R"({"command":"Increment","payload":{"by":1}})";
+  for (int a = 0; a < 60; ++a) {
+    const std::string path = "/v1/default/actors/Counter/rw-" + std::to_string(a);
+    for (int round = 1; round <= 3; ++round) {
+      // Each round writes through another node, then reads on every node
+      // (all of which have read, and may cache, the previous round).
+      const std::string writer = cluster_.running()[static_cast<size_t>(a + round) % 3];
+      auto w = http[writer]->Post(path + "/commands", body, "application/json");
+      ASSERT_TRUE(w && w->status == 200) << writer << ": " << (w ? w->body : "no reply");
+      for (auto& [id, c] : http) {
+        auto r = c->Get(path);
+        ASSERT_TRUE(r && r->status == 200) << id;
+        EXPECT_EQ(json::parse(r->body)["version"], round) << "read on " << id << " after a write through " << writer;
+      }
+    }
+  }
+}
+
 TEST_F(ClusterTest, ANodeWithAnotherShardCountIsRefused) {
   test::TempDir dir;
   std::map<std::string, std::string> env = {{"NATS_URL", cluster_.nats(1).url()},

@@ -203,7 +203,10 @@ struct HttpServer::Impl {
 
   void state(const httplib::Request& req, httplib::Response& res) {
     const std::string ns = req.matches[1], type = req.matches[2], id = req.matches[3];
-    auto v = runtime.state(ns, type, id);
+    // A cluster node that does not own the actor reads it from the store:
+    // its cached copy may be behind the owner's latest commit.
+    const bool reload = cluster != nullptr && !cluster->serves(type, id);
+    auto v = runtime.query_state(ns, type, id, reload);
     if (!v) return send_status(res, v.status());
     send_json(res, 200,
               {{"ns", ns}, {"type", type}, {"id", id}, {"version", v->version},

@@ -119,6 +119,10 @@ class ClusterNode {
   // True once this node has seen a shard map.
   bool has_map() const;
 
+  // True when this node runs the commands of actor (type, id) now; a read
+  // elsewhere should load the actor from the store instead of a cache.
+  bool serves(const std::string& type, const std::string& id) const;
+
   static std::string forward_subject(const std::string& node_id);  // "aether._cluster.fwd.<node>"
 
   struct Impl;

@@ -870,6 +870,12 @@ bool ClusterNode::has_map() const {
   return impl_->have_map;
 }
 
+bool ClusterNode::serves(const std::string& type, const std::string& id) const {
+  std::string target;
+  std::lock_guard lock(impl_->mu);
+  return impl_->decide(cluster::shard_of(type, id, impl_->opts.shards), target) == Impl::Route::kLocal;
+}
+
 ClusterStatus ClusterNode::status() const { return impl_->status(); }
 
 std::string ClusterNode::status_json() const {

@@ -53,6 +53,7 @@ struct TypeBinding {
 struct Task {
   Task* next = nullptr;
   bool query = false;
+  bool reload = false;  // query: drop a cached state and load it again
   uint32_t command_index = 0;
   uint32_t retries = 0;
   Command command;
@@ -155,14 +156,15 @@ class RuntimeImpl final : public Runtime {
     enqueue(*b, t);
   }
 
-  Result<ActorView> state(const std::string& ns, const std::string& type,
-                          const std::string& id) override {
+  Result<ActorView> query_state(const std::string& ns, const std::string& type, const std::string& id,
+                                bool reload) override {
     auto b = resolve(ns, type, id);
     if (!b) return b.status();
     std::promise<Result<ActorView>> p;
     auto f = p.get_future();
     auto* t = new Task();
     t->query = true;
+    t->reload = reload;
     t->command.id = id;
     t->query_done = [&p](Result<ActorView> r) { p.set_value(std::move(r)); };
     t->start = SteadyClock::now();
@@ -637,6 +639,7 @@ class RuntimeImpl final : public Runtime {
       }
       t->command_index = static_cast<uint32_t>(index);
     }
+    if (t->query && t->reload && a->state != nullptr) deactivate(a);
     if (a->state == nullptr) {
       if (Status s = activate(a); !s) {
         finish(t, b, error_result(s));

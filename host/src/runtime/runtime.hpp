@@ -149,8 +149,13 @@ class Runtime {
 
   // The plugin's view of an actor's state and its version. kNotFound for an
   // unknown namespace/type or an actor that has no events.
-  virtual Result<ActorView> state(const std::string& ns, const std::string& type,
-                                  const std::string& id) = 0;
+  Result<ActorView> state(const std::string& ns, const std::string& type, const std::string& id) {
+    return query_state(ns, type, id, false);
+  }
+  // The same; with `reload`, a cached state is dropped and loaded again from
+  // the store first (a cluster node reading an actor another node writes).
+  virtual Result<ActorView> query_state(const std::string& ns, const std::string& type,
+                                        const std::string& id, bool reload) = 0;
 
   // An actor's events from `from_version` (1-based), at most `limit`.
   virtual Result<std::vector<StoredEvent>> events(const std::string& ns, const std::string& type,
