@@ -182,6 +182,21 @@ int serve(const HostConfig& cfg) {
     auto c = ClusterNode::start(co, *nats, runtime);
     if (!c) return fail(c.status().message());
     cluster = std::move(c).value();
+    ClusterNode* cn = cluster.get();
+    metrics.add_gauge("aether_cluster_epoch", "Epoch of the shard map this node follows",
+                      [cn] { return static_cast<double>(cn->figures().epoch); });
+    metrics.add_gauge("aether_cluster_shards_owned", "Shards this node owns in that map",
+                      [cn] { return static_cast<double>(cn->figures().shards_owned); });
+    metrics.add_gauge("aether_cluster_migrations_in_flight", "Shard migrations in the map",
+                      [cn] { return static_cast<double>(cn->figures().migrations_in_flight); });
+    metrics.add_gauge("aether_cluster_leader", "1 while this node holds the leader lease",
+                      [cn] { return cn->figures().leader ? 1.0 : 0.0; });
+    metrics.add_counter("aether_cluster_forwarded_commands_total", "Commands this node forwarded to their owner",
+                        [cn] { return static_cast<double>(cn->figures().forwarded); });
+    metrics.add_counter("aether_cluster_migrations_total", "Migrations finished while this node led",
+                        [cn] { return static_cast<double>(cn->figures().migrations_done); });
+    metrics.add_counter("aether_cluster_migrations_failed_total", "Migrations re-planned while this node led",
+                        [cn] { return static_cast<double>(cn->figures().migrations_failed); });
   }
 
   std::unique_ptr<HttpServer> http;

@@ -151,6 +151,23 @@ TEST_F(ClusterTest, AFourthHostJoinsUnderLoad) {
   EXPECT_GE(done, 256u) << "migrations finished, as counted by the leader";
   EXPECT_LE(done, 282u) << "at most 1.1x the optimal 256";
   verify(load, true);
+  // /metrics on each node: the shards owned add up, one leader.
+  uint32_t owned = 0, leaders = 0;
+  for (const std::string& id : cluster_.running()) {
+    httplib::Client c("127.0.0.1", cluster_.host(id).port());
+    auto r = c.Get("/metrics");
+    ASSERT_TRUE(r && r->status == 200) << id;
+    auto value = [&](const std::string& name) {
+      const size_t at = r->body.find("\n" + name + " ");
+      EXPECT_NE(at, std::string::npos) << id << " has no " << name;
+      return at == std::string::npos ? 0.0 : std::stod(r->body.substr(at + name.size() + 2));
+    };
+    owned += static_cast<uint32_t>(value("aether_cluster_shards_owned"));
+    leaders += static_cast<uint32_t>(value("aether_cluster_leader"));
+    EXPECT_EQ(value("aether_cluster_migrations_in_flight"), 0.0) << id;
+  }
+  EXPECT_EQ(owned, 1024u);
+  EXPECT_EQ(leaders, 1u);
   // The CLI shows the same picture.
   auto c = test::run_process({test::cli_binary(), "--url", cluster_.host("node-2").url(), "cluster"});
   EXPECT_EQ(c.exit_code, 0) << c.err;

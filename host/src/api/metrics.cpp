@@ -8,6 +8,7 @@
 #include <prometheus/text_serializer.h>
 
 #include <mutex>
+#include <vector>
 
 namespace aether {
 
@@ -55,6 +56,8 @@ struct Metrics::Impl {
       batch.Add({}, prometheus::Histogram::BucketBoundaries{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024});
   std::mutex mu;
   std::function<double()> active_source;
+  std::vector<std::pair<prometheus::Gauge*, std::function<double()>>> gauges;
+  std::vector<std::pair<prometheus::Counter*, std::function<double()>>> counters;
 
   static const prometheus::Histogram::BucketBoundaries& latency_buckets() {
     static const prometheus::Histogram::BucketBoundaries b{0.0005, 0.001, 0.0025, 0.005, 0.01,
@@ -96,10 +99,27 @@ void Metrics::set_active_actors_source(std::function<double()> source) {
   impl_->active_source = std::move(source);
 }
 
+void Metrics::add_gauge(const std::string& name, const std::string& help, std::function<double()> source) {
+  std::lock_guard lock(impl_->mu);
+  auto& family = prometheus::BuildGauge().Name(name).Help(help).Register(*impl_->registry);
+  impl_->gauges.push_back({&family.Add({}), std::move(source)});
+}
+
+void Metrics::add_counter(const std::string& name, const std::string& help, std::function<double()> source) {
+  std::lock_guard lock(impl_->mu);
+  auto& family = prometheus::BuildCounter().Name(name).Help(help).Register(*impl_->registry);
+  impl_->counters.push_back({&family.Add({}), std::move(source)});
+}
+
 std::string Metrics::render() {
   {
     std::lock_guard lock(impl_->mu);
     if (impl_->active_source) impl_->active_gauge.Set(impl_->active_source());
+    for (auto& [g, source] : impl_->gauges) g->Set(source());
+    for (auto& [c, source] : impl_->counters) {
+      const double now = source();
+      if (now > c->Value()) c->Increment(now - c->Value());
+    }
   }
   return prometheus::TextSerializer().Serialize(impl_->registry->Collect());
 }

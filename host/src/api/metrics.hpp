@@ -26,6 +26,11 @@ class Metrics : public RuntimeObserver {
   // Sets the gauge source for active actors (read at render time).
   void set_active_actors_source(std::function<double()> source);
 
+  // A gauge, or a counter (monotonic source), read from `source` at render
+  // time. Call before the first render.
+  void add_gauge(const std::string& name, const std::string& help, std::function<double()> source);
+  void add_counter(const std::string& name, const std::string& help, std::function<double()> source);
+
   // The Prometheus text format.
   std::string render();
 

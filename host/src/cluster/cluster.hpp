@@ -113,6 +113,18 @@ class ClusterNode {
   void stop();
 
   ClusterStatus status() const;
+
+  // This node's figures from memory, cheap enough for every /metrics scrape.
+  struct Figures {
+    uint64_t epoch = 0;
+    uint32_t shards_owned = 0;
+    uint32_t migrations_in_flight = 0;
+    bool leader = false;
+    uint64_t forwarded = 0;
+    uint64_t migrations_done = 0;
+    uint64_t migrations_failed = 0;
+  };
+  Figures figures() const;
   // The status as JSON (GET /v1/cluster).
   std::string status_json() const;
 

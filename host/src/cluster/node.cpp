@@ -878,6 +878,19 @@ bool ClusterNode::serves(const std::string& type, const std::string& id) const {
 
 ClusterStatus ClusterNode::status() const { return impl_->status(); }
 
+ClusterNode::Figures ClusterNode::figures() const {
+  Figures f;
+  std::lock_guard lock(impl_->mu);
+  f.epoch = impl_->map.epoch;
+  for (const auto& o : impl_->map.owners) f.shards_owned += o == impl_->opts.node_id;
+  f.migrations_in_flight = static_cast<uint32_t>(impl_->map.migrations.size());
+  f.leader = impl_->is_leader.load();
+  f.forwarded = impl_->forwarded.load();
+  f.migrations_done = impl_->migrations_done.load();
+  f.migrations_failed = impl_->migrations_failed.load();
+  return f;
+}
+
 std::string ClusterNode::status_json() const {
   const ClusterStatus st = impl_->status();
   json nodes = json::array();
