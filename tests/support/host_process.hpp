@@ -17,6 +17,8 @@
 #include <thread>
 #include <vector>
 
+#include "support/child_process.hpp"
+
 namespace aether::test {
 
 inline std::string read_file(const std::string& path) {
@@ -41,8 +43,10 @@ inline ProcessResult run_process(const std::vector<std::string>& argv,
   char err_tmpl[] = "/tmp/aether-err-XXXXXX";
   const int out_fd = mkstemp(out_tmpl);
   const int err_fd = mkstemp(err_tmpl);
+  const pid_t parent = getpid();
   const pid_t pid = fork();
   if (pid == 0) {
+    die_with_parent(parent);
     dup2(out_fd, STDOUT_FILENO);
     dup2(err_fd, STDERR_FILENO);
     for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
@@ -90,8 +94,10 @@ class HostProcess {
   // the bound, or exited.
   bool start(int timeout_seconds = 30) {
     const int fd = open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    const pid_t parent = getpid();
     pid_ = fork();
     if (pid_ == 0) {
+      die_with_parent(parent);
       dup2(fd, STDOUT_FILENO);
       dup2(fd, STDERR_FILENO);
       for (const auto& [k, v] : env_) setenv(k.c_str(), v.c_str(), 1);

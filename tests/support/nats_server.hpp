@@ -18,6 +18,8 @@
 
 #include "support/temp_dir.hpp"
 
+#include "support/child_process.hpp"
+
 namespace aether::test {
 
 // A loopback port that was free a moment ago.
@@ -64,8 +66,10 @@ class NatsServer {
         << "jetstream { store_dir: \"" << dir_.file("js") << "\" }\n"
         << config_ << "\n";
     }
+    const pid_t parent = getpid();
     pid_ = fork();
     if (pid_ == 0) {
+      die_with_parent(parent);
       const int fd = open(dir_.file("nats.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
       dup2(fd, STDOUT_FILENO);
       dup2(fd, STDERR_FILENO);
