@@ -202,8 +202,14 @@ TEST_F(ClusterTest, AKilledHostsShardsAreOwnedAgainWithinTheTtl) {
   const double recovered = seconds_since(killed_at);
   std::printf("shards owned again %.2f s after the kill (node TTL %.1f s)\n", recovered, kNodeTtlMs / 1000.0);
   EXPECT_LE(recovered, kNodeTtlMs / 1000.0 + 2.0) << "shards of the killed node owned again after " << recovered << " s";
+  // Commands resume: at least 100 more are answered (bounded wait; the
+  // clients whose requests the dead host had taken wait out their timeout).
   const uint64_t sent_at_recovery = load.sent();
-  std::this_thread::sleep_for(std::chrono::seconds(2));
+  const auto resume_deadline = Clock::now() + std::chrono::seconds(30);
+  while (load.sent() < sent_at_recovery + 100 && Clock::now() < resume_deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  std::this_thread::sleep_for(std::chrono::seconds(1));
   load.stop();
   EXPECT_GT(load.sent(), sent_at_recovery + 100) << "commands resumed";
   // Failures are allowed only around the crash (requests the dead host had

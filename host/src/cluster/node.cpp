@@ -580,8 +580,9 @@ struct ClusterNode::Impl {
         return done(unavailable("command for shard " + std::to_string(shard) + " forwarded " +
                                 std::to_string(hops) + " times without reaching its owner"));
       }
-      if (r == Route::kForward && hops >= kHopsBeforePause) {
-        // The nodes disagree about the owner: give the maps a moment to converge.
+      if (r == Route::kForward && hops >= kHopsBeforePause && now_ms() < deadline) {
+        // The nodes disagree about the owner: give the maps a moment to
+        // converge (past the deadline it goes on, bounded by kMaxHops).
         held.push_back(Held{std::move(c), hops, std::move(done), deadline, now_ms() + kTickMs});
         return;
       }
@@ -660,6 +661,10 @@ struct ClusterNode::Impl {
     }
     if (natsMsg_IsNoResponders(msg)) {
       natsMsg_Destroy(msg);
+      if (now_ms() >= f.route_deadline) {
+        return f.done(unavailable("the owner of this actor's shard does not answer (no responders) after " +
+                                  std::to_string(opts.route_wait_ms) + " ms; the cluster is moving its shards"));
+      }
       // The owner is gone (or not subscribed yet): wait for the map to change.
       std::lock_guard lock(mu);
       held.push_back(Held{std::move(f.command), f.hops, std::move(f.done), f.route_deadline, now_ms() + kTickMs});
