@@ -49,6 +49,42 @@ RuntimeOptions runtime_options(const HostConfig& c) {
   return o;
 }
 
+ClusterOptions cluster_options(const HostConfig& c, const PluginRegistry& registry) {
+  ClusterOptions o;
+  o.node_id = c.node.id;
+  o.bucket_prefix = c.cluster.bucket_prefix;
+  o.shards = c.cluster.shards;
+  o.vnodes = c.cluster.vnodes;
+  o.node_ttl_ms = c.cluster.node_ttl_ms;
+  o.heartbeat_ms = c.cluster.heartbeat_ms;
+  o.max_moves = c.cluster.max_moves;
+  o.handoff_timeout_ms = c.cluster.handoff_timeout_ms;
+  o.route_wait_ms = c.cluster.route_wait_ms;
+  o.forward_timeout_ms = c.cluster.forward_timeout_ms;
+  o.replicas = static_cast<int>(c.cluster.replicas);
+  for (const auto& p : registry.plugins()) o.plugins.push_back(p->name() + "@" + p->version());
+  return o;
+}
+
+// The cluster's figures in /metrics, read at every scrape.
+void add_cluster_metrics(Metrics& metrics, const ClusterNode& cluster) {
+  const ClusterNode* cn = &cluster;
+  metrics.add_gauge("aether_cluster_epoch", "Epoch of the shard map this node follows",
+                    [cn] { return static_cast<double>(cn->figures().epoch); });
+  metrics.add_gauge("aether_cluster_shards_owned", "Shards this node owns in that map",
+                    [cn] { return static_cast<double>(cn->figures().shards_owned); });
+  metrics.add_gauge("aether_cluster_migrations_in_flight", "Shard migrations in the map",
+                    [cn] { return static_cast<double>(cn->figures().migrations_in_flight); });
+  metrics.add_gauge("aether_cluster_leader", "1 while this node holds the leader lease",
+                    [cn] { return cn->figures().leader ? 1.0 : 0.0; });
+  metrics.add_counter("aether_cluster_forwarded_commands_total", "Commands this node forwarded to their owner",
+                      [cn] { return static_cast<double>(cn->figures().forwarded); });
+  metrics.add_counter("aether_cluster_migrations_total", "Migrations finished while this node led",
+                      [cn] { return static_cast<double>(cn->figures().migrations_done); });
+  metrics.add_counter("aether_cluster_migrations_failed_total", "Migrations re-planned while this node led",
+                      [cn] { return static_cast<double>(cn->figures().migrations_failed); });
+}
+
 int fail(const std::string& message) {
   log::error(message);
   return 1;
@@ -166,37 +202,10 @@ int serve(const HostConfig& cfg) {
 
   std::unique_ptr<ClusterNode> cluster;
   if (cfg.cluster.enabled) {
-    ClusterOptions co;
-    co.node_id = cfg.node.id;
-    co.bucket_prefix = cfg.cluster.bucket_prefix;
-    co.shards = cfg.cluster.shards;
-    co.vnodes = cfg.cluster.vnodes;
-    co.node_ttl_ms = cfg.cluster.node_ttl_ms;
-    co.heartbeat_ms = cfg.cluster.heartbeat_ms;
-    co.max_moves = cfg.cluster.max_moves;
-    co.handoff_timeout_ms = cfg.cluster.handoff_timeout_ms;
-    co.route_wait_ms = cfg.cluster.route_wait_ms;
-    co.forward_timeout_ms = cfg.cluster.forward_timeout_ms;
-    co.replicas = static_cast<int>(cfg.cluster.replicas);
-    for (const auto& p : registry.plugins()) co.plugins.push_back(p->name() + "@" + p->version());
-    auto c = ClusterNode::start(co, *nats, runtime);
+    auto c = ClusterNode::start(cluster_options(cfg, registry), *nats, runtime);
     if (!c) return fail(c.status().message());
     cluster = std::move(c).value();
-    ClusterNode* cn = cluster.get();
-    metrics.add_gauge("aether_cluster_epoch", "Epoch of the shard map this node follows",
-                      [cn] { return static_cast<double>(cn->figures().epoch); });
-    metrics.add_gauge("aether_cluster_shards_owned", "Shards this node owns in that map",
-                      [cn] { return static_cast<double>(cn->figures().shards_owned); });
-    metrics.add_gauge("aether_cluster_migrations_in_flight", "Shard migrations in the map",
-                      [cn] { return static_cast<double>(cn->figures().migrations_in_flight); });
-    metrics.add_gauge("aether_cluster_leader", "1 while this node holds the leader lease",
-                      [cn] { return cn->figures().leader ? 1.0 : 0.0; });
-    metrics.add_counter("aether_cluster_forwarded_commands_total", "Commands this node forwarded to their owner",
-                        [cn] { return static_cast<double>(cn->figures().forwarded); });
-    metrics.add_counter("aether_cluster_migrations_total", "Migrations finished while this node led",
-                        [cn] { return static_cast<double>(cn->figures().migrations_done); });
-    metrics.add_counter("aether_cluster_migrations_failed_total", "Migrations re-planned while this node led",
-                        [cn] { return static_cast<double>(cn->figures().migrations_failed); });
+    add_cluster_metrics(metrics, *cluster);
   }
 
   std::unique_ptr<HttpServer> http;

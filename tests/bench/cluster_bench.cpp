@@ -87,7 +87,7 @@ int main() {
 
   const double leave_at = load.elapsed();
   const auto leave_clock = SteadyClock::now();
-  std::thread stopper([&] { cluster.stop_host("node-4", false); });
+  cluster.host("node-4").signal(SIGTERM);
   // Converged once the leaver is gone from the membership and its shards moved.
   bool left = false;
   while (seconds_since(leave_clock) < 120) {
@@ -100,7 +100,7 @@ int main() {
   }
   const double leave_converged = seconds_since(leave_clock);
   const double leave_done = load.elapsed();
-  stopper.join();
+  if (cluster.stop_host("node-4", false) != 0) return fail("node-4 did not exit cleanly");
   std::this_thread::sleep_for(std::chrono::seconds(1));
   load.stop();
   if (!left) return fail("the leave did not converge");

@@ -56,15 +56,9 @@ TEST(ClusterExample, RunShStartsAClusterThatServesCommands) {
     EXPECT_NE(st.out.find("\"value\": 2"), std::string::npos) << st.out << st.err;
   }
   kill(pid, SIGTERM);
-  int status = 0;
-  for (int i = 0; i < 600 && waitpid(pid, &status, WNOHANG) == 0; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  if (waitpid(pid, &status, WNOHANG) == 0) {
-    kill(pid, SIGKILL);
-    waitpid(pid, &status, 0);
-    ADD_FAILURE() << "run.sh did not stop on SIGTERM";
-  }
+  bool killed = false;
+  test::reap_child(pid, 60000, &killed);
+  EXPECT_FALSE(killed) << "run.sh did not stop on SIGTERM within 60 s";
   for (int p : {http, http + 1, http + 2, nats, nats + 1, nats + 2}) {
     EXPECT_FALSE(test::port_open(p)) << "port " << p << " still open after run.sh stopped";
   }

@@ -4,7 +4,12 @@
 
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <chrono>
+#include <cstdint>
+#include <thread>
 
 namespace aether::test {
 
@@ -13,6 +18,26 @@ namespace aether::test {
 inline void die_with_parent(pid_t parent) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   if (getppid() != parent) _exit(1);  // the parent is already gone
+}
+
+// Waits up to `timeout_ms` for child `pid` to exit; past that it is killed
+// (SIGKILL) and reaped. Returns its wait status; `*killed` says whether it
+// had to be killed.
+inline int reap_child(pid_t pid, int64_t timeout_ms, bool* killed = nullptr) {
+  int status = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  bool was_killed = false;
+  while (waitpid(pid, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      kill(pid, SIGKILL);
+      waitpid(pid, &status, 0);
+      was_killed = true;
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  if (killed != nullptr) *killed = was_killed;
+  return status;
 }
 
 }  // namespace aether::test

@@ -59,17 +59,9 @@ inline ProcessResult run_process(const std::vector<std::string>& argv,
   close(out_fd);
   close(err_fd);
   ProcessResult r;
-  int status = 0;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_seconds);
-  while (waitpid(pid, &status, WNOHANG) == 0) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      kill(pid, SIGKILL);
-      waitpid(pid, &status, 0);
-      r.err = "timed out";
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  bool killed = false;
+  const int status = reap_child(pid, int64_t{timeout_seconds} * 1000, &killed);
+  if (killed) r.err = "timed out";
   if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
   r.out = read_file(out_tmpl);
   r.err += read_file(err_tmpl);
@@ -134,16 +126,7 @@ class HostProcess {
   int stop(int timeout_seconds = 30) {
     if (pid_ <= 0) return exit_code_;
     kill(pid_, SIGTERM);
-    int status = 0;
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_seconds);
-    while (waitpid(pid_, &status, WNOHANG) == 0) {
-      if (std::chrono::steady_clock::now() > deadline) {
-        kill(pid_, SIGKILL);
-        waitpid(pid_, &status, 0);
-        break;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
+    const int status = reap_child(pid_, int64_t{timeout_seconds} * 1000);
     pid_ = -1;
     exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
     return exit_code_;

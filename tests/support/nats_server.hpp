@@ -103,14 +103,7 @@ class NatsServer {
   void signal_and_wait(int sig) {
     if (pid_ <= 0) return;
     kill(pid_, sig);
-    int status = 0;
-    for (int i = 0; i < 1000 && waitpid(pid_, &status, WNOHANG) == 0; ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    if (waitpid(pid_, &status, WNOHANG) == 0) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, &status, 0);
-    }
+    reap_child(pid_, 10000);
     pid_ = -1;
   }
 

@@ -128,9 +128,6 @@ class ClusterNode {
   // The status as JSON (GET /v1/cluster).
   std::string status_json() const;
 
-  // True once this node has seen a shard map.
-  bool has_map() const;
-
   // True when this node runs the commands of actor (type, id) now; a read
   // elsewhere should load the actor from the store instead of a cache.
   bool serves(const std::string& type, const std::string& id) const;

@@ -40,6 +40,12 @@ struct Migration {
   uint64_t planned_epoch = 0;
 };
 
+// `released`: shard -> the planned epoch of the migration its source released.
+bool is_released(const std::map<uint32_t, uint64_t>& released, const Migration& mg) {
+  auto r = released.find(mg.shard);
+  return r != released.end() && r->second == mg.planned_epoch;
+}
+
 struct Map {
   uint64_t epoch = 0;
   std::vector<std::string> owners;
@@ -137,7 +143,6 @@ struct ClusterNode::Impl {
   bool stopping = false;
   bool have_map = false;
   Map map;
-  uint64_t map_rev = 0;
   std::map<uint32_t, uint64_t> released;  // shard -> planned_epoch released by its source
   std::vector<uint32_t> in_flight;        // local commands per shard
   std::set<uint32_t> draining;            // shards this node is releasing
@@ -147,7 +152,6 @@ struct ClusterNode::Impl {
   std::atomic<bool> is_leader{false};
   uint64_t leader_rev = 0;
   std::string leader_id;
-  std::map<std::string, json> members;  // as the leader or status last read them
   std::map<uint32_t, int64_t> planned_at;
   std::atomic<uint64_t> migrations_done{0};
   std::atomic<uint64_t> migrations_failed{0};
@@ -177,7 +181,6 @@ struct ClusterNode::Impl {
   std::thread control;
   std::thread watcher;
   std::atomic<int64_t> last_heartbeat{0};  // also written by leave() on the caller's thread
-  int64_t last_members_read = 0;
 
   Impl(const ClusterOptions& o, NatsConnection& c, Runtime& r)
       : opts(o), conn(c), runtime(r), in_flight(o.shards, 0) {}
@@ -190,28 +193,21 @@ struct ClusterNode::Impl {
     if (map_kv) kvStore_Destroy(map_kv);
   }
 
-  Status open_bucket(kvStore** out, const std::string& suffix, int64_t max_age_ms, int64_t history) {
-    const std::string name = opts.bucket_prefix + "_" + suffix;
-    natsStatus s = js_KeyValue(out, conn.js(), name.c_str());
-    if (s == NATS_NOT_FOUND) {
-      kvConfig cfg;
-      kvConfig_Init(&cfg);
-      cfg.Bucket = name.c_str();
-      cfg.History = history;
-      cfg.TTL = max_age_ms * 1000000;
-      cfg.Replicas = opts.replicas;
-      cfg.StorageType = js_FileStorage;
-      s = js_CreateKeyValue(out, conn.js(), &cfg);
-      if (s != NATS_OK) s = js_KeyValue(out, conn.js(), name.c_str());  // created by another node meanwhile
-    }
-    if (s != NATS_OK) return Status::unavailable(nats_error(s, "cluster: key-value bucket " + name));
+  Status open_bucket(kvStore** out, const std::string& suffix, int64_t max_age_ms) {
+    KvBucketOptions o;
+    o.name = opts.bucket_prefix + "_" + suffix;
+    o.max_age_ms = max_age_ms;
+    o.replicas = opts.replicas;
+    auto kv = open_kv_bucket(conn, o, "cluster");
+    if (!kv) return kv.status();
+    *out = *kv;
     return Status::ok();
   }
 
   Status start() {
-    if (Status s = open_bucket(&nodes_kv, "NODES", opts.node_ttl_ms, 1); !s) return s;
-    if (Status s = open_bucket(&leader_kv, "LEADER", opts.node_ttl_ms, 1); !s) return s;
-    if (Status s = open_bucket(&map_kv, "MAP", 0, 1); !s) return s;
+    if (Status s = open_bucket(&nodes_kv, "NODES", opts.node_ttl_ms); !s) return s;
+    if (Status s = open_bucket(&leader_kv, "LEADER", opts.node_ttl_ms); !s) return s;
+    if (Status s = open_bucket(&map_kv, "MAP", 0); !s) return s;
     // Every node of a cluster must place actors on the same shards.
     kvEntry* e = nullptr;
     if (kvStore_Get(&e, map_kv, "map") == NATS_OK) {
@@ -337,16 +333,15 @@ struct ClusterNode::Impl {
     for (const auto& [id, info] : live) {
       if (!info.value("leaving", false)) placeable.push_back(id);
     }
-    Map m;
-    uint64_t rev = 0;
     std::map<uint32_t, uint64_t> rel;
     {
       std::lock_guard lock(mu);
-      members = live;
-      m = map;
-      rev = have_map ? map_rev : 0;
       rel = released;
     }
+    // The published map with its revision (0: none yet), read afresh so that
+    // the update below is checked against it.
+    Map m;
+    uint64_t rev = 0;
     kvEntry* e = nullptr;
     natsStatus gs = kvStore_Get(&e, map_kv, "map");
     if (gs == NATS_OK) {
@@ -360,9 +355,6 @@ struct ClusterNode::Impl {
       m = std::move(*fresh);
     } else if (gs != NATS_NOT_FOUND) {
       return;  // NATS away; next round
-    } else {
-      rev = 0;
-      m = Map{};
     }
     if (m.owners.size() != opts.shards) m.owners.resize(opts.shards);
     const auto alive = [&](const std::string& id) { return !id.empty() && live.count(id) > 0; };
@@ -371,9 +363,8 @@ struct ClusterNode::Impl {
     // 1. Settle migrations.
     for (auto it = m.migrations.begin(); it != m.migrations.end();) {
       const Migration& mg = it->second;
-      const bool rel_done = rel.count(mg.shard) && rel[mg.shard] == mg.planned_epoch;
       bool drop = false;
-      if (rel_done || !alive(mg.from)) {
+      if (is_released(rel, mg) || !alive(mg.from)) {
         m.owners[mg.shard] = alive(mg.to) ? mg.to : "";
         if (alive(mg.to)) ++migrations_done; else ++migrations_failed;
         drop = true;
@@ -428,12 +419,12 @@ struct ClusterNode::Impl {
       log::warn(nats_error(ps, "cluster: publishing shard map epoch " + std::to_string(m.epoch)));
       return;
     }
-    install_map(std::move(m), new_rev);
+    install_map(std::move(m));
   }
 
   // --- the map as this node sees it ------------------------------------------
 
-  void install_map(Map m, uint64_t rev) {
+  void install_map(Map m) {
     {
       std::lock_guard lock(mu);
       if (have_map && m.epoch < map.epoch) return;
@@ -446,7 +437,6 @@ struct ClusterNode::Impl {
         }
       }
       map = std::move(m);
-      map_rev = rev;
       have_map = true;
       recompute_draining();
     }
@@ -457,8 +447,7 @@ struct ClusterNode::Impl {
   void recompute_draining() {
     std::set<uint32_t> next;
     for (const auto& [s, mg] : map.migrations) {
-      auto r = released.find(s);
-      if (mg.from == opts.node_id && (r == released.end() || r->second != mg.planned_epoch)) next.insert(s);
+      if (mg.from == opts.node_id && !is_released(released, mg)) next.insert(s);
     }
     draining.swap(next);
   }
@@ -479,7 +468,7 @@ struct ClusterNode::Impl {
       kvEntry_Destroy(e);
       if (!put) continue;
       if (key == "map") {
-        if (auto m = decode_map(value)) install_map(std::move(*m), rev);
+        if (auto m = decode_map(value)) install_map(std::move(*m));
         else log::error("cluster: undecodable shard map (revision " + std::to_string(rev) + ")");
       } else if (key.rfind("handoff.", 0) == 0) {
         json j = json::parse(value, nullptr, false);
@@ -547,9 +536,7 @@ struct ClusterNode::Impl {
     auto it = map.migrations.find(shard);
     if (it != map.migrations.end()) {
       const Migration& mg = it->second;
-      auto r = released.find(shard);
-      const bool rel = r != released.end() && r->second == mg.planned_epoch;
-      if (rel) {
+      if (is_released(released, mg)) {
         if (mg.to == opts.node_id) return Route::kLocal;
         target = mg.to;
         return Route::kForward;
@@ -565,7 +552,9 @@ struct ClusterNode::Impl {
     return Route::kForward;
   }
 
-  void route(Command c, uint32_t hops, RoutedCallback done, int64_t deadline) {
+  // `paused`: the command already waited once because the nodes disagreed
+  // about the owner; it may be forwarded now.
+  void route(Command c, uint32_t hops, RoutedCallback done, int64_t deadline, bool paused = false) {
     const uint32_t shard = cluster::shard_of(c.type, c.id, opts.shards);
     std::string target;
     {
@@ -580,7 +569,7 @@ struct ClusterNode::Impl {
         return done(unavailable("command for shard " + std::to_string(shard) + " forwarded " +
                                 std::to_string(hops) + " times without reaching its owner"));
       }
-      if (r == Route::kForward && hops >= kHopsBeforePause && now_ms() < deadline) {
+      if (r == Route::kForward && hops >= kHopsBeforePause && !paused && now_ms() < deadline) {
         // The nodes disagree about the owner: give the maps a moment to
         // converge (past the deadline it goes on, bounded by kMaxHops).
         held.push_back(Held{std::move(c), hops, std::move(done), deadline, now_ms() + kTickMs});
@@ -692,9 +681,7 @@ struct ClusterNode::Impl {
       }
       held.swap(keep);
     }
-    for (auto& h : now_due) {
-      route_after_pause(std::move(h.command), h.hops, std::move(h.done), h.deadline, h.not_before > 0);
-    }
+    for (auto& h : now_due) route(std::move(h.command), h.hops, std::move(h.done), h.deadline, h.not_before > 0);
     std::vector<Forward> expired;
     {
       std::lock_guard lock(fwd_mu);
@@ -711,20 +698,6 @@ struct ClusterNode::Impl {
       f.done(unavailable("no reply from the owning node within " + std::to_string(opts.forward_timeout_ms) +
                          " ms; the command may or may not have run"));
     }
-  }
-
-  // A held command after its pause: a forward is allowed once more.
-  void route_after_pause(Command c, uint32_t hops, RoutedCallback done, int64_t deadline, bool paused) {
-    if (!paused || now_ms() >= deadline) return route(std::move(c), hops, std::move(done), deadline);
-    const uint32_t shard = cluster::shard_of(c.type, c.id, opts.shards);
-    std::string target;
-    Route r;
-    {
-      std::lock_guard lock(mu);
-      r = decide(shard, target);
-    }
-    if (r == Route::kForward) return forward(std::move(c), hops, std::move(done), target, deadline);
-    route(std::move(c), hops, std::move(done), deadline);
   }
 
   // --- the control loop ---------------------------------------------------------
@@ -783,8 +756,7 @@ struct ClusterNode::Impl {
       st.nodes.push_back(std::move(n));
     }
     for (const auto& [s, mg] : map.migrations) {
-      auto r = released.find(s);
-      const bool rel = r != released.end() && r->second == mg.planned_epoch;
+      const bool rel = is_released(released, mg);
       const bool drn = draining.count(s) > 0;
       const bool snap = snapshotting.count(s) > 0;
       st.migrations.push_back(
@@ -868,11 +840,6 @@ void ClusterNode::stop() {
     if (impl_->is_leader.load()) kvStore_Delete(impl_->leader_kv, "leader");
     log::info("cluster: node " + impl_->opts.node_id + " left");
   }
-}
-
-bool ClusterNode::has_map() const {
-  std::lock_guard lock(impl_->mu);
-  return impl_->have_map;
 }
 
 bool ClusterNode::serves(const std::string& type, const std::string& id) const {

@@ -83,6 +83,24 @@ NatsConnection::~NatsConnection() {
   }
 }
 
+Result<kvStore*> open_kv_bucket(NatsConnection& c, const KvBucketOptions& o, const std::string& who) {
+  kvStore* kv = nullptr;
+  natsStatus s = js_KeyValue(&kv, c.js(), o.name.c_str());
+  if (s == NATS_NOT_FOUND) {
+    kvConfig cfg;
+    kvConfig_Init(&cfg);
+    cfg.Bucket = o.name.c_str();
+    cfg.History = o.history;
+    cfg.TTL = o.max_age_ms * 1000000;
+    cfg.Replicas = o.replicas;
+    cfg.StorageType = o.memory ? js_MemoryStorage : js_FileStorage;
+    s = js_CreateKeyValue(&kv, c.js(), &cfg);
+    if (s != NATS_OK) s = js_KeyValue(&kv, c.js(), o.name.c_str());  // created by another process meanwhile
+  }
+  if (s != NATS_OK) return Status::unavailable(nats_error(s, who + ": key-value bucket " + o.name));
+  return kv;
+}
+
 bool NatsConnection::connected() const {
   return nc_ != nullptr && natsConnection_Status(nc_) == NATS_CONN_STATUS_CONNECTED;
 }

@@ -16,6 +16,7 @@
 // cnats types, kept opaque here so that nats.h stays out of this header.
 typedef struct __natsConnection natsConnection;
 typedef struct __jsCtx jsCtx;
+typedef struct __kvStore kvStore;
 
 namespace aether {
 
@@ -56,6 +57,19 @@ class NatsConnection {
   natsConnection* nc_ = nullptr;
   jsCtx* js_ = nullptr;
 };
+
+struct KvBucketOptions {
+  std::string name;
+  int64_t history = 1;     // values kept per key
+  int64_t max_age_ms = 0;  // a value older than this disappears (0 = never)
+  int replicas = 1;
+  bool memory = false;     // memory storage instead of file
+};
+
+// Opens a JetStream key-value bucket, creating it if it does not exist (or
+// opening it if another process created it meanwhile). The caller destroys
+// it with kvStore_Destroy. Errors name the bucket, prefixed by `who`.
+Result<kvStore*> open_kv_bucket(NatsConnection& connection, const KvBucketOptions& options, const std::string& who);
 
 // "<text> (<natsStatus text>: <last error>)" for a failed cnats call.
 std::string nats_error(int status, const std::string& text);

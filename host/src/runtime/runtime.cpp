@@ -211,19 +211,12 @@ class RuntimeImpl final : public Runtime {
       for (Actor* a = s.lru_tail; a != nullptr;) {
         Actor* prev = a->lru_prev;
         const TypeBinding& b = *a->key->binding;
-        ActorKey key{b.ns, b.type, a->key->id};
-        if (which(key)) {
+        if (which(ActorKey{b.ns, b.type, a->key->id})) {
           if (!evictable(*a)) {
             ++busy;
           } else {
             if (a->state != nullptr && b.snapshot.every > 0 && a->version > a->snapshot_version) {
-              auto bytes = b.actor_type->snapshot(a->state);
-              if (bytes) {
-                jobs.push_back({std::move(key),
-                                Snapshot{a->version, b.plugin->name(), b.actor_type->schema_version(),
-                                         std::move(bytes).value(), opts_.clock->wall_ms()},
-                                b.snapshot.keep, b.type});
-              }
+              if (auto job = snapshot_job(a)) jobs.push_back(std::move(*job));
             }
             erase(s, a);
           }
@@ -234,15 +227,7 @@ class RuntimeImpl final : public Runtime {
     // Saved in parallel: each save is a round trip to the store.
     std::atomic<size_t> next{0};
     auto save_some = [&] {
-      for (size_t i = next.fetch_add(1); i < jobs.size(); i = next.fetch_add(1)) {
-        const SnapshotJob& job = jobs[i];
-        if (Status st = snapshots_.save(job.key, job.snapshot, job.keep); !st) {
-          log::warn("handoff snapshot of " + job.key.to_string() + " not saved: " + st.message());
-        } else {
-          snapshots_taken_.fetch_add(1);
-          if (observer_) observer_->on_snapshot(job.type);
-        }
-      }
+      for (size_t i = next.fetch_add(1); i < jobs.size(); i = next.fetch_add(1)) save_snapshot(jobs[i]);
     };
     std::vector<std::thread> savers;
     for (size_t t = 1; t < std::min<size_t>(8, jobs.size() / 4 + 1); ++t) savers.emplace_back(save_some);
@@ -864,22 +849,40 @@ class RuntimeImpl final : public Runtime {
   void maybe_snapshot(Actor* a) {
     const TypeBinding& b = *a->key->binding;
     if (b.snapshot.every == 0 || a->version - a->snapshot_version < b.snapshot.every) return;
-    auto bytes = b.actor_type->snapshot(a->state);
-    if (!bytes) {
-      log::warn("actor " + b.ns + "/" + b.type + "/" + a->key->id + ": " + bytes.status().message());
-      return;
-    }
-    a->snapshot_version = a->version;
-    SnapshotJob job{ActorKey{b.ns, b.type, a->key->id},
-                    Snapshot{a->version, b.plugin->name(), b.actor_type->schema_version(),
-                             std::move(bytes).value(), opts_.clock->wall_ms()},
-                    b.snapshot.keep, b.type};
+    auto job = snapshot_job(a);
+    if (!job) return;
     {
       std::lock_guard lock(snap_mu_);
       if (snap_queue_.size() >= kMaxQueuedSnapshots) return;  // next policy tick retries
-      snap_queue_.push_back(std::move(job));
+      snap_queue_.push_back(std::move(*job));
     }
     snap_cv_.notify_one();
+  }
+
+  // The snapshot of an active actor, ready to save; marks the actor as
+  // snapshotted at its version. nullopt (logged) when the plugin fails.
+  std::optional<SnapshotJob> snapshot_job(Actor* a) {
+    const TypeBinding& b = *a->key->binding;
+    auto bytes = b.actor_type->snapshot(a->state);
+    if (!bytes) {
+      log::warn("actor " + b.ns + "/" + b.type + "/" + a->key->id + ": " + bytes.status().message());
+      return std::nullopt;
+    }
+    a->snapshot_version = a->version;
+    return SnapshotJob{ActorKey{b.ns, b.type, a->key->id},
+                       Snapshot{a->version, b.plugin->name(), b.actor_type->schema_version(),
+                                std::move(bytes).value(), opts_.clock->wall_ms()},
+                       b.snapshot.keep, b.type};
+  }
+
+  void save_snapshot(const SnapshotJob& job) {
+    if (Status s = snapshots_.save(job.key, job.snapshot, job.keep); !s) {
+      log::warn("snapshot of " + job.key.to_string() + " v" + std::to_string(job.snapshot.version) +
+                " not saved: " + s.message());
+    } else {
+      snapshots_taken_.fetch_add(1);
+      if (observer_) observer_->on_snapshot(job.type);
+    }
   }
 
   void snapshot_loop() {
@@ -890,13 +893,7 @@ class RuntimeImpl final : public Runtime {
       SnapshotJob job = std::move(snap_queue_.front());
       snap_queue_.pop_front();
       lock.unlock();
-      if (Status s = snapshots_.save(job.key, job.snapshot, job.keep); !s) {
-        log::warn("snapshot of " + job.key.to_string() + " v" +
-                  std::to_string(job.snapshot.version) + " not saved: " + s.message());
-      } else {
-        snapshots_taken_.fetch_add(1);
-        if (observer_) observer_->on_snapshot(job.type);
-      }
+      save_snapshot(job);
       lock.lock();
     }
   }

@@ -108,22 +108,13 @@ class JetStreamStore final : public Store, public VersionCache {
     for (const auto& ns : opts_.namespaces) {
       if (Status s = ensure_stream(events_stream(ns), "aether." + ns + ".events.>", 0); !s) return s;
       if (Status s = ensure_stream(snap_stream(ns), "aether." + ns + ".snapshots.>", 64); !s) return s;
-      kvStore* kv = nullptr;
-      const std::string bucket = opts_.stream_prefix + ns + "_IDEM";
-      natsStatus st = js_KeyValue(&kv, conn_.js(), bucket.c_str());
-      if (st == NATS_NOT_FOUND) {
-        kvConfig cfg;
-        kvConfig_Init(&cfg);
-        cfg.Bucket = bucket.c_str();
-        cfg.History = 1;
-        cfg.Replicas = opts_.replicas;
-        cfg.StorageType = opts_.storage == "memory" ? js_MemoryStorage : js_FileStorage;
-        st = js_CreateKeyValue(&kv, conn_.js(), &cfg);
-      }
-      if (st != NATS_OK) {
-        return Status::unavailable(nats_error(st, "jetstream: key-value bucket " + bucket));
-      }
-      idem_[ns] = kv;
+      KvBucketOptions bo;
+      bo.name = opts_.stream_prefix + ns + "_IDEM";
+      bo.replicas = opts_.replicas;
+      bo.memory = opts_.storage == "memory";
+      auto kv = open_kv_bucket(conn_, bo, "jetstream");
+      if (!kv) return kv.status();
+      idem_[ns] = *kv;
     }
     return Status::ok();
   }
