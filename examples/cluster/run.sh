@@ -38,6 +38,25 @@ for i in 1 2 3; do
   pids+=($!)
 done
 
+# Waits (bounded) until the process with pid $1 accepts connections on port
+# $2; if it exits first or never listens, shows its log and stops everything.
+await_port() {
+  local pid=$1 port=$2 name=$3 log=$4
+  for _ in $(seq 1 150); do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "$name exited during start; the end of $log:" >&2
+      tail -n 20 "$log" >&2
+      exit 1
+    fi
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+    sleep 0.2
+  done
+  echo "$name did not listen on 127.0.0.1:$port within 30 s; the end of $log:" >&2
+  tail -n 20 "$log" >&2
+  exit 1
+}
+for i in 1 2 3; do await_port "${pids[$((i - 1))]}" $((nats_port + i - 1)) "nats-server s$i" "$data/nats-$i.log"; done
+
 # JetStream needs its meta leader before the hosts can create streams.
 for _ in $(seq 1 100); do
   if grep -q "JetStream cluster new metadata leader\|Self is new JetStream cluster metadata leader" "$data"/nats-*.log 2>/dev/null; then
@@ -52,6 +71,7 @@ for i in 1 2 3; do
     "$host" --config "$root/config/cluster.yaml" >"$data/node-$i.log" 2>&1 &
   pids+=($!)
 done
+for i in 1 2 3; do await_port "${pids[$((i + 2))]}" $((http_port + i - 1)) "aether-host node-$i" "$data/node-$i.log"; done
 
 echo "NATS: nats://127.0.0.1:$nats_port,$((nats_port + 1)),$((nats_port + 2))"
 echo "hosts: http://127.0.0.1:$http_port $((http_port + 1)) $((http_port + 2))"

@@ -3,7 +3,9 @@
 // (stops accepting, finishes queued commands, flushes the store).
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -85,6 +87,29 @@ void add_cluster_metrics(Metrics& metrics, const ClusterNode& cluster) {
                       [cn] { return static_cast<double>(cn->figures().migrations_failed); });
 }
 
+// Runs `attempt` again while it fails with kUnavailable, for up to `wait_ms`:
+// at start, NATS may not be reachable yet or a NATS cluster may still be
+// electing its JetStream leader. Every failed attempt is logged. A SIGINT or
+// SIGTERM (blocked in this thread, see serve) ends the wait.
+template <class F>
+auto retry_at_start(int64_t wait_ms, const sigset_t& signals, const std::string& what, F attempt) -> decltype(attempt()) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
+  int64_t pause_ms = 200;
+  for (int n = 1;; ++n) {
+    auto r = attempt();
+    if (r || r.status().code() != StatusCode::kUnavailable || std::chrono::steady_clock::now() >= deadline) return r;
+    log::warn(what + " not ready (attempt " + std::to_string(n) + "): " + r.status().message() + "; retrying for up to " +
+              std::to_string(wait_ms) + " ms in all (nats.startup_wait)");
+    timespec ts{pause_ms / 1000, (pause_ms % 1000) * 1000000};
+    const int sig = sigtimedwait(&signals, nullptr, &ts);
+    if (sig > 0) {
+      return Status::unavailable(what + ": stopped by signal " + std::to_string(sig) + " while waiting for NATS (" +
+                                 r.status().message() + ")");
+    }
+    pause_ms = std::min<int64_t>(pause_ms * 2, 2000);
+  }
+}
+
 int fail(const std::string& message) {
   log::error(message);
   return 1;
@@ -117,7 +142,7 @@ int serve(const HostConfig& cfg) {
     no.reconnect_wait_ms = cfg.nats.reconnect_wait_ms;
     no.connect_timeout_ms = cfg.nats.connect_timeout_ms;
     no.request_timeout_ms = cfg.nats.request_timeout_ms;
-    auto c = NatsConnection::connect(no);
+    auto c = retry_at_start(cfg.nats.startup_wait_ms, signals, "nats", [&] { return NatsConnection::connect(no); });
     if (!c) return fail(c.status().message());
     nats = std::move(c).value();
     std::string servers;
@@ -138,7 +163,8 @@ int serve(const HostConfig& cfg) {
     jo.max_bytes = cfg.store.js_max_bytes;
     jo.node_id = cfg.node.id;
     jo.publishers = cfg.store.js_publishers;
-    auto s = open_jetstream_store(*nats, jo);
+    auto s = retry_at_start(cfg.nats.startup_wait_ms, signals, "jetstream store",
+                            [&] { return open_jetstream_store(*nats, jo); });
     if (!s) return fail("store: " + s.status().message());
     store = std::move(s).value();
   } else if (cfg.store.backend == "memory") {
@@ -202,7 +228,8 @@ int serve(const HostConfig& cfg) {
 
   std::unique_ptr<ClusterNode> cluster;
   if (cfg.cluster.enabled) {
-    auto c = ClusterNode::start(cluster_options(cfg, registry), *nats, runtime);
+    auto c = retry_at_start(cfg.nats.startup_wait_ms, signals, "cluster",
+                            [&] { return ClusterNode::start(cluster_options(cfg, registry), *nats, runtime); });
     if (!c) return fail(c.status().message());
     cluster = std::move(c).value();
     add_cluster_metrics(metrics, *cluster);

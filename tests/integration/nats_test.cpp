@@ -253,6 +253,40 @@ TEST_F(NatsHostTest, ServerOutageFailsFastAndRecovers) {
   }
 }
 
+// A host started before its NATS server waits for it (nats.startup_wait),
+// saying so in its log, and serves once the server is up.
+TEST_F(NatsHostTest, HostStartedBeforeNatsWaitsForIt) {
+  server_.stop();
+  HostProcess host({"--config", kJetStreamConfig}, env_for(server_, dir_), dir_.file("early.log"));
+  host.launch();
+  // Bounded: until the host has logged a failed attempt (or gave up).
+  for (int i = 0; i < 300 && host.log().find("not ready (attempt") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_NE(host.log().find("not ready (attempt"), std::string::npos) << host.log();
+  ASSERT_TRUE(server_.start()) << server_.log();
+  ASSERT_TRUE(host.wait_listening(60)) << host.log();
+  EXPECT_NE(host.log().find("cannot connect to " + server_.url()), std::string::npos) << host.log();
+  httplib::Client http("127.0.0.1", host.port());
+  auto r = http.Post("/v1/default/actors/Counter/early/commands", R"({"command":"Increment"})", "application/json");
+  ASSERT_TRUE(r) << httplib::to_string(r.error()) << "\n" << host.log();
+  EXPECT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(host.stop(), 0) << host.log();
+}
+
+// With no NATS server at all, the host gives up after nats.startup_wait with
+// an error that names the server, and exits non-zero.
+TEST_F(NatsHostTest, HostWithoutNatsGivesUpAfterTheStartupWait) {
+  server_.stop();
+  auto env = env_for(server_, dir_);
+  env["AETHER_NATS_STARTUP_WAIT"] = "1s";
+  HostProcess host({"--config", kJetStreamConfig}, env, dir_.file("none.log"));
+  EXPECT_FALSE(host.start(30)) << host.log();
+  EXPECT_EQ(host.exit_code(), 1) << host.log();
+  EXPECT_NE(host.log().find("nats: cannot connect to " + server_.url()), std::string::npos) << host.log();
+  EXPECT_NE(host.log().find("not ready (attempt 1)"), std::string::npos) << host.log();
+}
+
 // sqlite store + NATS: events are broadcast from the outbox after the commit;
 // while NATS is away, commands still succeed and their broadcast waits.
 TEST(NatsOutbox, SqliteCommitsAreBroadcastAfterAnOutage) {

@@ -85,6 +85,13 @@ class HostProcess {
   // Returns false (with log() explaining) if the host did not come up within
   // the bound, or exited.
   bool start(int timeout_seconds = 30) {
+    launch();
+    return wait_listening(timeout_seconds);
+  }
+
+  // Starts the process without waiting for it. The child dies with the
+  // calling thread (PR_SET_PDEATHSIG): call from the test's main thread.
+  void launch() {
     const int fd = open(log_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
     const pid_t parent = getpid();
     pid_ = fork();
@@ -102,9 +109,14 @@ class HostProcess {
       _exit(127);
     }
     close(fd);
+  }
+
+  // Waits (bounded) for the "listening on" line of a launched host; false if
+  // it exited first or the bound passed.
+  bool wait_listening(int timeout_seconds = 30) {
     const std::regex listening(R"(listening on http://([0-9.]+):([0-9]+))");
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_seconds);
-    while (std::chrono::steady_clock::now() < deadline) {
+    while (pid_ > 0 && std::chrono::steady_clock::now() < deadline) {
       std::smatch m;
       const std::string log = read_file(log_path_);
       if (std::regex_search(log, m, listening)) {

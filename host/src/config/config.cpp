@@ -467,6 +467,7 @@ Result<HostConfig> parse_config(const std::string& text, const std::string& name
                     }},
                    {"connect_timeout", [&](auto& v, auto& k) { p.duration(v, k, x.connect_timeout_ms); }},
                    {"request_timeout", [&](auto& v, auto& k) { p.duration(v, k, x.request_timeout_ms); }},
+                   {"startup_wait", [&](auto& v, auto& k) { p.duration(v, k, x.startup_wait_ms); }},
                    {"ingress", [&](auto& v, auto& k) { p.boolean(v, k, x.ingress); }}});
             if (p.ok() && x.enabled && x.servers.empty()) p.fail(n, path + ".servers", "at least one server is needed");
           }},

@@ -65,6 +65,9 @@ struct HostConfig {
     int64_t reconnect_wait_ms = 250;
     int64_t connect_timeout_ms = 2000;
     int64_t request_timeout_ms = 500;
+    // At start: how long to keep retrying the connection and the creation of
+    // streams and buckets while NATS or JetStream is not ready (0: no retry).
+    int64_t startup_wait_ms = 30000;
     bool ingress = true;
   } nats;
 
