@@ -93,26 +93,6 @@ std::optional<Map> decode_map(const std::string& text) {
   }
 }
 
-// Every current value of a bucket (deletes ignored).
-std::map<std::string, std::string> read_all(kvStore* kv) {
-  std::map<std::string, std::string> out;
-  kvWatchOptions o;
-  kvWatchOptions_Init(&o);
-  o.IgnoreDeletes = true;
-  kvWatcher* w = nullptr;
-  if (kvStore_WatchAll(&w, kv, &o) != NATS_OK) return out;
-  for (int i = 0; i < 100000; ++i) {
-    kvEntry* e = nullptr;
-    if (kvWatcher_Next(&e, w, 2000) != NATS_OK) break;
-    if (e == nullptr) break;  // initial values done
-    out[kvEntry_Key(e)] = std::string(static_cast<const char*>(kvEntry_Value(e)),
-                                      static_cast<size_t>(kvEntry_ValueLen(e)));
-    kvEntry_Destroy(e);
-  }
-  kvWatcher_Destroy(w);
-  return out;
-}
-
 // Serializes a command the way parse_command_request reads it.
 std::string encode_command(const Command& c) {
   json j{{"command", c.name}};
@@ -135,6 +115,7 @@ struct ClusterNode::Impl {
   kvStore* leader_kv = nullptr;
   kvStore* map_kv = nullptr;
   kvWatcher* map_watch = nullptr;
+  kvWatcher* nodes_watch = nullptr;
   natsSubscription* reply_sub = nullptr;
   std::string reply_prefix;
 
@@ -178,8 +159,19 @@ struct ClusterNode::Impl {
   std::unordered_map<uint64_t, Forward> forwards;
   uint64_t next_forward = 0;
 
+  // Members as the watcher of the nodes bucket saw them: each entry with the
+  // time (local clock) its last heartbeat arrived. An entry that went quiet
+  // is checked against the bucket, whose TTL is what decides a node is dead.
+  struct Member {
+    json info;
+    int64_t seen_ms = 0;
+  };
+  std::mutex members_mu;
+  std::map<std::string, Member> members;
+
   std::thread control;
   std::thread watcher;
+  std::thread members_watcher;
   std::atomic<int64_t> last_heartbeat{0};  // also written by leave() on the caller's thread
 
   Impl(const ClusterOptions& o, NatsConnection& c, Runtime& r)
@@ -187,6 +179,7 @@ struct ClusterNode::Impl {
 
   ~Impl() {
     if (map_watch) kvWatcher_Destroy(map_watch);
+    if (nodes_watch) kvWatcher_Destroy(nodes_watch);
     if (reply_sub) natsSubscription_Destroy(reply_sub);
     if (nodes_kv) kvStore_Destroy(nodes_kv);
     if (leader_kv) kvStore_Destroy(leader_kv);
@@ -230,8 +223,21 @@ struct ClusterNode::Impl {
     kvWatchOptions_Init(&wo);
     s = kvStore_WatchAll(&map_watch, map_kv, &wo);
     if (s != NATS_OK) return Status::unavailable(nats_error(s, "cluster: watching the shard map"));
+    s = kvStore_WatchAll(&nodes_watch, nodes_kv, &wo);
+    if (s != NATS_OK) return Status::unavailable(nats_error(s, "cluster: watching the members"));
+    // The members present now, before this node can lead: a leader that
+    // missed one would take its shards away.
+    const int64_t until = now_ms() + std::max<int64_t>(2000, 4 * conn.options().request_timeout_ms);
+    for (bool initial_done = false; !initial_done;) {
+      kvEntry* e = nullptr;
+      natsStatus ns = kvWatcher_Next(&e, nodes_watch, 200);
+      if (ns == NATS_OK && e == nullptr) initial_done = true;
+      else if (ns == NATS_OK) on_member_entry(e);
+      else if (now_ms() >= until) return Status::unavailable(nats_error(ns, "cluster: reading the members"));
+    }
     heartbeat();
     watcher = std::thread([this] { watch_loop(); });
+    members_watcher = std::thread([this] { members_loop(); });
     control = std::thread([this] { control_loop(); });
     return Status::ok();
   }
@@ -245,6 +251,7 @@ struct ClusterNode::Impl {
     changed.notify_all();
     if (control.joinable()) control.join();
     if (watcher.joinable()) watcher.join();
+    if (members_watcher.joinable()) members_watcher.join();
     if (reply_sub) natsSubscription_Unsubscribe(reply_sub);
     // Whatever still waits gets an answer.
     std::deque<Held> rest;
@@ -317,12 +324,55 @@ struct ClusterNode::Impl {
     }
   }
 
-  std::map<std::string, json> read_members() {
-    std::map<std::string, json> out;
-    for (auto& [k, v] : read_all(nodes_kv)) {
-      json j = json::parse(v, nullptr, false);
-      if (!j.is_discarded()) out[k] = std::move(j);
+  // A put refreshes a member; a delete (a node that left) removes it.
+  void on_member_entry(kvEntry* e) {
+    const std::string key = kvEntry_Key(e);
+    const bool put = kvEntry_Operation(e) == kvOp_Put;
+    json info = put ? json::parse(kvEntry_ValueString(e), nullptr, false) : json();
+    kvEntry_Destroy(e);
+    std::lock_guard lock(members_mu);
+    if (!put) members.erase(key);
+    else if (!info.is_discarded()) members[key] = Member{std::move(info), now_ms()};
+  }
+
+  void members_loop() {
+    while (true) {
+      {
+        std::lock_guard lock(mu);
+        if (stopping) return;
+      }
+      kvEntry* e = nullptr;
+      if (kvWatcher_Next(&e, nodes_watch, 200) == NATS_OK && e != nullptr) on_member_entry(e);
     }
+  }
+
+  // The live members. The bucket's TTL removes a silent node's entry without
+  // a delete marker, so a member not heard from for longer than a heartbeat
+  // (and some slack) is looked up: gone from the bucket means dead. While
+  // NATS cannot answer, members are kept as they were.
+  std::map<std::string, json> read_members() {
+    std::vector<std::string> quiet;
+    const int64_t now = now_ms();
+    {
+      std::lock_guard lock(members_mu);
+      for (const auto& [id, m] : members) {
+        if (now - m.seen_ms > opts.heartbeat_ms + kTickMs) quiet.push_back(id);
+      }
+    }
+    for (const auto& id : quiet) {
+      kvEntry* e = nullptr;
+      const natsStatus s = kvStore_Get(&e, nodes_kv, id.c_str());
+      if (s == NATS_OK) {
+        on_member_entry(e);
+      } else if (s == NATS_NOT_FOUND) {
+        std::lock_guard lock(members_mu);
+        auto it = members.find(id);
+        if (it != members.end() && it->second.seen_ms <= now) members.erase(it);
+      }
+    }
+    std::map<std::string, json> out;
+    std::lock_guard lock(members_mu);
+    for (const auto& [id, m] : members) out[id] = m.info;
     return out;
   }
 
