@@ -1,7 +1,9 @@
 // NATS benchmarks, each against its baseline on the same nats-server in the
 // same run:
 //  - command throughput with the jetstream store (1000 actors, 256 commands in
-//    flight) against raw cnats async JetStream publishes of the same payloads;
+//    flight) against raw cnats async JetStream publishes of the same payloads,
+//    and against the same publishes chained per actor (one in flight per
+//    actor with its expected sequence: the ceiling of optimistic concurrency);
 //  - one-at-a-time command latency over NATS request/reply (the ingress)
 //    against a raw synchronous js_Publish;
 //  - replay from JetStream.
@@ -12,6 +14,9 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
 #include <functional>
 #include <mutex>
 
@@ -127,6 +132,101 @@ void BM_RawAsyncJsPublish(benchmark::State& state) {
 }
 BENCHMARK(BM_RawAsyncJsPublish)->UseManualTime()->Iterations(3)->Unit(benchmark::kMillisecond);
 
+// The ceiling of per-actor optimistic concurrency for any client of
+// JetStream: the same payloads, kInFlight in flight as in the runtime's run,
+// but at most one per actor, each carrying the Msg-Id and the
+// Nats-Expected-Last-Subject-Sequence of that actor's previous ack (what the
+// store must send so that a racing writer is caught). Raw cnats, no aether
+// code; a fresh stream per iteration.
+struct ChainAcks {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<std::pair<int, uint64_t>> acks;  // (actor, stream sequence); 0 = failed
+};
+
+void on_chain_ack(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr*, void* closure) {
+  auto* c = static_cast<ChainAcks*>(closure);
+  const char* subject = natsMsg_GetSubject(msg);
+  const int actor = std::atoi(std::strrchr(subject, '.') + 2);  // ".a<k>"
+  const uint64_t seq = pa != nullptr ? pa->Sequence : 0;
+  natsMsg_Destroy(msg);
+  {
+    std::lock_guard lock(c->mu);
+    c->acks.emplace_back(actor, seq);
+  }
+  c->cv.notify_one();
+}
+
+void BM_RawChainedJsPublish(benchmark::State& state) {
+  auto& e = env();
+  static int round = 0;
+  std::vector<std::string> payloads;
+  for (int i = 0; i < kCommands; ++i) payloads.push_back(commit_payload(i));
+  for (auto _ : state) {
+    const std::string ns = "chain" + std::to_string(round++);
+    (void)e.store(ns);  // creates the stream aether.<ns>.events.>
+    ChainAcks acks;
+    jsCtx* js = nullptr;
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.PublishAsync.MaxPending = kInFlight;
+    jo.PublishAsync.AckHandler = on_chain_ack;
+    jo.PublishAsync.AckHandlerClosure = &acks;
+    natsConnection_JetStream(&js, e.conn->nc(), &jo);
+    std::vector<uint64_t> last_seq(kActors, 0), version(kActors, 0);
+    std::vector<bool> busy(kActors, false);
+    std::vector<std::deque<int>> waiting(kActors);
+    bool failed = false;
+    auto publish = [&](int i) {
+      const int a = i % kActors;
+      busy[a] = true;
+      const std::string subject = "aether." + ns + ".events.Counter.a" + std::to_string(a);
+      const std::string msg_id = ns + ".Counter.a" + std::to_string(a) + "." + std::to_string(++version[a]);
+      natsMsg* m = nullptr;
+      natsMsg_Create(&m, subject.c_str(), nullptr, payloads[i].data(), static_cast<int>(payloads[i].size()));
+      jsPubOptions po;
+      jsPubOptions_Init(&po);
+      po.MsgId = msg_id.c_str();
+      po.ExpectLastSubjectSeq = last_seq[a];
+      if (js_PublishMsgAsync(js, &m, &po) != NATS_OK) failed = true;
+      natsMsg_Destroy(m);
+    };
+    const auto start = Clock::now();
+    int next = 0, in_flight = 0, done = 0;
+    std::vector<std::pair<int, uint64_t>> got;
+    while (done < kCommands && !failed) {
+      while (in_flight < kInFlight && next < kCommands) {
+        const int a = next % kActors;
+        if (busy[a]) waiting[a].push_back(next); else publish(next);
+        ++next;
+        ++in_flight;
+      }
+      {
+        std::unique_lock lock(acks.mu);
+        if (!acks.cv.wait_for(lock, std::chrono::seconds(30), [&] { return !acks.acks.empty(); })) break;
+        got.swap(acks.acks);
+      }
+      for (const auto& [a, seq] : got) {
+        if (seq == 0) failed = true;
+        last_seq[a] = seq;
+        busy[a] = false;
+        ++done;
+        --in_flight;
+        if (!waiting[a].empty()) {
+          publish(waiting[a].front());
+          waiting[a].pop_front();
+        }
+      }
+      got.clear();
+    }
+    state.SetIterationTime(seconds_since(start));
+    if (failed || done != kCommands) state.SkipWithError("chained publishes failed");
+    jsCtx_Destroy(js);
+  }
+  state.SetItemsProcessed(state.iterations() * kCommands);
+}
+BENCHMARK(BM_RawChainedJsPublish)->UseManualTime()->Iterations(3)->Unit(benchmark::kMillisecond);
+
 double p50(std::vector<double>& v) {
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
@@ -226,6 +326,10 @@ int main(int argc, char** argv) {
         "BM_JetStreamStoreCommands/0/iterations:3/manual_time", "goal >= 0.6x"},
        {"  the same with the 1,000 actors already active", "BM_RawAsyncJsPublish/iterations:3/manual_time",
         "BM_JetStreamStoreCommands/1/iterations:3/manual_time", "(for comparison)"},
+       {"ceiling: raw publishes chained per actor vs raw async publishes", "BM_RawAsyncJsPublish/iterations:3/manual_time",
+        "BM_RawChainedJsPublish/iterations:3/manual_time", "one in flight per actor, expected sequence"},
+       {"jetstream commands (actors active) vs raw chained publishes", "BM_RawChainedJsPublish/iterations:3/manual_time",
+        "BM_JetStreamStoreCommands/1/iterations:3/manual_time", "the runtime's cost over that ceiling"},
        {"request/reply command vs raw js_Publish (p50 latency)", "BM_NatsRequestReplyCommand/iterations:1/manual_time",
         "BM_RawSyncJsPublish/iterations:1/manual_time", "goal <= 1.5x"}});
   env_holder().reset();  // before cnats' own teardown at exit

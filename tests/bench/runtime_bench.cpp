@@ -95,10 +95,13 @@ void BM_RuntimeDurableCommands(benchmark::State& state) {
 BENCHMARK(BM_RuntimeDurableCommands)->UseManualTime()->Iterations(3)->Unit(benchmark::kMillisecond);
 
 // The same rows the runtime writes, inserted by raw SQLite into the same
-// schema, at the same durability (WAL, synchronous=FULL).
-void raw_insert(benchmark::State& state, bool one_transaction) {
+// schema, at the same durability (WAL, synchronous=FULL), `rows_per_tx` rows
+// to a transaction: 1, kSenders (the largest commit that kSenders senders
+// with one command in flight each can ever form: the ceiling of any group
+// commit under this load), or all.
+void raw_insert(benchmark::State& state, int rows_per_tx) {
   for (auto _ : state) {
-    const fs::path dir = bench_dir(one_transaction ? "raw1" : "rawn");
+    const fs::path dir = bench_dir("raw" + std::to_string(rows_per_tx));
     { auto schema = open_store(dir); }  // creates aether's schema
     sqlite3* db = nullptr;
     sqlite3_open((dir / "aether.db").c_str(), &db);
@@ -109,27 +112,28 @@ void raw_insert(benchmark::State& state, bool one_transaction) {
                        "VALUES('default','Counter',?1,?2,'Incremented','{\"by\":1}',?3)",
                        -1, &ins, nullptr);
     const auto start = Clock::now();
-    if (one_transaction) sqlite3_exec(db, "BEGIN", nullptr, nullptr, nullptr);
     for (int i = 0; i < kCommands; ++i) {
       const std::string id = "a" + std::to_string(i % kActors);
-      if (!one_transaction) sqlite3_exec(db, "BEGIN", nullptr, nullptr, nullptr);
+      if (i % rows_per_tx == 0) sqlite3_exec(db, "BEGIN", nullptr, nullptr, nullptr);
       sqlite3_bind_text(ins, 1, id.c_str(), -1, SQLITE_TRANSIENT);
       sqlite3_bind_int64(ins, 2, i / kActors + 1);
       sqlite3_bind_int64(ins, 3, 1700000000000 + i);
       if (sqlite3_step(ins) != SQLITE_DONE) state.SkipWithError(sqlite3_errmsg(db));
       sqlite3_reset(ins);
-      if (!one_transaction) sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr);
+      if ((i + 1) % rows_per_tx == 0 || i + 1 == kCommands) sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr);
     }
-    if (one_transaction) sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr);
     state.SetIterationTime(seconds_since(start));
     sqlite3_finalize(ins);
     sqlite3_close(db);
   }
   state.SetItemsProcessed(state.iterations() * kCommands);
 }
-void BM_RawSqliteTxPerInsert(benchmark::State& s) { raw_insert(s, false); }
-void BM_RawSqliteOneTx(benchmark::State& s) { raw_insert(s, true); }
+void BM_RawSqliteTxPerInsert(benchmark::State& s) { raw_insert(s, 1); }
+// Arg: rows per transaction, at most kSenders.
+void BM_RawSqliteGroupedTx(benchmark::State& s) { raw_insert(s, static_cast<int>(s.range(0))); }
+void BM_RawSqliteOneTx(benchmark::State& s) { raw_insert(s, kCommands); }
 BENCHMARK(BM_RawSqliteTxPerInsert)->UseManualTime()->Iterations(3)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_RawSqliteGroupedTx)->Arg(kSenders / 2)->Arg(kSenders)->UseManualTime()->Iterations(3)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_RawSqliteOneTx)->UseManualTime()->Iterations(3)->Unit(benchmark::kMillisecond);
 
 // --- replay ----------------------------------------------------------------------
@@ -310,6 +314,14 @@ int main(int argc, char** argv) {
         "BM_RuntimeDurableCommands/iterations:3/manual_time", "goal >= 3x"},
        {"durable throughput: runtime vs raw one-tx", "BM_RawSqliteOneTx/iterations:3/manual_time",
         "BM_RuntimeDurableCommands/iterations:3/manual_time", "goal >= 0.5x"},
+       {"durable throughput: runtime vs raw 32-row transactions", "BM_RawSqliteGroupedTx/32/iterations:3/manual_time",
+        "BM_RuntimeDurableCommands/iterations:3/manual_time", "raw group commit of the runtime's average batch"},
+       {"durable throughput: runtime vs raw 64-row transactions", "BM_RawSqliteGroupedTx/64/iterations:3/manual_time",
+        "BM_RuntimeDurableCommands/iterations:3/manual_time", "raw group commit of the largest possible batch"},
+       {"ceiling: raw 32-row transactions vs raw one-tx", "BM_RawSqliteOneTx/iterations:3/manual_time",
+        "BM_RawSqliteGroupedTx/32/iterations:3/manual_time", "raw SQLite, no runtime"},
+       {"ceiling: raw 64-row transactions vs raw one-tx", "BM_RawSqliteOneTx/iterations:3/manual_time",
+        "BM_RawSqliteGroupedTx/64/iterations:3/manual_time", "raw SQLite, no runtime: the most any group commit of 64 senders can reach"},
        {"replay: runtime vs raw read+parse", "BM_ReplayRawLoop/iterations:5/manual_time",
         "BM_ReplayThroughRuntime/iterations:5/manual_time", "goal >= 0.7x"}});
 }
