@@ -756,7 +756,16 @@ class RuntimeImpl final : public Runtime {
     void* state = *created;
     uint64_t version = 0;
     bool from_snapshot = false;
-    auto snap = snapshots_.latest(key);
+    // The stream's version first: an actor without events (a new one) needs
+    // neither a snapshot lookup nor a read, unless the store may have dropped
+    // events that a snapshot still holds.
+    auto latest = events_.latest_version(key);
+    if (!latest) {
+      type.destroy(state);
+      return latest.status();
+    }
+    Result<std::optional<Snapshot>> snap = std::optional<Snapshot>();
+    if (*latest > 0 || events_.may_drop_events()) snap = snapshots_.latest(key);
     if (!snap) {
       type.destroy(state);
       return snap.status();
@@ -775,7 +784,7 @@ class RuntimeImpl final : public Runtime {
       }
     }
     uint64_t replayed = 0;
-    Status rs = events_.read(key, version + 1, UINT64_MAX, [&](const StoredEvent& e) {
+    auto replay = [&](const StoredEvent& e) {
       const int idx = type.event_index(e.type);
       if (idx < 0) {
         return Status::corruption("actor " + key.to_string() + ", event at version " +
@@ -793,7 +802,9 @@ class RuntimeImpl final : public Runtime {
       version = e.version;
       ++replayed;
       return Status::ok();
-    });
+    };
+    Status rs = Status::ok();
+    if (*latest > version || events_.may_drop_events()) rs = events_.read_known(key, version + 1, *latest, replay);
     if (!rs) {
       type.destroy(state);
       log::error(rs.message());

@@ -152,9 +152,31 @@ class JetStreamStore final : public Store, public VersionCache {
   Status read(const ActorKey& key, uint64_t from_version, uint64_t limit,
               const EventVisitor& visit) override {
     if (!conn_.connected()) return Status::unavailable(conn_.not_connected_message());
-    const std::string subject = actor_events_subject(key);
     auto tip = fetch_tip(key);
     if (!tip) return tip.status();
+    return read_to(key, from_version, limit, visit, *tip);
+  }
+
+  Status read_known(const ActorKey& key, uint64_t from_version, uint64_t latest,
+                    const EventVisitor& visit) override {
+    std::optional<Tip> tip;
+    {
+      std::lock_guard lock(mu_);
+      auto it = tips_.find(actor_events_subject(key));
+      if (it != tips_.end() && it->second.version == latest) tip = it->second;
+    }
+    if (!tip) return read(key, from_version, UINT64_MAX, visit);
+    if (!conn_.connected()) return Status::unavailable(conn_.not_connected_message());
+    return read_to(key, from_version, UINT64_MAX, visit, *tip);
+  }
+
+  bool may_drop_events() const override { return opts_.max_age_ms > 0 || opts_.max_bytes >= 0; }
+
+  // Visits the actor's events from `from_version` up to the commit `tip`.
+  Status read_to(const ActorKey& key, uint64_t from_version, uint64_t limit, const EventVisitor& visit,
+                 const Tip& tip_at) {
+    const std::string subject = actor_events_subject(key);
+    const Tip* tip = &tip_at;
     const uint64_t from = from_version == 0 ? 1 : from_version;
     if (tip->version < from || limit == 0) return Status::ok();
     uint64_t start_seq = 0;
@@ -295,8 +317,7 @@ class JetStreamStore final : public Store, public VersionCache {
     if (!conn_.connected()) return Status::unavailable(conn_.not_connected_message());
     natsMsg* m = nullptr;
     jsErrCode err = static_cast<jsErrCode>(0);
-    natsStatus s = js_GetLastMsg(&m, conn_.js(), snap_stream(key.ns).c_str(),
-                                 snapshot_subject(key).c_str(), nullptr, &err);
+    natsStatus s = get_last(&m, snap_stream(key.ns), snapshot_subject(key), &err);
     if (s == NATS_NOT_FOUND) return std::optional<Snapshot>();
     if (s != NATS_OK) return Status::unavailable(nats_error(s, "jetstream: latest snapshot"));
     MsgPtr owner{m};
@@ -361,13 +382,27 @@ class JetStreamStore final : public Store, public VersionCache {
                                                  std::to_string(err) + ")"));
   }
 
+  // The last message on `subject` in `stream`. On a single-replica stream, a
+  // direct get: answered by the stream's server without the JetStream API's
+  // JSON and base64 round. With replicas, a direct get may be answered by a
+  // follower that lags, so the API (served by the leader) is asked instead.
+  natsStatus get_last(natsMsg** m, const std::string& stream, const std::string& subject, jsErrCode* err) {
+    if (opts_.replicas <= 1) {
+      jsDirectGetMsgOptions o;
+      jsDirectGetMsgOptions_Init(&o);
+      o.LastBySubject = subject.c_str();
+      natsStatus s = js_DirectGetMsg(m, conn_.js(), stream.c_str(), nullptr, &o);
+      if (s != NATS_NO_RESPONDERS) return s;  // else: a stream created without allow_direct
+    }
+    return js_GetLastMsg(m, conn_.js(), stream.c_str(), subject.c_str(), nullptr, err);
+  }
+
   // The actor's latest commit, from the cache or the server.
   Result<Tip> fetch_tip(const ActorKey& key) {
     natsMsg* m = nullptr;
     jsErrCode err = static_cast<jsErrCode>(0);
     const std::string subject = actor_events_subject(key);
-    natsStatus s = js_GetLastMsg(&m, conn_.js(), events_stream(key.ns).c_str(), subject.c_str(),
-                                 nullptr, &err);
+    natsStatus s = get_last(&m, events_stream(key.ns), subject, &err);
     Tip tip;
     if (s == NATS_NOT_FOUND) {
       tip = Tip{};

@@ -86,6 +86,21 @@ class EventStore {
   // The stream's version (0 when it has no events).
   virtual Result<uint64_t> latest_version(const ActorKey& key) = 0;
 
+  // read() of every event from `from_version` on, where `latest` is what
+  // latest_version() has just returned: a backend that remembers where that
+  // version is need not ask again (one round trip less for JetStream). Events
+  // committed since may or may not be visited.
+  virtual Status read_known(const ActorKey& key, uint64_t from_version, uint64_t latest,
+                            const EventVisitor& visit) {
+    (void)latest;
+    return read(key, from_version, UINT64_MAX, visit);
+  }
+
+  // True when events can disappear while the actor's snapshots stay (stream
+  // limits such as a maximum age): then an actor without events may still
+  // have a snapshot worth loading.
+  virtual bool may_drop_events() const { return false; }
+
   // The commit recorded under `idempotency_key`, if any.
   virtual Result<std::optional<IdempotentCommit>> find_idempotent(
       const ActorKey& key, const std::string& idempotency_key) = 0;
