@@ -1,5 +1,6 @@
 // The store suite, run on every backend (tests/support/store_backends.hpp).
 #include <gtest/gtest.h>
+#include <nats/nats.h>
 #include <sqlite3.h>
 
 #include <atomic>
@@ -200,6 +201,75 @@ INSTANTIATE_TEST_SUITE_P(Backends, PersistentStoreSuite,
                          testing::ValuesIn(test::persistent_store_backends()), test::backend_name);
 
 // --- sqlite specifics --------------------------------------------------------
+
+// JetStream keeps an idempotency key in a key-value bucket written after the
+// commit. A writer that stops between the two leaves a commit whose key is
+// not in the bucket: a retry of the command must still find it.
+class JetStreamIdempotencyTest : public testing::Test {
+ protected:
+  void SetUp() override {
+    store_ = test::open_jetstream_for_test(dir_.path().string());
+    ASSERT_NE(store_, nullptr);
+  }
+  AppendRequest req(uint64_t expected, const std::string& type, const std::string& idem) {
+    AppendRequest r;
+    r.key = a_;
+    r.expected_version = expected;
+    r.events.push_back({type, R"({"n":1})"});
+    r.idempotency_key = idem;
+    r.timestamp_ms = 1700000000000;
+    return r;
+  }
+  // What a stop between the commit and the bucket write leaves behind.
+  void forget_key(const std::string& idem) {
+    kvStore* kv = nullptr;
+    ASSERT_EQ(js_KeyValue(&kv, test::shared_nats().js(), "AETHER_default_IDEM"), NATS_OK);
+    std::string hex;
+    for (unsigned char c : idem) {
+      static const char* d = "0123456789abcdef";
+      hex += d[c >> 4];
+      hex += d[c & 15];
+    }
+    ASSERT_EQ(kvStore_Purge(kv, ("Counter.a." + hex).c_str(), nullptr), NATS_OK);
+    kvStore_Destroy(kv);
+    ASSERT_FALSE(store_->find_idempotent(a_, idem)->has_value()) << "the key should be gone from the bucket";
+  }
+  test::TempDir dir_;
+  std::unique_ptr<Store> store_;
+  const ActorKey a_{"default", "Counter", "a"};
+};
+
+TEST_F(JetStreamIdempotencyTest, ARetryFindsALastCommitWhoseKeyWasNotRecorded) {
+  ASSERT_TRUE(store_->append_sync(req(0, "E1", "")).status.is_ok());
+  auto first = store_->append_sync(req(1, "E2", "pay-7"));
+  ASSERT_TRUE(first.status.is_ok());
+  forget_key("pay-7");
+  // The retry, from a writer that believes the actor is still at version 1.
+  auto again = store_->append_sync(req(1, "E2", "pay-7"));
+  ASSERT_TRUE(again.status.is_ok()) << again.status.to_string();
+  EXPECT_TRUE(again.duplicate);
+  EXPECT_EQ(again.first_version, 2u);
+  EXPECT_EQ(again.version, 2u);
+  EXPECT_EQ(*store_->latest_version(a_), 2u);
+  EXPECT_TRUE(store_->find_idempotent(a_, "pay-7")->has_value()) << "the key is recorded again";
+}
+
+TEST_F(JetStreamIdempotencyTest, ARetryAfterLaterCommitsIsCaughtByTheServersDeduplication) {
+  auto first = store_->append_sync(req(0, "E1", "pay-8"));
+  ASSERT_TRUE(first.status.is_ok());
+  forget_key("pay-8");
+  // Other commands commit in between: the keyed commit is no longer the last.
+  ASSERT_TRUE(store_->append_sync(req(1, "E2", "")).status.is_ok());
+  ASSERT_TRUE(store_->append_sync(req(2, "E3", "")).status.is_ok());
+  // The retry, decided on the current version.
+  auto again = store_->append_sync(req(3, "E1", "pay-8"));
+  ASSERT_TRUE(again.status.is_ok()) << again.status.to_string();
+  EXPECT_TRUE(again.duplicate);
+  EXPECT_EQ(again.first_version, 1u);
+  EXPECT_EQ(again.version, 1u);
+  EXPECT_EQ(*store_->latest_version(a_), 3u) << "nothing written twice";
+  EXPECT_TRUE(store_->find_idempotent(a_, "pay-8")->has_value());
+}
 
 class SqliteStoreTest : public testing::Test {
  protected:

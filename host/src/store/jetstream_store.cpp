@@ -398,7 +398,12 @@ class JetStreamStore final : public Store, public VersionCache {
   }
 
   // The actor's latest commit, from the cache or the server.
-  Result<Tip> fetch_tip(const ActorKey& key) {
+  // With `last`: also the idempotency key and first version of that commit.
+  struct LastCommit {
+    std::string idempotency_key;
+    uint64_t first = 0;
+  };
+  Result<Tip> fetch_tip(const ActorKey& key, LastCommit* last_commit = nullptr) {
     natsMsg* m = nullptr;
     jsErrCode err = static_cast<jsErrCode>(0);
     const std::string subject = actor_events_subject(key);
@@ -419,6 +424,10 @@ class JetStreamStore final : public Store, public VersionCache {
                                   std::to_string(seq) + ": commit without version headers");
       }
       tip = Tip{*last, seq};
+      if (last_commit != nullptr) {
+        last_commit->idempotency_key = header_str(m, kHdrIdem);
+        last_commit->first = header_u64(m, kHdrFirst).value_or(0);
+      }
     }
     std::lock_guard lock(mu_);
     tips_[subject] = tip;
@@ -461,9 +470,19 @@ class JetStreamStore final : public Store, public VersionCache {
         return finish(std::move(op), std::move(r));
       }
     }
-    auto t = fetch_tip(req.key);
+    LastCommit last;
+    auto t = fetch_tip(req.key, req.idempotency_key.empty() ? nullptr : &last);
     if (!t) {
       r.status = t.status();
+      return finish(std::move(op), std::move(r));
+    }
+    if (!req.idempotency_key.empty() && last.idempotency_key == req.idempotency_key) {
+      // Committed, but its key never reached the bucket (the writer stopped
+      // between the two): the same commit, recorded now.
+      record_idempotent(req, last.first, t->version);
+      r.duplicate = true;
+      r.first_version = last.first;
+      r.version = t->version;
       return finish(std::move(op), std::move(r));
     }
     if (t->version != req.expected_version) return finish(std::move(op), conflict(req, t->version));
@@ -519,7 +538,15 @@ class JetStreamStore final : public Store, public VersionCache {
     const std::string data = commit_message_json(req, first, commit_id, opts_.node_id);
     natsMsg* m = nullptr;
     natsMsg_Create(&m, subject.c_str(), nullptr, data.data(), static_cast<int>(data.size()));
-    const std::string msg_id = req.key.ns + "." + req.key.type + "." + req.key.id + "." + std::to_string(last);
+    // The server deduplicates by this id within the stream's duplicate
+    // window: by version (a retried publish, a racing writer of the same
+    // version), or for a command with an idempotency key by that key, so a
+    // retry of a command whose commit landed but whose key was not recorded
+    // is still caught.
+    const std::string msg_id =
+        req.idempotency_key.empty()
+            ? req.key.ns + "." + req.key.type + "." + req.key.id + "." + std::to_string(last)
+            : req.key.ns + "." + req.key.type + "." + req.key.id + ".key." + hex(req.idempotency_key);
     natsMsgHeader_Set(m, "Nats-Msg-Id", msg_id.c_str());
     natsMsgHeader_Set(m, "Nats-Expected-Last-Subject-Sequence", std::to_string(expected_seq).c_str());
     natsMsgHeader_Set(m, kHdrFirst, std::to_string(first).c_str());
@@ -562,14 +589,16 @@ class JetStreamStore final : public Store, public VersionCache {
       std::lock_guard lock(mu_);
       tips_[op->subject] = Tip{op->last, seq};
     }
-    if (!req.idempotency_key.empty()) {
-      const std::string val = std::to_string(op->first) + "," + std::to_string(op->last);
-      kvStore_PutString(nullptr, idem_kv(req.key.ns), idem_key(req.key, req.idempotency_key).c_str(), val.c_str());
-    }
+    if (!req.idempotency_key.empty()) record_idempotent(req, op->first, op->last);
     AppendResult r;
     r.first_version = op->first;
     r.version = op->last;
     finish(std::move(op), std::move(r));
+  }
+
+  void record_idempotent(const AppendRequest& req, uint64_t first, uint64_t last) {
+    const std::string val = std::to_string(first) + "," + std::to_string(last);
+    kvStore_PutString(nullptr, idem_kv(req.key.ns), idem_key(req.key, req.idempotency_key).c_str(), val.c_str());
   }
 
   void settle(std::unique_ptr<PendingAppend> op, uint64_t seq, bool duplicate, jsErrCode code, natsStatus err) {
@@ -582,6 +611,15 @@ class JetStreamStore final : public Store, public VersionCache {
       natsStatus gs = js_GetMsg(&stored, conn_.js(), events_stream(req.key.ns).c_str(), seq, nullptr, nullptr);
       MsgPtr so{stored};
       if (gs == NATS_OK && header_str(stored, kHdrCommit) == op->commit_id) return committed(std::move(op), seq);
+      if (gs == NATS_OK && !req.idempotency_key.empty() && header_str(stored, kHdrIdem) == req.idempotency_key) {
+        // An earlier commit of this idempotency key: that one is the result.
+        AppendResult r;
+        r.duplicate = true;
+        r.first_version = header_u64(stored, kHdrFirst).value_or(0);
+        r.version = header_u64(stored, kHdrLast).value_or(0);
+        record_idempotent(req, r.first_version, r.version);
+        return finish(std::move(op), std::move(r));
+      }
       auto t = fetch_tip(req.key);
       return finish(std::move(op), conflict(req, t ? t->version : op->last));
     }
