@@ -220,6 +220,35 @@ TEST_F(ClusterTest, AKilledHostsShardsAreOwnedAgainWithinTheTtl) {
   verify(load, false);
 }
 
+// NATS itself goes away for longer than the node TTL: every membership
+// entry expires, so to each node the others look dead. When NATS returns,
+// the cluster forms again by itself: all three nodes, every shard owned,
+// commands served, nothing acknowledged lost.
+TEST_F(ClusterTest, TheClusterFormsAgainAfterANatsOutageLongerThanTheTtl) {
+  Load load(cluster_.nats(0).url(), kActors);
+  load.start();
+  ASSERT_TRUE(load.wait_warm()) << load.sent() << " commands sent";
+  for (size_t i = 0; i < 3; ++i) cluster_.nats(i).kill9();
+  std::this_thread::sleep_for(std::chrono::milliseconds(kNodeTtlMs + 2000));
+  for (size_t i = 0; i < 3; ++i) ASSERT_TRUE(cluster_.nats(i).start()) << cluster_.nats(i).log();
+  const auto back = Clock::now();
+  ASSERT_TRUE(cluster_.nats_ready()) << "the NATS cluster did not come back";
+  ASSERT_TRUE(wait_converged(3, 60)) << last_status_.dump(1);
+  std::printf("cluster formed again %.2f s after NATS came back\n", seconds_since(back));
+  // Commands are served again: at least 200 more answers after the cluster formed.
+  const uint64_t sent_then = load.sent();
+  const auto deadline = Clock::now() + std::chrono::seconds(60);
+  while (load.sent() < sent_then + 200 && Clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  load.stop();
+  EXPECT_GE(load.sent(), sent_then + 200) << "commands are served again";
+  verify(load, false);
+  // The nodes still follow membership: a node that joins now is seen and given shards.
+  start_host("node-4");
+  EXPECT_TRUE(wait_converged(4, 60)) << last_status_.dump(1);
+}
+
 TEST_F(ClusterTest, ANewLeaderAfterTheLeaderIsKilledAndRebalancingStillWorks) {
   json s = cluster_status("node-1");
   const std::string leader = s["leader"];
