@@ -12,17 +12,6 @@
 namespace aether {
 namespace {
 
-bool port_bindable(int port) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  const bool ok = bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
-  close(fd);
-  return ok;
-}
-
 // The first of nine consecutive loopback ports that are free now, below the
 // kernel's ephemeral range (32768 and up): other tests running at the same
 // time take ports from that range, for listeners and for the local ends of
@@ -33,7 +22,7 @@ int nine_free_ports() {
   for (int attempt = 0; attempt < 200; ++attempt) {
     const int base = pick(rng);
     bool free = true;
-    for (int p = base; p < base + 9 && free; ++p) free = port_bindable(p) && !test::port_open(p);
+    for (int p = base; p < base + 9 && free; ++p) free = test::port_bindable(p) && !test::port_open(p);
     if (free) return base;
   }
   return 0;
