@@ -93,6 +93,15 @@ std::optional<Map> decode_map(const std::string& text) {
   }
 }
 
+// The watcher's next entry (or nullptr: initial values done), waiting up to
+// 200 ms; after an error other than a timeout (a watcher that cannot
+// deliver), a short pause, so that its loop does not spin.
+natsStatus next_entry(kvWatcher* w, kvEntry** e) {
+  const natsStatus s = kvWatcher_Next(e, w, 200);
+  if (s != NATS_OK && s != NATS_TIMEOUT) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  return s;
+}
+
 // Serializes a command the way parse_command_request reads it.
 std::string encode_command(const Command& c) {
   json j{{"command", c.name}};
@@ -342,7 +351,7 @@ struct ClusterNode::Impl {
         if (stopping) return;
       }
       kvEntry* e = nullptr;
-      if (kvWatcher_Next(&e, nodes_watch, 200) == NATS_OK && e != nullptr) on_member_entry(e);
+      if (next_entry(nodes_watch, &e) == NATS_OK && e != nullptr) on_member_entry(e);
     }
   }
 
@@ -509,7 +518,7 @@ struct ClusterNode::Impl {
         if (stopping) return;
       }
       kvEntry* e = nullptr;
-      natsStatus s = kvWatcher_Next(&e, map_watch, 200);
+      natsStatus s = next_entry(map_watch, &e);
       if (s != NATS_OK || e == nullptr) continue;
       const std::string key = kvEntry_Key(e);
       const bool put = kvEntry_Operation(e) == kvOp_Put;
