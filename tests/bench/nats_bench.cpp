@@ -87,7 +87,6 @@ void BM_JetStreamStoreCommands(benchmark::State& state) {
     aether::RuntimeOptions o;
     o.namespaces = {ns};
     o.snapshot.every = 0;
-    if (const char* w = std::getenv("BENCH_WORKERS")) o.workers = std::atoi(w);
     auto rt = std::move(aether::Runtime::create(o, env().reg, *store, *store)).value();
     auto command = [&](int i) {
       return aether::Command{ns, "Counter", "a" + std::to_string(i % kActors), "Increment", R"({"by":1})", {}, ""};

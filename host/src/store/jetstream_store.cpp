@@ -174,11 +174,10 @@ class JetStreamStore final : public Store, public VersionCache {
 
   // Visits the actor's events from `from_version` up to the commit `tip`.
   Status read_to(const ActorKey& key, uint64_t from_version, uint64_t limit, const EventVisitor& visit,
-                 const Tip& tip_at) {
+                 const Tip& tip) {
     const std::string subject = actor_events_subject(key);
-    const Tip* tip = &tip_at;
     const uint64_t from = from_version == 0 ? 1 : from_version;
-    if (tip->version < from || limit == 0) return Status::ok();
+    if (tip.version < from || limit == 0) return Status::ok();
     uint64_t start_seq = 0;
     {
       std::lock_guard lock(mu_);
@@ -189,7 +188,7 @@ class JetStreamStore final : public Store, public VersionCache {
     uint64_t delivered = 0;
     uint64_t expect = 0;  // next version expected once the first commit is seen
     Status result = Status::ok();
-    const Status walked = walk(events_stream(key.ns), subject, start_seq, tip->seq,
+    const Status walked = walk(events_stream(key.ns), subject, start_seq, tip.seq,
                                [&](natsMsg* m, uint64_t seq) -> bool {
       auto first = header_u64(m, kHdrFirst);
       auto last = header_u64(m, kHdrLast);
@@ -543,10 +542,8 @@ class JetStreamStore final : public Store, public VersionCache {
     // version), or for a command with an idempotency key by that key, so a
     // retry of a command whose commit landed but whose key was not recorded
     // is still caught.
-    const std::string msg_id =
-        req.idempotency_key.empty()
-            ? req.key.ns + "." + req.key.type + "." + req.key.id + "." + std::to_string(last)
-            : req.key.ns + "." + req.key.type + "." + req.key.id + ".key." + hex(req.idempotency_key);
+    const std::string msg_id = req.key.ns + "." + req.key.type + "." + req.key.id + "." +
+                               (req.idempotency_key.empty() ? std::to_string(last) : "key." + hex(req.idempotency_key));
     natsMsgHeader_Set(m, "Nats-Msg-Id", msg_id.c_str());
     natsMsgHeader_Set(m, "Nats-Expected-Last-Subject-Sequence", std::to_string(expected_seq).c_str());
     natsMsgHeader_Set(m, kHdrFirst, std::to_string(first).c_str());
