@@ -3,6 +3,8 @@
 #include <nlohmann/json.hpp>
 
 #include <atomic>
+#include <chrono>
+#include <future>
 #include <condition_variable>
 #include <map>
 #include <mutex>
@@ -462,6 +464,85 @@ TEST_P(PersistentRuntimeSuite, StateAndVersionSurviveARestart) {
 INSTANTIATE_TEST_SUITE_P(Backends, PersistentRuntimeSuite,
                          testing::ValuesIn(test::persistent_store_backends()),
                          test::backend_name);
+
+// --- a store whose reads are round trips ----------------------------------
+
+// A memory store that says its reads are remote, and whose version lookup of
+// actor "slow" waits at a gate until the test opens it.
+class GatedLookupStore final : public Store {
+ public:
+  struct Gate {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool entered = false;
+    bool open = false;
+  };
+  explicit GatedLookupStore(std::shared_ptr<Gate> gate) : gate_(std::move(gate)) {}
+
+  bool remote_reads() const override { return true; }
+  Result<uint64_t> latest_version(const ActorKey& key) override {
+    if (key.id == "slow") {
+      std::unique_lock lock(gate_->mu);
+      gate_->entered = true;
+      gate_->cv.notify_all();
+      gate_->cv.wait_for(lock, std::chrono::seconds(30), [&] { return gate_->open; });
+    }
+    return inner_->latest_version(key);
+  }
+  void append(const AppendRequest& r, AppendCallback done) override { inner_->append(r, std::move(done)); }
+  Status read(const ActorKey& k, uint64_t from, uint64_t limit, const EventVisitor& v) override {
+    return inner_->read(k, from, limit, v);
+  }
+  Result<std::optional<IdempotentCommit>> find_idempotent(const ActorKey& k, const std::string& key) override {
+    return inner_->find_idempotent(k, key);
+  }
+  Status flush() override { return inner_->flush(); }
+  Status save(const ActorKey& k, const Snapshot& s, uint32_t keep) override { return inner_->save(k, s, keep); }
+  Result<std::optional<Snapshot>> latest(const ActorKey& k) override { return inner_->latest(k); }
+  Result<std::vector<Snapshot>> list(const ActorKey& k) override { return inner_->list(k); }
+
+ private:
+  std::shared_ptr<Gate> gate_;
+  std::unique_ptr<Store> inner_ = make_memory_store();
+};
+
+// With one worker: while an actor's activation waits on the store, the
+// worker still serves an actor that is active.
+TEST(RuntimeRemoteReads, AnActivationWaitingOnTheStoreDoesNotHoldUpActiveActors) {
+  auto gate = std::make_shared<GatedLookupStore::Gate>();
+  RuntimeOptions o;
+  o.workers = 1;
+  RuntimeHarness h(StoreBackend{"gated", false,
+                                [gate](const std::string&) -> std::unique_ptr<Store> {
+                                  return std::make_unique<GatedLookupStore>(gate);
+                                }},
+                   o);
+  auto open_gate = [&] {
+    std::lock_guard lock(gate->mu);
+    gate->open = true;
+    gate->cv.notify_all();
+  };
+  ASSERT_TRUE(h.send("Counter", "fast", "Increment").status.is_ok());
+
+  std::promise<CommandResult> slow_done;
+  h.rt().send({"default", "Counter", "slow", "Increment", "{}", {}, ""},
+              [&](CommandResult r) { slow_done.set_value(std::move(r)); });
+  {
+    std::unique_lock lock(gate->mu);
+    ASSERT_TRUE(gate->cv.wait_for(lock, std::chrono::seconds(10), [&] { return gate->entered; }));
+  }
+  std::promise<CommandResult> fast_done;
+  h.rt().send({"default", "Counter", "fast", "Increment", "{}", {}, ""},
+              [&](CommandResult r) { fast_done.set_value(std::move(r)); });
+  auto fast = fast_done.get_future();
+  const bool served = fast.wait_for(std::chrono::seconds(5)) == std::future_status::ready;
+  open_gate();
+  ASSERT_TRUE(served) << "the active actor waited for another actor's store lookup";
+  EXPECT_EQ(fast.get().version, 2u);
+  auto slow = slow_done.get_future().get();
+  ASSERT_TRUE(slow.status.is_ok()) << slow.status.to_string();
+  EXPECT_EQ(slow.version, 1u);
+}
 
 // --- the bus on its own ------------------------------------------------------
 

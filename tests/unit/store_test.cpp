@@ -6,6 +6,8 @@
 #include <atomic>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "support/store_backends.hpp"
 #include "support/temp_dir.hpp"
 
@@ -370,6 +372,39 @@ TEST_F(SqliteStoreTest, GroupCommitBatchesAppendsOfManyActors) {
   ASSERT_TRUE(store->flush().is_ok());
   EXPECT_EQ(done.load(), kActors);
   EXPECT_GT(max_batch.load(), 1u) << "appends queued together should share a transaction";
+}
+
+// The commit message is written by hand; it must be the JSON its
+// documentation describes, with any string escaped.
+TEST(CommitMessageJson, IsTheDocumentedJsonWithStringsEscaped) {
+  AppendRequest r;
+  r.key = {"shop", "Order", "o-1"};
+  r.expected_version = 4;
+  r.timestamp_ms = 1700000000123;
+  r.events.push_back({"Placed", R"({"items":[1,2],"note":"a \"b\"\n\u00e9"})"});
+  r.events.push_back({"Paid", R"( { "amount" : 12.5 } )"});
+  const std::string text = commit_message_json(r, 5, "node \"x\"-1", "node\\x\t");
+  const auto j = nlohmann::json::parse(text);  // throws (fails the test) if malformed
+  EXPECT_EQ(j["ns"], "shop");
+  EXPECT_EQ(j["type"], "Order");
+  EXPECT_EQ(j["actor_id"], "o-1");
+  EXPECT_EQ(j["first_version"], 5);
+  EXPECT_EQ(j["version"], 6);
+  EXPECT_EQ(j["commit_id"], "node \"x\"-1");
+  EXPECT_EQ(j["node"], "node\\x\t");
+  EXPECT_EQ(j["timestamp"], 1700000000123);
+  ASSERT_EQ(j["events"].size(), 2u);
+  EXPECT_EQ(j["events"][0]["id"], "shop.Order.o-1.5");
+  EXPECT_EQ(j["events"][0]["version"], 5);
+  EXPECT_EQ(j["events"][0]["type"], "Placed");
+  EXPECT_EQ(j["events"][0]["payload"], nlohmann::json::parse(r.events[0].payload));
+  EXPECT_EQ(j["events"][1]["id"], "shop.Order.o-1.6");
+  EXPECT_EQ(j["events"][1]["payload"]["amount"], 12.5);
+  EXPECT_EQ(j.size(), 9u);
+  // Compact payloads give exactly what a JSON library writes.
+  r.events[0].payload = R"({"items":[1,2],"note":"a \"b\"\n"})";
+  r.events[1].payload = R"({"amount":12.5})";
+  EXPECT_EQ(commit_message_json(r, 5, "c", "n"), nlohmann::json::parse(commit_message_json(r, 5, "c", "n")).dump());
 }
 
 }  // namespace

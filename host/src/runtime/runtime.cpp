@@ -124,6 +124,7 @@ class RuntimeImpl final : public Runtime {
         pool_(opts_.workers == 0 ? std::max(2u, std::thread::hardware_concurrency())
                                  : opts_.workers) {
     per_shard_max_ = std::max<size_t>(1, (opts_.max_active_actors + kShards - 1) / kShards);
+    if (events_.remote_reads()) io_pool_ = std::make_unique<WorkerPool>(std::max(1u, opts_.io_threads));
     janitor_ = std::thread([this] { janitor_loop(); });
     snapshotter_ = std::thread([this] { snapshot_loop(); });
   }
@@ -265,6 +266,7 @@ class RuntimeImpl final : public Runtime {
     janitor_.join();
     snap_cv_.notify_all();
     snapshotter_.join();
+    if (io_pool_) io_pool_->stop();
     pool_.stop();
     if (Status s = events_.flush(); !s) log::error("runtime shutdown: store flush: " + s.message());
     passivate_all();
@@ -613,6 +615,18 @@ class RuntimeImpl final : public Runtime {
       return true;
     }
     const ActorType& type = *b.actor_type;
+    const bool lookup = a->state == nullptr || (t->query && t->reload) ||
+                        (!t->query && !t->command.idempotency_key.empty());
+    if (lookup && io_pool_ && !on_io_thread) {
+      // A round trip to the store: on an I/O thread, which then runs this
+      // actor's mailbox on; the workers go on with other actors.
+      io_pool_->post([this, a, t] {
+        on_io_thread = true;
+        if (run(a, t)) drive(a);
+        on_io_thread = false;
+      });
+      return false;
+    }
     if (!t->query) {
       // Resolved here, not at send(): a hot swap may change the model between.
       const int index = type.command_index(t->command.name);
@@ -1143,9 +1157,13 @@ class RuntimeImpl final : public Runtime {
       events_replayed_{0}, last_replay_length_{0}, passivations_{0}, active_actors_{0};
 
   WorkerPool pool_;
+  std::unique_ptr<WorkerPool> io_pool_;  // when the store's reads are remote
+  static thread_local bool on_io_thread;
   std::thread janitor_;
   std::thread snapshotter_;
 };
+
+thread_local bool RuntimeImpl::on_io_thread = false;
 
 }  // namespace
 

@@ -43,6 +43,9 @@ struct ActorTypeOptions {
 struct RuntimeOptions {
   std::vector<std::string> namespaces = {"default"};
   uint32_t workers = 0;                // 0 = number of cores
+  // Threads for activations and idempotency lookups when the store's reads
+  // are network round trips (EventStore::remote_reads); unused otherwise.
+  uint32_t io_threads = 16;
   uint32_t max_active_actors = 100000;  // beyond it, least recently used idle actors passivate
   int64_t idle_timeout_ms = 300000;    // idle actors passivate after this (0 = never)
   uint32_t mailbox_capacity = 1024;    // commands waiting per actor; more fail with 503

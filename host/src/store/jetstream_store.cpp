@@ -171,6 +171,7 @@ class JetStreamStore final : public Store, public VersionCache {
   }
 
   bool may_drop_events() const override { return opts_.max_age_ms > 0 || opts_.max_bytes >= 0; }
+  bool remote_reads() const override { return true; }
 
   // Visits the actor's events from `from_version` up to the commit `tip`.
   Status read_to(const ActorKey& key, uint64_t from_version, uint64_t limit, const EventVisitor& visit,

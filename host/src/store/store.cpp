@@ -23,29 +23,80 @@ Result<std::vector<StoredEvent>> EventStore::read_all(const ActorKey& key, uint6
   return out;
 }
 
+namespace {
+
+// Appends `s` as a JSON string.
+void append_json_string(std::string& out, const std::string& s) {
+  static const char* hex = "0123456789abcdef";
+  out += '"';
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          out += "\\u00";
+          out += hex[c >> 4];
+          out += hex[c & 15];
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  out += '"';
+}
+
+}  // namespace
+
+// Written by hand, not through a JSON tree: it runs once per commit. Keys in
+// the order a JSON library that sorts them would write; event payloads are
+// embedded as they are (the plugin boundary has checked that each is valid
+// JSON).
 std::string commit_message_json(const AppendRequest& req, uint64_t first,
                                 const std::string& commit_id, const std::string& node_id) {
-  using json = nlohmann::json;
-  json body;
-  body["ns"] = req.key.ns;
-  body["type"] = req.key.type;
-  body["actor_id"] = req.key.id;
-  body["first_version"] = first;
-  body["version"] = first + req.events.size() - 1;
-  body["commit_id"] = commit_id;
-  body["node"] = node_id;
-  body["timestamp"] = req.timestamp_ms;
-  json events = json::array();
+  std::string out;
+  size_t size = 160 + req.key.ns.size() + req.key.type.size() + req.key.id.size() + commit_id.size() +
+                node_id.size();
+  for (const auto& e : req.events) {
+    size += 96 + req.key.ns.size() + req.key.type.size() + req.key.id.size() + e.type.size() + e.payload.size();
+  }
+  out.reserve(size);
+  out += "{\"actor_id\":";
+  append_json_string(out, req.key.id);
+  out += ",\"commit_id\":";
+  append_json_string(out, commit_id);
+  out += ",\"events\":[";
   uint64_t v = first;
   for (const auto& e : req.events) {
-    events.push_back({{"id", event_id(req.key, v)},
-                      {"version", v},
-                      {"type", e.type},
-                      {"payload", json::parse(e.payload, nullptr, false)}});
+    if (v != first) out += ',';
+    out += "{\"id\":";
+    append_json_string(out, event_id(req.key, v));
+    out += ",\"payload\":";
+    out += e.payload.empty() ? std::string("{}") : e.payload;
+    out += ",\"type\":";
+    append_json_string(out, e.type);
+    out += ",\"version\":";
+    out += std::to_string(v);
+    out += '}';
     ++v;
   }
-  body["events"] = std::move(events);
-  return body.dump();
+  out += "],\"first_version\":";
+  out += std::to_string(first);
+  out += ",\"node\":";
+  append_json_string(out, node_id);
+  out += ",\"ns\":";
+  append_json_string(out, req.key.ns);
+  out += ",\"timestamp\":";
+  out += std::to_string(req.timestamp_ms);
+  out += ",\"type\":";
+  append_json_string(out, req.key.type);
+  out += ",\"version\":";
+  out += std::to_string(first + req.events.size() - 1);
+  out += '}';
+  return out;
 }
 
 }  // namespace aether

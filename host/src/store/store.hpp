@@ -101,6 +101,11 @@ class EventStore {
   // have a snapshot worth loading.
   virtual bool may_drop_events() const { return false; }
 
+  // True when reads are network round trips (JetStream): the runtime then
+  // runs an actor's activation and idempotency lookup on its I/O threads, so
+  // that its workers keep running the commands of active actors meanwhile.
+  virtual bool remote_reads() const { return false; }
+
   // The commit recorded under `idempotency_key`, if any.
   virtual Result<std::optional<IdempotentCommit>> find_idempotent(
       const ActorKey& key, const std::string& idempotency_key) = 0;
