@@ -5,7 +5,8 @@
 //    and against the same publishes chained per actor (one in flight per
 //    actor with its expected sequence: the ceiling of optimistic concurrency);
 //  - one-at-a-time command latency over NATS request/reply (the ingress)
-//    against a raw synchronous js_Publish;
+//    against a raw synchronous js_Publish, and against raw cnats responders
+//    (echo only; js_Publish then reply) that give the floor of any ingress;
 //  - replay from JetStream.
 #include <benchmark/benchmark.h>
 #include <nats/nats.h>
@@ -18,7 +19,12 @@
 #include <cstring>
 #include <deque>
 #include <functional>
+#include <sstream>
+#include <fstream>
 #include <mutex>
+
+#include <sys/types.h>
+#include <unistd.h>
 
 #include "api/nats_ingress.hpp"
 #include "closed_loop.hpp"
@@ -39,6 +45,41 @@ constexpr int kLatencySamples = 2000;
 constexpr int kReplayEvents = 200000;
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// CPU seconds (user + system) a process has used so far, from /proc.
+double cpu_seconds(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  std::getline(f, line);
+  std::istringstream in(line.substr(line.rfind(')') + 2));  // after "pid (comm) "
+  std::string skip;
+  for (int i = 0; i < 11; ++i) in >> skip;  // state .. cmajflt
+  long user = 0, sys = 0;
+  in >> user >> sys;
+  return static_cast<double>(user + sys) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+// Where the CPU of a throughput run went: this process (runtime or raw
+// client) and nats-server, in microseconds per command.
+class CpuPerCommand {
+ public:
+  explicit CpuPerCommand(pid_t server) : server_(server), self0_(cpu_seconds(getpid())), server0_(cpu_seconds(server)) {}
+  void report(benchmark::State& state, int commands) {
+    client_ += (cpu_seconds(getpid()) - self0_) * 1e6 / commands;
+    serverc_ += (cpu_seconds(server_) - server0_) * 1e6 / commands;
+    state.counters["client_cpu_us"] = benchmark::Counter(client_, benchmark::Counter::kAvgIterations);
+    state.counters["server_cpu_us"] = benchmark::Counter(serverc_, benchmark::Counter::kAvgIterations);
+  }
+  void restart() {
+    self0_ = cpu_seconds(getpid());
+    server0_ = cpu_seconds(server_);
+  }
+
+ private:
+  pid_t server_;
+  double self0_, server0_;
+  double client_ = 0, serverc_ = 0;
+};
 
 struct Env {
   aether::test::NatsServer server;
@@ -81,6 +122,7 @@ std::string commit_payload(int i) {
 void BM_JetStreamStoreCommands(benchmark::State& state) {
   static int round = 0;
   const bool warm = state.range(0) == 1;
+  CpuPerCommand cpu(env().server.pid());
   for (auto _ : state) {
     const std::string ns = "thr" + std::to_string(round++);
     auto store = env().store(ns);
@@ -92,9 +134,11 @@ void BM_JetStreamStoreCommands(benchmark::State& state) {
       return aether::Command{ns, "Counter", "a" + std::to_string(i % kActors), "Increment", R"({"by":1})", {}, ""};
     };
     if (warm) aether::bench::run_closed_loop(*rt, kInFlight, kActors, command);
+    cpu.restart();
     const auto start = Clock::now();
     const int failed = aether::bench::run_closed_loop(*rt, kInFlight, kCommands, command);
     state.SetIterationTime(seconds_since(start));
+    cpu.report(state, kCommands);
     if (failed > 0) state.SkipWithError("commands failed");
     rt->shutdown();
   }
@@ -112,7 +156,9 @@ void BM_RawAsyncJsPublish(benchmark::State& state) {
   natsConnection_JetStream(&js, e.conn->nc(), &jo);
   std::vector<std::string> payloads;
   for (int i = 0; i < kCommands; ++i) payloads.push_back(commit_payload(i));
+  CpuPerCommand cpu(e.server.pid());
   for (auto _ : state) {
+    cpu.restart();
     const auto start = Clock::now();
     for (int i = 0; i < kCommands; ++i) {
       const std::string subj = "aether.raw.events.Counter.a" + std::to_string(i % kActors);
@@ -126,6 +172,7 @@ void BM_RawAsyncJsPublish(benchmark::State& state) {
     po.MaxWait = 30000;
     js_PublishAsyncComplete(js, &po);
     state.SetIterationTime(seconds_since(start));
+    cpu.report(state, kCommands);
   }
   jsCtx_Destroy(js);
   state.SetItemsProcessed(state.iterations() * kCommands);
@@ -162,6 +209,7 @@ void BM_RawChainedJsPublish(benchmark::State& state) {
   static int round = 0;
   std::vector<std::string> payloads;
   for (int i = 0; i < kCommands; ++i) payloads.push_back(commit_payload(i));
+  CpuPerCommand cpu(e.server.pid());
   for (auto _ : state) {
     const std::string ns = "chain" + std::to_string(round++);
     (void)e.store(ns);  // creates the stream aether.<ns>.events.>
@@ -191,6 +239,7 @@ void BM_RawChainedJsPublish(benchmark::State& state) {
       if (js_PublishMsgAsync(js, &m, &po) != NATS_OK) failed = true;
       natsMsg_Destroy(m);
     };
+    cpu.restart();
     const auto start = Clock::now();
     int next = 0, in_flight = 0, done = 0;
     std::vector<std::pair<int, uint64_t>> got;
@@ -220,6 +269,7 @@ void BM_RawChainedJsPublish(benchmark::State& state) {
       got.clear();
     }
     state.SetIterationTime(seconds_since(start));
+    cpu.report(state, kCommands);
     if (failed || done != kCommands) state.SkipWithError("chained publishes failed");
     jsCtx_Destroy(js);
   }
@@ -285,6 +335,58 @@ void BM_RawSyncJsPublish(benchmark::State& state) {
 }
 BENCHMARK(BM_RawSyncJsPublish)->UseManualTime()->Iterations(1)->Unit(benchmark::kMicrosecond);
 
+// The floors of any NATS request/reply ingress, on the same connection and
+// server: a raw cnats responder that only echoes (one core NATS round trip,
+// no JetStream), and one that does a synchronous js_Publish of the commit
+// payload before it replies (the two round trips every command takes: the
+// request to the host, the host's publish to JetStream).
+struct Responder {
+  jsCtx* js = nullptr;
+  std::string payload;
+  bool publish = false;
+};
+
+void on_request(natsConnection* nc, natsSubscription*, natsMsg* m, void* closure) {
+  auto* r = static_cast<Responder*>(closure);
+  if (r->publish) {
+    jsPubAck* pa = nullptr;
+    js_Publish(&pa, r->js, "aether.sync.events.Counter.responder", r->payload.data(),
+               static_cast<int>(r->payload.size()), nullptr, nullptr);
+    jsPubAck_Destroy(pa);
+  }
+  natsConnection_Publish(nc, natsMsg_GetReply(m), natsMsg_GetData(m), natsMsg_GetDataLength(m));
+  natsMsg_Destroy(m);
+}
+
+// state.range(0): 0 = echo only, 1 = js_Publish, then reply.
+void BM_RawResponder(benchmark::State& state) {
+  auto& e = env();
+  (void)e.store("sync");
+  Responder r{e.conn->js(), commit_payload(0), state.range(0) == 1};
+  natsSubscription* sub = nullptr;
+  natsConnection_Subscribe(&sub, e.conn->nc(), "bench.responder", on_request, &r);
+  const std::string req = R"({"command":"Increment","payload":{"by":1}})";
+  std::vector<double> lat;
+  for (auto _ : state) {
+    lat.clear();
+    for (int i = 0; i < kLatencySamples; ++i) {
+      natsMsg* reply = nullptr;
+      const auto t0 = Clock::now();
+      natsStatus s = natsConnection_Request(&reply, e.conn->nc(), "bench.responder", req.data(),
+                                            static_cast<int>(req.size()), 5000);
+      lat.push_back(seconds_since(t0) * 1e6);
+      if (s != NATS_OK) state.SkipWithError("request failed");
+      natsMsg_Destroy(reply);
+    }
+    state.SetIterationTime(p50(lat) / 1e6);
+  }
+  state.counters["p50_us"] = p50(lat);
+  state.counters["p99_us"] = lat[lat.size() * 99 / 100];
+  natsSubscription_Unsubscribe(sub);
+  natsSubscription_Destroy(sub);
+}
+BENCHMARK(BM_RawResponder)->Arg(0)->Arg(1)->UseManualTime()->Iterations(1)->Unit(benchmark::kMicrosecond);
+
 void BM_ReplayFromJetStream(benchmark::State& state) {
   auto& e = env();
   auto store = e.store("replay");
@@ -331,7 +433,13 @@ int main(int argc, char** argv) {
        {"jetstream commands (actors active) vs raw chained publishes", "BM_RawChainedJsPublish/iterations:3/manual_time",
         "BM_JetStreamStoreCommands/1/iterations:3/manual_time", "the runtime's cost over that ceiling"},
        {"request/reply command vs raw js_Publish (p50 latency)", "BM_NatsRequestReplyCommand/iterations:1/manual_time",
-        "BM_RawSyncJsPublish/iterations:1/manual_time", "goal <= 1.5x"}});
+        "BM_RawSyncJsPublish/iterations:1/manual_time", "goal <= 1.5x"},
+       {"floor: raw echo responder vs raw js_Publish (p50 latency)", "BM_RawResponder/0/iterations:1/manual_time",
+        "BM_RawSyncJsPublish/iterations:1/manual_time", "one core NATS round trip, nothing stored"},
+       {"floor: raw responder that publishes to JetStream vs raw js_Publish (p50)", "BM_RawResponder/1/iterations:1/manual_time",
+        "BM_RawSyncJsPublish/iterations:1/manual_time", "the two round trips of any command"},
+       {"request/reply command vs that raw responder (p50 latency)", "BM_NatsRequestReplyCommand/iterations:1/manual_time",
+        "BM_RawResponder/1/iterations:1/manual_time", "the runtime's cost over that floor"}});
   env_holder().reset();  // before cnats' own teardown at exit
   return rc;
 }

@@ -111,6 +111,7 @@ class NatsServer {
     return std::string(std::istreambuf_iterator<char>(in), {});
   }
   bool running() const { return pid_ > 0; }
+  pid_t pid() const { return pid_; }
 
  private:
   void signal_and_wait(int sig) {

@@ -6,6 +6,7 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <pthread.h>
 #include <thread>
 #include <vector>
 
@@ -13,8 +14,15 @@ namespace aether {
 
 class WorkerPool {
  public:
-  explicit WorkerPool(uint32_t threads) {
-    for (uint32_t i = 0; i < threads; ++i) threads_.emplace_back([this] { run(); });
+  // `name` (at most 15 characters) names the threads, as top -H and
+  // debuggers show them.
+  explicit WorkerPool(uint32_t threads, const char* name = "aether-pool") {
+    for (uint32_t i = 0; i < threads; ++i) {
+      threads_.emplace_back([this, name] {
+        pthread_setname_np(pthread_self(), name);
+        run();
+      });
+    }
   }
   ~WorkerPool() { stop(); }
   WorkerPool(const WorkerPool&) = delete;

@@ -122,9 +122,10 @@ class RuntimeImpl final : public Runtime {
         bus_(bus),
         observer_(observer),
         pool_(opts_.workers == 0 ? std::max(2u, std::thread::hardware_concurrency())
-                                 : opts_.workers) {
+                                 : opts_.workers,
+              "aether-worker") {
     per_shard_max_ = std::max<size_t>(1, (opts_.max_active_actors + kShards - 1) / kShards);
-    if (events_.remote_reads()) io_pool_ = std::make_unique<WorkerPool>(std::max(1u, opts_.io_threads));
+    if (events_.remote_reads()) io_pool_ = std::make_unique<WorkerPool>(std::max(1u, opts_.io_threads), "aether-io");
     janitor_ = std::thread([this] { janitor_loop(); });
     snapshotter_ = std::thread([this] { snapshot_loop(); });
   }

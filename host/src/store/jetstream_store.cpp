@@ -84,7 +84,7 @@ struct Tip {
 class JetStreamStore final : public Store, public VersionCache {
  public:
   JetStreamStore(NatsConnection& c, JetStreamOptions o)
-      : conn_(c), opts_(std::move(o)), pool_(std::max<uint32_t>(1, opts_.publishers)) {}
+      : conn_(c), opts_(std::move(o)), pool_(std::max<uint32_t>(1, opts_.publishers), "aether-js") {}
 
   ~JetStreamStore() override {
     flush();
