@@ -36,6 +36,7 @@ RuntimeOptions runtime_options(const HostConfig& c) {
   o.namespaces = c.node.namespaces;
   o.node_id = c.node.id;
   o.workers = c.actors.workers;
+  o.io_threads = c.actors.io_threads;
   o.max_active_actors = c.actors.max_active;
   o.idle_timeout_ms = c.actors.idle_timeout_ms;
   o.mailbox_capacity = c.actors.mailbox_size;

@@ -347,6 +347,7 @@ Result<HostConfig> parse_config(const std::string& text, const std::string& name
           [&](auto& n, auto& path) {
             p.map(n, path,
                   {{"workers", [&](auto& v, auto& k) { p.uint(v, k, c.actors.workers, 0, 1024); }},
+                   {"io_threads", [&](auto& v, auto& k) { p.uint(v, k, c.actors.io_threads, 1, 1024); }},
                    {"max_active",
                     [&](auto& v, auto& k) { p.uint(v, k, c.actors.max_active, 1); }},
                    {"idle_timeout",

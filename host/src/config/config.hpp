@@ -82,6 +82,7 @@ struct HostConfig {
 
   struct Actors {
     uint32_t workers = 0;
+    uint32_t io_threads = 16;
     uint32_t max_active = 100000;
     int64_t idle_timeout_ms = 300000;
     uint32_t mailbox_size = 1024;

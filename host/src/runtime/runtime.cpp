@@ -56,6 +56,7 @@ struct Task {
   bool reload = false;  // query: drop a cached state and load it again
   uint32_t command_index = 0;
   uint32_t retries = 0;
+  bool confirm = false;  // load the actor from the store; no guess that it is new
   Command command;
   CommandCallback done;
   std::function<void(Result<ActorView>)> query_done;
@@ -92,6 +93,9 @@ struct Actor {
   int64_t last_used_ms = 0;
   uint32_t queued = 0;
   Phase phase = Phase::kIdle;
+  // The state is a guess that the actor has no events yet, made without
+  // asking the store; the first commit's version check confirms it.
+  bool assumed_new = false;
 };
 
 struct Shard {
@@ -618,7 +622,7 @@ class RuntimeImpl final : public Runtime {
     const ActorType& type = *b.actor_type;
     const bool lookup = a->state == nullptr || (t->query && t->reload) ||
                         (!t->query && !t->command.idempotency_key.empty());
-    if (lookup && io_pool_ && !on_io_thread) {
+    if (lookup && io_pool_ && !on_io_thread && !may_assume_new(a, t)) {
       // A round trip to the store: on an I/O thread, which then runs this
       // actor's mailbox on; the workers go on with other actors.
       io_pool_->post([this, a, t] {
@@ -641,7 +645,7 @@ class RuntimeImpl final : public Runtime {
     }
     if (t->query && t->reload && a->state != nullptr) deactivate(a);
     if (a->state == nullptr) {
-      if (Status s = activate(a); !s) {
+      if (Status s = io_pool_ && may_assume_new(a, t) ? activate_as_new(a) : activate(a); !s) {
         finish(t, b, error_result(s));
         return true;
       }
@@ -676,6 +680,18 @@ class RuntimeImpl final : public Runtime {
       return true;
     }
     Decision d = type.decide(a->state, t->command_index, c.payload, a->key->id, a->version);
+    if (a->assumed_new && (!d.status || d.events.empty())) {
+      // Only a commit confirms the guess: an answer without one needs the
+      // actor as the store has it.
+      deactivate(a);
+      t->confirm = true;
+      io_pool_->post([this, a, t] {
+        on_io_thread = true;
+        if (run(a, t)) drive(a);
+        on_io_thread = false;
+      });
+      return false;
+    }
     if (!d.status) {
       CommandResult r;
       r.status = std::move(d.status);
@@ -711,6 +727,16 @@ class RuntimeImpl final : public Runtime {
   void on_committed(Actor* a, Task* t, AppendRequest& req, AppendResult r) {
     const TypeBinding& b = *a->key->binding;
     const ActorType& type = *b.actor_type;
+    const bool guessed = a->assumed_new;
+    a->assumed_new = false;
+    if (r.status.code() == StatusCode::kConflict && guessed && !t->command.expected_version) {
+      // The actor was not new after all: load it and decide again (not a
+      // conflict with another writer, and no retry spent).
+      deactivate(a);
+      t->confirm = true;
+      requeue_front(a, t);
+      return;
+    }
     if (r.status.code() == StatusCode::kConflict) {
       conflicts_.fetch_add(1);
       // Someone else wrote: our state is stale. Reload and decide again,
@@ -725,6 +751,7 @@ class RuntimeImpl final : public Runtime {
       return;
     }
     if (!r.status) {
+      if (guessed) deactivate(a);  // unconfirmed: the next command starts over
       finish(t, b, error_result(r.status));
       return;
     }
@@ -733,6 +760,12 @@ class RuntimeImpl final : public Runtime {
       deactivate(a);
       finish(t, b, duplicate_result(req.key, {r.first_version, r.version}));
       return;
+    }
+    if (guessed) {
+      // The store had no events of this actor: it was new, as assumed.
+      activations_.fetch_add(1);
+      last_replay_length_.store(0);
+      if (observer_) observer_->on_activation(b.type, 0, false);
     }
     CommandResult out;
     out.version = r.version;
@@ -759,6 +792,31 @@ class RuntimeImpl final : public Runtime {
     publish(req.key, out.events);
     if (a->state != nullptr) maybe_snapshot(a);
     finish(t, b, std::move(out));
+  }
+
+  // Whether a command may run on a guess that the actor is new, without a
+  // round trip to the store first. The guess is checked by the commit itself
+  // (the store's version check of version 0); a command without a commit, or
+  // a failed check, loads the actor and runs again. Not when the store may
+  // have dropped events (its version check of 0 would then pass for an actor
+  // with a snapshot), nor for keyed commands (their lookup is a round trip
+  // anyway), queries, or a command pinned to another version.
+  bool may_assume_new(const Actor* a, const Task* t) const {
+    return a->state == nullptr && !t->query && !t->confirm && t->retries == 0 &&
+           t->command.idempotency_key.empty() && !events_.may_drop_events() &&
+           (!t->command.expected_version || *t->command.expected_version == 0);
+  }
+
+  Status activate_as_new(Actor* a) {
+    auto created = a->key->binding->actor_type->create();
+    if (!created) return created.status();
+    a->state = *created;
+    a->version = 0;
+    a->snapshot_version = 0;
+    a->assumed_new = true;
+    active_actors_.fetch_add(1);
+    note_activated(a);
+    return Status::ok();
   }
 
   // Loads the latest usable snapshot and replays the events after it.
@@ -1044,6 +1102,7 @@ class RuntimeImpl final : public Runtime {
     a->state = nullptr;
     a->version = 0;
     a->snapshot_version = 0;
+    a->assumed_new = false;
     --s.active;
     active_actors_.fetch_sub(1);
   }

@@ -143,6 +143,13 @@ class JetStreamStore final : public Store, public VersionCache {
       cached = req.idempotency_key.empty() && it != tips_.end() && it->second.version == req.expected_version;
       if (cached) op->tip = it->second;
     }
+    // Version 0 needs no lookup: expecting last subject sequence 0 is the
+    // server's own check that the actor has no events (unless the stream may
+    // have dropped some by its limits).
+    if (!cached && req.expected_version == 0 && req.idempotency_key.empty() && !may_drop_events()) {
+      op->tip = Tip{};
+      cached = true;
+    }
     if (cached) return publish(std::move(op));
     // Needs a lookup first (idempotency key or unknown tip): off this thread.
     PendingAppend* raw = op.release();
