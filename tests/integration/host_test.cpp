@@ -373,6 +373,8 @@ INSTANTIATE_TEST_SUITE_P(
                    "6: actors.snapshot.evry: unknown key (known here: every, keep)"},
         ConfigCase{"WrongType", kPlugins + "actors:\n  mailbox_size: lots\n",
                    "5: actors.mailbox_size: expected an unsigned integer, got 'lots'"},
+        ConfigCase{"OutOfRange", kPlugins + "actors:\n  io_threads: 0\n",
+                   "5: actors.io_threads: must be between 1 and 1024, got 0"},
         ConfigCase{"WrongShape", kPlugins + "api:\n  http: 8080\n", "5: api.http: expected a mapping"},
         ConfigCase{"MissingPluginFile",
                    "plugins:\n  dir: " + std::string(AETHER_PLUGIN_DIR) + "\n  list:\n    - bank\n    - nosuch\n",
