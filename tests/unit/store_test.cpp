@@ -4,10 +4,12 @@
 #include <sqlite3.h>
 
 #include <atomic>
+#include <chrono>
 #include <thread>
 
 #include <nlohmann/json.hpp>
 
+#include "store/commit_scan.hpp"
 #include "support/store_backends.hpp"
 #include "support/temp_dir.hpp"
 
@@ -405,6 +407,88 @@ TEST(CommitMessageJson, IsTheDocumentedJsonWithStringsEscaped) {
   r.events[0].payload = R"({"items":[1,2],"note":"a \"b\"\n"})";
   r.events[1].payload = R"({"amount":12.5})";
   EXPECT_EQ(commit_message_json(r, 5, "c", "n"), nlohmann::json::parse(commit_message_json(r, 5, "c", "n")).dump());
+}
+
+// --- the commit reader -------------------------------------------------------
+
+TEST(CommitScan, ReadsWhatTheWriterWrites) {
+  AppendRequest r;
+  r.key = {"shop", "Order", "o-1"};
+  r.timestamp_ms = 1700000000123;
+  r.events.push_back({"Placed", R"({"items":[{"sku":"a}]","n":2}],"note":"x \"}\" \\ y"})"});
+  r.events.push_back({"Paid", R"({"amount":12.5,"ok":true,"none":null})"});
+  r.events.push_back({"Closed", "{}"});
+  const std::string text = commit_message_json(r, 7, "c-1", "node-1");
+  ScannedCommit c;
+  ASSERT_TRUE(scan_commit(text, c)) << text;
+  EXPECT_EQ(c.timestamp, 1700000000123);
+  ASSERT_EQ(c.events.size(), 3u);
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(c.events[i].type, r.events[i].type);
+    EXPECT_EQ(c.events[i].payload, r.events[i].payload);
+  }
+}
+
+TEST(CommitScan, ReadsAnyLayoutOfTheSameJson) {
+  const std::string text = R"(
+    { "version" : 2, "extra": {"events": [1, 2]}, "events" : [
+        { "payload" : [ "a", { "b" : "c\"]" } ], "id": "x", "type" : "A" } ,
+        {"type":"B","payload":-1.5e3}
+      ], "timestamp" : -5 , "node": "n" }
+  )";
+  ScannedCommit c;
+  ASSERT_TRUE(scan_commit(text, c));
+  EXPECT_EQ(c.timestamp, -5);
+  ASSERT_EQ(c.events.size(), 2u);
+  EXPECT_EQ(c.events[0].type, "A");
+  EXPECT_EQ(c.events[0].payload, R"([ "a", { "b" : "c\"]" } ])");
+  EXPECT_EQ(c.events[1].type, "B");
+  EXPECT_EQ(c.events[1].payload, "-1.5e3");
+}
+
+TEST(CommitScan, LeavesWhatItDoesNotReadToTheFullParser) {
+  ScannedCommit c;
+  for (const char* text : {
+           "", "[]", "{", R"({"events":{}})", R"({"events":[{"type":"A"}]})",
+           R"({"events":[{"payload":{}}]})", R"({"events":[{"type":"A\u0042","payload":{}}]})",
+           R"({"ev\u0065nts":[]})", R"({"events":[{"type":"A","payload":{"a":1}]})",
+           R"({"events":[{"type":"A","payload":"open]})", R"({"events":[]} trailing)",
+           R"({"events":[],"timestamp":1.5})", R"({"timestamp":1})"}) {
+    EXPECT_FALSE(scan_commit(text, c)) << text;
+  }
+}
+
+// Commits that the fast reader leaves alone are still read, by the full
+// parser: the stored JSON may be laid out in any way.
+TEST(JetStreamRead, CommitsInAnyJsonLayoutAreRead) {
+  test::TempDir dir;
+  auto store = test::open_jetstream_for_test(dir.path().string());
+  ASSERT_NE(store, nullptr);
+  const std::string id = "layout" + std::to_string(std::chrono::steady_clock::now().time_since_epoch().count());
+  const std::string subject = "aether.default.events.Counter." + id;
+  auto publish = [&](uint64_t version, const std::string& body) {
+    natsMsg* m = nullptr;
+    ASSERT_EQ(natsMsg_Create(&m, subject.c_str(), nullptr, body.data(), static_cast<int>(body.size())), NATS_OK);
+    natsMsgHeader_Set(m, "Aether-First-Version", std::to_string(version).c_str());
+    natsMsgHeader_Set(m, "Aether-Version", std::to_string(version).c_str());
+    jsPubAck* pa = nullptr;
+    EXPECT_EQ(js_PublishMsg(&pa, test::shared_nats().js(), m, nullptr, nullptr), NATS_OK);
+    jsPubAck_Destroy(pa);
+    natsMsg_Destroy(m);
+  };
+  // An escaped type name: the full parser's case.
+  publish(1, R"({"events":[{"type":"Increment\u0065d","payload":{"by": 2}}],"timestamp":7})");
+  // Pretty-printed and reordered: the fast reader's.
+  publish(2, "{\n  \"timestamp\": 8,\n  \"events\": [ { \"payload\": {\"by\": 3}, \"type\": \"Incremented\" } ]\n}");
+  auto events = store->read_all({"default", "Counter", id});
+  ASSERT_TRUE(events.is_ok()) << events.status().to_string();
+  ASSERT_EQ(events->size(), 2u);
+  EXPECT_EQ((*events)[0].type, "Incremented");
+  EXPECT_EQ(nlohmann::json::parse((*events)[0].payload)["by"], 2);
+  EXPECT_EQ((*events)[0].timestamp_ms, 7);
+  EXPECT_EQ((*events)[1].type, "Incremented");
+  EXPECT_EQ((*events)[1].payload, R"({"by": 3})");
+  EXPECT_EQ((*events)[1].timestamp_ms, 8);
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include <unordered_map>
 
 #include "core/log.hpp"
+#include "store/commit_scan.hpp"
 #include "core/worker_pool.hpp"
 #include "nats/connection.hpp"
 
@@ -195,6 +196,7 @@ class JetStreamStore final : public Store, public VersionCache {
     }
     uint64_t delivered = 0;
     uint64_t expect = 0;  // next version expected once the first commit is seen
+    ScannedCommit scanned;
     Status result = Status::ok();
     const Status walked = walk(events_stream(key.ns), subject, start_seq, tip.seq,
                                [&](natsMsg* m, uint64_t seq) -> bool {
@@ -214,6 +216,23 @@ class JetStreamStore final : public Store, public VersionCache {
       }
       expect = *last + 1;
       if (*last < from) return true;
+      const std::string_view text(natsMsg_GetData(m), static_cast<size_t>(natsMsg_GetDataLength(m)));
+      if (scan_commit(text, scanned) && scanned.events.size() == *last - *first + 1) {
+        uint64_t v = *first;
+        for (const ScannedEvent& e : scanned.events) {
+          if (v >= from) {
+            StoredEvent se{v, std::string(e.type), std::string(e.payload), scanned.timestamp};
+            if (Status s = visit(se); !s) {
+              result = s;
+              return false;
+            }
+            if (++delivered >= limit) return false;
+          }
+          ++v;
+        }
+        return true;
+      }
+      // Not in the shape the scanner reads: the full parser decides.
       json body = json::parse(natsMsg_GetData(m), natsMsg_GetData(m) + natsMsg_GetDataLength(m),
                               nullptr, false);
       if (body.is_discarded() || !body.contains("events") || !body["events"].is_array() ||

@@ -1,0 +1,30 @@
+// A fast reader of commit messages (the JSON of commit_message_json): the
+// events' types and the raw text of their payloads, without building a JSON
+// tree. Replay reads every commit of an actor, so this is on the hot path of
+// activation from JetStream.
+#pragma once
+
+#include <cstdint>
+#include <string_view>
+#include <vector>
+
+namespace aether {
+
+struct ScannedEvent {
+  std::string_view type;
+  std::string_view payload;  // the JSON value as stored
+};
+
+struct ScannedCommit {
+  int64_t timestamp = 0;
+  std::vector<ScannedEvent> events;
+};
+
+// Reads `body` as a JSON object with "events":[{"type":"...","payload":...}]
+// and "timestamp"; other members are skipped. Returns false when the text is
+// not of that shape, or uses what this reader does not handle (escapes in
+// keys or type names): the caller then decodes it with a full JSON parser,
+// which also says what is wrong. `out` views into `body`.
+bool scan_commit(std::string_view body, ScannedCommit& out);
+
+}  // namespace aether
