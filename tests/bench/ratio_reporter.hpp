@@ -5,6 +5,7 @@
 
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <map>
 #include <string>
@@ -19,22 +20,31 @@ struct Ratio {
   const char* goal = "";    // text shown beside the figure
 };
 
+// A benchmark that ran several times (repetitions) counts with the median of
+// its runs.
 class RecordingReporter : public benchmark::ConsoleReporter {
  public:
   void ReportRuns(const std::vector<Run>& runs) override {
     for (const auto& r : runs) {
       if (r.run_type == Run::RT_Iteration && !r.error_occurred) {
-        times_[r.benchmark_name()] = r.GetAdjustedRealTime();
+        runs_[r.benchmark_name()].push_back(r.GetAdjustedRealTime());
         for (const auto& [k, c] : r.counters) counters_[r.benchmark_name() + ":" + k] = c.value;
       }
     }
     ConsoleReporter::ReportRuns(runs);
   }
-  const std::map<std::string, double>& times() const { return times_; }
+  std::map<std::string, double> times() const {
+    std::map<std::string, double> out;
+    for (auto [name, v] : runs_) {
+      std::sort(v.begin(), v.end());
+      out[name] = v.size() % 2 == 1 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+    }
+    return out;
+  }
   const std::map<std::string, double>& counters() const { return counters_; }
 
  private:
-  std::map<std::string, double> times_;
+  std::map<std::string, std::vector<double>> runs_;
   std::map<std::string, double> counters_;
 };
 
@@ -42,10 +52,11 @@ class RecordingReporter : public benchmark::ConsoleReporter {
 // two benchmarks ran. Time ratios: numerator time / denominator time.
 inline void print_ratios(const RecordingReporter& rep, const std::vector<Ratio>& ratios) {
   std::printf("\n");
+  const auto times = rep.times();
   for (const auto& r : ratios) {
-    auto a = rep.times().find(r.numerator);
-    auto b = rep.times().find(r.denominator);
-    if (a == rep.times().end() || b == rep.times().end() || b->second == 0) continue;
+    auto a = times.find(r.numerator);
+    auto b = times.find(r.denominator);
+    if (a == times.end() || b == times.end() || b->second == 0) continue;
     std::printf("ratio %-40s %.3fx  (%s / %s)  %s\n", r.label.c_str(), a->second / b->second,
                 r.numerator.c_str(), r.denominator.c_str(), r.goal);
   }
