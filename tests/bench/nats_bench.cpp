@@ -295,14 +295,9 @@ double p50(std::vector<double>& v) {
   return v[v.size() / 2];
 }
 
-void BM_NatsRequestReplyCommand(benchmark::State& state) {
-  auto& e = env();
-  auto store = e.store("lat");
-  aether::RuntimeOptions o;
-  o.namespaces = {"lat"};
-  o.snapshot.every = 0;
-  auto rt = std::move(aether::Runtime::create(o, e.reg, *store, *store)).value();
-  auto ingress = std::move(aether::NatsIngress::start(*e.conn, *rt, {"lat"})).value();
+// Sends kLatencySamples command requests to `subject`, one at a time; the
+// iteration time is their p50, with p50 and p99 as counters.
+void request_latencies(benchmark::State& state, natsConnection* nc, const char* subject) {
   const std::string req = R"({"command":"Increment","payload":{"by":1}})";
   std::vector<double> lat;
   for (auto _ : state) {
@@ -310,8 +305,7 @@ void BM_NatsRequestReplyCommand(benchmark::State& state) {
     for (int i = 0; i < kLatencySamples; ++i) {
       natsMsg* reply = nullptr;
       const auto t0 = Clock::now();
-      natsStatus s = natsConnection_Request(&reply, e.conn->nc(), "aether.lat.cmd.Counter.one", req.data(),
-                                            static_cast<int>(req.size()), 5000);
+      natsStatus s = natsConnection_Request(&reply, nc, subject, req.data(), static_cast<int>(req.size()), 5000);
       lat.push_back(seconds_since(t0) * 1e6);
       if (s != NATS_OK) state.SkipWithError("request failed");
       natsMsg_Destroy(reply);
@@ -320,6 +314,17 @@ void BM_NatsRequestReplyCommand(benchmark::State& state) {
   }
   state.counters["p50_us"] = p50(lat);
   state.counters["p99_us"] = lat[lat.size() * 99 / 100];
+}
+
+void BM_NatsRequestReplyCommand(benchmark::State& state) {
+  auto& e = env();
+  auto store = e.store("lat");
+  aether::RuntimeOptions o;
+  o.namespaces = {"lat"};
+  o.snapshot.every = 0;
+  auto rt = std::move(aether::Runtime::create(o, e.reg, *store, *store)).value();
+  auto ingress = std::move(aether::NatsIngress::start(*e.conn, *rt, {"lat"})).value();
+  request_latencies(state, e.conn->nc(), "aether.lat.cmd.Counter.one");
   ingress->stop();
   rt->shutdown();
 }
@@ -378,23 +383,7 @@ void BM_RawResponder(benchmark::State& state) {
   Responder r{e.conn->js(), commit_payload(0), state.range(0) == 1};
   natsSubscription* sub = nullptr;
   natsConnection_Subscribe(&sub, e.conn->nc(), "bench.responder", on_request, &r);
-  const std::string req = R"({"command":"Increment","payload":{"by":1}})";
-  std::vector<double> lat;
-  for (auto _ : state) {
-    lat.clear();
-    for (int i = 0; i < kLatencySamples; ++i) {
-      natsMsg* reply = nullptr;
-      const auto t0 = Clock::now();
-      natsStatus s = natsConnection_Request(&reply, e.conn->nc(), "bench.responder", req.data(),
-                                            static_cast<int>(req.size()), 5000);
-      lat.push_back(seconds_since(t0) * 1e6);
-      if (s != NATS_OK) state.SkipWithError("request failed");
-      natsMsg_Destroy(reply);
-    }
-    state.SetIterationTime(p50(lat) / 1e6);
-  }
-  state.counters["p50_us"] = p50(lat);
-  state.counters["p99_us"] = lat[lat.size() * 99 / 100];
+  request_latencies(state, e.conn->nc(), "bench.responder");
   natsSubscription_Unsubscribe(sub);
   natsSubscription_Destroy(sub);
 }

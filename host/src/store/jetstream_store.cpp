@@ -217,17 +217,18 @@ class JetStreamStore final : public Store, public VersionCache {
       expect = *last + 1;
       if (*last < from) return true;
       const std::string_view text(natsMsg_GetData(m), static_cast<size_t>(natsMsg_GetDataLength(m)));
+      // Hands one event to the visitor; false stops the walk.
+      auto emit = [&](StoredEvent se) {
+        if (Status s = visit(se); !s) {
+          result = s;
+          return false;
+        }
+        return ++delivered < limit;
+      };
       if (scan_commit(text, scanned) && scanned.events.size() == *last - *first + 1) {
         uint64_t v = *first;
         for (const ScannedEvent& e : scanned.events) {
-          if (v >= from) {
-            StoredEvent se{v, std::string(e.type), std::string(e.payload), scanned.timestamp};
-            if (Status s = visit(se); !s) {
-              result = s;
-              return false;
-            }
-            if (++delivered >= limit) return false;
-          }
+          if (v >= from && !emit({v, std::string(e.type), std::string(e.payload), scanned.timestamp})) return false;
           ++v;
         }
         return true;
@@ -248,12 +249,7 @@ class JetStreamStore final : public Store, public VersionCache {
             result = Status::corruption(where() + ": undecodable event at version " + std::to_string(v));
             return false;
           }
-          StoredEvent se{v, e["type"].get<std::string>(), e["payload"].dump(), ts};
-          if (Status s = visit(se); !s) {
-            result = s;
-            return false;
-          }
-          if (++delivered >= limit) return false;
+          if (!emit({v, e["type"].get<std::string>(), e["payload"].dump(), ts})) return false;
         }
         ++v;
       }
