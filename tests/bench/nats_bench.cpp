@@ -116,24 +116,32 @@ std::string commit_payload(int i) {
          R"(","commit_id":"bench","events":[{"id":"x","payload":{"by":1},"type":"Incremented","version":1}],"first_version":1,"node":"node-1","ns":"raw","timestamp":1700000000000,"type":"Counter","version":1})";
 }
 
-// state.range(0) == 0: a fresh runtime and namespace, so the timed run
-// includes activating the 1,000 actors (two JetStream lookups each);
-// 1: the same after an untimed pass, with every actor active.
+// state.range(0): 0 = a fresh runtime and namespace: the timed run starts
+// with 1,000 actors that have no events yet; 1 = the same after an untimed
+// pass, with every actor active; 2 = a fresh runtime and store (as after a
+// restart) on actors that a previous runtime wrote: each is loaded from the
+// stream by its first command.
 void BM_JetStreamStoreCommands(benchmark::State& state) {
   static int round = 0;
-  const bool warm = state.range(0) == 1;
+  const int mode = static_cast<int>(state.range(0));
   CpuPerCommand cpu(env().server.pid());
   for (auto _ : state) {
     const std::string ns = "thr" + std::to_string(round++);
-    auto store = env().store(ns);
     aether::RuntimeOptions o;
     o.namespaces = {ns};
     o.snapshot.every = 0;
-    auto rt = std::move(aether::Runtime::create(o, env().reg, *store, *store)).value();
     auto command = [&](int i) {
       return aether::Command{ns, "Counter", "a" + std::to_string(i % kActors), "Increment", R"({"by":1})", {}, ""};
     };
-    if (warm) aether::bench::run_closed_loop(*rt, kInFlight, kActors, command);
+    auto store = env().store(ns);
+    auto rt = std::move(aether::Runtime::create(o, env().reg, *store, *store)).value();
+    if (mode >= 1) aether::bench::run_closed_loop(*rt, kInFlight, kActors, command);
+    if (mode == 2) {
+      rt->shutdown();
+      rt.reset();
+      store = env().store(ns);
+      rt = std::move(aether::Runtime::create(o, env().reg, *store, *store)).value();
+    }
     cpu.restart();
     const auto start = Clock::now();
     const int failed = aether::bench::run_closed_loop(*rt, kInFlight, kCommands, command);
@@ -144,7 +152,7 @@ void BM_JetStreamStoreCommands(benchmark::State& state) {
   }
   state.SetItemsProcessed(state.iterations() * kCommands);
 }
-BENCHMARK(BM_JetStreamStoreCommands)->Arg(0)->Arg(1)->UseManualTime()->Iterations(3)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_JetStreamStoreCommands)->Arg(0)->Arg(1)->Arg(2)->UseManualTime()->Iterations(3)->Unit(benchmark::kMillisecond);
 
 void BM_RawAsyncJsPublish(benchmark::State& state) {
   auto& e = env();
@@ -430,6 +438,8 @@ int main(int argc, char** argv) {
         "BM_JetStreamStoreCommands/0/iterations:3/manual_time", "goal >= 0.6x"},
        {"  the same with the 1,000 actors already active", "BM_RawAsyncJsPublish/iterations:3/manual_time",
         "BM_JetStreamStoreCommands/1/iterations:3/manual_time", "(for comparison)"},
+       {"  the same on existing actors after a restart", "BM_RawAsyncJsPublish/iterations:3/manual_time",
+        "BM_JetStreamStoreCommands/2/iterations:3/manual_time", "(for comparison)"},
        {"ceiling: raw publishes chained per actor vs raw async publishes", "BM_RawAsyncJsPublish/iterations:3/manual_time",
         "BM_RawChainedJsPublish/0/iterations:3/manual_time", "one in flight per actor, Msg-Id, expected sequence"},
        {"ceiling: the same with the commit headers vs raw async publishes", "BM_RawAsyncJsPublish/iterations:3/manual_time",

@@ -470,7 +470,13 @@ TEST_P(PersistentRuntimeSuite, FirstCommandsAfterARestartSeeTheStoredState) {
   ASSERT_TRUE(h.send("BankAccount", "acc", "Deposit", R"({"amount":100})").status.is_ok());
   ASSERT_TRUE(h.send("Counter", "c", "Increment").status.is_ok());
   ASSERT_TRUE(h.send("Counter", "c", "Increment").status.is_ok());
+  ASSERT_TRUE(h.send("Counter", "one", "Increment", R"({"by":5})").status.is_ok());  // a single commit
   h.restart();
+
+  auto o = h.send("Counter", "one", "Increment");
+  ASSERT_TRUE(o.status.is_ok()) << o.status.to_string();
+  EXPECT_EQ(o.version, 2u);
+  EXPECT_EQ(h.rt().state("default", "Counter", "one")->view, R"({"value":6})");
 
   // A rejection on the stored state, not on an empty one ("account is not open").
   auto w = h.send("BankAccount", "acc", "Withdraw", R"({"amount":500})");

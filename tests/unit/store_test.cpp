@@ -199,6 +199,38 @@ TEST_P(PersistentStoreSuite, SurvivesReopen) {
   EXPECT_EQ((*store_->latest(a_))->bytes, "bytes");
 }
 
+// What a fresh process reads of an actor, from each version: with JetStream
+// the events of the last commit come from the lookup of the actor's version
+// when they are all there, and from the stream otherwise.
+TEST_P(PersistentStoreSuite, ReadsEveryVersionAfterReopen) {
+  ASSERT_TRUE(store_->append_sync(req(a_, 0, {"E1", "E2", "E3"})).status.is_ok());
+  ASSERT_TRUE(store_->append_sync(req(b_, 0, {"E1"})).status.is_ok());
+  ASSERT_TRUE(store_->append_sync(req(b_, 1, {"E2", "E3"})).status.is_ok());
+  for (const ActorKey& k : {a_, b_}) {
+    for (uint64_t from = 1; from <= 4; ++from) {
+      store_.reset();
+      store_ = GetParam().open(dir_.path().string());
+      ASSERT_NE(store_, nullptr);
+      auto latest = store_->latest_version(k);
+      ASSERT_TRUE(latest.is_ok());
+      ASSERT_EQ(*latest, 3u);
+      std::vector<StoredEvent> got;
+      ASSERT_TRUE(store_->read_known(k, from, *latest, [&](const StoredEvent& e) {
+        got.push_back(e);
+        return Status::ok();
+      }).is_ok());
+      ASSERT_EQ(got.size(), from <= 3 ? 4 - from : 0) << k.id << " from " << from;
+      for (size_t i = 0; i < got.size(); ++i) {
+        EXPECT_EQ(got[i].version, from + i);
+        EXPECT_EQ(got[i].type, "E" + std::to_string(from + i));
+      }
+      auto all = store_->read_all(k, from, 1);
+      ASSERT_TRUE(all.is_ok());
+      EXPECT_EQ(all->size(), from <= 3 ? 1u : 0u);
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, StoreSuite, testing::ValuesIn(test::store_backends()),
                          test::backend_name);
 INSTANTIATE_TEST_SUITE_P(Backends, PersistentStoreSuite,

@@ -57,6 +57,7 @@ struct Task {
   uint32_t command_index = 0;
   uint32_t retries = 0;
   bool confirm = false;  // load the actor from the store; no guess that it is new
+  uint64_t known_latest = 0;  // the actor's version as the store just reported it (0: ask)
   Command command;
   CommandCallback done;
   std::function<void(Result<ActorView>)> query_done;
@@ -645,7 +646,7 @@ class RuntimeImpl final : public Runtime {
     }
     if (t->query && t->reload && a->state != nullptr) deactivate(a);
     if (a->state == nullptr) {
-      if (Status s = io_pool_ && may_assume_new(a, t) ? activate_as_new(a) : activate(a); !s) {
+      if (Status s = io_pool_ && may_assume_new(a, t) ? activate_as_new(a) : activate(a, t->known_latest); !s) {
         finish(t, b, error_result(s));
         return true;
       }
@@ -731,9 +732,11 @@ class RuntimeImpl final : public Runtime {
     a->assumed_new = false;
     if (r.status.code() == StatusCode::kConflict && guessed && !t->command.expected_version) {
       // The actor was not new after all: load it and decide again (not a
-      // conflict with another writer, and no retry spent).
+      // conflict with another writer, and no retry spent). The store has
+      // just looked up its version: the load need not ask again.
       deactivate(a);
       t->confirm = true;
+      t->known_latest = r.current_version;
       requeue_front(a, t);
       return;
     }
@@ -820,7 +823,10 @@ class RuntimeImpl final : public Runtime {
   }
 
   // Loads the latest usable snapshot and replays the events after it.
-  Status activate(Actor* a) {
+  // `known_latest` > 0: the actor's version as the store has just reported
+  // it, so it is not asked again (if it moved since, the next commit's version
+  // check says so).
+  Status activate(Actor* a, uint64_t known_latest = 0) {
     const TypeBinding& b = *a->key->binding;
     const ActorType& type = *b.actor_type;
     const ActorKey key{b.ns, b.type, a->key->id};
@@ -832,13 +838,17 @@ class RuntimeImpl final : public Runtime {
     // The stream's version first: an actor without events (a new one) needs
     // neither a snapshot lookup nor a read, unless the store may have dropped
     // events that a snapshot still holds.
-    auto latest = events_.latest_version(key);
+    auto latest = known_latest > 0 ? Result<uint64_t>(known_latest) : events_.latest_version(key);
     if (!latest) {
       type.destroy(state);
       return latest.status();
     }
+    // A snapshot only shortens a replay: not looked up when the store holds
+    // every event at hand (a young actor whose history is its last commit).
     Result<std::optional<Snapshot>> snap = std::optional<Snapshot>();
-    if (*latest > 0 || events_.may_drop_events()) snap = snapshots_.latest(key);
+    if ((*latest > 0 && !events_.at_hand(key, 1, *latest)) || events_.may_drop_events()) {
+      snap = snapshots_.latest(key);
+    }
     if (!snap) {
       type.destroy(state);
       return snap.status();

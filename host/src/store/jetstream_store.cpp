@@ -178,6 +178,16 @@ class JetStreamStore final : public Store, public VersionCache {
     return read_to(key, from_version, UINT64_MAX, visit, *tip);
   }
 
+  bool at_hand(const ActorKey& key, uint64_t from_version, uint64_t latest) override {
+    const std::string subject = actor_events_subject(key);
+    std::lock_guard lock(mu_);
+    auto tip = tips_.find(subject);
+    auto recent = recent_.find(subject);
+    return tip != tips_.end() && recent != recent_.end() && tip->second.version == latest &&
+           recent->second.seq == tip->second.seq && recent->second.last == latest &&
+           recent->second.first <= std::max<uint64_t>(from_version, 1);
+  }
+
   bool may_drop_events() const override { return opts_.max_age_ms > 0 || opts_.max_bytes >= 0; }
   bool remote_reads() const override { return true; }
 
@@ -195,9 +205,34 @@ class JetStreamStore final : public Store, public VersionCache {
       }
     }
     uint64_t delivered = 0;
-    uint64_t expect = 0;  // next version expected once the first commit is seen
     ScannedCommit scanned;
     Status result = Status::ok();
+    // Hands one event to the visitor; false stops the read.
+    auto emit = [&](StoredEvent se) {
+      if (Status s = visit(se); !s) {
+        result = s;
+        return false;
+      }
+      return ++delivered < limit;
+    };
+    // The events wanted all in the last commit, which fetch_tip has just
+    // read (an activation): no walk.
+    std::optional<RecentCommit> recent;
+    {
+      std::lock_guard lock(mu_);
+      auto it = recent_.find(subject);
+      if (it != recent_.end() && it->second.seq == tip.seq && it->second.last == tip.version &&
+          it->second.first <= from) {
+        recent = std::move(it->second);
+        recent_.erase(it);
+      }
+    }
+    if (recent) {
+      const std::string where = "actor " + key.to_string() + ", stream sequence " + std::to_string(tip.seq);
+      visit_commit(recent->first, recent->last, recent->body, from, scanned, emit, result, [&] { return where; });
+      return result;
+    }
+    uint64_t expect = 0;  // next version expected once the first commit is seen
     const Status walked = walk(events_stream(key.ns), subject, start_seq, tip.seq,
                                [&](natsMsg* m, uint64_t seq) -> bool {
       auto first = header_u64(m, kHdrFirst);
@@ -217,46 +252,46 @@ class JetStreamStore final : public Store, public VersionCache {
       expect = *last + 1;
       if (*last < from) return true;
       const std::string_view text(natsMsg_GetData(m), static_cast<size_t>(natsMsg_GetDataLength(m)));
-      // Hands one event to the visitor; false stops the walk.
-      auto emit = [&](StoredEvent se) {
-        if (Status s = visit(se); !s) {
-          result = s;
-          return false;
-        }
-        return ++delivered < limit;
-      };
-      if (scan_commit(text, scanned) && scanned.events.size() == *last - *first + 1) {
-        uint64_t v = *first;
-        for (const ScannedEvent& e : scanned.events) {
-          if (v >= from && !emit({v, std::string(e.type), std::string(e.payload), scanned.timestamp})) return false;
-          ++v;
-        }
-        return true;
-      }
-      // Not in the shape the scanner reads: the full parser decides.
-      json body = json::parse(natsMsg_GetData(m), natsMsg_GetData(m) + natsMsg_GetDataLength(m),
-                              nullptr, false);
-      if (body.is_discarded() || !body.contains("events") || !body["events"].is_array() ||
-          body["events"].size() != *last - *first + 1) {
-        result = Status::corruption(where() + ": undecodable commit body");
-        return false;
-      }
-      const int64_t ts = body.value("timestamp", int64_t{0});
-      uint64_t v = *first;
-      for (const auto& e : body["events"]) {
-        if (v >= from) {
-          if (!e.contains("type") || !e["type"].is_string() || !e.contains("payload")) {
-            result = Status::corruption(where() + ": undecodable event at version " + std::to_string(v));
-            return false;
-          }
-          if (!emit({v, e["type"].get<std::string>(), e["payload"].dump(), ts})) return false;
-        }
-        ++v;
-      }
-      return true;
+      return visit_commit(*first, *last, text, from, scanned, emit, result, where);
     });
     if (!walked) return walked;
     return result;
+  }
+
+  // Visits the events from version `from` of one commit (versions
+  // first..last, JSON `text`). False stops the read: `emit` said so, or the
+  // body is undecodable (then `result` says where).
+  template <class Emit, class Where>
+  static bool visit_commit(uint64_t first, uint64_t last, std::string_view text, uint64_t from,
+                           ScannedCommit& scanned, Emit& emit, Status& result, const Where& where) {
+    if (scan_commit(text, scanned) && scanned.events.size() == last - first + 1) {
+      uint64_t v = first;
+      for (const ScannedEvent& e : scanned.events) {
+        if (v >= from && !emit({v, std::string(e.type), std::string(e.payload), scanned.timestamp})) return false;
+        ++v;
+      }
+      return true;
+    }
+    // Not in the shape the scanner reads: the full parser decides.
+    json body = json::parse(text.begin(), text.end(), nullptr, false);
+    if (body.is_discarded() || !body.contains("events") || !body["events"].is_array() ||
+        body["events"].size() != last - first + 1) {
+      result = Status::corruption(where() + ": undecodable commit body");
+      return false;
+    }
+    const int64_t ts = body.value("timestamp", int64_t{0});
+    uint64_t v = first;
+    for (const auto& e : body["events"]) {
+      if (v >= from) {
+        if (!e.contains("type") || !e["type"].is_string() || !e.contains("payload")) {
+          result = Status::corruption(where() + ": undecodable event at version " + std::to_string(v));
+          return false;
+        }
+        if (!emit({v, e["type"].get<std::string>(), e["payload"].dump(), ts})) return false;
+      }
+      ++v;
+    }
+    return true;
   }
 
   Result<uint64_t> latest_version(const ActorKey& key) override {
@@ -446,6 +481,14 @@ class JetStreamStore final : public Store, public VersionCache {
                                   std::to_string(seq) + ": commit without version headers");
       }
       tip = Tip{*last, seq};
+      if (auto first = header_u64(m, kHdrFirst)) {
+        // Kept for a read that follows at once (activation): when the events
+        // it needs are all in this commit, it reads no further.
+        std::lock_guard lock(mu_);
+        if (recent_.size() >= kRecentCommits) recent_.clear();
+        recent_[subject] = RecentCommit{seq, *first, *last,
+                                        std::string(natsMsg_GetData(m), static_cast<size_t>(natsMsg_GetDataLength(m)))};
+      }
       if (last_commit != nullptr) {
         last_commit->idempotency_key = header_str(m, kHdrIdem);
         last_commit->first = header_u64(m, kHdrFirst).value_or(0);
@@ -733,6 +776,15 @@ class JetStreamStore final : public Store, public VersionCache {
   std::mutex mu_;
   std::unordered_map<std::string, Tip> tips_;    // actor subject -> latest commit known
   std::unordered_map<std::string, Tip> points_;  // actor subject -> a snapshot's (version, seq)
+  // actor subject -> the body of its last commit as fetch_tip last saw it
+  struct RecentCommit {
+    uint64_t seq = 0;
+    uint64_t first = 0;
+    uint64_t last = 0;
+    std::string body;
+  };
+  static constexpr size_t kRecentCommits = 1024;
+  std::unordered_map<std::string, RecentCommit> recent_;
   std::atomic<uint64_t> commit_counter_{0};
   // node id and start time: commit ids stay unique across restarts.
   const std::string commit_prefix_ =

@@ -96,6 +96,15 @@ class EventStore {
     return read(key, from_version, UINT64_MAX, visit);
   }
 
+  // True when read_known(key, from_version, latest) would need no round trip
+  // (the events are already in memory).
+  virtual bool at_hand(const ActorKey& key, uint64_t from_version, uint64_t latest) {
+    (void)key;
+    (void)from_version;
+    (void)latest;
+    return false;
+  }
+
   // True when events can disappear while the actor's snapshots stay (stream
   // limits such as a maximum age): then an actor without events may still
   // have a snapshot worth loading.
