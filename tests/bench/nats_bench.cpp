@@ -119,8 +119,8 @@ std::string commit_payload(int i) {
 // state.range(0): 0 = a fresh runtime and namespace: the timed run starts
 // with 1,000 actors that have no events yet; 1 = the same after an untimed
 // pass, with every actor active; 2 = a fresh runtime and store (as after a
-// restart) on actors that a previous runtime wrote: each is loaded from the
-// stream by its first command.
+// restart) on actors that a previous runtime wrote (3 commits each): each is
+// loaded from the stream by its first command.
 void BM_JetStreamStoreCommands(benchmark::State& state) {
   static int round = 0;
   const int mode = static_cast<int>(state.range(0));
@@ -135,7 +135,8 @@ void BM_JetStreamStoreCommands(benchmark::State& state) {
     };
     auto store = env().store(ns);
     auto rt = std::move(aether::Runtime::create(o, env().reg, *store, *store)).value();
-    if (mode >= 1) aether::bench::run_closed_loop(*rt, kInFlight, kActors, command);
+    if (mode == 1) aether::bench::run_closed_loop(*rt, kInFlight, kActors, command);
+    if (mode == 2) aether::bench::run_closed_loop(*rt, kInFlight, 3 * kActors, command);  // 3 commits each
     if (mode == 2) {
       rt->shutdown();
       rt.reset();
