@@ -19,9 +19,9 @@
 #include <cstring>
 #include <deque>
 #include <functional>
-#include <sstream>
 #include <fstream>
 #include <mutex>
+#include <sstream>
 
 #include <sys/types.h>
 #include <unistd.h>
@@ -136,8 +136,8 @@ void BM_JetStreamStoreCommands(benchmark::State& state) {
     auto store = env().store(ns);
     auto rt = std::move(aether::Runtime::create(o, env().reg, *store, *store)).value();
     if (mode == 1) aether::bench::run_closed_loop(*rt, kInFlight, kActors, command);
-    if (mode == 2) aether::bench::run_closed_loop(*rt, kInFlight, 3 * kActors, command);  // 3 commits each
     if (mode == 2) {
+      aether::bench::run_closed_loop(*rt, kInFlight, 3 * kActors, command);  // 3 commits each
       rt->shutdown();
       rt.reset();
       store = env().store(ns);

@@ -611,6 +611,18 @@ class RuntimeImpl final : public Runtime {
 
   // --- the pipeline ---------------------------------------------------------
 
+  // Hands a task that needs a round trip to the store to an I/O thread, which
+  // then runs this actor's mailbox on; the workers go on with other actors.
+  // Returns false, as run() does for a task that went to the store.
+  bool run_on_io(Actor* a, Task* t) {
+    io_pool_->post([this, a, t] {
+      on_io_thread = true;
+      if (run(a, t)) drive(a);
+      on_io_thread = false;
+    });
+    return false;
+  }
+
   // Runs one task. Returns false when the task is waiting for the store.
   bool run(Actor* a, Task* t) {
     const TypeBinding& b = *a->key->binding;
@@ -621,18 +633,10 @@ class RuntimeImpl final : public Runtime {
       return true;
     }
     const ActorType& type = *b.actor_type;
+    const bool guess_new = io_pool_ && may_assume_new(a, t);
     const bool lookup = a->state == nullptr || (t->query && t->reload) ||
                         (!t->query && !t->command.idempotency_key.empty());
-    if (lookup && io_pool_ && !on_io_thread && !may_assume_new(a, t)) {
-      // A round trip to the store: on an I/O thread, which then runs this
-      // actor's mailbox on; the workers go on with other actors.
-      io_pool_->post([this, a, t] {
-        on_io_thread = true;
-        if (run(a, t)) drive(a);
-        on_io_thread = false;
-      });
-      return false;
-    }
+    if (lookup && io_pool_ && !on_io_thread && !guess_new) return run_on_io(a, t);
     if (!t->query) {
       // Resolved here, not at send(): a hot swap may change the model between.
       const int index = type.command_index(t->command.name);
@@ -646,7 +650,7 @@ class RuntimeImpl final : public Runtime {
     }
     if (t->query && t->reload && a->state != nullptr) deactivate(a);
     if (a->state == nullptr) {
-      if (Status s = io_pool_ && may_assume_new(a, t) ? activate_as_new(a) : activate(a, t->known_latest); !s) {
+      if (Status s = guess_new ? activate_as_new(a) : activate(a, t->known_latest); !s) {
         finish(t, b, error_result(s));
         return true;
       }
@@ -686,12 +690,7 @@ class RuntimeImpl final : public Runtime {
       // actor as the store has it.
       deactivate(a);
       t->confirm = true;
-      io_pool_->post([this, a, t] {
-        on_io_thread = true;
-        if (run(a, t)) drive(a);
-        on_io_thread = false;
-      });
-      return false;
+      return run_on_io(a, t);
     }
     if (!d.status) {
       CommandResult r;

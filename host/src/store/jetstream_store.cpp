@@ -10,9 +10,9 @@
 #include <unordered_map>
 
 #include "core/log.hpp"
-#include "store/commit_scan.hpp"
 #include "core/worker_pool.hpp"
 #include "nats/connection.hpp"
+#include "store/commit_scan.hpp"
 
 namespace aether {
 
@@ -259,8 +259,8 @@ class JetStreamStore final : public Store, public VersionCache {
     // A few commits (at most one per event): a direct get each, "next by
     // subject", costs the server far less than a consumer. Anything
     // unexpected goes on with the consumer from where it stopped.
+    const std::string stream = events_stream(key.ns);
     if (opts_.replicas <= 1 && tip.version - base_version <= kDirectReadEvents) {
-      const std::string stream = events_stream(key.ns);
       for (uint64_t i = 0; i <= kDirectReadEvents; ++i) {
         if (recent && expect == recent->first) return visit_recent();  // the rest is the last commit
         jsDirectGetMsgOptions o;
@@ -276,7 +276,7 @@ class JetStreamStore final : public Store, public VersionCache {
         start_seq = seq + 1;
       }
     }
-    const Status walked = walk(events_stream(key.ns), subject, start_seq, tip.seq, on_commit);
+    const Status walked = walk(stream, subject, start_seq, tip.seq, on_commit);
     if (!walked) return walked;
     return result;
   }
@@ -504,7 +504,8 @@ class JetStreamStore final : public Store, public VersionCache {
                                   std::to_string(seq) + ": commit without version headers");
       }
       tip = Tip{*last, seq};
-      if (auto first = header_u64(m, kHdrFirst)) {
+      const auto first = header_u64(m, kHdrFirst);
+      if (first) {
         // Kept for a read that follows at once (activation): when the events
         // it needs are all in this commit, it reads no further.
         std::lock_guard lock(mu_);
@@ -514,7 +515,7 @@ class JetStreamStore final : public Store, public VersionCache {
       }
       if (last_commit != nullptr) {
         last_commit->idempotency_key = header_str(m, kHdrIdem);
-        last_commit->first = header_u64(m, kHdrFirst).value_or(0);
+        last_commit->first = first.value_or(0);
       }
     }
     std::lock_guard lock(mu_);

@@ -1,7 +1,6 @@
 #include "store/store.hpp"
 
 #include <future>
-#include <nlohmann/json.hpp>
 
 namespace aether {
 
@@ -75,7 +74,7 @@ std::string commit_message_json(const AppendRequest& req, uint64_t first,
     out += "{\"id\":";
     append_json_string(out, event_id(req.key, v));
     out += ",\"payload\":";
-    out += e.payload.empty() ? std::string("{}") : e.payload;
+    out += e.payload.empty() ? std::string_view("{}") : std::string_view(e.payload);
     out += ",\"type\":";
     append_json_string(out, e.type);
     out += ",\"version\":";
