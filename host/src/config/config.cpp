@@ -63,6 +63,13 @@ Result<std::pair<std::string, int>> parse_listen_address(const std::string& valu
   return std::make_pair(host, static_cast<int>(p));
 }
 
+std::string HostConfig::data_directory() const {
+  if (!node.data_dir.empty()) return node.data_dir;
+  if (store.backend != "sqlite") return {};
+  const std::string dir = std::filesystem::path(store.sqlite_path).parent_path().string();
+  return dir.empty() ? "." : dir;
+}
+
 std::vector<std::string> HostConfig::plugin_files() const {
   namespace fs = std::filesystem;
   std::vector<std::string> out;
@@ -268,7 +275,8 @@ Result<HostConfig> parse_config(const std::string& text, const std::string& name
                       p.str(v, k, ns);
                       c.node.namespaces = {ns};
                     }},
-                   {"namespaces", [&](auto& v, auto& k) { p.str_list(v, k, c.node.namespaces); }}});
+                   {"namespaces", [&](auto& v, auto& k) { p.str_list(v, k, c.node.namespaces); }},
+                   {"data_dir", [&](auto& v, auto& k) { p.str(v, k, c.node.data_dir); }}});
             if (!p.ok()) return;
             if (std::string why = check_name(c.node.id); !why.empty()) {
               p.fail(n, path + ".id", "node id " + quote_for_message(c.node.id) + " " + why);

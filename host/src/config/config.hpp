@@ -35,6 +35,10 @@ struct HostConfig {
   struct Node {
     std::string id = "node-1";
     std::vector<std::string> namespaces = {"default"};
+    // Where the host keeps its local files (lock file, plugin copies).
+    // Empty: the directory of store.sqlite.path with the sqlite store, none
+    // otherwise (see data_directory()).
+    std::string data_dir;
   } node;
 
   struct Store {
@@ -122,6 +126,10 @@ struct HostConfig {
     std::string bucket_prefix = "AETHER_CLUSTER";
     uint32_t replicas = 1;
   } cluster;
+
+  // The host's data directory: node.data_dir if set, else the directory of
+  // the sqlite file with the sqlite store, else empty (no local data).
+  std::string data_directory() const;
 
   // The resolved plugin files, in load order.
   std::vector<std::string> plugin_files() const;
