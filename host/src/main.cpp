@@ -246,6 +246,13 @@ int serve(const HostConfig& cfg) {
     ho.bearer_token = cfg.api.bearer_token;
     ho.threads = cfg.api.http_threads;
     ho.node_id = cfg.node.id;
+    ho.header_timeout_ms = cfg.api.header_timeout_ms;
+    ho.idle_timeout_ms = cfg.api.idle_timeout_ms;
+    ho.request_timeout_ms = cfg.api.request_timeout_ms;
+    ho.max_connections = cfg.api.max_connections;
+    ho.max_header_bytes = cfg.api.max_header_bytes;
+    ho.max_header_count = cfg.api.max_header_count;
+    ho.allowed_origins = cfg.api.allowed_origins;
     auto h = HttpServer::start(ho, runtime, registry, metrics, &plugins, cluster.get());
     if (!h) return fail(h.status().message());
     http = std::move(h).value();

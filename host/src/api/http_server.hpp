@@ -1,4 +1,5 @@
-// The HTTP/JSON API (cpp-httplib). Routes, as in DESIGN.md:
+// The HTTP/JSON API: an event-driven server (Boost.Beast on Asio) with a few
+// I/O threads. Routes, as in DESIGN.md:
 //   POST /v1/{ns}/actors/{type}/{id}/commands   send a command
 //   GET  /v1/{ns}/actors/{type}/{id}            state view and version
 //   GET  /v1/{ns}/actors/{type}/{id}/events     events (?from=N&limit=M)
@@ -7,12 +8,16 @@
 //   GET  /v1/cluster                            membership (single node here)
 //   GET  /metrics /healthz /readyz
 // Every error is JSON {"error":{"code":...,"message":...}} (docs/api.md).
+// A command never holds a thread while it waits for its commit: its reply is
+// written when the runtime completes it. Every input is bounded while it is
+// read (header size and count, body size, chunked too) and every phase of a
+// connection has a deadline (docs/configuration.md, api.http).
 #pragma once
 
-#include <atomic>
-#include <functional>
+#include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/status.hpp"
 
@@ -29,14 +34,25 @@ struct HttpOptions {
   int port = 8080;  // 0 = any free port (see HttpServer::port())
   uint64_t max_body_bytes = 1 << 20;
   std::string bearer_token;  // empty = no authentication
-  uint32_t threads = 8;
+  uint32_t threads = 0;      // I/O threads; 0 = from the number of cores
   std::string node_id = "node-1";
+  // Limits, each enforced while reading.
+  int64_t header_timeout_ms = 10000;   // first byte of a request -> its last header
+  int64_t idle_timeout_ms = 60000;     // keep-alive wait for the next request
+  int64_t request_timeout_ms = 60000;  // first byte -> whole body read; also each reply's write
+  uint32_t max_connections = 1024;     // more are refused at once (503, closed)
+  uint64_t max_header_bytes = 16 << 10;  // request line and headers -> else 431
+  uint32_t max_header_count = 100;       // header fields -> else 431
+  uint32_t max_uri_bytes = 8192;         // request target -> else 414
+  // Origins (scheme://host[:port]) whose cross-origin requests are served;
+  // a request with any other Origin gets 403.
+  std::vector<std::string> allowed_origins;
 };
 
 class HttpServer {
  public:
   // Binds and starts serving on background threads. Fails, naming the
-  // address, if it cannot bind.
+  // address, if it cannot bind (the port is never shared: no SO_REUSEPORT).
   // REQUIRES: runtime, registry and metrics outlive the server.
   // `plugins` may be null: reload then answers 501.
   // `cluster` may be null (a single node): commands then run on `runtime`.
@@ -50,11 +66,13 @@ class HttpServer {
   int port() const;
   // /readyz answers 503 once this is false.
   void set_ready(bool ready);
-  // Stops accepting and waits for requests in progress. Idempotent.
+  // Stops accepting, closes idle connections and waits for requests in
+  // progress (their replies are written). Idempotent.
   void stop();
 
- private:
   struct Impl;
+
+ private:
   explicit HttpServer(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

@@ -63,6 +63,14 @@ Result<std::pair<std::string, int>> parse_listen_address(const std::string& valu
   return std::make_pair(host, static_cast<int>(p));
 }
 
+bool is_loopback_listen(const std::string& listen) {
+  auto a = parse_listen_address(listen);
+  if (!a) return false;
+  std::string host = a->first;
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  return host == "localhost" || host == "::1" || host.rfind("127.", 0) == 0;
+}
+
 std::string HostConfig::data_directory() const {
   if (!node.data_dir.empty()) return node.data_dir;
   if (store.backend != "sqlite") return {};
@@ -419,9 +427,36 @@ Result<HostConfig> parse_config(const std::string& text, const std::string& name
                              {"bearer_token",
                               [&](auto& x, auto& kk) { p.str(x, kk, c.api.bearer_token); }},
                              {"threads", [&](auto& x, auto& kk) {
-                                p.uint(x, kk, c.api.http_threads, 1, 1024);
+                                p.uint(x, kk, c.api.http_threads, 0, 1024);
+                              }},
+                             {"header_timeout",
+                              [&](auto& x, auto& kk) { p.duration(x, kk, c.api.header_timeout_ms); }},
+                             {"idle_timeout",
+                              [&](auto& x, auto& kk) { p.duration(x, kk, c.api.idle_timeout_ms); }},
+                             {"request_timeout",
+                              [&](auto& x, auto& kk) { p.duration(x, kk, c.api.request_timeout_ms); }},
+                             {"max_connections",
+                              [&](auto& x, auto& kk) { p.uint(x, kk, c.api.max_connections, 1, 1000000); }},
+                             {"max_header_bytes",
+                              [&](auto& x, auto& kk) {
+                                p.uint(x, kk, c.api.max_header_bytes, 1024, 1ull << 20);
+                              }},
+                             {"max_header_count",
+                              [&](auto& x, auto& kk) { p.uint(x, kk, c.api.max_header_count, 1, 10000); }},
+                             {"allowed_origins",
+                              [&](auto& x, auto& kk) { p.str_list(x, kk, c.api.allowed_origins); }},
+                             {"allow_unauthenticated_remote", [&](auto& x, auto& kk) {
+                                p.boolean(x, kk, c.api.allow_unauthenticated_remote);
                               }}});
                     }}});
+            if (p.ok() && c.api.http_enabled && c.api.bearer_token.empty() &&
+                !c.api.allow_unauthenticated_remote && !is_loopback_listen(c.api.http_listen)) {
+              p.fail(listen_node ? listen_node : n, path + ".http.listen",
+                     quote_for_message(c.api.http_listen) +
+                         " is not a loopback address and api.http.bearer_token is not set: set a "
+                         "token, or api.http.allow_unauthenticated_remote: true to serve "
+                         "without one");
+            }
           }},
          {"log",
           [&](auto& n, auto& path) {

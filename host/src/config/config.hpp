@@ -100,7 +100,15 @@ struct HostConfig {
     std::string http_listen = "127.0.0.1:8080";
     uint64_t max_body_bytes = 1 << 20;
     std::string bearer_token;  // empty = no authentication
-    uint32_t http_threads = 8;
+    uint32_t http_threads = 0;  // 0 = from the number of cores
+    int64_t header_timeout_ms = 10000;
+    int64_t idle_timeout_ms = 60000;
+    int64_t request_timeout_ms = 60000;
+    uint32_t max_connections = 1024;
+    uint64_t max_header_bytes = 16 << 10;
+    uint32_t max_header_count = 100;
+    std::vector<std::string> allowed_origins;  // empty = no cross-origin request
+    bool allow_unauthenticated_remote = false;
   } api;
 
   struct Log {
@@ -146,6 +154,8 @@ const std::string& embedded_default_config();
 
 // Splits "host:port"; fails with a message for anything else.
 Result<std::pair<std::string, int>> parse_listen_address(const std::string& value);
+// True for a listen address on loopback only (127.0.0.0/8, ::1, localhost).
+bool is_loopback_listen(const std::string& listen);
 
 // Expands ${VAR} and ${VAR:-default}; fails on an unterminated reference or
 // an unset variable without default.

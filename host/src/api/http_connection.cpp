@@ -1,0 +1,455 @@
+#include "api/http_connection.hpp"
+
+#include <algorithm>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/string.hpp>
+#include <boost/beast/http.hpp>
+#include <cctype>
+#include <chrono>
+#include <optional>
+
+namespace aether::http_detail {
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = boost::beast::http;
+using tcp = asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+
+constexpr size_t kReadChunk = 16 << 10;
+// After an early reply (the body was not read), input is read and dropped
+// this long so that the client sees the reply instead of a reset.
+constexpr int64_t kLingerMs = 5000;
+
+// What to do with the connection once a reply is written.
+enum class After { kKeepAlive, kClose, kLinger };
+
+std::string lower(beast::string_view s) {
+  std::string out(s.data(), s.size());
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+// "application/json", with or without parameters such as "; charset=utf-8".
+bool is_json_media_type(beast::string_view value) {
+  std::string v = lower(value.substr(0, value.find(';')));
+  const auto b = v.find_first_not_of(" \t");
+  const auto e = v.find_last_not_of(" \t");
+  return b != std::string::npos && v.substr(b, e - b + 1) == "application/json";
+}
+
+// Compares in time independent of where the strings differ.
+bool constant_time_equal(beast::string_view got, const std::string& want) {
+  if (got.size() != want.size()) return false;
+  unsigned char diff = 0;
+  for (size_t i = 0; i < got.size(); ++i) diff |= static_cast<unsigned char>(got[i] ^ want[i]);
+  return diff == 0;
+}
+
+std::string quoted(beast::string_view s) {
+  return "'" + std::string(s.substr(0, 100).data(), std::min<size_t>(s.size(), 100)) + "'";
+}
+
+using Headers = std::vector<std::pair<http::field, std::string>>;
+
+}  // namespace
+
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(tcp::socket socket, ConnectionHub& hub)
+      : socket_(std::move(socket)),
+        timer_(socket_.get_executor()),
+        hub_(hub),
+        buffer_(hub.options().max_header_bytes + kReadChunk) {}
+  ~Connection() { close(); }
+
+  void set_id(uint64_t id) { id_ = id; }
+  void start() { begin_request(opts().header_timeout_ms); }
+  tcp::socket::executor_type executor() { return socket_.get_executor(); }
+
+  // The server stops: a connection waiting for (or reading) a request closes.
+  void on_stop() {
+    if (phase_ == Phase::kReading) close();
+  }
+
+ private:
+  enum class Phase { kReading, kHandling, kWriting, kLinger, kClosed };
+
+  const HttpOptions& opts() const { return hub_.options(); }
+
+  // Deadlines: the connection closes when the timer fires. 0 = none.
+  void arm(int64_t ms) {
+    if (ms <= 0) return disarm();
+    arm_until(Clock::now() + std::chrono::milliseconds(ms));
+  }
+  void arm_until(Clock::time_point when) {
+    const uint64_t gen = ++timer_gen_;
+    timer_.expires_at(when);
+    timer_.async_wait([self = shared_from_this(), gen](beast::error_code ec) {
+      if (!ec && gen == self->timer_gen_) self->close();
+    });
+  }
+  void disarm() {
+    ++timer_gen_;
+    timer_.cancel();
+  }
+
+  // Waits for the next request: `first_byte_ms` until its first byte, then
+  // header_timeout for its headers and request_timeout for all of it.
+  void begin_request(int64_t first_byte_ms) {
+    phase_ = Phase::kReading;
+    if (hub_.stopping()) return close();
+    parser_.emplace();
+    parser_->header_limit(static_cast<std::uint32_t>(std::min<uint64_t>(opts().max_header_bytes, UINT32_MAX)));
+    parser_->body_limit(opts().max_body_bytes);
+    started_ = false;
+    header_checked_ = false;
+    arm(first_byte_ms);
+    parse();
+  }
+
+  void parse() {
+    beast::error_code ec;
+    while (buffer_.size() > 0 && !parser_->is_done()) {
+      if (!started_) {
+        started_ = true;
+        started_at_ = Clock::now();
+        arm(opts().header_timeout_ms);
+      }
+      const size_t n = parser_->put(buffer_.data(), ec);
+      buffer_.consume(n);
+      if (ec == http::error::need_more) break;
+      if (ec) return malformed(ec);
+      if (parser_->is_header_done() && !header_checked_) {
+        header_checked_ = true;
+        if (!check_header()) return;
+        if (opts().request_timeout_ms > 0) {
+          arm_until(started_at_ + std::chrono::milliseconds(opts().request_timeout_ms));
+        }
+        if (expects_continue()) return send_continue();
+      }
+      if (n == 0) break;
+    }
+    if (parser_->is_done()) return dispatch();
+    read_more();
+  }
+
+  void read_more() {
+    const size_t room = buffer_.max_size() - buffer_.size();
+    if (room == 0) return early(431, "headers_too_large", header_size_message(), After::kLinger);
+    socket_.async_read_some(buffer_.prepare(std::min(room, kReadChunk)),
+                            [self = shared_from_this()](beast::error_code ec, size_t n) {
+                              if (self->phase_ == Phase::kClosed) return;
+                              self->buffer_.commit(n);
+                              if (ec) return self->close();
+                              self->parse();
+                            });
+  }
+
+  std::string header_size_message() const {
+    return "request headers are larger than " + std::to_string(opts().max_header_bytes) + " bytes";
+  }
+
+  // A request the parser refused: too large, or not HTTP.
+  void malformed(const beast::error_code& ec) {
+    if (ec == http::error::body_limit) {
+      return early(413, "payload_too_large",
+                   "request body is larger than " + std::to_string(opts().max_body_bytes) + " bytes",
+                   After::kLinger);
+    }
+    if (ec == http::error::header_limit) {
+      const auto data = static_cast<const char*>(buffer_.data().data());
+      const beast::string_view seen(data, buffer_.size());
+      const size_t eol = seen.find("\r\n");
+      const size_t line = eol == beast::string_view::npos ? seen.size() : eol;
+      if (line > opts().max_uri_bytes) return early(414, "uri_too_long", "request URI is too long", After::kLinger);
+      return early(431, "headers_too_large", header_size_message(), After::kLinger);
+    }
+    early(400, "bad_request", "malformed HTTP request: " + ec.message(), After::kLinger);
+  }
+
+  // Checks a request's headers before its body is read: limits, origin,
+  // token, media type. Answers and returns false if one fails.
+  bool check_header() {
+    const auto& req = parser_->get();
+    const size_t fields = static_cast<size_t>(std::distance(req.begin(), req.end()));
+    const After after = parser_->is_done() ? After::kKeepAlive : After::kLinger;
+    if (fields > opts().max_header_count) {
+      early(431, "headers_too_large",
+            "request has " + std::to_string(fields) + " header fields (at most " +
+                std::to_string(opts().max_header_count) + ")",
+            After::kLinger);
+      return false;
+    }
+    if (req.target().size() > opts().max_uri_bytes) {
+      early(414, "uri_too_long", "request URI is too long", After::kLinger);
+      return false;
+    }
+    origin_.clear();
+    if (auto o = req[http::field::origin]; !o.empty()) {
+      const auto& allowed = opts().allowed_origins;
+      if (std::find(allowed.begin(), allowed.end(), std::string(o)) == allowed.end()) {
+        early(403, "forbidden_origin",
+              "origin " + quoted(o) + " is not allowed (api.http.allowed_origins)", after);
+        return false;
+      }
+      origin_ = std::string(o);
+    }
+    if (!authorized(req)) {
+      early(401, "unauthorized",
+            req.count(http::field::authorization) > 0 ? "the bearer token is not valid"
+                                                      : "this host requires 'Authorization: Bearer <token>'",
+            after, {{http::field::www_authenticate, "Bearer"}});
+      return false;
+    }
+    if (req.method() == http::verb::post && !is_json_media_type(req[http::field::content_type])) {
+      const auto ct = req[http::field::content_type];
+      early(415, "unsupported_media_type",
+            "a POST needs 'Content-Type: application/json', got " + (ct.empty() ? std::string("none") : quoted(ct)),
+            after);
+      return false;
+    }
+    return true;
+  }
+
+  bool authorized(const http::request<http::string_body>& req) const {
+    if (opts().bearer_token.empty() || req.method() == http::verb::options) return true;
+    const auto target = req.target();
+    const auto path = target.substr(0, target.find('?'));
+    if (path == "/healthz" || path == "/readyz") return true;
+    return constant_time_equal(req[http::field::authorization], "Bearer " + opts().bearer_token);
+  }
+
+  bool expects_continue() const {
+    const auto& req = parser_->get();
+    return !parser_->is_done() && req.version() >= 11 &&
+           lower(req[http::field::expect]) == "100-continue";
+  }
+
+  void send_continue() {
+    static constexpr char kContinue[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    asio::async_write(socket_, asio::buffer(kContinue, sizeof kContinue - 1),
+                      [self = shared_from_this()](beast::error_code ec, size_t) {
+                        if (self->phase_ == Phase::kClosed) return;
+                        if (ec) return self->close();
+                        self->parse();
+                      });
+  }
+
+  // A full request: hand it to the routes; the reply comes back on this
+  // connection's strand whenever it is ready.
+  void dispatch() {
+    disarm();
+    phase_ = Phase::kHandling;
+    in_request_ = true;
+    hub_.request_started();
+    auto& req = parser_->get();
+    version_ = req.version();
+    keep_alive_ = req.keep_alive();
+    head_ = req.method() == http::verb::head;
+    ApiRequest a;
+    a.method = std::string(req.method_string());
+    split_target(std::string(req.target()), a.path, a.query);
+    if (req.method() == http::verb::options) return preflight(a.path);
+    a.idempotency_key = std::string(req["Idempotency-Key"]);
+    a.body = std::move(req.body());
+    hub_.routes().handle(std::move(a), [self = shared_from_this()](ApiResponse r) {
+      asio::post(self->socket_.get_executor(), [self, r = std::move(r)]() mutable {
+        self->write_reply(std::move(r), After::kKeepAlive);
+      });
+    });
+  }
+
+  // OPTIONS: what a browser asks before a cross-origin request.
+  void preflight(const std::string& path) {
+    const std::string allow = hub_.routes().methods_for(path);
+    if (allow.empty()) {
+      return write_reply({http_error_reply(404, "not_found", "no route for OPTIONS " + path)}, After::kKeepAlive);
+    }
+    Headers h = {{http::field::allow, allow + ", OPTIONS"}};
+    if (!origin_.empty()) {
+      h.push_back({http::field::access_control_allow_methods, allow + ", OPTIONS"});
+      h.push_back({http::field::access_control_allow_headers, "Authorization, Content-Type, Idempotency-Key"});
+      h.push_back({http::field::access_control_max_age, "600"});
+    }
+    write_reply({{204, ""}}, After::kKeepAlive, h);
+  }
+
+  // A reply before the body was read (a refused request).
+  void early(int status, const std::string& code, const std::string& message, After after,
+             const Headers& headers = {}) {
+    disarm();
+    const auto& req = parser_->get();
+    version_ = req.version() == 10 ? 10 : 11;
+    keep_alive_ = parser_->is_header_done() && req.keep_alive();
+    head_ = false;
+    write_reply({http_error_reply(status, code, message)}, after, headers);
+  }
+
+  void write_reply(ApiResponse r, After after, const Headers& headers = {}) {
+    if (phase_ == Phase::kClosed) return;
+    phase_ = Phase::kWriting;
+    res_ = {};
+    res_.version(version_);
+    res_.result(static_cast<unsigned>(r.reply.status));
+    if (r.reply.status != 204) res_.set(http::field::content_type, r.content_type);
+    if (!r.allow.empty()) res_.set(http::field::allow, r.allow);
+    for (const auto& [f, v] : headers) res_.set(f, v);
+    if (!origin_.empty()) {
+      res_.set(http::field::access_control_allow_origin, origin_);
+      res_.set(http::field::vary, "Origin");
+    }
+    if (after == After::kKeepAlive && (!keep_alive_ || hub_.stopping())) after = After::kClose;
+    after_ = after;
+    res_.keep_alive(after == After::kKeepAlive);
+    res_.body() = std::move(r.reply.body);
+    res_.prepare_payload();
+    if (head_) res_.body().clear();
+    arm(opts().request_timeout_ms);
+    http::async_write(socket_, res_, [self = shared_from_this()](beast::error_code ec, size_t) {
+      self->on_written(ec);
+    });
+  }
+
+  void on_written(const beast::error_code& ec) {
+    if (phase_ == Phase::kClosed) return;
+    disarm();
+    finish_request();
+    if (ec || after_ == After::kClose) return close();
+    if (after_ == After::kLinger) return linger();
+    begin_request(opts().idle_timeout_ms);
+  }
+
+  void finish_request() {
+    if (!in_request_) return;
+    in_request_ = false;
+    hub_.request_finished();
+  }
+
+  // Stops sending and drops what the client still sends, for a bounded time.
+  void linger() {
+    phase_ = Phase::kLinger;
+    beast::error_code ignored;
+    socket_.shutdown(tcp::socket::shutdown_send, ignored);
+    arm(kLingerMs);
+    drain();
+  }
+  void drain() {
+    buffer_.clear();
+    socket_.async_read_some(buffer_.prepare(kReadChunk), [self = shared_from_this()](beast::error_code ec, size_t) {
+      if (self->phase_ == Phase::kClosed) return;
+      if (ec) return self->close();
+      self->drain();
+    });
+  }
+
+  void close() {
+    if (phase_ == Phase::kClosed) return;
+    phase_ = Phase::kClosed;
+    beast::error_code ignored;
+    socket_.shutdown(tcp::socket::shutdown_both, ignored);
+    socket_.close(ignored);
+    timer_.cancel();
+    finish_request();
+    hub_.remove(id_);
+  }
+
+  tcp::socket socket_;
+  asio::steady_timer timer_;
+  ConnectionHub& hub_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  http::response<http::string_body> res_;
+  Phase phase_ = Phase::kReading;
+  After after_ = After::kKeepAlive;
+  uint64_t id_ = 0;
+  uint64_t timer_gen_ = 0;
+  Clock::time_point started_at_;
+  std::string origin_;
+  unsigned version_ = 11;
+  bool started_ = false;
+  bool header_checked_ = false;
+  bool keep_alive_ = true;
+  bool head_ = false;
+  bool in_request_ = false;
+};
+
+bool ConnectionHub::admit() {
+  std::lock_guard lock(mu_);
+  if (admitted_ >= options_.max_connections) return false;
+  ++admitted_;
+  return true;
+}
+
+uint64_t ConnectionHub::add(const std::shared_ptr<Connection>& connection) {
+  std::lock_guard lock(mu_);
+  const uint64_t id = next_id_++;
+  connections_.emplace(id, connection);
+  return id;
+}
+
+void ConnectionHub::remove(uint64_t id) {
+  std::lock_guard lock(mu_);
+  if (connections_.erase(id) > 0) --admitted_;
+}
+
+size_t ConnectionHub::open() const {
+  std::lock_guard lock(mu_);
+  return admitted_;
+}
+
+void ConnectionHub::request_started() {
+  std::lock_guard lock(mu_);
+  ++in_flight_;
+}
+
+void ConnectionHub::request_finished() {
+  std::lock_guard lock(mu_);
+  if (--in_flight_ == 0) idle_.notify_all();
+}
+
+bool ConnectionHub::wait_requests(int64_t timeout_ms) {
+  std::unique_lock lock(mu_);
+  return idle_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [this] { return in_flight_ == 0; });
+}
+
+void ConnectionHub::stop_all() {
+  stopping_.store(true);
+  std::vector<std::shared_ptr<Connection>> live;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& [id, weak] : connections_) {
+      if (auto c = weak.lock()) live.push_back(std::move(c));
+    }
+  }
+  for (auto& c : live) {
+    asio::post(c->executor(), [c] { c->on_stop(); });
+  }
+}
+
+void serve(tcp::socket socket, ConnectionHub& hub) {
+  auto c = std::make_shared<Connection>(std::move(socket), hub);
+  c->set_id(hub.add(c));
+  asio::post(c->executor(), [c] { c->start(); });
+}
+
+void refuse(tcp::socket socket, uint32_t max_connections) {
+  const std::string body =
+      R"x({"error":{"code":"unavailable","message":"too many connections (api.http.max_connections is )x" +
+      std::to_string(max_connections) + R"x()"}})x";
+  const std::string reply = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                            "Connection: close\r\nContent-Length: " +
+                            std::to_string(body.size()) + "\r\n\r\n" + body;
+  beast::error_code ignored;
+  socket.non_blocking(true, ignored);
+  socket.write_some(asio::buffer(reply), ignored);
+  socket.shutdown(tcp::socket::shutdown_both, ignored);
+  socket.close(ignored);
+}
+
+}  // namespace aether::http_detail
