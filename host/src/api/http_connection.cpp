@@ -163,10 +163,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
                    After::kLinger);
     }
     if (ec == http::error::header_limit) {
-      const auto data = static_cast<const char*>(buffer_.data().data());
-      const beast::string_view seen(data, buffer_.size());
-      const size_t eol = seen.find("\r\n");
-      const size_t line = eol == beast::string_view::npos ? seen.size() : eol;
+      // The parser keeps the request line once it has it in full; else
+      // the line is what the buffer starts with.
+      size_t line = parser_->get().target().size();
+      if (parser_->get().method_string().empty()) {
+        const beast::string_view seen(static_cast<const char*>(buffer_.data().data()), buffer_.size());
+        line = std::min(seen.find("\r\n"), seen.size());
+      }
       if (line > opts().max_uri_bytes) return early(414, "uri_too_long", "request URI is too long", After::kLinger);
       return early(431, "headers_too_large", header_size_message(), After::kLinger);
     }

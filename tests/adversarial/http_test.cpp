@@ -1,0 +1,469 @@
+// Hostile HTTP clients against a real aether-host: idle and slow connections,
+// too many connections, oversized headers and bodies, cross-site requests,
+// and what the event-driven server must still do under them (serve others,
+// keep-alive at scale, pipelining in order).
+#include <gtest/gtest.h>
+#include <httplib.h>
+#include <poll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <atomic>
+#include <cstring>
+#include <dirent.h>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "support/host_process.hpp"
+#include "support/temp_dir.hpp"
+
+namespace aether {
+namespace {
+
+using json = nlohmann::json;
+using test::HostProcess;
+
+// --- a raw HTTP/1.1 client --------------------------------------------------
+
+class Socket {
+ public:
+  explicit Socket(int port, int timeout_s = 20) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    timeval tv{timeout_s, 0};
+    setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+  }
+  ~Socket() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Socket(const Socket&) = delete;
+  Socket& operator=(const Socket&) = delete;
+
+  bool connected() const { return connected_; }
+  int fd() const { return fd_; }
+
+  bool send(const std::string& data) {
+    size_t off = 0;
+    while (off < data.size()) {
+      const ssize_t n = ::send(fd_, data.data() + off, data.size() - off, MSG_NOSIGNAL);
+      if (n <= 0) return false;
+      off += static_cast<size_t>(n);
+    }
+    return true;
+  }
+
+  struct Reply {
+    int status = 0;
+    std::string head;
+    std::string body;
+    bool has(const std::string& header_line) const { return head.find(header_line) != std::string::npos; }
+  };
+
+  // Reads one reply (Content-Length framed); false if the connection ended first.
+  bool read_reply(Reply& r) {
+    for (;;) {
+      const size_t end = pending_.find("\r\n\r\n");
+      if (end != std::string::npos) {
+        r.head = pending_.substr(0, end + 4);
+        r.status = std::atoi(r.head.c_str() + 9);
+        size_t length = 0;
+        std::string lower = r.head;
+        for (auto& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        if (auto p = lower.find("content-length:"); p != std::string::npos) {
+          length = std::strtoull(lower.c_str() + p + 15, nullptr, 10);
+        }
+        while (pending_.size() < end + 4 + length) {
+          if (!receive()) return false;
+        }
+        r.body = pending_.substr(end + 4, length);
+        pending_.erase(0, end + 4 + length);
+        return true;
+      }
+      if (!receive()) return false;
+    }
+  }
+
+  Reply request(const std::string& raw) {
+    Reply r;
+    if (send(raw)) read_reply(r);
+    return r;
+  }
+
+  // Waits (bounded) until the server closes the connection, dropping what it sends.
+  bool closed_within(int seconds) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+    while (std::chrono::steady_clock::now() < deadline) {
+      pollfd p{fd_, POLLIN, 0};
+      if (::poll(&p, 1, 100) <= 0) continue;
+      char buf[4096];
+      const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n <= 0) return true;
+      pending_.append(buf, static_cast<size_t>(n));
+    }
+    return false;
+  }
+  const std::string& received() const { return pending_; }
+
+ private:
+  bool receive() {
+    char buf[65536];
+    const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+    if (n <= 0) return false;
+    pending_.append(buf, static_cast<size_t>(n));
+    return true;
+  }
+
+  int fd_ = -1;
+  bool connected_ = false;
+  std::string pending_;
+};
+
+std::string get(const std::string& path, const std::string& extra = "") {
+  return "GET " + path + " HTTP/1.1\r\nHost: t\r\n" + extra + "\r\n";
+}
+
+std::string post(const std::string& path, const std::string& body,
+                 const std::string& headers = "Content-Type: application/json\r\n") {
+  return "POST " + path + " HTTP/1.1\r\nHost: t\r\n" + headers +
+         "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+
+const std::string kIncrement = R"({"command":"Increment"})";
+std::string counter(const std::string& id) { return "/v1/default/actors/Counter/" + id; }
+
+// --- the host under test ------------------------------------------------------
+
+class HttpHost {
+ public:
+  // `http` holds extra api.http keys, one per line, unindented.
+  explicit HttpHost(const std::string& http = "", const std::string& listen = "127.0.0.1:0") {
+    config_ = dir_.file("host.yaml");
+    std::ofstream out(config_);
+    out << "store:\n  backend: memory\nplugins:\n  dir: " << AETHER_PLUGIN_DIR
+        << "\n  list: [bank, counter]\napi:\n  http:\n    listen: " << listen << "\n";
+    std::istringstream lines(http);
+    for (std::string line; std::getline(lines, line);) out << "    " << line << "\n";
+  }
+
+  bool start() {
+    host_ = std::make_unique<HostProcess>(std::vector<std::string>{"--config", config_},
+                                          std::map<std::string, std::string>{}, dir_.file("host.log"));
+    return host_->start();
+  }
+
+  HostProcess& process() { return *host_; }
+  int port() const { return host_->port(); }
+  const std::string& config() const { return config_; }
+  std::string log() const { return host_ ? host_->log() : ""; }
+
+  std::unique_ptr<httplib::Client> client() const {
+    auto c = std::make_unique<httplib::Client>("127.0.0.1", host_->port());
+    c->set_keep_alive(true);
+    c->set_read_timeout(20);
+    c->set_connection_timeout(10);
+    return c;
+  }
+
+  // The version of Counter/id (0 if it has none).
+  uint64_t counter_version(const std::string& id) const {
+    auto r = client()->Get(counter(id));
+    if (!r || r->status != 200) return 0;
+    return json::parse(r->body)["version"].get<uint64_t>();
+  }
+
+ private:
+  test::TempDir dir_;
+  std::string config_;
+  std::unique_ptr<HostProcess> host_;
+};
+
+// The pid of this test's aether-host child.
+pid_t host_pid() {
+  const pid_t self = getpid();
+  DIR* d = opendir("/proc");
+  pid_t found = -1;
+  while (dirent* e = readdir(d)) {
+    const pid_t pid = static_cast<pid_t>(std::atoi(e->d_name));
+    if (pid <= 0) continue;
+    const std::string stat = test::read_file("/proc/" + std::to_string(pid) + "/stat");
+    const size_t close = stat.rfind(')');
+    if (close == std::string::npos || stat.find("(aether-host)") == std::string::npos) continue;
+    int ppid = 0;
+    char state = 0;
+    if (std::sscanf(stat.c_str() + close + 1, " %c %d", &state, &ppid) == 2 && ppid == self) found = pid;
+  }
+  closedir(d);
+  return found;
+}
+
+uint64_t rss_kib(pid_t pid) {
+  const std::string status = test::read_file("/proc/" + std::to_string(pid) + "/status");
+  const size_t p = status.find("VmRSS:");
+  return p == std::string::npos ? 0 : std::strtoull(status.c_str() + p + 6, nullptr, 10);
+}
+
+void raise_descriptor_limit() {
+  rlimit lim{};
+  getrlimit(RLIMIT_NOFILE, &lim);
+  lim.rlim_cur = lim.rlim_max;
+  setrlimit(RLIMIT_NOFILE, &lim);
+}
+
+// Every command and /healthz from a fresh client is answered.
+void expect_others_served(const HttpHost& host, const std::string& id, int n) {
+  auto c = host.client();
+  for (int i = 0; i < n; ++i) {
+    auto h = c->Get("/healthz");
+    ASSERT_TRUE(h) << "healthz " << i << ": " << httplib::to_string(h.error());
+    EXPECT_EQ(h->status, 200);
+    auto r = c->Post(counter(id) + "/commands", kIncrement, "application/json");
+    ASSERT_TRUE(r) << "command " << i << ": " << httplib::to_string(r.error());
+    EXPECT_EQ(r->status, 200) << r->body;
+  }
+}
+
+TEST(AdversarialHttp, IdleAndSlowlorisClientsDoNotStarveOthers) {
+  HttpHost host("header_timeout: 60s\nidle_timeout: 60s\n");
+  ASSERT_TRUE(host.start()) << host.log();
+  std::vector<std::unique_ptr<Socket>> idle;
+  for (int i = 0; i < 80; ++i) {
+    idle.push_back(std::make_unique<Socket>(host.port()));
+    ASSERT_EQ(idle.back()->request(get("/healthz")).status, 200) << "idle " << i;
+  }
+  std::vector<std::unique_ptr<Socket>> slow;
+  for (int i = 0; i < 16; ++i) slow.push_back(std::make_unique<Socket>(host.port()));
+  std::atomic<bool> done{false};
+  std::thread loris([&] {
+    const std::string header = get("/healthz", "X-Padding: " + std::string(200, 'a') + "\r\n");
+    for (size_t b = 0; b < header.size() - 2 && !done.load(); ++b) {
+      for (auto& s : slow) s->send(header.substr(b, 1));
+      std::this_thread::sleep_for(std::chrono::seconds(1));
+    }
+  });
+  std::this_thread::sleep_for(std::chrono::seconds(2));  // let the slow clients start
+  expect_others_served(host, "starve", 20);
+  done.store(true);
+  loris.join();
+  EXPECT_EQ(host.counter_version("starve"), 20u);
+  EXPECT_EQ(idle.front()->request(get("/healthz")).status, 200) << "idle connections stay usable";
+}
+
+TEST(AdversarialHttp, SlowHeadersSlowBodiesAndIdleConnectionsAreClosed) {
+  HttpHost host("header_timeout: 1s\nidle_timeout: 1s\nrequest_timeout: 2s\n");
+  ASSERT_TRUE(host.start()) << host.log();
+  Socket loris(host.port());
+  ASSERT_TRUE(loris.send("GET /healthz HTTP/1.1\r\n"));
+  bool closed = false;
+  for (int i = 0; i < 100 && !closed; ++i) {  // a byte every 200 ms, never the end
+    closed = !loris.send("X") || loris.closed_within(0);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  EXPECT_TRUE(closed || loris.closed_within(10)) << "slowloris never closed";
+  EXPECT_EQ(loris.received().find("200"), std::string::npos);
+
+  Socket slow_body(host.port());
+  ASSERT_TRUE(slow_body.send("POST " + counter("slow") + "/commands HTTP/1.1\r\nHost: t\r\n"
+                             "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{"));
+  EXPECT_TRUE(slow_body.closed_within(15)) << "a body that never ends must not hold the connection";
+
+  Socket idle(host.port());
+  ASSERT_EQ(idle.request(get("/healthz")).status, 200);
+  EXPECT_TRUE(idle.closed_within(15)) << "idle keep-alive connection not closed";
+  EXPECT_EQ(host.counter_version("slow"), 0u);
+}
+
+TEST(AdversarialHttp, ConnectionsOverTheLimitAreRefusedAtOnce) {
+  HttpHost host("max_connections: 8\n");
+  ASSERT_TRUE(host.start()) << host.log();
+  std::vector<std::unique_ptr<Socket>> held;
+  for (int i = 0; i < 8; ++i) {
+    held.push_back(std::make_unique<Socket>(host.port()));
+    ASSERT_EQ(held.back()->request(get("/healthz")).status, 200);
+  }
+  Socket extra(host.port());
+  extra.send(get("/healthz"));
+  EXPECT_TRUE(extra.closed_within(10)) << "the connection over the limit must be closed";
+  EXPECT_EQ(extra.received().find("HTTP/1.1 200"), std::string::npos) << extra.received();
+  if (!extra.received().empty()) {
+    EXPECT_NE(extra.received().find("503"), std::string::npos) << extra.received();
+  }
+  held.pop_back();
+  bool served = false;  // the freed slot is usable again (bounded retries)
+  for (int i = 0; i < 100 && !served; ++i) {
+    Socket again(host.port());
+    served = again.request(get("/healthz")).status == 200;
+    if (!served) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(served);
+}
+
+TEST(AdversarialHttp, ChunkedBodyOverTheLimitIs413WithoutBufferingIt) {
+  HttpHost host;
+  ASSERT_TRUE(host.start()) << host.log();
+  const pid_t pid = host_pid();
+  ASSERT_GT(pid, 0);
+  const uint64_t before = rss_kib(pid);
+  Socket s(host.port());
+  ASSERT_TRUE(s.send("POST " + counter("big") + "/commands HTTP/1.1\r\nHost: t\r\n"
+                     "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"));
+  const std::string chunk = "100000\r\n" + std::string(1 << 20, 'x') + "\r\n";  // 1 MiB
+  int sent = 0;
+  for (; sent < 200; ++sent) {  // 200 MiB unless the host answers first
+    pollfd p{s.fd(), POLLIN, 0};
+    if (::poll(&p, 1, 0) > 0 || !s.send(chunk)) break;
+  }
+  s.send("0\r\n\r\n");
+  Socket::Reply r;
+  ASSERT_TRUE(s.read_reply(r)) << "no reply after " << sent << " MiB";
+  EXPECT_EQ(r.status, 413) << r.body;
+  EXPECT_EQ(json::parse(r.body)["error"]["code"], "payload_too_large");
+  const uint64_t after = rss_kib(pid);
+  EXPECT_LT(after, before + 64 * 1024) << "RSS grew from " << before << " to " << after << " KiB";
+  EXPECT_EQ(host.counter_version("big"), 0u);
+  std::cout << "sent " << sent << " MiB; host RSS " << before << " -> " << after << " KiB\n";
+}
+
+TEST(AdversarialHttp, TooManyOrTooLargeHeadersAre431) {
+  HttpHost host("bearer_token: s3cret\n");
+  ASSERT_TRUE(host.start()) << host.log();
+  std::string many;
+  for (int i = 0; i < 150; ++i) many += "X-H" + std::to_string(i) + ": v\r\n";
+  Socket a(host.port());
+  auto r = a.request(get("/v1/plugins", many));
+  EXPECT_EQ(r.status, 431) << r.body;
+  EXPECT_NE(r.body.find("header fields (at most 100)"), std::string::npos) << r.body;
+  Socket b(host.port());
+  r = b.request(get("/v1/plugins", "X-Big: " + std::string(20 << 10, 'b') + "\r\n"));
+  EXPECT_EQ(r.status, 431) << r.body;
+  EXPECT_EQ(json::parse(r.body)["error"]["code"], "headers_too_large");
+  Socket c(host.port());
+  r = c.request(get("/v1/plugins/" + std::string(20 << 10, 'u')));
+  EXPECT_EQ(r.status, 414) << r.body;
+  Socket d(host.port());
+  r = d.request(get("/v1/plugins"));
+  EXPECT_EQ(r.status, 401) << "the limits come before authentication, which still holds";
+  EXPECT_TRUE(r.has("WWW-Authenticate: Bearer"));
+}
+
+TEST(AdversarialHttp, PostsNeedJsonContentType) {
+  HttpHost host;
+  ASSERT_TRUE(host.start()) << host.log();
+  Socket s(host.port());
+  ASSERT_EQ(s.request(post(counter("ct") + "/commands", kIncrement)).status, 200);
+  auto r = s.request(post(counter("ct") + "/commands", kIncrement, "Content-Type: text/plain\r\n"));
+  EXPECT_EQ(r.status, 415) << r.body;
+  EXPECT_EQ(json::parse(r.body)["error"]["code"], "unsupported_media_type");
+  Socket t(host.port());
+  r = t.request(post(counter("ct") + "/commands", kIncrement, ""));
+  EXPECT_EQ(r.status, 415) << r.body;
+  Socket u(host.port());
+  r = u.request(post("/v1/plugins/counter/reload", "", "Content-Type: text/plain\r\n"));
+  EXPECT_EQ(r.status, 415) << "a cross-site form cannot reload plugins: " << r.body;
+  EXPECT_EQ(host.counter_version("ct"), 1u) << "a text/plain POST ran a command";
+  Socket v(host.port());
+  r = v.request(post(counter("ct") + "/commands", kIncrement, "Content-Type: Application/JSON; charset=utf-8\r\n"));
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(host.counter_version("ct"), 2u);
+}
+
+TEST(AdversarialHttp, ForeignOriginsAreRefusedAllowedOnesGetCors) {
+  HttpHost host("allowed_origins: [\"https://console.example\"]\n");
+  ASSERT_TRUE(host.start()) << host.log();
+  Socket s(host.port());
+  auto r = s.request(post(counter("o") + "/commands", kIncrement,
+                          "Content-Type: application/json\r\nOrigin: https://evil.example\r\n"));
+  EXPECT_EQ(r.status, 403) << r.body;
+  EXPECT_EQ(json::parse(r.body)["error"]["code"], "forbidden_origin");
+  Socket s2(host.port());
+  r = s2.request(get(counter("o"), "Origin: https://evil.example\r\n"));
+  EXPECT_EQ(r.status, 403) << "reads are refused too";
+  EXPECT_EQ(host.counter_version("o"), 0u) << "a foreign origin ran a command";
+  Socket a(host.port());
+  r = a.request("OPTIONS " + counter("o") + "/commands HTTP/1.1\r\nHost: t\r\nOrigin: https://console.example\r\n"
+                "Access-Control-Request-Method: POST\r\n\r\n");
+  EXPECT_EQ(r.status, 204);
+  EXPECT_TRUE(r.has("Access-Control-Allow-Origin: https://console.example")) << r.head;
+  EXPECT_TRUE(r.has("POST")) << r.head;
+  r = a.request(post(counter("o") + "/commands", kIncrement,
+                     "Content-Type: application/json\r\nOrigin: https://console.example\r\n"));
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_TRUE(r.has("Access-Control-Allow-Origin: https://console.example")) << r.head;
+  Socket p(host.port());
+  r = p.request("OPTIONS " + counter("o") + "/commands HTTP/1.1\r\nHost: t\r\nOrigin: https://evil.example\r\n\r\n");
+  EXPECT_EQ(r.status, 403);
+  EXPECT_EQ(host.counter_version("o"), 1u);
+}
+
+TEST(AdversarialHttp, NonLoopbackListenWithoutTokenIsRefused) {
+  HttpHost open("", "0.0.0.0:0");
+  auto r = test::run_process({test::host_binary(), "--config", open.config()});
+  EXPECT_EQ(r.exit_code, 1) << r.out << r.err;
+  EXPECT_NE(r.err.find(open.config() + ":"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("api.http.listen: '0.0.0.0:0' is not a loopback address"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("allow_unauthenticated_remote"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("listening"), std::string::npos);
+  HttpHost allowed("allow_unauthenticated_remote: true\n", "0.0.0.0:0");
+  r = test::run_process({test::host_binary(), "--check-config", allowed.config()});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  HttpHost token("bearer_token: s3cret\n", "0.0.0.0:0");
+  r = test::run_process({test::host_binary(), "--check-config", token.config()});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+}
+
+TEST(AdversarialHttp, SecondHostOnTheSamePortFailsNamingTheAddress) {
+  HttpHost first;
+  ASSERT_TRUE(first.start()) << first.log();
+  const std::string addr = "127.0.0.1:" + std::to_string(first.port());
+  HttpHost second("", addr);
+  auto r = test::run_process({test::host_binary(), "--config", second.config()});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE((r.out + r.err).find("cannot listen on " + addr), std::string::npos) << r.out << r.err;
+  EXPECT_EQ(first.client()->Get("/healthz")->status, 200);
+}
+
+TEST(AdversarialHttp, ThousandKeepAliveConnectionsWhileCommandsAreAnswered) {
+  raise_descriptor_limit();
+  HttpHost host("max_connections: 1500\nidle_timeout: 10m\nheader_timeout: 10m\n");
+  ASSERT_TRUE(host.start()) << host.log();
+  std::vector<std::unique_ptr<Socket>> held;
+  for (int i = 0; i < 1000; ++i) {
+    held.push_back(std::make_unique<Socket>(host.port()));
+    ASSERT_TRUE(held.back()->connected()) << i;
+    ASSERT_EQ(held.back()->request(get("/healthz")).status, 200) << "connection " << i;
+  }
+  expect_others_served(host, "thousand", 200);
+  EXPECT_EQ(host.counter_version("thousand"), 200u);
+  int still_open = 0;
+  for (auto& s : held) still_open += s->request(get("/readyz")).status == 200 ? 1 : 0;
+  EXPECT_EQ(still_open, 1000);
+}
+
+TEST(AdversarialHttp, HundredPipelinedRequestsAreAnsweredInOrder) {
+  HttpHost host;
+  ASSERT_TRUE(host.start()) << host.log();
+  std::string batch;
+  for (int i = 0; i < 100; ++i) {
+    batch += i % 10 == 9 ? get(counter("pipe")) : post(counter("pipe") + "/commands", kIncrement);
+  }
+  Socket s(host.port());
+  ASSERT_TRUE(s.send(batch));
+  uint64_t increments = 0;
+  for (int i = 0; i < 100; ++i) {
+    Socket::Reply r;
+    ASSERT_TRUE(s.read_reply(r)) << "reply " << i << " missing";
+    ASSERT_EQ(r.status, 200) << i << ": " << r.body;
+    if (i % 10 != 9) ++increments;
+    EXPECT_EQ(json::parse(r.body)["version"].get<uint64_t>(), increments) << "reply " << i << " out of order";
+  }
+}
+
+}  // namespace
+}  // namespace aether
