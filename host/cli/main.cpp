@@ -12,7 +12,7 @@
 // JSON as is).
 //
 // Exit codes (for scripts):
-//   0 success            3 rejected by the domain (422)   6 bad request (400, 401, 413, 414)
+//   0 success            3 rejected by the domain (422)   6 bad request (400, 401, 403, 413, 414, 415, 431)
 //   2 cannot reach host  4 version conflict (409)         7 server error (5xx) or other
 //   64 usage error       5 not found (404)
 #include <httplib.h>
@@ -41,7 +41,7 @@ int exit_code_for(int status) {
     case 422: return 3;
     case 409: return 4;
     case 404: return 5;
-    case 400: case 401: case 413: case 414: return 6;
+    case 400: case 401: case 403: case 413: case 414: case 415: case 431: return 6;
     default: return 7;
   }
 }
