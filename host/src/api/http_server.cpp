@@ -194,7 +194,7 @@ struct HttpServer::Impl {
     Command c;
     ApiReply reply;
     if (parse_command_request(ns, type, id, req.body, req.get_header_value("Idempotency-Key"), c,
-                              reply)) {
+                              reply, opts.max_json_depth)) {
       reply = dispatch_command_sync(runtime, cluster, std::move(c));
     }
     res.status = reply.status;
@@ -235,6 +235,10 @@ struct HttpServer::Impl {
     }
     ReloadRequest r;
     r.plugin = req.matches[1];
+    if (auto bad = json_input_error(req.body, opts.max_json_depth, "request body")) {
+      res.status = bad->status;
+      return res.set_content(bad->body, "application/json");
+    }
     if (!req.body.empty()) {
       json body = json::parse(req.body, nullptr, false);
       if (body.is_discarded() || !body.is_object()) {

@@ -31,6 +31,7 @@ struct HttpOptions {
   std::string bearer_token;  // empty = no authentication
   uint32_t threads = 8;
   std::string node_id = "node-1";
+  size_t max_json_depth = 64;  // api.max_json_depth: request bodies nest at most this deep
 };
 
 class HttpServer {

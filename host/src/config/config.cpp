@@ -421,6 +421,9 @@ Result<HostConfig> parse_config(const std::string& text, const std::string& name
                              {"threads", [&](auto& x, auto& kk) {
                                 p.uint(x, kk, c.api.http_threads, 1, 1024);
                               }}});
+                    }},
+                   {"max_json_depth", [&](auto& v, auto& k) {
+                      p.uint(v, k, c.api.max_json_depth, 2, kMaxConfigurableJsonDepth);
                     }}});
           }},
          {"log",

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "core/json_limits.hpp"
 #include "core/status.hpp"
 
 namespace aether {
@@ -101,6 +102,7 @@ struct HostConfig {
     uint64_t max_body_bytes = 1 << 20;
     std::string bearer_token;  // empty = no authentication
     uint32_t http_threads = 8;
+    uint32_t max_json_depth = kDefaultMaxJsonDepth;  // request bodies and NATS command messages
   } api;
 
   struct Log {
