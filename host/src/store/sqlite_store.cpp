@@ -19,6 +19,7 @@
 #include <thread>
 #include <variant>
 
+#include "core/json_limits.hpp"
 #include "core/log.hpp"
 #include "store/store.hpp"
 
@@ -314,6 +315,10 @@ class SqliteStore final : public Store, public Outbox {
       if (e.type.empty() || e.payload.empty()) {
         return Status::corruption(where() + std::to_string(e.version) +
                                   ": undecodable record (empty event type or payload)");
+      }
+      if (Status bad = check_json_text(e.payload, kMaxStoredJsonDepth, "payload"); !bad) {
+        return Status::corruption(where() + std::to_string(e.version) + ": undecodable record (" +
+                                  bad.message() + ")");
       }
       e.timestamp_ms = s.col_int(3);
       if (Status st = visit(e); !st) return st;
