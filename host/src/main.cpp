@@ -213,6 +213,7 @@ int serve(const HostConfig& cfg) {
               file);
   }
   if (registry.plugins().empty()) log::warn("no plugin loaded: every command will be refused");
+  metrics.set_known_types([&registry](std::string_view t) { return registry.plugin_for_type(t) != nullptr; });
 
   auto rt = Runtime::create(runtime_options(cfg), registry, *store, *store, bus.get(), &metrics);
   if (!rt) return fail("runtime: " + rt.status().message());
@@ -253,6 +254,7 @@ int serve(const HostConfig& cfg) {
     ho.max_header_bytes = cfg.api.max_header_bytes;
     ho.max_header_count = cfg.api.max_header_count;
     ho.allowed_origins = cfg.api.allowed_origins;
+    ho.max_json_depth = cfg.api.max_json_depth;
     auto h = HttpServer::start(ho, runtime, registry, metrics, &plugins, cluster.get());
     if (!h) return fail(h.status().message());
     http = std::move(h).value();
@@ -274,7 +276,8 @@ int serve(const HostConfig& cfg) {
 
   std::unique_ptr<NatsIngress> ingress;
   if (nats && (cfg.nats.ingress || cluster)) {
-    auto in = NatsIngress::start(*nats, runtime, cfg.node.namespaces, cluster.get(), cfg.node.id);
+    auto in = NatsIngress::start(*nats, runtime, cfg.node.namespaces, cluster.get(), cfg.node.id,
+                                 cfg.api.max_json_depth);
     if (!in) return fail(in.status().message());
     ingress = std::move(in).value();
   }

@@ -5,7 +5,9 @@
 // Amounts are positive integers in the smallest currency unit (cents).
 // Rules: an account is opened once; deposits and withdrawals need an open
 // account; a withdrawal larger than the balance is refused
-// (insufficient_funds); an account closes only with a zero balance.
+// (insufficient_funds); a deposit that would take the balance past 2^63-1
+// cents is refused (balance_overflow); an account closes only with a zero
+// balance.
 #include <aether/sdk.hpp>
 
 #include <cstdint>
@@ -25,6 +27,15 @@ struct Account {
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Account, owner, balance, open, closed)
 
 int64_t positive_amount(const json& cmd) {
+  // Checked on the JSON value first: converting a fraction or a number past
+  // INT64_MAX to int64_t would not give the number asked for.
+  if (cmd.is_object()) {
+    const auto it = cmd.find("amount");
+    if (it != cmd.end() &&
+        (it->is_number_float() || (it->is_number_unsigned() && it->get<uint64_t>() > INT64_MAX))) {
+      throw aether::BadInput("field 'amount' must be an integer between 1 and 9223372036854775807");
+    }
+  }
   const auto amount = aether::field<int64_t>(cmd, "amount");
   if (amount <= 0) throw aether::BadInput("field 'amount' must be a positive integer");
   return amount;
@@ -49,7 +60,14 @@ aether::ActorType<Account> bank_account =
         .command("Deposit",
                  [](const Account& s, const json& cmd, Decision& d) {
                    require_open(s);
-                   d.emit("Deposited", {{"amount", positive_amount(cmd)}});
+                   const int64_t amount = positive_amount(cmd);
+                   if (amount > INT64_MAX - s.balance) {
+                     d.reject("balance_overflow",
+                              "deposit of " + std::to_string(amount) + " would take the balance (" +
+                                  std::to_string(s.balance) + ") past 9223372036854775807");
+                     return;
+                   }
+                   d.emit("Deposited", {{"amount", amount}});
                  })
         .command("Withdraw",
                  [](const Account& s, const json& cmd, Decision& d) {

@@ -4,11 +4,13 @@
  * Actor type Counter (state schema 1).
  * Commands: Increment {by?}, Decrement {by?}, Reset {}   (by defaults to 1)
  * Events:   Incremented {by}, Decremented {by}, Reset {}
- * Rules: `by` is a positive integer; a decrement below zero is refused
- * (would_go_negative). Snapshots and views are {"value":N}.
+ * Rules: `by` is a positive integer (at most 2^63-1); a decrement below zero
+ * is refused (would_go_negative), an increment past 2^63-1 too
+ * (would_overflow). Snapshots and views are {"value":N}.
  */
 #include <aether/abi.h>
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,7 +40,8 @@ static aether_status fail(aether_type_call *call, aether_status st,
 
 /* Finds the integer value of "key" in a flat JSON object. Returns 1 and sets
  * *out when found, 0 when the key is absent, -1 when the value is not an
- * integer or the text is not an object. */
+ * integer or the text is not an object, -2 when the integer is out of the
+ * range of int64_t. */
 static int json_int_field(const uint8_t *bytes, size_t len, const char *key,
                           int64_t *out) {
   char buf[512];
@@ -60,10 +63,12 @@ static int json_int_field(const uint8_t *bytes, size_t len, const char *key,
       if (*v != ':') continue;
       ++v;
       while (*v == ' ' || *v == '\t' || *v == '\n' || *v == '\r') ++v;
+      errno = 0;
       n = strtoll(v, &end, 10);
       if (end == v || (*end != ',' && *end != '}' && *end != ' ' && *end != '\n')) {
         return -1;
       }
+      if (errno == ERANGE) return -2;
       *out = (int64_t)n;
       return 1;
     }
@@ -95,13 +100,21 @@ static aether_status on_decide(aether_type_call *call, const void *state,
   if (cmd->index == CMD_RESET) {
     return call->host->aether_host_emit(call, "Reset", 5, (const uint8_t *)"{}", 2);
   }
-  if (json_int_field(cmd->payload, cmd->payload_len, "by", &by) < 0) {
-    return fail(call, AETHER_ERR_BAD_INPUT, "field 'by' must be an integer");
+  switch (json_int_field(cmd->payload, cmd->payload_len, "by", &by)) {
+    case -1: return fail(call, AETHER_ERR_BAD_INPUT, "field 'by' must be an integer");
+    case -2: return fail(call, AETHER_ERR_BAD_INPUT, "field 'by' must be at most 9223372036854775807");
+    default: break;
   }
   if (by <= 0) return fail(call, AETHER_ERR_BAD_INPUT, "field 'by' must be positive");
   if (cmd->index == CMD_DECREMENT && by > s->value) {
     static const char code[] = "would_go_negative";
     static const char msg[] = "counter cannot go below zero";
+    call->host->aether_host_reject(call, code, sizeof code - 1, msg, sizeof msg - 1);
+    return AETHER_REJECTED;
+  }
+  if (cmd->index == CMD_INCREMENT && by > INT64_MAX - s->value) {
+    static const char code[] = "would_overflow";
+    static const char msg[] = "counter cannot go above 9223372036854775807";
     call->host->aether_host_reject(call, code, sizeof code - 1, msg, sizeof msg - 1);
     return AETHER_REJECTED;
   }
@@ -124,6 +137,11 @@ static aether_status on_apply(aether_type_call *call, void *state,
   }
   if (json_int_field(ev->payload, ev->payload_len, "by", &by) != 1) {
     return fail(call, AETHER_ERR_BAD_INPUT, "event has no integer field 'by'");
+  }
+  /* decide() never emits an event that leaves 0..INT64_MAX; a stored one
+   * that would is refused rather than wrapped. */
+  if (by < 0 || (ev->index == EV_INCREMENTED ? by > INT64_MAX - s->value : by > s->value)) {
+    return fail(call, AETHER_ERR_BAD_INPUT, "event would take the counter out of 0..2^63-1");
   }
   s->value += ev->index == EV_INCREMENTED ? by : -by;
   return AETHER_OK;

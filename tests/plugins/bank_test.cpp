@@ -85,4 +85,24 @@ TEST(BankPlugin, SnapshotRestoreRoundTrip) {
   EXPECT_THROW(host.restore("BankAccount", "x", "{not json"), std::runtime_error);
 }
 
+// A balance never wraps: a deposit past INT64_MAX is a domain rejection,
+// and amounts that are not int64 integers are bad input.
+TEST(BankPlugin, BalanceNeverOverflows) {
+  FakeHost host(aether_plugin_entry);
+  auto acct = host.actor("BankAccount", "acc-5");
+  ASSERT_TRUE(acct.send("Open", R"({"owner":"eve"})").ok());
+  ASSERT_TRUE(acct.send("Deposit", R"({"amount":9223372036854775807})").ok());
+  auto r = acct.send("Deposit", R"({"amount":1})");
+  EXPECT_TRUE(r.rejected());
+  EXPECT_EQ(r.code, "balance_overflow");
+  EXPECT_NE(r.message.find("9223372036854775807"), std::string::npos) << r.message;
+  for (const char* amount : {"9223372036854775808", "18446744073709551615", "1e30", "2.5"}) {
+    r = acct.send("Deposit", std::string(R"({"amount":)") + amount + "}");
+    EXPECT_EQ(r.status, AETHER_ERR_BAD_INPUT) << amount;
+    EXPECT_EQ(r.message, "field 'amount' must be an integer between 1 and 9223372036854775807") << amount;
+  }
+  EXPECT_EQ(acct.version(), 2u);
+  EXPECT_EQ(acct.view().output, R"({"balance":9223372036854775807,"closed":false,"open":true,"owner":"eve"})");
+}
+
 }  // namespace

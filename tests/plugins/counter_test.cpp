@@ -52,4 +52,24 @@ TEST(CounterPlugin, SnapshotRestoreRoundTrip) {
   EXPECT_THROW(host.restore("Counter", "c", "garbage"), std::runtime_error);
 }
 
+// The counter stays within 0..INT64_MAX: two increments by INT64_MAX used
+// to wrap it to -2.
+TEST(CounterPlugin, NeverOverflows) {
+  FakeHost host(aether_plugin_entry);
+  auto c = host.actor("Counter", "c-4");
+  ASSERT_TRUE(c.send("Increment", R"({"by":9223372036854775807})").ok());
+  auto r = c.send("Increment", R"({"by":9223372036854775807})");
+  EXPECT_TRUE(r.rejected());
+  EXPECT_EQ(r.code, "would_overflow");
+  r = c.send("Increment");
+  EXPECT_EQ(r.code, "would_overflow");
+  r = c.send("Increment", R"({"by":9223372036854775808})");
+  EXPECT_EQ(r.status, AETHER_ERR_BAD_INPUT);
+  EXPECT_EQ(r.message, "field 'by' must be at most 9223372036854775807");
+  EXPECT_EQ(c.view().output, R"({"value":9223372036854775807})");
+  ASSERT_TRUE(c.send("Decrement", R"({"by":9223372036854775807})").ok());
+  EXPECT_EQ(c.view().output, R"({"value":0})");
+  EXPECT_EQ(c.version(), 2u);
+}
+
 }  // namespace

@@ -3,6 +3,8 @@
 #include <future>
 
 #include "cluster/cluster.hpp"
+#include "core/guarded.hpp"
+#include "core/names.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -29,14 +31,46 @@ int http_status(StatusCode code) {
 
 namespace {
 
+// Never throws on strings that are not valid UTF-8 (messages may quote what
+// a client sent): such bytes become U+FFFD.
+std::string dump_safe(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
 ApiReply error_body(int status, const std::string& code, const std::string& message,
                     json extra = json::object()) {
   json e = {{"code", code}, {"message", message}};
   e.update(extra);
-  return {status, json{{"error", e}}.dump()};
+  return {status, dump_safe(json{{"error", e}})};
+}
+
+ApiReply internal_error(std::string_view what) {
+  return error_body(500, "internal", "internal error while " + std::string(what) + "; see the host's log");
+}
+
+ApiReply success_reply(const std::string& ns, const std::string& type, const std::string& id,
+                       const CommandResult& r) {
+  json events = json::array();
+  for (const auto& e : r.events) {
+    // Stored or emitted payloads were checked when written; a payload that
+    // is not JSON (or too deep to walk) is shown as a string.
+    json payload = check_json_text(e.payload, kMaxStoredJsonDepth, "event payload")
+                       ? json::parse(e.payload, nullptr, false)
+                       : json(json::value_t::discarded);
+    events.push_back({{"id", event_id({ns, type, id}, e.version)},
+                      {"version", e.version},
+                      {"type", e.type},
+                      {"payload", payload.is_discarded() ? json(e.payload) : payload}});
+  }
+  return {200, dump_safe(json{{"ns", ns}, {"type", type}, {"id", id}, {"version", r.version},
+                              {"duplicate", r.duplicate}, {"events", events}})};
 }
 
 }  // namespace
+
+std::optional<ApiReply> json_input_error(std::string_view text, size_t max_depth, std::string_view what) {
+  Status s = check_json_text(text, max_depth, what, "api.max_json_depth");
+  if (s) return std::nullopt;
+  return error_reply(s);
+}
 
 ApiReply error_reply(const Status& s) {
   return error_body(http_status(s.code()), status_code_name(s.code()), s.message());
@@ -44,7 +78,7 @@ ApiReply error_reply(const Status& s) {
 
 bool parse_command_request(const std::string& ns, const std::string& type, const std::string& id,
                            const std::string& text, const std::string& idempotency_header,
-                           Command& c, ApiReply& error) {
+                           Command& c, ApiReply& error, size_t max_depth) {
   auto bad = [&](const std::string& m) {
     error = error_body(400, "invalid_argument", m);
     return false;
@@ -52,6 +86,11 @@ bool parse_command_request(const std::string& ns, const std::string& type, const
   c.ns = ns;
   c.type = type;
   c.id = id;
+  if (auto e = json_input_error(text, max_depth, "request body")) {
+    error = std::move(*e);
+    return false;
+  }
+  if (!is_valid_utf8(idempotency_header)) return bad("header Idempotency-Key is not valid UTF-8");
   json body = json::parse(text, nullptr, false);
   if (body.is_discarded()) {
     try {
@@ -99,17 +138,9 @@ ApiReply command_reply(const std::string& ns, const std::string& type, const std
                        {"current_version", r.current_version}});
   }
   if (!r.status) return error_reply(r.status);
-  json events = json::array();
-  for (const auto& e : r.events) {
-    json payload = json::parse(e.payload, nullptr, false);
-    events.push_back({{"id", event_id({ns, type, id}, e.version)},
-                      {"version", e.version},
-                      {"type", e.type},
-                      {"payload", payload.is_discarded() ? json(e.payload) : payload}});
-  }
-  return {200, json{{"ns", ns}, {"type", type}, {"id", id}, {"version", r.version},
-                    {"duplicate", r.duplicate}, {"events", events}}
-                   .dump()};
+  ApiReply reply = internal_error("writing the reply of " + ns + "/" + type + "/" + id);
+  run_guarded("command reply", [&] { reply = success_reply(ns, type, id, r); });
+  return reply;
 }
 
 void dispatch_command(Runtime& runtime, ClusterNode* cluster, Command command, uint32_t hops,

@@ -7,9 +7,13 @@
 //           or an error {"error":{"code","message",...}} with its HTTP status.
 #pragma once
 
+#include <cstddef>
 #include <functional>
+#include <optional>
 #include <string>
+#include <string_view>
 
+#include "core/json_limits.hpp"
 #include "runtime/runtime.hpp"
 
 namespace aether {
@@ -23,10 +27,18 @@ struct ApiReply {
 
 // Parses a command request body for actor (ns, type, id). On success fills
 // `out` and returns true; else fills `error` (a 400 reply) and returns false.
-// `idempotency_header` is used when the body has no idempotency_key.
+// `idempotency_header` is used when the body has no idempotency_key. The body
+// must be valid UTF-8 and nest at most `max_depth` levels (api.max_json_depth;
+// the body's own object is the first level); both are checked before it is
+// parsed.
 bool parse_command_request(const std::string& ns, const std::string& type, const std::string& id,
                            const std::string& body, const std::string& idempotency_header,
-                           Command& out, ApiReply& error);
+                           Command& out, ApiReply& error, size_t max_depth = kDefaultMaxJsonDepth);
+
+// A 400 reply when JSON `text` from a client (`what`: "request body") is not
+// valid UTF-8 or nests deeper than `max_depth` (api.max_json_depth); nothing
+// when it may be parsed.
+std::optional<ApiReply> json_input_error(std::string_view text, size_t max_depth, std::string_view what);
 
 // The reply for a command's result.
 ApiReply command_reply(const std::string& ns, const std::string& type, const std::string& id,

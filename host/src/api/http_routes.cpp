@@ -178,8 +178,10 @@ ApiReply plugins_reply(PluginRegistry& registry) {
   return json_reply(200, {{"plugins", list}});
 }
 
-ApiReply reload_reply(PluginManager* manager, const std::string& plugin, const std::string& body) {
+ApiReply reload_reply(PluginManager* manager, const std::string& plugin, const std::string& body,
+                      size_t max_json_depth) {
   if (manager == nullptr) return http_error_reply(501, "not_implemented", "this host does not reload plugins");
+  if (auto bad = json_input_error(body, max_json_depth, "request body")) return std::move(*bad);
   ReloadRequest r;
   r.plugin = plugin;
   if (!body.empty()) {
@@ -239,7 +241,7 @@ ApiResponse ApiRoutes::quick(const std::string& route, const ApiRequest& req,
                              const std::vector<std::string>& m) {
   if (route == "state") return {state_reply(d_.runtime, d_.cluster, m[1], m[2], m[3])};
   if (route == "events") return {events_reply(d_.runtime, m[1], m[2], m[3], req)};
-  if (route == "reload") return {reload_reply(d_.manager, m[1], req.body)};
+  if (route == "reload") return {reload_reply(d_.manager, m[1], req.body, d_.max_json_depth)};
   if (route == "plugins") return {plugins_reply(d_.registry)};
   if (route == "cluster") return {cluster_reply(d_.cluster, d_.node_id)};
   if (route == "metrics") return {{200, d_.metrics.render()}, "text/plain; version=0.0.4"};
@@ -251,7 +253,7 @@ ApiResponse ApiRoutes::quick(const std::string& route, const ApiRequest& req,
 void ApiRoutes::command(ApiRequest& req, const std::vector<std::string>& m, Done& done) {
   Command c;
   ApiReply reply;
-  if (!parse_command_request(m[1], m[2], m[3], req.body, req.idempotency_key, c, reply)) {
+  if (!parse_command_request(m[1], m[2], m[3], req.body, req.idempotency_key, c, reply, d_.max_json_depth)) {
     return done({std::move(reply)});
   }
   dispatch_command(d_.runtime, d_.cluster, std::move(c), 0,

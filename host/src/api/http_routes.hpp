@@ -42,7 +42,8 @@ ApiReply state_reply(Runtime& runtime, ClusterNode* cluster, const std::string& 
 ApiReply events_reply(Runtime& runtime, const std::string& ns, const std::string& type,
                       const std::string& id, const ApiRequest& request);
 ApiReply plugins_reply(PluginRegistry& registry);
-ApiReply reload_reply(PluginManager* manager, const std::string& plugin, const std::string& body);
+ApiReply reload_reply(PluginManager* manager, const std::string& plugin, const std::string& body,
+                      size_t max_json_depth);
 ApiReply cluster_reply(ClusterNode* cluster, const std::string& node_id);
 ApiReply http_error_reply(int status, const std::string& code, const std::string& message);
 
@@ -68,6 +69,7 @@ class ApiRoutes {
     std::string node_id;
     Blocking run_blocking;
     const std::atomic<bool>* ready = nullptr;
+    size_t max_json_depth = 64;  // api.max_json_depth
   };
 
   explicit ApiRoutes(Deps deps) : d_(std::move(deps)) {}

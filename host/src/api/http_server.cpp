@@ -176,7 +176,7 @@ Result<std::unique_ptr<HttpServer>> HttpServer::start(const HttpOptions& options
                                                       PluginRegistry& registry, Metrics& metrics,
                                                       PluginManager* plugins, ClusterNode* cluster) {
   const uint32_t io_threads = io_thread_count(options.threads);
-  ApiRoutes::Deps deps{runtime, registry, metrics, plugins, cluster, options.node_id, {}, nullptr};
+  ApiRoutes::Deps deps{runtime, registry, metrics, plugins, cluster, options.node_id, {}, nullptr, options.max_json_depth};
   auto impl = std::make_unique<Impl>(options, std::move(deps), io_threads);
   const std::string addr = options.host + ":" + std::to_string(options.port);
   if (Status s = impl->listen(addr); !s) return s;

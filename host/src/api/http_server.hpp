@@ -47,6 +47,7 @@ struct HttpOptions {
   // Origins (scheme://host[:port]) whose cross-origin requests are served;
   // a request with any other Origin gets 403.
   std::vector<std::string> allowed_origins;
+  size_t max_json_depth = 64;  // api.max_json_depth: request bodies nest at most this deep
 };
 
 class HttpServer {

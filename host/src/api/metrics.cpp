@@ -7,10 +7,33 @@
 #include <prometheus/registry.h>
 #include <prometheus/text_serializer.h>
 
+#include <cstdint>
+#include <cstring>
 #include <mutex>
 #include <vector>
 
 namespace aether {
+
+namespace {
+
+// Outcomes are "ok", "rejected" or a status code's name: a fixed set. Anything
+// else (a caller passing free text) is counted as "other".
+const char* outcome_label(const char* outcome) {
+  static const std::vector<const char*> fixed = [] {
+    std::vector<const char*> v{"rejected"};
+    for (unsigned i = 0; i <= UINT8_MAX; ++i) {
+      const char* name = status_code_name(static_cast<StatusCode>(i));
+      if (std::strcmp(name, "unknown") != 0) v.push_back(name);
+    }
+    return v;
+  }();
+  for (const char* name : fixed) {
+    if (std::strcmp(name, outcome) == 0) return name;
+  }
+  return "other";
+}
+
+}  // namespace
 
 struct Metrics::Impl {
   std::shared_ptr<prometheus::Registry> registry = std::make_shared<prometheus::Registry>();
@@ -55,6 +78,7 @@ struct Metrics::Impl {
   prometheus::Histogram& batch_hist =
       batch.Add({}, prometheus::Histogram::BucketBoundaries{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024});
   std::mutex mu;
+  std::function<bool(std::string_view)> known_type;  // under mu
   std::function<double()> active_source;
   std::vector<std::pair<prometheus::Gauge*, std::function<double()>>> gauges;
   std::vector<std::pair<prometheus::Counter*, std::function<double()>>> counters;
@@ -74,22 +98,34 @@ struct Metrics::Impl {
 Metrics::Metrics() : impl_(std::make_unique<Impl>()) {}
 Metrics::~Metrics() = default;
 
+void Metrics::set_known_types(std::function<bool(std::string_view)> known) {
+  std::lock_guard lock(impl_->mu);
+  impl_->known_type = std::move(known);
+}
+
+std::string Metrics::type_label(const std::string& type) {
+  std::lock_guard lock(impl_->mu);
+  return impl_->known_type && impl_->known_type(type) ? type : kUnknownType;
+}
+
 void Metrics::on_command(const std::string& type, const char* outcome, double seconds) {
-  impl_->commands.Add({{"type", type}, {"outcome", outcome}}).Increment();
-  impl_->latency.Add({{"type", type}}, Impl::latency_buckets()).Observe(seconds);
+  const std::string label = type_label(type);
+  impl_->commands.Add({{"type", label}, {"outcome", outcome_label(outcome)}}).Increment();
+  impl_->latency.Add({{"type", label}}, Impl::latency_buckets()).Observe(seconds);
 }
 
 void Metrics::on_activation(const std::string& type, uint64_t replayed, bool from_snapshot) {
-  impl_->replay.Add({{"type", type}}, Impl::replay_buckets()).Observe(static_cast<double>(replayed));
-  impl_->activations.Add({{"type", type}, {"snapshot", from_snapshot ? "yes" : "no"}}).Increment();
+  const std::string label = type_label(type);
+  impl_->replay.Add({{"type", label}}, Impl::replay_buckets()).Observe(static_cast<double>(replayed));
+  impl_->activations.Add({{"type", label}, {"snapshot", from_snapshot ? "yes" : "no"}}).Increment();
 }
 
 void Metrics::on_snapshot(const std::string& type) {
-  impl_->snapshots.Add({{"type", type}}).Increment();
+  impl_->snapshots.Add({{"type", type_label(type)}}).Increment();
 }
 
 void Metrics::on_events_appended(const std::string& type, size_t n) {
-  impl_->appended.Add({{"type", type}}).Increment(static_cast<double>(n));
+  impl_->appended.Add({{"type", type_label(type)}}).Increment(static_cast<double>(n));
 }
 
 void Metrics::on_commit_batch(size_t appends) { impl_->batch_hist.Observe(static_cast<double>(appends)); }

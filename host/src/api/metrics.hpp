@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include "runtime/runtime.hpp"
 
@@ -23,6 +24,13 @@ class Metrics : public RuntimeObserver {
   void on_events_appended(const std::string& type, size_t n) override;
   void on_commit_batch(size_t appends);
 
+  // The label value of every actor type not in a loaded model. Label values
+  // come only from `known` (set it before commands flow; until then every
+  // type is unknown), so that requests naming made-up types cannot grow the
+  // metrics without bound.
+  static constexpr const char* kUnknownType = "_unknown";
+  void set_known_types(std::function<bool(std::string_view)> known);
+
   // Sets the gauge source for active actors (read at render time).
   void set_active_actors_source(std::function<double()> source);
 
@@ -35,6 +43,8 @@ class Metrics : public RuntimeObserver {
   std::string render();
 
  private:
+  std::string type_label(const std::string& type);
+
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

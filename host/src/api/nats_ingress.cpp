@@ -8,6 +8,7 @@
 
 #include "api/command_api.hpp"
 #include "cluster/cluster.hpp"
+#include "core/guarded.hpp"
 #include "core/log.hpp"
 #include "nats/connection.hpp"
 #include "runtime/runtime.hpp"
@@ -18,6 +19,7 @@ struct NatsIngress::Impl {
   NatsConnection& conn;
   Runtime& runtime;
   ClusterNode* cluster = nullptr;
+  size_t max_json_depth = kDefaultMaxJsonDepth;
   std::vector<natsSubscription*> subs;
   std::mutex mu;
   std::condition_variable idle;
@@ -25,8 +27,47 @@ struct NatsIngress::Impl {
 
   Impl(NatsConnection& c, Runtime& r) : conn(c), runtime(r) {}
 
+  // A command message, copied out of the cnats message.
+  struct Request {
+    std::string subject, reply_to, body, idempotency_key;
+    uint32_t hops = 0;
+  };
+
   static void on_msg(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
-    static_cast<Impl*>(closure)->handle(msg);
+    auto* self = static_cast<Impl*>(closure);
+    std::string reply_to;
+    const bool handled = run_guarded("nats ingress", [&] {
+      if (const char* r = natsMsg_GetReply(msg)) reply_to = r;
+      Request req = read_request(msg);
+      natsMsg_Destroy(msg);
+      msg = nullptr;
+      self->handle(std::move(req));
+    });
+    if (msg != nullptr) natsMsg_Destroy(msg);
+    if (!handled) {
+      run_guarded("nats ingress reply", [&] {
+        self->respond(reply_to, error_reply(Status::internal(
+                                    "internal error while handling this message; see the host's log")));
+      });
+    }
+  }
+
+  static Request read_request(natsMsg* msg) {
+    Request req;
+    req.subject = natsMsg_GetSubject(msg);
+    if (const char* r = natsMsg_GetReply(msg)) req.reply_to = r;
+    req.body.assign(natsMsg_GetData(msg), static_cast<size_t>(natsMsg_GetDataLength(msg)));
+    const char* idem = nullptr;
+    if (natsMsgHeader_Get(msg, "Idempotency-Key", &idem) == NATS_OK && idem != nullptr) req.idempotency_key = idem;
+    const char* hops = nullptr;
+    if (natsMsgHeader_Get(msg, "Aether-Hops", &hops) == NATS_OK && hops != nullptr) {
+      // Garbage or an absurd count reads as many hops: the cluster then
+      // refuses to forward it further.
+      char* end = nullptr;
+      const unsigned long n = std::strtoul(hops, &end, 10);
+      req.hops = end != hops && *end == '\0' && n < 1000 ? static_cast<uint32_t>(n) : 1000;
+    }
+    return req;
   }
 
   void respond(const std::string& reply_to, const ApiReply& r) {
@@ -41,17 +82,9 @@ struct NatsIngress::Impl {
     natsMsg_Destroy(out);
   }
 
-  void handle(natsMsg* msg) {
-    const std::string subject = natsMsg_GetSubject(msg);
-    const std::string reply_to = natsMsg_GetReply(msg) ? natsMsg_GetReply(msg) : "";
-    const std::string body(natsMsg_GetData(msg), static_cast<size_t>(natsMsg_GetDataLength(msg)));
-    const char* idem = nullptr;
-    natsMsgHeader_Get(msg, "Idempotency-Key", &idem);
-    const std::string idem_header = idem ? idem : "";
-    const char* hops_header = nullptr;
-    natsMsgHeader_Get(msg, "Aether-Hops", &hops_header);
-    const uint32_t hops = hops_header ? static_cast<uint32_t>(std::strtoul(hops_header, nullptr, 10)) : 0;
-    natsMsg_Destroy(msg);
+  void handle(Request req) {
+    const std::string& subject = req.subject;
+    const std::string& reply_to = req.reply_to;
     // aether.<ns>.cmd.<type>.<id>: five tokens, matched by the subscription.
     std::vector<std::string> tokens;
     for (size_t start = 0;;) {
@@ -70,18 +103,27 @@ struct NatsIngress::Impl {
     const std::string id = fwd ? tokens[6] : tokens[4];
     Command c;
     ApiReply error;
-    if (!parse_command_request(ns, type, id, body, idem_header, c, error)) {
+    if (!parse_command_request(ns, type, id, req.body, req.idempotency_key, c, error, max_json_depth)) {
       return respond(reply_to, error);
     }
     {
       std::lock_guard lock(mu);
       ++in_flight;
     }
-    dispatch_command(runtime, cluster, std::move(c), hops, [this, reply_to](ApiReply r) {
-      respond(reply_to, r);
-      std::lock_guard lock(mu);
-      if (--in_flight == 0) idle.notify_all();
-    });
+    try {
+      dispatch_command(runtime, cluster, std::move(c), req.hops, [this, reply_to](ApiReply r) {
+        run_guarded("nats ingress reply", [&] { respond(reply_to, r); });
+        finish_one();
+      });
+    } catch (...) {
+      finish_one();
+      throw;
+    }
+  }
+
+  void finish_one() {
+    std::lock_guard lock(mu);
+    if (--in_flight == 0) idle.notify_all();
   }
 };
 
@@ -91,9 +133,11 @@ NatsIngress::~NatsIngress() { stop(); }
 
 Result<std::unique_ptr<NatsIngress>> NatsIngress::start(NatsConnection& conn, Runtime& runtime,
                                                         const std::vector<std::string>& namespaces,
-                                                        ClusterNode* cluster, const std::string& node_id) {
+                                                        ClusterNode* cluster, const std::string& node_id,
+                                                        size_t max_json_depth) {
   auto impl = std::make_unique<Impl>(conn, runtime);
   impl->cluster = cluster;
+  impl->max_json_depth = max_json_depth;
   std::vector<std::pair<std::string, std::string>> subjects;  // subject, queue group
   for (const auto& ns : namespaces) subjects.push_back({"aether." + ns + ".cmd.*.*", "aether." + ns});
   if (cluster != nullptr) subjects.push_back({ClusterNode::forward_subject(node_id) + ".*.*.*", ""});

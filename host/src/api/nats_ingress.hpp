@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "core/json_limits.hpp"
 #include "core/status.hpp"
 
 namespace aether {
@@ -21,10 +22,14 @@ class NatsIngress {
   // REQUIRES: connection and runtime outlive the ingress.
   // With a cluster, commands go through it, and the ingress also serves the
   // commands other nodes forward to this one (ClusterNode::forward_subject).
+  // `max_json_depth`: api.max_json_depth, checked on every message body.
+  // A message that makes the handler fail unexpectedly is answered 500
+  // `internal` (and logged); the host goes on.
   static Result<std::unique_ptr<NatsIngress>> start(NatsConnection& connection, Runtime& runtime,
                                                     const std::vector<std::string>& namespaces,
                                                     ClusterNode* cluster = nullptr,
-                                                    const std::string& node_id = {});
+                                                    const std::string& node_id = {},
+                                                    size_t max_json_depth = kDefaultMaxJsonDepth);
   ~NatsIngress();
   // Unsubscribes; requests already taken are answered. Idempotent.
   void stop();

@@ -6,6 +6,8 @@
 #include <vector>
 
 #include "bus/bus.hpp"
+#include "core/json_limits.hpp"
+#include "core/names.hpp"
 
 #include <nlohmann/json.hpp>
 #include "bus/queued_subscription.hpp"
@@ -52,6 +54,8 @@ std::string check_pattern(std::string_view pattern) {
 }
 
 std::optional<std::pair<ActorKey, uint64_t>> parse_stored_notification(const std::string& data) {
+  // Small messages from anyone allowed to publish on the stored subjects.
+  if (!check_json_text(data, 4, "notification")) return std::nullopt;
   const auto j = nlohmann::json::parse(data, nullptr, false);
   if (!j.is_object()) return std::nullopt;
   auto str = [&](const char* k) {
@@ -61,7 +65,9 @@ std::optional<std::pair<ActorKey, uint64_t>> parse_stored_notification(const std
   auto v = j.find("version");
   if (v == j.end() || !v->is_number_unsigned()) return std::nullopt;
   ActorKey key{str("ns"), str("type"), str("actor_id")};
-  if (key.ns.empty() || key.type.empty() || key.id.empty()) return std::nullopt;
+  if (!check_name(key.ns).empty() || !check_name(key.type).empty() || !check_id(key.id).empty()) {
+    return std::nullopt;
+  }
   return std::make_pair(std::move(key), v->get<uint64_t>());
 }
 

@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/guarded.hpp"
 #include "core/log.hpp"
 #include "nats/connection.hpp"
 #include "store/store.hpp"
@@ -44,9 +45,18 @@ struct NatsBus::Impl {
 
   static void on_msg(natsConnection*, natsSubscription* sub, natsMsg* msg, void* closure) {
     auto* self = static_cast<Impl*>(closure);
+    run_guarded("nats bus", [&] { self->deliver(sub, msg); });
+  }
+
+  // Takes `msg` (destroyed here) to the local subscribers of `sub`.
+  void deliver(natsSubscription* sub, natsMsg* msg) {
+    struct Owner {
+      natsMsg* m;
+      ~Owner() { natsMsg_Destroy(m); }
+    } owner{msg};
+    Impl* self = this;
     Message m{natsMsg_GetSubject(msg),
               std::string(natsMsg_GetData(msg), static_cast<size_t>(natsMsg_GetDataLength(msg)))};
-    natsMsg_Destroy(msg);
     if (!is_events_subject(m.subject) && m.data.find(self->node_marker) != std::string::npos) {
       return;  // a node ignores its own EventStored notifications
     }
@@ -155,7 +165,8 @@ struct OutboxRelay::Impl {
     std::unique_lock lock(mu);
     while (!stop) {
       lock.unlock();
-      const int n = step();
+      int n = -1;  // a step that fails unexpectedly is retried like a NATS failure
+      run_guarded("outbox relay", [&] { n = step(); });
       lock.lock();
       if (n > 0) continue;  // more may be waiting
       cv.notify_all();      // drained (or failing): wake drain() callers

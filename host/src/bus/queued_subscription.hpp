@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "bus/bus.hpp"
+#include "core/guarded.hpp"
 
 namespace aether {
 
@@ -59,7 +60,7 @@ class QueuedSubscription final : public Subscription {
       Message m = std::move(queue_.front());
       queue_.pop_front();
       lock.unlock();
-      handler_(m);
+      run_guarded("subscriber of " + pattern_, [&] { handler_(m); });
       delivered_.fetch_add(1);
       lock.lock();
     }

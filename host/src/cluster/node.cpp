@@ -14,7 +14,10 @@
 
 #include "cluster/cluster.hpp"
 #include "cluster/placement.hpp"
+#include "core/guarded.hpp"
+#include "core/json_limits.hpp"
 #include "core/log.hpp"
+#include "core/names.hpp"
 #include "nats/connection.hpp"
 
 namespace aether {
@@ -72,6 +75,7 @@ std::string encode_map(const Map& m) {
 }
 
 std::optional<Map> decode_map(const std::string& text) {
+  if (!check_json_text(text, 8, "shard map")) return std::nullopt;
   json j = json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return std::nullopt;
   try {
@@ -102,6 +106,30 @@ natsStatus next_entry(kvWatcher* w, kvEntry** e) {
   return s;
 }
 
+// True iff `info` (a member's entry, which anyone who may write the bucket
+// can forge) has the shape node_info() writes, so that reading it never
+// throws.
+bool member_info_ok(const json& info) {
+  if (!info.is_object()) return false;
+  const auto str = [&](const char* k) { return !info.contains(k) || info[k].is_string(); };
+  const auto boolean = [&](const char* k) { return !info.contains(k) || info[k].is_boolean(); };
+  if (!str("id") || !str("ingress") || !boolean("leaving")) return false;
+  if (info.contains("plugins")) {
+    if (!info["plugins"].is_array()) return false;
+    for (const auto& p : info["plugins"]) {
+      if (!p.is_string()) return false;
+    }
+  }
+  if (info.contains("load")) {
+    const json& l = info["load"];
+    if (!l.is_object()) return false;
+    for (const char* k : {"active_actors", "commands"}) {
+      if (l.contains(k) && !l[k].is_number_unsigned()) return false;
+    }
+  }
+  return true;
+}
+
 // Serializes a command the way parse_command_request reads it.
 std::string encode_command(const Command& c) {
   json j{{"command", c.name}};
@@ -109,7 +137,7 @@ std::string encode_command(const Command& c) {
   if (!payload.is_discarded()) j["payload"] = std::move(payload);
   if (c.expected_version) j["expected_version"] = *c.expected_version;
   if (!c.idempotency_key.empty()) j["idempotency_key"] = c.idempotency_key;
-  return j.dump();
+  return j.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
 }  // namespace
@@ -245,8 +273,8 @@ struct ClusterNode::Impl {
       else if (now_ms() >= until) return Status::unavailable(nats_error(ns, "cluster: reading the members"));
     }
     heartbeat();
-    watcher = std::thread([this] { watch_loop(); });
-    members_watcher = std::thread([this] { members_loop(); });
+    watcher = std::thread([this] { guarded_loop("cluster: shard map watcher", [this] { watch_step(); }); });
+    members_watcher = std::thread([this] { guarded_loop("cluster: member watcher", [this] { members_step(); }); });
     control = std::thread([this] { control_loop(); });
     return Status::ok();
   }
@@ -337,22 +365,31 @@ struct ClusterNode::Impl {
   void on_member_entry(kvEntry* e) {
     const std::string key = kvEntry_Key(e);
     const bool put = kvEntry_Operation(e) == kvOp_Put;
-    json info = put ? json::parse(kvEntry_ValueString(e), nullptr, false) : json();
+    const char* text = put ? kvEntry_ValueString(e) : "";
+    json info = put && check_json_text(text, 8, "member") ? json::parse(text, nullptr, false) : json();
     kvEntry_Destroy(e);
     std::lock_guard lock(members_mu);
     if (!put) members.erase(key);
-    else if (!info.is_discarded()) members[key] = Member{std::move(info), now_ms()};
+    else if (member_info_ok(info)) members[key] = Member{std::move(info), now_ms()};
+    else log::warn("cluster: ignoring an undecodable entry for member " + quote_for_message(key));
   }
 
-  void members_loop() {
+  // Runs `step` until the node stops; a step that fails unexpectedly is
+  // logged and the loop goes on.
+  template <class F>
+  void guarded_loop(const char* where, F step) {
     while (true) {
       {
         std::lock_guard lock(mu);
         if (stopping) return;
       }
-      kvEntry* e = nullptr;
-      if (next_entry(nodes_watch, &e) == NATS_OK && e != nullptr) on_member_entry(e);
+      if (!run_guarded(where, step)) std::this_thread::sleep_for(std::chrono::milliseconds(kTickMs));
     }
+  }
+
+  void members_step() {
+    kvEntry* e = nullptr;
+    if (next_entry(nodes_watch, &e) == NATS_OK && e != nullptr) on_member_entry(e);
   }
 
   // The live members. The bucket's TTL removes a silent node's entry without
@@ -511,35 +548,30 @@ struct ClusterNode::Impl {
     draining.swap(next);
   }
 
-  void watch_loop() {
-    while (true) {
+  void watch_step() {
+    kvEntry* e = nullptr;
+    natsStatus s = next_entry(map_watch, &e);
+    if (s != NATS_OK || e == nullptr) return;
+    const std::string key = kvEntry_Key(e);
+    const bool put = kvEntry_Operation(e) == kvOp_Put;
+    const std::string value = put ? kvEntry_ValueString(e) : "";
+    const uint64_t rev = kvEntry_Revision(e);
+    kvEntry_Destroy(e);
+    if (!put) return;
+    if (key == "map") {
+      if (auto m = decode_map(value)) install_map(std::move(*m));
+      else log::error("cluster: undecodable shard map (revision " + std::to_string(rev) + ")");
+    } else if (key.rfind("handoff.", 0) == 0) {
+      json j = check_json_text(value, 8, "handoff") ? json::parse(value, nullptr, false) : json();
+      const auto epoch = j.is_object() ? j.find("planned_epoch") : j.end();
+      if (epoch == j.end() || !epoch->is_number_unsigned()) return;
+      const uint32_t shard = static_cast<uint32_t>(std::strtoul(key.c_str() + 8, nullptr, 10));
       {
         std::lock_guard lock(mu);
-        if (stopping) return;
+        released[shard] = epoch->get<uint64_t>();
+        recompute_draining();
       }
-      kvEntry* e = nullptr;
-      natsStatus s = next_entry(map_watch, &e);
-      if (s != NATS_OK || e == nullptr) continue;
-      const std::string key = kvEntry_Key(e);
-      const bool put = kvEntry_Operation(e) == kvOp_Put;
-      const std::string value = put ? kvEntry_ValueString(e) : "";
-      const uint64_t rev = kvEntry_Revision(e);
-      kvEntry_Destroy(e);
-      if (!put) continue;
-      if (key == "map") {
-        if (auto m = decode_map(value)) install_map(std::move(*m));
-        else log::error("cluster: undecodable shard map (revision " + std::to_string(rev) + ")");
-      } else if (key.rfind("handoff.", 0) == 0) {
-        json j = json::parse(value, nullptr, false);
-        if (j.is_discarded()) continue;
-        const uint32_t shard = static_cast<uint32_t>(std::strtoul(key.c_str() + 8, nullptr, 10));
-        {
-          std::lock_guard lock(mu);
-          released[shard] = j.value("planned_epoch", uint64_t{0});
-          recompute_draining();
-        }
-        changed.notify_all();
-      }
+      changed.notify_all();
     }
   }
 
@@ -690,7 +722,7 @@ struct ClusterNode::Impl {
   }
 
   static void on_reply(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
-    static_cast<Impl*>(closure)->reply_arrived(msg);
+    run_guarded("cluster: forwarded reply", [&] { static_cast<Impl*>(closure)->reply_arrived(msg); });
   }
 
   void reply_arrived(natsMsg* msg) {
@@ -722,6 +754,7 @@ struct ClusterNode::Impl {
     r.remote = true;
     const char* st = nullptr;
     r.http_status = natsMsgHeader_Get(msg, "Aether-Status", &st) == NATS_OK && st ? std::atoi(st) : 200;
+    if (r.http_status < 200 || r.http_status > 599) r.http_status = 502;  // not what a host sends
     r.body.assign(natsMsg_GetData(msg), static_cast<size_t>(natsMsg_GetDataLength(msg)));
     natsMsg_Destroy(msg);
     f.done(std::move(r));
@@ -770,18 +803,20 @@ struct ClusterNode::Impl {
         changed.wait_for(lock, std::chrono::milliseconds(kTickMs), [&] { return stopping; });
         if (stopping) return;
       }
-      const int64_t now = now_ms();
-      if (now - last_heartbeat.load() >= opts.heartbeat_ms) heartbeat();
-      if (now - last_campaign >= (is_leader.load() ? opts.heartbeat_ms : 4 * kTickMs)) {
-        campaign();
-        last_campaign = now;
-      }
-      if (is_leader.load() && now - last_lead >= 4 * kTickMs) {
-        lead();
-        last_lead = now;
-      }
-      drain();
-      retry_held();
+      run_guarded("cluster: control loop", [&] {
+        const int64_t now = now_ms();
+        if (now - last_heartbeat.load() >= opts.heartbeat_ms) heartbeat();
+        if (now - last_campaign >= (is_leader.load() ? opts.heartbeat_ms : 4 * kTickMs)) {
+          campaign();
+          last_campaign = now;
+        }
+        if (is_leader.load() && now - last_lead >= 4 * kTickMs) {
+          lead();
+          last_lead = now;
+        }
+        drain();
+        retry_held();
+      });
     }
   }
 

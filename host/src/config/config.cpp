@@ -448,6 +448,9 @@ Result<HostConfig> parse_config(const std::string& text, const std::string& name
                              {"allow_unauthenticated_remote", [&](auto& x, auto& kk) {
                                 p.boolean(x, kk, c.api.allow_unauthenticated_remote);
                               }}});
+                    }},
+                   {"max_json_depth", [&](auto& v, auto& k) {
+                      p.uint(v, k, c.api.max_json_depth, 2, kMaxConfigurableJsonDepth);
                     }}});
             if (p.ok() && c.api.http_enabled && c.api.bearer_token.empty() &&
                 !c.api.allow_unauthenticated_remote && !is_loopback_listen(c.api.http_listen)) {

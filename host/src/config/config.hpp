@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "core/json_limits.hpp"
 #include "core/status.hpp"
 
 namespace aether {
@@ -109,6 +110,7 @@ struct HostConfig {
     uint32_t max_header_count = 100;
     std::vector<std::string> allowed_origins;  // empty = no cross-origin request
     bool allow_unauthenticated_remote = false;
+    uint32_t max_json_depth = kDefaultMaxJsonDepth;  // request bodies and NATS command messages
   } api;
 
   struct Log {

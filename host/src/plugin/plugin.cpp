@@ -9,6 +9,7 @@
 #include <set>
 #include <system_error>
 
+#include "core/json_limits.hpp"
 #include "core/log.hpp"
 #include "core/names.hpp"
 
@@ -59,6 +60,10 @@ aether_status host_emit(aether_type_call* call, const char* name, size_t name_le
     return AETHER_ERR_INVALID_ARGUMENT;
   }
   const std::string_view body(reinterpret_cast<const char*>(payload), payload_len);
+  if (Status s = check_json_text(body, kMaxPluginJsonDepth, "payload"); !s) {
+    cs.model_error = "emitted event " + std::string(n) + " whose " + s.message();
+    return AETHER_ERR_INVALID_ARGUMENT;
+  }
   if (!nlohmann::json::accept(body)) {
     cs.model_error = "emitted event " + std::string(n) + " with a payload that is not valid JSON";
     return AETHER_ERR_INVALID_ARGUMENT;
@@ -281,6 +286,9 @@ Result<std::string> ActorType::view(const void* state) const {
   const aether_status st = def_->on_view(&call, state);
   if (st != AETHER_OK || !cs.model_error.empty()) {
     return Status::plugin_error(where("view") + describe(st, cs));
+  }
+  if (Status s = check_json_text(out, kMaxPluginJsonDepth, "view"); !s) {
+    return Status::plugin_error(where("view") + "wrote a " + s.message());
   }
   if (!nlohmann::json::accept(out)) {
     return Status::plugin_error(where("view") + "wrote a view that is not valid JSON");

@@ -13,6 +13,7 @@
 #include <unordered_map>
 
 #include "bus/bus.hpp"
+#include "core/json_limits.hpp"
 #include "core/log.hpp"
 #include "core/names.hpp"
 #include "plugin/plugin.hpp"
@@ -517,6 +518,7 @@ class RuntimeImpl final : public Runtime {
     if (first == std::string::npos || payload[first] != '{') {
       return Status::invalid("command payload must be a JSON object");
     }
+    if (Status s = check_json_text(payload, kMaxPluginJsonDepth, "command payload"); !s) return s;
     if (!nlohmann::json::accept(payload)) {
       // Let the parser say where.
       try {

@@ -1,5 +1,7 @@
 #include "store/commit_scan.hpp"
 
+#include "core/json_limits.hpp"
+
 namespace aether {
 
 namespace {
@@ -64,7 +66,7 @@ class Scanner {
   bool value(std::string_view& out) {
     ws();
     const size_t start = i_;
-    if (!skip()) return false;
+    if (!skip(0)) return false;
     out = s_.substr(start, i_ - start);
     return true;
   }
@@ -89,11 +91,14 @@ class Scanner {
     return false;
   }
 
-  bool skip() {
+  // Recursive, one level per nesting level: bounded by kMaxStoredJsonDepth
+  // (deeper text is left to the full decoder, which refuses it).
+  bool skip(size_t depth) {
     if (i_ == s_.size()) return false;
     const char c = s_[i_];
     if (c == '"') return skip_string();
     if (c == '{' || c == '[') {
+      if (depth >= kMaxStoredJsonDepth) return false;
       const char close = c == '{' ? '}' : ']';
       ++i_;
       if (eat(close)) return true;
@@ -103,7 +108,7 @@ class Scanner {
           if (i_ == s_.size() || s_[i_] != '"' || !skip_string() || !eat(':')) return false;
         }
         ws();
-        if (!skip()) return false;
+        if (!skip(depth + 1)) return false;
         if (eat(',')) continue;
         return eat(close);
       }

@@ -23,8 +23,9 @@ struct ScannedCommit {
 // Reads `body` as a JSON object with "events":[{"type":"...","payload":...}]
 // and "timestamp"; other members are skipped. Returns false when the text is
 // not of that shape, or uses what this reader does not handle (escapes in
-// keys or type names): the caller then decodes it with a full JSON parser,
-// which also says what is wrong. `out` views into `body`.
+// keys or type names, values nested deeper than kMaxStoredJsonDepth): the
+// caller then decodes it with a full JSON parser, which also says what is
+// wrong. Does not check UTF-8. `out` views into `body`.
 bool scan_commit(std::string_view body, ScannedCommit& out);
 
 }  // namespace aether

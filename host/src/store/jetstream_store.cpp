@@ -9,6 +9,8 @@
 #include <nlohmann/json.hpp>
 #include <unordered_map>
 
+#include "core/guarded.hpp"
+#include "core/json_limits.hpp"
 #include "core/log.hpp"
 #include "core/worker_pool.hpp"
 #include "nats/connection.hpp"
@@ -287,6 +289,12 @@ class JetStreamStore final : public Store, public VersionCache {
   template <class Emit, class Where>
   static bool visit_commit(uint64_t first, uint64_t last, std::string_view text, uint64_t from,
                            ScannedCommit& scanned, Emit& emit, Status& result, const Where& where) {
+    // Anyone allowed to publish on the events subject can put any bytes
+    // there: checked before a payload reaches a plugin or a reply.
+    if (Status bad = check_json_text(text, kMaxStoredJsonDepth, "commit body"); !bad) {
+      result = Status::corruption(where() + ": undecodable commit body (" + bad.message() + ")");
+      return false;
+    }
     if (scan_commit(text, scanned) && scanned.events.size() == last - first + 1) {
       uint64_t v = first;
       for (const ScannedEvent& e : scanned.events) {
@@ -302,7 +310,8 @@ class JetStreamStore final : public Store, public VersionCache {
       result = Status::corruption(where() + ": undecodable commit body");
       return false;
     }
-    const int64_t ts = body.value("timestamp", int64_t{0});
+    const auto t = body.find("timestamp");
+    const int64_t ts = t != body.end() && t->is_number_integer() ? t->get<int64_t>() : 0;
     uint64_t v = first;
     for (const auto& e : body["events"]) {
       if (v >= from) {
@@ -647,7 +656,13 @@ class JetStreamStore final : public Store, public VersionCache {
 
   // cnats calls this for every async publish: ack, error or timeout.
   static void on_ack(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void* closure) {
-    auto* self = static_cast<JetStreamStore*>(closure);
+    run_guarded("jetstream store: publish ack", [&] {
+      static_cast<JetStreamStore*>(closure)->acked(msg, pa, pae);
+    });
+  }
+
+  void acked(natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae) {
+    auto* self = this;
     const std::string msg_id = header_str(msg, kHdrCommit);
     natsMsg_Destroy(msg);
     std::unique_ptr<PendingAppend> op;

@@ -19,6 +19,7 @@
 #include <thread>
 #include <variant>
 
+#include "core/json_limits.hpp"
 #include "core/log.hpp"
 #include "store/store.hpp"
 
@@ -284,11 +285,13 @@ class SqliteStore final : public Store, public Outbox {
 
   Status read(const ActorKey& key, uint64_t from_version, uint64_t limit,
               const EventVisitor& visit) override {
+    const uint64_t from = from_version == 0 ? 1 : from_version;
+    // Versions are stored as signed 64-bit integers: none is past INT64_MAX.
+    if (from > static_cast<uint64_t>(INT64_MAX)) return Status::ok();
     Lease c(*this);
     Stmt& s = c->read_events;
     Resetter r{s};
     s.bind_key(key);
-    const uint64_t from = from_version == 0 ? 1 : from_version;
     s.bind(4, static_cast<int64_t>(from));
     s.bind(5, static_cast<int64_t>(std::min<uint64_t>(limit, INT64_MAX)));
     uint64_t expect = from;
@@ -312,6 +315,10 @@ class SqliteStore final : public Store, public Outbox {
       if (e.type.empty() || e.payload.empty()) {
         return Status::corruption(where() + std::to_string(e.version) +
                                   ": undecodable record (empty event type or payload)");
+      }
+      if (Status bad = check_json_text(e.payload, kMaxStoredJsonDepth, "payload"); !bad) {
+        return Status::corruption(where() + std::to_string(e.version) + ": undecodable record (" +
+                                  bad.message() + ")");
       }
       e.timestamp_ms = s.col_int(3);
       if (Status st = visit(e); !st) return st;
