@@ -284,6 +284,7 @@ struct HttpServer::Impl {
                          {"events", t->events()}});
       }
       list.push_back({{"name", p->name()},
+                      {"loaded_by", p->loaded_by()},
                       {"version", p->version()},
                       {"path", p->source().string()},
                       {"abi", std::to_string(p->abi_major()) + "." + std::to_string(p->abi_minor())},
