@@ -2,6 +2,8 @@
 
 #include <elf.h>
 #include <fcntl.h>
+#include <link.h>  // ElfW(): this host's ELF word size
+#include <sys/auxv.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -16,43 +18,23 @@ namespace aether {
 namespace {
 
 // The ELF flavour this host loads: its own word size, byte order and machine.
-#if UINTPTR_MAX == UINT64_MAX
-using Ehdr = Elf64_Ehdr;
-using Phdr = Elf64_Phdr;
-using Shdr = Elf64_Shdr;
-constexpr unsigned char kClass = ELFCLASS64;
-constexpr const char* kClassName = "64-bit";
-#else
-using Ehdr = Elf32_Ehdr;
-using Phdr = Elf32_Phdr;
-using Shdr = Elf32_Shdr;
-constexpr unsigned char kClass = ELFCLASS32;
-constexpr const char* kClassName = "32-bit";
-#endif
+using Ehdr = ElfW(Ehdr);
+using Phdr = ElfW(Phdr);
+using Shdr = ElfW(Shdr);
+constexpr bool k64 = sizeof(void*) == 8;
+constexpr unsigned char kClass = k64 ? ELFCLASS64 : ELFCLASS32;
+constexpr const char* kClassName = k64 ? "64-bit" : "32-bit";
+constexpr unsigned char kData = __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ ? ELFDATA2LSB : ELFDATA2MSB;
 
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-constexpr unsigned char kData = ELFDATA2LSB;
-#else
-constexpr unsigned char kData = ELFDATA2MSB;
-#endif
-
-#if defined(__x86_64__)
-constexpr uint16_t kMachine = EM_X86_64;
-#elif defined(__aarch64__)
-constexpr uint16_t kMachine = EM_AARCH64;
-#elif defined(__i386__)
-constexpr uint16_t kMachine = EM_386;
-#elif defined(__arm__)
-constexpr uint16_t kMachine = EM_ARM;
-#elif defined(__riscv)
-constexpr uint16_t kMachine = EM_RISCV;
-#elif defined(__powerpc64__)
-constexpr uint16_t kMachine = EM_PPC64;
-#elif defined(__s390x__)
-constexpr uint16_t kMachine = EM_S390;
-#else
-constexpr uint16_t kMachine = EM_NONE;  // unknown here: not checked
-#endif
+// This host's machine, from the ELF header of the vDSO the kernel maps into
+// every process (EM_NONE, and then not checked, where there is none).
+uint16_t host_machine() {
+  static const uint16_t machine = [] {
+    const auto* vdso = reinterpret_cast<const Ehdr*>(getauxval(AT_SYSINFO_EHDR));
+    return vdso != nullptr ? vdso->e_machine : uint16_t{EM_NONE};
+  }();
+  return machine;
+}
 
 constexpr const char* kIncomplete = "incomplete ELF image (truncated or still being written): ";
 
@@ -115,9 +97,9 @@ std::string check_identity(const Ehdr& h) {
     return "not a shared library: ELF type " + std::to_string(h.e_type) +
            (h.e_type == ET_EXEC ? " (an executable)" : h.e_type == ET_REL ? " (an object file)" : "");
   }
-  if (kMachine != EM_NONE && h.e_machine != kMachine) {
+  if (host_machine() != EM_NONE && h.e_machine != host_machine()) {
     return "not a shared library for this host: built for ELF machine " +
-           std::to_string(h.e_machine) + ", this host is machine " + std::to_string(kMachine);
+           std::to_string(h.e_machine) + ", this host is machine " + std::to_string(host_machine());
   }
   return {};
 }
