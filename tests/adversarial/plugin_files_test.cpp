@@ -90,17 +90,21 @@ class PluginFiles : public testing::Test {
     env["AETHER_TEST_CTOR_MARKER"] = marker_.string();
     host_ = std::make_unique<HostProcess>(std::vector<std::string>{"--config", config(extra_plugins)},
                                           env, dir_.file("host.log"));
-    ASSERT_TRUE(host_->start()) << host_->log();
+    ASSERT_TRUE(host_->start()) << "host did not start:\n" << host_->log();
     client_ = std::make_unique<httplib::Client>("127.0.0.1", host_->port());
     client_->set_read_timeout(30);
   }
 
-  httplib::Result reload(const std::string& body) {
-    return client_->Post("/v1/plugins/tally/reload", body, "application/json");
+  // A reply; status -1 when the host did not answer.
+  struct Reply {
+    int status = -1;
+    std::string body;
+  };
+  Reply reload(const std::string& body) {
+    auto r = client_->Post("/v1/plugins/tally/reload", body, "application/json");
+    return r ? Reply{r->status, r->body} : Reply{-1, "no reply; host log:\n" + host_->log()};
   }
-  httplib::Result reload_file(const fs::path& file) {
-    return reload(json{{"file", file.string()}}.dump());
-  }
+  Reply reload_file(const fs::path& file) { return reload(json{{"file", file.string()}}.dump()); }
 
   // The host still serves: a command commits and the plugin is `version`.
   void expect_serving(const std::string& version) {
@@ -171,27 +175,25 @@ TEST_F(PluginFiles, CheckConfigRefusesFifosDirectoriesAndNonElfFiles) {
 }
 
 TEST_F(PluginFiles, ReloadOfATruncatedFileIsRefusedAndTheHostServes) {
-  start();
+  ASSERT_NO_FATAL_FAILURE(start());
   expect_serving("1.0.0");
   const fs::path cut = plugins_ / "tally_v2_half.so";
   write_in_place(cut, prefix_of("tally_v2"));
   auto r = reload_file(cut);
-  ASSERT_TRUE(r) << host_->log();
-  EXPECT_EQ(r->status, 400) << r->body;
-  EXPECT_NE(r->body.find("plugin " + cut.string() + ": incomplete ELF image"), std::string::npos) << r->body;
-  EXPECT_NE(r->body.find("the loaded version keeps serving"), std::string::npos) << r->body;
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_NE(r.body.find("plugin " + cut.string() + ": incomplete ELF image"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("the loaded version keeps serving"), std::string::npos) << r.body;
   expect_serving("1.0.0");
 
   // The loaded file itself cut short in place: a plain reload is refused too.
   write_in_place(plugins_ / "tally.so", prefix_of("tally_v1"));
   r = reload("");
-  ASSERT_TRUE(r) << host_->log();
-  EXPECT_EQ(r->status, 400) << r->body;
+  EXPECT_EQ(r.status, 400) << r.body;
   expect_serving("1.0.0");
 }
 
 TEST_F(PluginFiles, WatchWaitsForABuildWritingTheFileInPlace) {
-  start("  watch: true\n  watch_interval: 50ms\n");
+  ASSERT_NO_FATAL_FAILURE(start("  watch: true\n  watch_interval: 50ms\n"));
   expect_serving("1.0.0");
   const std::string v2 = bytes_of(test_plugin("tally_v2"));
   {
@@ -213,19 +215,18 @@ TEST_F(PluginFiles, WatchWaitsForABuildWritingTheFileInPlace) {
 }
 
 TEST_F(PluginFiles, AFileOutsideThePluginDirectoryIsNeverOpened) {
-  start();
+  ASSERT_NO_FATAL_FAILURE(start());
   fs::copy_file(test_plugin("ctor_marker"), outside_ / "marker.so");
   fs::create_symlink(outside_ / "marker.so", plugins_ / "link.so");
   fs::create_directory_symlink(outside_, plugins_ / "linked-dir");
   for (const fs::path& file : {outside_ / "marker.so", plugins_ / ".." / "outside" / "marker.so",
                                plugins_ / "link.so", plugins_ / "linked-dir" / "marker.so"}) {
     auto r = reload_file(file);
-    ASSERT_TRUE(r) << host_->log();
-    EXPECT_EQ(r->status, 400) << file << ": " << r->body;
-    EXPECT_EQ(json::parse(r->body)["error"]["code"], "invalid_argument");
-    EXPECT_NE(r->body.find("is outside the directories plugins may be loaded from (" + plugins_.string() + ")"),
+    EXPECT_EQ(r.status, 400) << file << ": " << r.body;
+    EXPECT_NE(r.body.find(R"("code":"invalid_argument")"), std::string::npos) << r.body;
+    EXPECT_NE(r.body.find("is outside the directories plugins may be loaded from (" + plugins_.string() + ")"),
               std::string::npos)
-        << r->body;
+        << r.body;
     EXPECT_FALSE(fs::exists(marker_)) << "the constructor of " << file << " ran";
   }
   expect_serving("1.0.0");
@@ -234,9 +235,8 @@ TEST_F(PluginFiles, AFileOutsideThePluginDirectoryIsNeverOpened) {
   // would have seen it.
   fs::copy_file(test_plugin("ctor_marker"), plugins_ / "marker.so");
   auto r = reload_file(plugins_ / "marker.so");
-  ASSERT_TRUE(r);
-  EXPECT_EQ(r->status, 400) << r->body;
-  EXPECT_NE(r->body.find("entry symbol"), std::string::npos) << r->body;
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_NE(r.body.find("entry symbol"), std::string::npos) << r.body;
   EXPECT_TRUE(fs::exists(marker_));
   expect_serving("1.0.0");
 }
@@ -245,26 +245,24 @@ TEST_F(PluginFiles, AllowedDirsLetTheOperatorAddDirectories) {
   const fs::path extra = dir_.path() / "extra";
   fs::create_directory(extra);
   fs::copy_file(test_plugin("tally_v2"), extra / "tally.so");
-  start("  allowed_dirs: [" + extra.string() + "]\n");
+  ASSERT_NO_FATAL_FAILURE(start("  allowed_dirs: [" + extra.string() + "]\n"));
   auto r = reload_file(extra / "tally.so");
-  ASSERT_TRUE(r);
-  EXPECT_EQ(r->status, 200) << r->body;
+  EXPECT_EQ(r.status, 200) << r.body;
   expect_serving("2.0.0");
   fs::copy_file(test_plugin("tally_v1"), outside_ / "tally.so");
   r = reload_file(outside_ / "tally.so");
-  EXPECT_EQ(r->status, 400) << r->body;
-  EXPECT_NE(r->body.find("(" + plugins_.string() + ", " + extra.string() + ")"), std::string::npos) << r->body;
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_NE(r.body.find("(" + plugins_.string() + ", " + extra.string() + ")"), std::string::npos) << r.body;
 }
 
 TEST_F(PluginFiles, TwentyReloadsKeepAtMostTwoCopiesAndAKilledHostsCopiesGoAtTheNextStart) {
   fs::copy_file(test_plugin("tally_v2"), plugins_ / "tally_v2.so");
-  start();
+  ASSERT_NO_FATAL_FAILURE(start());
   const fs::path copies = dir_.path() / "data" / "plugins.loaded";
   EXPECT_EQ(files_in(copies), 1u);
   for (int i = 0; i < 20; ++i) {
     auto r = reload_file(plugins_ / (i % 2 == 0 ? "tally_v2.so" : "tally.so"));
-    ASSERT_TRUE(r);
-    ASSERT_EQ(r->status, 200) << r->body;
+    ASSERT_EQ(r.status, 200) << r.body;
     EXPECT_LE(files_in(copies), 2u) << "after reload #" << i + 1;
   }
   expect_serving("1.0.0");
@@ -272,7 +270,7 @@ TEST_F(PluginFiles, TwentyReloadsKeepAtMostTwoCopiesAndAKilledHostsCopiesGoAtThe
   EXPECT_EQ(files_in(copies), 2u);
   std::set<fs::path> before;
   for (const auto& e : fs::directory_iterator(copies)) before.insert(e.path());
-  start();
+  ASSERT_NO_FATAL_FAILURE(start());
   for (const auto& e : fs::directory_iterator(copies)) EXPECT_EQ(before.count(e.path()), 0u) << e.path();
   EXPECT_EQ(files_in(copies), 1u);
   EXPECT_EQ(host_->stop(), 0);
@@ -306,16 +304,16 @@ TEST_F(PluginFiles, WithoutADataDirectoryAKilledHostsCopiesGoAtTheNextStart) {
 
 TEST_F(PluginFiles, RollbackReportsTheRolledBackVersionsOwnFile) {
   fs::copy_file(test_plugin("tally_v2"), plugins_ / "tally_v2.so");
-  start();
+  ASSERT_NO_FATAL_FAILURE(start());
   const std::string v1_file = (plugins_ / "tally.so").string();
   EXPECT_EQ(tally()["path"], v1_file);
   EXPECT_EQ(tally()["loaded_by"], "start");
-  ASSERT_EQ(reload_file(plugins_ / "tally_v2.so")->status, 200);
+  ASSERT_EQ(reload_file(plugins_ / "tally_v2.so").status, 200);
   EXPECT_EQ(tally()["path"], (plugins_ / "tally_v2.so").string());
   EXPECT_EQ(tally()["loaded_by"], "reload");
 
   auto r = reload(R"({"to":"previous"})");
-  ASSERT_EQ(r->status, 200) << r->body;
+  ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(tally()["version"], "1.0.0");
   EXPECT_EQ(tally()["path"], v1_file) << "the rolled-back version's own file, nothing appended";
   EXPECT_EQ(tally()["loaded_by"], "rollback");
@@ -323,8 +321,8 @@ TEST_F(PluginFiles, RollbackReportsTheRolledBackVersionsOwnFile) {
   // A plain reload now loads the configured file (v1), not the version the
   // rollback left.
   r = reload("");
-  ASSERT_EQ(r->status, 200) << r->body;
-  EXPECT_EQ(json::parse(r->body)["to_version"], "1.0.0");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_NE(r.body.find(R"("to_version":"1.0.0")"), std::string::npos) << r.body;
   EXPECT_EQ(tally()["path"], v1_file);
   expect_serving("1.0.0");
 }
