@@ -203,7 +203,7 @@ int serve(const HostConfig& cfg) {
   }
 
   PluginRegistry registry;
-  PluginManager plugins(registry);
+  PluginManager plugins(registry, {cfg.plugin_copy_dir(), cfg.plugin_load_dirs()});
   for (const auto& file : cfg.plugin_files()) {
     auto p = plugins.load(file);
     if (!p) return fail(p.status().message());

@@ -46,7 +46,9 @@ TestHost::TestHost(TestHostOptions options) : impl_(std::make_unique<Impl>()) {
   std::string tmpl = (fs::temp_directory_path() / "aether-testhost-XXXXXX").string();
   if (mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
   impl_->dir = tmpl;
-  impl_->plugins = std::make_unique<PluginManager>(impl_->registry, impl_->dir / "plugins");
+  // A test host loads whatever file its test names (allowed dir "/").
+  impl_->plugins = std::make_unique<PluginManager>(
+      impl_->registry, PluginManagerOptions{impl_->dir / "plugins", {"/"}});
   impl_->open_store();
   impl_->start();
 }

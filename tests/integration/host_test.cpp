@@ -290,6 +290,7 @@ TEST(HostReload, ReloadAndRollbackOverHttpAndCli) {
   std::filesystem::copy_file(std::string(AETHER_TEST_PLUGIN_DIR) + "/tally_v1.so", tally);
   const std::string config = dir.file("host.yaml");
   std::ofstream(config) << "plugins:\n  dir: " << AETHER_PLUGIN_DIR << "\n  list: [bank, " << tally
+                        << "]\n  allowed_dirs: [" << AETHER_TEST_PLUGIN_DIR
                         << "]\nstore:\n  backend: memory\napi:\n  http:\n    listen: 127.0.0.1:0\n";
   HostProcess host({"--config", config}, {}, dir.file("host.log"));
   ASSERT_TRUE(host.start()) << host.log();

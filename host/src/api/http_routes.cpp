@@ -172,6 +172,7 @@ ApiReply plugins_reply(PluginRegistry& registry) {
     list.push_back({{"name", p->name()},
                     {"version", p->version()},
                     {"path", p->source().string()},
+                    {"loaded_by", p->loaded_by()},
                     {"abi", std::to_string(p->abi_major()) + "." + std::to_string(p->abi_minor())},
                     {"actor_types", types}});
   }

@@ -4,12 +4,14 @@
 
 #include <cerrno>
 #include <climits>
+#include <cstdint>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <sstream>
 
+#include "core/elf_image.hpp"
 #include "core/names.hpp"
 
 namespace aether {
@@ -97,6 +99,17 @@ std::vector<std::string> HostConfig::plugin_files() const {
     }
   }
   return out;
+}
+
+std::vector<std::string> HostConfig::plugin_load_dirs() const {
+  std::vector<std::string> out = {plugins.dir};
+  out.insert(out.end(), plugins.allowed_dirs.begin(), plugins.allowed_dirs.end());
+  return out;
+}
+
+std::string HostConfig::plugin_copy_dir() const {
+  const std::string data = data_directory();
+  return data.empty() ? std::string() : (std::filesystem::path(data) / "plugins.loaded").string();
 }
 
 namespace {
@@ -256,6 +269,49 @@ class Parser {
 
 }  // namespace
 
+namespace {
+
+// "FILE:LINE" of `n`, or of its item `i`; "FILE" when the node is not there.
+std::string where_in(const std::string& file, const YAML::Node& n, size_t i = SIZE_MAX) {
+  if (!n) return file;
+  if (i == SIZE_MAX) return n.Mark().line >= 0 ? file + ":" + std::to_string(n.Mark().line + 1) : file;
+  if (!n.IsSequence() || i >= n.size()) return file;
+  return file + ":" + std::to_string(n[i].Mark().line + 1);
+}
+
+// Every plugin file must be a regular file holding a complete ELF image for
+// this host (nothing else is opened: a FIFO or a device is refused after
+// stat), and every allowed directory must exist. Errors name the line.
+Status check_plugin_files(const HostConfig& c, const std::string& name, const YAML::Node& list,
+                          const YAML::Node& dir, const YAML::Node& allowed) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (c.plugins.list.empty() && !fs::is_directory(c.plugins.dir, ec)) {
+    return Status::invalid(name + ": plugins.dir: directory " + quote_for_message(c.plugins.dir) +
+                           " does not exist");
+  }
+  for (size_t i = 0; i < c.plugins.allowed_dirs.size(); ++i) {
+    if (!fs::is_directory(c.plugins.allowed_dirs[i], ec)) {
+      return Status::invalid(where_in(name, allowed, i) + ": plugins.allowed_dirs[" + std::to_string(i) +
+                             "]: directory " + quote_for_message(c.plugins.allowed_dirs[i]) +
+                             " does not exist");
+    }
+  }
+  const bool listed = !c.plugins.list.empty();
+  const auto files = c.plugin_files();
+  for (size_t i = 0; i < files.size(); ++i) {
+    const std::string why = check_elf_file(files[i]);
+    if (why.empty()) continue;
+    const std::string key = listed ? "plugins.list[" + std::to_string(i) + "]" : "plugins.dir";
+    return Status::invalid((listed ? where_in(name, list, i) : where_in(name, dir)) + ": " + key +
+                           ": plugin file " + files[i] +
+                           (why == "no such file" ? " does not exist" : ": " + why));
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
 Result<HostConfig> parse_config(const std::string& text, const std::string& name) {
   YAML::Node root;
   try {
@@ -269,6 +325,8 @@ Result<HostConfig> parse_config(const std::string& text, const std::string& name
   c.source = name;
   Parser p(name);
   YAML::Node plugin_list_node;
+  YAML::Node plugin_dir_node;
+  YAML::Node allowed_dirs_node;
   YAML::Node backend_node;
   YAML::Node cluster_node;
   YAML::Node listen_node;
@@ -344,11 +402,20 @@ Result<HostConfig> parse_config(const std::string& text, const std::string& name
          {"plugins",
           [&](auto& n, auto& path) {
             p.map(n, path,
-                  {{"dir", [&](auto& v, auto& k) { p.str(v, k, c.plugins.dir); }},
+                  {{"dir",
+                    [&](auto& v, auto& k) {
+                      plugin_dir_node = v;
+                      p.str(v, k, c.plugins.dir);
+                    }},
                    {"list",
                     [&](auto& v, auto& k) {
                       plugin_list_node = v;
                       p.str_list(v, k, c.plugins.list);
+                    }},
+                   {"allowed_dirs",
+                    [&](auto& v, auto& k) {
+                      allowed_dirs_node = v;
+                      p.str_list(v, k, c.plugins.allowed_dirs);
                     }},
                    {"watch", [&](auto& v, auto& k) { p.boolean(v, k, c.plugins.watch); }},
                    {"watch_interval",
@@ -551,26 +618,8 @@ Result<HostConfig> parse_config(const std::string& text, const std::string& name
   }
   if (!p.ok()) return p.status();
 
-  // Plugin files must exist: name the line that lists the missing one.
-  namespace fs = std::filesystem;
-  const auto files = c.plugin_files();
-  if (c.plugins.list.empty()) {
-    std::error_code ec;
-    if (!fs::is_directory(c.plugins.dir, ec)) {
-      return Status::invalid(name + ": plugins.dir: directory " + quote_for_message(c.plugins.dir) +
-                             " does not exist");
-    }
-  }
-  for (size_t i = 0; i < files.size(); ++i) {
-    std::error_code ec;
-    if (!fs::exists(files[i], ec)) {
-      std::string where = name;
-      if (plugin_list_node && i < plugin_list_node.size()) {
-        where += ":" + std::to_string(plugin_list_node[i].Mark().line + 1);
-      }
-      return Status::invalid(where + ": plugins.list[" + std::to_string(i) + "]: plugin file " +
-                             files[i] + " does not exist");
-    }
+  if (Status s = check_plugin_files(c, name, plugin_list_node, plugin_dir_node, allowed_dirs_node); !s) {
+    return s;
   }
   return c;
 }

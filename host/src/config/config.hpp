@@ -79,6 +79,8 @@ struct HostConfig {
   struct Plugins {
     std::string dir = "build/plugins";
     std::vector<std::string> list;  // names (dir/NAME.so) or paths; empty = every .so in dir
+    // Other directories a reload may load plugin files from (besides dir).
+    std::vector<std::string> allowed_dirs;
     bool watch = false;
     int64_t watch_interval_ms = 1000;
     bool allow_breaking_reload = false;
@@ -143,6 +145,15 @@ struct HostConfig {
 
   // The resolved plugin files, in load order.
   std::vector<std::string> plugin_files() const;
+
+  // The directories plugin files may be loaded from by a reload:
+  // plugins.dir, then plugins.allowed_dirs.
+  std::vector<std::string> plugin_load_dirs() const;
+
+  // Where the host keeps private copies of its plugin images:
+  // <data_directory()>/plugins.loaded, or empty when there is no data
+  // directory (then a per-process directory under TMPDIR).
+  std::string plugin_copy_dir() const;
 };
 
 // Parses and validates. `name` is used in messages (the file name).

@@ -5,11 +5,11 @@
 #include <nlohmann/json.hpp>
 
 #include <cstddef>
-#include <fstream>
 #include <set>
 #include <system_error>
 
 #include "core/json_limits.hpp"
+#include "core/elf_image.hpp"
 #include "core/log.hpp"
 #include "core/names.hpp"
 
@@ -392,33 +392,24 @@ std::string check_actor_def(const aether_type_actor_def* d, uint32_t i) {
   return {};
 }
 
-bool looks_like_elf(const std::filesystem::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  char magic[4] = {};
-  in.read(magic, 4);
-  return in.gcount() == 4 && magic[0] == 0x7f && magic[1] == 'E' && magic[2] == 'L' &&
-         magic[3] == 'F';
-}
-
 }  // namespace
 
 Result<std::shared_ptr<Plugin>> Plugin::open(const std::filesystem::path& file,
-                                             const std::filesystem::path& shown_as) {
+                                             const std::filesystem::path& shown_as,
+                                             std::string loaded_by) {
   const std::string f = shown_as.empty() ? file.string() : shown_as.string();
-  std::error_code ec;
-  if (!std::filesystem::exists(file, ec)) {
-    return Status::not_found("plugin " + f + ": no such file");
-  }
-  if (!std::filesystem::is_regular_file(file, ec)) {
-    return Status::invalid("plugin " + f + ": not a regular file");
-  }
-  if (!looks_like_elf(file)) {
-    return Status::invalid("plugin " + f + ": not a shared library (no ELF header)");
+  // dlopen maps segments from the file: one past the end of a truncated file
+  // would be a SIGBUS on first touch, so an incomplete image never gets there.
+  if (const std::string why = check_elf_file(file.string()); !why.empty()) {
+    if (why == "no such file") return Status::not_found("plugin " + f + ": no such file");
+    return Status::invalid("plugin " + f + ": " + why);
   }
 
+  std::error_code ec;
   std::shared_ptr<Plugin> p(new Plugin());
   p->path_ = file;
   p->source_ = shown_as.empty() ? file : shown_as;
+  p->loaded_by_ = std::move(loaded_by);
   p->lib_ = std::make_unique<Library>();
   boost::dll::shared_library& lib = p->lib_->lib;
   lib.load(file, ec, boost::dll::load_mode::rtld_local | boost::dll::load_mode::rtld_now);

@@ -99,11 +99,14 @@ class ActorType {
 // A loaded plugin image. Unloaded (dlclose) when the last shared_ptr goes.
 class Plugin {
  public:
-  // Loads `file`, runs the handshake and validates the model. Every error
-  // names the file (or `shown_as`, when the file is a private copy of it) and
-  // says what was wrong.
+  // Checks that `file` is a complete ELF image for this host (see
+  // core/elf_image.hpp), loads it, runs the handshake and validates the
+  // model. Every error names the file (or `shown_as`, when the file is a
+  // private copy of it) and says what was wrong. `loaded_by` is a label for
+  // reports ("start", "reload", "rollback").
   static Result<std::shared_ptr<Plugin>> open(const std::filesystem::path& file,
-                                              const std::filesystem::path& shown_as = {});
+                                              const std::filesystem::path& shown_as = {},
+                                              std::string loaded_by = {});
 
   ~Plugin();
   Plugin(const Plugin&) = delete;
@@ -115,6 +118,8 @@ class Plugin {
   // the file it was copied from.
   const std::filesystem::path& path() const { return path_; }
   const std::filesystem::path& source() const { return source_; }
+  // How this version came to be loaded (the label given to open()).
+  const std::string& loaded_by() const { return loaded_by_; }
   uint32_t abi_major() const { return abi_major_; }
   uint32_t abi_minor() const { return abi_minor_; }
   const std::vector<std::unique_ptr<ActorType>>& types() const { return types_; }
@@ -127,6 +132,7 @@ class Plugin {
   std::unique_ptr<Library> lib_;
   std::filesystem::path path_;
   std::filesystem::path source_;
+  std::string loaded_by_;
   std::string name_;
   std::string version_;
   uint32_t abi_major_ = 0;

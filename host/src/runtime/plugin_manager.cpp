@@ -1,72 +1,62 @@
 #include "runtime/plugin_manager.hpp"
 
-#include <unistd.h>
-
-#include <condition_variable>
-
+#include "core/elf_image.hpp"
 #include "core/log.hpp"
 #include "plugin/plugin.hpp"
+#include "plugin/plugin_files.hpp"
 
 namespace aether {
 
 namespace fs = std::filesystem;
 
-PluginManager::PluginManager(PluginRegistry& registry, fs::path copy_dir)
-    : registry_(registry), copy_dir_(std::move(copy_dir)) {
-  if (copy_dir_.empty()) {
-    std::string tmpl = (fs::temp_directory_path() / ("aether-plugins-" + std::to_string(getpid()) + "-XXXXXX")).string();
-    if (mkdtemp(tmpl.data()) != nullptr) copy_dir_ = tmpl;
+PluginManager::PluginManager(PluginRegistry& registry, PluginManagerOptions options)
+    : registry_(registry), allowed_dirs_(std::move(options.allowed_dirs)) {
+  auto c = PluginCopies::create(options.copy_dir);
+  if (c) {
+    copies_ = std::move(c).value();
   } else {
-    std::error_code ec;
-    fs::create_directories(copy_dir_, ec);
+    copies_status_ = c.status();
   }
 }
 
-PluginManager::~PluginManager() {
-  stop_watching();
-  // Images may still be mapped (the registry outlives us in some hosts);
-  // unlinking a mapped file is fine on Linux.
-  std::error_code ec;
-  if (!copy_dir_.empty()) fs::remove_all(copy_dir_, ec);
-}
+PluginManager::~PluginManager() { stop_watching(); }
 
-Result<std::string> PluginManager::private_copy(const std::string& file, const std::string& stem) {
-  std::error_code ec;
-  if (!fs::exists(file, ec)) return Status::not_found("plugin " + file + ": no such file");
-  const fs::path dst = copy_dir_ / (stem + "." + std::to_string(++counter_) + ".so");
-  fs::copy_file(file, dst, fs::copy_options::overwrite_existing, ec);
-  if (ec) {
-    return Status::unavailable("plugin " + file + ": cannot make a private copy in " +
-                               copy_dir_.string() + ": " + ec.message());
-  }
-  return dst.string();
+fs::path PluginManager::copy_dir() const { return copies_ ? copies_->dir() : fs::path(); }
+
+Result<fs::path> PluginManager::copy_of(const std::string& file, const std::string& stem) {
+  if (!copies_) return copies_status_;
+  PluginFilePolicy policy;
+  policy.dirs.assign(allowed_dirs_.begin(), allowed_dirs_.end());
+  policy.files.assign(configured_.begin(), configured_.end());
+  return copies_->copy(file, policy, stem);
 }
 
 void PluginManager::note_file(History& h) {
   std::error_code ec;
-  h.mtime = fs::last_write_time(h.source, ec);
-  h.size = fs::file_size(h.source, ec);
+  h.mtime = fs::last_write_time(h.current.source, ec);
+  h.size = fs::file_size(h.current.source, ec);
   h.changed = false;
+  h.waiting_for.clear();
 }
 
 Result<std::shared_ptr<const Plugin>> PluginManager::load(const std::string& file) {
   std::lock_guard lock(mu_);
-  auto copy = private_copy(file, fs::path(file).stem().string());
+  configured_.push_back(file);
+  auto copy = copy_of(file, fs::path(file).stem().string());
   if (!copy) return copy.status();
-  auto opened = Plugin::open(*copy, file);
+  auto opened = Plugin::open(*copy, file, "start");
   if (!opened) {
-    fs::remove(*copy);
+    copies_->remove(*copy);
     return opened.status();
   }
   std::shared_ptr<const Plugin> plugin = std::move(opened).value();
   if (Status s = registry_.add(plugin); !s) {
     plugin.reset();
-    fs::remove(*copy);
+    copies_->remove(*copy);
     return s;
   }
   History h;
-  h.source = file;
-  h.copies.push_back(*copy);
+  h.current = Version{file, *copy};
   note_file(h);
   histories_.emplace_back(plugin->name(), std::move(h));
   return plugin;
@@ -78,6 +68,54 @@ void PluginManager::attach(Runtime* runtime, SwapOptions defaults) {
   defaults_ = defaults;
 }
 
+// Opens the version `req` asks for: the previous version's copy, or a fresh
+// copy of the requested (or current) file. `next` says which.
+Result<std::shared_ptr<const Plugin>> PluginManager::open_next(const ReloadRequest& req,
+                                                               const History& h, Version& next) {
+  if (req.to_previous) {
+    if (!h.previous) {
+      return Status::not_found("plugin " + req.plugin +
+                               " has no previous version in this process to return to");
+    }
+    next = *h.previous;
+  } else {
+    next.source = req.file.empty() ? h.current.source : req.file;
+    auto c = copy_of(next.source, req.plugin);
+    if (!c) {
+      return Status(c.status().code(), "reload of plugin " + req.plugin +
+                                           " refused, the loaded version keeps serving: " +
+                                           c.status().message());
+    }
+    next.copy = *c;
+  }
+  auto opened = Plugin::open(next.copy, next.source, req.to_previous ? "rollback" : "reload");
+  if (!opened) {
+    return Status(opened.status().code(), "reload of plugin " + req.plugin +
+                                              " refused, the loaded version keeps serving: " +
+                                              opened.status().message());
+  }
+  if ((*opened)->name() != req.plugin) {
+    return Status::invalid("reload of plugin " + req.plugin + " refused: " + next.source +
+                           " is plugin " + (*opened)->name() + ", not " + req.plugin);
+  }
+  return std::shared_ptr<const Plugin>(std::move(opened).value());
+}
+
+// After a successful swap: the version swapped out becomes the rollback
+// target (a rollback forgets the version it left), and a copy that no
+// version can return to any more is deleted.
+void PluginManager::commit_swap(History& h, const ReloadRequest& req, Version next) {
+  if (req.to_previous) {
+    copies_->remove(h.current.copy);
+    h.previous.reset();
+  } else {
+    if (h.previous) copies_->remove(h.previous->copy);
+    h.previous = std::move(h.current);
+  }
+  h.current = std::move(next);
+  note_file(h);
+}
+
 Result<SwapReport> PluginManager::reload(const ReloadRequest& req) {
   std::lock_guard lock(mu_);
   if (runtime_ == nullptr) return Status::unavailable("the host is not running yet");
@@ -87,59 +125,17 @@ Result<SwapReport> PluginManager::reload(const ReloadRequest& req) {
   }
   if (h == nullptr) return Status::not_found("no plugin named " + req.plugin + " is loaded");
 
-  std::string copy;
-  std::string shown;
-  bool fresh_copy = false;
-  if (req.to_previous) {
-    if (h->copies.size() < 2) {
-      return Status::not_found("plugin " + req.plugin +
-                               " has no previous version in this process to return to");
-    }
-    copy = h->copies[h->copies.size() - 2];
-    shown = h->source + " (previous version)";
-  } else {
-    shown = req.file.empty() ? h->source : req.file;
-    auto c = private_copy(shown, req.plugin);
-    if (!c) return c.status();
-    copy = *c;
-    fresh_copy = true;
-  }
-  auto drop_copy = [&] {
-    if (fresh_copy) {
-      std::error_code ec;
-      fs::remove(copy, ec);
-    }
-  };
-  auto opened = Plugin::open(copy, shown);
-  if (!opened) {
-    drop_copy();
-    return Status(opened.status().code(), "reload of plugin " + req.plugin +
-                                              " refused, the loaded version keeps serving: " +
-                                              opened.status().message());
-  }
-  std::shared_ptr<const Plugin> next = std::move(opened).value();
-  if (next->name() != req.plugin) {
-    const std::string other = next->name();
-    next.reset();
-    drop_copy();
-    return Status::invalid("reload of plugin " + req.plugin + " refused: " + shown +
-                           " is plugin " + other + ", not " + req.plugin);
-  }
-  auto report = runtime_->swap_plugin(next, defaults_);
-  next.reset();
+  Version next;
+  auto report = [&]() -> Result<SwapReport> {
+    auto opened = open_next(req, *h, next);
+    if (!opened) return opened.status();
+    return runtime_->swap_plugin(*opened, defaults_);
+  }();  // our reference to the new image is gone: the registry holds it, or nothing does
   if (!report) {
-    drop_copy();
+    if (!req.to_previous && !next.copy.empty()) copies_->remove(next.copy);
     return report.status();
   }
-  if (req.to_previous) {
-    std::error_code ec;
-    fs::remove(h->copies.back(), ec);
-    h->copies.pop_back();
-  } else {
-    h->copies.push_back(copy);
-    if (!req.file.empty()) h->source = req.file;
-  }
-  note_file(*h);
+  commit_swap(*h, req, std::move(next));
   return report;
 }
 
@@ -160,6 +156,36 @@ void PluginManager::stop_watching() {
   watcher_.join();
 }
 
+// One poll of one plugin's file (REQUIRES: mu_ held). True when the file
+// changed, then kept its size and time across two polls, and is a complete
+// ELF image.
+bool PluginManager::due_for_reload(const std::string& name, History& h) {
+  std::error_code ec;
+  const auto mtime = fs::last_write_time(h.current.source, ec);
+  if (ec) return false;  // being replaced right now
+  const auto size = fs::file_size(h.current.source, ec);
+  if (ec) return false;
+  if (mtime == h.mtime && size == h.size) {
+    h.changed = false;
+    return false;
+  }
+  if (!h.changed || mtime != h.pending_mtime || size != h.pending_size) {
+    h.changed = true;  // first seen changing, or still changing
+    h.pending_mtime = mtime;
+    h.pending_size = size;
+    return false;
+  }
+  // A build may pause between writes: only a complete image is due.
+  const std::string why = check_elf_file(h.current.source);
+  if (why.empty()) return true;
+  if (why != h.waiting_for) {
+    log::warn("plugin " + name + ": " + h.current.source + " changed but is not loadable yet (" +
+              why + "); the loaded version keeps serving until the file is complete");
+    h.waiting_for = why;
+  }
+  return false;
+}
+
 void PluginManager::watch_loop(std::chrono::milliseconds interval) {
   std::unique_lock wl(watch_mu_);
   while (watching_) {
@@ -170,19 +196,7 @@ void PluginManager::watch_loop(std::chrono::milliseconds interval) {
     {
       std::lock_guard lock(mu_);
       for (auto& [name, h] : histories_) {
-        std::error_code ec;
-        const auto mtime = fs::last_write_time(h.source, ec);
-        if (ec) continue;  // being replaced right now
-        const auto size = fs::file_size(h.source, ec);
-        if (ec) continue;
-        const bool differs = mtime != h.mtime || size != h.size;
-        if (differs && h.changed && mtime == h.pending_mtime && size == h.pending_size) {
-          due.push_back(name);  // changed, then stable for one interval
-        } else if (differs) {
-          h.changed = true;
-          h.pending_mtime = mtime;
-          h.pending_size = size;
-        }
+        if (due_for_reload(name, h)) due.push_back(name);
       }
     }
     for (const auto& name : due) {

@@ -1,10 +1,17 @@
 // Plugin files of a running host: loading through private copies, reloads
 // (hot swap), rollback, and watching the plugin files for changes.
 //
-// Every image is loaded from a private copy in a directory of this process,
-// so rebuilding a plugin in place never changes a loaded image, a reload
-// never gets the old image back from the dynamic loader's cache, and a
-// rollback can load the previous version after its file was overwritten.
+// Every image is loaded from a private copy (plugin/plugin_files.hpp), so
+// rebuilding a plugin in place never changes a loaded image, a reload never
+// gets the old image back from the dynamic loader's cache, and a rollback can
+// load the previous version after its file was overwritten. Per plugin at
+// most two copies exist: the current version's (mapped) and the previous
+// one's (kept for a rollback); older ones are deleted at each swap.
+//
+// Only allowed files are ever opened: those the configuration names (load())
+// and files inside the allowed directories (symlinks and ".." resolved).
+// Every reload, from the API or the watcher, goes through that check before
+// the file is read, so a refused file's code never runs.
 #pragma once
 
 #include <chrono>
@@ -12,6 +19,7 @@
 #include <filesystem>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -23,60 +31,88 @@ namespace aether {
 
 class Plugin;
 class PluginRegistry;
+class PluginCopies;
 
 struct ReloadRequest {
   std::string plugin;          // the loaded plugin's name
-  std::string file;            // new image; empty = the file it was loaded from
+  std::string file;            // new image; empty = the current version's own file
   bool to_previous = false;    // roll back to the version loaded before the current one
+};
+
+struct PluginManagerOptions {
+  // Where the private copies go: a directory of this host alone (its data
+  // directory's plugins.loaded/), emptied at start and removed at the end.
+  // Empty: a per-process directory TMPDIR/aether-plugins-<pid>-XXXXXX
+  // (those of processes that are gone are removed at start).
+  std::filesystem::path copy_dir;
+  // Directories reloads may load files from (plugins.dir and
+  // plugins.allowed_dirs). "/" allows any file (in-process test hosts).
+  std::vector<std::string> allowed_dirs;
 };
 
 class PluginManager {
  public:
-  // `copy_dir`: where private copies go; created, and removed with its
-  // contents when the manager goes. Empty: a fresh directory under TMPDIR.
-  PluginManager(PluginRegistry& registry, std::filesystem::path copy_dir = {});
+  PluginManager(PluginRegistry& registry, PluginManagerOptions options);
   ~PluginManager();
   PluginManager(const PluginManager&) = delete;
   PluginManager& operator=(const PluginManager&) = delete;
 
-  // Loads a plugin at start-up (through a private copy).
+  // Loads a plugin the configuration names, at start-up (through a private
+  // copy). The file is allowed wherever it is, and stays allowed for later
+  // reloads.
   Result<std::shared_ptr<const Plugin>> load(const std::string& file);
 
   // Hot swaps through `runtime` (REQUIRES: attached before any reload).
   void attach(Runtime* runtime, SwapOptions defaults);
+  // A file that is not allowed is refused (kInvalidArgument) before it is
+  // opened; an incomplete or foreign image is refused before dlopen. Either
+  // way the loaded version keeps serving.
   Result<SwapReport> reload(const ReloadRequest& request);
 
-  // Polls the files plugins were loaded from every `interval`; a file whose
-  // size and modification time changed and then stayed the same for one more
-  // interval (the build finished writing it) is reloaded. Errors are logged
-  // and the old version keeps serving.
+  // Polls the files of the current versions every `interval`; a file whose
+  // size or modification time changed, then stayed the same across two polls
+  // and is a complete ELF image (a build finished writing it) is reloaded.
+  // Errors are logged and the old version keeps serving.
   void start_watching(std::chrono::milliseconds interval);
   void stop_watching();
 
-  const std::filesystem::path& copy_dir() const { return copy_dir_; }
+  // The directory of the private copies (empty if it could not be made).
+  std::filesystem::path copy_dir() const;
 
  private:
+  struct Version {
+    std::string source;               // the file this version was read from
+    std::filesystem::path copy;       // its private copy
+  };
   struct History {
-    std::string source;                // the file it is loaded from
-    std::vector<std::string> copies;   // private copies, oldest first; back() is current
+    Version current;
+    std::optional<Version> previous;  // the rollback target
+    // Watch state of current.source.
     std::filesystem::file_time_type mtime{};
     uintmax_t size = 0;
     bool changed = false;              // seen changing at the last poll
     std::filesystem::file_time_type pending_mtime{};
     uintmax_t pending_size = 0;
+    std::string waiting_for;           // why a stable file is not loadable yet (logged once)
   };
 
-  Result<std::string> private_copy(const std::string& file, const std::string& stem);
+  Result<std::filesystem::path> copy_of(const std::string& file, const std::string& stem);
+  Result<std::shared_ptr<const Plugin>> open_next(const ReloadRequest& req, const History& h,
+                                                  Version& next);
+  void commit_swap(History& h, const ReloadRequest& req, Version next);
   void note_file(History& h);
+  bool due_for_reload(const std::string& name, History& h);
   void watch_loop(std::chrono::milliseconds interval);
 
   PluginRegistry& registry_;
   Runtime* runtime_ = nullptr;
   SwapOptions defaults_;
-  std::filesystem::path copy_dir_;
+  std::vector<std::string> allowed_dirs_;
+  std::vector<std::string> configured_;  // files load() was given
+  std::unique_ptr<PluginCopies> copies_;
+  Status copies_status_;                 // why there is no copy directory
   std::mutex mu_;
   std::vector<std::pair<std::string, History>> histories_;  // by plugin name
-  uint64_t counter_ = 0;
 
   std::mutex watch_mu_;
   std::condition_variable watch_cv_;
