@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "api/admin_api.hpp"
 #include "api/command_api.hpp"
 #include "api/metrics.hpp"
 #include "core/log.hpp"
@@ -155,6 +156,11 @@ struct HttpServer::Impl {
 
     server.Post(R"(/v1/([^/]+)/actors/([^/]+)/(.*)/commands)",
                 [this](const httplib::Request& req, httplib::Response& res) { command(req, res); });
+    server.Post(R"(/v1/([^/]+)/actors/([^/]+)/(.*)/repair)", [this](const httplib::Request& req, httplib::Response& res) {
+      const ApiReply r = repair_actor(runtime, req.matches[1], req.matches[2], req.matches[3], req.body);
+      res.status = r.status;
+      res.set_content(r.body, "application/json");
+    });
     server.Get(R"(/v1/([^/]+)/actors/([^/]+)/(.*)/events)",
                [this](const httplib::Request& req, httplib::Response& res) { events(req, res); });
     server.Get(R"(/v1/([^/]+)/actors/([^/]+)/(.*))",

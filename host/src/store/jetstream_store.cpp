@@ -343,6 +343,26 @@ class JetStreamStore final : public Store, public VersionCache {
     return std::optional<IdempotentCommit>(c);
   }
 
+  Result<TruncateResult> truncate_after(const ActorKey& key, uint64_t version, bool dry_run) override {
+    if (!conn_.connected()) return Status::unavailable(conn_.not_connected_message());
+    const std::string stream = events_stream(key.ns);
+    auto plan = plan_truncate(key, version);
+    if (!plan) return plan.status();
+    TruncateResult r{plan->doomed.size(), plan->last_version};
+    if (dry_run) return r;
+    forget_actor(key);
+    // Newest first: an interrupted repair leaves a prefix of the history,
+    // and running it again finishes it.
+    for (auto it = plan->doomed.rbegin(); it != plan->doomed.rend(); ++it) {
+      if (Status st = delete_message(stream, it->seq); !st) return st;
+      if (!it->idempotency_key.empty()) {
+        kvStore_Delete(idem_kv(key.ns), idem_key(key, it->idempotency_key).c_str());
+      }
+    }
+    forget_actor(key);
+    return r;
+  }
+
   Status flush() override {
     std::unique_lock lock(flush_mu_);
     flush_cv_.wait(lock, [&] { return in_flight_.load() == 0; });
@@ -408,6 +428,24 @@ class JetStreamStore final : public Store, public VersionCache {
       points_[actor_events_subject(key)] = Tip{snap->version, *seq};
     }
     return std::optional<Snapshot>(std::move(snap).value());
+  }
+
+  Result<uint64_t> drop_after(const ActorKey& key, uint64_t version, bool dry_run) override {
+    if (!conn_.connected()) return Status::unavailable(conn_.not_connected_message());
+    const std::string stream = snap_stream(key.ns);
+    std::vector<uint64_t> doomed;
+    auto found = walk_subject(stream, snapshot_subject(key), [&](natsMsg* m, uint64_t seq) {
+      const auto v = header_u64(m, kHdrLast);
+      if (!v || *v > version) doomed.push_back(seq);
+      return true;
+    });
+    if (!found) return found;
+    if (dry_run) return uint64_t{doomed.size()};
+    forget_actor(key);
+    for (uint64_t seq : doomed) {
+      if (Status st = delete_message(stream, seq); !st) return st;
+    }
+    return uint64_t{doomed.size()};
   }
 
   Result<std::vector<Snapshot>> list(const ActorKey& key) override {
@@ -735,6 +773,83 @@ class JetStreamStore final : public Store, public VersionCache {
   void forget(const std::string& subject) {
     std::lock_guard lock(mu_);
     tips_.erase(subject);
+  }
+
+  // A commit message that truncate_after removes.
+  struct Doomed {
+    uint64_t seq = 0;
+    std::string idempotency_key;
+  };
+  struct TruncatePlan {
+    std::vector<Doomed> doomed;
+    uint64_t last_version = 0;
+  };
+
+  // The messages of the actor after the commit that ends at `version`.
+  Result<TruncatePlan> plan_truncate(const ActorKey& key, uint64_t version) {
+    TruncatePlan plan;
+    bool found = version == 0;
+    uint64_t reached = 0;       // the last version of the commits kept so far
+    uint64_t undecodable = 0;   // the sequence of a kept commit without version headers
+    Status walked = walk_subject(events_stream(key.ns), actor_events_subject(key), [&](natsMsg* m, uint64_t seq) {
+      const auto last = header_u64(m, kHdrLast);
+      if (found) {
+        plan.doomed.push_back({seq, header_str(m, kHdrIdem)});
+        if (last) plan.last_version = std::max(plan.last_version, *last);
+        return true;
+      }
+      if (!last) {
+        undecodable = undecodable == 0 ? seq : undecodable;
+      } else if (*last == version) {
+        found = true;
+      } else if (*last < version) {
+        reached = *last;
+      }
+      return true;
+    });
+    if (!walked) return walked;
+    const std::string who = "actor " + key.to_string();
+    if (!found) {
+      return Status::invalid("no commit of " + who + " ends at version " + std::to_string(version) +
+                             " (the commits before it end at version " + std::to_string(reached) +
+                             "): truncate after a version a commit ends at");
+    }
+    if (undecodable != 0) {
+      return Status::invalid(who + ": the record at stream sequence " + std::to_string(undecodable) +
+                             " comes before version " + std::to_string(version) +
+                             " and does not decode: truncate after an earlier version");
+    }
+    return plan;
+  }
+
+  // Visits every message of `subject` in `stream` (none when it has none).
+  template <class F>
+  Status walk_subject(const std::string& stream, const std::string& subject, F&& visit) {
+    natsMsg* m = nullptr;
+    jsErrCode err = static_cast<jsErrCode>(0);
+    natsStatus s = get_last(&m, stream, subject, &err);
+    if (s == NATS_NOT_FOUND) return Status::ok();
+    if (s != NATS_OK) return Status::unavailable(nats_error(s, "jetstream: last message of " + subject));
+    const uint64_t last_seq = natsMsg_GetSequence(m);
+    natsMsg_Destroy(m);
+    return walk(stream, subject, 0, last_seq, std::forward<F>(visit));
+  }
+
+  Status delete_message(const std::string& stream, uint64_t seq) {
+    jsErrCode err = static_cast<jsErrCode>(0);
+    natsStatus s = js_DeleteMsg(conn_.js(), stream.c_str(), seq, nullptr, &err);
+    if (s == NATS_OK || err == JSSequenceNotFoundErr || err == JSNoMessageFoundErr) return Status::ok();
+    return Status::unavailable(nats_error(s, "jetstream: delete message " + std::to_string(seq) + " of " +
+                                                 stream + " (error code " + std::to_string(err) + ")"));
+  }
+
+  // Drops everything cached about an actor's commits and snapshots.
+  void forget_actor(const ActorKey& key) {
+    const std::string subject = actor_events_subject(key);
+    std::lock_guard lock(mu_);
+    tips_.erase(subject);
+    points_.erase(subject);
+    recent_.erase(subject);
   }
 
   Result<Snapshot> decode_snapshot(const ActorKey& key, natsMsg* m) {
