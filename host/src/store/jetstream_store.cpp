@@ -34,6 +34,7 @@ constexpr const char* kHdrPlugin = "Aether-Plugin";
 constexpr const char* kHdrSchema = "Aether-Schema";
 constexpr const char* kHdrTime = "Aether-Timestamp";
 constexpr const char* kHdrSeq = "Aether-Stream-Seq";
+constexpr const char* kHdrRepair = "Aether-Repair";
 
 std::string snapshot_subject(const ActorKey& k) {
   return "aether." + k.ns + ".snapshots." + k.type + "." + k.id;
@@ -237,6 +238,7 @@ class JetStreamStore final : public Store, public VersionCache {
     if (recent && recent->first <= from) return visit_recent();
     uint64_t expect = 0;  // next version expected once the first commit is seen
     auto on_commit = [&](natsMsg* m, uint64_t seq) -> bool {
+      if (!header_str(m, kHdrRepair).empty()) return true;  // a repair marker holds no events
       auto first = header_u64(m, kHdrFirst);
       auto last = header_u64(m, kHdrLast);
       auto where = [&] {
@@ -360,7 +362,36 @@ class JetStreamStore final : public Store, public VersionCache {
       }
     }
     forget_actor(key);
+    if (version > 0 && r.records > 0) {
+      if (Status st = publish_repair_marker(key, version); !st) return st;
+    }
     return r;
+  }
+
+  // nats-server 2.9 does not move a subject's "last message" back when that
+  // message is deleted: a last-by-subject lookup then finds nothing and the
+  // expected-last-subject-sequence check sees no message. A marker
+  // published after the deletions becomes the subject's last message again:
+  // it carries the version kept (Aether-Version) and Aether-Repair, and no
+  // events; readers skip it.
+  Status publish_repair_marker(const ActorKey& key, uint64_t version) {
+    const std::string subject = actor_events_subject(key);
+    const std::string body = json{{"ns", key.ns}, {"type", key.type}, {"actor_id", key.id}, {"version", version},
+                                  {"repair", "truncated after version " + std::to_string(version)},
+                                  {"events", json::array()}}.dump();
+    natsMsg* m = nullptr;
+    natsMsg_Create(&m, subject.c_str(), nullptr, body.data(), static_cast<int>(body.size()));
+    MsgPtr owner{m};
+    natsMsgHeader_Set(m, kHdrLast, std::to_string(version).c_str());
+    natsMsgHeader_Set(m, kHdrRepair, ("truncated-after-" + std::to_string(version)).c_str());
+    natsMsgHeader_Set(m, kHdrNode, opts_.node_id.c_str());
+    natsMsgHeader_Set(m, "Nats-Msg-Id", (key.ns + "." + key.type + "." + key.id + repaired_suffix(subject)).c_str());
+    jsPubAck* pa = nullptr;
+    jsErrCode err = static_cast<jsErrCode>(0);
+    natsStatus s = js_PublishMsg(&pa, conn_.js(), m, nullptr, &err);
+    jsPubAck_Destroy(pa);
+    if (s != NATS_OK) return Status::unavailable(nats_error(s, "jetstream: repair marker on " + subject));
+    return Status::ok();
   }
 
   Status flush() override {
@@ -671,7 +702,8 @@ class JetStreamStore final : public Store, public VersionCache {
     // retry of a command whose commit landed but whose key was not recorded
     // is still caught.
     const std::string msg_id = req.key.ns + "." + req.key.type + "." + req.key.id + "." +
-                               (req.idempotency_key.empty() ? std::to_string(last) : "key." + hex(req.idempotency_key));
+                               (req.idempotency_key.empty() ? std::to_string(last) : "key." + hex(req.idempotency_key)) +
+                               repaired_suffix(subject);
     natsMsgHeader_Set(m, "Nats-Msg-Id", msg_id.c_str());
     natsMsgHeader_Set(m, "Nats-Expected-Last-Subject-Sequence", std::to_string(expected_seq).c_str());
     natsMsgHeader_Set(m, kHdrFirst, std::to_string(first).c_str());
@@ -843,13 +875,30 @@ class JetStreamStore final : public Store, public VersionCache {
                                                  stream + " (error code " + std::to_string(err) + ")"));
   }
 
-  // Drops everything cached about an actor's commits and snapshots.
+  // Drops everything cached about an actor's commits and snapshots, and
+  // marks it repaired: the server still remembers the message ids of the
+  // removed commits for its duplicate window, and would take the next
+  // commit of the same version (or idempotency key) for one of them.
   void forget_actor(const ActorKey& key) {
     const std::string subject = actor_events_subject(key);
+    const auto now = std::chrono::steady_clock::now();
     std::lock_guard lock(mu_);
     tips_.erase(subject);
     points_.erase(subject);
     recent_.erase(subject);
+    std::erase_if(repaired_, [&](const auto& r) { return r.second.until < now; });
+    repaired_[subject] = Repaired{now + kRepairedWindow, "repair-" + commit_prefix_ + std::to_string(++repairs_)};
+    any_repaired_.store(true);
+  }
+
+  // While an actor is marked repaired, its commits' message ids carry a
+  // suffix of that repair, so they never match the ids of removed commits.
+  std::string repaired_suffix(const std::string& subject) {
+    if (!any_repaired_.load(std::memory_order_relaxed)) return {};
+    std::lock_guard lock(mu_);
+    auto it = repaired_.find(subject);
+    if (it == repaired_.end() || it->second.until < std::chrono::steady_clock::now()) return {};
+    return "." + it->second.tag;
   }
 
   Result<Snapshot> decode_snapshot(const ActorKey& key, natsMsg* m) {
@@ -925,6 +974,15 @@ class JetStreamStore final : public Store, public VersionCache {
   static constexpr size_t kRecentCommits = 1024;
   static constexpr uint64_t kDirectReadEvents = 8;  // read by direct gets up to this many events
   std::unordered_map<std::string, RecentCommit> recent_;
+  // Actors whose history was truncated, until the duplicate window passed.
+  struct Repaired {
+    std::chrono::steady_clock::time_point until;
+    std::string tag;
+  };
+  static constexpr std::chrono::minutes kRepairedWindow{10};  // > the stream's 2-minute duplicate window
+  std::unordered_map<std::string, Repaired> repaired_;
+  std::atomic<bool> any_repaired_{false};
+  uint64_t repairs_ = 0;
   std::atomic<uint64_t> commit_counter_{0};
   // node id and start time: commit ids stay unique across restarts.
   const std::string commit_prefix_ =
