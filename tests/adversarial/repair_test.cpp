@@ -95,26 +95,39 @@ class RepairTest : public testing::Test {
     EXPECT_EQ(json::parse(state->body)["state"]["balance"], 121);
   }
 
+  // A host on a fresh nats-server, with acc-1 at version 3 (balance 120).
+  void start_on_jetstream() {
+    ASSERT_TRUE(server_.running()) << server_.log();
+    start_host("jetstream.yaml", {{"NATS_URL", server_.url()}});
+    open_and_deposit();
+  }
+
+  // Stores a message on acc-1's subject as anyone allowed to publish there
+  // would (an open server here); `version`: its version headers, or none.
+  void publish_raw(const std::string& body, const char* version) {
+    test::NatsClient raw(server_.url());
+    ASSERT_EQ(raw.connect_status(), NATS_OK);
+    jsCtx* js = nullptr;
+    ASSERT_EQ(natsConnection_JetStream(&js, raw.nc(), nullptr), NATS_OK);
+    natsMsg* m = nullptr;
+    natsMsg_Create(&m, "aether.default.events.BankAccount.acc-1", nullptr, body.data(), static_cast<int>(body.size()));
+    if (version != nullptr) {
+      natsMsgHeader_Set(m, "Aether-First-Version", version);
+      natsMsgHeader_Set(m, "Aether-Version", version);
+    }
+    EXPECT_EQ(js_PublishMsg(nullptr, js, m, nullptr, nullptr), NATS_OK);
+    natsMsg_Destroy(m);
+    jsCtx_Destroy(js);
+  }
+
   test::TempDir dir_;
+  NatsServer server_;
   std::unique_ptr<HostProcess> host_;
 };
 
 TEST_F(RepairTest, JetStreamRecordThatDoesNotDecodeIsRemovedByRepair) {
-  NatsServer server;
-  ASSERT_TRUE(server.running()) << server.log();
-  start_host("jetstream.yaml", {{"NATS_URL", server.url()}});
-  open_and_deposit();
-
-  // Anyone allowed to publish on the subject (an open server here) appends.
-  test::NatsClient raw(server.url());
-  ASSERT_EQ(raw.connect_status(), NATS_OK);
-  jsCtx* js = nullptr;
-  ASSERT_EQ(natsConnection_JetStream(&js, raw.nc(), nullptr), NATS_OK);
-  const char garbage[] = "\x01 not a commit";
-  ASSERT_EQ(js_Publish(nullptr, js, "aether.default.events.BankAccount.acc-1", garbage, sizeof garbage - 1, nullptr,
-                       nullptr),
-            NATS_OK);
-  jsCtx_Destroy(js);
+  start_on_jetstream();
+  publish_raw("\x01 not a commit", nullptr);
   expect_corrupt();
   expect_corrupt();  // and stays so
   repair_and_check(1);
@@ -124,23 +137,10 @@ TEST_F(RepairTest, JetStreamRecordThatDoesNotDecodeIsRemovedByRepair) {
 // config/nats-tenants.conf for the permissions that prevent it) becomes
 // state after a restart; repair removes it.
 TEST_F(RepairTest, JetStreamForgedCommitIsRemovedByRepair) {
-  NatsServer server;
-  ASSERT_TRUE(server.running()) << server.log();
-  start_host("jetstream.yaml", {{"NATS_URL", server.url()}});
-  open_and_deposit();
-  test::NatsClient raw(server.url());
-  jsCtx* js = nullptr;
-  ASSERT_EQ(natsConnection_JetStream(&js, raw.nc(), nullptr), NATS_OK);
-  const std::string body = R"({"ns":"default","type":"BankAccount","actor_id":"acc-1","first_version":4,)"
-                           R"("version":4,"events":[{"type":"Deposited","payload":{"amount":1000000000}}]})";
-  natsMsg* m = nullptr;
-  natsMsg_Create(&m, "aether.default.events.BankAccount.acc-1", nullptr, body.data(), static_cast<int>(body.size()));
-  natsMsgHeader_Set(m, "Aether-First-Version", "4");
-  natsMsgHeader_Set(m, "Aether-Version", "4");
-  ASSERT_EQ(js_PublishMsg(nullptr, js, m, nullptr, nullptr), NATS_OK);
-  natsMsg_Destroy(m);
-  jsCtx_Destroy(js);
-
+  start_on_jetstream();
+  publish_raw(R"({"ns":"default","type":"BankAccount","actor_id":"acc-1","first_version":4,)"
+              R"("version":4,"events":[{"type":"Deposited","payload":{"amount":1000000000}}]})",
+              "4");
   ASSERT_EQ(host_->stop(), 0);
   ASSERT_TRUE(host_->start()) << host_->log();
   auto balance = [&] {
