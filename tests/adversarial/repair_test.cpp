@@ -179,5 +179,36 @@ TEST_F(RepairTest, SqliteRowThatDoesNotDecodeIsRemovedByRepair) {
   repair_and_check(1);
 }
 
+// The repair route refuses what is not a repair request, before touching
+// anything: 400 naming the problem, 404 for a type no plugin has.
+TEST_F(RepairTest, BadRepairRequestsAreRefused) {
+  start_host("aether.yaml", {{"AETHER_DATA", dir_.file("data")}});
+  open_and_deposit();
+  httplib::Client http("127.0.0.1", host_->port());
+  const std::string path = "/v1/default/actors/BankAccount/acc-1/repair";
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"not json", "JSON object"},
+      {"{}", "truncate_after"},
+      {R"({"truncate_after":-1})", "truncate_after"},
+      {R"({"truncate_after":"3"})", "truncate_after"},
+      {R"({"truncate_after":9223372036854775808})", "truncate_after"},
+      {R"({"truncate_after":3,"dry_run":"yes"})", "dry_run"},
+      {R"({"truncate_after":3,"force":true})", "unknown field 'force'"},
+      {R"({"truncate_after":3,"pad":")" + std::string(5000, 'x') + R"("})", "at most 4096 bytes"},
+  };
+  for (const auto& [body, says] : bad) {
+    auto r = http.Post(path, body, "application/json");
+    ASSERT_TRUE(r) << body;
+    EXPECT_EQ(r->status, 400) << body.substr(0, 80) << " -> " << r->body;
+    EXPECT_NE(r->body.find(says), std::string::npos) << r->body;
+  }
+  auto unknown = http.Post("/v1/default/actors/NoSuchType/x/repair", R"({"truncate_after":1})", "application/json");
+  ASSERT_TRUE(unknown);
+  EXPECT_EQ(unknown->status, 404) << unknown->body;
+  const Answer still = send("Deposit", R"({"amount":1})");
+  EXPECT_EQ(still.status, 200);
+  EXPECT_EQ(still.body["version"], 4) << "nothing was removed";
+}
+
 }  // namespace
 }  // namespace aether
