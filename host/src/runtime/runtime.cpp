@@ -493,14 +493,20 @@ class RuntimeImpl final : public Runtime {
   // Repair: the stores' part (snapshots first: without them the actor
   // replays from its events, which is always right).
   Result<RepairReport> truncate_stores(const ActorKey& key, uint64_t version, bool dry_run) {
+    uint64_t snapshots = 0;
     if (!dry_run) {
-      if (auto n = snapshots_.drop_after(key, version, false); !n) return n.status();
+      auto n = snapshots_.drop_after(key, version, false);
+      if (!n) return n.status();
+      snapshots = *n;
     }
     auto t = events_.truncate_after(key, version, dry_run);
     if (!t) return t.status();
-    auto n = snapshots_.drop_after(key, version, true);
-    if (!n) return n.status();
-    return RepairReport{t->records, t->last_version, *n};
+    if (dry_run) {
+      auto n = snapshots_.drop_after(key, version, true);
+      if (!n) return n.status();
+      snapshots = *n;
+    }
+    return RepairReport{t->records, t->last_version, snapshots};
   }
 
   // Waits (bounded) until the actor of a paused type runs nothing.
