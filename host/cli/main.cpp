@@ -6,6 +6,7 @@
 //   aether plugins
 //   aether reload NAME [--to previous] [--file PATH]
 //   aether cluster
+//   aether repair TYPE ID --truncate-after VERSION [--yes]
 //
 // Options: --url (or AETHER_URL; default http://127.0.0.1:8080), --namespace
 // (default "default"), --token (or AETHER_TOKEN), --json (print the server's
@@ -117,6 +118,36 @@ class Api {
 
 std::string compact(const json& j) { return j.dump(); }
 
+void print_removed(const json& j, const char* verb) {
+  const json& r = j["removed"];
+  std::printf("%s %llu stored records of %s/%s after version %llu", verb, r.value("records", 0ull),
+              j.value("type", "").c_str(), j.value("id", "").c_str(), j.value("truncate_after", 0ull));
+  if (r.value("last_version", 0ull) != 0) std::printf(" (up to version %llu)", r.value("last_version", 0ull));
+  std::printf(" and %llu snapshots above it\n", r.value("snapshots", 0ull));
+}
+
+// Without --yes: a dry run that says what would go, and a refusal (64).
+int run_repair(Api& api, const std::string& type, const std::string& id, uint64_t after, bool yes) {
+  const std::string path = api.actor_path(type, id) + "/repair";
+  const json body = {{"truncate_after", after}, {"dry_run", !yes}};
+  if (!yes) {
+    const int rc = api.call("POST", path, body.dump(), [](const json& j) { print_removed(j, "would remove"); });
+    if (rc != 0) return rc;
+    std::fprintf(stderr, "aether: nothing removed; run again with --yes to remove them\n");
+    return 64;
+  }
+  return api.call("POST", path, body.dump(), [](const json& j) {
+    print_removed(j, "removed");
+    if (j.contains("version")) {
+      std::printf("%s/%s now loads at version %llu\n", j.value("type", "").c_str(), j.value("id", "").c_str(),
+                  j.value("version", 0ull));
+    } else if (j.contains("load_error")) {
+      std::printf("%s/%s still does not load: %s\n", j.value("type", "").c_str(), j.value("id", "").c_str(),
+                  j["load_error"].value("message", "").c_str());
+    }
+  });
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -162,6 +193,14 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"previous"}));
   reload->add_option("--file", reload_file, "the new image (default: the file it was loaded from)");
   auto* cluster = app.add_subcommand("cluster", "show cluster membership and shards");
+  uint64_t truncate_after = 0;
+  bool yes = false;
+  auto* repair = app.add_subcommand(
+      "repair", "remove an actor's commits after a version (a record that does not decode, a forged commit)");
+  repair->add_option("TYPE", type)->required();
+  repair->add_option("ID", id)->required();
+  repair->add_option("--truncate-after", truncate_after, "the last version to keep")->required();
+  repair->add_flag("--yes", yes, "remove them (without it: only show what would be removed)");
 
   try {
     app.parse(argc, argv);
@@ -235,6 +274,7 @@ int main(int argc, char** argv) {
                   j.value("via_replay", 0ull), j.value("pause_ms", 0.0));
     });
   }
+  if (repair->parsed()) return run_repair(api, type, id, truncate_after, yes);
   if (cluster->parsed()) {
     return api.call("GET", "/v1/cluster", "", [](const json& j) {
       if (j.value("mode", "") != "cluster") {

@@ -20,6 +20,10 @@
 
 #include "support/child_process.hpp"
 
+#include <nats/nats.h>
+
+#include <mutex>
+
 namespace aether::test {
 
 // 127.0.0.1:port.
@@ -125,6 +129,76 @@ class NatsServer {
   std::string config_;
   int port_;
   pid_t pid_ = -1;
+};
+
+// The text of a nats-server configuration file of the repository (for
+// NatsServer's `config`): the test runs the file that ships.
+inline std::string nats_config_file(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// A raw cnats connection (no aether code involved) that records the
+// server's asynchronous errors, such as permission violations. The handler
+// reads the connection's last error: provoke one error at a time.
+class NatsClient {
+ public:
+  struct Login {
+    std::string user;
+    std::string password;
+    std::string inbox_prefix;  // "" = _INBOX
+  };
+  explicit NatsClient(const std::string& url, const Login& login = {}) {
+    natsOptions* o = nullptr;
+    natsOptions_Create(&o);
+    natsOptions_SetURL(o, url.c_str());
+    natsOptions_SetMaxReconnect(o, 0);
+    if (!login.user.empty()) natsOptions_SetUserInfo(o, login.user.c_str(), login.password.c_str());
+    if (!login.inbox_prefix.empty()) natsOptions_SetCustomInboxPrefix(o, login.inbox_prefix.c_str());
+    natsOptions_SetErrorHandler(o, &NatsClient::on_error, this);
+    status_ = natsConnection_Connect(&nc_, o);
+    natsOptions_Destroy(o);
+  }
+  ~NatsClient() { natsConnection_Destroy(nc_); }
+  NatsClient(const NatsClient&) = delete;
+  NatsClient& operator=(const NatsClient&) = delete;
+
+  natsConnection* nc() const { return nc_; }
+  natsStatus connect_status() const { return status_; }
+
+  // Waits (bounded) until the server reported an error containing `text`.
+  bool wait_error(const std::string& text, int timeout_ms = 5000) {
+    for (int waited = 0; waited <= timeout_ms; waited += 10) {
+      {
+        std::lock_guard lock(mu_);
+        for (const auto& e : errors_) {
+          if (e.find(text) != std::string::npos) return true;
+        }
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return false;
+  }
+  std::string errors() {
+    std::lock_guard lock(mu_);
+    std::string all;
+    for (const auto& e : errors_) all += e + "\n";
+    return all;
+  }
+
+ private:
+  static void on_error(natsConnection* nc, natsSubscription*, natsStatus, void* closure) {
+    auto* self = static_cast<NatsClient*>(closure);
+    const char* text = nullptr;
+    natsConnection_GetLastError(nc, &text);
+    std::lock_guard lock(self->mu_);
+    self->errors_.push_back(text != nullptr ? text : "");
+  }
+
+  natsConnection* nc_ = nullptr;
+  natsStatus status_ = NATS_OK;
+  std::mutex mu_;
+  std::vector<std::string> errors_;
 };
 
 }  // namespace aether::test

@@ -427,6 +427,47 @@ TEST_P(RuntimeSuite, ShutdownFinishesQueuedCommands) {
   EXPECT_NE(r.status.message().find("shutting down"), std::string::npos);
 }
 
+// Operator repair of an active actor with snapshots: a dry run changes
+// nothing; the repair drops the cached state and the snapshots above the
+// version, and the actor goes on from there.
+TEST_P(RuntimeSuite, RepairTruncatesAnActiveActorAndItsSnapshots) {
+  RuntimeOptions o = small_options();
+  o.snapshot = SnapshotPolicy{2, 5};
+  RuntimeHarness h(GetParam(), o);
+  const ActorKey key{"default", "BankAccount", "acc-r"};
+  ASSERT_TRUE(h.send("BankAccount", "acc-r", "Open", R"({"owner":"ann"})").status.is_ok());
+  for (int amount : {100, 20, 5}) {
+    ASSERT_TRUE(h.send("BankAccount", "acc-r", "Deposit", R"({"amount":)" + std::to_string(amount) + "}").status.is_ok());
+  }
+  auto has_snapshot_4 = [&] {
+    auto l = h.store().list(key);
+    return l.is_ok() && !l->empty() && (*l)[0].version == 4;
+  };
+  for (int i = 0; i < 1000 && !has_snapshot_4(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ASSERT_TRUE(has_snapshot_4());
+
+  auto dry = h.rt().repair(key, 2, true);
+  ASSERT_TRUE(dry.is_ok()) << dry.status().to_string();
+  EXPECT_EQ(dry->last_version, 4u);
+  EXPECT_EQ(dry->snapshots, 1u);
+  EXPECT_EQ(h.rt().state("default", "BankAccount", "acc-r")->version, 4u) << "a dry run changes nothing";
+
+  EXPECT_EQ(h.rt().repair(key, 9, false).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(h.rt().repair({"default", "NoSuchType", "x"}, 1, false).status().code(), StatusCode::kNotFound);
+
+  auto done = h.rt().repair(key, 2, false);
+  ASSERT_TRUE(done.is_ok()) << done.status().to_string();
+  EXPECT_EQ(done->snapshots, 1u);
+  auto st = h.rt().state("default", "BankAccount", "acc-r");
+  ASSERT_TRUE(st.is_ok()) << st.status().to_string();
+  EXPECT_EQ(st->version, 2u);
+  EXPECT_EQ(json::parse(st->view)["balance"], 100);
+  auto r = h.send("BankAccount", "acc-r", "Deposit", R"({"amount":1})");
+  ASSERT_TRUE(r.status.is_ok()) << r.status.to_string();
+  EXPECT_EQ(r.version, 3u);
+  EXPECT_EQ(json::parse(h.rt().state("default", "BankAccount", "acc-r")->view)["balance"], 101);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, RuntimeSuite, testing::ValuesIn(test::store_backends()),
                          test::backend_name);
 

@@ -199,6 +199,69 @@ TEST_P(StoreSuite, ConcurrentAppendsToManyActorsAllLand) {
   }
 }
 
+// Operator repair: everything after a version goes (events, the keys of the
+// commits removed, snapshots above it); a dry run changes nothing; the actor
+// then takes its next commit at that version again.
+TEST_P(StoreSuite, TruncateAfterRemovesLaterCommitsTheirKeysAndSnapshots) {
+  ASSERT_TRUE(store_->append_sync(req(a_, 0, {"E1", "E2"}, "k1")).status.is_ok());
+  ASSERT_TRUE(store_->append_sync(req(a_, 2, {"E3"}, "k2")).status.is_ok());
+  ASSERT_TRUE(store_->append_sync(req(a_, 3, {"E4"})).status.is_ok());
+  ASSERT_TRUE(store_->append_sync(req(a_, 4, {"E5"}, "k3")).status.is_ok());
+  ASSERT_TRUE(store_->append_sync(req(b_, 0, {"E1"})).status.is_ok());
+  for (uint64_t v : {2, 5}) ASSERT_TRUE(store_->save(a_, Snapshot{v, "p", 1, "s", 1}, 3).is_ok());
+
+  auto plan = store_->truncate_after(a_, 3, true);
+  ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
+  EXPECT_EQ(plan->records, 2u);  // two commits, two rows, two events: the same here
+  EXPECT_EQ(plan->last_version, 5u);
+  auto snaps = store_->drop_after(a_, 3, true);
+  ASSERT_TRUE(snaps.is_ok()) << snaps.status().to_string();
+  EXPECT_EQ(*snaps, 1u);
+  EXPECT_EQ(*store_->latest_version(a_), 5u) << "a dry run removes nothing";
+  EXPECT_EQ(store_->list(a_)->size(), 2u);
+
+  auto done = store_->truncate_after(a_, 3, false);
+  ASSERT_TRUE(done.is_ok()) << done.status().to_string();
+  EXPECT_EQ(done->records, 2u);
+  ASSERT_TRUE(store_->drop_after(a_, 3, false).is_ok());
+  EXPECT_EQ(*store_->latest_version(a_), 3u);
+  auto all = store_->read_all(a_);
+  ASSERT_TRUE(all.is_ok()) << all.status().to_string();
+  ASSERT_EQ(all->size(), 3u);
+  EXPECT_EQ(all->back().type, "E3");
+  auto left = store_->list(a_);
+  ASSERT_EQ(left->size(), 1u);
+  EXPECT_EQ((*left)[0].version, 2u);
+  EXPECT_TRUE(store_->find_idempotent(a_, "k2")->has_value()) << "a kept commit keeps its key";
+  EXPECT_FALSE(store_->find_idempotent(a_, "k3")->has_value()) << "a removed commit's key goes with it";
+  EXPECT_EQ(*store_->latest_version(b_), 1u) << "other actors are untouched";
+
+  // The next commit takes version 4 again (on JetStream, although the
+  // server still remembers the removed commit of version 4's message id).
+  auto next = store_->append_sync(req(a_, 3, {"E4b"}));
+  ASSERT_TRUE(next.status.is_ok()) << next.status.to_string();
+  EXPECT_EQ(next.version, 4u);
+  auto retried = store_->append_sync(req(a_, 4, {"E5b"}, "k3"));
+  ASSERT_TRUE(retried.status.is_ok()) << retried.status.to_string();
+  EXPECT_FALSE(retried.duplicate) << "the key of a removed commit is free again";
+  EXPECT_EQ(retried.version, 5u);
+  EXPECT_EQ(store_->read_all(a_)->back().type, "E5b");
+}
+
+TEST_P(StoreSuite, TruncateAfterRefusesAVersionBeyondTheHistory) {
+  ASSERT_TRUE(store_->append_sync(req(a_, 0, {"E1", "E2"})).status.is_ok());
+  auto r = store_->truncate_after(a_, 7, false);
+  ASSERT_FALSE(r.is_ok());
+  EXPECT_EQ(r.status().code(), StatusCode::kInvalidArgument) << r.status().to_string();
+  EXPECT_EQ(*store_->latest_version(a_), 2u);
+  auto none = store_->truncate_after(b_, 0, false);
+  ASSERT_TRUE(none.is_ok()) << none.status().to_string();
+  EXPECT_EQ(none->records, 0u) << "an actor without events: nothing to remove";
+  auto all = store_->truncate_after(a_, 0, false);
+  ASSERT_TRUE(all.is_ok()) << all.status().to_string();
+  EXPECT_EQ(*store_->latest_version(a_), 0u);
+}
+
 // Only for backends that keep data across a reopen.
 class PersistentStoreSuite : public StoreSuite {};
 
@@ -319,6 +382,53 @@ TEST_F(JetStreamIdempotencyTest, ARetryAfterLaterCommitsIsCaughtByTheServersDedu
   EXPECT_EQ(again.version, 1u);
   EXPECT_EQ(*store_->latest_version(a_), 3u) << "nothing written twice";
   EXPECT_TRUE(store_->find_idempotent(a_, "pay-8")->has_value());
+}
+
+// A message on the actor's subject that is no commit (no version headers):
+// the actor cannot load until a repair removes it; the repair refuses a
+// version inside a commit, and one a record that does not decode precedes.
+TEST_F(JetStreamIdempotencyTest, TruncateRemovesARecordThatDoesNotDecode) {
+  AppendRequest two = req(0, "E1", "");
+  two.events.push_back({"E2", R"({"n":2})"});
+  ASSERT_TRUE(store_->append_sync(two).status.is_ok());
+  ASSERT_TRUE(store_->append_sync(req(2, "E3", "")).status.is_ok());
+  jsCtx* js = test::shared_nats().js();
+  const char garbage[] = "not a commit";
+  ASSERT_EQ(js_Publish(nullptr, js, "aether.default.events.Counter.a", garbage, sizeof garbage - 1, nullptr, nullptr),
+            NATS_OK);
+  auto broken = store_->read_all(a_);
+  ASSERT_FALSE(broken.is_ok());
+  EXPECT_EQ(broken.status().code(), StatusCode::kCorruption);
+
+  auto inside = store_->truncate_after(a_, 1, true);
+  ASSERT_FALSE(inside.is_ok());
+  EXPECT_EQ(inside.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(inside.status().message().find("no commit of actor default/Counter/a ends at version 1"),
+            std::string::npos) << inside.status().message();
+
+  auto done = store_->truncate_after(a_, 3, false);
+  ASSERT_TRUE(done.is_ok()) << done.status().to_string();
+  EXPECT_EQ(done->records, 1u);
+  EXPECT_EQ(done->last_version, 0u) << "the removed record claims no version";
+  auto all = store_->read_all(a_);
+  ASSERT_TRUE(all.is_ok()) << all.status().to_string();
+  EXPECT_EQ(all->size(), 3u);
+  EXPECT_EQ(*store_->latest_version(a_), 3u);
+  ASSERT_TRUE(store_->append_sync(req(3, "E4", "")).status.is_ok()) << "the actor takes commits again";
+
+  // A record that does not decode before the version to keep: refused.
+  ASSERT_EQ(js_Publish(nullptr, js, "aether.default.events.Counter.a", garbage, sizeof garbage - 1, nullptr, nullptr),
+            NATS_OK);
+  natsMsg* m = nullptr;
+  const std::string body = R"({"events":[{"type":"E5","payload":{}}]})";
+  natsMsg_Create(&m, "aether.default.events.Counter.a", nullptr, body.data(), static_cast<int>(body.size()));
+  natsMsgHeader_Set(m, "Aether-First-Version", "5");
+  natsMsgHeader_Set(m, "Aether-Version", "5");
+  ASSERT_EQ(js_PublishMsg(nullptr, js, m, nullptr, nullptr), NATS_OK);
+  natsMsg_Destroy(m);
+  auto after_bad = store_->truncate_after(a_, 5, true);
+  ASSERT_FALSE(after_bad.is_ok());
+  EXPECT_NE(after_bad.status().message().find("does not decode"), std::string::npos) << after_bad.status().message();
 }
 
 class SqliteStoreTest : public testing::Test {
@@ -535,6 +645,29 @@ TEST(JetStreamRead, CommitsInAnyJsonLayoutAreRead) {
   EXPECT_EQ((*events)[1].type, "Incremented");
   EXPECT_EQ((*events)[1].payload, R"({"by": 3})");
   EXPECT_EQ((*events)[1].timestamp_ms, 8);
+}
+
+// A row that does not decode (as an outside writer could leave): a repair
+// removes it and everything after it, in one transaction; a gap before the
+// version to keep is refused.
+TEST_F(SqliteStoreTest, TruncateRemovesARowThatDoesNotDecode) {
+  auto store = open();
+  AppendRequest r{a_, 0, {{"E", "{}"}, {"E", "{}"}}, "", 0};
+  ASSERT_TRUE(store->append_sync(r).status.is_ok());
+  raw("INSERT INTO events(ns,type,id,version,event_type,payload,ts) VALUES('default','Counter','a',3,'',X'00',0)");
+  ASSERT_EQ(store->read_all(a_).status().code(), StatusCode::kCorruption);
+  auto done = store->truncate_after(a_, 2, false);
+  ASSERT_TRUE(done.is_ok()) << done.status().to_string();
+  EXPECT_EQ(done->records, 1u);
+  EXPECT_EQ(done->last_version, 3u);
+  ASSERT_TRUE(store->read_all(a_).is_ok());
+  EXPECT_EQ(*store->latest_version(a_), 2u);
+
+  raw("DELETE FROM events WHERE version = 1");
+  auto gap = store->truncate_after(a_, 2, false);
+  ASSERT_FALSE(gap.is_ok());
+  EXPECT_EQ(gap.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(gap.status().message().find("not all there"), std::string::npos) << gap.status().message();
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <optional>
 #include <regex>
 
+#include "api/admin_api.hpp"
 #include "api/metrics.hpp"
 #include "cluster/cluster.hpp"
 #include "core/log.hpp"
@@ -70,6 +71,7 @@ struct Route {
 const std::vector<Route>& route_table() {
   static const std::vector<Route> table = {
       {"POST", std::regex(R"(/v1/([^/]+)/actors/([^/]+)/(.*)/commands)"), Kind::kCommand, "command"},
+      {"POST", std::regex(R"(/v1/([^/]+)/actors/([^/]+)/(.*)/repair)"), Kind::kBlocking, "repair"},
       {"GET", std::regex(R"(/v1/([^/]+)/actors/([^/]+)/(.*)/events)"), Kind::kBlocking, "events"},
       {"GET", std::regex(R"(/v1/([^/]+)/actors/([^/]+)/(.*))"), Kind::kBlocking, "state"},
       {"GET", std::regex("/v1/plugins"), Kind::kQuick, "plugins"},
@@ -242,6 +244,7 @@ ApiResponse ApiRoutes::quick(const std::string& route, const ApiRequest& req,
                              const std::vector<std::string>& m) {
   if (route == "state") return {state_reply(d_.runtime, d_.cluster, m[1], m[2], m[3])};
   if (route == "events") return {events_reply(d_.runtime, m[1], m[2], m[3], req)};
+  if (route == "repair") return {repair_actor(d_.runtime, m[1], m[2], m[3], req.body)};
   if (route == "reload") return {reload_reply(d_.manager, m[1], req.body, d_.max_json_depth)};
   if (route == "plugins") return {plugins_reply(d_.registry)};
   if (route == "cluster") return {cluster_reply(d_.cluster, d_.node_id)};

@@ -413,6 +413,37 @@ class RuntimeImpl final : public Runtime {
     return report;
   }
 
+  Result<RepairReport> repair(const ActorKey& key, uint64_t truncate_after, bool dry_run) override {
+    auto b = resolve(key.ns, key.type, key.id);
+    if (!b) return b.status();
+    // Checks the version first: nothing is paused or dropped for a repair
+    // that the store refuses.
+    auto plan = truncate_stores(key, truncate_after, true);
+    if (!plan || dry_run) return plan;
+    std::lock_guard swap_lock(swap_mu_);  // a swap would resume the type under us
+    std::vector<TypeBinding*> affected{*b};
+    (*b)->paused.store(true);
+    const bool idle = wait_actor_idle(**b, key.id);
+    if (idle) {
+      drop_actor_state(**b, key.id);
+      std::lock_guard lock(snap_mu_);
+      std::erase_if(snap_queue_, [&](const SnapshotJob& j) {
+        return j.key == key && j.snapshot.version > truncate_after;
+      });
+    }
+    auto done = idle ? truncate_stores(key, truncate_after, false)
+                     : Result<RepairReport>(Status::unavailable(
+                           "repair of " + key.to_string() + ": the actor did not finish its command in time"));
+    (*b)->paused.store(false);
+    reschedule_parked(affected);
+    if (done) {
+      log::warn("repair: " + key.to_string() + " truncated after version " + std::to_string(truncate_after) +
+                ": " + std::to_string(done->records) + " records and " + std::to_string(done->snapshots) +
+                " snapshots removed");
+    }
+    return done;
+  }
+
  private:
   // The state of paused actor `a` rebuilt with the new code.
   Result<void*> migrate_state(Actor* a, const ActorType& ot, const ActorType& nt, SwapReport& report) {
@@ -458,6 +489,57 @@ class RuntimeImpl final : public Runtime {
     }
     ++report.via_replay;
     return state;
+  }
+
+  // Repair: the stores' part (snapshots first: without them the actor
+  // replays from its events, which is always right).
+  Result<RepairReport> truncate_stores(const ActorKey& key, uint64_t version, bool dry_run) {
+    uint64_t snapshots = 0;
+    if (!dry_run) {
+      auto n = snapshots_.drop_after(key, version, false);
+      if (!n) return n.status();
+      snapshots = *n;
+    }
+    auto t = events_.truncate_after(key, version, dry_run);
+    if (!t) return t.status();
+    if (dry_run) {
+      auto n = snapshots_.drop_after(key, version, true);
+      if (!n) return n.status();
+      snapshots = *n;
+    }
+    return RepairReport{t->records, t->last_version, snapshots};
+  }
+
+  // Waits (bounded) until the actor of a paused type runs nothing.
+  bool wait_actor_idle(TypeBinding& b, const std::string& id) {
+    Shard& s = shard_of(&b, id);
+    const auto deadline = SteadyClock::now() + std::chrono::seconds(10);
+    for (;;) {
+      {
+        std::lock_guard lock(s.mu);
+        auto it = s.actors.find(ActorMapKey{&b, id});
+        if (it == s.actors.end() || it->second.phase == Phase::kIdle) return true;
+      }
+      if (SteadyClock::now() > deadline) return false;
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+  }
+
+  // Drops the state of an idle actor of a paused type; its mailbox stays.
+  void drop_actor_state(TypeBinding& b, const std::string& id) {
+    Shard& s = shard_of(&b, id);
+    std::lock_guard lock(s.mu);
+    auto it = s.actors.find(ActorMapKey{&b, id});
+    if (it == s.actors.end() || it->second.state == nullptr) return;
+    Actor& a = it->second;
+    b.actor_type->destroy(a.state);
+    a.state = nullptr;
+    a.version = 0;
+    a.snapshot_version = 0;
+    a.assumed_new = false;
+    --s.active;
+    active_actors_.fetch_sub(1);
+    passivations_.fetch_add(1);
   }
 
   // Schedules actors whose mailboxes filled while their type was paused.

@@ -105,6 +105,13 @@ struct SwapReport {
   double pause_ms = 0;           // how long the plugin's actors were paused
 };
 
+// What Runtime::repair removed (or, as a dry run, would remove).
+struct RepairReport {
+  uint64_t records = 0;       // stored records after the version (commits, rows)
+  uint64_t last_version = 0;  // the highest version they claim (0 when none says)
+  uint64_t snapshots = 0;     // snapshots above the version
+};
+
 struct ActorView {
   uint64_t version = 0;
   std::string view;  // the plugin's JSON view of the state
@@ -192,6 +199,15 @@ class Runtime {
   // keeps serving with its states, and the error says what was wrong.
   virtual Result<SwapReport> swap_plugin(std::shared_ptr<const Plugin> next,
                                          const SwapOptions& options) = 0;
+
+  // Operator repair of an actor whose history holds records that must go (a
+  // record that does not decode, a forged commit): pauses the actor's type,
+  // waits (bounded) until the actor runs nothing, drops its state, removes
+  // from the stores every commit after `truncate_after` and the snapshots
+  // above it, and resumes. The next command or read loads the actor at
+  // `truncate_after`. With `dry_run`, changes nothing and says what it would
+  // remove. kInvalidArgument when no commit ends at that version.
+  virtual Result<RepairReport> repair(const ActorKey& key, uint64_t truncate_after, bool dry_run) = 0;
 
   // Refuses new commands, finishes the queued ones, flushes the store and
   // releases every actor. Idempotent; also run by the destructor.

@@ -36,6 +36,7 @@ constexpr const char* kHdrPlugin = "Aether-Plugin";
 constexpr const char* kHdrSchema = "Aether-Schema";
 constexpr const char* kHdrTime = "Aether-Timestamp";
 constexpr const char* kHdrSeq = "Aether-Stream-Seq";
+constexpr const char* kHdrRepair = "Aether-Repair";
 
 std::string snapshot_subject(const ActorKey& k) {
   return "aether." + k.ns + ".snapshots." + k.type + "." + k.id;
@@ -239,6 +240,7 @@ class JetStreamStore final : public Store, public VersionCache {
     if (recent && recent->first <= from) return visit_recent();
     uint64_t expect = 0;  // next version expected once the first commit is seen
     auto on_commit = [&](natsMsg* m, uint64_t seq) -> bool {
+      if (!header_str(m, kHdrRepair).empty()) return true;  // a repair marker holds no events
       auto first = header_u64(m, kHdrFirst);
       auto last = header_u64(m, kHdrLast);
       auto where = [&] {
@@ -352,6 +354,55 @@ class JetStreamStore final : public Store, public VersionCache {
     return std::optional<IdempotentCommit>(c);
   }
 
+  Result<TruncateResult> truncate_after(const ActorKey& key, uint64_t version, bool dry_run) override {
+    if (!conn_.connected()) return Status::unavailable(conn_.not_connected_message());
+    const std::string stream = events_stream(key.ns);
+    auto plan = plan_truncate(key, version);
+    if (!plan) return plan.status();
+    TruncateResult r{plan->doomed.size(), plan->last_version};
+    if (dry_run) return r;
+    forget_actor(key);
+    // Newest first: an interrupted repair leaves a prefix of the history,
+    // and running it again finishes it.
+    for (auto it = plan->doomed.rbegin(); it != plan->doomed.rend(); ++it) {
+      if (Status st = delete_message(stream, it->seq); !st) return st;
+      if (!it->idempotency_key.empty()) {
+        kvStore_Delete(idem_kv(key.ns), idem_key(key, it->idempotency_key).c_str());
+      }
+    }
+    forget_actor(key);
+    if (version > 0 && r.records > 0) {
+      if (Status st = publish_repair_marker(key, version); !st) return st;
+    }
+    return r;
+  }
+
+  // nats-server 2.9 does not move a subject's "last message" back when that
+  // message is deleted: a last-by-subject lookup then finds nothing and the
+  // expected-last-subject-sequence check sees no message. A marker
+  // published after the deletions becomes the subject's last message again:
+  // it carries the version kept (Aether-Version) and Aether-Repair, and no
+  // events; readers skip it.
+  Status publish_repair_marker(const ActorKey& key, uint64_t version) {
+    const std::string subject = actor_events_subject(key);
+    const std::string body = json{{"ns", key.ns}, {"type", key.type}, {"actor_id", key.id}, {"version", version},
+                                  {"repair", "truncated after version " + std::to_string(version)},
+                                  {"events", json::array()}}.dump();
+    natsMsg* m = nullptr;
+    natsMsg_Create(&m, subject.c_str(), nullptr, body.data(), static_cast<int>(body.size()));
+    MsgPtr owner{m};
+    natsMsgHeader_Set(m, kHdrLast, std::to_string(version).c_str());
+    natsMsgHeader_Set(m, kHdrRepair, ("truncated-after-" + std::to_string(version)).c_str());
+    natsMsgHeader_Set(m, kHdrNode, opts_.node_id.c_str());
+    natsMsgHeader_Set(m, "Nats-Msg-Id", (key.ns + "." + key.type + "." + key.id + repaired_suffix(subject)).c_str());
+    jsPubAck* pa = nullptr;
+    jsErrCode err = static_cast<jsErrCode>(0);
+    natsStatus s = js_PublishMsg(&pa, conn_.js(), m, nullptr, &err);
+    jsPubAck_Destroy(pa);
+    if (s != NATS_OK) return Status::unavailable(nats_error(s, "jetstream: repair marker on " + subject));
+    return Status::ok();
+  }
+
   Status flush() override {
     std::unique_lock lock(flush_mu_);
     flush_cv_.wait(lock, [&] { return in_flight_.load() == 0; });
@@ -417,6 +468,24 @@ class JetStreamStore final : public Store, public VersionCache {
       points_[actor_events_subject(key)] = Tip{snap->version, *seq};
     }
     return std::optional<Snapshot>(std::move(snap).value());
+  }
+
+  Result<uint64_t> drop_after(const ActorKey& key, uint64_t version, bool dry_run) override {
+    if (!conn_.connected()) return Status::unavailable(conn_.not_connected_message());
+    const std::string stream = snap_stream(key.ns);
+    std::vector<uint64_t> doomed;
+    auto found = walk_subject(stream, snapshot_subject(key), [&](natsMsg* m, uint64_t seq) {
+      const auto v = header_u64(m, kHdrLast);
+      if (!v || *v > version) doomed.push_back(seq);
+      return true;
+    });
+    if (!found) return found;
+    if (dry_run) return uint64_t{doomed.size()};
+    forget_actor(key);
+    for (uint64_t seq : doomed) {
+      if (Status st = delete_message(stream, seq); !st) return st;
+    }
+    return uint64_t{doomed.size()};
   }
 
   Result<std::vector<Snapshot>> list(const ActorKey& key) override {
@@ -642,7 +711,8 @@ class JetStreamStore final : public Store, public VersionCache {
     // retry of a command whose commit landed but whose key was not recorded
     // is still caught.
     const std::string msg_id = req.key.ns + "." + req.key.type + "." + req.key.id + "." +
-                               (req.idempotency_key.empty() ? std::to_string(last) : "key." + hex(req.idempotency_key));
+                               (req.idempotency_key.empty() ? std::to_string(last) : "key." + hex(req.idempotency_key)) +
+                               repaired_suffix(subject);
     natsMsgHeader_Set(m, "Nats-Msg-Id", msg_id.c_str());
     natsMsgHeader_Set(m, "Nats-Expected-Last-Subject-Sequence", std::to_string(expected_seq).c_str());
     natsMsgHeader_Set(m, kHdrFirst, std::to_string(first).c_str());
@@ -752,6 +822,100 @@ class JetStreamStore final : public Store, public VersionCache {
     tips_.erase(subject);
   }
 
+  // A commit message that truncate_after removes.
+  struct Doomed {
+    uint64_t seq = 0;
+    std::string idempotency_key;
+  };
+  struct TruncatePlan {
+    std::vector<Doomed> doomed;
+    uint64_t last_version = 0;
+  };
+
+  // The messages of the actor after the commit that ends at `version`.
+  Result<TruncatePlan> plan_truncate(const ActorKey& key, uint64_t version) {
+    TruncatePlan plan;
+    bool found = version == 0;
+    uint64_t reached = 0;       // the last version of the commits kept so far
+    uint64_t undecodable = 0;   // the sequence of a kept commit without version headers
+    Status walked = walk_subject(events_stream(key.ns), actor_events_subject(key), [&](natsMsg* m, uint64_t seq) {
+      const auto last = header_u64(m, kHdrLast);
+      if (found) {
+        plan.doomed.push_back({seq, header_str(m, kHdrIdem)});
+        if (last) plan.last_version = std::max(plan.last_version, *last);
+        return true;
+      }
+      if (!last) {
+        undecodable = undecodable == 0 ? seq : undecodable;
+      } else if (*last == version) {
+        found = true;
+      } else if (*last < version) {
+        reached = *last;
+      }
+      return true;
+    });
+    if (!walked) return walked;
+    const std::string who = "actor " + key.to_string();
+    if (!found) {
+      return Status::invalid("no commit of " + who + " ends at version " + std::to_string(version) +
+                             " (the commits before it end at version " + std::to_string(reached) +
+                             "): truncate after a version a commit ends at");
+    }
+    if (undecodable != 0) {
+      return Status::invalid(who + ": the record at stream sequence " + std::to_string(undecodable) +
+                             " comes before version " + std::to_string(version) +
+                             " and does not decode: truncate after an earlier version");
+    }
+    return plan;
+  }
+
+  // Visits every message of `subject` in `stream` (none when it has none).
+  template <class F>
+  Status walk_subject(const std::string& stream, const std::string& subject, F&& visit) {
+    natsMsg* m = nullptr;
+    jsErrCode err = static_cast<jsErrCode>(0);
+    natsStatus s = get_last(&m, stream, subject, &err);
+    if (s == NATS_NOT_FOUND) return Status::ok();
+    if (s != NATS_OK) return Status::unavailable(nats_error(s, "jetstream: last message of " + subject));
+    const uint64_t last_seq = natsMsg_GetSequence(m);
+    natsMsg_Destroy(m);
+    return walk(stream, subject, 0, last_seq, std::forward<F>(visit));
+  }
+
+  Status delete_message(const std::string& stream, uint64_t seq) {
+    jsErrCode err = static_cast<jsErrCode>(0);
+    natsStatus s = js_DeleteMsg(conn_.js(), stream.c_str(), seq, nullptr, &err);
+    if (s == NATS_OK || err == JSSequenceNotFoundErr || err == JSNoMessageFoundErr) return Status::ok();
+    return Status::unavailable(nats_error(s, "jetstream: delete message " + std::to_string(seq) + " of " +
+                                                 stream + " (error code " + std::to_string(err) + ")"));
+  }
+
+  // Drops everything cached about an actor's commits and snapshots, and
+  // marks it repaired: the server still remembers the message ids of the
+  // removed commits for its duplicate window, and would take the next
+  // commit of the same version (or idempotency key) for one of them.
+  void forget_actor(const ActorKey& key) {
+    const std::string subject = actor_events_subject(key);
+    const auto now = std::chrono::steady_clock::now();
+    std::lock_guard lock(mu_);
+    tips_.erase(subject);
+    points_.erase(subject);
+    recent_.erase(subject);
+    std::erase_if(repaired_, [&](const auto& r) { return r.second.until < now; });
+    repaired_[subject] = Repaired{now + kRepairedWindow, "repair-" + commit_prefix_ + std::to_string(++repairs_)};
+    any_repaired_.store(true);
+  }
+
+  // While an actor is marked repaired, its commits' message ids carry a
+  // suffix of that repair, so they never match the ids of removed commits.
+  std::string repaired_suffix(const std::string& subject) {
+    if (!any_repaired_.load(std::memory_order_relaxed)) return {};
+    std::lock_guard lock(mu_);
+    auto it = repaired_.find(subject);
+    if (it == repaired_.end() || it->second.until < std::chrono::steady_clock::now()) return {};
+    return "." + it->second.tag;
+  }
+
   Result<Snapshot> decode_snapshot(const ActorKey& key, natsMsg* m) {
     auto version = header_u64(m, kHdrLast);
     auto schema = header_u64(m, kHdrSchema);
@@ -825,6 +989,15 @@ class JetStreamStore final : public Store, public VersionCache {
   static constexpr size_t kRecentCommits = 1024;
   static constexpr uint64_t kDirectReadEvents = 8;  // read by direct gets up to this many events
   std::unordered_map<std::string, RecentCommit> recent_;
+  // Actors whose history was truncated, until the duplicate window passed.
+  struct Repaired {
+    std::chrono::steady_clock::time_point until;
+    std::string tag;
+  };
+  static constexpr std::chrono::minutes kRepairedWindow{10};  // > the stream's 2-minute duplicate window
+  std::unordered_map<std::string, Repaired> repaired_;
+  std::atomic<bool> any_repaired_{false};
+  uint64_t repairs_ = 0;
   std::atomic<uint64_t> commit_counter_{0};
   // node id and start time: commit ids stay unique across restarts.
   const std::string commit_prefix_ =

@@ -1,5 +1,6 @@
 // The memory backend: one stream per actor in a map, guarded by striped
 // mutexes so appends to different actors run in parallel.
+#include <algorithm>
 #include <array>
 #include <map>
 #include <mutex>
@@ -101,6 +102,25 @@ class MemoryStore final : public Store {
 
   Status flush() override { return Status::ok(); }
 
+  Result<TruncateResult> truncate_after(const ActorKey& key, uint64_t version, bool dry_run) override {
+    Stripe& s = stripe(key);
+    std::lock_guard lock(s.mu);
+    auto it = s.streams.find(key);
+    const uint64_t have = it == s.streams.end() ? 0 : it->second.events.size();
+    if (version > have) {
+      return Status::invalid("actor " + key.to_string() + " has " + std::to_string(have) +
+                             " events: nothing follows version " + std::to_string(version));
+    }
+    TruncateResult r;
+    r.records = have - version;
+    r.last_version = r.records == 0 ? 0 : have;
+    if (dry_run || r.records == 0) return r;
+    Stream& st = it->second;
+    st.events.resize(version);
+    std::erase_if(st.idempotency, [&](const auto& kv) { return kv.second.last_version > version; });
+    return r;
+  }
+
   Status save(const ActorKey& key, const Snapshot& snapshot, uint32_t keep) override {
     Stripe& s = stripe(key);
     std::lock_guard lock(s.mu);
@@ -120,6 +140,18 @@ class MemoryStore final : public Store {
     auto it = s.streams.find(key);
     if (it == s.streams.end() || it->second.snapshots.empty()) return std::optional<Snapshot>();
     return std::optional<Snapshot>(it->second.snapshots.back());
+  }
+
+  Result<uint64_t> drop_after(const ActorKey& key, uint64_t version, bool dry_run) override {
+    Stripe& s = stripe(key);
+    std::lock_guard lock(s.mu);
+    auto it = s.streams.find(key);
+    if (it == s.streams.end()) return uint64_t{0};
+    auto above = [&](const Snapshot& x) { return x.version > version; };
+    auto& snaps = it->second.snapshots;
+    const auto n = static_cast<uint64_t>(std::count_if(snaps.begin(), snaps.end(), above));
+    if (!dry_run) std::erase_if(snaps, above);
+    return n;
   }
 
   Result<std::vector<Snapshot>> list(const ActorKey& key) override {

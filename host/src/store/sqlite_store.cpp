@@ -82,6 +82,7 @@ class Stmt {
     return sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &s_, nullptr);
   }
   sqlite3_stmt* get() { return s_; }
+  sqlite3_stmt** ptr() { return &s_; }
   void bind(int i, const std::string& v) {
     sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
   }
@@ -368,7 +369,80 @@ class SqliteStore final : public Store, public Outbox {
 
   Status outbox_ack(uint64_t up_to) override { return wait_write(AckOutboxOp{up_to, nullptr}); }
 
+  Result<TruncateResult> truncate_after(const ActorKey& key, uint64_t version, bool dry_run) override {
+    return in_repair_tx<TruncateResult>(dry_run, [&](Connection& c) -> Result<TruncateResult> {
+      auto kept = key_query(c, key, version,
+                            "SELECT COUNT(*), COALESCE(MAX(version),0) FROM events WHERE ns=?1 AND "
+                            "type=?2 AND id=?3 AND version<=?4");
+      if (!kept) return kept.status();
+      if (kept->first != version) {
+        return Status::invalid("actor " + key.to_string() + " has " + std::to_string(kept->first) +
+                               " events up to version " + std::to_string(version) +
+                               ": the versions to keep are not all there");
+      }
+      auto gone = key_query(c, key, version,
+                            "SELECT COUNT(*), COALESCE(MAX(version),0) FROM events WHERE ns=?1 AND "
+                            "type=?2 AND id=?3 AND version>?4");
+      if (!gone) return gone.status();
+      if (!dry_run) {
+        for (const char* sql : {"DELETE FROM events WHERE ns=?1 AND type=?2 AND id=?3 AND version>?4",
+                                "DELETE FROM idempotency WHERE ns=?1 AND type=?2 AND id=?3 AND "
+                                "last_version>?4"}) {
+          if (auto d = key_query(c, key, version, sql); !d) return d.status();
+        }
+      }
+      return TruncateResult{gone->first, gone->second};
+    });
+  }
+
+  Result<uint64_t> drop_after(const ActorKey& key, uint64_t version, bool dry_run) override {
+    return in_repair_tx<uint64_t>(dry_run, [&](Connection& c) -> Result<uint64_t> {
+      auto n = key_query(c, key, version,
+                         "SELECT COUNT(*), 0 FROM snapshots WHERE ns=?1 AND type=?2 AND id=?3 AND version>?4");
+      if (!n) return n.status();
+      if (!dry_run) {
+        auto d = key_query(c, key, version,
+                           "DELETE FROM snapshots WHERE ns=?1 AND type=?2 AND id=?3 AND version>?4");
+        if (!d) return d.status();
+      }
+      return n->first;
+    });
+  }
+
  private:
+  // Operator repair runs on a connection of its own, in one IMMEDIATE
+  // transaction: it is rare, and it leaves the group-commit writer alone
+  // (the busy timeout orders the two). A dry run rolls back.
+  template <class T, class F>
+  Result<T> in_repair_tx(bool dry_run, F&& body) {
+    Connection c;
+    if (Status s = c.open(opts_.path, opts_.synchronous, false); !s) return s;
+    if (Status s = exec(c.db, "BEGIN IMMEDIATE"); !s) return s;
+    Result<T> r = body(c);
+    if (!r || dry_run) {
+      exec(c.db, "ROLLBACK");
+      return r;
+    }
+    if (Status s = exec(c.db, "COMMIT"); !s) return s;
+    return r;
+  }
+
+  // Runs `sql` with the actor's key as ?1..?3 and `version` as ?4; returns
+  // the first row's two integer columns (0, 0 when it returns no row).
+  static Result<std::pair<uint64_t, uint64_t>> key_query(Connection& c, const ActorKey& key, uint64_t version,
+                                                         const char* sql) {
+    Stmt s;
+    if (sqlite3_prepare_v2(c.db, sql, -1, s.ptr(), nullptr) != SQLITE_OK) {
+      return Status::internal(db_error(c.db, std::string("prepare ") + sql));
+    }
+    s.bind_key(key);
+    s.bind(4, static_cast<int64_t>(std::min<uint64_t>(version, INT64_MAX)));
+    const int rc = s.step();
+    if (rc == SQLITE_DONE) return std::pair<uint64_t, uint64_t>{0, 0};
+    if (rc != SQLITE_ROW) return Status::unavailable(db_error(c.db, sql));
+    return std::pair<uint64_t, uint64_t>{static_cast<uint64_t>(s.col_int(0)), static_cast<uint64_t>(s.col_int(1))};
+  }
+
   // A read connection borrowed from the pool for one call.
   class Lease {
    public:

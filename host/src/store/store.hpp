@@ -56,6 +56,15 @@ struct IdempotentCommit {
   uint64_t last_version = 0;
 };
 
+// What EventStore::truncate_after removed (or, as a dry run, would remove).
+struct TruncateResult {
+  // Stored records after the version: sqlite rows, JetStream commit
+  // messages (decodable or not), memory events.
+  uint64_t records = 0;
+  // The highest version those records claim (0 when none says).
+  uint64_t last_version = 0;
+};
+
 // Called once per event, in version order. Returning a non-OK status stops
 // the read and makes it return that status.
 using EventVisitor = std::function<Status(const StoredEvent&)>;
@@ -119,6 +128,20 @@ class EventStore {
   virtual Result<std::optional<IdempotentCommit>> find_idempotent(
       const ActorKey& key, const std::string& idempotency_key) = 0;
 
+  // Operator repair: removes every stored record of `key` after `version`
+  // (the commits that follow it, whether they decode or not) and what the
+  // store remembers of them (cached tips, their idempotency keys), so that
+  // the actor loads at `version` again. kInvalidArgument when the stored
+  // history does not reach `version` or no commit ends there. With
+  // `dry_run`, removes nothing and says what it would remove. The caller
+  // makes sure nothing appends to the actor meanwhile (Runtime::repair).
+  virtual Result<TruncateResult> truncate_after(const ActorKey& key, uint64_t version, bool dry_run) {
+    (void)key;
+    (void)version;
+    (void)dry_run;
+    return Status::invalid("this store cannot truncate an actor's history");
+  }
+
   // Blocks until every append accepted so far is durable (as durable as the
   // backend's settings make it). Called on shutdown.
   virtual Status flush() = 0;
@@ -144,6 +167,15 @@ class SnapshotStore {
 
   // All snapshots of `key`, newest first (for retention checks and tools).
   virtual Result<std::vector<Snapshot>> list(const ActorKey& key) = 0;
+
+  // Operator repair: removes the snapshots of `key` above `version` (with
+  // `dry_run`, only counts them). Returns how many.
+  virtual Result<uint64_t> drop_after(const ActorKey& key, uint64_t version, bool dry_run) {
+    (void)key;
+    (void)version;
+    (void)dry_run;
+    return Status::invalid("this store cannot drop snapshots");
+  }
 };
 
 // A backend that is both (memory, sqlite).
