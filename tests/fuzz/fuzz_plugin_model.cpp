@@ -9,18 +9,12 @@
 #include <string>
 #include <vector>
 
+#include "fuzz_input.hpp"
 #include "plugin/plugin.hpp"
 
 namespace {
 
-struct Reader {
-  const uint8_t* p;
-  size_t n;
-  uint8_t byte() {
-    if (n == 0) return 0;
-    --n;
-    return *p++;
-  }
+struct Reader : aether::fuzz::Input {
   // Mostly one of `usual`, sometimes any byte.
   uint32_t pick(uint32_t usual) {
     const uint8_t b = byte();
@@ -49,10 +43,7 @@ const char* name(Reader& r) {
   const uint8_t b = r.byte();
   if (b < 8) return nullptr;
   if (b < 64) return kCommon[b % 5];
-  const size_t len = std::min<size_t>(b % 80, r.n);
-  g_model.strings.emplace_back(reinterpret_cast<const char*>(r.p), len);
-  r.p += len;
-  r.n -= len;
+  g_model.strings.emplace_back(r.bytes(b % 80));
   return g_model.strings.back().c_str();
 }
 
@@ -116,7 +107,7 @@ extern "C" __attribute__((visibility("default"))) aether_status aether_fuzz_mode
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  Reader r{data, size};
+  Reader r{{data, size}};
   build(r);
   auto opened = aether::Plugin::open(AETHER_FUZZ_MODEL_PLUGIN);
   if (!opened) {

@@ -11,18 +11,12 @@
 #include <memory>
 #include <string>
 
+#include "fuzz_input.hpp"
 #include "store/store.hpp"
 
 namespace {
 
-struct Reader {
-  const uint8_t* p;
-  size_t n;
-  uint8_t byte() {
-    if (n == 0) return 0;
-    --n;
-    return *p++;
-  }
+struct Reader : aether::fuzz::Input {
   int64_t integer() {
     // Small values mostly, with the extremes reachable.
     switch (byte() % 8) {
@@ -32,13 +26,7 @@ struct Reader {
       default: return byte();
     }
   }
-  std::string text() {
-    const size_t len = std::min<size_t>(byte() % 48, n);
-    std::string s(reinterpret_cast<const char*>(p), len);
-    p += len;
-    n -= len;
-    return s;
-  }
+  std::string text() { return std::string(bytes(byte() % 48)); }
 };
 
 // Binds column `i` from the input: text, blob, integer, real or NULL.
@@ -105,7 +93,7 @@ void write_rows(Db& db, Reader& r) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static Db db;
-  Reader r{data, size};
+  Reader r{{data, size}};
   const uint64_t from = r.integer();
   const std::string key = r.text();
   write_rows(db, r);
