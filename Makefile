@@ -1,13 +1,31 @@
 # aether: thin wrapper over CMake + Ninja.
-#   make run    install what is missing, build, start the host on config/aether.yaml
-#   make test   install what is missing, build, run every test (ctest)
-#   make bench  build and run the benchmarks, printing ratios for BENCHMARKS.md
+#   make run         install what is missing, build, start the host on config/aether.yaml
+#   make test        install what is missing, build, run every test (ctest)
+#   make bench       build and run the benchmarks, printing ratios for BENCHMARKS.md
+#   make check-asan  build everything with ASan + UBSan (+ LeakSanitizer) in
+#                    build-asan and run every test there
+#   make check-tsan  build with TSan in build-tsan and run the runtime, store,
+#                    bus, hot-swap and cluster tests (TSAN_TESTS)
+#   make fuzz        build the libFuzzer targets (clang) in build-fuzz and run
+#                    each for FUZZ_SECONDS (default 60) from its seed corpus
+#   make fuzz-ci     the same, 30 s each (what .ci/run does)
 BUILD ?= build
 BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= $(shell nproc)
 CONFIG ?= config/aether.yaml
+ASAN_BUILD ?= build-asan
+TSAN_BUILD ?= build-tsan
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= config command_request nats_message commit_scan sqlite_records names plugin_model
+# ctest labels (one per test executable) of the tests run under TSan.
+TSAN_TESTS ?= runtime_test|store_test|nats_bus_test|hot_swap_test|cluster_test|placement_test
+TSAN_TARGETS = aether-host $(subst |, ,$(TSAN_TESTS))
+# Sanitizer builds: no -Werror (sanitizer instrumentation makes GCC warn
+# falsely), no benchmarks (not tests).
+SAN_CMAKE = -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DAETHER_WERROR=OFF -DAETHER_BUILD_BENCH=OFF
 
-.PHONY: all deps configure build run test bench clean
+.PHONY: all deps configure build run test bench clean check-asan check-tsan fuzz fuzz-ci
 
 all: build
 
@@ -32,5 +50,27 @@ test: build
 bench: build
 	bash scripts/bench.sh $(BUILD)
 
+check-asan: deps
+	cmake -S . -B $(ASAN_BUILD) $(SAN_CMAKE) -DAETHER_SANITIZE=address
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+	cd $(ASAN_BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 900
+
+check-tsan: deps
+	cmake -S . -B $(TSAN_BUILD) $(SAN_CMAKE) -DAETHER_SANITIZE=thread
+	cmake --build $(TSAN_BUILD) -j $(JOBS) --target $(TSAN_TARGETS)
+	cd $(TSAN_BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 900 -L '^($(TSAN_TESTS))$$'
+
+$(FUZZ_BUILD)/build.ninja:
+	@bash scripts/deps.sh
+	cmake -S . -B $(FUZZ_BUILD) $(SAN_CMAKE) -DAETHER_FUZZ=ON \
+	  -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++
+
+fuzz: $(FUZZ_BUILD)/build.ninja
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target aether_fuzzers
+	bash tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+fuzz-ci:
+	$(MAKE) fuzz FUZZ_SECONDS=30
+
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)

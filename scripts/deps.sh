@@ -9,6 +9,9 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev libsqlite3-dev
   libnats-dev nats-server libcpp-httplib-dev libcli11-dev prometheus-cpp-dev
   libssl-dev zlib1g-dev libbrotli-dev curl ca-certificates
+  # make check-asan / check-tsan (GCC's runtimes), make fuzz (clang's
+  # libFuzzer and sanitizer runtimes), symbolized sanitizer reports
+  libasan8 libubsan1 libtsan2 libclang-rt-14-dev llvm
 )
 
 missing=()

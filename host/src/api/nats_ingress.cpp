@@ -83,27 +83,10 @@ struct NatsIngress::Impl {
   }
 
   void handle(Request req) {
-    const std::string& subject = req.subject;
     const std::string& reply_to = req.reply_to;
-    // aether.<ns>.cmd.<type>.<id>: five tokens, matched by the subscription.
-    std::vector<std::string> tokens;
-    for (size_t start = 0;;) {
-      const size_t dot = subject.find('.', start);
-      tokens.push_back(subject.substr(start, dot == std::string::npos ? std::string::npos : dot - start));
-      if (dot == std::string::npos) break;
-      start = dot + 1;
-    }
-    // or, forwarded by another node: aether._cluster.fwd.<node>.<ns>.<type>.<id>.
-    const bool fwd = tokens.size() == 7 && tokens[1] == "_cluster";
-    if (tokens.size() != 5 && !fwd) {
-      return respond(reply_to, error_reply(Status::invalid("subject must be aether.<ns>.cmd.<type>.<id>")));
-    }
-    const std::string ns = fwd ? tokens[4] : tokens[1];
-    const std::string type = fwd ? tokens[5] : tokens[3];
-    const std::string id = fwd ? tokens[6] : tokens[4];
     Command c;
     ApiReply error;
-    if (!parse_command_request(ns, type, id, req.body, req.idempotency_key, c, error, max_json_depth)) {
+    if (!parse_ingress_message(req.subject, req.body, req.idempotency_key, c, error, max_json_depth)) {
       return respond(reply_to, error);
     }
     {
@@ -126,6 +109,29 @@ struct NatsIngress::Impl {
     if (--in_flight == 0) idle.notify_all();
   }
 };
+
+bool parse_ingress_message(const std::string& subject, const std::string& body,
+                           const std::string& idempotency_key, Command& out, ApiReply& error,
+                           size_t max_json_depth) {
+  // aether.<ns>.cmd.<type>.<id>: five tokens, matched by the subscription.
+  std::vector<std::string> tokens;
+  for (size_t start = 0;;) {
+    const size_t dot = subject.find('.', start);
+    tokens.push_back(subject.substr(start, dot == std::string::npos ? std::string::npos : dot - start));
+    if (dot == std::string::npos) break;
+    start = dot + 1;
+  }
+  // or, forwarded by another node: aether._cluster.fwd.<node>.<ns>.<type>.<id>.
+  const bool fwd = tokens.size() == 7 && tokens[1] == "_cluster";
+  if (tokens.size() != 5 && !fwd) {
+    error = error_reply(Status::invalid("subject must be aether.<ns>.cmd.<type>.<id>"));
+    return false;
+  }
+  const std::string& ns = fwd ? tokens[4] : tokens[1];
+  const std::string& type = fwd ? tokens[5] : tokens[3];
+  const std::string& id = fwd ? tokens[6] : tokens[4];
+  return parse_command_request(ns, type, id, body, idempotency_key, out, error, max_json_depth);
+}
 
 NatsIngress::NatsIngress(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 

@@ -16,6 +16,16 @@ namespace aether {
 class NatsConnection;
 class Runtime;
 class ClusterNode;
+struct Command;
+struct ApiReply;
+
+// The command a message on `subject` carries: aether.<ns>.cmd.<type>.<id>
+// (or, forwarded, aether._cluster.fwd.<node>.<ns>.<type>.<id>) with the JSON
+// `body` and the Idempotency-Key header. False with `error` (a 400 reply)
+// when it is not a command request.
+bool parse_ingress_message(const std::string& subject, const std::string& body,
+                           const std::string& idempotency_key, Command& out, ApiReply& error,
+                           size_t max_json_depth = kDefaultMaxJsonDepth);
 
 class NatsIngress {
  public:
