@@ -374,6 +374,31 @@ TEST(AdversarialHttp, PostsNeedJsonContentType) {
   EXPECT_EQ(host.counter_version("ct"), 2u);
 }
 
+TEST(AdversarialHttp, RouteErrorsExpectContinueAndKeepAlive) {
+  HttpHost host;
+  ASSERT_TRUE(host.start()) << host.log();
+  Socket s(host.port());
+  auto r = s.request(get("/nope?x=1"));
+  EXPECT_EQ(r.status, 404);
+  EXPECT_EQ(json::parse(r.body)["error"]["message"], "no route for GET /nope");
+  r = s.request(get("/v1/plugins/counter/reload"));
+  EXPECT_EQ(r.status, 405) << r.body;
+  EXPECT_TRUE(r.has("Allow: POST")) << r.head;
+  r = s.request(get(counter("k") + "/events?from=x"));
+  EXPECT_EQ(r.status, 400) << r.body;
+  ASSERT_TRUE(s.send("POST " + counter("k") + "/commands HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                     "Expect: 100-continue\r\nContent-Length: " + std::to_string(kIncrement.size()) + "\r\n\r\n"));
+  Socket::Reply cont;
+  ASSERT_TRUE(s.read_reply(cont));
+  EXPECT_EQ(cont.status, 100);
+  ASSERT_TRUE(s.send(kIncrement));
+  ASSERT_TRUE(s.read_reply(r));
+  EXPECT_EQ(r.status, 200) << r.body;
+  for (int i = 0; i < 200; ++i) {  // no cap on requests per connection
+    ASSERT_EQ(s.request(get("/healthz")).status, 200) << i;
+  }
+}
+
 TEST(AdversarialHttp, ForeignOriginsAreRefusedAllowedOnesGetCors) {
   HttpHost host("allowed_origins: [\"https://console.example\"]\n");
   ASSERT_TRUE(host.start()) << host.log();
