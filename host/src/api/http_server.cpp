@@ -111,7 +111,7 @@ struct HttpServer::Impl {
 
   void accept() {
     acceptor.async_accept(asio::make_strand(ioc), [this](error_code ec, tcp::socket socket) {
-      if (!acceptor.is_open()) return;
+      if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
       if (ec) return accept_failed(ec);
       if (!hub.admit()) {
         http_detail::refuse(std::move(socket), opts.max_connections);
