@@ -71,8 +71,9 @@ struct HttpServer::Impl {
   http_detail::ConnectionHub hub;
   // Destroyed before the hub (its pending handlers hold connections).
   asio::io_context ioc;
-  tcp::acceptor acceptor{ioc};
-  asio::steady_timer retry{ioc};
+  // The acceptor, its retry timer and stop()'s close share one strand.
+  tcp::acceptor acceptor{asio::make_strand(ioc)};
+  asio::steady_timer retry{acceptor.get_executor()};
   std::vector<std::thread> threads;
   asio::thread_pool blocking;
   int port = 0;
@@ -157,14 +158,15 @@ struct HttpServer::Impl {
   }
 
   void close_acceptor() {
-    std::promise<void> closed;
-    asio::post(ioc, [this, &closed] {
+    auto closed = std::make_shared<std::promise<void>>();
+    auto done = closed->get_future();
+    asio::post(acceptor.get_executor(), [this, closed] {
       error_code ignored;
       acceptor.close(ignored);
       retry.cancel();
-      closed.set_value();
+      closed->set_value();
     });
-    closed.get_future().wait_for(std::chrono::seconds(10));
+    done.wait_for(std::chrono::seconds(10));
   }
 };
 
