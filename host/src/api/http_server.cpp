@@ -7,6 +7,7 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -71,6 +72,9 @@ struct HttpServer::Impl {
   http_detail::ConnectionHub hub;
   // Destroyed before the hub (its pending handlers hold connections).
   asio::io_context ioc;
+  // Keeps the I/O threads running while no socket operation is pending (a
+  // connection waiting for its command has none), until stop().
+  asio::executor_work_guard<asio::io_context::executor_type> work{ioc.get_executor()};
   // The acceptor, its retry timer and stop()'s close share one strand.
   tcp::acceptor acceptor{asio::make_strand(ioc)};
   asio::steady_timer retry{acceptor.get_executor()};
