@@ -144,10 +144,11 @@ std::string counter(const std::string& id) { return "/v1/default/actors/Counter/
 class HttpHost {
  public:
   // `http` holds extra api.http keys, one per line, unindented.
-  explicit HttpHost(const std::string& http = "", const std::string& listen = "127.0.0.1:0") {
+  explicit HttpHost(const std::string& http = "", const std::string& listen = "127.0.0.1:0",
+                    const std::string& store = "backend: memory") {
     config_ = dir_.file("host.yaml");
     std::ofstream out(config_);
-    out << "store:\n  backend: memory\nplugins:\n  dir: " << AETHER_PLUGIN_DIR
+    out << "store:\n  " << store << "\nplugins:\n  dir: " << AETHER_PLUGIN_DIR
         << "\n  list: [bank, counter]\napi:\n  http:\n    listen: " << listen << "\n";
     std::istringstream lines(http);
     for (std::string line; std::getline(lines, line);) out << "    " << line << "\n";
@@ -163,6 +164,7 @@ class HttpHost {
   int port() const { return host_->port(); }
   const std::string& config() const { return config_; }
   std::string log() const { return host_ ? host_->log() : ""; }
+  std::string file(const std::string& name) const { return dir_.file(name); }
 
   std::unique_ptr<httplib::Client> client() const {
     auto c = std::make_unique<httplib::Client>("127.0.0.1", host_->port());
@@ -374,6 +376,31 @@ TEST(AdversarialHttp, PostsNeedJsonContentType) {
   EXPECT_EQ(host.counter_version("ct"), 2u);
 }
 
+TEST(AdversarialHttp, RouteErrorsExpectContinueAndKeepAlive) {
+  HttpHost host;
+  ASSERT_TRUE(host.start()) << host.log();
+  Socket s(host.port());
+  auto r = s.request(get("/nope?x=1"));
+  EXPECT_EQ(r.status, 404);
+  EXPECT_EQ(json::parse(r.body)["error"]["message"], "no route for GET /nope");
+  r = s.request(get("/v1/plugins/counter/reload"));
+  EXPECT_EQ(r.status, 405) << r.body;
+  EXPECT_TRUE(r.has("Allow: POST")) << r.head;
+  r = s.request(get(counter("k") + "/events?from=x"));
+  EXPECT_EQ(r.status, 400) << r.body;
+  ASSERT_TRUE(s.send("POST " + counter("k") + "/commands HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+                     "Expect: 100-continue\r\nContent-Length: " + std::to_string(kIncrement.size()) + "\r\n\r\n"));
+  Socket::Reply cont;
+  ASSERT_TRUE(s.read_reply(cont));
+  EXPECT_EQ(cont.status, 100);
+  ASSERT_TRUE(s.send(kIncrement));
+  ASSERT_TRUE(s.read_reply(r));
+  EXPECT_EQ(r.status, 200) << r.body;
+  for (int i = 0; i < 200; ++i) {  // no cap on requests per connection
+    ASSERT_EQ(s.request(get("/healthz")).status, 200) << i;
+  }
+}
+
 TEST(AdversarialHttp, ForeignOriginsAreRefusedAllowedOnesGetCors) {
   HttpHost host("allowed_origins: [\"https://console.example\"]\n");
   ASSERT_TRUE(host.start()) << host.log();
@@ -463,6 +490,29 @@ TEST(AdversarialHttp, HundredPipelinedRequestsAreAnsweredInOrder) {
     if (i % 10 != 9) ++increments;
     EXPECT_EQ(json::parse(r.body)["version"].get<uint64_t>(), increments) << "reply " << i << " out of order";
   }
+}
+
+TEST(AdversarialHttp, StopAnswersTheRequestInProgressAndReadsNoMore) {
+  test::TempDir data;
+  HttpHost host("", "127.0.0.1:0", "backend: sqlite\n  sqlite:\n    path: " + data.file("aether.db"));
+  ASSERT_TRUE(host.start()) << host.log();
+  std::string batch;
+  for (int i = 0; i < 100; ++i) batch += post(counter("stop") + "/commands", kIncrement);
+  Socket s(host.port());
+  ASSERT_TRUE(s.send(batch));
+  Socket::Reply r;
+  ASSERT_TRUE(s.read_reply(r));
+  ASSERT_EQ(r.status, 200);
+  host.process().signal(SIGTERM);
+  uint64_t answered = 1;
+  while (s.read_reply(r)) {  // each command that ran is answered, in order, then the host closes
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(json::parse(r.body)["version"].get<uint64_t>(), ++answered);
+  }
+  EXPECT_EQ(host.process().stop(), 0) << host.log();
+  std::cout << answered << " of 100 pipelined commands answered before the stop\n";
+  ASSERT_TRUE(host.start()) << host.log();
+  EXPECT_EQ(host.counter_version("stop"), answered) << "a command ran without its reply, or the reverse";
 }
 
 }  // namespace

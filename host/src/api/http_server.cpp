@@ -7,6 +7,7 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -71,8 +72,12 @@ struct HttpServer::Impl {
   http_detail::ConnectionHub hub;
   // Destroyed before the hub (its pending handlers hold connections).
   asio::io_context ioc;
-  tcp::acceptor acceptor{ioc};
-  asio::steady_timer retry{ioc};
+  // Keeps the I/O threads running while no socket operation is pending (a
+  // connection waiting for its command has none), until stop().
+  asio::executor_work_guard<asio::io_context::executor_type> work{ioc.get_executor()};
+  // The acceptor, its retry timer and stop()'s close share one strand.
+  tcp::acceptor acceptor{asio::make_strand(ioc)};
+  asio::steady_timer retry{acceptor.get_executor()};
   std::vector<std::thread> threads;
   asio::thread_pool blocking;
   int port = 0;
@@ -111,7 +116,7 @@ struct HttpServer::Impl {
 
   void accept() {
     acceptor.async_accept(asio::make_strand(ioc), [this](error_code ec, tcp::socket socket) {
-      if (!acceptor.is_open()) return;
+      if (ec == asio::error::operation_aborted || !acceptor.is_open()) return;
       if (ec) return accept_failed(ec);
       if (!hub.admit()) {
         http_detail::refuse(std::move(socket), opts.max_connections);
@@ -157,14 +162,15 @@ struct HttpServer::Impl {
   }
 
   void close_acceptor() {
-    std::promise<void> closed;
-    asio::post(ioc, [this, &closed] {
+    auto closed = std::make_shared<std::promise<void>>();
+    auto done = closed->get_future();
+    asio::post(acceptor.get_executor(), [this, closed] {
       error_code ignored;
       acceptor.close(ignored);
       retry.cancel();
-      closed.set_value();
+      closed->set_value();
     });
-    closed.get_future().wait_for(std::chrono::seconds(10));
+    done.wait_for(std::chrono::seconds(10));
   }
 };
 
