@@ -372,6 +372,30 @@ TEST_F(SqliteStoreTest, UndecodableRecordIsReportedWithItsPosition) {
       << read.status().message();
 }
 
+// A row changed behind the host's back, nested deeper than any stored
+// record may be or not UTF-8, reads as corruption at its version.
+TEST_F(SqliteStoreTest, DeepOrNonUtf8PayloadIsCorruption) {
+  auto store = open();
+  AppendRequest r;
+  r.key = a_;
+  r.events = {{"E", "{}"}, {"E", "{}"}, {"E", "{}"}};
+  ASSERT_TRUE(store->append_sync(r).status.is_ok());
+  raw("UPDATE events SET payload = '" + std::string(100000, '[') + std::string(100000, ']') +
+      "' WHERE version = 2");
+  raw("UPDATE events SET payload = CAST(X'7B2261223A22FF227D' AS TEXT) WHERE version = 3");
+  auto read = store->read_all(a_);
+  ASSERT_FALSE(read.is_ok());
+  EXPECT_EQ(read.status().code(), StatusCode::kCorruption);
+  EXPECT_NE(read.status().message().find("event at version 2: undecodable record (payload nests deeper than 1032"),
+            std::string::npos)
+      << read.status().message();
+  read = store->read_all(a_, 3);
+  ASSERT_FALSE(read.is_ok());
+  EXPECT_NE(read.status().message().find("event at version 3: undecodable record (payload is not valid UTF-8"),
+            std::string::npos)
+      << read.status().message();
+}
+
 TEST_F(SqliteStoreTest, TheSchemaRefusesASecondEventAtAVersion) {
   auto store = open();
   AppendRequest r;
