@@ -194,5 +194,15 @@ TEST_F(JsonAdversarialTest, OverflowIsADomainRejection) {
   EXPECT_EQ(json::parse(s->body)["state"]["value"], INT64_MAX) << s->body;
 }
 
+TEST_F(JsonAdversarialTest, DepthLimitOutOfRangeIsAConfigError) {
+  const std::string file = dir_.file("bad.yaml");
+  std::ofstream(file) << "plugins: {dir: " << AETHER_PLUGIN_DIR << ", list: [bank]}\n"
+                      << "api:\n  max_json_depth: 5000\n";
+  const auto check = test::run_process({test::host_binary(), "--check-config", file});
+  EXPECT_EQ(check.exit_code, 1);
+  EXPECT_NE(check.err.find(file + ":3: api.max_json_depth: must be between 2 and 1000, got 5000"), std::string::npos)
+      << check.err;
+}
+
 }  // namespace
 }  // namespace aether

@@ -203,5 +203,42 @@ TEST_F(NatsMessageTest, ForgedDeepOrNonUtf8CommitReadsAsCorruption) {
   expect_serving("after-forged");
 }
 
+// Cluster entries forged by anyone who may write the cluster's buckets: a
+// member entry of the wrong shape, a handoff whose epoch is not a number, a
+// shard map with a migration of a shard that does not exist. Each is
+// ignored with a log line; the node keeps serving.
+TEST_F(NatsMessageTest, ForgedClusterEntriesAreIgnored) {
+  jsCtx* js = nullptr;
+  ASSERT_EQ(natsConnection_JetStream(&js, nc_, nullptr), NATS_OK);
+  kvStore* nodes = nullptr;
+  kvStore* map = nullptr;
+  ASSERT_EQ(js_KeyValue(&nodes, js, "AETHER_CLUSTER_NODES"), NATS_OK);
+  ASSERT_EQ(js_KeyValue(&map, js, "AETHER_CLUSTER_MAP"), NATS_OK);
+  uint64_t rev = 0;
+  ASSERT_EQ(kvStore_PutString(&rev, nodes, "intruder", R"({"id":"intruder","leaving":"yes","load":"x"})"), NATS_OK);
+  ASSERT_EQ(kvStore_PutString(&rev, map, "handoff.3", R"({"planned_epoch":"soon"})"), NATS_OK);
+  ASSERT_EQ(kvStore_PutString(&rev, map, "map",
+                              R"({"epoch":999999,"nodes":["adv-1"],"owners":[0],"migrations":[[4000000,"adv-1","x",1]]})"),
+            NATS_OK);
+  kvStore_Destroy(nodes);
+  kvStore_Destroy(map);
+  jsCtx_Destroy(js);
+  // Both the member watcher and the map watcher have seen them.
+  bool seen = false;
+  for (int i = 0; i < 300 && !seen; ++i) {
+    const std::string log = host_->log();
+    seen = log.find("ignoring an undecodable entry for member 'intruder'") != std::string::npos &&
+           log.find("undecodable shard map") != std::string::npos;
+    if (!seen) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(seen) << host_->log();
+  httplib::Client http("127.0.0.1", host_->port());
+  auto c = http.Get("/v1/cluster");
+  ASSERT_TRUE(c) << host_->log();
+  EXPECT_EQ(c->status, 200) << c->body;
+  EXPECT_EQ(c->body.find("intruder"), std::string::npos) << c->body;
+  expect_serving("after-forged-cluster");
+}
+
 }  // namespace
 }  // namespace aether

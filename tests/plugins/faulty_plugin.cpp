@@ -4,11 +4,13 @@
 //   Throw     -> throws std::runtime_error("boom: the plugin threw")
 //   BadEvent  -> emits an event that is not in the model
 //   BadJson   -> emits Ok with a payload that is not JSON
+//   DeepJson  -> emits Ok with a payload nested 100,000 deep
 //   Reject    -> rejects with code "nope"
 //   Nothing   -> emits nothing
 #include <aether/sdk.hpp>
 
 #include <stdexcept>
+#include <string>
 
 namespace {
 
@@ -29,6 +31,10 @@ aether::ActorType<Tally> faulty =
                  })
         .command("BadEvent", [](const Tally&, const json&, Decision& d) { d.emit("NotDeclared"); })
         .command("BadJson", [](const Tally&, const json&, Decision& d) { d.emit_raw("Ok", "{not json"); })
+        .command("DeepJson",
+                 [](const Tally&, const json&, Decision& d) {
+                   d.emit_raw("Ok", std::string(100000, '[') + std::string(100000, ']'));
+                 })
         .command("Reject",
                  [](const Tally&, const json&, Decision& d) { d.reject("nope", "not today"); })
         .command("Nothing", [](const Tally&, const json&, Decision&) {})

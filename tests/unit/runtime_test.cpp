@@ -196,6 +196,8 @@ TEST_P(RuntimeSuite, PluginMisbehaviourFailsOnlyThatCommand) {
                 "emitted event 'NotDeclared', which is not in the model of Faulty"},
            Case{"BadJson", StatusCode::kPluginError,
                 "emitted event Ok with a payload that is not valid JSON"},
+           Case{"DeepJson", StatusCode::kPluginError,
+                "emitted event Ok whose payload nests deeper than 1024 levels"},
            Case{"Reject", StatusCode::kRejected, "not today"},
        }) {
     auto r = h.send("Faulty", "f", c.command);

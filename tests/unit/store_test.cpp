@@ -448,38 +448,48 @@ class SqliteStoreTest : public testing::Test {
     EXPECT_TRUE(s.is_ok()) << s.status().to_string();
     return s ? std::move(s).value() : nullptr;
   }
+  // Opens the store with `n` events of actor a_ in it.
+  std::unique_ptr<Store> open_with(size_t n) {
+    auto store = open();
+    AppendRequest r;
+    r.key = a_;
+    r.events.assign(n, {"E", "{}"});
+    EXPECT_TRUE(store->append_sync(r).status.is_ok());
+    return store;
+  }
+  // Asserts that reading a_ from `from` fails as corruption saying `what`.
+  void expect_corruption(Store& store, uint64_t from, const std::string& what) {
+    auto read = store.read_all(a_, from);
+    ASSERT_FALSE(read.is_ok());
+    EXPECT_EQ(read.status().code(), StatusCode::kCorruption);
+    EXPECT_NE(read.status().message().find(what), std::string::npos) << read.status().message();
+  }
   test::TempDir dir_;
   std::string path_ = dir_.file("aether.db");
   const ActorKey a_{"default", "Counter", "a"};
 };
 
 TEST_F(SqliteStoreTest, GapInStoredVersionsIsReportedWithItsPosition) {
-  auto store = open();
-  AppendRequest r;
-  r.key = a_;
-  r.events = {{"E", "{}"}, {"E", "{}"}, {"E", "{}"}};
-  ASSERT_TRUE(store->append_sync(r).status.is_ok());
+  auto store = open_with(3);
   raw("DELETE FROM events WHERE version = 2");
-  auto read = store->read_all(a_);
-  ASSERT_FALSE(read.is_ok());
-  EXPECT_EQ(read.status().code(), StatusCode::kCorruption);
-  EXPECT_NE(read.status().message().find("default/Counter/a, event at version 2"), std::string::npos)
-      << read.status().message();
+  expect_corruption(*store, 1, "default/Counter/a, event at version 2");
 }
 
 TEST_F(SqliteStoreTest, UndecodableRecordIsReportedWithItsPosition) {
-  auto store = open();
-  AppendRequest r;
-  r.key = a_;
-  r.events = {{"E", "{}"}, {"E", "{}"}};
-  ASSERT_TRUE(store->append_sync(r).status.is_ok());
+  auto store = open_with(2);
   raw("UPDATE events SET event_type = '' WHERE version = 2");
-  auto read = store->read_all(a_);
-  ASSERT_FALSE(read.is_ok());
-  EXPECT_EQ(read.status().code(), StatusCode::kCorruption);
-  EXPECT_NE(read.status().message().find("event at version 2: undecodable record"),
-            std::string::npos)
-      << read.status().message();
+  expect_corruption(*store, 1, "event at version 2: undecodable record");
+}
+
+// A row changed behind the host's back, nested deeper than any stored
+// record may be or not UTF-8, reads as corruption at its version.
+TEST_F(SqliteStoreTest, DeepOrNonUtf8PayloadIsCorruption) {
+  auto store = open_with(3);
+  raw("UPDATE events SET payload = '" + std::string(100000, '[') + std::string(100000, ']') +
+      "' WHERE version = 2");
+  raw("UPDATE events SET payload = CAST(X'7B2261223A22FF227D' AS TEXT) WHERE version = 3");
+  expect_corruption(*store, 1, "event at version 2: undecodable record (payload nests deeper than 1032");
+  expect_corruption(*store, 3, "event at version 3: undecodable record (payload is not valid UTF-8");
 }
 
 TEST_F(SqliteStoreTest, TheSchemaRefusesASecondEventAtAVersion) {

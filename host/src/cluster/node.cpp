@@ -97,6 +97,13 @@ std::optional<Map> decode_map(const std::string& text) {
   }
 }
 
+// True iff `m` has one owner per shard of `shards` and migrations only of
+// those shards: shards index per-shard vectors, so a forged or broken map
+// must not be installed.
+bool map_fits(const Map& m, uint32_t shards) {
+  return m.owners.size() == shards && (m.migrations.empty() || m.migrations.rbegin()->first < shards);
+}
+
 // The watcher's next entry (or nullptr: initial values done), waiting up to
 // 200 ms; after an error other than a timeout (a watcher that cannot
 // deliver), a short pause, so that its loop does not spin.
@@ -444,7 +451,7 @@ struct ClusterNode::Impl {
       auto fresh = decode_map(kvEntry_ValueString(e));
       rev = kvEntry_Revision(e);
       kvEntry_Destroy(e);
-      if (!fresh) {
+      if (!fresh || !map_fits(*fresh, opts.shards)) {
         log::error("cluster: the published shard map is undecodable; not rebalancing");
         return;
       }
@@ -559,7 +566,7 @@ struct ClusterNode::Impl {
     kvEntry_Destroy(e);
     if (!put) return;
     if (key == "map") {
-      if (auto m = decode_map(value)) install_map(std::move(*m));
+      if (auto m = decode_map(value); m && map_fits(*m, opts.shards)) install_map(std::move(*m));
       else log::error("cluster: undecodable shard map (revision " + std::to_string(rev) + ")");
     } else if (key.rfind("handoff.", 0) == 0) {
       json j = check_json_text(value, 8, "handoff") ? json::parse(value, nullptr, false) : json();
