@@ -7,7 +7,6 @@
 #include <httplib.h>
 #include <nats/nats.h>
 
-#include <cstdlib>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -25,24 +24,10 @@ using test::HostProcess;
 using test::NatsClient;
 using test::NatsServer;
 
-const std::map<std::string, std::string> kPasswords = {
-    {"AETHER_NATS_HOST_PASSWORD", "host-secret"},
-    {"AETHER_NATS_CLIENT_PASSWORD", "client-secret"},
-    {"AETHER_NATS_TENANT_A_PASSWORD", "a-secret"},
-    {"AETHER_NATS_TENANT_B_PASSWORD", "b-secret"},
-};
-
 const NatsClient::Login kHost{"aether-host", "host-secret", ""};
 const NatsClient::Login kClient{"aether-client", "client-secret", "_INBOX_aether-client"};
 const NatsClient::Login kTenantA{"tenant-a", "a-secret", ""};
 const NatsClient::Login kTenantB{"tenant-b", "b-secret", ""};
-
-// The shipped file; nats-server (a child of this process) reads the
-// passwords from the environment.
-std::string tenants_config() {
-  for (const auto& [k, v] : kPasswords) setenv(k.c_str(), v.c_str(), 1);
-  return test::nats_config_file(std::string(AETHER_SOURCE_DIR) + "/config/nats-tenants.conf");
-}
 
 // config/jetstream.yaml serving the namespaces of the tenants too.
 std::string host_config(const test::TempDir& dir) {
@@ -113,7 +98,7 @@ class NatsAccessTest : public testing::Test {
   }
 
   test::TempDir dir_;
-  NatsServer server_{tenants_config()};
+  NatsServer server_{test::nats_tenants_config(AETHER_SOURCE_DIR)};
   std::unique_ptr<HostProcess> host_;
 };
 

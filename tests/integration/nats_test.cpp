@@ -342,21 +342,12 @@ TEST(NatsOutbox, SqliteCommitsAreBroadcastAfterAnOutage) {
   EXPECT_EQ(host.stop(), 0) << host.log();
 }
 
+// The shipped config/nats-tenants.conf (tests/adversarial/nats_access_test
+// tries every other denial).
 TEST(NatsTenants, ATenantCannotSubscribeToAnotherTenantsEvents) {
-  NatsServer server(R"(
-authorization {
-  users = [
-    { user: tenant_a, password: a-secret,
-      permissions: { publish: { allow: ["aether.a.>", "$JS.API.>", "_INBOX.>"] },
-                     subscribe: { allow: ["aether.a.>", "_INBOX.>"] } } }
-    { user: tenant_b, password: b-secret,
-      permissions: { publish: { allow: ["aether.b.>", "$JS.API.>", "_INBOX.>"] },
-                     subscribe: { allow: ["aether.b.>", "_INBOX.>"] } } }
-  ]
-}
-)");
+  NatsServer server(test::nats_tenants_config(AETHER_SOURCE_DIR));
   ASSERT_TRUE(server.running()) << server.log();
-  RawClient b(server.url(), "tenant_b", "b-secret");
+  RawClient b(server.url(), "tenant-b", "b-secret");
   ASSERT_NE(b.nc, nullptr);
   natsSubscription* own = nullptr;
   ASSERT_EQ(natsConnection_SubscribeSync(&own, b.nc, "aether.b.events.>"), NATS_OK);

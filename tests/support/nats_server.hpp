@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <string>
 #include <thread>
@@ -136,6 +137,18 @@ class NatsServer {
 inline std::string nats_config_file(const std::string& path) {
   std::ifstream in(path);
   return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+// config/nats-tenants.conf of the tree at `source_dir` as it ships, with these test passwords put in
+// this process's environment, where nats-server (a child) reads them:
+// aether-host/host-secret, aether-client/client-secret, tenant-a/a-secret,
+// tenant-b/b-secret.
+inline std::string nats_tenants_config(const std::string& source_dir) {
+  setenv("AETHER_NATS_HOST_PASSWORD", "host-secret", 1);
+  setenv("AETHER_NATS_CLIENT_PASSWORD", "client-secret", 1);
+  setenv("AETHER_NATS_TENANT_A_PASSWORD", "a-secret", 1);
+  setenv("AETHER_NATS_TENANT_B_PASSWORD", "b-secret", 1);
+  return nats_config_file(source_dir + "/config/nats-tenants.conf");
 }
 
 // A raw cnats connection (no aether code involved) that records the

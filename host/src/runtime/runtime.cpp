@@ -431,9 +431,11 @@ class RuntimeImpl final : public Runtime {
         return j.key == key && j.snapshot.version > truncate_after;
       });
     }
+    std::unique_lock saving(snap_save_mu_);  // no snapshot of the old state lands after the truncation
     auto done = idle ? truncate_stores(key, truncate_after, false)
                      : Result<RepairReport>(Status::unavailable(
                            "repair of " + key.to_string() + ": the actor did not finish its command in time"));
+    saving.unlock();
     (*b)->paused.store(false);
     reschedule_parked(affected);
     if (done) {
@@ -1070,7 +1072,10 @@ class RuntimeImpl final : public Runtime {
       SnapshotJob job = std::move(snap_queue_.front());
       snap_queue_.pop_front();
       lock.unlock();
-      save_snapshot(job);
+      {
+        std::lock_guard saving(snap_save_mu_);  // a repair waits for a save in progress
+        save_snapshot(job);
+      }
       lock.lock();
     }
   }
@@ -1304,6 +1309,7 @@ class RuntimeImpl final : public Runtime {
   std::mutex snap_mu_;
   std::condition_variable snap_cv_;
   std::deque<SnapshotJob> snap_queue_;
+  std::mutex snap_save_mu_;  // held while the snapshotter saves one
 
   std::atomic<uint64_t> commands_ok_{0}, commands_rejected_{0}, commands_failed_{0},
       conflicts_{0}, events_appended_{0}, snapshots_taken_{0}, activations_{0},
