@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <mutex>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -19,6 +20,7 @@
 #include "store/jetstream_store.hpp"
 #include "api/metrics.hpp"
 #include "config/config.hpp"
+#include "core/dir_lock.hpp"
 #include "core/log.hpp"
 #include "plugin/plugin.hpp"
 #include "runtime/plugin_manager.hpp"
@@ -111,6 +113,45 @@ auto retry_at_start(int64_t wait_ms, const sigset_t& signals, const std::string&
   }
 }
 
+// Holds the data directory for the process's life, so that a second host
+// on the same data fails at start; null when the host keeps no local data.
+Result<std::unique_ptr<DirLock>> lock_data_directory(const HostConfig& cfg) {
+  const std::string dir = cfg.data_directory();
+  if (dir.empty()) return std::unique_ptr<DirLock>();
+  auto lock = DirLock::acquire(dir);
+  if (lock) log::info("data directory " + dir + " locked (" + (*lock)->path() + ")");
+  return lock;
+}
+
+// What /readyz answers: 200 while NATS (when used) is connected and the host
+// is not stopping; 503 from the first moment of a shutdown on, while the
+// host still answers what it receives. Called from cnats' thread and main.
+class Readiness {
+ public:
+  explicit Readiness(HttpServer* http) : http_(http) {}
+  void nats(bool connected) {
+    std::lock_guard lock(mu_);
+    if (!connected && nats_up_ && !stopping_) log::warn("/readyz answers 503 until NATS is connected again");
+    nats_up_ = connected;
+    publish();
+  }
+  void stopping() {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+    publish();
+  }
+
+ private:
+  // REQUIRES: mu_ held.
+  void publish() {
+    if (http_ != nullptr) http_->set_ready(nats_up_ && !stopping_);
+  }
+  std::mutex mu_;
+  HttpServer* http_;
+  bool nats_up_ = true;
+  bool stopping_ = false;
+};
+
 int fail(const std::string& message) {
   log::error(message);
   return 1;
@@ -118,6 +159,8 @@ int fail(const std::string& message) {
 
 int serve(const HostConfig& cfg) {
   if (!log::configure(cfg.log.level, cfg.log.format)) return fail("bad log settings");
+  auto data_lock = lock_data_directory(cfg);  // first: nothing may touch the data of another host
+  if (!data_lock) return fail(data_lock.status().message());
 
   // Signals are taken by sigwait below; block them before any thread starts.
   sigset_t signals;
@@ -259,6 +302,9 @@ int serve(const HostConfig& cfg) {
     if (!h) return fail(h.status().message());
     http = std::move(h).value();
   }
+  Readiness readiness(http.get());
+  std::unique_ptr<NatsConnection::StatusWatch> nats_watch;
+  if (nats) nats_watch = nats->watch_status([&readiness](bool connected) { readiness.nats(connected); });
 
   // Other nodes' EventStored notifications keep this node's caches current.
   std::vector<std::unique_ptr<Subscription>> stored_subs;
@@ -297,11 +343,15 @@ int serve(const HostConfig& cfg) {
   sigwait(&signals, &sig);
   log::info(std::string("received ") + (sig == SIGINT ? "SIGINT" : "SIGTERM") +
             ": stopping (finishing queued commands, flushing the store)");
+  // /readyz says 503 first; the host keeps answering (a cluster node runs or
+  // forwards every command) until its shards are handed off.
+  readiness.stopping();
   if (cluster) {
     log::info("cluster: handing this node's shards off before leaving");
     if (Status s = cluster->leave(cfg.cluster.leave_timeout_ms); !s) log::warn(s.message());
   }
   if (http) http->stop();
+  nats_watch.reset();
   if (ingress) ingress->stop();
   if (cluster) cluster->stop();
   stored_subs.clear();

@@ -1,15 +1,21 @@
 #include "config/config.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
 #include <cerrno>
 #include <climits>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <limits>
 #include <sstream>
+#include <string_view>
 
 #include "core/elf_image.hpp"
 #include "core/names.hpp"
@@ -114,6 +120,47 @@ std::string HostConfig::plugin_copy_dir() const {
 
 namespace {
 
+// The longest duration a key takes: larger values would overflow the clocks
+// they are added to (nanoseconds since an epoch). 0 already means never.
+constexpr int64_t kMaxDurationHours = 876000;  // 100 years
+constexpr int64_t kMaxDurationMs = kMaxDurationHours * 3600000;
+
+// A non-empty string of decimal digits that fits in 64 bits; nothing else
+// (no sign, no spaces, no wrap-around).
+std::optional<uint64_t> parse_digits(std::string_view s) {
+  if (s.empty()) return std::nullopt;
+  uint64_t x = 0;
+  for (const char ch : s) {
+    if (ch < '0' || ch > '9') return std::nullopt;
+    const auto d = static_cast<uint64_t>(ch - '0');
+    if (x > (UINT64_MAX - d) / 10) return std::nullopt;
+    x = x * 10 + d;
+  }
+  return x;
+}
+
+// "250ms", "30s", "5m", "1h" or a number of milliseconds, up to
+// kMaxDurationMs; the error says what was wrong.
+Result<int64_t> parse_duration_ms(const std::string& v) {
+  const size_t unit_at = v.find_first_not_of("0123456789");
+  const std::string_view number = std::string_view(v).substr(0, unit_at);
+  const std::string unit = unit_at == std::string::npos ? "" : v.substr(unit_at);
+  int64_t mul = 0;
+  if (unit.empty() || unit == "ms") mul = 1;
+  else if (unit == "s") mul = 1000;
+  else if (unit == "m") mul = 60000;
+  else if (unit == "h") mul = 3600000;
+  if (number.empty() || mul == 0) {
+    return Status::invalid("expected a duration like 250ms, 30s, 5m or 1h, got " + quote_for_message(v));
+  }
+  const auto x = parse_digits(number);
+  if (!x.has_value() || *x > static_cast<uint64_t>(kMaxDurationMs / mul)) {
+    return Status::invalid("duration " + quote_for_message(v) + " is too long (at most " +
+                           std::to_string(kMaxDurationHours) + "h, 100 years; 0 means never)");
+  }
+  return static_cast<int64_t>(*x) * mul;
+}
+
 // Walks the YAML tree with the schema, collecting the first error.
 class Parser {
  public:
@@ -156,6 +203,42 @@ class Parser {
     }
   }
 
+  // What the schema walk cannot see: a key given twice in one mapping
+  // (yaml-cpp keeps both, and the walk would take the last silently),
+  // nesting deeper than kMaxDepth, more than kMaxNodes nodes (an alias
+  // counts again at each use). Iterative, so any shape is safe to check.
+  void structure(const YAML::Node& root) {
+    constexpr size_t kMaxDepth = 32;
+    constexpr size_t kMaxNodes = 100000;
+    struct Item {
+      YAML::Node node;
+      std::string path;
+      size_t depth;
+    };
+    std::vector<Item> todo{{root, "", 0}};
+    for (size_t visited = 0; !todo.empty() && ok(); ++visited) {
+      Item it = std::move(todo.back());
+      todo.pop_back();
+      const std::string where = it.path.empty() ? "(top level)" : it.path;
+      if (visited >= kMaxNodes) return fail(it.node, where, "more than " + std::to_string(kMaxNodes) + " YAML nodes");
+      if (it.depth > kMaxDepth) return fail(it.node, where, "nested deeper than " + std::to_string(kMaxDepth) + " levels");
+      if (it.node.IsSequence()) {
+        for (size_t i = 0; i < it.node.size(); ++i) {
+          todo.push_back({it.node[i], where + "[" + std::to_string(i) + "]", it.depth + 1});
+        }
+      } else if (it.node.IsMap()) {
+        std::map<std::string, int, std::less<>> first_line;
+        for (const auto& kv : it.node) {
+          const std::string key = kv.first.Scalar();
+          const std::string child = it.path.empty() ? key : it.path + "." + key;
+          const auto [at, fresh] = first_line.emplace(key, kv.first.Mark().line + 1);
+          if (!fresh) return fail(kv.first, child, "duplicate key (first given at line " + std::to_string(at->second) + ")");
+          todo.push_back({kv.second, child, it.depth + 1});
+        }
+      }
+    }
+  }
+
   // A scalar with ${...} substituted.
   std::optional<std::string> scalar(const YAML::Node& n, const std::string& path) {
     if (!ok()) return std::nullopt;
@@ -181,17 +264,18 @@ class Parser {
             uint64_t max = UINT32_MAX) {
     auto v = scalar(n, path);
     if (!v) return;
-    char* end = nullptr;
-    errno = 0;
-    const unsigned long long x = std::strtoull(v->c_str(), &end, 10);
-    if (v->empty() || *end != '\0' || errno != 0 || (*v)[0] == '-') {
+    max = std::min<uint64_t>(max, std::numeric_limits<T>::max());  // never truncate into `out`
+    const auto digits = parse_digits(*v);
+    const bool all_digits = !v->empty() && v->find_first_not_of("0123456789") == std::string::npos;
+    if (!digits.has_value() && !all_digits) {
       return fail(n, path, "expected an unsigned integer, got " + quote_for_message(*v));
     }
-    if (x < min || x > max) {
+    if (!digits.has_value() || *digits < min || *digits > max) {
       return fail(n, path, "must be between " + std::to_string(min) + " and " +
-                               std::to_string(max) + ", got " + *v);
+                               std::to_string(max) + ", got " + v->substr(0, 40) +
+                               (v->size() > 40 ? "..." : ""));
     }
-    out = static_cast<T>(x);
+    out = static_cast<T>(*digits);
   }
 
   void boolean(const YAML::Node& n, const std::string& path, bool& out) {
@@ -210,20 +294,9 @@ class Parser {
   void duration(const YAML::Node& n, const std::string& path, int64_t& out) {
     auto v = scalar(n, path);
     if (!v) return;
-    char* end = nullptr;
-    errno = 0;
-    const long long x = std::strtoll(v->c_str(), &end, 10);
-    const std::string unit = end;
-    int64_t mul = 0;
-    if (unit.empty() || unit == "ms") mul = 1;
-    else if (unit == "s") mul = 1000;
-    else if (unit == "m") mul = 60000;
-    else if (unit == "h") mul = 3600000;
-    if (v->empty() || end == v->c_str() || errno != 0 || x < 0 || mul == 0) {
-      return fail(n, path, "expected a duration like 250ms, 30s, 5m or 1h, got " +
-                               quote_for_message(*v));
-    }
-    out = x * mul;
+    auto ms = parse_duration_ms(*v);
+    if (!ms) return fail(n, path, ms.status().message());
+    out = *ms;
   }
 
   void one_of(const YAML::Node& n, const std::string& path, std::string& out,
@@ -310,20 +383,35 @@ Status check_plugin_files(const HostConfig& c, const std::string& name, const YA
   return Status::ok();
 }
 
-}  // namespace
-
-Result<HostConfig> parse_config(const std::string& text, const std::string& name) {
-  YAML::Node root;
+// The one YAML document of `text` (a null node for an empty text); a second
+// document is an error naming its line.
+Result<YAML::Node> load_document(const std::string& text, const std::string& name) {
+  std::vector<YAML::Node> docs;
   try {
-    root = YAML::Load(text);
+    docs = YAML::LoadAll(text);
   } catch (const YAML::Exception& e) {
     std::string where = name;
     if (e.mark.line >= 0) where += ":" + std::to_string(e.mark.line + 1);
     return Status::invalid(where + ": invalid YAML: " + e.msg);
   }
+  if (docs.size() > 1) {
+    std::string where = name;
+    if (docs[1].Mark().line >= 0) where += ":" + std::to_string(docs[1].Mark().line + 1);
+    return Status::invalid(where + ": a second YAML document (after '---'); a configuration is one document");
+  }
+  return docs.empty() ? YAML::Node() : docs[0];
+}
+
+}  // namespace
+
+Result<HostConfig> parse_config(const std::string& text, const std::string& name) {
+  auto doc = load_document(text, name);
+  if (!doc) return doc.status();
+  const YAML::Node root = *doc;
   HostConfig c;
   c.source = name;
   Parser p(name);
+  p.structure(root);
   YAML::Node plugin_list_node;
   YAML::Node plugin_dir_node;
   YAML::Node allowed_dirs_node;
@@ -624,12 +712,59 @@ Result<HostConfig> parse_config(const std::string& text, const std::string& name
   return c;
 }
 
+namespace {
+
+const char* file_kind(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "not a regular file";
+}
+
+// The text of FILE, which must be a regular file of at most
+// kMaxConfigFileBytes (read no further than that, even if it grows).
+Result<std::string> read_config_text(const std::string& file) {
+  // O_NONBLOCK: opening a FIFO must not wait for a writer; fstat refuses it.
+  const int fd = open(file.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) {
+    return Status::not_found(file + ": cannot read the configuration file (" + std::strerror(errno) + ")");
+  }
+  struct Closer {
+    int fd;
+    ~Closer() { close(fd); }
+  } closer{fd};
+  struct stat st {};
+  if (fstat(fd, &st) != 0) {
+    return Status::not_found(file + ": cannot read the configuration file (" + std::strerror(errno) + ")");
+  }
+  if (!S_ISREG(st.st_mode)) {
+    return Status::invalid(file + ": " + file_kind(st.st_mode) + ", not a configuration file (a regular YAML file)");
+  }
+  const std::string too_large = file + ": larger than " + std::to_string(kMaxConfigFileBytes) +
+                                " bytes (1 MiB), the most a configuration file may hold";
+  if (st.st_size > static_cast<off_t>(kMaxConfigFileBytes)) return Status::invalid(too_large);
+  std::string text(kMaxConfigFileBytes + 1, '\0');
+  size_t got = 0;
+  while (got < text.size()) {
+    const ssize_t n = read(fd, text.data() + got, text.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Status::not_found(file + ": cannot read the configuration file (" + std::strerror(errno) + ")");
+    if (n == 0) break;
+    got += static_cast<size_t>(n);
+  }
+  if (got > kMaxConfigFileBytes) return Status::invalid(too_large);
+  text.resize(got);
+  return text;
+}
+
+}  // namespace
+
 Result<HostConfig> load_config_file(const std::string& file) {
-  std::ifstream in(file);
-  if (!in) return Status::not_found(file + ": cannot read the configuration file");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return parse_config(ss.str(), file);
+  auto text = read_config_text(file);
+  if (!text) return text.status();
+  return parse_config(*text, file);
 }
 
 }  // namespace aether

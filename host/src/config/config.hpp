@@ -159,7 +159,12 @@ struct HostConfig {
 // Parses and validates. `name` is used in messages (the file name).
 Result<HostConfig> parse_config(const std::string& text, const std::string& name);
 
-// Reads FILE and parses it; a missing or unreadable file is an error naming it.
+// The largest configuration file load_config_file reads.
+constexpr size_t kMaxConfigFileBytes = 1 << 20;
+
+// Reads FILE and parses it; a missing or unreadable file, anything but a
+// regular file (a directory, a FIFO, a device) and a file larger than
+// kMaxConfigFileBytes are errors naming it.
 Result<HostConfig> load_config_file(const std::string& file);
 
 // The embedded default configuration (config/aether.yaml as built in).

@@ -2,6 +2,10 @@
 
 #include <nats/nats.h>
 
+#include <cstdint>
+#include <map>
+#include <mutex>
+
 #include "core/log.hpp"
 
 namespace aether {
@@ -15,19 +19,63 @@ std::string nats_error(int status, const std::string& text) {
 
 namespace {
 
-// cnats runs these on its own thread, possibly after ~NatsConnection began:
-// they must not touch the NatsConnection.
-void on_disconnected(natsConnection* nc, void*) {
+// The status listeners of every connection, by watch id. cnats calls back on
+// its own thread, possibly after ~NatsConnection began, with the
+// connection's id as closure: the callbacks look listeners up here and never
+// touch a NatsConnection.
+struct StatusListener {
+  uint64_t connection;
+  std::function<void(bool)> fn;
+};
+std::mutex& listeners_mu() {
+  static std::mutex mu;
+  return mu;
+}
+std::map<uint64_t, StatusListener>& listeners() {
+  static std::map<uint64_t, StatusListener> m;
+  return m;
+}
+std::atomic<uint64_t> next_id{0};
+
+void tell(void* closure, bool connected) {
+  const auto connection = static_cast<uint64_t>(reinterpret_cast<uintptr_t>(closure));
+  std::lock_guard lock(listeners_mu());
+  for (auto& [_, l] : listeners()) {
+    if (l.connection == connection) l.fn(connected);
+  }
+}
+
+void on_disconnected(natsConnection* nc, void* closure) {
   if (natsConnection_IsClosed(nc)) return;  // our own close
   log::warn("nats: disconnected; reconnecting");
+  tell(closure, false);
 }
-void on_reconnected(natsConnection*, void*) { log::info("nats: reconnected"); }
+void on_reconnected(natsConnection*, void* closure) {
+  log::info("nats: reconnected");
+  tell(closure, true);
+}
+void on_closed(natsConnection*, void* closure) { tell(closure, false); }
 
 }  // namespace
+
+std::unique_ptr<NatsConnection::StatusWatch> NatsConnection::watch_status(std::function<void(bool)> listener) {
+  const uint64_t id = ++next_id;
+  std::lock_guard lock(listeners_mu());
+  listener(connected());
+  listeners().emplace(id, StatusListener{id_, std::move(listener)});
+  return std::make_unique<StatusWatch>(id);
+}
+
+NatsConnection::StatusWatch::~StatusWatch() {
+  std::lock_guard lock(listeners_mu());
+  listeners().erase(id_);
+}
 
 Result<std::unique_ptr<NatsConnection>> NatsConnection::connect(const NatsOptions& o) {
   std::unique_ptr<NatsConnection> c(new NatsConnection());
   c->opts_ = o;
+  c->id_ = ++next_id;
+  void* const closure = reinterpret_cast<void*>(static_cast<uintptr_t>(c->id_));
   natsOptions* opts = nullptr;
   natsStatus s = natsOptions_Create(&opts);
   std::vector<const char*> servers;
@@ -58,8 +106,9 @@ Result<std::unique_ptr<NatsConnection>> NatsConnection::connect(const NatsOption
   // Replies and publishes go out at once instead of waiting for the
   // library's flusher: a request/reply command is latency-bound.
   if (s == NATS_OK) s = natsOptions_SetSendAsap(opts, true);
-  if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(opts, on_disconnected, nullptr);
-  if (s == NATS_OK) s = natsOptions_SetReconnectedCB(opts, on_reconnected, nullptr);
+  if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(opts, on_disconnected, closure);
+  if (s == NATS_OK) s = natsOptions_SetReconnectedCB(opts, on_reconnected, closure);
+  if (s == NATS_OK) s = natsOptions_SetClosedCB(opts, on_closed, closure);
   if (s != NATS_OK) {
     natsOptions_Destroy(opts);
     return Status::invalid(nats_error(s, "nats: bad connection settings"));

@@ -7,6 +7,8 @@
 #pragma once
 
 #include <atomic>
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -51,8 +53,26 @@ class NatsConnection {
   // "NATS is not connected (nats://127.0.0.1:4222)": for kUnavailable errors.
   std::string not_connected_message() const;
 
+  // Calls `listener(connected())` now and `listener(false)` / `listener(true)`
+  // whenever the connection is lost / back (false for good once closed), on
+  // cnats' callback thread, until the returned handle is destroyed; its
+  // destructor waits for a call in progress. Calls are serialized.
+  // REQUIRES: the listener neither calls watch_status nor destroys a handle.
+  class StatusWatch {
+   public:
+    explicit StatusWatch(uint64_t id) : id_(id) {}
+    ~StatusWatch();
+    StatusWatch(const StatusWatch&) = delete;
+    StatusWatch& operator=(const StatusWatch&) = delete;
+
+   private:
+    uint64_t id_;
+  };
+  std::unique_ptr<StatusWatch> watch_status(std::function<void(bool connected)> listener);
+
  private:
   NatsConnection() = default;
+  uint64_t id_ = 0;  // names this connection to the status callbacks
   NatsOptions opts_;
   natsConnection* nc_ = nullptr;
   jsCtx* js_ = nullptr;
