@@ -158,6 +158,7 @@ class HostProcess {
   }
 
   int port() const { return port_; }
+  pid_t pid() const { return pid_; }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
   std::string log() const { return read_file(log_path_); }
   int exit_code() const { return exit_code_; }
