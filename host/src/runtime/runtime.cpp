@@ -718,10 +718,13 @@ class RuntimeImpl final : public Runtime {
       finish(t, b, conflict_result(key, *c.expected_version, a->version));
       return true;
     }
+    // What the call reads is read before it: once given up, the actor is no
+    // longer this thread's (the id is the task's, which outlives the call).
     Decision d;
-    if (!watched({t, a, a->state, "decide"}, [&] {
-          d = type.decide(a->state, t->command_index, c.payload, a->key->id, a->version);
-        })) {
+    void* const state = a->state;
+    const uint64_t version = a->version;
+    if (!watched({t, a, state, "decide"},
+                 [&] { d = type.decide(state, t->command_index, c.payload, c.id, version); })) {
       return false;
     }
     if (a->assumed_new && (!d.status || d.events.empty())) {
@@ -769,7 +772,8 @@ class RuntimeImpl final : public Runtime {
     Result<ActorView> r = no_events(b, a->key->id);
     if (a->version > 0) {
       Result<std::string> v = std::string();
-      if (!watched({t, a, a->state, "view"}, [&] { v = b.actor_type->view(a->state); })) return false;
+      void* const state = a->state;
+      if (!watched({t, a, state, "view"}, [&] { v = b.actor_type->view(state); })) return false;
       r = v ? Result<ActorView>(ActorView{a->version, std::move(v).value()})
             : Result<ActorView>(v.status());
     } else {
@@ -852,8 +856,9 @@ class RuntimeImpl final : public Runtime {
     for (const StoredEvent& e : out.events) {
       const auto idx = static_cast<uint32_t>(type.event_index(e.type));
       Status s;
+      void* const state = a->state;
       // Given up: the events are stored, so the reply (by the watchdog) is `out`.
-      if (!watched({t, a, a->state, "apply", &out}, [&] { s = type.apply(a->state, idx, e.payload, e.version); })) {
+      if (!watched({t, a, state, "apply", &out}, [&] { s = type.apply(state, idx, e.payload, e.version); })) {
         return false;
       }
       if (!s) {
@@ -1043,7 +1048,8 @@ class RuntimeImpl final : public Runtime {
     const TypeBinding& b = *a->key->binding;
     if (b.snapshot.every == 0 || a->version - a->snapshot_version < b.snapshot.every) return;
     Result<std::string> bytes = std::string();
-    if (!watched({t, a, a->state, "snapshot"}, [&] { bytes = b.actor_type->snapshot(a->state); })) return;
+    void* const state = a->state;
+    if (!watched({t, a, state, "snapshot"}, [&] { bytes = b.actor_type->snapshot(state); })) return;
     auto job = snapshot_job(a, std::move(bytes));
     if (!job) return;
     {
