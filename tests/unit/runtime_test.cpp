@@ -455,7 +455,9 @@ TEST_P(RuntimeSuite, ReadsOfAbsentActorsKeepNothingInMemory) {
   EXPECT_EQ(h.rt().stats().active_actors, 1u);
 }
 
-// The watchdog on plugin calls, with the sleepy test plugin.
+// The watchdog on plugin calls, with the sleepy test plugin. The limit is
+// 200 ms and the plugin sleeps 2-3 s, so the watchdog is in time even on a
+// loaded machine; each test waits for the given-up calls to return.
 class Sleepy {
  public:
   static RuntimeOptions options(uint32_t workers, int64_t call_timeout_ms) {
@@ -492,7 +494,7 @@ class Sleepy {
 TEST_P(RuntimeSuite, ADecideOverItsLimitFailsAndTheOnlyWorkerServesOthers) {
   RuntimeHarness h(GetParam(), Sleepy::options(1, 200));
   Sleepy::load(h);
-  auto slow = Sleepy::send(h, "slow", "Sleep", R"({"ms":1500})");
+  auto slow = Sleepy::send(h, "slow", "Sleep", R"({"ms":3000})");
   // The one worker is stuck in that decide: others are served all the same.
   for (int i = 0; i < 5; ++i) {
     auto r = h.send("Sleepy", "other", "Tick");
@@ -519,7 +521,7 @@ TEST_P(RuntimeSuite, ReloadingThePluginLiftsTheQuarantine) {
   RuntimeHarness h(GetParam(), Sleepy::options(2, 200));
   Sleepy::load(h);
   ASSERT_TRUE(h.send("Sleepy", "q", "Tick").status.is_ok());
-  auto r = Sleepy::send(h, "q", "Sleep", R"({"ms":800})").get();
+  auto r = Sleepy::send(h, "q", "Sleep", R"({"ms":2000})").get();
   ASSERT_EQ(r.status.code(), StatusCode::kPluginTimeout) << r.status.to_string();
   EXPECT_EQ(h.send("Sleepy", "q", "Tick").status.code(), StatusCode::kPluginTimeout);
   // A swap while the given-up call still runs: the old code stays loaded
@@ -543,13 +545,13 @@ TEST_P(RuntimeSuite, AGivenUpApplyOrViewQuarantinesTheActor) {
   Sleepy::load(h);
   // apply runs after the commit: the command's events are stored, so its
   // reply says so; the actor is quarantined all the same.
-  auto r = Sleepy::send(h, "nap", "SleepInApply", R"({"ms":800})").get();
+  auto r = Sleepy::send(h, "nap", "SleepInApply", R"({"ms":2000})").get();
   ASSERT_TRUE(r.status.is_ok()) << r.status.to_string();
   EXPECT_EQ(r.version, 1u);
   auto next = h.send("Sleepy", "nap", "Tick");
   EXPECT_EQ(next.status.code(), StatusCode::kPluginTimeout);
   EXPECT_EQ(next.status.message(), Sleepy::reason("apply", "nap"));
-  ASSERT_TRUE(h.send("Sleepy", "look", "SlowView", R"({"ms":800})").status.is_ok());
+  ASSERT_TRUE(h.send("Sleepy", "look", "SlowView", R"({"ms":2000})").status.is_ok());
   auto view = h.rt().state("default", "Sleepy", "look");
   EXPECT_EQ(view.status().code(), StatusCode::kPluginTimeout);
   EXPECT_EQ(view.status().message(), Sleepy::reason("view", "look"));
@@ -565,7 +567,7 @@ TEST_P(RuntimeSuite, APluginWithTooManyStuckCallsIsRefusedUntilTheyReturn) {
   o.max_stuck_calls = 1;
   RuntimeHarness h(GetParam(), o);
   Sleepy::load(h);
-  auto r = Sleepy::send(h, "a", "Sleep", R"({"ms":1000})").get();
+  auto r = Sleepy::send(h, "a", "Sleep", R"({"ms":2000})").get();
   ASSERT_EQ(r.status.code(), StatusCode::kPluginTimeout) << r.status.to_string();
   auto refused = h.send("Sleepy", "b", "Tick");
   // Unless the stuck call returned already (a very slow machine).
