@@ -43,12 +43,15 @@ RuntimeOptions runtime_options(const HostConfig& c) {
   o.idle_timeout_ms = c.actors.idle_timeout_ms;
   o.mailbox_capacity = c.actors.mailbox_size;
   o.conflict_retries = c.actors.conflict_retries;
+  o.call_timeout_ms = c.actors.call_timeout_ms;
+  o.max_stuck_calls = c.actors.max_stuck_calls;
   o.snapshot = {c.actors.snapshot.every, c.actors.snapshot.keep};
   for (const auto& [name, t] : c.actors.types) {
     ActorTypeOptions to;
     if (t.snapshot) to.snapshot = SnapshotPolicy{t.snapshot->every, t.snapshot->keep};
     to.idle_timeout_ms = t.idle_timeout_ms;
     to.mailbox_capacity = t.mailbox_size;
+    to.call_timeout_ms = t.call_timeout_ms;
     o.types[name] = to;
   }
   return o;

@@ -470,6 +470,162 @@ TEST_P(RuntimeSuite, RepairTruncatesAnActiveActorAndItsSnapshots) {
   EXPECT_EQ(json::parse(h.rt().state("default", "BankAccount", "acc-r")->view)["balance"], 101);
 }
 
+// Reading an actor that has no events answers 404 and keeps nothing in
+// memory: a stream of reads of made-up ids must not fill the host.
+TEST_P(RuntimeSuite, ReadsOfAbsentActorsKeepNothingInMemory) {
+  RuntimeHarness h(GetParam(), small_options());
+  ASSERT_TRUE(h.send("Counter", "present", "Increment", R"({"by":2})").status.is_ok());
+  // Passivated (once its worker has let go of it), so reading it activates it.
+  for (int i = 0; i < 500 && h.rt().stats().active_actors > 0; ++i) {
+    h.rt().passivate_all();
+    if (h.rt().stats().active_actors > 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  const RuntimeStats before = h.rt().stats();
+  ASSERT_EQ(before.active_actors, 0u);
+  for (int i = 0; i < 3000; ++i) {
+    const std::string id = "absent-" + std::to_string(i);
+    auto r = h.rt().query_state("default", "Counter", id, i % 2 == 1);
+    ASSERT_EQ(r.status().code(), StatusCode::kNotFound) << r.status().to_string();
+    ASSERT_EQ(r.status().message(), "actor default/Counter/" + id + " has no events");
+  }
+  const RuntimeStats after = h.rt().stats();
+  EXPECT_EQ(after.active_actors, 0u);
+  EXPECT_EQ(after.activations, before.activations) << "an absent actor is not activated";
+  auto st = h.rt().state("default", "Counter", "present");
+  ASSERT_TRUE(st.is_ok()) << st.status().to_string();
+  EXPECT_EQ(st->version, 1u);
+  EXPECT_EQ(st->view, R"({"value":2})");
+  EXPECT_EQ(h.rt().stats().active_actors, 1u);
+}
+
+// The watchdog on plugin calls, with the sleepy test plugin. The limit is
+// 200 ms and the plugin sleeps 2-3 s, so the watchdog is in time even on a
+// loaded machine; each test waits for the given-up calls to return.
+class Sleepy {
+ public:
+  static RuntimeOptions options(uint32_t workers, int64_t call_timeout_ms) {
+    RuntimeOptions o;
+    o.workers = workers;
+    o.types["Sleepy"].call_timeout_ms = call_timeout_ms;
+    return o;
+  }
+  static void load(RuntimeHarness& h) {
+    auto p = h.registry().load(std::string(AETHER_TEST_PLUGIN_DIR) + "/sleepy.so");
+    ASSERT_TRUE(p.is_ok()) << p.status().to_string();
+  }
+  static std::future<CommandResult> send(RuntimeHarness& h, const std::string& id,
+                                         const std::string& name, const std::string& payload) {
+    auto p = std::make_shared<std::promise<CommandResult>>();
+    auto f = p->get_future();
+    h.rt().send({"default", "Sleepy", id, name, payload, std::nullopt, ""},
+                [p](CommandResult r) { p->set_value(std::move(r)); });
+    return f;
+  }
+  // Waits (bounded) until every given-up call has returned.
+  static bool wait_no_stuck_calls(RuntimeHarness& h) {
+    for (int i = 0; i < 1000 && h.rt().stats().stuck_calls > 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    return h.rt().stats().stuck_calls == 0;
+  }
+  static std::string reason(const std::string& hook, const std::string& id) {
+    return "Sleepy." + hook + " took longer than 200ms (actors.types.Sleepy.call_timeout); actor " +
+           "default/Sleepy/" + id + " is quarantined until plugin sleepy is reloaded";
+  }
+};
+
+TEST_P(RuntimeSuite, ADecideOverItsLimitFailsAndTheOnlyWorkerServesOthers) {
+  RuntimeHarness h(GetParam(), Sleepy::options(1, 200));
+  Sleepy::load(h);
+  auto slow = Sleepy::send(h, "slow", "Sleep", R"({"ms":3000})");
+  // The one worker is stuck in that decide: others are served all the same.
+  for (int i = 0; i < 5; ++i) {
+    auto r = h.send("Sleepy", "other", "Tick");
+    ASSERT_TRUE(r.status.is_ok()) << r.status.to_string();
+  }
+  ASSERT_TRUE(h.send("Counter", "c", "Increment").status.is_ok());
+  const CommandResult r = slow.get();
+  EXPECT_EQ(r.status.code(), StatusCode::kPluginTimeout);
+  EXPECT_EQ(r.status.message(), Sleepy::reason("decide", "slow"));
+  // Quarantined: later commands and reads fail at once with the reason.
+  auto again = h.send("Sleepy", "slow", "Tick");
+  EXPECT_EQ(again.status.code(), StatusCode::kPluginTimeout);
+  EXPECT_EQ(again.status.message(), Sleepy::reason("decide", "slow"));
+  EXPECT_EQ(h.rt().state("default", "Sleepy", "slow").status().code(), StatusCode::kPluginTimeout);
+  // The late decide returns: its events are discarded, nothing is written.
+  ASSERT_TRUE(Sleepy::wait_no_stuck_calls(h));
+  EXPECT_EQ(h.store().read_all({"default", "Sleepy", "slow"})->size(), 0u);
+  EXPECT_EQ(h.send("Sleepy", "slow", "Tick").status.code(), StatusCode::kPluginTimeout);
+  EXPECT_EQ(h.rt().stats().plugin_timeouts, 1u);
+  EXPECT_EQ(h.store().read_all({"default", "Sleepy", "other"})->size(), 5u);
+}
+
+TEST_P(RuntimeSuite, ReloadingThePluginLiftsTheQuarantine) {
+  RuntimeHarness h(GetParam(), Sleepy::options(2, 200));
+  Sleepy::load(h);
+  ASSERT_TRUE(h.send("Sleepy", "q", "Tick").status.is_ok());
+  auto r = Sleepy::send(h, "q", "Sleep", R"({"ms":2000})").get();
+  ASSERT_EQ(r.status.code(), StatusCode::kPluginTimeout) << r.status.to_string();
+  EXPECT_EQ(h.send("Sleepy", "q", "Tick").status.code(), StatusCode::kPluginTimeout);
+  // A swap while the given-up call still runs: the old code stays loaded
+  // until it returns.
+  auto next = Plugin::open(std::string(AETHER_TEST_PLUGIN_DIR) + "/sleepy_v2.so");
+  ASSERT_TRUE(next.is_ok()) << next.status().to_string();
+  auto swap = h.rt().swap_plugin(*next, SwapOptions{});
+  ASSERT_TRUE(swap.is_ok()) << swap.status().to_string();
+  auto after = h.send("Sleepy", "q", "Tick");
+  ASSERT_TRUE(after.status.is_ok()) << after.status.to_string();
+  EXPECT_EQ(after.version, 2u);
+  ASSERT_TRUE(Sleepy::wait_no_stuck_calls(h));
+  const auto events = h.store().read_all({"default", "Sleepy", "q"});
+  ASSERT_EQ(events->size(), 2u) << "the late decide appended nothing";
+  EXPECT_EQ((*events)[1].type, "Ticked");
+  EXPECT_EQ(h.rt().state("default", "Sleepy", "q")->view, R"({"slept":0,"ticks":2,"view_ms":0})");
+}
+
+TEST_P(RuntimeSuite, AGivenUpApplyOrViewQuarantinesTheActor) {
+  RuntimeHarness h(GetParam(), Sleepy::options(2, 200));
+  Sleepy::load(h);
+  // apply runs after the commit: the command's events are stored, so its
+  // reply says so; the actor is quarantined all the same.
+  auto r = Sleepy::send(h, "nap", "SleepInApply", R"({"ms":2000})").get();
+  ASSERT_TRUE(r.status.is_ok()) << r.status.to_string();
+  EXPECT_EQ(r.version, 1u);
+  auto next = h.send("Sleepy", "nap", "Tick");
+  EXPECT_EQ(next.status.code(), StatusCode::kPluginTimeout);
+  EXPECT_EQ(next.status.message(), Sleepy::reason("apply", "nap"));
+  ASSERT_TRUE(h.send("Sleepy", "look", "SlowView", R"({"ms":2000})").status.is_ok());
+  auto view = h.rt().state("default", "Sleepy", "look");
+  EXPECT_EQ(view.status().code(), StatusCode::kPluginTimeout);
+  EXPECT_EQ(view.status().message(), Sleepy::reason("view", "look"));
+  EXPECT_EQ(h.rt().state("default", "Sleepy", "look").status().message(), Sleepy::reason("view", "look"));
+  ASSERT_TRUE(Sleepy::wait_no_stuck_calls(h));
+  EXPECT_EQ(h.store().read_all({"default", "Sleepy", "nap"})->size(), 1u);
+  EXPECT_EQ(h.store().read_all({"default", "Sleepy", "look"})->size(), 1u);
+  EXPECT_EQ(h.rt().stats().plugin_timeouts, 2u);
+}
+
+TEST_P(RuntimeSuite, APluginWithTooManyStuckCallsIsRefusedUntilTheyReturn) {
+  RuntimeOptions o = Sleepy::options(2, 200);
+  o.max_stuck_calls = 1;
+  RuntimeHarness h(GetParam(), o);
+  Sleepy::load(h);
+  auto r = Sleepy::send(h, "a", "Sleep", R"({"ms":2000})").get();
+  ASSERT_EQ(r.status.code(), StatusCode::kPluginTimeout) << r.status.to_string();
+  auto refused = h.send("Sleepy", "b", "Tick");
+  // Unless the stuck call returned already (a very slow machine).
+  if (h.rt().stats().stuck_calls == 1) {
+    EXPECT_EQ(refused.status.code(), StatusCode::kPluginTimeout);
+    EXPECT_NE(refused.status.message().find("plugin sleepy has 1 calls that passed their time limit "
+                                            "and have not returned (actors.max_stuck_calls: 1)"),
+              std::string::npos)
+        << refused.status.message();
+  }
+  EXPECT_TRUE(h.send("Counter", "c", "Increment").status.is_ok()) << "other plugins are served";
+  ASSERT_TRUE(Sleepy::wait_no_stuck_calls(h));
+  EXPECT_TRUE(h.send("Sleepy", "b", "Tick").status.is_ok());
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, RuntimeSuite, testing::ValuesIn(test::store_backends()),
                          test::backend_name);
 

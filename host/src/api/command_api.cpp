@@ -21,7 +21,8 @@ int http_status(StatusCode code) {
     case StatusCode::kConflict: return 409;
     case StatusCode::kPayloadTooLarge: return 413;
     case StatusCode::kRejected: return 422;
-    case StatusCode::kUnavailable: return 503;
+    case StatusCode::kUnavailable:
+    case StatusCode::kPluginTimeout: return 503;
     case StatusCode::kCorruption:
     case StatusCode::kPluginError:
     case StatusCode::kInternal: return 500;

@@ -527,6 +527,10 @@ Result<HostConfig> parse_config(const std::string& text, const std::string& name
                     [&](auto& v, auto& k) { p.uint(v, k, c.actors.mailbox_size, 1, 1000000); }},
                    {"conflict_retries",
                     [&](auto& v, auto& k) { p.uint(v, k, c.actors.conflict_retries, 0, 100); }},
+                   {"call_timeout",
+                    [&](auto& v, auto& k) { p.duration(v, k, c.actors.call_timeout_ms); }},
+                   {"max_stuck_calls",
+                    [&](auto& v, auto& k) { p.uint(v, k, c.actors.max_stuck_calls, 1, 1024); }},
                    {"snapshot", [&](auto& v, auto& k) { p.snapshot(v, k, c.actors.snapshot); }},
                    {"types", [&](auto& v, auto& k) {
                       if (!p.ok() || v.IsNull()) return;
@@ -551,10 +555,16 @@ Result<HostConfig> parse_config(const std::string& text, const std::string& name
                                   p.duration(x, kk, ms);
                                   tc.idle_timeout_ms = ms;
                                 }},
-                               {"mailbox_size", [&](auto& x, auto& kk) {
+                               {"mailbox_size",
+                                [&](auto& x, auto& kk) {
                                   uint32_t m = 0;
                                   p.uint(x, kk, m, 1, 1000000);
                                   tc.mailbox_size = m;
+                                }},
+                               {"call_timeout", [&](auto& x, auto& kk) {
+                                  int64_t ms = 0;
+                                  p.duration(x, kk, ms);
+                                  tc.call_timeout_ms = ms;
                                 }}});
                       }
                     }}});

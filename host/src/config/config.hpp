@@ -28,6 +28,7 @@ struct ActorTypeConfig {
   std::optional<SnapshotConfig> snapshot;
   std::optional<int64_t> idle_timeout_ms;
   std::optional<uint32_t> mailbox_size;
+  std::optional<int64_t> call_timeout_ms;
 };
 
 struct HostConfig {
@@ -94,6 +95,8 @@ struct HostConfig {
     int64_t idle_timeout_ms = 300000;
     uint32_t mailbox_size = 1024;
     uint32_t conflict_retries = 3;
+    int64_t call_timeout_ms = 5000;  // a plugin call's time limit (0: none)
+    uint32_t max_stuck_calls = 8;    // given-up calls of a plugin before its calls are refused
     SnapshotConfig snapshot;
     std::map<std::string, ActorTypeConfig, std::less<>> types;
   } actors;

@@ -14,6 +14,7 @@ const char* status_code_name(StatusCode code) {
     case StatusCode::kUnavailable: return "unavailable";
     case StatusCode::kCorruption: return "corruption";
     case StatusCode::kPluginError: return "plugin_error";
+    case StatusCode::kPluginTimeout: return "plugin_timeout";
     case StatusCode::kInternal: return "internal";
   }
   return "unknown";

@@ -21,6 +21,7 @@ enum class StatusCode : uint8_t {
   kUnavailable,      // a dependency is away or the host is stopping (503)
   kCorruption,       // a stored record could not be read or decoded
   kPluginError,      // a plugin failed (threw, broke the model, bad output)
+  kPluginTimeout,    // a plugin call passed its time limit; its actor is quarantined (503)
   kInternal,         // anything else (500)
 };
 

@@ -19,6 +19,7 @@
 #include "plugin/plugin.hpp"
 #include "core/worker_pool.hpp"
 #include "store/store.hpp"
+#include "runtime/watchdog.hpp"
 
 namespace aether {
 
@@ -43,6 +44,9 @@ struct TypeBinding {
   SnapshotPolicy snapshot;
   int64_t idle_timeout_ms = 0;
   uint32_t mailbox_capacity = 0;
+  int64_t call_timeout_ms = 0;   // plugin calls of the type (0: no limit)
+  std::string call_timeout_key;  // the setting that gave it, for messages
+  mutable Quarantine quarantine;  // actors whose plugin call was given up (thread-safe)
   // Set during a hot swap: the type's actors finish what they run, then park
   // (their mailboxes keep filling) until the swap resumes them. While set,
   // nothing else touches the actors' states. `plugin` and `actor_type`
@@ -136,6 +140,15 @@ class RuntimeImpl final : public Runtime {
     snapshotter_ = std::thread([this] { snapshot_loop(); });
   }
 
+  // A quarter of the shortest call limit, within [5 ms, 100 ms].
+  static int64_t watchdog_tick(const RuntimeOptions& o) {
+    int64_t shortest = o.call_timeout_ms > 0 ? o.call_timeout_ms : INT64_MAX;
+    for (const auto& [_, t] : o.types) {
+      if (t.call_timeout_ms && *t.call_timeout_ms > 0) shortest = std::min(shortest, *t.call_timeout_ms);
+    }
+    return std::clamp<int64_t>(shortest / 4, 5, 100);
+  }
+
   ~RuntimeImpl() override { shutdown(); }
 
   Status check_actor(const std::string& ns, const std::string& type,
@@ -201,6 +214,8 @@ class RuntimeImpl final : public Runtime {
     s.last_replay_length = last_replay_length_.load();
     s.passivations = passivations_.load();
     s.active_actors = active_actors_.load();
+    s.plugin_timeouts = watchdog_.given_up_total();
+    s.stuck_calls = watchdog_.stuck_total();
     return s;
   }
 
@@ -273,8 +288,11 @@ class RuntimeImpl final : public Runtime {
     janitor_.join();
     snap_cv_.notify_all();
     snapshotter_.join();
+    // Joins threads replaced by the watchdog too: waits for stuck plugin
+    // calls to return (the watchdog keeps answering for late ones).
     if (io_pool_) io_pool_->stop();
     pool_.stop();
+    watchdog_.stop();
     if (Status s = events_.flush(); !s) log::error("runtime shutdown: store flush: " + s.message());
     passivate_all();
   }
@@ -388,6 +406,7 @@ class RuntimeImpl final : public Runtime {
       for (TypeBinding* b : affected) {
         b->plugin = next;
         b->actor_type = next->find_type(b->type);
+        b->quarantine.clear();  // the code whose call was given up is gone
       }
       // Types that were gone and come back with this version.
       for (auto& [_, b] : bindings_) {
@@ -447,6 +466,15 @@ class RuntimeImpl final : public Runtime {
   }
 
  private:
+  // A plugin call under the watchdog, for call_timed_out.
+  struct CallSite {
+    Task* task;     // the task it runs for (nullptr: none waits on it)
+    Actor* actor;
+    void* state;    // the state it uses: the actor's, or one being loaded
+    const char* hook;
+    const CommandResult* committed = nullptr;  // the task's events are stored: its reply
+  };
+
   // The state of paused actor `a` rebuilt with the new code.
   Result<void*> migrate_state(Actor* a, const ActorType& ot, const ActorType& nt, SwapReport& report) {
     auto created = nt.create();
@@ -587,10 +615,16 @@ class RuntimeImpl final : public Runtime {
       b->snapshot = opts_.snapshot;
       b->idle_timeout_ms = opts_.idle_timeout_ms;
       b->mailbox_capacity = opts_.mailbox_capacity;
+      b->call_timeout_ms = opts_.call_timeout_ms;
+      b->call_timeout_key = "actors.call_timeout";
       if (auto o = opts_.types.find(type); o != opts_.types.end()) {
         if (o->second.snapshot) b->snapshot = *o->second.snapshot;
         if (o->second.idle_timeout_ms) b->idle_timeout_ms = *o->second.idle_timeout_ms;
         if (o->second.mailbox_capacity) b->mailbox_capacity = *o->second.mailbox_capacity;
+        if (o->second.call_timeout_ms) {
+          b->call_timeout_ms = *o->second.call_timeout_ms;
+          b->call_timeout_key = "actors.types." + type + ".call_timeout";
+        }
       }
       slot = std::move(b);
     }
@@ -679,6 +713,9 @@ class RuntimeImpl final : public Runtime {
       // Idle, or parked by a hot swap with its tasks kept for the resume.
       a->phase = Phase::kIdle;
       a->last_used_ms = opts_.clock->mono_ms();
+      // Not kept without a state (a read of an actor with no events, a
+      // failed load): an entry per id asked for would grow without bound.
+      if (a->state == nullptr && evictable(*a)) erase(s, a);
       return nullptr;
     }
     a->head = t->next;
@@ -709,13 +746,19 @@ class RuntimeImpl final : public Runtime {
     return false;
   }
 
-  // Runs one task. Returns false when the task is waiting for the store.
+  // Runs one task. Returns false when the task is waiting for the store, or
+  // when the watchdog gave up its plugin call (given_up: `a` is not ours).
   bool run(Actor* a, Task* t) {
+    given_up = false;
     const TypeBinding& b = *a->key->binding;
     if (b.actor_type == nullptr) {
       finish(t, b, error_result(Status::not_found("actor type " + b.type +
                                                   " is no longer served (its plugin was reloaded "
                                                   "without it)")));
+      return true;
+    }
+    if (Status s = callable(b, a->key->id); !s) {
+      finish(t, b, error_result(std::move(s)));
       return true;
     }
     const ActorType& type = *b.actor_type;
@@ -736,23 +779,14 @@ class RuntimeImpl final : public Runtime {
     }
     if (t->query && t->reload && a->state != nullptr) deactivate(a);
     if (a->state == nullptr) {
-      if (Status s = guess_new ? activate_as_new(a) : activate(a, t->known_latest); !s) {
+      Status s = guess_new ? activate_as_new(a) : activate(a, t);
+      if (given_up) return false;
+      if (!s) {
         finish(t, b, error_result(s));
         return true;
       }
     }
-    if (t->query) {
-      Result<ActorView> r = Status::not_found("actor " + b.ns + "/" + b.type + "/" + a->key->id +
-                                              " has no events");
-      if (a->version > 0) {
-        auto v = type.view(a->state);
-        r = v ? Result<ActorView>(ActorView{a->version, std::move(v).value()})
-              : Result<ActorView>(v.status());
-      }
-      t->query_done(std::move(r));
-      done_task(t);
-      return true;
-    }
+    if (t->query) return answer_query(a, t);
     Command& c = t->command;
     const ActorKey key{b.ns, b.type, a->key->id};
     if (!c.idempotency_key.empty()) {
@@ -770,7 +804,15 @@ class RuntimeImpl final : public Runtime {
       finish(t, b, conflict_result(key, *c.expected_version, a->version));
       return true;
     }
-    Decision d = type.decide(a->state, t->command_index, c.payload, a->key->id, a->version);
+    // What the call reads is read before it: once given up, the actor is no
+    // longer this thread's (the id is the task's, which outlives the call).
+    Decision d;
+    void* const state = a->state;
+    const uint64_t version = a->version;
+    if (!watched({t, a, state, "decide"},
+                 [&] { d = type.decide(state, t->command_index, c.payload, c.id, version); })) {
+      return false;
+    }
     if (a->assumed_new && (!d.status || d.events.empty())) {
       // Only a commit confirms the guess: an answer without one needs the
       // actor as the store has it.
@@ -803,16 +845,40 @@ class RuntimeImpl final : public Runtime {
     set_phase(a, Phase::kCommitting);
     events_.append(req, [this, a, t](AppendResult r) {
       pool_.post([this, a, t, r = std::move(r)]() mutable {
-        on_committed(a, t, t->append, std::move(r));
-        drive(a);
+        if (on_committed(a, t, t->append, std::move(r))) drive(a);
       });
     });
     return false;
   }
 
-  void on_committed(Actor* a, Task* t, AppendRequest& req, AppendResult r) {
+  // Answers a state query of an actor that run() has activated. Returns
+  // false iff its view call was given up.
+  bool answer_query(Actor* a, Task* t) {
     const TypeBinding& b = *a->key->binding;
-    const ActorType& type = *b.actor_type;
+    Result<ActorView> r = no_events(b, a->key->id);
+    if (a->version > 0) {
+      Result<std::string> v = std::string();
+      void* const state = a->state;
+      if (!watched({t, a, state, "view"}, [&] { v = b.actor_type->view(state); })) return false;
+      r = v ? Result<ActorView>(ActorView{a->version, std::move(v).value()})
+            : Result<ActorView>(v.status());
+    } else {
+      deactivate(a);  // a read does not keep an actor without events
+    }
+    t->query_done(std::move(r));
+    done_task(t);
+    return true;
+  }
+
+  static Status no_events(const TypeBinding& b, const std::string& id) {
+    return Status::not_found("actor " + b.ns + "/" + b.type + "/" + id + " has no events");
+  }
+
+  // Returns false iff a plugin call was given up (the thread then leaves
+  // `a` and `t` alone).
+  bool on_committed(Actor* a, Task* t, AppendRequest& req, AppendResult r) {
+    given_up = false;
+    const TypeBinding& b = *a->key->binding;
     const bool guessed = a->assumed_new;
     a->assumed_new = false;
     if (r.status.code() == StatusCode::kConflict && guessed && !t->command.expected_version) {
@@ -823,7 +889,7 @@ class RuntimeImpl final : public Runtime {
       t->confirm = true;
       t->known_latest = r.current_version;
       requeue_front(a, t);
-      return;
+      return true;
     }
     if (r.status.code() == StatusCode::kConflict) {
       conflicts_.fetch_add(1);
@@ -833,21 +899,21 @@ class RuntimeImpl final : public Runtime {
       if (!t->command.expected_version && t->retries < opts_.conflict_retries) {
         ++t->retries;
         requeue_front(a, t);
-        return;
+        return true;
       }
       finish(t, b, conflict_result(req.key, req.expected_version, r.current_version));
-      return;
+      return true;
     }
     if (!r.status) {
       if (guessed) deactivate(a);  // unconfirmed: the next command starts over
       finish(t, b, error_result(r.status));
-      return;
+      return true;
     }
     if (r.duplicate) {
       // Another node committed this key between our check and our append.
       deactivate(a);
       finish(t, b, duplicate_result(req.key, {r.first_version, r.version}));
-      return;
+      return true;
     }
     if (guessed) {
       // The store had no events of this actor: it was new, as assumed.
@@ -855,6 +921,14 @@ class RuntimeImpl final : public Runtime {
       last_replay_length_.store(0);
       if (observer_) observer_->on_activation(b.type, 0, false);
     }
+    return apply_committed(a, t, req, r);
+  }
+
+  // Applies a stored commit to the actor's state, publishes it and replies.
+  // Returns false iff an apply or snapshot call was given up.
+  bool apply_committed(Actor* a, Task* t, AppendRequest& req, const AppendResult& r) {
+    const TypeBinding& b = *a->key->binding;
+    const ActorType& type = *b.actor_type;
     CommandResult out;
     out.version = r.version;
     out.events.reserve(req.events.size());
@@ -864,9 +938,15 @@ class RuntimeImpl final : public Runtime {
     }
     events_appended_.fetch_add(out.events.size());
     if (observer_) observer_->on_events_appended(b.type, out.events.size());
+    publish(req.key, out.events);
     for (const StoredEvent& e : out.events) {
-      const int idx = type.event_index(e.type);
-      Status s = type.apply(a->state, static_cast<uint32_t>(idx), e.payload, e.version);
+      const auto idx = static_cast<uint32_t>(type.event_index(e.type));
+      Status s;
+      void* const state = a->state;
+      // Given up: the events are stored, so the reply (by the watchdog) is `out`.
+      if (!watched({t, a, state, "apply", &out}, [&] { s = type.apply(state, idx, e.payload, e.version); })) {
+        return false;
+      }
       if (!s) {
         // The events are stored; the plugin could not apply its own event.
         // Drop the state so the next activation replays (and reports it).
@@ -877,9 +957,9 @@ class RuntimeImpl final : public Runtime {
       }
       a->version = e.version;
     }
-    publish(req.key, out.events);
-    if (a->state != nullptr) maybe_snapshot(a);
     finish(t, b, std::move(out));
+    if (a->state != nullptr) maybe_snapshot(a, nullptr);
+    return !given_up;
   }
 
   // Whether a command may run on a guess that the actor is new, without a
@@ -907,27 +987,27 @@ class RuntimeImpl final : public Runtime {
     return Status::ok();
   }
 
-  // Loads the latest usable snapshot and replays the events after it.
-  // `known_latest` > 0: the actor's version as the store has just reported
-  // it, so it is not asked again (if it moved since, the next commit's version
-  // check says so).
-  Status activate(Actor* a, uint64_t known_latest = 0) {
+  // Loads the latest usable snapshot and replays the events after it, for
+  // task `t`. `t->known_latest` > 0: the actor's version as the store has
+  // just reported it, so it is not asked again (if it moved since, the next
+  // commit's version check says so). A query of an actor without events
+  // loads nothing (kNotFound). After a plugin call was given up (given_up),
+  // the return value means nothing and nothing may be touched.
+  Status activate(Actor* a, Task* t) {
     const TypeBinding& b = *a->key->binding;
     const ActorType& type = *b.actor_type;
     const ActorKey key{b.ns, b.type, a->key->id};
+    // The stream's version first: an actor without events (a new one) needs
+    // neither a snapshot lookup nor a read, unless the store may have dropped
+    // events that a snapshot still holds.
+    auto latest = t->known_latest > 0 ? Result<uint64_t>(t->known_latest) : events_.latest_version(key);
+    if (!latest) return latest.status();
+    if (t->query && *latest == 0 && !events_.may_drop_events()) return no_events(b, key.id);
     auto created = type.create();
     if (!created) return created.status();
     void* state = *created;
     uint64_t version = 0;
     bool from_snapshot = false;
-    // The stream's version first: an actor without events (a new one) needs
-    // neither a snapshot lookup nor a read, unless the store may have dropped
-    // events that a snapshot still holds.
-    auto latest = known_latest > 0 ? Result<uint64_t>(known_latest) : events_.latest_version(key);
-    if (!latest) {
-      type.destroy(state);
-      return latest.status();
-    }
     // A snapshot only shortens a replay: not looked up when the store holds
     // every event at hand (a young actor whose history is its last commit).
     Result<std::optional<Snapshot>> snap = std::optional<Snapshot>();
@@ -940,7 +1020,9 @@ class RuntimeImpl final : public Runtime {
     }
     if (snap->has_value()) {
       const Snapshot& s = **snap;
-      if (use_snapshot(key, type, state, s)) {
+      const bool restored = use_snapshot({t, a, state, "restore"}, key, type, s);
+      if (given_up) return Status::ok();
+      if (restored) {
         version = s.version;
         from_snapshot = true;
       } else {
@@ -952,27 +1034,11 @@ class RuntimeImpl final : public Runtime {
       }
     }
     uint64_t replayed = 0;
-    auto replay = [&](const StoredEvent& e) {
-      const int idx = type.event_index(e.type);
-      if (idx < 0) {
-        return Status::corruption("actor " + key.to_string() + ", event at version " +
-                                  std::to_string(e.version) + ": event type " +
-                                  quote_for_message(e.type) + " is not in the model of " +
-                                  type.name() + " (plugin " + type.plugin().name() + " " +
-                                  type.plugin().version() + ")");
-      }
-      Status s = type.apply(state, static_cast<uint32_t>(idx), e.payload, e.version);
-      if (!s) {
-        return Status(StatusCode::kCorruption, "actor " + key.to_string() +
-                                                   ", replay at version " +
-                                                   std::to_string(e.version) + ": " + s.message());
-      }
-      version = e.version;
-      ++replayed;
-      return Status::ok();
-    };
     Status rs = Status::ok();
-    if (*latest > version || events_.may_drop_events()) rs = events_.read_known(key, version + 1, *latest, replay);
+    if (*latest > version || events_.may_drop_events()) {
+      rs = replay({t, a, state, "apply"}, key, type, *latest, version, replayed);
+    }
+    if (given_up) return Status::ok();
     if (!rs) {
       type.destroy(state);
       log::error(rs.message());
@@ -988,11 +1054,43 @@ class RuntimeImpl final : public Runtime {
     if (observer_) observer_->on_activation(b.type, replayed, from_snapshot);
     note_activated(a);
     // A long replay is worth a snapshot now, so the next activation is short.
-    if (b.snapshot.every > 0 && replayed >= b.snapshot.every) maybe_snapshot(a);
+    if (b.snapshot.every > 0 && replayed >= b.snapshot.every) maybe_snapshot(a, t);
     return Status::ok();
   }
 
-  bool use_snapshot(const ActorKey& key, const ActorType& type, void* state, const Snapshot& s) {
+  // Applies the stored events after `version` up to `latest` to the state
+  // being loaded (site.state), advancing `version` and counting `replayed`.
+  Status replay(const CallSite& site, const ActorKey& key, const ActorType& type, uint64_t latest,
+                uint64_t& version, uint64_t& replayed) {
+    return events_.read_known(key, version + 1, latest, [&](const StoredEvent& e) {
+      if (given_up) return Status::unavailable("the replay was given up");
+      const int idx = type.event_index(e.type);
+      if (idx < 0) {
+        return Status::corruption("actor " + key.to_string() + ", event at version " +
+                                  std::to_string(e.version) + ": event type " +
+                                  quote_for_message(e.type) + " is not in the model of " +
+                                  type.name() + " (plugin " + type.plugin().name() + " " +
+                                  type.plugin().version() + ")");
+      }
+      Status s;
+      if (!watched(site, [&] { s = type.apply(site.state, static_cast<uint32_t>(idx), e.payload, e.version); })) {
+        return Status::unavailable("the replay was given up");
+      }
+      if (!s) {
+        return Status(StatusCode::kCorruption, "actor " + key.to_string() +
+                                                   ", replay at version " +
+                                                   std::to_string(e.version) + ": " + s.message());
+      }
+      version = e.version;
+      ++replayed;
+      return Status::ok();
+    });
+  }
+
+  // Restores the state being loaded (site.state) from snapshot `s`, through
+  // upgrade_state when its schema is older. False (logged) when it cannot.
+  bool use_snapshot(const CallSite& site, const ActorKey& key, const ActorType& type,
+                    const Snapshot& s) {
     if (s.plugin != type.plugin().name()) {
       log::warn("actor " + key.to_string() + ": snapshot v" + std::to_string(s.version) +
                 " was written by plugin " + s.plugin + ", not " + type.plugin().name() +
@@ -1008,7 +1106,10 @@ class RuntimeImpl final : public Runtime {
                   std::to_string(type.schema_version()) + "; replaying events instead");
         return false;
       }
-      auto up = type.upgrade(s.schema_version, s.bytes);
+      Result<std::string> up = std::string();
+      CallSite upgrade_site = site;
+      upgrade_site.hook = "upgrade_state";
+      if (!watched(upgrade_site, [&] { up = type.upgrade(s.schema_version, s.bytes); })) return false;
       if (!up) {
         log::warn("actor " + key.to_string() + ": " + up.status().message() +
                   "; replaying events instead");
@@ -1017,7 +1118,9 @@ class RuntimeImpl final : public Runtime {
       upgraded = std::move(up).value();
       bytes = &upgraded;
     }
-    if (Status r = type.restore(state, *bytes); !r) {
+    Status r;
+    if (!watched(site, [&] { r = type.restore(site.state, *bytes); })) return false;
+    if (!r) {
       log::warn("actor " + key.to_string() + ": snapshot v" + std::to_string(s.version) + ": " +
                 r.message() + "; replaying events instead");
       return false;
@@ -1025,10 +1128,15 @@ class RuntimeImpl final : public Runtime {
     return true;
   }
 
-  void maybe_snapshot(Actor* a) {
+  // Queues a snapshot of an active actor when its policy says so. `t`: the
+  // task waiting on this worker, if any (answered if the call is given up).
+  void maybe_snapshot(Actor* a, Task* t) {
     const TypeBinding& b = *a->key->binding;
     if (b.snapshot.every == 0 || a->version - a->snapshot_version < b.snapshot.every) return;
-    auto job = snapshot_job(a);
+    Result<std::string> bytes = std::string();
+    void* const state = a->state;
+    if (!watched({t, a, state, "snapshot"}, [&] { bytes = b.actor_type->snapshot(state); })) return;
+    auto job = snapshot_job(a, std::move(bytes));
     if (!job) return;
     {
       std::lock_guard lock(snap_mu_);
@@ -1041,8 +1149,10 @@ class RuntimeImpl final : public Runtime {
   // The snapshot of an active actor, ready to save; marks the actor as
   // snapshotted at its version. nullopt (logged) when the plugin fails.
   std::optional<SnapshotJob> snapshot_job(Actor* a) {
+    return snapshot_job(a, a->key->binding->actor_type->snapshot(a->state));
+  }
+  std::optional<SnapshotJob> snapshot_job(Actor* a, Result<std::string> bytes) {
     const TypeBinding& b = *a->key->binding;
-    auto bytes = b.actor_type->snapshot(a->state);
     if (!bytes) {
       log::warn("actor " + b.ns + "/" + b.type + "/" + a->key->id + ": " + bytes.status().message());
       return std::nullopt;
@@ -1101,6 +1211,93 @@ class RuntimeImpl final : public Runtime {
                               R"("})"});
   }
 
+  // --- plugin calls under the watchdog ---------------------------------------
+
+  // Runs a plugin call for site.actor, on the worker that runs the actor,
+  // within its type's call_timeout. Returns false iff the watchdog gave it
+  // up: call_timed_out has answered for it and taken the actor over, and the
+  // caller returns at once touching neither the actor, the task nor the state.
+  template <class F>
+  bool watched(const CallSite& site, F&& call) {
+    const TypeBinding& b = *site.actor->key->binding;
+    if (watchdog_.run(b.call_timeout_ms, b.plugin.get(), &site, std::forward<F>(call))) return true;
+    given_up = true;
+    return false;
+  }
+
+  // Whether the actor's plugin may be called: not when the actor is
+  // quarantined, nor when its plugin has too many given-up calls running.
+  Status callable(const TypeBinding& b, const std::string& id) const {
+    if (std::string why = b.quarantine.reason(id); !why.empty()) {
+      return Status(StatusCode::kPluginTimeout, why);
+    }
+    const uint32_t stuck = watchdog_.stuck(b.plugin.get());
+    if (stuck < opts_.max_stuck_calls) return Status::ok();
+    return Status(StatusCode::kPluginTimeout,
+                  "plugin " + b.plugin->name() + " has " + std::to_string(stuck) +
+                      " calls that passed their time limit and have not returned "
+                      "(actors.max_stuck_calls: " + std::to_string(opts_.max_stuck_calls) +
+                      "); its calls are refused until they return or the plugin is reloaded");
+  }
+
+  static std::string format_ms(int64_t ms) {
+    return ms % 1000 == 0 ? std::to_string(ms / 1000) + "s" : std::to_string(ms) + "ms";
+  }
+
+  // The watchdog gave up a plugin call (its thread is still inside): answers
+  // for it, quarantines the actor, fails the commands queued behind it and
+  // frees the actor for other workers. The state the call uses stays with
+  // the call and is destroyed when it returns (with the task), by the
+  // returned Release; the plugin image is kept loaded until then.
+  Watchdog::Release call_timed_out(const CallSite& site) {
+    Actor* a = site.actor;
+    const TypeBinding& b = *a->key->binding;
+    const std::string id = a->key->id;
+    std::shared_ptr<const Plugin> plugin;
+    const ActorType* type = nullptr;
+    {
+      std::shared_lock lock(bind_mu_);
+      plugin = b.plugin;
+      type = b.actor_type;
+    }
+    const std::string reason = b.type + "." + site.hook + " took longer than " +
+                               format_ms(b.call_timeout_ms) + " (" + b.call_timeout_key +
+                               "); actor " + b.ns + "/" + b.type + "/" + id +
+                               " is quarantined until plugin " + plugin->name() + " is reloaded";
+    log::error(reason);
+    b.quarantine.add(id, reason);
+    Task* queued = nullptr;
+    {
+      Shard& s = shard_of(&b, id);
+      std::lock_guard lock(s.mu);
+      if (a->state != nullptr && a->state == site.state) {
+        a->state = nullptr;  // the call's now
+        a->version = 0;
+        a->snapshot_version = 0;
+        a->assumed_new = false;
+        --s.active;
+        active_actors_.fetch_sub(1);
+      }
+      queued = a->head;
+      a->head = a->tail = nullptr;
+      a->queued = 0;
+      a->phase = Phase::kIdle;
+      a->last_used_ms = opts_.clock->mono_ms();
+      if (a->state == nullptr && evictable(*a)) erase(s, a);
+    }
+    const Status why(StatusCode::kPluginTimeout, reason);
+    if (site.task != nullptr) answer(site.task, b, site.committed ? *site.committed : error_result(why));
+    while (queued != nullptr) {
+      Task* next = queued->next;
+      finish(queued, b, error_result(why));
+      queued = next;
+    }
+    return [plugin, type, state = site.state, task = site.task] {
+      if (state != nullptr) type->destroy(state);
+      delete task;
+    };
+  }
+
   // --- results --------------------------------------------------------------
 
   static CommandResult error_result(Status s) {
@@ -1130,9 +1327,15 @@ class RuntimeImpl final : public Runtime {
   }
 
   void finish(Task* t, const TypeBinding& b, CommandResult r) {
+    answer(t, b, std::move(r));
+    delete t;
+  }
+
+  // Replies for `t` and counts it done, leaving `t` itself alone.
+  void answer(Task* t, const TypeBinding& b, CommandResult r) {
     if (t->query) {
       t->query_done(r.status);
-      done_task(t);
+      task_done();
       return;
     }
     const char* outcome = "ok";
@@ -1151,7 +1354,7 @@ class RuntimeImpl final : public Runtime {
           std::chrono::duration<double>(SteadyClock::now() - t->start).count());
     }
     t->done(std::move(r));
-    done_task(t);
+    task_done();
   }
 
   void finish_early(const std::string& type, CommandCallback done, Status s,
@@ -1177,6 +1380,10 @@ class RuntimeImpl final : public Runtime {
 
   void done_task(Task* t) {
     delete t;
+    task_done();
+  }
+
+  void task_done() {
     if (in_flight_.fetch_sub(1) == 1 && stopping_.load()) {
       std::lock_guard lock(stop_mu_);
       stop_cv_.notify_all();
@@ -1318,11 +1525,18 @@ class RuntimeImpl final : public Runtime {
   WorkerPool pool_;
   std::unique_ptr<WorkerPool> io_pool_;  // when the store's reads are remote
   static thread_local bool on_io_thread;
+  // Set on a thread whose plugin call the watchdog gave up: it returns to
+  // its pool touching nothing of its actor or task.
+  static thread_local bool given_up;
   std::thread janitor_;
   std::thread snapshotter_;
+  // Last: its thread calls call_timed_out, which uses the members above.
+  Watchdog watchdog_{*opts_.clock, watchdog_tick(opts_),
+                     [this](const void* site) { return call_timed_out(*static_cast<const CallSite*>(site)); }};
 };
 
 thread_local bool RuntimeImpl::on_io_thread = false;
+thread_local bool RuntimeImpl::given_up = false;
 
 }  // namespace
 

@@ -38,6 +38,7 @@ struct ActorTypeOptions {
   std::optional<SnapshotPolicy> snapshot;
   std::optional<int64_t> idle_timeout_ms;
   std::optional<uint32_t> mailbox_capacity;
+  std::optional<int64_t> call_timeout_ms;
 };
 
 struct RuntimeOptions {
@@ -50,6 +51,14 @@ struct RuntimeOptions {
   int64_t idle_timeout_ms = 300000;    // idle actors passivate after this (0 = never)
   uint32_t mailbox_capacity = 1024;    // commands waiting per actor; more fail with 503
   uint32_t conflict_retries = 3;       // reload-and-retry rounds after a version conflict
+  // Longest a plugin call (decide, apply, view, snapshot, restore, upgrade)
+  // may take on a worker (0 = no limit). One that takes longer fails its
+  // command, quarantines its actor until the plugin is reloaded, and its
+  // thread is replaced in the pool (see docs/runtime.md).
+  int64_t call_timeout_ms = 5000;
+  // Given-up calls of one plugin image still running, past which that
+  // plugin's calls are refused (each holds a thread).
+  uint32_t max_stuck_calls = 8;
   SnapshotPolicy snapshot;
   std::map<std::string, ActorTypeOptions, std::less<>> types;  // by actor type name
   std::string node_id = "node-1";
@@ -72,7 +81,8 @@ struct Command {
 
 struct CommandResult {
   // kOk, kRejected (the plugin refused; see reject_code), kInvalidArgument,
-  // kNotFound, kConflict, kUnavailable, kPluginError, kCorruption, kInternal.
+  // kNotFound, kConflict, kUnavailable, kPluginError, kPluginTimeout,
+  // kCorruption, kInternal.
   Status status;
   std::string reject_code;
   uint64_t version = 0;           // kOk: the actor's version after the command
@@ -129,6 +139,8 @@ struct RuntimeStats {
   uint64_t last_replay_length = 0;  // events replayed by the latest activation
   uint64_t passivations = 0;
   uint64_t active_actors = 0;
+  uint64_t plugin_timeouts = 0;  // plugin calls given up by the watchdog
+  uint64_t stuck_calls = 0;      // of those, calls that have not returned yet
 };
 
 // Hooks for metrics; called on worker threads, must be cheap and thread-safe.

@@ -597,7 +597,9 @@ class JetStreamStore final : public Store, public VersionCache {
       }
     }
     std::lock_guard lock(mu_);
-    tips_[subject] = tip;
+    // Not kept for an actor without events: reads of ids that do not exist
+    // would grow the cache without bound.
+    if (tip.version > 0) tips_[subject] = tip; else tips_.erase(subject);
     return tip;
   }
 
