@@ -23,6 +23,12 @@ struct SnapshotConfig {
   uint32_t keep = 2;
 };
 
+// actors.idempotency: the keys an active actor remembers from its journal.
+struct IdempotencyConfig {
+  uint32_t retention_keys = 100;
+  int64_t retention_age_ms = 0;  // 0 = no age limit
+};
+
 struct ActorTypeConfig {
   std::optional<SnapshotConfig> snapshot;
   std::optional<int64_t> idle_timeout_ms;
@@ -51,6 +57,7 @@ struct HostConfig {
     std::string js_storage = "file";
     int64_t js_max_age_ms = 0;
     int64_t js_max_bytes = -1;
+    int64_t js_duplicate_window_ms = 0;  // 0 = the server's default (2 minutes)
     uint32_t js_publishers = 32;
   } store;
 
@@ -92,6 +99,7 @@ struct HostConfig {
     uint32_t mailbox_size = 1024;
     uint32_t conflict_retries = 3;
     SnapshotConfig snapshot;
+    IdempotencyConfig idempotency;
     std::map<std::string, ActorTypeConfig, std::less<>> types;
   } actors;
 
