@@ -108,6 +108,34 @@ TEST(IdempotencyOverHttp, JetStreamRetryIsADuplicateAndAReusedKeyIs422) {
   EXPECT_EQ(post(host, kAccount, keyed("Deposit", 7, "dep-1")).first, 422);
 }
 
+// actors.idempotency.retention and store.jetstream.duplicate_window are
+// checked with the file and line of a wrong value.
+TEST(IdempotencyConfig, WrongValuesNameFileAndLine) {
+  test::TempDir dir;
+  const std::string plugins = "plugins:\n  dir: " + std::string(AETHER_PLUGIN_DIR) + "\n  list: [bank]\n";
+  const std::pair<std::string, std::string> cases[] = {
+      {"actors:\n  idempotency:\n    retention:\n      keys: 0\n",
+       "7: actors.idempotency.retention.keys: must be between 1 and 100000, got 0"},
+      {"actors:\n  idempotency:\n    retention:\n      age: soon\n",
+       "7: actors.idempotency.retention.age: expected a duration"},
+      {"actors:\n  idempotency:\n    window: 5\n", "6: actors.idempotency.window: unknown key (known here: retention)"},
+      {"store:\n  jetstream:\n    duplicate_window: -1s\n", "6: store.jetstream.duplicate_window: expected a duration"},
+  };
+  for (const auto& [yaml, message] : cases) {
+    const std::string file = dir.file("bad.yaml");
+    std::ofstream(file) << plugins << yaml;
+    auto r = test::run_process({test::host_binary(), "--check-config", file}, host_env(dir));
+    EXPECT_EQ(r.exit_code, 1) << yaml;
+    EXPECT_NE(r.err.find(file + ":" + message), std::string::npos) << "wanted " << message << " in: " << r.err;
+  }
+  const std::string good = dir.file("good.yaml");
+  std::ofstream(good) << plugins
+                      << "actors:\n  idempotency:\n    retention:\n      keys: 500\n      age: 24h\n"
+                         "store:\n  jetstream:\n    duplicate_window: 10m\n";
+  auto ok = test::run_process({test::host_binary(), "--check-config", good}, host_env(dir));
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+}
+
 // --- the key-value bucket's leader paused ------------------------------------
 
 // A raw client of the cluster's JetStream API.
