@@ -306,6 +306,7 @@ Result<HostConfig> parse_config(const std::string& text, const std::string& name
                     }},
                    {"jetstream",
                     [&](auto& v, auto& k) {
+                      YAML::Node dup_window_node;
                       p.map(v, k,
                             {{"stream_prefix",
                               [&](auto& x, auto& kk) {
@@ -325,10 +326,16 @@ Result<HostConfig> parse_config(const std::string& text, const std::string& name
                                 c.store.js_max_bytes = b == 0 ? -1 : static_cast<int64_t>(b);
                               }},
                              {"duplicate_window",
-                              [&](auto& x, auto& kk) { p.duration(x, kk, c.store.js_duplicate_window_ms); }},
+                              [&](auto& x, auto& kk) {
+                                dup_window_node = x;
+                                p.duration(x, kk, c.store.js_duplicate_window_ms);
+                              }},
                              {"publishers", [&](auto& x, auto& kk) {
                                 p.uint(x, kk, c.store.js_publishers, 1, 1024);
                               }}});
+                      if (p.ok() && c.store.js_max_age_ms > 0 && c.store.js_duplicate_window_ms > c.store.js_max_age_ms) {
+                        p.fail(dup_window_node, k + ".duplicate_window", "must not be longer than max_age");
+                      }
                     }},
                    {"sqlite", [&](auto& v, auto& k) {
                       p.map(v, k,
