@@ -46,6 +46,7 @@ RuntimeOptions runtime_options(const HostConfig& c) {
   o.call_timeout_ms = c.actors.call_timeout_ms;
   o.max_stuck_calls = c.actors.max_stuck_calls;
   o.snapshot = {c.actors.snapshot.every, c.actors.snapshot.keep};
+  o.idempotency = {c.actors.idempotency.retention_keys, c.actors.idempotency.retention_age_ms};
   for (const auto& [name, t] : c.actors.types) {
     ActorTypeOptions to;
     if (t.snapshot) to.snapshot = SnapshotPolicy{t.snapshot->every, t.snapshot->keep};
@@ -208,6 +209,7 @@ int serve(const HostConfig& cfg) {
     jo.storage = cfg.store.js_storage;
     jo.max_age_ms = cfg.store.js_max_age_ms;
     jo.max_bytes = cfg.store.js_max_bytes;
+    jo.duplicate_window_ms = cfg.store.js_duplicate_window_ms;
     jo.node_id = cfg.node.id;
     jo.publishers = cfg.store.js_publishers;
     auto s = retry_at_start(cfg.nats.startup_wait_ms, signals, "jetstream store",

@@ -18,6 +18,17 @@ namespace {
 
 using test::StoreBackend;
 
+// The key cache's answer for `k`, waiting (bounded) for it to appear: the
+// jetstream store writes its cache after the commit's ack.
+std::optional<IdempotentCommit> cached(Store& store, const ActorKey& key, const std::string& k) {
+  for (int i = 0; i < 200; ++i) {
+    auto hit = store.find_idempotent(key, k);
+    if (hit.is_ok() && hit->has_value()) return *hit;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return std::nullopt;
+}
+
 class StoreSuite : public testing::TestWithParam<StoreBackend> {
  protected:
   void SetUp() override {
@@ -138,11 +149,52 @@ TEST_P(StoreSuite, IdempotencyKeyWritesOnce) {
   EXPECT_EQ(r2.first_version, 1u);
   EXPECT_EQ(r2.version, 2u);
   EXPECT_EQ(*store_->latest_version(a_), 2u);
-  auto hit = store_->find_idempotent(a_, "key-1");
-  ASSERT_TRUE(hit.is_ok() && hit->has_value());
-  EXPECT_EQ((*hit)->last_version, 2u);
+  auto hit = cached(*store_, a_, "key-1");
+  ASSERT_TRUE(hit.has_value());
+  EXPECT_EQ(hit->last_version, 2u);
   EXPECT_FALSE(store_->find_idempotent(a_, "key-2")->has_value());
   EXPECT_FALSE(store_->find_idempotent(b_, "key-1")->has_value()) << "keys are per actor";
+}
+
+// The journal itself carries a commit's idempotency key and command digest
+// (on its last event), so that losing the key cache loses nothing.
+TEST_P(StoreSuite, AKeyAndItsDigestTravelWithTheCommit) {
+  ASSERT_TRUE(store_->append_sync(req(a_, 0, {"E1"})).status.is_ok());
+  AppendRequest keyed = req(a_, 1, {"E2", "E3"}, "pay-1");
+  keyed.command_digest = "d1g35t";
+  ASSERT_TRUE(store_->append_sync(keyed).status.is_ok());
+  ASSERT_TRUE(store_->append_sync(req(a_, 3, {"E4"})).status.is_ok());
+  ASSERT_TRUE(cached(*store_, a_, "pay-1").has_value());
+  ASSERT_TRUE(store_->forget_idempotent(a_, "pay-1").is_ok());
+  ASSERT_FALSE(store_->find_idempotent(a_, "pay-1")->has_value()) << "gone from the cache";
+  for (uint64_t from : {1, 3}) {
+    auto all = store_->read_all(a_, from);
+    ASSERT_TRUE(all.is_ok()) << all.status().to_string();
+    for (const StoredEvent& e : *all) {
+      if (e.version == 3) {
+        EXPECT_EQ(e.idempotency_key, "pay-1");
+        EXPECT_EQ(e.command_digest, "d1g35t");
+        EXPECT_EQ(e.commit_first_version, 2u);
+      } else {
+        EXPECT_EQ(e.idempotency_key, "") << "version " << e.version;
+        EXPECT_EQ(e.commit_first_version, 0u);
+      }
+    }
+  }
+}
+
+// The host's record goes with a snapshot, beside the plugin's bytes.
+TEST_P(StoreSuite, ASnapshotKeepsTheHostRecord) {
+  ASSERT_TRUE(store_->save(a_, Snapshot{3, "p", 1, "plugin-bytes", 5, "host\nrecord\n"}, 2).is_ok());
+  ASSERT_TRUE(store_->save(b_, Snapshot{4, "p", 1, "only-plugin", 5}, 2).is_ok());
+  auto a = store_->latest(a_);
+  ASSERT_TRUE(a.is_ok() && a->has_value());
+  EXPECT_EQ((*a)->bytes, "plugin-bytes");
+  EXPECT_EQ((*a)->host_record, "host\nrecord\n");
+  auto b = store_->list(b_);
+  ASSERT_TRUE(b.is_ok() && b->size() == 1u);
+  EXPECT_EQ(b->front().bytes, "only-plugin");
+  EXPECT_EQ(b->front().host_record, "");
 }
 
 TEST_P(StoreSuite, SnapshotsKeepTheNewest) {
@@ -272,7 +324,10 @@ TEST_P(PersistentStoreSuite, SurvivesReopen) {
   store_ = GetParam().open(dir_.path().string());
   ASSERT_NE(store_, nullptr);
   EXPECT_EQ(*store_->latest_version(a_), 2u);
-  EXPECT_TRUE(store_->find_idempotent(a_, "k")->has_value());
+  EXPECT_TRUE(cached(*store_, a_, "k").has_value());
+  auto all = store_->read_all(a_);
+  ASSERT_TRUE(all.is_ok() && all->size() == 2u);
+  EXPECT_EQ(all->back().idempotency_key, "k") << "the key is in the journal after a reopen";
   EXPECT_EQ((*store_->latest(a_))->bytes, "bytes");
 }
 
@@ -335,6 +390,7 @@ class JetStreamIdempotencyTest : public testing::Test {
   }
   // What a stop between the commit and the bucket write leaves behind.
   void forget_key(const std::string& idem) {
+    ASSERT_TRUE(cached(*store_, a_, idem).has_value()) << "the cache write lands first";
     kvStore* kv = nullptr;
     ASSERT_EQ(js_KeyValue(&kv, test::shared_nats().js(), "AETHER_default_IDEM"), NATS_OK);
     std::string hex;
@@ -364,7 +420,7 @@ TEST_F(JetStreamIdempotencyTest, ARetryFindsALastCommitWhoseKeyWasNotRecorded) {
   EXPECT_EQ(again.first_version, 2u);
   EXPECT_EQ(again.version, 2u);
   EXPECT_EQ(*store_->latest_version(a_), 2u);
-  EXPECT_TRUE(store_->find_idempotent(a_, "pay-7")->has_value()) << "the key is recorded again";
+  EXPECT_TRUE(cached(*store_, a_, "pay-7").has_value()) << "the key is recorded again";
 }
 
 TEST_F(JetStreamIdempotencyTest, ARetryAfterLaterCommitsIsCaughtByTheServersDeduplication) {
@@ -381,7 +437,7 @@ TEST_F(JetStreamIdempotencyTest, ARetryAfterLaterCommitsIsCaughtByTheServersDedu
   EXPECT_EQ(again.first_version, 1u);
   EXPECT_EQ(again.version, 1u);
   EXPECT_EQ(*store_->latest_version(a_), 3u) << "nothing written twice";
-  EXPECT_TRUE(store_->find_idempotent(a_, "pay-8")->has_value());
+  EXPECT_TRUE(cached(*store_, a_, "pay-8").has_value());
 }
 
 // A message on the actor's subject that is no commit (no version headers):
@@ -501,9 +557,49 @@ TEST_F(SqliteStoreTest, TheSchemaRefusesASecondEventAtAVersion) {
   sqlite3* db = nullptr;
   ASSERT_EQ(sqlite3_open(path_.c_str(), &db), SQLITE_OK);
   const int rc = sqlite3_exec(
-      db, "INSERT INTO events VALUES('default','Counter','a',1,'E','{}',0)", nullptr, nullptr, nullptr);
+      db, "INSERT INTO events(ns,type,id,version,event_type,payload,ts) VALUES('default','Counter','a',1,'E','{}',0)",
+      nullptr, nullptr, nullptr);
   EXPECT_EQ(rc, SQLITE_CONSTRAINT);
   sqlite3_close(db);
+}
+
+// A database written by a host of store schema 1 (keys only in their own
+// table) opens, keeps its keys, and takes keyed commits into the journal.
+TEST_F(SqliteStoreTest, MigratesASchemaVersion1Database) {
+  raw(R"sql(
+CREATE TABLE aether_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE events (ns TEXT NOT NULL, type TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL,
+  event_type TEXT NOT NULL, payload TEXT NOT NULL, ts INTEGER NOT NULL, PRIMARY KEY (ns, type, id, version)) WITHOUT ROWID;
+CREATE TABLE idempotency (ns TEXT NOT NULL, type TEXT NOT NULL, id TEXT NOT NULL, key TEXT NOT NULL,
+  first_version INTEGER NOT NULL, last_version INTEGER NOT NULL, PRIMARY KEY (ns, type, id, key)) WITHOUT ROWID;
+CREATE TABLE snapshots (ns TEXT NOT NULL, type TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL,
+  plugin TEXT NOT NULL, schema_version INTEGER NOT NULL, bytes BLOB NOT NULL, ts INTEGER NOT NULL,
+  PRIMARY KEY (ns, type, id, version)) WITHOUT ROWID;
+CREATE TABLE outbox (id INTEGER PRIMARY KEY AUTOINCREMENT, subject TEXT NOT NULL, data TEXT NOT NULL);
+INSERT INTO aether_meta VALUES('schema_version','1');
+INSERT INTO events VALUES('default','Counter','a',1,'E','{}',0);
+INSERT INTO idempotency VALUES('default','Counter','a','old',1,1);
+INSERT INTO snapshots VALUES('default','Counter','a',1,'p',1,'bytes',0);
+)sql");
+  auto store = open();
+  ASSERT_NE(store, nullptr);
+  auto old = store->find_idempotent(a_, "old");
+  ASSERT_TRUE(old.is_ok() && old->has_value());
+  EXPECT_EQ((*old)->last_version, 1u);
+  EXPECT_EQ((*old)->digest, "");
+  EXPECT_EQ((*store->latest(a_))->bytes, "bytes");
+  AppendRequest r;
+  r.key = a_;
+  r.expected_version = 1;
+  r.events = {{"E", "{}"}};
+  r.idempotency_key = "new";
+  r.command_digest = "d";
+  ASSERT_TRUE(store->append_sync(r).status.is_ok());
+  auto all = store->read_all(a_);
+  ASSERT_TRUE(all.is_ok() && all->size() == 2u);
+  EXPECT_EQ(all->back().idempotency_key, "new");
+  store.reset();
+  EXPECT_NE(open(), nullptr) << "and opens again as schema 2";
 }
 
 TEST_F(SqliteStoreTest, RefusesABadSynchronousSetting) {

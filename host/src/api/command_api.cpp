@@ -129,8 +129,9 @@ bool parse_command_request(const std::string& ns, const std::string& type, const
 ApiReply command_reply(const std::string& ns, const std::string& type, const std::string& id,
                        const CommandResult& r) {
   if (r.status.code() == StatusCode::kRejected) {
+    // A reused idempotency key is the caller's mistake, not the domain's refusal.
     return error_body(422, r.reject_code.empty() ? "rejected" : r.reject_code, r.status.message(),
-                      {{"rejected", true}});
+                      {{"rejected", r.reject_code != "idempotency_key_reused"}});
   }
   if (r.status.code() == StatusCode::kConflict) {
     return error_body(409, "conflict", r.status.message(),

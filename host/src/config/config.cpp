@@ -335,6 +335,14 @@ class Parser {
          {"keep", [&](auto& v, auto& p) { uint(v, p, out.keep, 1, 1000); }}});
   }
 
+  void idempotency(const YAML::Node& n, const std::string& path, IdempotencyConfig& out) {
+    map(n, path, {{"retention", [&](auto& v, auto& p) {
+                    map(v, p,
+                        {{"keys", [&](auto& x, auto& q) { uint(x, q, out.retention_keys, 1, 100000); }},
+                         {"age", [&](auto& x, auto& q) { duration(x, q, out.retention_age_ms); }}});
+                  }}});
+  }
+
  private:
   std::string file_;
   Status status_;
@@ -452,6 +460,7 @@ Result<HostConfig> parse_config(const std::string& text, const std::string& name
                     }},
                    {"jetstream",
                     [&](auto& v, auto& k) {
+                      YAML::Node dup_window_node;
                       p.map(v, k,
                             {{"stream_prefix",
                               [&](auto& x, auto& kk) {
@@ -470,9 +479,17 @@ Result<HostConfig> parse_config(const std::string& text, const std::string& name
                                 p.uint(x, kk, b, 0, INT64_MAX);
                                 c.store.js_max_bytes = b == 0 ? -1 : static_cast<int64_t>(b);
                               }},
+                             {"duplicate_window",
+                              [&](auto& x, auto& kk) {
+                                dup_window_node = x;
+                                p.duration(x, kk, c.store.js_duplicate_window_ms);
+                              }},
                              {"publishers", [&](auto& x, auto& kk) {
                                 p.uint(x, kk, c.store.js_publishers, 1, 1024);
                               }}});
+                      if (p.ok() && c.store.js_max_age_ms > 0 && c.store.js_duplicate_window_ms > c.store.js_max_age_ms) {
+                        p.fail(dup_window_node, k + ".duplicate_window", "must not be longer than max_age");
+                      }
                     }},
                    {"sqlite", [&](auto& v, auto& k) {
                       p.map(v, k,
@@ -532,6 +549,7 @@ Result<HostConfig> parse_config(const std::string& text, const std::string& name
                    {"max_stuck_calls",
                     [&](auto& v, auto& k) { p.uint(v, k, c.actors.max_stuck_calls, 1, 1024); }},
                    {"snapshot", [&](auto& v, auto& k) { p.snapshot(v, k, c.actors.snapshot); }},
+                   {"idempotency", [&](auto& v, auto& k) { p.idempotency(v, k, c.actors.idempotency); }},
                    {"types", [&](auto& v, auto& k) {
                       if (!p.ok() || v.IsNull()) return;
                       if (!v.IsMap()) return p.fail(v, k, "expected a mapping of actor types");

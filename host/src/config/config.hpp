@@ -24,6 +24,12 @@ struct SnapshotConfig {
   uint32_t keep = 2;
 };
 
+// actors.idempotency: the keys an active actor remembers from its journal.
+struct IdempotencyConfig {
+  uint32_t retention_keys = 100;
+  int64_t retention_age_ms = 0;  // 0 = no age limit
+};
+
 struct ActorTypeConfig {
   std::optional<SnapshotConfig> snapshot;
   std::optional<int64_t> idle_timeout_ms;
@@ -53,6 +59,7 @@ struct HostConfig {
     std::string js_storage = "file";
     int64_t js_max_age_ms = 0;
     int64_t js_max_bytes = -1;
+    int64_t js_duplicate_window_ms = 0;  // 0 = the server's default (2 minutes)
     uint32_t js_publishers = 32;
   } store;
 
@@ -98,6 +105,7 @@ struct HostConfig {
     int64_t call_timeout_ms = 5000;  // a plugin call's time limit (0: none)
     uint32_t max_stuck_calls = 8;    // given-up calls of a plugin before its calls are refused
     SnapshotConfig snapshot;
+    IdempotencyConfig idempotency;
     std::map<std::string, ActorTypeConfig, std::less<>> types;
   } actors;
 

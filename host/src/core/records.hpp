@@ -34,6 +34,13 @@ struct StoredEvent {
   std::string type;
   std::string payload;  // JSON text
   int64_t timestamp_ms = 0;
+  // Set on the last event of a commit made with an idempotency key (empty on
+  // every other event): the key, the digest of the command it was made for,
+  // and the version of the commit's first event. The journal itself carries
+  // them, so that the keys of an actor's commits are found by reading it.
+  std::string idempotency_key = {};
+  std::string command_digest = {};
+  uint64_t commit_first_version = 0;
 };
 
 // The globally unique id of an event: "<ns>.<type>.<id>.<version>". A stream
@@ -51,6 +58,10 @@ struct Snapshot {
   uint32_t schema_version = 0;
   std::string bytes;
   int64_t timestamp_ms = 0;
+  // The host's own record kept with the snapshot (not the plugin's): the
+  // idempotency keys of the actor's recent commits, as the runtime encodes
+  // them. Empty for a snapshot written before hosts kept it.
+  std::string host_record = {};
 };
 
 }  // namespace aether

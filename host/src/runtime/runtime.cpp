@@ -18,6 +18,7 @@
 #include "core/names.hpp"
 #include "plugin/plugin.hpp"
 #include "core/worker_pool.hpp"
+#include "runtime/idempotency.hpp"
 #include "store/store.hpp"
 #include "runtime/watchdog.hpp"
 
@@ -64,6 +65,7 @@ struct Task {
   bool confirm = false;  // load the actor from the store; no guess that it is new
   uint64_t known_latest = 0;  // the actor's version as the store just reported it (0: ask)
   Command command;
+  std::string digest;  // of a command with an idempotency key
   CommandCallback done;
   std::function<void(Result<ActorView>)> query_done;
   SteadyClock::time_point start;
@@ -102,6 +104,8 @@ struct Actor {
   // The state is a guess that the actor has no events yet, made without
   // asking the store; the first commit's version check confirms it.
   bool assumed_new = false;
+  // The keys of its recent keyed commits, while active (null: none).
+  std::unique_ptr<IdempotencyWindow> keys;
 };
 
 struct Shard {
@@ -171,6 +175,7 @@ class RuntimeImpl final : public Runtime {
                           start);
     }
     auto* t = new Task();
+    if (!c.idempotency_key.empty()) t->digest = command_digest(c.name, c.payload);
     t->command = std::move(c);
     t->done = std::move(done);
     t->start = start;
@@ -395,6 +400,7 @@ class RuntimeImpl final : public Runtime {
       if (fresh[i] == nullptr) {
         a->version = 0;
         a->snapshot_version = 0;
+        a->keys.reset();
         Shard& s = shard_of(a->key->binding, a->key->id);
         std::lock_guard lock(s.mu);
         --s.active;
@@ -790,13 +796,14 @@ class RuntimeImpl final : public Runtime {
     Command& c = t->command;
     const ActorKey key{b.ns, b.type, a->key->id};
     if (!c.idempotency_key.empty()) {
-      auto hit = events_.find_idempotent(key, c.idempotency_key);
-      if (!hit) {
-        finish(t, b, error_result(hit.status()));
+      auto seen = check_key(a->keys.get(), events_, key, c.idempotency_key, t->digest, opts_.idempotency,
+                            opts_.clock->wall_ms());
+      if (!seen) {
+        finish(t, b, error_result(seen.status()));
         return true;
       }
-      if (hit->has_value()) {
-        finish(t, b, duplicate_result(key, **hit));
+      if (seen->outcome != KeyCheck::Outcome::kNew) {
+        finish(t, b, keyed_result(key, c.idempotency_key, t->digest, seen->first));
         return true;
       }
     }
@@ -838,6 +845,7 @@ class RuntimeImpl final : public Runtime {
     req.key = key;
     req.expected_version = a->version;
     req.idempotency_key = c.idempotency_key;
+    req.command_digest = t->digest;
     req.timestamp_ms = opts_.clock->wall_ms();
     req.events.clear();
     req.events.reserve(d.events.size());
@@ -910,9 +918,10 @@ class RuntimeImpl final : public Runtime {
       return true;
     }
     if (r.duplicate) {
-      // Another node committed this key between our check and our append.
+      // The store knew the key: a commit this actor did not know of.
       deactivate(a);
-      finish(t, b, duplicate_result(req.key, {r.first_version, r.version}));
+      finish(t, b, keyed_result(req.key, req.idempotency_key, t->digest,
+                                {r.first_version, r.version, r.duplicate_digest}));
       return true;
     }
     if (guessed) {
@@ -956,6 +965,13 @@ class RuntimeImpl final : public Runtime {
         break;
       }
       a->version = e.version;
+    }
+    if (!req.idempotency_key.empty() && a->state != nullptr) {
+      StoredEvent& last = out.events.back();
+      last.idempotency_key = req.idempotency_key;
+      last.command_digest = req.command_digest;
+      last.commit_first_version = r.first_version;
+      remember_key(a->keys, last, opts_.idempotency, opts_.clock->wall_ms());
     }
     finish(t, b, std::move(out));
     if (a->state != nullptr) maybe_snapshot(a, nullptr);
@@ -1018,13 +1034,22 @@ class RuntimeImpl final : public Runtime {
       type.destroy(state);
       return snap.status();
     }
+    // The keys of the actor's recent keyed commits: from the snapshot's host
+    // record, then from the events replayed after it.
+    std::unique_ptr<IdempotencyWindow> keys;
     if (snap->has_value()) {
       const Snapshot& s = **snap;
-      const bool restored = use_snapshot({t, a, state, "restore"}, key, type, s);
+      auto window = window_from_snapshot(s);
+      if (!window) {
+        log::warn("actor " + key.to_string() + ": snapshot v" + std::to_string(s.version) + ": " +
+                  window.status().message() + "; replaying events instead");
+      }
+      const bool restored = window && use_snapshot({t, a, state, "restore"}, key, type, s);
       if (given_up) return Status::ok();
       if (restored) {
         version = s.version;
         from_snapshot = true;
+        keys = std::move(window).value();
       } else {
         // restore may have left the state half-written: start clean.
         type.destroy(state);
@@ -1036,7 +1061,7 @@ class RuntimeImpl final : public Runtime {
     uint64_t replayed = 0;
     Status rs = Status::ok();
     if (*latest > version || events_.may_drop_events()) {
-      rs = replay({t, a, state, "apply"}, key, type, *latest, version, replayed);
+      rs = replay({t, a, state, "apply"}, key, type, *latest, version, replayed, keys);
     }
     if (given_up) return Status::ok();
     if (!rs) {
@@ -1047,6 +1072,7 @@ class RuntimeImpl final : public Runtime {
     a->state = state;
     a->version = version;
     a->snapshot_version = from_snapshot ? (*snap)->version : 0;
+    a->keys = std::move(keys);
     activations_.fetch_add(1);
     events_replayed_.fetch_add(replayed);
     last_replay_length_.store(replayed);
@@ -1060,8 +1086,10 @@ class RuntimeImpl final : public Runtime {
 
   // Applies the stored events after `version` up to `latest` to the state
   // being loaded (site.state), advancing `version` and counting `replayed`.
+  // The keys of keyed commits replayed are added to `keys`.
   Status replay(const CallSite& site, const ActorKey& key, const ActorType& type, uint64_t latest,
-                uint64_t& version, uint64_t& replayed) {
+                uint64_t& version, uint64_t& replayed, std::unique_ptr<IdempotencyWindow>& keys) {
+    const int64_t now_ms = opts_.clock->wall_ms();
     return events_.read_known(key, version + 1, latest, [&](const StoredEvent& e) {
       if (given_up) return Status::unavailable("the replay was given up");
       const int idx = type.event_index(e.type);
@@ -1081,6 +1109,12 @@ class RuntimeImpl final : public Runtime {
                                                    ", replay at version " +
                                                    std::to_string(e.version) + ": " + s.message());
       }
+      if (replayed == 0 && e.version != version + 1) {
+        // The stream dropped older events (its limits): their keys are gone.
+        if (!keys) keys = std::make_unique<IdempotencyWindow>();
+        keys->mark_incomplete();
+      }
+      remember_key(keys, e, opts_.idempotency, now_ms);
       version = e.version;
       ++replayed;
       return Status::ok();
@@ -1160,7 +1194,7 @@ class RuntimeImpl final : public Runtime {
     a->snapshot_version = a->version;
     return SnapshotJob{ActorKey{b.ns, b.type, a->key->id},
                        Snapshot{a->version, b.plugin->name(), b.actor_type->schema_version(),
-                                std::move(bytes).value(), opts_.clock->wall_ms()},
+                                std::move(bytes).value(), opts_.clock->wall_ms(), snapshot_record(a->keys.get())},
                        b.snapshot.keep, b.type};
   }
 
@@ -1316,6 +1350,17 @@ class RuntimeImpl final : public Runtime {
     return r;
   }
 
+  // The answer to a command whose key was used before: the first result,
+  // or 422 when that was another command.
+  CommandResult keyed_result(const ActorKey& key, const std::string& idempotency_key, const std::string& digest,
+                             const IdempotentCommit& first) {
+    if (digests_match(first.digest, digest)) return duplicate_result(key, first);
+    CommandResult r;
+    r.status = key_reused(key, idempotency_key, first);
+    r.reject_code = kIdempotencyKeyReused;
+    return r;
+  }
+
   CommandResult duplicate_result(const ActorKey& key, const IdempotentCommit& c) {
     CommandResult r;
     r.duplicate = true;
@@ -1408,6 +1453,7 @@ class RuntimeImpl final : public Runtime {
     a->version = 0;
     a->snapshot_version = 0;
     a->assumed_new = false;
+    a->keys.reset();
     --s.active;
     active_actors_.fetch_sub(1);
   }

@@ -33,6 +33,15 @@ struct SnapshotPolicy {
   uint32_t keep = 2;     // snapshots kept per actor
 };
 
+// How many idempotency keys an active actor remembers (runtime/idempotency.hpp):
+// its newest `keys` keyed commits, and of those only the ones younger than
+// `age_ms`. A retry within that is recognised from the journal alone; an
+// older key only through the store's key cache.
+struct IdempotencyRetention {
+  uint32_t keys = 100;  // >= 1
+  int64_t age_ms = 0;   // 0 = no age limit
+};
+
 // Per actor type settings (defaults come from RuntimeOptions).
 struct ActorTypeOptions {
   std::optional<SnapshotPolicy> snapshot;
@@ -60,6 +69,7 @@ struct RuntimeOptions {
   // plugin's calls are refused (each holds a thread).
   uint32_t max_stuck_calls = 8;
   SnapshotPolicy snapshot;
+  IdempotencyRetention idempotency;
   std::map<std::string, ActorTypeOptions, std::less<>> types;  // by actor type name
   std::string node_id = "node-1";
   const Clock* clock = &SystemClock::instance();
@@ -75,7 +85,9 @@ struct Command {
   // at exactly this version (no retry).
   std::optional<uint64_t> expected_version;
   // When set, a command with a key this actor has committed before returns
-  // that first commit's result and writes nothing, also after a restart.
+  // that first commit's result and writes nothing, also after a restart; if
+  // that commit was made for another command (name or payload), it fails
+  // with kRejected, reject code "idempotency_key_reused".
   std::string idempotency_key;
 };
 

@@ -32,6 +32,8 @@ constexpr const char* kHdrCommit = "Aether-Commit-Id";
 constexpr const char* kHdrNode = "Aether-Node";
 constexpr const char* kHdrTypes = "Aether-Event-Types";
 constexpr const char* kHdrIdem = "Aether-Idempotency-Key";
+constexpr const char* kHdrDigest = "Aether-Command-Digest";
+constexpr const char* kHdrHostRecord = "Aether-Host-Record-Bytes";
 constexpr const char* kHdrPlugin = "Aether-Plugin";
 constexpr const char* kHdrSchema = "Aether-Schema";
 constexpr const char* kHdrTime = "Aether-Timestamp";
@@ -79,6 +81,14 @@ bool transient(natsStatus s) {
          s == NATS_STALE_CONNECTION;
 }
 
+// The idempotency key and command digest a commit carries in its headers.
+struct CommitTag {
+  std::string key;
+  std::string digest;
+};
+
+CommitTag commit_tag(natsMsg* m) { return {header_str(m, kHdrIdem), header_str(m, kHdrDigest)}; }
+
 // The latest commit of an actor as this store knows it.
 struct Tip {
   uint64_t version = 0;
@@ -93,6 +103,8 @@ class JetStreamStore final : public Store, public VersionCache {
   ~JetStreamStore() override {
     flush();
     pool_.stop();
+    closing_.store(true);  // cache writes still waiting are dropped
+    cache_pool_.stop();
     if (ajs_ != nullptr) jsCtx_Destroy(ajs_);
     for (auto& [_, kv] : idem_) kvStore_Destroy(kv);
   }
@@ -110,8 +122,10 @@ class JetStreamStore final : public Store, public VersionCache {
       return Status::unavailable(nats_error(st, "jetstream: publishing context"));
     }
     for (const auto& ns : opts_.namespaces) {
-      if (Status s = ensure_stream(events_stream(ns), "aether." + ns + ".events.>", 0); !s) return s;
-      if (Status s = ensure_stream(snap_stream(ns), "aether." + ns + ".snapshots.>", 64); !s) return s;
+      if (Status s = ensure_stream(events_stream(ns), "aether." + ns + ".events.>", 0, opts_.duplicate_window_ms); !s) {
+        return s;
+      }
+      if (Status s = ensure_stream(snap_stream(ns), "aether." + ns + ".snapshots.>", 64, 0); !s) return s;
       KvBucketOptions bo;
       bo.name = opts_.stream_prefix + ns + "_IDEM";
       bo.replicas = opts_.replicas;
@@ -144,18 +158,18 @@ class JetStreamStore final : public Store, public VersionCache {
     {
       std::lock_guard lock(mu_);
       auto it = tips_.find(actor_events_subject(req.key));
-      cached = req.idempotency_key.empty() && it != tips_.end() && it->second.version == req.expected_version;
+      cached = it != tips_.end() && it->second.version == req.expected_version;
       if (cached) op->tip = it->second;
     }
     // Version 0 needs no lookup: expecting last subject sequence 0 is the
     // server's own check that the actor has no events (unless the stream may
     // have dropped some by its limits).
-    if (!cached && req.expected_version == 0 && req.idempotency_key.empty() && !may_drop_events()) {
+    if (!cached && req.expected_version == 0 && !may_drop_events()) {
       op->tip = Tip{};
       cached = true;
     }
     if (cached) return publish(std::move(op));
-    // Needs a lookup first (idempotency key or unknown tip): off this thread.
+    // Needs a lookup of the actor's last commit first: off this thread.
     PendingAppend* raw = op.release();
     pool_.post([this, raw] { prepare_and_publish(std::unique_ptr<PendingAppend>(raw)); });
   }
@@ -234,7 +248,8 @@ class JetStreamStore final : public Store, public VersionCache {
     // Visits the last commit from memory.
     auto visit_recent = [&] {
       const std::string where = "actor " + key.to_string() + ", stream sequence " + std::to_string(tip.seq);
-      visit_commit(recent->first, recent->last, recent->body, from, scanned, emit, result, [&] { return where; });
+      visit_commit(recent->first, recent->last, recent->body, recent->tag, from, scanned, emit, result,
+                   [&] { return where; });
       return result;
     };
     if (recent && recent->first <= from) return visit_recent();
@@ -258,7 +273,7 @@ class JetStreamStore final : public Store, public VersionCache {
       expect = *last + 1;
       if (*last < from) return true;
       const std::string_view text(natsMsg_GetData(m), static_cast<size_t>(natsMsg_GetDataLength(m)));
-      return visit_commit(*first, *last, text, from, scanned, emit, result, where);
+      return visit_commit(*first, *last, text, commit_tag(m), from, scanned, emit, result, where);
     };
     // A few commits (at most one per event): a direct get each, "next by
     // subject", costs the server far less than a consumer. Anything
@@ -285,12 +300,24 @@ class JetStreamStore final : public Store, public VersionCache {
     return result;
   }
 
+  // The event at version `v` of a commit (versions first..last) with its tag.
+  static StoredEvent tagged(uint64_t v, std::string type, std::string payload, int64_t ts, uint64_t first,
+                            uint64_t last, const CommitTag& tag) {
+    StoredEvent e{v, std::move(type), std::move(payload), ts};
+    if (v == last && !tag.key.empty()) {
+      e.idempotency_key = tag.key;
+      e.command_digest = tag.digest;
+      e.commit_first_version = first;
+    }
+    return e;
+  }
+
   // Visits the events from version `from` of one commit (versions
-  // first..last, JSON `text`). False stops the read: `emit` said so, or the
-  // body is undecodable (then `result` says where).
+  // first..last, JSON `text`, headers `tag`). False stops the read: `emit`
+  // said so, or the body is undecodable (then `result` says where).
   template <class Emit, class Where>
-  static bool visit_commit(uint64_t first, uint64_t last, std::string_view text, uint64_t from,
-                           ScannedCommit& scanned, Emit& emit, Status& result, const Where& where) {
+  static bool visit_commit(uint64_t first, uint64_t last, std::string_view text, const CommitTag& tag,
+                           uint64_t from, ScannedCommit& scanned, Emit& emit, Status& result, const Where& where) {
     // Anyone allowed to publish on the events subject can put any bytes
     // there: checked before a payload reaches a plugin or a reply.
     if (Status bad = check_json_text(text, kMaxStoredJsonDepth, "commit body"); !bad) {
@@ -300,7 +327,10 @@ class JetStreamStore final : public Store, public VersionCache {
     if (scan_commit(text, scanned) && scanned.events.size() == last - first + 1) {
       uint64_t v = first;
       for (const ScannedEvent& e : scanned.events) {
-        if (v >= from && !emit({v, std::string(e.type), std::string(e.payload), scanned.timestamp})) return false;
+        if (v >= from &&
+            !emit(tagged(v, std::string(e.type), std::string(e.payload), scanned.timestamp, first, last, tag))) {
+          return false;
+        }
         ++v;
       }
       return true;
@@ -321,7 +351,7 @@ class JetStreamStore final : public Store, public VersionCache {
           result = Status::corruption(where() + ": undecodable event at version " + std::to_string(v));
           return false;
         }
-        if (!emit({v, e["type"].get<std::string>(), e["payload"].dump(), ts})) return false;
+        if (!emit(tagged(v, e["type"].get<std::string>(), e["payload"].dump(), ts, first, last, tag))) return false;
       }
       ++v;
     }
@@ -344,13 +374,17 @@ class JetStreamStore final : public Store, public VersionCache {
     if (s != NATS_OK) return Status::unavailable(nats_error(s, "jetstream: idempotency lookup"));
     const std::string v = kvEntry_ValueString(e);
     kvEntry_Destroy(e);
+    // "first,last" or "first,last,digest".
     IdempotentCommit c;
-      unsigned long long a = 0, b = 0;
-    if (std::sscanf(v.c_str(), "%llu,%llu", &a, &b) != 2) {
+    unsigned long long a = 0, b = 0;
+    int used = 0;
+    if (std::sscanf(v.c_str(), "%llu,%llu%n", &a, &b, &used) != 2 ||
+        (static_cast<size_t>(used) != v.size() && v[static_cast<size_t>(used)] != ',')) {
       return Status::corruption("jetstream: idempotency record of " + key.to_string() + " is undecodable");
     }
     c.first_version = a;
     c.last_version = b;
+    if (static_cast<size_t>(used) < v.size()) c.digest = v.substr(static_cast<size_t>(used) + 1);
     return std::optional<IdempotentCommit>(c);
   }
 
@@ -403,6 +437,14 @@ class JetStreamStore final : public Store, public VersionCache {
     return Status::ok();
   }
 
+  Status forget_idempotent(const ActorKey& key, const std::string& k) override {
+    kvStore* kv = idem_kv(key.ns);
+    if (kv == nullptr) return Status::not_found("namespace " + key.ns + " has no store");
+    natsStatus s = kvStore_Purge(kv, idem_key(key, k).c_str(), nullptr);
+    if (s != NATS_OK) return Status::unavailable(nats_error(s, "jetstream: forget idempotency key"));
+    return Status::ok();
+  }
+
   Status flush() override {
     std::unique_lock lock(flush_mu_);
     flush_cv_.wait(lock, [&] { return in_flight_.load() == 0; });
@@ -421,8 +463,14 @@ class JetStreamStore final : public Store, public VersionCache {
     if (!conn_.connected()) return Status::unavailable(conn_.not_connected_message());
     const std::string subject = snapshot_subject(key);
     natsMsg* m = nullptr;
-    natsMsg_Create(&m, subject.c_str(), nullptr, snap.bytes.data(), static_cast<int>(snap.bytes.size()));
+    // The host's record, if any, goes first in the data; a header says how
+    // long it is (a snapshot without the header is the plugin's bytes only).
+    const std::string data = snap.host_record + snap.bytes;
+    natsMsg_Create(&m, subject.c_str(), nullptr, data.data(), static_cast<int>(data.size()));
     MsgPtr owner{m};
+    if (!snap.host_record.empty()) {
+      natsMsgHeader_Set(m, kHdrHostRecord, std::to_string(snap.host_record.size()).c_str());
+    }
     natsMsgHeader_Set(m, kHdrLast, std::to_string(snap.version).c_str());
     natsMsgHeader_Set(m, kHdrPlugin, snap.plugin.c_str());
     natsMsgHeader_Set(m, kHdrSchema, std::to_string(snap.schema_version).c_str());
@@ -518,7 +566,9 @@ class JetStreamStore final : public Store, public VersionCache {
     return it == idem_.end() ? nullptr : it->second;
   }
 
-  Status ensure_stream(const std::string& name, const std::string& subject, int64_t per_subject) {
+  // `duplicates_ms`: the deduplication window (0: the server's default).
+  Status ensure_stream(const std::string& name, const std::string& subject, int64_t per_subject,
+                       int64_t duplicates_ms) {
     jsStreamConfig cfg;
     jsStreamConfig_Init(&cfg);
     cfg.Name = name.c_str();
@@ -530,6 +580,7 @@ class JetStreamStore final : public Store, public VersionCache {
     cfg.MaxAge = opts_.max_age_ms * 1000000;
     cfg.MaxBytes = opts_.max_bytes;
     cfg.AllowDirect = true;
+    if (duplicates_ms > 0) cfg.Duplicates = duplicates_ms * 1000000;
     if (per_subject > 0) cfg.MaxMsgsPerSubject = per_subject;
     jsStreamInfo* si = nullptr;
     jsErrCode err = static_cast<jsErrCode>(0);
@@ -558,7 +609,7 @@ class JetStreamStore final : public Store, public VersionCache {
   // The actor's latest commit, from the cache or the server.
   // With `last`: also the idempotency key and first version of that commit.
   struct LastCommit {
-    std::string idempotency_key;
+    CommitTag tag;
     uint64_t first = 0;
   };
   Result<Tip> fetch_tip(const ActorKey& key, LastCommit* last_commit = nullptr) {
@@ -589,10 +640,11 @@ class JetStreamStore final : public Store, public VersionCache {
         std::lock_guard lock(mu_);
         if (recent_.size() >= kRecentCommits) recent_.clear();
         recent_[subject] = RecentCommit{seq, *first, *last,
-                                        std::string(natsMsg_GetData(m), static_cast<size_t>(natsMsg_GetDataLength(m)))};
+                                        std::string(natsMsg_GetData(m), static_cast<size_t>(natsMsg_GetDataLength(m))),
+                                        commit_tag(m)};
       }
       if (last_commit != nullptr) {
-        last_commit->idempotency_key = header_str(m, kHdrIdem);
+        last_commit->tag = commit_tag(m);
         last_commit->first = first.value_or(0);
       }
     }
@@ -626,32 +678,23 @@ class JetStreamStore final : public Store, public VersionCache {
   void prepare_and_publish(std::unique_ptr<PendingAppend> op) {
     const AppendRequest& req = *op->req;
     AppendResult r;
-    if (!req.idempotency_key.empty()) {
-      auto hit = find_idempotent(req.key, req.idempotency_key);
-      if (!hit) {
-        r.status = hit.status();
-        return finish(std::move(op), std::move(r));
-      }
-      if (hit->has_value()) {
-        r.duplicate = true;
-        r.first_version = (*hit)->first_version;
-        r.version = (*hit)->last_version;
-        return finish(std::move(op), std::move(r));
-      }
-    }
+    // No lookup in the key cache: the caller knows the actor's recent keys
+    // from the journal, and the cache may be unreachable while the stream
+    // is not (another leader).
     LastCommit last;
     auto t = fetch_tip(req.key, req.idempotency_key.empty() ? nullptr : &last);
     if (!t) {
       r.status = t.status();
       return finish(std::move(op), std::move(r));
     }
-    if (!req.idempotency_key.empty() && last.idempotency_key == req.idempotency_key) {
-      // Committed, but its key never reached the bucket (the writer stopped
-      // between the two): the same commit, recorded now.
-      record_idempotent(req, last.first, t->version);
+    if (!req.idempotency_key.empty() && last.tag.key == req.idempotency_key) {
+      // The actor's last commit is this key's (a retry from a writer that
+      // missed it): the same commit; its key goes to the cache again.
       r.duplicate = true;
       r.first_version = last.first;
       r.version = t->version;
+      r.duplicate_digest = last.tag.digest;
+      record_idempotent(req.key, req.idempotency_key, {r.first_version, r.version, r.duplicate_digest});
       return finish(std::move(op), std::move(r));
     }
     if (t->version != req.expected_version) return finish(std::move(op), conflict(req, t->version));
@@ -722,7 +765,10 @@ class JetStreamStore final : public Store, public VersionCache {
     natsMsgHeader_Set(m, kHdrCommit, commit_id.c_str());
     natsMsgHeader_Set(m, kHdrNode, opts_.node_id.c_str());
     natsMsgHeader_Set(m, kHdrTypes, types.c_str());
-    if (!req.idempotency_key.empty()) natsMsgHeader_Set(m, kHdrIdem, req.idempotency_key.c_str());
+    if (!req.idempotency_key.empty()) {
+      natsMsgHeader_Set(m, kHdrIdem, req.idempotency_key.c_str());
+      if (!req.command_digest.empty()) natsMsgHeader_Set(m, kHdrDigest, req.command_digest.c_str());
+    }
     return m;
   }
 
@@ -763,16 +809,32 @@ class JetStreamStore final : public Store, public VersionCache {
       std::lock_guard lock(mu_);
       tips_[op->subject] = Tip{op->last, seq};
     }
-    if (!req.idempotency_key.empty()) record_idempotent(req, op->first, op->last);
+    // The key is in the commit (its headers): the cache write comes after the
+    // reply and may be lost without harm.
+    if (!req.idempotency_key.empty()) {
+      record_idempotent(req.key, req.idempotency_key, {op->first, op->last, req.command_digest});
+    }
     AppendResult r;
     r.first_version = op->first;
     r.version = op->last;
     finish(std::move(op), std::move(r));
   }
 
-  void record_idempotent(const AppendRequest& req, uint64_t first, uint64_t last) {
-    const std::string val = std::to_string(first) + "," + std::to_string(last);
-    kvStore_PutString(nullptr, idem_kv(req.key.ns), idem_key(req.key, req.idempotency_key).c_str(), val.c_str());
+  // Writes a key to the cache (the bucket) on its own thread, never holding
+  // up an append: at most kMaxCacheWrites wait; beyond, keys are left out.
+  void record_idempotent(const ActorKey& key, const std::string& idempotency_key, const IdempotentCommit& c) {
+    kvStore* kv = idem_kv(key.ns);
+    if (kv == nullptr) return;
+    if (cache_writes_.fetch_add(1) >= kMaxCacheWrites) {
+      cache_writes_.fetch_sub(1);
+      return;
+    }
+    std::string name = idem_key(key, idempotency_key);
+    std::string val = std::to_string(c.first_version) + "," + std::to_string(c.last_version) + "," + c.digest;
+    cache_pool_.post([this, kv, name = std::move(name), val = std::move(val)] {
+      if (!closing_.load()) kvStore_PutString(nullptr, kv, name.c_str(), val.c_str());
+      cache_writes_.fetch_sub(1);
+    });
   }
 
   void settle(std::unique_ptr<PendingAppend> op, uint64_t seq, bool duplicate, jsErrCode code, natsStatus err) {
@@ -791,7 +853,8 @@ class JetStreamStore final : public Store, public VersionCache {
         r.duplicate = true;
         r.first_version = header_u64(stored, kHdrFirst).value_or(0);
         r.version = header_u64(stored, kHdrLast).value_or(0);
-        record_idempotent(req, r.first_version, r.version);
+        r.duplicate_digest = header_str(stored, kHdrDigest);
+        record_idempotent(req.key, req.idempotency_key, {r.first_version, r.version, r.duplicate_digest});
         return finish(std::move(op), std::move(r));
       }
       auto t = fetch_tip(req.key);
@@ -929,7 +992,13 @@ class JetStreamStore final : public Store, public VersionCache {
     s.schema_version = static_cast<uint32_t>(*schema);
     s.plugin = header_str(m, kHdrPlugin);
     s.timestamp_ms = static_cast<int64_t>(header_u64(m, kHdrTime).value_or(0));
-    s.bytes.assign(natsMsg_GetData(m), static_cast<size_t>(natsMsg_GetDataLength(m)));
+    const std::string_view data(natsMsg_GetData(m), static_cast<size_t>(natsMsg_GetDataLength(m)));
+    const uint64_t host = header_u64(m, kHdrHostRecord).value_or(0);
+    if (host > data.size()) {
+      return Status::corruption("snapshot of " + key.to_string() + ": host record longer than the data");
+    }
+    s.host_record.assign(data.substr(0, host));
+    s.bytes.assign(data.substr(host));
     return s;
   }
 
@@ -987,6 +1056,7 @@ class JetStreamStore final : public Store, public VersionCache {
     uint64_t first = 0;
     uint64_t last = 0;
     std::string body;
+    CommitTag tag;
   };
   static constexpr size_t kRecentCommits = 1024;
   static constexpr uint64_t kDirectReadEvents = 8;  // read by direct gets up to this many events
@@ -1015,6 +1085,10 @@ class JetStreamStore final : public Store, public VersionCache {
   std::mutex flush_mu_;
   std::condition_variable flush_cv_;
   WorkerPool pool_;
+  static constexpr uint64_t kMaxCacheWrites = 10000;
+  std::atomic<uint64_t> cache_writes_{0};  // waiting or running
+  std::atomic<bool> closing_{false};
+  WorkerPool cache_pool_{1, "aether-js-idem"};
 };
 
 }  // namespace

@@ -6,7 +6,9 @@
 // Nats-Expected-Last-Subject-Sequence (the actor's subject is its stream);
 // Nats-Msg-Id = <ns>.<type>.<id>.<version> deduplicates a retried publish
 // and catches a racing writer of the same version. Snapshots go to a second
-// stream (one subject per actor), idempotency keys to a KV bucket.
+// stream (one subject per actor). A commit made with an idempotency key
+// carries the key and the command's digest in its headers (the record); a KV
+// bucket caches keys, written after the commit's ack.
 #pragma once
 
 #include <memory>
@@ -26,6 +28,9 @@ struct JetStreamOptions {
   std::string storage = "file";  // file | memory
   int64_t max_age_ms = 0;        // 0 = keep forever
   int64_t max_bytes = -1;        // -1 = unlimited
+  // The events stream's deduplication window (Nats-Msg-Id), set when the
+  // stream is created; 0 = the server's default (2 minutes).
+  int64_t duplicate_window_ms = 0;
   std::string node_id = "node-1";
   uint32_t publishers = 32;      // appends in flight at once
 };

@@ -39,6 +39,7 @@ class MemoryStore final : public Store {
           r.duplicate = true;
           r.first_version = it->second.first_version;
           r.version = it->second.last_version;
+          r.duplicate_digest = it->second.digest;
           done(std::move(r));
           return;
         }
@@ -57,7 +58,11 @@ class MemoryStore final : public Store {
         }
         r.version = st.events.size();
         if (!req.idempotency_key.empty()) {
-          st.idempotency[req.idempotency_key] = {r.first_version, r.version};
+          StoredEvent& last = st.events.back();
+          last.idempotency_key = req.idempotency_key;
+          last.command_digest = req.command_digest;
+          last.commit_first_version = r.first_version;
+          st.idempotency[req.idempotency_key] = {r.first_version, r.version, req.command_digest};
         }
       }
     }
@@ -98,6 +103,14 @@ class MemoryStore final : public Store {
     auto i = it->second.idempotency.find(k);
     if (i == it->second.idempotency.end()) return std::optional<IdempotentCommit>();
     return std::optional<IdempotentCommit>(i->second);
+  }
+
+  Status forget_idempotent(const ActorKey& key, const std::string& k) override {
+    Stripe& s = stripe(key);
+    std::lock_guard lock(s.mu);
+    auto it = s.streams.find(key);
+    if (it != s.streams.end()) it->second.idempotency.erase(k);
+    return Status::ok();
   }
 
   Status flush() override { return Status::ok(); }

@@ -26,7 +26,7 @@
 namespace aether {
 namespace {
 
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
 
 const char* const kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS aether_meta (
@@ -41,6 +41,9 @@ CREATE TABLE IF NOT EXISTS events (
   event_type TEXT    NOT NULL,
   payload    TEXT    NOT NULL,
   ts         INTEGER NOT NULL,
+  idem_key     TEXT,
+  idem_digest  TEXT,
+  commit_first INTEGER,
   PRIMARY KEY (ns, type, id, version)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS idempotency (
@@ -50,6 +53,7 @@ CREATE TABLE IF NOT EXISTS idempotency (
   key           TEXT    NOT NULL,
   first_version INTEGER NOT NULL,
   last_version  INTEGER NOT NULL,
+  digest        TEXT,
   PRIMARY KEY (ns, type, id, key)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS snapshots (
@@ -61,6 +65,7 @@ CREATE TABLE IF NOT EXISTS snapshots (
   schema_version INTEGER NOT NULL,
   bytes          BLOB    NOT NULL,
   ts             INTEGER NOT NULL,
+  host_record    BLOB,
   PRIMARY KEY (ns, type, id, version)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS outbox (
@@ -68,6 +73,17 @@ CREATE TABLE IF NOT EXISTS outbox (
   subject TEXT NOT NULL,
   data    TEXT NOT NULL
 );
+)sql";
+
+// From schema version 1: the idempotency key of a commit moves into the
+// journal (on its last event), the key cache and snapshots gain a column.
+const char* const kMigrateFrom1 = R"sql(
+ALTER TABLE events ADD COLUMN idem_key TEXT;
+ALTER TABLE events ADD COLUMN idem_digest TEXT;
+ALTER TABLE events ADD COLUMN commit_first INTEGER;
+ALTER TABLE idempotency ADD COLUMN digest TEXT;
+ALTER TABLE snapshots ADD COLUMN host_record BLOB;
+UPDATE aether_meta SET value='2' WHERE key='schema_version';
 )sql";
 
 // A prepared statement, reset after each use.
@@ -141,7 +157,7 @@ Status exec(sqlite3* db, const char* sql) {
 // One connection with the statements it needs.
 struct Connection {
   sqlite3* db = nullptr;
-  Stmt max_version, insert_event, find_idem, insert_idem, read_events;
+  Stmt max_version, insert_event, find_idem, insert_idem, forget_idem, read_events;
   Stmt save_snapshot, trim_snapshots, list_snapshots;
   Stmt savepoint, release, rollback_to;
   Stmt insert_outbox, fetch_outbox, ack_outbox;
@@ -172,19 +188,21 @@ struct Connection {
     } all[] = {
         {&max_version, "SELECT MAX(version) FROM events WHERE ns=?1 AND type=?2 AND id=?3"},
         {&insert_event,
-         "INSERT INTO events(ns,type,id,version,event_type,payload,ts) VALUES(?1,?2,?3,?4,?5,?6,?7)"},
+         "INSERT INTO events(ns,type,id,version,event_type,payload,ts,idem_key,idem_digest,commit_first) "
+         "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)"},
         {&find_idem,
-         "SELECT first_version,last_version FROM idempotency WHERE ns=?1 AND type=?2 AND id=?3 "
+         "SELECT first_version,last_version,digest FROM idempotency WHERE ns=?1 AND type=?2 AND id=?3 "
          "AND key=?4"},
         {&insert_idem,
-         "INSERT INTO idempotency(ns,type,id,key,first_version,last_version) "
-         "VALUES(?1,?2,?3,?4,?5,?6)"},
+         "INSERT INTO idempotency(ns,type,id,key,first_version,last_version,digest) "
+         "VALUES(?1,?2,?3,?4,?5,?6,?7)"},
+        {&forget_idem, "DELETE FROM idempotency WHERE ns=?1 AND type=?2 AND id=?3 AND key=?4"},
         {&read_events,
-         "SELECT version,event_type,payload,ts FROM events WHERE ns=?1 AND type=?2 AND id=?3 "
-         "AND version>=?4 ORDER BY version LIMIT ?5"},
+         "SELECT version,event_type,payload,ts,idem_key,idem_digest,commit_first FROM events "
+         "WHERE ns=?1 AND type=?2 AND id=?3 AND version>=?4 ORDER BY version LIMIT ?5"},
         {&save_snapshot,
-         "INSERT OR REPLACE INTO snapshots(ns,type,id,version,plugin,schema_version,bytes,ts) "
-         "VALUES(?1,?2,?3,?4,?5,?6,?7,?8)"},
+         "INSERT OR REPLACE INTO snapshots(ns,type,id,version,plugin,schema_version,bytes,ts,host_record) "
+         "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)"},
         {&trim_snapshots,
          "DELETE FROM snapshots WHERE ns=?1 AND type=?2 AND id=?3 AND version NOT IN "
          "(SELECT version FROM snapshots WHERE ns=?1 AND type=?2 AND id=?3 "
@@ -196,8 +214,8 @@ struct Connection {
         {&release, "RELEASE append"},
         {&rollback_to, "ROLLBACK TO append"},
         {&list_snapshots,
-         "SELECT version,plugin,schema_version,bytes,ts FROM snapshots WHERE ns=?1 AND type=?2 "
-         "AND id=?3 ORDER BY version DESC LIMIT ?4"},
+         "SELECT version,plugin,schema_version,bytes,ts,host_record FROM snapshots WHERE ns=?1 "
+         "AND type=?2 AND id=?3 ORDER BY version DESC LIMIT ?4"},
     };
     for (auto& [s, sql] : all) {
       if (s->prepare(db, sql) != SQLITE_OK) {
@@ -322,6 +340,9 @@ class SqliteStore final : public Store, public Outbox {
                                   bad.message() + ")");
       }
       e.timestamp_ms = s.col_int(3);
+      s.col_assign(4, e.idempotency_key);
+      s.col_assign(5, e.command_digest);
+      e.commit_first_version = static_cast<uint64_t>(s.col_int(6));
       if (Status st = visit(e); !st) return st;
       ++expect;
     }
@@ -336,6 +357,16 @@ class SqliteStore final : public Store, public Outbox {
                                                           const std::string& k) override {
     Lease c(*this);
     return find_idem(*c, key, k);
+  }
+
+  Status forget_idempotent(const ActorKey& key, const std::string& k) override {
+    Lease c(*this);
+    Stmt& s = c->forget_idem;
+    Resetter r{s};
+    s.bind_key(key);
+    s.bind(4, k);
+    if (s.step() != SQLITE_DONE) return Status::unavailable(db_error(c->db, "forget idempotency key"));
+    return Status::ok();
   }
 
   Status flush() override { return wait_write(FlushOp{nullptr}); }
@@ -476,6 +507,7 @@ class SqliteStore final : public Store, public Outbox {
     }
     if (q.step() == SQLITE_ROW) {
       const std::string v = q.col_text(0);
+      if (v == "1") return exec(write_.db, kMigrateFrom1);
       if (v != std::to_string(kSchemaVersion)) {
         return Status::invalid("sqlite: " + opts_.path + " has store schema version " + v +
                                ", this host reads version " + std::to_string(kSchemaVersion));
@@ -505,7 +537,7 @@ class SqliteStore final : public Store, public Outbox {
     if (rc == SQLITE_DONE) return std::optional<IdempotentCommit>();
     if (rc != SQLITE_ROW) return Status::unavailable(db_error(c.db, "read idempotency key"));
     return std::optional<IdempotentCommit>(IdempotentCommit{
-        static_cast<uint64_t>(s.col_int(0)), static_cast<uint64_t>(s.col_int(1))});
+        static_cast<uint64_t>(s.col_int(0)), static_cast<uint64_t>(s.col_int(1)), s.col_text(2)});
   }
 
   Result<std::vector<Snapshot>> list_n(const ActorKey& key, int64_t n) {
@@ -525,6 +557,7 @@ class SqliteStore final : public Store, public Outbox {
       snap.schema_version = static_cast<uint32_t>(s.col_int(2));
       snap.bytes = s.col_text(3);
       snap.timestamp_ms = s.col_int(4);
+      snap.host_record = s.col_text(5);
       out.push_back(std::move(snap));
     }
   }
@@ -557,6 +590,7 @@ class SqliteStore final : public Store, public Outbox {
         res.duplicate = true;
         res.first_version = (*hit)->first_version;
         res.version = (*hit)->last_version;
+        res.duplicate_digest = (*hit)->digest;
         return;
       }
     }
@@ -581,6 +615,12 @@ class SqliteStore final : public Store, public Outbox {
       ins.bind(5, e.type);
       ins.bind(6, e.payload);
       ins.bind(7, req.timestamp_ms);
+      if (!req.idempotency_key.empty() && v == req.expected_version + req.events.size()) {
+        // The key goes with the commit's last event: in the journal itself.
+        ins.bind(8, req.idempotency_key);
+        ins.bind(9, req.command_digest);
+        ins.bind(10, static_cast<int64_t>(req.expected_version + 1));
+      }
       if (ins.step() != SQLITE_DONE) {
         // Cannot happen through the version check above unless another
         // process writes the file; the primary key refuses it either way.
@@ -597,6 +637,7 @@ class SqliteStore final : public Store, public Outbox {
       s.bind(4, req.idempotency_key);
       s.bind(5, static_cast<int64_t>(req.expected_version + 1));
       s.bind(6, static_cast<int64_t>(v));
+      s.bind(7, req.command_digest);
       if (s.step() != SQLITE_DONE) {
         res.status = Status::internal(db_error(write_.db, "insert idempotency key"));
         rollback_to_savepoint_ = true;
@@ -631,6 +672,7 @@ class SqliteStore final : public Store, public Outbox {
       s.bind(6, static_cast<int64_t>(op.snap.schema_version));
       s.bind_blob(7, op.snap.bytes);
       s.bind(8, op.snap.timestamp_ms);
+      s.bind_blob(9, op.snap.host_record);
       if (s.step() != SQLITE_DONE) return Status::internal(db_error(write_.db, "save snapshot"));
     }
     Stmt& t = write_.trim_snapshots;

@@ -27,10 +27,18 @@ struct AppendRequest {
   uint64_t expected_version = 0;
   // 1..n events, written atomically as versions expected+1 .. expected+n.
   std::vector<NewEvent> events;
-  // Optional. When set and the store already holds a commit of this actor
-  // with the same key, nothing is written and the first commit's versions
-  // are returned with `duplicate` set.
+  // Optional. Recorded with the commit, atomically (on its last event, see
+  // StoredEvent), and in the store's key cache. When the store recognises
+  // the key at append time, nothing is written and the first commit's
+  // versions are returned with `duplicate` set: memory and sqlite recognise
+  // every key in their cache; jetstream a key within the stream's duplicate
+  // window, or on the actor's last commit. Recognising older keys is the
+  // caller's job (the runtime keeps each actor's recent keys, read from the
+  // journal).
   std::string idempotency_key;
+  // With a key: the digest of the command (name and canonical payload),
+  // recorded with the key so that a retry can be told from a reuse.
+  std::string command_digest;
   int64_t timestamp_ms = 0;
 };
 
@@ -48,12 +56,16 @@ struct AppendResult {
   // kOk: the idempotency key was seen before; [first_version, version] are
   // the versions that first commit wrote. Nothing was written now.
   bool duplicate = false;
+  // duplicate: the command digest recorded with the first commit ("" when
+  // it has none).
+  std::string duplicate_digest;
 };
 
 // A commit recorded under an idempotency key.
 struct IdempotentCommit {
   uint64_t first_version = 0;
   uint64_t last_version = 0;
+  std::string digest = {};  // the command digest recorded with it ("" = none)
 };
 
 // What EventStore::truncate_after removed (or, as a dry run, would remove).
@@ -124,7 +136,9 @@ class EventStore {
   // that its workers keep running the commands of active actors meanwhile.
   virtual bool remote_reads() const { return false; }
 
-  // The commit recorded under `idempotency_key`, if any.
+  // The commit recorded under `idempotency_key` in the store's key cache, if
+  // any. A cache: a key may be missing from it (jetstream writes it after
+  // the commit); the journal (the events' idempotency fields) is the record.
   virtual Result<std::optional<IdempotentCommit>> find_idempotent(
       const ActorKey& key, const std::string& idempotency_key) = 0;
 
@@ -140,6 +154,14 @@ class EventStore {
     (void)version;
     (void)dry_run;
     return Status::invalid("this store cannot truncate an actor's history");
+  }
+
+  // Removes a key from the cache (tests and tools: what a lost cache write
+  // leaves behind).
+  virtual Status forget_idempotent(const ActorKey& key, const std::string& idempotency_key) {
+    (void)key;
+    (void)idempotency_key;
+    return Status::internal("this store has no idempotency key cache to edit");
   }
 
   // Blocks until every append accepted so far is durable (as durable as the

@@ -1,0 +1,224 @@
+#include "runtime/idempotency.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <charconv>
+
+#include "core/names.hpp"
+#include "core/sha256.hpp"
+#include "store/store.hpp"
+
+namespace aether {
+namespace {
+
+// Deeper payloads are digested as their bytes: canonical JSON needs a tree,
+// and building one that deep costs a recursion per level.
+constexpr size_t kMaxCanonicalDepth = 256;
+
+size_t nesting_depth(std::string_view json) {
+  size_t depth = 0, max = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < json.size(); ++i) {
+    const char c = json[i];
+    if (in_string) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_string = false;
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      max = std::max(max, ++depth);
+    } else if ((c == '}' || c == ']') && depth > 0) {
+      --depth;
+    }
+  }
+  return max;
+}
+
+std::string canonical_json(std::string_view payload) {
+  if (payload.empty()) return "{}";
+  if (nesting_depth(payload) > kMaxCanonicalDepth) return std::string(payload);
+  auto parsed = nlohmann::json::parse(payload.begin(), payload.end(), nullptr, false);
+  if (parsed.is_discarded()) return std::string(payload);
+  return parsed.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+std::string to_hex(std::string_view s) {
+  static const char* d = "0123456789abcdef";
+  std::string out;
+  out.reserve(s.size() * 2);
+  for (unsigned char c : s) {
+    out += d[c >> 4];
+    out += d[c & 15];
+  }
+  return out;
+}
+
+bool from_hex(std::string_view h, std::string& out) {
+  if (h.size() % 2 != 0) return false;
+  out.clear();
+  auto val = [](char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+  };
+  for (size_t i = 0; i < h.size(); i += 2) {
+    const int hi = val(h[i]), lo = val(h[i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    out += static_cast<char>(hi * 16 + lo);
+  }
+  return true;
+}
+
+// Splits off the next space-separated field of `line`.
+std::string_view next_field(std::string_view& line) {
+  const size_t sp = line.find(' ');
+  std::string_view f = line.substr(0, sp);
+  line = sp == std::string_view::npos ? std::string_view() : line.substr(sp + 1);
+  return f;
+}
+
+template <class T>
+bool parse_number(std::string_view f, T& out) {
+  auto [p, ec] = std::from_chars(f.data(), f.data() + f.size(), out);
+  return ec == std::errc() && p == f.data() + f.size() && !f.empty();
+}
+
+constexpr std::string_view kRecordHeader = "aether-idempotency 1 ";
+
+}  // namespace
+
+std::string command_digest(std::string_view name, std::string_view payload) {
+  std::string input(name);
+  input += '\0';
+  input += canonical_json(payload);
+  return sha256_hex(input).substr(0, 32);
+}
+
+bool digests_match(const std::string& first, const std::string& retry) {
+  return first.empty() || retry.empty() || first == retry;
+}
+
+void IdempotencyWindow::add(std::string key, KeyedCommit commit, const IdempotencyRetention& retention,
+                            int64_t now_ms) {
+  entries_.emplace_back(std::move(key), std::move(commit));
+  trim(retention, now_ms);
+}
+
+const KeyedCommit* IdempotencyWindow::find(const std::string& key, const IdempotencyRetention& retention,
+                                           int64_t now_ms) {
+  trim(retention, now_ms);
+  for (const auto& [k, c] : entries_) {
+    if (k == key) return &c;
+  }
+  return nullptr;
+}
+
+void IdempotencyWindow::trim(const IdempotencyRetention& retention, int64_t now_ms) {
+  const size_t keep = std::max<uint32_t>(1, retention.keys);
+  while (entries_.size() > keep ||
+         (!entries_.empty() && retention.age_ms > 0 && now_ms - entries_.front().second.timestamp_ms > retention.age_ms)) {
+    entries_.pop_front();
+    complete_ = false;
+  }
+}
+
+// "aether-idempotency 1 complete|partial\n", then one line per key, oldest
+// first: "<first> <last> <timestamp> <digest or -> <key in hex>\n".
+std::string IdempotencyWindow::encode() const {
+  std::string out(kRecordHeader);
+  out += complete_ ? "complete\n" : "partial\n";
+  for (const auto& [k, c] : entries_) {
+    out += std::to_string(c.first_version) + ' ' + std::to_string(c.last_version) + ' ' +
+           std::to_string(c.timestamp_ms) + ' ' + (c.digest.empty() ? "-" : c.digest) + ' ' + to_hex(k) + '\n';
+  }
+  return out;
+}
+
+Result<IdempotencyWindow> IdempotencyWindow::decode(std::string_view record) {
+  auto bad = [](const std::string& why) {
+    return Status::corruption("idempotency record of the snapshot: " + why);
+  };
+  IdempotencyWindow w;
+  const size_t eol = record.find('\n');
+  if (eol == std::string_view::npos || record.substr(0, kRecordHeader.size()) != kRecordHeader) {
+    return bad("unknown format");
+  }
+  const std::string_view state = record.substr(kRecordHeader.size(), eol - kRecordHeader.size());
+  if (state != "complete" && state != "partial") return bad("unknown state " + quote_for_message(std::string(state)));
+  w.complete_ = state == "complete";
+  record.remove_prefix(eol + 1);
+  while (!record.empty()) {
+    const size_t end = record.find('\n');
+    if (end == std::string_view::npos) return bad("truncated");
+    std::string_view line = record.substr(0, end);
+    record.remove_prefix(end + 1);
+    KeyedCommit c;
+    std::string key;
+    const std::string_view digest = (parse_number(next_field(line), c.first_version) &&
+                                     parse_number(next_field(line), c.last_version) &&
+                                     parse_number(next_field(line), c.timestamp_ms))
+                                        ? next_field(line)
+                                        : std::string_view();
+    if (digest.empty() || !from_hex(next_field(line), key) || !line.empty() || key.empty()) {
+      return bad("undecodable line");
+    }
+    if (digest != "-") c.digest = std::string(digest);
+    w.entries_.emplace_back(std::move(key), std::move(c));
+  }
+  return w;
+}
+
+Result<std::unique_ptr<IdempotencyWindow>> window_from_snapshot(const Snapshot& snapshot) {
+  auto w = std::make_unique<IdempotencyWindow>();
+  if (snapshot.host_record.empty()) {
+    w->mark_incomplete();
+    return w;
+  }
+  auto decoded = IdempotencyWindow::decode(snapshot.host_record);
+  if (!decoded) return decoded.status();
+  *w = std::move(decoded).value();
+  return w;
+}
+
+std::string snapshot_record(const IdempotencyWindow* window) {
+  return window != nullptr ? window->encode() : IdempotencyWindow().encode();
+}
+
+void remember_key(std::unique_ptr<IdempotencyWindow>& window, const StoredEvent& e,
+                  const IdempotencyRetention& retention, int64_t now_ms) {
+  if (e.idempotency_key.empty()) return;
+  if (!window) window = std::make_unique<IdempotencyWindow>();
+  const uint64_t first = e.commit_first_version != 0 ? e.commit_first_version : e.version;
+  window->add(e.idempotency_key, KeyedCommit{first, e.version, e.timestamp_ms, e.command_digest}, retention,
+              now_ms);
+}
+
+Result<KeyCheck> check_key(IdempotencyWindow* window, EventStore& store, const ActorKey& actor,
+                           const std::string& key, const std::string& digest,
+                           const IdempotencyRetention& retention, int64_t now_ms) {
+  KeyCheck out;
+  if (window != nullptr) {
+    if (const KeyedCommit* c = window->find(key, retention, now_ms)) {
+      out.first = IdempotentCommit{c->first_version, c->last_version, c->digest};
+    } else if (!window->complete()) {
+      // Older than what the actor remembers: the store's cache may know it.
+      auto hit = store.find_idempotent(actor, key);
+      if (!hit) return hit.status();
+      if (hit->has_value()) out.first = **hit;
+    }
+  }
+  if (out.first.last_version == 0) return out;
+  out.outcome = digests_match(out.first.digest, digest) ? KeyCheck::Outcome::kDuplicate : KeyCheck::Outcome::kReused;
+  return out;
+}
+
+Status key_reused(const ActorKey& actor, const std::string& key, const IdempotentCommit& first) {
+  return Status(StatusCode::kRejected,
+                "idempotency key " + quote_for_message(key) + " of actor " + actor.to_string() +
+                    " was first used for a different command (another command name or payload), committed as "
+                    "version " + std::to_string(first.first_version) +
+                    (first.last_version != first.first_version ? ".." + std::to_string(first.last_version) : "") +
+                    "; use a new key for a new command");
+}
+
+}  // namespace aether

@@ -1,0 +1,213 @@
+// Idempotency keys over the runtime, on every store backend: a key is found
+// from the journal (the events and the snapshot's host record), not from the
+// store's key cache; a key reused for another command is refused.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <thread>
+
+#include "core/sha256.hpp"
+#include "runtime/idempotency.hpp"
+#include "support/runtime_harness.hpp"
+
+namespace aether {
+namespace {
+
+using test::RuntimeHarness;
+using test::StoreBackend;
+
+TEST(Sha256, KnownVectors) {
+  EXPECT_EQ(sha256_hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+  EXPECT_EQ(sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(sha256_hex("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq"),
+            "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1");
+  EXPECT_EQ(sha256_hex(std::string(1000000, 'a')),
+            "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+}
+
+TEST(CommandDigest, MatchesTheSameCommandInAnyJsonLayout) {
+  const std::string d = command_digest("Deposit", R"({"amount":5,"note":"x"})");
+  EXPECT_EQ(d.size(), 32u);
+  EXPECT_EQ(d, command_digest("Deposit", " {\n \"note\" : \"x\", \"amount\":5 } "));
+  EXPECT_NE(d, command_digest("Deposit", R"({"amount":6,"note":"x"})"));
+  EXPECT_NE(d, command_digest("Withdraw", R"({"amount":5,"note":"x"})"));
+  EXPECT_EQ(command_digest("Close", ""), command_digest("Close", "{}"));
+  EXPECT_TRUE(digests_match("", d)) << "a commit recorded without a digest";
+  EXPECT_FALSE(digests_match(d, command_digest("Close", "{}")));
+}
+
+TEST(IdempotencyWindow, KeepsTheNewestKeysWithinItsRetention) {
+  IdempotencyRetention r{2, 0};
+  IdempotencyWindow w;
+  EXPECT_TRUE(w.complete());
+  w.add("k1", {1, 1, 1000, "d1"}, r, 1000);
+  w.add("k2", {2, 3, 1000, "d2"}, r, 1000);
+  EXPECT_TRUE(w.complete());
+  w.add("k3", {4, 4, 1000, ""}, r, 1000);
+  EXPECT_FALSE(w.complete()) << "k1 was dropped";
+  EXPECT_EQ(w.find("k1", r, 1000), nullptr);
+  ASSERT_NE(w.find("k2", r, 1000), nullptr);
+  EXPECT_EQ(w.find("k2", r, 1000)->last_version, 3u);
+  IdempotencyRetention aged{10, 500};
+  IdempotencyWindow a;
+  a.add("old", {1, 1, 1000, ""}, aged, 1000);
+  a.add("new", {2, 2, 1400, ""}, aged, 1400);
+  EXPECT_NE(a.find("old", aged, 1500), nullptr);
+  EXPECT_EQ(a.find("old", aged, 1501), nullptr) << "older than 500 ms";
+  EXPECT_NE(a.find("new", aged, 1501), nullptr);
+  EXPECT_FALSE(a.complete());
+}
+
+TEST(IdempotencyWindow, RecordRoundTripsAndRefusesGarbage) {
+  IdempotencyRetention r;
+  IdempotencyWindow w;
+  w.add("a key with spaces\nand a newline", {3, 5, 77, "abc"}, r, 77);
+  w.add("k", {6, 6, 78, ""}, r, 78);
+  auto back = IdempotencyWindow::decode(w.encode());
+  ASSERT_TRUE(back.is_ok()) << back.status().to_string();
+  EXPECT_TRUE(back->complete());
+  const KeyedCommit* c = back->find("a key with spaces\nand a newline", r, 78);
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(c->first_version, 3u);
+  EXPECT_EQ(c->last_version, 5u);
+  EXPECT_EQ(c->timestamp_ms, 77);
+  EXPECT_EQ(c->digest, "abc");
+  EXPECT_EQ(back->find("k", r, 78)->digest, "");
+  for (const char* bad : {"", "garbage", "aether-idempotency 1 maybe\n", "aether-idempotency 1 complete\n1 2 3\n",
+                          "aether-idempotency 1 complete\n1 2 3 - zz\n", "aether-idempotency 1 complete\n1 2 3 - 6b"}) {
+    EXPECT_EQ(IdempotencyWindow::decode(bad).status().code(), StatusCode::kCorruption) << bad;
+  }
+}
+
+class IdempotencySuite : public testing::TestWithParam<StoreBackend> {
+ protected:
+  static RuntimeOptions options(uint32_t snapshot_every = 0) {
+    RuntimeOptions o;
+    o.workers = 2;
+    o.snapshot = {snapshot_every, 2};
+    return o;
+  }
+  static Command deposit(int64_t amount, const std::string& key, const std::string& id = "acc") {
+    return {"default", "BankAccount", id, "Deposit", R"({"amount":)" + std::to_string(amount) + "}", std::nullopt, key};
+  }
+  static void open(RuntimeHarness& h, const std::string& id = "acc") {
+    ASSERT_TRUE(h.send("BankAccount", id, "Open", R"({"owner":"o"})").status.is_ok());
+  }
+  // Waits (bounded) until the actor's newest snapshot is at `version`.
+  static void wait_snapshot(RuntimeHarness& h, uint64_t version) {
+    for (int i = 0; i < 500; ++i) {
+      auto s = h.store().latest(key_);
+      if (s.is_ok() && s->has_value() && (*s)->version == version) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    FAIL() << "no snapshot at version " << version;
+  }
+  // Waits (bounded) until the store's key cache has `k` (jetstream writes it
+  // after the commit), then removes it: what a lost cache write leaves.
+  static void wait_cached(RuntimeHarness& h, const std::string& k) {
+    for (int i = 0; i < 200 && !h.store().find_idempotent(key_, k)->has_value(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ASSERT_TRUE(h.store().find_idempotent(key_, k)->has_value()) << k;
+  }
+  static void lose_cached(RuntimeHarness& h, const std::string& k) {
+    wait_cached(h, k);
+    ASSERT_TRUE(h.store().forget_idempotent(key_, k).is_ok());
+    ASSERT_FALSE(h.store().find_idempotent(key_, k)->has_value());
+  }
+  static void expect_duplicate(const CommandResult& r, uint64_t version, const std::string& payload) {
+    ASSERT_TRUE(r.status.is_ok()) << r.status.to_string();
+    EXPECT_TRUE(r.duplicate);
+    EXPECT_EQ(r.version, version);
+    ASSERT_EQ(r.events.size(), 1u);
+    EXPECT_EQ(r.events[0].payload, payload);
+  }
+  static inline const ActorKey key_{"default", "BankAccount", "acc"};
+};
+
+// A commit whose key never reached the cache (a lost bucket write) is still
+// a duplicate for a retry after the actor was loaded again from its events.
+TEST_P(IdempotencySuite, AKeyLostFromTheCacheIsFoundInTheJournalAfterReactivation) {
+  RuntimeHarness h(GetParam(), options());
+  open(h);
+  ASSERT_TRUE(h.rt().send_sync(deposit(5, "dep-1")).status.is_ok());
+  ASSERT_TRUE(h.send("BankAccount", "acc", "Deposit", R"({"amount":7})").status.is_ok());
+  lose_cached(h, "dep-1");
+  h.restart();
+  expect_duplicate(h.rt().send_sync(deposit(5, "dep-1")), 2, R"({"amount":5})");
+  EXPECT_EQ(*h.store().latest_version(key_), 3u) << "nothing written again";
+  EXPECT_EQ(h.rt().state("default", "BankAccount", "acc")->version, 3u);
+}
+
+// The same after the actor loaded a snapshot taken after the keyed commit:
+// the snapshot's host record holds the key.
+TEST_P(IdempotencySuite, AKeyLostFromTheCacheIsFoundAfterASnapshotLoad) {
+  RuntimeHarness h(GetParam(), options(2));
+  open(h);
+  ASSERT_TRUE(h.rt().send_sync(deposit(5, "dep-2")).status.is_ok());
+  ASSERT_TRUE(h.send("BankAccount", "acc", "Deposit", R"({"amount":7})").status.is_ok());
+  ASSERT_TRUE(h.send("BankAccount", "acc", "Deposit", R"({"amount":9})").status.is_ok());
+  wait_snapshot(h, 4);
+  lose_cached(h, "dep-2");
+  h.restart();
+  expect_duplicate(h.rt().send_sync(deposit(5, "dep-2")), 2, R"({"amount":5})");
+  EXPECT_EQ(h.rt().stats().last_replay_length, 0u) << "loaded from the snapshot at version 4";
+  EXPECT_EQ(*h.store().latest_version(key_), 4u);
+}
+
+// A snapshot written before hosts kept a record says nothing of the keys
+// before it: the cache answers for them.
+TEST_P(IdempotencySuite, ASnapshotWithoutARecordDefersToTheCache) {
+  RuntimeHarness h(GetParam(), options(2));
+  open(h);
+  ASSERT_TRUE(h.rt().send_sync(deposit(5, "dep-3")).status.is_ok());
+  wait_snapshot(h, 2);
+  wait_cached(h, "dep-3");
+  Snapshot old = **h.store().latest(key_);
+  ASSERT_NE(old.host_record.find("complete"), std::string::npos) << old.host_record;
+  old.host_record.clear();  // as an older host wrote it
+  ASSERT_TRUE(h.store().save(key_, old, 2).is_ok());
+  h.restart();
+  expect_duplicate(h.rt().send_sync(deposit(5, "dep-3")), 2, R"({"amount":5})");
+  EXPECT_EQ(h.rt().stats().last_replay_length, 0u) << "loaded from the snapshot";
+  EXPECT_EQ(*h.store().latest_version(key_), 2u);
+}
+
+TEST_P(IdempotencySuite, AKeyReusedForAnotherCommandIsRefused) {
+  RuntimeHarness h(GetParam(), options());
+  open(h);
+  ASSERT_TRUE(h.rt().send_sync(deposit(5, "k")).status.is_ok());
+  for (int round = 0; round < 2; ++round) {
+    auto other = h.rt().send_sync(deposit(6, "k"));
+    EXPECT_EQ(other.status.code(), StatusCode::kRejected) << other.status.to_string();
+    EXPECT_EQ(other.reject_code, "idempotency_key_reused");
+    EXPECT_NE(other.status.message().find("version 2"), std::string::npos) << other.status.message();
+    Command withdraw = deposit(5, "k");
+    withdraw.name = "Withdraw";
+    EXPECT_EQ(h.rt().send_sync(withdraw).reject_code, "idempotency_key_reused");
+    Command same = deposit(5, "k");
+    same.payload = "{ \"amount\" : 5 }";
+    expect_duplicate(h.rt().send_sync(same), 2, R"({"amount":5})");
+    EXPECT_EQ(*h.store().latest_version(key_), 2u) << "nothing written";
+    h.restart();  // and the same from the journal
+  }
+}
+
+// Beyond its retention an actor forgets a key; the cache still knows it.
+TEST_P(IdempotencySuite, KeysBeyondTheRetentionAreAnsweredByTheCache) {
+  RuntimeOptions o = options();
+  o.idempotency = {2, 0};
+  RuntimeHarness h(GetParam(), o);
+  open(h);
+  for (int i = 1; i <= 3; ++i) ASSERT_TRUE(h.rt().send_sync(deposit(i, "k" + std::to_string(i))).status.is_ok());
+  wait_cached(h, "k1");
+  h.restart();
+  expect_duplicate(h.rt().send_sync(deposit(1, "k1")), 2, R"({"amount":1})");
+  expect_duplicate(h.rt().send_sync(deposit(3, "k3")), 4, R"({"amount":3})");
+  EXPECT_EQ(*h.store().latest_version(key_), 4u);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, IdempotencySuite, testing::ValuesIn(test::store_backends()), test::backend_name);
+
+}  // namespace
+}  // namespace aether
