@@ -758,7 +758,7 @@ TEST(JetStreamRead, CommitsInAnyJsonLayoutAreRead) {
 // version to keep is refused.
 TEST_F(SqliteStoreTest, TruncateRemovesARowThatDoesNotDecode) {
   auto store = open();
-  AppendRequest r{a_, 0, {{"E", "{}"}, {"E", "{}"}}, "", 0};
+  AppendRequest r{a_, 0, {{"E", "{}"}, {"E", "{}"}}, "", "", 0};
   ASSERT_TRUE(store->append_sync(r).status.is_ok());
   raw("INSERT INTO events(ns,type,id,version,event_type,payload,ts) VALUES('default','Counter','a',3,'',X'00',0)");
   ASSERT_EQ(store->read_all(a_).status().code(), StatusCode::kCorruption);

@@ -248,9 +248,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   // connection's strand whenever it is ready.
   void dispatch() {
     disarm();
+    if (!hub_.request_started()) return close();  // stopping: this request is not run
     phase_ = Phase::kHandling;
     in_request_ = true;
-    hub_.request_started();
     auto& req = parser_->get();
     version_ = req.version();
     keep_alive_ = req.keep_alive();
@@ -406,9 +406,11 @@ size_t ConnectionHub::open() const {
   return admitted_;
 }
 
-void ConnectionHub::request_started() {
+bool ConnectionHub::request_started() {
   std::lock_guard lock(mu_);
+  if (stopping_.load()) return false;
   ++in_flight_;
+  return true;
 }
 
 void ConnectionHub::request_finished() {
@@ -422,7 +424,10 @@ bool ConnectionHub::wait_requests(int64_t timeout_ms) {
 }
 
 void ConnectionHub::stop_all() {
-  stopping_.store(true);
+  {
+    std::lock_guard lock(mu_);
+    stopping_.store(true);
+  }
   std::vector<std::shared_ptr<Connection>> live;
   {
     std::lock_guard lock(mu_);

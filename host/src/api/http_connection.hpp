@@ -33,8 +33,11 @@ class ConnectionHub {
   void remove(uint64_t id);
   size_t open() const;
 
-  // Requests read in full whose replies are not written yet.
-  void request_started();
+  // Requests read in full whose replies are not written yet. A request
+  // starts only while the hub is not stopping (false then): the check and
+  // the count are one step, so wait_requests() cannot miss a request that
+  // started as stop_all() began.
+  bool request_started();
   void request_finished();
   // Waits (bounded) until no request is in progress; false on timeout.
   bool wait_requests(int64_t timeout_ms);
