@@ -411,7 +411,7 @@ TEST_F(Gauntlet, OneHostTakesEveryAttackAndKeepsEveryAcknowledgedCommand) {
     ASSERT_TRUE(eventually([&] { return depositor.total() >= acknowledged + 10; }))
         << "the steady client stalled after: " << name;
     std::cout << "gauntlet: " << name << ": done in " << took.count() << " ms, " << depositor.total() - acknowledged
-              << " deposits acknowledged meanwhile, host RSS " << test::rss_kib(pid) << " KiB\n";
+              << " deposits acknowledged during and just after it, host RSS " << test::rss_kib(pid) << " KiB\n";
   }
   depositor.stop();
 
