@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "support/host_process.hpp"
+#include "support/plugin_files.hpp"
 #include "support/temp_dir.hpp"
 
 namespace aether {
@@ -24,23 +25,10 @@ namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
 using test::HostProcess;
+using test::bytes_of;
 using test::run_process;
-
-std::string test_plugin(const std::string& name) {
-  return std::string(AETHER_TEST_PLUGIN_DIR) + "/" + name + ".so";
-}
-
-std::string bytes_of(const fs::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-// Writes into the existing file (same inode, as a build or `cp` over it
-// does): truncate, then the bytes.
-void write_in_place(const fs::path& file, std::string_view bytes) {
-  std::ofstream out(file, std::ios::binary | std::ios::in | std::ios::out | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
+using test::test_plugin;
+using test::write_in_place;
 
 // Files directly in `dir` (0 if it does not exist).
 size_t files_in(const fs::path& dir) {
@@ -133,13 +121,8 @@ class PluginFiles : public testing::Test {
   std::unique_ptr<httplib::Client> client_;
 };
 
-// The first 64 KiB of a test plugin (at most half of it): the file ends
-// inside a PT_LOAD segment, so dlopen of it maps pages past the end of the
-// file and the first touch is a SIGBUS.
-std::string prefix_of(const std::string& plugin) {
-  const std::string whole = bytes_of(test_plugin(plugin));
-  return whole.substr(0, std::min<size_t>(64 * 1024, whole.size() / 2));
-}
+// A test plugin cut short (see test::truncated_image).
+std::string prefix_of(const std::string& plugin) { return test::truncated_image(test_plugin(plugin)); }
 
 TEST_F(PluginFiles, ATruncatedPluginAtStartIsAClearErrorExit) {
   write_in_place(plugins_ / "tally.so", prefix_of("tally_v1"));

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "support/host_process.hpp"
+#include "support/raw_http.hpp"
 #include "support/temp_dir.hpp"
 
 namespace aether {
@@ -72,16 +73,6 @@ size_t count(const std::string& text, const std::string& part) {
   return n;
 }
 
-// The host's resident set in KiB, from /proc.
-long rss_kib(pid_t pid) {
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
-  }
-  return -1;
-}
-
 // The value of an unlabelled gauge in /metrics, or -1.
 double gauge(httplib::Client& c, const std::string& name) {
   auto r = c.Get("/metrics");
@@ -117,11 +108,11 @@ TEST(AdversarialRuntime, ReadsOfAbsentActorsLeaveNothingResident) {
   auto c = host.client();
   // Warm up (allocator arenas, sqlite page cache), then measure.
   ASSERT_EQ(read_absent(host, 0, 2000, 2), 0);
-  const long before = rss_kib(host.process().pid());
+  const long before = static_cast<long>(test::rss_kib(host.process().pid()));
   ASSERT_GT(before, 0);
   ASSERT_EQ(read_absent(host, 2000, 30000, 2), 0);
   EXPECT_EQ(gauge(*c, "aether_active_actors"), 0) << "a read of an absent actor activated it";
-  const long grown = rss_kib(host.process().pid()) - before;
+  const long grown = static_cast<long>(test::rss_kib(host.process().pid())) - before;
   std::cout << "RSS before " << before << " KiB, growth over 30,000 reads of absent actors: "
             << grown << " KiB\n";
   // Resident actors cost about 300 bytes each (30,000: ~9 MiB); the bound
