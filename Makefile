@@ -25,6 +25,16 @@ TSAN_TARGETS = aether-host $(subst |, ,$(TSAN_TESTS))
 # falsely), no benchmarks (not tests).
 SAN_CMAKE = -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DAETHER_WERROR=OFF -DAETHER_BUILD_BENCH=OFF
 
+# Runs ctest in build dir $(1) with arguments $(2); fails if ctest fails or
+# any process (tests and the hosts they start) left a sanitizer report.
+define sanitized_ctest
+	rm -rf $(1)/sanitizer-logs && mkdir -p $(1)/sanitizer-logs
+	cd $(1) && ctest --output-on-failure -j $(JOBS) --timeout 900 $(2); status=$$?; \
+	  if [ -n "$$(ls sanitizer-logs)" ]; then \
+	    echo "sanitizer reports in $(1)/sanitizer-logs:"; head -n 40 sanitizer-logs/*; exit 1; \
+	  fi; exit $$status
+endef
+
 .PHONY: all deps configure build run test bench clean check-asan check-tsan fuzz fuzz-ci
 
 all: build
@@ -53,12 +63,12 @@ bench: build
 check-asan: deps
 	cmake -S . -B $(ASAN_BUILD) $(SAN_CMAKE) -DAETHER_SANITIZE=address
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
-	cd $(ASAN_BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 900
+	$(call sanitized_ctest,$(ASAN_BUILD),)
 
 check-tsan: deps
 	cmake -S . -B $(TSAN_BUILD) $(SAN_CMAKE) -DAETHER_SANITIZE=thread
 	cmake --build $(TSAN_BUILD) -j $(JOBS) --target $(TSAN_TARGETS)
-	cd $(TSAN_BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 900 -L '^($(TSAN_TESTS))$$'
+	$(call sanitized_ctest,$(TSAN_BUILD),-L '^($(TSAN_TESTS))$$')
 
 $(FUZZ_BUILD)/build.ninja:
 	@bash scripts/deps.sh

@@ -6,11 +6,13 @@
 #
 # NATS clients: 4222, 4223, 4224 (routes 6222..6224). HTTP: 8081, 8082, 8083.
 # Other ports: NATS_PORT, ROUTE_PORT, HTTP_PORT set the first of each three.
+# Another build directory (e.g. build-asan): AETHER_BUILD_DIR.
 # Data under ${CLUSTER_DATA:-./data/cluster} (removed with --clean).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 data=${CLUSTER_DATA:-$root/data/cluster}
-host=$root/build/host/aether-host
+build=${AETHER_BUILD_DIR:-$root/build}
+host=$build/host/aether-host
 [ -x "$host" ] || { echo "build first: make build" >&2; exit 1; }
 command -v nats-server >/dev/null || { echo "nats-server is not installed: make deps" >&2; exit 1; }
 if [ "${1:-}" = "--clean" ]; then rm -rf "$data"; fi
@@ -67,7 +69,7 @@ done
 
 for i in 1 2 3; do
   AETHER_NODE_ID=node-$i AETHER_LISTEN=127.0.0.1:$((http_port + i - 1)) NATS_URL=nats://127.0.0.1:$((nats_port + i - 1)) \
-    AETHER_PLUGIN_DIR="$root/build/plugins" \
+    AETHER_PLUGIN_DIR="$build/plugins" \
     "$host" --config "$root/config/cluster.yaml" >"$data/node-$i.log" 2>&1 &
   pids+=($!)
 done

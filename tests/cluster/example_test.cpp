@@ -52,6 +52,7 @@ TEST(ClusterExample, RunShStartsAClusterThatServesCommands) {
     setenv("ROUTE_PORT", std::to_string(routes).c_str(), 1);
     setenv("HTTP_PORT", std::to_string(http).c_str(), 1);
     setenv("CLUSTER_DATA", dir.file("data").c_str(), 1);
+    setenv("AETHER_BUILD_DIR", AETHER_BINARY_DIR, 1);  // this build's host, sanitized or not
     const std::string script = std::string(AETHER_SOURCE_DIR) + "/examples/cluster/run.sh";
     execl("/bin/bash", "bash", script.c_str(), nullptr);
     _exit(127);

@@ -8,7 +8,6 @@
 #include <nlohmann/json.hpp>
 
 #include "api/command_api.hpp"
-#include "core/names.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string body(reinterpret_cast<const char*>(data), size);
@@ -17,11 +16,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   bool ok = false;
   try {
     ok = aether::parse_command_request("bank", "BankAccount", "a-1", body, "hdr-key", c, error);
-  } catch (const std::exception&) {
-    // Invalid UTF-8 in the body makes the JSON library throw when the payload
-    // or the error is written out: the UTF-8 check before parsing (issue 11
-    // item 2) answers it with a 400. Any other exception is a defect.
-    if (aether::is_valid_utf8(body)) std::abort();
+  } catch (const nlohmann::json::type_error& e) {
+    // 316: bytes that are not UTF-8 written out as JSON (from the payload, or
+    // quoted from the body by a parse error), known and fixed by the UTF-8
+    // checks of issue 11 item 2 (see known/README.md). Any other exception
+    // is a defect: on a NATS thread it would end the host.
+    if (e.id != 316) std::abort();
     return 0;
   }
   if (ok) {

@@ -10,7 +10,6 @@
 
 #include "api/command_api.hpp"
 #include "api/nats_ingress.hpp"
-#include "core/names.hpp"
 
 namespace {
 
@@ -33,10 +32,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   bool ok = false;
   try {
     ok = aether::parse_ingress_message(subject, body, header, c, error);
-  } catch (const std::exception&) {
-    // Invalid UTF-8 in the body: see fuzz_command_request.cpp. Anything else
-    // escaping is a defect (it would end the host on a NATS thread).
-    if (aether::is_valid_utf8(body)) std::abort();
+  } catch (const nlohmann::json::type_error& e) {
+    // 316: bytes that are not UTF-8 written out as JSON (from the payload, or
+    // quoted from the body by a parse error), known and fixed by the UTF-8
+    // checks of issue 11 item 2 (see known/README.md). Any other exception
+    // is a defect: on a NATS thread it would end the host.
+    if (e.id != 316) std::abort();
     return 0;
   }
   if (ok) {
