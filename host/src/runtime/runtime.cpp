@@ -277,7 +277,9 @@ class RuntimeImpl final : public Runtime {
     auto it = s.actors.find(ActorMapKey{b, key.id});
     if (it == s.actors.end()) return;
     Actor* a = &it->second;
-    if (a->state != nullptr && a->version < version && evictable(*a)) erase(s, a);
+    // evictable() first: only an idle actor's state and version are not being
+    // written by a worker (activation writes them without s.mu).
+    if (evictable(*a) && a->state != nullptr && a->version < version) erase(s, a);
   }
 
   void shutdown() override {
