@@ -742,15 +742,6 @@ Result<HostConfig> parse_config(const std::string& text, const std::string& name
 
 namespace {
 
-const char* file_kind(mode_t mode) {
-  if (S_ISDIR(mode)) return "a directory";
-  if (S_ISFIFO(mode)) return "a FIFO";
-  if (S_ISCHR(mode)) return "a character device";
-  if (S_ISBLK(mode)) return "a block device";
-  if (S_ISSOCK(mode)) return "a socket";
-  return "not a regular file";
-}
-
 // The text of FILE, which must be a regular file of at most
 // kMaxConfigFileBytes (read no further than that, even if it grows).
 Result<std::string> read_config_text(const std::string& file) {
@@ -768,7 +759,7 @@ Result<std::string> read_config_text(const std::string& file) {
     return Status::not_found(file + ": cannot read the configuration file (" + std::strerror(errno) + ")");
   }
   if (!S_ISREG(st.st_mode)) {
-    return Status::invalid(file + ": " + file_kind(st.st_mode) + ", not a configuration file (a regular YAML file)");
+    return Status::invalid(file + ": " + file_type_name(st.st_mode) + ", not a configuration file (a regular YAML file)");
   }
   const std::string too_large = file + ": larger than " + std::to_string(kMaxConfigFileBytes) +
                                 " bytes (1 MiB), the most a configuration file may hold";

@@ -38,14 +38,18 @@ uint16_t host_machine() {
 
 constexpr const char* kIncomplete = "incomplete ELF image (truncated or still being written): ";
 
-std::string file_kind(mode_t mode) {
+}  // namespace
+
+const char* file_type_name(unsigned int mode) {
   if (S_ISDIR(mode)) return "a directory";
   if (S_ISFIFO(mode)) return "a FIFO";
   if (S_ISCHR(mode)) return "a character device";
   if (S_ISBLK(mode)) return "a block device";
   if (S_ISSOCK(mode)) return "a socket";
-  return "not a plain file";
+  return "a special file";
 }
+
+namespace {
 
 // Reads exactly `n` bytes at `offset`; false on a short read or an error.
 bool read_at(int fd, void* buf, size_t n, uint64_t offset) {
@@ -169,7 +173,7 @@ std::string check_sections(int fd, const Ehdr& h, uint64_t size) {
 std::string check_elf_fd(int fd) {
   struct stat st {};
   if (fstat(fd, &st) != 0) return std::string("cannot stat: ") + std::strerror(errno);
-  if (!S_ISREG(st.st_mode)) return "not a regular file (" + file_kind(st.st_mode) + ")";
+  if (!S_ISREG(st.st_mode)) return std::string("not a regular file (") + file_type_name(st.st_mode) + ")";
   const auto size = static_cast<uint64_t>(st.st_size);
   Ehdr h{};
   const bool whole_header = size >= sizeof h && read_at(fd, &h, sizeof h, 0);
@@ -193,7 +197,7 @@ std::string check_regular_file(const std::string& path) {
   if (stat(path.c_str(), &st) != 0) {
     return errno == ENOENT ? "no such file" : std::string("cannot stat: ") + std::strerror(errno);
   }
-  if (!S_ISREG(st.st_mode)) return "not a regular file (" + file_kind(st.st_mode) + ")";
+  if (!S_ISREG(st.st_mode)) return std::string("not a regular file (") + file_type_name(st.st_mode) + ")";
   return {};
 }
 

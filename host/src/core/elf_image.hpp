@@ -20,6 +20,10 @@ namespace aether {
 // (PT_LOAD) ends at byte 20480, but the file has 16384 bytes".
 std::string check_elf_file(const std::string& path);
 
+// What a file of `mode` (st_mode) is, for messages: "a directory", "a FIFO",
+// "a character device", "a block device", "a socket", else "a special file".
+const char* file_type_name(unsigned int mode);
+
 // "" iff `path` (symlinks followed) is a regular file; else why not: "no such
 // file", "not a regular file (a FIFO)". Uses stat(2) only.
 std::string check_regular_file(const std::string& path);
