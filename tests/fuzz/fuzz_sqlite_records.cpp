@@ -46,11 +46,13 @@ void bind_any(sqlite3_stmt* st, int i, Reader& r) {
 }
 
 const char* const kInserts[] = {
-    "INSERT INTO events VALUES('ns','T','a',?1,?2,?3,?4)",
-    "INSERT INTO idempotency VALUES('ns','T','a',?1,?2,?3)",
-    "INSERT INTO snapshots VALUES('ns','T','a',?1,?2,?3,?4,?5)",
+    "INSERT INTO events(ns,type,id,version,event_type,payload,ts,idem_key,idem_digest,commit_first) "
+    "VALUES('ns','T','a',?1,?2,?3,?4,?5,?6,?7)",
+    "INSERT INTO idempotency(ns,type,id,key,first_version,last_version,digest) VALUES('ns','T','a',?1,?2,?3,?4)",
+    "INSERT INTO snapshots(ns,type,id,version,plugin,schema_version,bytes,ts,host_record) "
+    "VALUES('ns','T','a',?1,?2,?3,?4,?5,?6)",
 };
-const int kColumns[] = {4, 3, 5};
+const int kColumns[] = {7, 4, 6};
 
 struct Db {
   std::string path;

@@ -391,23 +391,49 @@ Status check_plugin_files(const HostConfig& c, const std::string& name, const YA
   return Status::ok();
 }
 
+// The line (1-based) where a second YAML document starts in `text`, or 0:
+// content after a document marker ("---" or "...") at column 0 that follows
+// content. (yaml-cpp's LoadAll can loop forever on some short inputs with
+// several documents, so documents are counted here and only the first is
+// parsed.)
+size_t second_document_line(const std::string& text) {
+  bool content = false, after_marker = false;
+  size_t line_no = 0;
+  for (size_t start = 0; start <= text.size();) {
+    const size_t end = std::min(text.find('\n', start), text.size());
+    const std::string_view line(text.data() + start, end - start);
+    ++line_no;
+    const bool marker = (line.substr(0, 3) == "---" || line.substr(0, 3) == "...") &&
+                        (line.size() == 3 || line[3] == ' ' || line[3] == '\t' || line[3] == '\r');
+    const size_t first = line.find_first_not_of(" \t\r");
+    const bool blank = first == std::string_view::npos || line[first] == '#';
+    if (marker) {
+      if (content) after_marker = true;
+      const size_t rest = line.find_first_not_of(" \t\r", 3);
+      if (after_marker && rest != std::string_view::npos && line[rest] != '#') return line_no;
+    } else if (!blank) {
+      if (after_marker) return line_no;
+      content = true;
+    }
+    start = end + 1;
+  }
+  return 0;
+}
+
 // The one YAML document of `text` (a null node for an empty text); a second
 // document is an error naming its line.
 Result<YAML::Node> load_document(const std::string& text, const std::string& name) {
-  std::vector<YAML::Node> docs;
+  if (const size_t line = second_document_line(text); line > 0) {
+    return Status::invalid(name + ":" + std::to_string(line) +
+                           ": a second YAML document (after '---'); a configuration is one document");
+  }
   try {
-    docs = YAML::LoadAll(text);
+    return YAML::Load(text);
   } catch (const YAML::Exception& e) {
     std::string where = name;
     if (e.mark.line >= 0) where += ":" + std::to_string(e.mark.line + 1);
     return Status::invalid(where + ": invalid YAML: " + e.msg);
   }
-  if (docs.size() > 1) {
-    std::string where = name;
-    if (docs[1].Mark().line >= 0) where += ":" + std::to_string(docs[1].Mark().line + 1);
-    return Status::invalid(where + ": a second YAML document (after '---'); a configuration is one document");
-  }
-  return docs.empty() ? YAML::Node() : docs[0];
 }
 
 }  // namespace
