@@ -430,7 +430,9 @@ TEST_F(Gauntlet, OneHostTakesEveryAttackAndKeepsEveryAcknowledgedCommand) {
             << " retries with their key), all present\n"
             << "gauntlet: RSS before " << before << " KiB, after " << after << " KiB (bound " << kRssBoundKib
             << " KiB)\n";
-  if (test::kRssBoundsApply) EXPECT_LT(after, kRssBoundKib);
+  if (test::kRssBoundsApply) {
+    EXPECT_LT(after, kRssBoundKib);
+  }
 }
 
 }  // namespace

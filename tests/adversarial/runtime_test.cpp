@@ -117,7 +117,9 @@ TEST(AdversarialRuntime, ReadsOfAbsentActorsLeaveNothingResident) {
             << grown << " KiB\n";
   // Resident actors cost about 300 bytes each (30,000: ~9 MiB); the bound
   // leaves room for allocator noise only.
-  if (test::kRssBoundsApply) EXPECT_LT(grown, 4 * 1024) << "KiB";
+  if (test::kRssBoundsApply) {
+    EXPECT_LT(grown, 4 * 1024) << "KiB";
+  }
   // Actors that exist are read as before.
   ASSERT_EQ(command(*c, "Counter", "real", "Increment", R"({"by":3})")->status, 200);
   auto r = c->Get("/v1/default/actors/Counter/real");
