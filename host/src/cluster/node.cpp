@@ -14,6 +14,7 @@
 
 #include "cluster/cluster.hpp"
 #include "cluster/placement.hpp"
+#include "cluster/shard_map.hpp"
 #include "core/guarded.hpp"
 #include "core/json_limits.hpp"
 #include "core/log.hpp"
@@ -36,73 +37,12 @@ constexpr uint32_t kHopsBeforePause = 3;
 constexpr uint32_t kMaxHops = 16;
 constexpr size_t kRecentMigrations = 64;
 
-struct Migration {
-  uint32_t shard = 0;
-  std::string from;
-  std::string to;
-  uint64_t planned_epoch = 0;
-};
-
-// `released`: shard -> the planned epoch of the migration its source released.
-bool is_released(const std::map<uint32_t, uint64_t>& released, const Migration& mg) {
-  auto r = released.find(mg.shard);
-  return r != released.end() && r->second == mg.planned_epoch;
-}
-
-struct Map {
-  uint64_t epoch = 0;
-  std::vector<std::string> owners;
-  std::map<uint32_t, Migration> migrations;  // by shard
-};
-
-// {"epoch":E,"nodes":[ids],"owners":[index or -1],"migrations":[[shard,from,to,planned_epoch]]}
-std::string encode_map(const Map& m) {
-  std::vector<std::string> nodes;
-  std::unordered_map<std::string, int> index;
-  json owners = json::array();
-  for (const auto& o : m.owners) {
-    if (o.empty()) {
-      owners.push_back(-1);
-      continue;
-    }
-    auto [it, added] = index.emplace(o, static_cast<int>(nodes.size()));
-    if (added) nodes.push_back(o);
-    owners.push_back(it->second);
-  }
-  json migs = json::array();
-  for (const auto& [s, mg] : m.migrations) migs.push_back({s, mg.from, mg.to, mg.planned_epoch});
-  return json{{"epoch", m.epoch}, {"nodes", nodes}, {"owners", owners}, {"migrations", migs}}.dump();
-}
-
-std::optional<Map> decode_map(const std::string& text) {
-  if (!check_json_text(text, 8, "shard map")) return std::nullopt;
-  json j = json::parse(text, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return std::nullopt;
-  try {
-    Map m;
-    m.epoch = j.at("epoch").get<uint64_t>();
-    const auto nodes = j.at("nodes").get<std::vector<std::string>>();
-    for (const auto& o : j.at("owners")) {
-      const int i = o.get<int>();
-      m.owners.push_back(i >= 0 && static_cast<size_t>(i) < nodes.size() ? nodes[static_cast<size_t>(i)] : "");
-    }
-    for (const auto& mg : j.at("migrations")) {
-      Migration x{mg.at(0).get<uint32_t>(), mg.at(1).get<std::string>(), mg.at(2).get<std::string>(),
-                  mg.at(3).get<uint64_t>()};
-      m.migrations[x.shard] = x;
-    }
-    return m;
-  } catch (const std::exception&) {
-    return std::nullopt;
-  }
-}
-
-// True iff `m` has one owner per shard of `shards` and migrations only of
-// those shards: shards index per-shard vectors, so a forged or broken map
-// must not be installed.
-bool map_fits(const Map& m, uint32_t shards) {
-  return m.owners.size() == shards && (m.migrations.empty() || m.migrations.rbegin()->first < shards);
-}
+using cluster::decode_map;
+using cluster::encode_map;
+using cluster::is_released;
+using cluster::map_fits;
+using cluster::Migration;
+using Map = cluster::ShardMap;
 
 // The watcher's next entry (or nullptr: initial values done), waiting up to
 // 200 ms; after an error other than a timeout (a watcher that cannot
@@ -429,14 +369,12 @@ struct ClusterNode::Impl {
     return out;
   }
 
-  // One leader round: settle migrations, plan new ones, publish on change.
+  // One leader round: settle migrations, plan new ones (cluster::plan_round),
+  // publish on change.
   void lead() {
-    auto live = read_members();
-    std::vector<std::string> placeable;
-    for (const auto& [id, info] : live) {
-      if (!info.value("leaving", false)) placeable.push_back(id);
-    }
-    std::map<uint32_t, uint64_t> rel;
+    std::map<std::string, bool> members;  // live id -> leaving
+    for (const auto& [id, info] : read_members()) members[id] = info.value("leaving", false);
+    cluster::Released rel;
     {
       std::lock_guard lock(mu);
       rel = released;
@@ -459,61 +397,12 @@ struct ClusterNode::Impl {
     } else if (gs != NATS_NOT_FOUND) {
       return;  // NATS away; next round
     }
-    if (m.owners.size() != opts.shards) m.owners.resize(opts.shards);
-    const auto alive = [&](const std::string& id) { return !id.empty() && live.count(id) > 0; };
-    bool change = false;
-    const int64_t now = now_ms();
-    // 1. Settle migrations.
-    for (auto it = m.migrations.begin(); it != m.migrations.end();) {
-      const Migration& mg = it->second;
-      bool drop = false;
-      if (is_released(rel, mg) || !alive(mg.from)) {
-        m.owners[mg.shard] = alive(mg.to) ? mg.to : "";
-        if (alive(mg.to)) ++migrations_done; else ++migrations_failed;
-        drop = true;
-      } else if (!alive(mg.to)) {
-        ++migrations_failed;
-        drop = true;  // the source keeps the shard; planned again below
-      } else {
-        auto pa = planned_at.find(mg.shard);
-        if (pa == planned_at.end()) {
-          planned_at[mg.shard] = now;
-        } else if (now - pa->second > opts.handoff_timeout_ms) {
-          log::warn("cluster: migration of shard " + std::to_string(mg.shard) + " from " + mg.from + " to " + mg.to +
-                    " not released within " + std::to_string(opts.handoff_timeout_ms) + " ms; re-planning");
-          ++migrations_failed;
-          drop = true;
-        }
-      }
-      if (drop) {
-        planned_at.erase(mg.shard);
-        it = m.migrations.erase(it);
-        change = true;
-      } else {
-        ++it;
-      }
-    }
-    // 2. Plan toward the balanced map of the placeable nodes.
-    if (!placeable.empty()) {
-      std::vector<std::string> effective = m.owners;
-      for (const auto& [s, mg] : m.migrations) effective[s] = mg.to;
-      const auto plan = cluster::rebalance(effective, placeable, opts.shards, opts.vnodes);
-      const uint64_t next_epoch = m.epoch + 1;
-      for (const auto& mv : plan.moves) {
-        if (m.migrations.count(mv.shard)) continue;
-        const std::string& from = m.owners[mv.shard];
-        if (!alive(from)) {
-          m.owners[mv.shard] = mv.to;  // nobody serves it: the new owner may start at once
-          change = true;
-        } else if (m.migrations.size() < opts.max_moves) {
-          m.migrations[mv.shard] = Migration{mv.shard, from, mv.to, next_epoch};
-          planned_at[mv.shard] = now;
-          change = true;
-        }
-      }
-    }
-    if (!change) return;
-    ++m.epoch;
+    const auto round = cluster::plan_round(m, members, rel, planned_at, now_ms(),
+                                           {opts.shards, opts.vnodes, opts.max_moves, opts.handoff_timeout_ms});
+    for (const auto& w : round.warnings) log::warn("cluster: " + w);
+    migrations_done += round.migrations_done;
+    migrations_failed += round.migrations_failed;
+    if (!round.changed) return;
     const std::string text = encode_map(m);
     uint64_t new_rev = 0;
     natsStatus ps = rev == 0 ? kvStore_CreateString(&new_rev, map_kv, "map", text.c_str())

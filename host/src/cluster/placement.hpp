@@ -31,14 +31,6 @@ uint64_t mix64(uint64_t x);
 // The shard of an actor; shard_count > 0.
 uint32_t shard_of(std::string_view type, std::string_view id, uint32_t shard_count);
 
-// Shard -> owning node id ("" = no owner), with the epoch it was published in.
-struct ShardMap {
-  uint64_t epoch = 0;
-  std::vector<std::string> owners;  // one per shard
-
-  uint32_t shard_count() const { return static_cast<uint32_t>(owners.size()); }
-};
-
 struct ShardMove {
   uint32_t shard = 0;
   std::string from;  // "" when the shard had no live owner
