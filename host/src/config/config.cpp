@@ -17,6 +17,7 @@
 #include <sstream>
 #include <string_view>
 
+#include "config/yaml_parser.hpp"
 #include "core/elf_image.hpp"
 #include "core/names.hpp"
 
@@ -120,6 +121,18 @@ std::string HostConfig::plugin_copy_dir() const {
 
 namespace {
 
+// "FILE:LINE" of `n`, or of its item `i`; "FILE" when the node is not there.
+std::string where_in(const std::string& file, const YAML::Node& n, size_t i = SIZE_MAX) {
+  if (!n) return file;
+  if (i == SIZE_MAX) return n.Mark().line >= 0 ? file + ":" + std::to_string(n.Mark().line + 1) : file;
+  if (!n.IsSequence() || i >= n.size()) return file;
+  return file + ":" + std::to_string(n[i].Mark().line + 1);
+}
+
+}  // namespace
+
+namespace config_internal {
+
 // The longest duration a key takes: larger values would overflow the clocks
 // they are added to (nanoseconds since an epoch). 0 already means never.
 constexpr int64_t kMaxDurationHours = 876000;  // 100 years
@@ -161,210 +174,13 @@ Result<int64_t> parse_duration_ms(const std::string& v) {
   return static_cast<int64_t>(*x) * mul;
 }
 
-// Walks the YAML tree with the schema, collecting the first error.
-class Parser {
- public:
-  explicit Parser(std::string file) : file_(std::move(file)) {}
-
-  Status status() const { return status_; }
-  bool ok() const { return status_.is_ok(); }
-
-  std::string at(const YAML::Node& n, const std::string& path) const {
-    std::string where = file_;
-    if (n.Mark().line >= 0) where += ":" + std::to_string(n.Mark().line + 1);
-    return where + ": " + path + ": ";
-  }
-
-  void fail(const YAML::Node& n, const std::string& path, const std::string& what) {
-    if (ok()) status_ = Status::invalid(at(n, path) + what);
-  }
-
-  using Handler = std::function<void(const YAML::Node&, const std::string& path)>;
-
-  // Visits a mapping; every key must be in `keys`.
-  void map(const YAML::Node& n, const std::string& path,
-           const std::vector<std::pair<std::string, Handler>>& keys) {
-    if (!ok() || !n || n.IsNull()) return;
-    if (!n.IsMap()) return fail(n, path.empty() ? "(top level)" : path, "expected a mapping");
-    for (const auto& kv : n) {
-      if (!ok()) return;
-      const std::string key = kv.first.Scalar();
-      const std::string child = path.empty() ? key : path + "." + key;
-      const Handler* h = nullptr;
-      for (const auto& [name, handler] : keys) {
-        if (name == key) h = &handler;
-      }
-      if (h == nullptr) {
-        std::string known;
-        for (const auto& [name, _] : keys) known += (known.empty() ? "" : ", ") + name;
-        return fail(kv.first, child, "unknown key (known here: " + known + ")");
-      }
-      (*h)(kv.second, child);
-    }
-  }
-
-  // What the schema walk cannot see: a key given twice in one mapping
-  // (yaml-cpp keeps both, and the walk would take the last silently),
-  // nesting deeper than kMaxDepth, more than kMaxNodes nodes (an alias
-  // counts again at each use). Iterative, so any shape is safe to check.
-  void structure(const YAML::Node& root) {
-    constexpr size_t kMaxDepth = 32;
-    constexpr size_t kMaxNodes = 100000;
-    struct Item {
-      YAML::Node node;
-      std::string path;
-      size_t depth;
-    };
-    std::vector<Item> todo{{root, "", 0}};
-    for (size_t visited = 0; !todo.empty() && ok(); ++visited) {
-      Item it = std::move(todo.back());
-      todo.pop_back();
-      const std::string where = it.path.empty() ? "(top level)" : it.path;
-      if (visited >= kMaxNodes) return fail(it.node, where, "more than " + std::to_string(kMaxNodes) + " YAML nodes");
-      if (it.depth > kMaxDepth) return fail(it.node, where, "nested deeper than " + std::to_string(kMaxDepth) + " levels");
-      if (it.node.IsSequence()) {
-        for (size_t i = 0; i < it.node.size(); ++i) {
-          todo.push_back({it.node[i], where + "[" + std::to_string(i) + "]", it.depth + 1});
-        }
-      } else if (it.node.IsMap()) {
-        std::map<std::string, int, std::less<>> first_line;
-        for (const auto& kv : it.node) {
-          const std::string key = kv.first.Scalar();
-          const std::string child = it.path.empty() ? key : it.path + "." + key;
-          const auto [at, fresh] = first_line.emplace(key, kv.first.Mark().line + 1);
-          if (!fresh) return fail(kv.first, child, "duplicate key (first given at line " + std::to_string(at->second) + ")");
-          todo.push_back({kv.second, child, it.depth + 1});
-        }
-      }
-    }
-  }
-
-  // A scalar with ${...} substituted.
-  std::optional<std::string> scalar(const YAML::Node& n, const std::string& path) {
-    if (!ok()) return std::nullopt;
-    if (!n.IsScalar()) {
-      fail(n, path, std::string("expected a scalar value, got a ") +
-                        (n.IsMap() ? "mapping" : n.IsSequence() ? "sequence" : "null"));
-      return std::nullopt;
-    }
-    auto v = substitute_env(n.Scalar());
-    if (!v) {
-      fail(n, path, v.status().message());
-      return std::nullopt;
-    }
-    return std::move(v).value();
-  }
-
-  void str(const YAML::Node& n, const std::string& path, std::string& out) {
-    if (auto v = scalar(n, path)) out = *v;
-  }
-
-  template <class T>
-  void uint(const YAML::Node& n, const std::string& path, T& out, uint64_t min = 0,
-            uint64_t max = UINT32_MAX) {
-    auto v = scalar(n, path);
-    if (!v) return;
-    max = std::min<uint64_t>(max, std::numeric_limits<T>::max());  // never truncate into `out`
-    const auto digits = parse_digits(*v);
-    const bool all_digits = !v->empty() && v->find_first_not_of("0123456789") == std::string::npos;
-    if (!digits.has_value() && !all_digits) {
-      return fail(n, path, "expected an unsigned integer, got " + quote_for_message(*v));
-    }
-    if (!digits.has_value() || *digits < min || *digits > max) {
-      return fail(n, path, "must be between " + std::to_string(min) + " and " +
-                               std::to_string(max) + ", got " + v->substr(0, 40) +
-                               (v->size() > 40 ? "..." : ""));
-    }
-    out = static_cast<T>(*digits);
-  }
-
-  void boolean(const YAML::Node& n, const std::string& path, bool& out) {
-    auto v = scalar(n, path);
-    if (!v) return;
-    if (*v == "true" || *v == "yes" || *v == "on") {
-      out = true;
-    } else if (*v == "false" || *v == "no" || *v == "off") {
-      out = false;
-    } else {
-      fail(n, path, "expected true or false, got " + quote_for_message(*v));
-    }
-  }
-
-  // "250ms", "30s", "5m", "1h", or a number of milliseconds; 0 = never.
-  void duration(const YAML::Node& n, const std::string& path, int64_t& out) {
-    auto v = scalar(n, path);
-    if (!v) return;
-    auto ms = parse_duration_ms(*v);
-    if (!ms) return fail(n, path, ms.status().message());
-    out = *ms;
-  }
-
-  void one_of(const YAML::Node& n, const std::string& path, std::string& out,
-              const std::vector<std::string>& allowed) {
-    auto v = scalar(n, path);
-    if (!v) return;
-    for (const auto& a : allowed) {
-      if (*v == a) {
-        out = *v;
-        return;
-      }
-    }
-    std::string list;
-    for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
-    fail(n, path, "must be one of " + list + ", got " + quote_for_message(*v));
-  }
-
-  void str_list(const YAML::Node& n, const std::string& path, std::vector<std::string>& out) {
-    if (!ok()) return;
-    if (n.IsNull()) {
-      out.clear();
-      return;
-    }
-    if (!n.IsSequence()) return fail(n, path, "expected a list");
-    out.clear();
-    for (size_t i = 0; i < n.size(); ++i) {
-      auto v = scalar(n[i], path + "[" + std::to_string(i) + "]");
-      if (!v) return;
-      out.push_back(*v);
-    }
-  }
-
-  void snapshot(const YAML::Node& n, const std::string& path, SnapshotConfig& out) {
-    map(n, path,
-        {{"every", [&](auto& v, auto& p) { uint(v, p, out.every); }},
-         {"keep", [&](auto& v, auto& p) { uint(v, p, out.keep, 1, 1000); }}});
-  }
-
-  void idempotency(const YAML::Node& n, const std::string& path, IdempotencyConfig& out) {
-    map(n, path, {{"retention", [&](auto& v, auto& p) {
-                    map(v, p,
-                        {{"keys", [&](auto& x, auto& q) { uint(x, q, out.retention_keys, 1, 100000); }},
-                         {"age", [&](auto& x, auto& q) { duration(x, q, out.retention_age_ms); }}});
-                  }}});
-  }
-
- private:
-  std::string file_;
-  Status status_;
-};
-
-}  // namespace
-
-namespace {
-
-// "FILE:LINE" of `n`, or of its item `i`; "FILE" when the node is not there.
-std::string where_in(const std::string& file, const YAML::Node& n, size_t i = SIZE_MAX) {
-  if (!n) return file;
-  if (i == SIZE_MAX) return n.Mark().line >= 0 ? file + ":" + std::to_string(n.Mark().line + 1) : file;
-  if (!n.IsSequence() || i >= n.size()) return file;
-  return file + ":" + std::to_string(n[i].Mark().line + 1);
-}
-
 // Every plugin file must be a regular file holding a complete ELF image for
 // this host (nothing else is opened: a FIFO or a device is refused after
 // stat), and every allowed directory must exist. Errors name the line.
-Status check_plugin_files(const HostConfig& c, const std::string& name, const YAML::Node& list,
-                          const YAML::Node& dir, const YAML::Node& allowed) {
+Status check_plugin_files(const HostConfig& c, const std::string& name, const Marks& marks) {
+  const YAML::Node& list = marks.plugin_list;
+  const YAML::Node& dir = marks.plugin_dir;
+  const YAML::Node& allowed = marks.allowed_dirs;
   namespace fs = std::filesystem;
   std::error_code ec;
   if (c.plugins.list.empty() && !fs::is_directory(c.plugins.dir, ec)) {
@@ -390,6 +206,8 @@ Status check_plugin_files(const HostConfig& c, const std::string& name, const YA
   }
   return Status::ok();
 }
+
+namespace {
 
 // The line (1-based) where a second YAML document starts in `text`, or 0:
 // content after a document marker ("---" or "...") at column 0 that follows
@@ -420,6 +238,8 @@ size_t second_document_line(const std::string& text) {
   return 0;
 }
 
+}  // namespace
+
 // The one YAML document of `text` (a null node for an empty text); a second
 // document is an error naming its line.
 Result<YAML::Node> load_document(const std::string& text, const std::string& name) {
@@ -436,335 +256,7 @@ Result<YAML::Node> load_document(const std::string& text, const std::string& nam
   }
 }
 
-}  // namespace
-
-Result<HostConfig> parse_config(const std::string& text, const std::string& name) {
-  auto doc = load_document(text, name);
-  if (!doc) return doc.status();
-  const YAML::Node root = *doc;
-  HostConfig c;
-  c.source = name;
-  Parser p(name);
-  p.structure(root);
-  YAML::Node plugin_list_node;
-  YAML::Node plugin_dir_node;
-  YAML::Node allowed_dirs_node;
-  YAML::Node backend_node;
-  YAML::Node cluster_node;
-  YAML::Node listen_node;
-  p.map(root, "",
-        {{"node",
-          [&](auto& n, auto& path) {
-            p.map(n, path,
-                  {{"id", [&](auto& v, auto& k) { p.str(v, k, c.node.id); }},
-                   {"namespace",
-                    [&](auto& v, auto& k) {
-                      std::string ns;
-                      p.str(v, k, ns);
-                      c.node.namespaces = {ns};
-                    }},
-                   {"namespaces", [&](auto& v, auto& k) { p.str_list(v, k, c.node.namespaces); }},
-                   {"data_dir", [&](auto& v, auto& k) { p.str(v, k, c.node.data_dir); }}});
-            if (!p.ok()) return;
-            if (std::string why = check_name(c.node.id); !why.empty()) {
-              p.fail(n, path + ".id", "node id " + quote_for_message(c.node.id) + " " + why);
-            }
-            if (c.node.namespaces.empty()) p.fail(n, path, "at least one namespace is needed");
-            for (const auto& ns : c.node.namespaces) {
-              if (std::string why = check_name(ns); !why.empty() && p.ok()) {
-                p.fail(n, path + ".namespaces", "namespace " + quote_for_message(ns) + " " + why);
-              }
-            }
-          }},
-         {"store",
-          [&](auto& n, auto& path) {
-            p.map(n, path,
-                  {{"backend",
-                    [&](auto& v, auto& k) {
-                      backend_node = v;
-                      p.one_of(v, k, c.store.backend, {"memory", "sqlite", "jetstream"});
-                    }},
-                   {"jetstream",
-                    [&](auto& v, auto& k) {
-                      YAML::Node dup_window_node;
-                      p.map(v, k,
-                            {{"stream_prefix",
-                              [&](auto& x, auto& kk) {
-                                p.str(x, kk, c.store.js_stream_prefix);
-                                if (p.ok() && !check_name(c.store.js_stream_prefix).empty()) {
-                                  p.fail(x, kk, "stream prefix " + check_name(c.store.js_stream_prefix));
-                                }
-                              }},
-                             {"replicas", [&](auto& x, auto& kk) { p.uint(x, kk, c.store.js_replicas, 1, 5); }},
-                             {"storage",
-                              [&](auto& x, auto& kk) { p.one_of(x, kk, c.store.js_storage, {"file", "memory"}); }},
-                             {"max_age", [&](auto& x, auto& kk) { p.duration(x, kk, c.store.js_max_age_ms); }},
-                             {"max_bytes",
-                              [&](auto& x, auto& kk) {
-                                uint64_t b = 0;
-                                p.uint(x, kk, b, 0, INT64_MAX);
-                                c.store.js_max_bytes = b == 0 ? -1 : static_cast<int64_t>(b);
-                              }},
-                             {"duplicate_window",
-                              [&](auto& x, auto& kk) {
-                                dup_window_node = x;
-                                p.duration(x, kk, c.store.js_duplicate_window_ms);
-                              }},
-                             {"publishers", [&](auto& x, auto& kk) {
-                                p.uint(x, kk, c.store.js_publishers, 1, 1024);
-                              }}});
-                      if (p.ok() && c.store.js_max_age_ms > 0 && c.store.js_duplicate_window_ms > c.store.js_max_age_ms) {
-                        p.fail(dup_window_node, k + ".duplicate_window", "must not be longer than max_age");
-                      }
-                    }},
-                   {"sqlite", [&](auto& v, auto& k) {
-                      p.map(v, k,
-                            {{"path", [&](auto& x, auto& kk) { p.str(x, kk, c.store.sqlite_path); }},
-                             {"synchronous",
-                              [&](auto& x, auto& kk) {
-                                p.one_of(x, kk, c.store.sqlite_synchronous,
-                                         {"off", "normal", "full", "extra"});
-                              }},
-                             {"max_batch", [&](auto& x, auto& kk) {
-                                p.uint(x, kk, c.store.sqlite_max_batch, 1, 100000);
-                              }}});
-                    }}});
-          }},
-         {"plugins",
-          [&](auto& n, auto& path) {
-            p.map(n, path,
-                  {{"dir",
-                    [&](auto& v, auto& k) {
-                      plugin_dir_node = v;
-                      p.str(v, k, c.plugins.dir);
-                    }},
-                   {"list",
-                    [&](auto& v, auto& k) {
-                      plugin_list_node = v;
-                      p.str_list(v, k, c.plugins.list);
-                    }},
-                   {"allowed_dirs",
-                    [&](auto& v, auto& k) {
-                      allowed_dirs_node = v;
-                      p.str_list(v, k, c.plugins.allowed_dirs);
-                    }},
-                   {"watch", [&](auto& v, auto& k) { p.boolean(v, k, c.plugins.watch); }},
-                   {"watch_interval",
-                    [&](auto& v, auto& k) { p.duration(v, k, c.plugins.watch_interval_ms); }},
-                   {"allow_breaking_reload",
-                    [&](auto& v, auto& k) { p.boolean(v, k, c.plugins.allow_breaking_reload); }},
-                   {"swap_pause_timeout", [&](auto& v, auto& k) {
-                      p.duration(v, k, c.plugins.swap_pause_timeout_ms);
-                    }}});
-          }},
-         {"actors",
-          [&](auto& n, auto& path) {
-            p.map(n, path,
-                  {{"workers", [&](auto& v, auto& k) { p.uint(v, k, c.actors.workers, 0, 1024); }},
-                   {"io_threads", [&](auto& v, auto& k) { p.uint(v, k, c.actors.io_threads, 1, 1024); }},
-                   {"max_active",
-                    [&](auto& v, auto& k) { p.uint(v, k, c.actors.max_active, 1); }},
-                   {"idle_timeout",
-                    [&](auto& v, auto& k) { p.duration(v, k, c.actors.idle_timeout_ms); }},
-                   {"mailbox_size",
-                    [&](auto& v, auto& k) { p.uint(v, k, c.actors.mailbox_size, 1, 1000000); }},
-                   {"conflict_retries",
-                    [&](auto& v, auto& k) { p.uint(v, k, c.actors.conflict_retries, 0, 100); }},
-                   {"call_timeout",
-                    [&](auto& v, auto& k) { p.duration(v, k, c.actors.call_timeout_ms); }},
-                   {"max_stuck_calls",
-                    [&](auto& v, auto& k) { p.uint(v, k, c.actors.max_stuck_calls, 1, 1024); }},
-                   {"snapshot", [&](auto& v, auto& k) { p.snapshot(v, k, c.actors.snapshot); }},
-                   {"idempotency", [&](auto& v, auto& k) { p.idempotency(v, k, c.actors.idempotency); }},
-                   {"types", [&](auto& v, auto& k) {
-                      if (!p.ok() || v.IsNull()) return;
-                      if (!v.IsMap()) return p.fail(v, k, "expected a mapping of actor types");
-                      for (const auto& kv : v) {
-                        const std::string type = kv.first.Scalar();
-                        const std::string tp = k + "." + type;
-                        if (std::string why = check_name(type); !why.empty()) {
-                          return p.fail(kv.first, tp, "actor type name " + why);
-                        }
-                        ActorTypeConfig& tc = c.actors.types[type];
-                        p.map(kv.second, tp,
-                              {{"snapshot",
-                                [&](auto& x, auto& kk) {
-                                  SnapshotConfig s = c.actors.snapshot;
-                                  p.snapshot(x, kk, s);
-                                  tc.snapshot = s;
-                                }},
-                               {"idle_timeout",
-                                [&](auto& x, auto& kk) {
-                                  int64_t ms = 0;
-                                  p.duration(x, kk, ms);
-                                  tc.idle_timeout_ms = ms;
-                                }},
-                               {"mailbox_size",
-                                [&](auto& x, auto& kk) {
-                                  uint32_t m = 0;
-                                  p.uint(x, kk, m, 1, 1000000);
-                                  tc.mailbox_size = m;
-                                }},
-                               {"call_timeout", [&](auto& x, auto& kk) {
-                                  int64_t ms = 0;
-                                  p.duration(x, kk, ms);
-                                  tc.call_timeout_ms = ms;
-                                }}});
-                      }
-                    }}});
-          }},
-         {"api",
-          [&](auto& n, auto& path) {
-            p.map(n, path,
-                  {{"http", [&](auto& v, auto& k) {
-                      p.map(v, k,
-                            {{"enabled",
-                              [&](auto& x, auto& kk) { p.boolean(x, kk, c.api.http_enabled); }},
-                             {"listen",
-                              [&](auto& x, auto& kk) {
-                                listen_node = x;
-                                p.str(x, kk, c.api.http_listen);
-                                if (!p.ok()) return;
-                                if (auto a = parse_listen_address(c.api.http_listen); !a) {
-                                  p.fail(x, kk, a.status().message());
-                                }
-                              }},
-                             {"max_body_bytes",
-                              [&](auto& x, auto& kk) {
-                                p.uint(x, kk, c.api.max_body_bytes, 64, 1ull << 30);
-                              }},
-                             {"bearer_token",
-                              [&](auto& x, auto& kk) { p.str(x, kk, c.api.bearer_token); }},
-                             {"threads", [&](auto& x, auto& kk) {
-                                p.uint(x, kk, c.api.http_threads, 0, 1024);
-                              }},
-                             {"header_timeout",
-                              [&](auto& x, auto& kk) { p.duration(x, kk, c.api.header_timeout_ms); }},
-                             {"idle_timeout",
-                              [&](auto& x, auto& kk) { p.duration(x, kk, c.api.idle_timeout_ms); }},
-                             {"request_timeout",
-                              [&](auto& x, auto& kk) { p.duration(x, kk, c.api.request_timeout_ms); }},
-                             {"max_connections",
-                              [&](auto& x, auto& kk) { p.uint(x, kk, c.api.max_connections, 1, 1000000); }},
-                             {"max_header_bytes",
-                              [&](auto& x, auto& kk) {
-                                p.uint(x, kk, c.api.max_header_bytes, 1024, 1ull << 20);
-                              }},
-                             {"max_header_count",
-                              [&](auto& x, auto& kk) { p.uint(x, kk, c.api.max_header_count, 1, 10000); }},
-                             {"allowed_origins",
-                              [&](auto& x, auto& kk) { p.str_list(x, kk, c.api.allowed_origins); }},
-                             {"allow_unauthenticated_remote", [&](auto& x, auto& kk) {
-                                p.boolean(x, kk, c.api.allow_unauthenticated_remote);
-                              }}});
-                    }},
-                   {"max_json_depth", [&](auto& v, auto& k) {
-                      p.uint(v, k, c.api.max_json_depth, 2, kMaxConfigurableJsonDepth);
-                    }}});
-            if (p.ok() && c.api.http_enabled && c.api.bearer_token.empty() &&
-                !c.api.allow_unauthenticated_remote && !is_loopback_listen(c.api.http_listen)) {
-              p.fail(listen_node ? listen_node : n, path + ".http.listen",
-                     quote_for_message(c.api.http_listen) +
-                         " is not a loopback address and api.http.bearer_token is not set: set a "
-                         "token, or api.http.allow_unauthenticated_remote: true to serve "
-                         "without one");
-            }
-          }},
-         {"log",
-          [&](auto& n, auto& path) {
-            p.map(n, path,
-                  {{"level",
-                    [&](auto& v, auto& k) {
-                      p.one_of(v, k, c.log.level, {"debug", "info", "warn", "error", "off"});
-                    }},
-                   {"format",
-                    [&](auto& v, auto& k) { p.one_of(v, k, c.log.format, {"text", "json"}); }}});
-          }},
-         {"bus",
-          [&](auto& n, auto& path) {
-            p.map(n, path, {{"subscriber_queue", [&](auto& v, auto& k) {
-                               p.uint(v, k, c.bus.subscriber_queue, 1, 100000000);
-                             }}});
-          }},
-         {"nats",
-          [&](auto& n, auto& path) {
-            auto& x = c.nats;
-            p.map(n, path,
-                  {{"enabled", [&](auto& v, auto& k) { p.boolean(v, k, x.enabled); }},
-                   {"servers", [&](auto& v, auto& k) { p.str_list(v, k, x.servers); }},
-                   {"name", [&](auto& v, auto& k) { p.str(v, k, x.name); }},
-                   {"user", [&](auto& v, auto& k) { p.str(v, k, x.user); }},
-                   {"password", [&](auto& v, auto& k) { p.str(v, k, x.password); }},
-                   {"token", [&](auto& v, auto& k) { p.str(v, k, x.token); }},
-                   {"credentials", [&](auto& v, auto& k) { p.str(v, k, x.credentials); }},
-                   {"tls",
-                    [&](auto& v, auto& k) {
-                      p.map(v, k,
-                            {{"ca", [&](auto& y, auto& kk) { p.str(y, kk, x.tls_ca); }},
-                             {"cert", [&](auto& y, auto& kk) { p.str(y, kk, x.tls_cert); }},
-                             {"key", [&](auto& y, auto& kk) { p.str(y, kk, x.tls_key); }}});
-                    }},
-                   {"reconnect",
-                    [&](auto& v, auto& k) {
-                      p.map(v, k,
-                            {{"max_attempts",
-                              [&](auto& y, auto& kk) {
-                                auto s = p.scalar(y, kk);
-                                if (!s) return;
-                                if (*s == "-1" || *s == "forever") {
-                                  x.max_reconnect = -1;
-                                } else {
-                                  uint64_t m = 0;
-                                  p.uint(y, kk, m, 0, 1000000);
-                                  x.max_reconnect = static_cast<int64_t>(m);
-                                }
-                              }},
-                             {"wait", [&](auto& y, auto& kk) { p.duration(y, kk, x.reconnect_wait_ms); }}});
-                    }},
-                   {"connect_timeout", [&](auto& v, auto& k) { p.duration(v, k, x.connect_timeout_ms); }},
-                   {"request_timeout", [&](auto& v, auto& k) { p.duration(v, k, x.request_timeout_ms); }},
-                   {"startup_wait", [&](auto& v, auto& k) { p.duration(v, k, x.startup_wait_ms); }},
-                   {"ingress", [&](auto& v, auto& k) { p.boolean(v, k, x.ingress); }}});
-            if (p.ok() && x.enabled && x.servers.empty()) p.fail(n, path + ".servers", "at least one server is needed");
-          }},
-         {"cluster", [&](auto& n, auto& path) {
-            auto& x = c.cluster;
-            cluster_node = n;
-            p.map(n, path,
-                  {{"enabled", [&](auto& v, auto& k) { p.boolean(v, k, x.enabled); }},
-                   {"shards", [&](auto& v, auto& k) { p.uint(v, k, x.shards, 1, 1u << 20); }},
-                   {"vnodes", [&](auto& v, auto& k) { p.uint(v, k, x.vnodes, 1, 4096); }},
-                   {"node_ttl", [&](auto& v, auto& k) { p.duration(v, k, x.node_ttl_ms); }},
-                   {"heartbeat", [&](auto& v, auto& k) { p.duration(v, k, x.heartbeat_ms); }},
-                   {"rebalance_max_moves", [&](auto& v, auto& k) { p.uint(v, k, x.max_moves, 1, 1u << 20); }},
-                   {"handoff_timeout", [&](auto& v, auto& k) { p.duration(v, k, x.handoff_timeout_ms); }},
-                   {"route_wait", [&](auto& v, auto& k) { p.duration(v, k, x.route_wait_ms); }},
-                   {"forward_timeout", [&](auto& v, auto& k) { p.duration(v, k, x.forward_timeout_ms); }},
-                   {"leave_timeout", [&](auto& v, auto& k) { p.duration(v, k, x.leave_timeout_ms); }},
-                   {"bucket_prefix", [&](auto& v, auto& k) { p.str(v, k, x.bucket_prefix); }},
-                   {"replicas", [&](auto& v, auto& k) { p.uint(v, k, x.replicas, 1, 5); }}});
-            if (p.ok() && x.heartbeat_ms >= x.node_ttl_ms) {
-              p.fail(n, path + ".heartbeat", "must be shorter than cluster.node_ttl (" +
-                                                 std::to_string(x.node_ttl_ms) + " ms)");
-            }
-            if (p.ok() && x.heartbeat_ms < 50) p.fail(n, path + ".heartbeat", "must be at least 50ms");
-          }}});
-  if (p.ok() && c.cluster.enabled && !c.nats.enabled) {
-    p.fail(cluster_node, "cluster.enabled", "a cluster needs nats.enabled: true");
-  }
-  if (p.ok() && c.cluster.enabled && c.store.backend != "jetstream") {
-    p.fail(cluster_node, "cluster.enabled", "a cluster needs store.backend: jetstream (one store for all nodes)");
-  }
-  if (p.ok() && c.store.backend == "jetstream" && !c.nats.enabled) {
-    p.fail(backend_node, "store.backend", "the jetstream store needs nats.enabled: true");
-  }
-  if (!p.ok()) return p.status();
-
-  if (Status s = check_plugin_files(c, name, plugin_list_node, plugin_dir_node, allowed_dirs_node); !s) {
-    return s;
-  }
-  return c;
-}
+}  // namespace config_internal
 
 namespace {
 
