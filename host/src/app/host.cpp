@@ -1,0 +1,315 @@
+#include "app/host.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "api/http_server.hpp"
+#include "api/metrics.hpp"
+#include "api/nats_ingress.hpp"
+#include "app/options.hpp"
+#include "bus/nats_bus.hpp"
+#include "cluster/cluster.hpp"
+#include "core/dir_lock.hpp"
+#include "core/log.hpp"
+#include "nats/connection.hpp"
+#include "plugin/plugin.hpp"
+#include "runtime/plugin_manager.hpp"
+#include "runtime/runtime.hpp"
+#include "store/jetstream_store.hpp"
+#include "store/store.hpp"
+
+namespace aether {
+
+namespace {
+
+// Runs `attempt` again while it fails with kUnavailable, for up to `wait_ms`:
+// at start, NATS may not be reachable yet or a NATS cluster may still be
+// electing its JetStream leader. Every failed attempt is logged; `pause`
+// returning true ends the wait.
+template <class F>
+auto retry_at_start(int64_t wait_ms, const StartPause& pause, const std::string& what, F attempt)
+    -> decltype(attempt()) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(wait_ms);
+  int64_t pause_ms = 200;
+  for (int n = 1;; ++n) {
+    auto r = attempt();
+    if (r || r.status().code() != StatusCode::kUnavailable || std::chrono::steady_clock::now() >= deadline) return r;
+    log::warn(what + " not ready (attempt " + std::to_string(n) + "): " + r.status().message() +
+              "; retrying for up to " + std::to_string(wait_ms) + " ms in all (nats.startup_wait)");
+    if (pause ? pause(pause_ms) : (std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms)), false)) {
+      return Status::unavailable(what + ": stopped while waiting for NATS (" + r.status().message() + ")");
+    }
+    pause_ms = std::min<int64_t>(pause_ms * 2, 2000);
+  }
+}
+
+// The cluster's figures in /metrics, read at every scrape.
+void add_cluster_metrics(Metrics& metrics, const ClusterNode& cluster) {
+  const ClusterNode* cn = &cluster;
+  metrics.add_gauge("aether_cluster_epoch", "Epoch of the shard map this node follows",
+                    [cn] { return static_cast<double>(cn->figures().epoch); });
+  metrics.add_gauge("aether_cluster_shards_owned", "Shards this node owns in that map",
+                    [cn] { return static_cast<double>(cn->figures().shards_owned); });
+  metrics.add_gauge("aether_cluster_migrations_in_flight", "Shard migrations in the map",
+                    [cn] { return static_cast<double>(cn->figures().migrations_in_flight); });
+  metrics.add_gauge("aether_cluster_leader", "1 while this node holds the leader lease",
+                    [cn] { return cn->figures().leader ? 1.0 : 0.0; });
+  metrics.add_counter("aether_cluster_forwarded_commands_total", "Commands this node forwarded to their owner",
+                      [cn] { return static_cast<double>(cn->figures().forwarded); });
+  metrics.add_counter("aether_cluster_migrations_total", "Migrations finished while this node led",
+                      [cn] { return static_cast<double>(cn->figures().migrations_done); });
+  metrics.add_counter("aether_cluster_migrations_failed_total", "Migrations re-planned while this node led",
+                      [cn] { return static_cast<double>(cn->figures().migrations_failed); });
+}
+
+// What /readyz answers: 200 while NATS (when used) is connected and the host
+// is not stopping; 503 from the first moment of a shutdown on, while the
+// host still answers what it receives. Called from cnats' thread and main.
+class Readiness {
+ public:
+  void attach(HttpServer* http) {
+    std::lock_guard lock(mu_);
+    http_ = http;
+    publish();
+  }
+  void nats(bool connected) {
+    std::lock_guard lock(mu_);
+    if (!connected && nats_up_ && !stopping_) log::warn("/readyz answers 503 until NATS is connected again");
+    nats_up_ = connected;
+    publish();
+  }
+  void stopping() {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+    publish();
+  }
+
+ private:
+  // REQUIRES: mu_ held.
+  void publish() {
+    if (http_ != nullptr) http_->set_ready(nats_up_ && !stopping_);
+  }
+  std::mutex mu_;
+  HttpServer* http_ = nullptr;
+  bool nats_up_ = true;
+  bool stopping_ = false;
+};
+
+}  // namespace
+
+// Declared in the order of the start; destroyed in reverse, as the parts
+// depend on each other.
+struct Host::Parts {
+  HostConfig config;
+  StartPause pause;
+  std::unique_ptr<DirLock> data_lock;
+  Metrics metrics;
+  std::unique_ptr<NatsConnection> nats;
+  // The store's commit callback wakes the relay, which lives shorter than
+  // the store and so is reached through this pointer.
+  std::atomic<OutboxRelay*> relay_ptr{nullptr};
+  std::unique_ptr<Store> store;
+  std::unique_ptr<OutboxRelay> relay;
+  struct ClearRelay {
+    std::atomic<OutboxRelay*>& p;
+    ~ClearRelay() { p.store(nullptr); }
+  } clear_relay{relay_ptr};  // runs before `relay` is destroyed
+  std::unique_ptr<Bus> bus;
+  PluginRegistry registry;
+  std::unique_ptr<PluginManager> plugins;
+  std::unique_ptr<Runtime> runtime;
+  std::unique_ptr<ClusterNode> cluster;
+  std::unique_ptr<HttpServer> http;
+  Readiness readiness;
+  std::unique_ptr<NatsConnection::StatusWatch> nats_watch;
+  std::vector<std::unique_ptr<Subscription>> stored_subs;
+  std::unique_ptr<NatsIngress> ingress;
+  bool stopped = false;
+
+  template <class F>
+  auto with_retry(const std::string& what, F attempt) {
+    return retry_at_start(config.nats.startup_wait_ms, pause, what, attempt);
+  }
+
+  Status lock_data() {
+    const std::string dir = config.data_directory();
+    if (dir.empty()) return Status::ok();
+    auto lock = DirLock::acquire(dir);
+    if (!lock) return lock.status();
+    log::info("data directory " + dir + " locked (" + (*lock)->path() + ")");
+    data_lock = std::move(lock).value();
+    return Status::ok();
+  }
+
+  Status connect_nats() {
+    if (!config.nats.enabled) return Status::ok();
+    const NatsOptions no = nats_options(config);
+    auto c = with_retry("nats", [&] { return NatsConnection::connect(no); });
+    if (!c) return c.status();
+    nats = std::move(c).value();
+    std::string servers;
+    for (const auto& s : config.nats.servers) servers += (servers.empty() ? "" : ", ") + s;
+    log::info("connected to NATS at " + servers);
+    return Status::ok();
+  }
+
+  Status open_store() {
+    Result<std::unique_ptr<Store>> s = Status::invalid("store.backend " + config.store.backend);
+    if (config.store.backend == "jetstream") {
+      const JetStreamOptions jo = jetstream_options(config);
+      s = with_retry("jetstream store", [&] { return open_jetstream_store(*nats, jo); });
+    } else if (config.store.backend == "memory") {
+      s = make_memory_store();
+    } else {
+      SqliteOptions so = sqlite_options(config);
+      so.on_commit_batch = [this](size_t n) {
+        metrics.on_commit_batch(n);
+        if (OutboxRelay* r = relay_ptr.load()) r->notify();
+      };
+      s = open_sqlite_store(so);
+    }
+    if (!s) return Status(s.status().code(), "store: " + s.status().message());
+    store = std::move(s).value();
+    if (!nats) return Status::ok();
+    bus = std::make_unique<NatsBus>(*nats, config.node.id);
+    if (auto* outbox = dynamic_cast<Outbox*>(store.get()); outbox != nullptr && config.store.backend == "sqlite") {
+      relay = std::make_unique<OutboxRelay>(*nats, *outbox);
+      relay_ptr.store(relay.get());
+      log::info("broadcasting committed events to NATS from the sqlite outbox");
+    }
+    return Status::ok();
+  }
+
+  Status load_plugins() {
+    plugins = std::make_unique<PluginManager>(
+        registry, PluginManagerOptions{config.plugin_copy_dir(), config.plugin_load_dirs()});
+    for (const auto& file : config.plugin_files()) {
+      auto p = plugins->load(file);
+      if (!p) return p.status();
+      std::string types;
+      for (const auto& t : (*p)->types()) types += (types.empty() ? "" : ", ") + t->name();
+      log::info("loaded plugin " + (*p)->name() + " " + (*p)->version() + " (" + types + ") from " + file);
+    }
+    if (registry.plugins().empty()) log::warn("no plugin loaded: every command will be refused");
+    metrics.set_known_types([this](std::string_view t) { return registry.plugin_for_type(t) != nullptr; });
+    return Status::ok();
+  }
+
+  Status start_runtime() {
+    auto rt = Runtime::create(runtime_options(config), registry, *store, *store, bus.get(), &metrics);
+    if (!rt) return Status(rt.status().code(), "runtime: " + rt.status().message());
+    runtime = std::move(rt).value();
+    SwapOptions swap;
+    swap.allow_breaking = config.plugins.allow_breaking_reload;
+    swap.pause_timeout_ms = config.plugins.swap_pause_timeout_ms;
+    plugins->attach(runtime.get(), swap);
+    if (config.plugins.watch) {
+      plugins->start_watching(std::chrono::milliseconds(std::max<int64_t>(50, config.plugins.watch_interval_ms)));
+      log::info("watching plugin files for changes every " + std::to_string(config.plugins.watch_interval_ms) +
+                " ms");
+    }
+    Runtime* r = runtime.get();
+    metrics.set_active_actors_source([r] { return static_cast<double>(r->stats().active_actors); });
+    return Status::ok();
+  }
+
+  Status start_cluster() {
+    if (!config.cluster.enabled) return Status::ok();
+    auto c = with_retry("cluster", [&] { return ClusterNode::start(cluster_options(config, registry), *nats, *runtime); });
+    if (!c) return c.status();
+    cluster = std::move(c).value();
+    add_cluster_metrics(metrics, *cluster);
+    return Status::ok();
+  }
+
+  Status start_servers() {
+    if (config.api.http_enabled) {
+      auto h = HttpServer::start(http_options(config), *runtime, registry, metrics, plugins.get(), cluster.get());
+      if (!h) return h.status();
+      http = std::move(h).value();
+    }
+    readiness.attach(http.get());
+    if (nats) nats_watch = nats->watch_status([this](bool connected) { readiness.nats(connected); });
+    follow_remote_commits();
+    if (nats && (config.nats.ingress || cluster)) {
+      auto in = NatsIngress::start(*nats, *runtime, config.node.namespaces, cluster.get(), config.node.id,
+                                   config.api.max_json_depth);
+      if (!in) return in.status();
+      ingress = std::move(in).value();
+    }
+    return Status::ok();
+  }
+
+  // Other nodes' EventStored notifications keep this node's caches current.
+  void follow_remote_commits() {
+    if (!bus) return;
+    auto* cache = dynamic_cast<VersionCache*>(store.get());
+    Runtime* r = runtime.get();
+    for (const auto& ns : config.node.namespaces) {
+      stored_subs.push_back(bus->subscribe("aether." + ns + ".stored.>", [r, cache](const Message& m) {
+        const auto n = parse_stored_notification(m.data);
+        if (!n) return;
+        if (cache != nullptr) cache->note_version(n->first, n->second);
+        r->note_remote_commit(n->first, n->second);
+      }));
+    }
+  }
+
+  Status stop() {
+    if (stopped) return Status::ok();
+    stopped = true;
+    readiness.stopping();
+    if (cluster) {
+      log::info("cluster: handing this node's shards off before leaving");
+      if (Status s = cluster->leave(config.cluster.leave_timeout_ms); !s) log::warn(s.message());
+    }
+    if (http) http->stop();
+    nats_watch.reset();
+    if (ingress) ingress->stop();
+    if (cluster) cluster->stop();
+    stored_subs.clear();
+    if (plugins) plugins->stop_watching();
+    if (runtime) runtime->shutdown();
+    if (store) {
+      if (Status s = store->flush(); !s) return Status(s.code(), "store flush: " + s.message());
+    }
+    if (relay && !relay->drain(2000)) {
+      log::warn("the outbox still holds commits NATS has not taken; they are broadcast at the next start");
+    }
+    return Status::ok();
+  }
+};
+
+Host::Host(std::unique_ptr<Parts> parts) : p_(std::move(parts)) {}
+
+Host::~Host() {
+  if (p_ && p_->runtime) {
+    if (Status s = p_->stop(); !s) log::error(s.message());
+  }
+}
+
+Result<std::unique_ptr<Host>> Host::start(const HostConfig& config, StartPause pause) {
+  auto parts = std::make_unique<Parts>();
+  parts->config = config;
+  parts->pause = std::move(pause);
+  for (Status (Parts::*step)() : {&Parts::lock_data, &Parts::connect_nats, &Parts::open_store, &Parts::load_plugins,
+                                  &Parts::start_runtime, &Parts::start_cluster, &Parts::start_servers}) {
+    if (Status s = (parts.get()->*step)(); !s) return s;
+  }
+  return std::unique_ptr<Host>(new Host(std::move(parts)));
+}
+
+Status Host::stop() { return p_->stop(); }
+const HostConfig& Host::config() const { return p_->config; }
+Runtime& Host::runtime() { return *p_->runtime; }
+PluginRegistry& Host::registry() { return p_->registry; }
+PluginManager& Host::plugins() { return *p_->plugins; }
+Metrics& Host::metrics() { return p_->metrics; }
+ClusterNode* Host::cluster() { return p_->cluster.get(); }
+HttpServer* Host::http() { return p_->http.get(); }
+
+}  // namespace aether
