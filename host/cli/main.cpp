@@ -7,6 +7,8 @@
 //   aether reload NAME [--to previous] [--file PATH]
 //   aether cluster
 //   aether repair TYPE ID --truncate-after VERSION [--yes]
+//   aether bench [--type T] [--command C] [--payload JSON] [--actors N] [--clients N]
+//                [--duration 10s] [--nats URL] [--json]   (load generator, bench.hpp)
 //
 // Options: --url (or AETHER_URL; default http://127.0.0.1:8080), --namespace
 // (default "default"), --token (or AETHER_TOKEN), --json (print the server's
@@ -24,6 +26,8 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <string>
+
+#include "bench.hpp"
 
 namespace {
 
@@ -148,6 +152,24 @@ int run_repair(Api& api, const std::string& type, const std::string& id, uint64_
   });
 }
 
+CLI::App* add_bench_command(CLI::App& app, aether::cli::BenchOptions& b) {
+  auto* bench = app.add_subcommand(
+      "bench", "load generator: send commands from closed-loop clients, print throughput and latency");
+  bench->add_option("--type", b.type, "actor type")->capture_default_str();
+  bench->add_option("--command", b.command, "command name")->capture_default_str();
+  bench->add_option("--payload", b.payload, "command payload, a JSON object")->capture_default_str();
+  bench->add_option("--actors", b.actors, "number of actors (ids PREFIX0 .. PREFIX<N-1>)")->capture_default_str();
+  bench->add_option("--id-prefix", b.id_prefix, "actor id prefix")->capture_default_str();
+  bench->add_option("--clients", b.clients, "concurrent clients (connections), one command in flight each")
+      ->capture_default_str();
+  bench->add_option("--duration", b.duration, "how long to send (500ms, 10s, 2m)")->capture_default_str();
+  bench->add_option("--timeout", b.timeout, "per-command timeout")->capture_default_str();
+  bench->add_option("--nats", b.nats_url, "send over NATS request/reply to this server instead of HTTP");
+  bench->add_flag("--json", b.json, "print the report as one JSON object");
+  bench->add_flag("!--no-progress", b.progress, "no progress line on stderr");
+  return bench;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -202,6 +224,9 @@ int main(int argc, char** argv) {
   repair->add_option("--truncate-after", truncate_after, "the last version to keep")->required();
   repair->add_flag("--yes", yes, "remove them (without it: only show what would be removed)");
 
+  aether::cli::BenchOptions bench_options;
+  auto* bench = add_bench_command(app, bench_options);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -209,6 +234,13 @@ int main(int argc, char** argv) {
     return rc == 0 ? 0 : 64;
   }
 
+  if (bench->parsed()) {
+    bench_options.url = o.url;
+    bench_options.ns = o.ns;
+    bench_options.token = o.token;
+    bench_options.json = bench_options.json || o.raw_json;
+    return aether::cli::run_bench(bench_options);
+  }
   Api api(o);
   if (send->parsed()) {
     json p = json::parse(payload, nullptr, false);
