@@ -3,6 +3,7 @@
 // the latency, and sends the next, round-robin over the actors it owns
 // (client c sends to actors c, c + clients, c + 2 * clients, ... mod actors).
 #include "bench.hpp"
+#include "path_segment.hpp"
 
 #include <nats/nats.h>
 #include <netdb.h>
@@ -58,21 +59,6 @@ std::string error_code_of(int status, const std::string& body) {
   return "http_" + std::to_string(status);
 }
 
-// Percent-encodes a path segment.
-std::string seg(const std::string& s) {
-  static const char* hex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    }
-  }
-  return out;
-}
 
 // --- HTTP ----------------------------------------------------------------------
 
@@ -230,7 +216,7 @@ std::vector<std::string> http_requests(const BenchOptions& o, const HttpTarget& 
   if (!o.token.empty()) common += "Authorization: Bearer " + o.token + "\r\n";
   common += "\r\n" + body;
   for (uint64_t i = 0; i < o.actors; ++i) {
-    out.push_back("POST /v1/" + seg(o.ns) + "/actors/" + seg(o.type) + "/" + seg(o.id_prefix + std::to_string(i)) +
+    out.push_back("POST /v1/" + path_segment(o.ns) + "/actors/" + path_segment(o.type) + "/" + path_segment(o.id_prefix + std::to_string(i)) +
                   "/commands" + common);
   }
   return out;

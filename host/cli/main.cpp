@@ -28,10 +28,12 @@
 #include <string>
 
 #include "bench.hpp"
+#include "path_segment.hpp"
 
 namespace {
 
 using json = nlohmann::json;
+using aether::cli::path_segment;
 
 struct Options {
   std::string url = "http://127.0.0.1:8080";
@@ -51,21 +53,6 @@ int exit_code_for(int status) {
   }
 }
 
-// Percent-encodes a path segment.
-std::string seg(const std::string& s) {
-  static const char* hex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    }
-  }
-  return out;
-}
 
 class Api {
  public:
@@ -112,7 +99,7 @@ class Api {
   }
 
   std::string actor_path(const std::string& type, const std::string& id) const {
-    return "/v1/" + seg(o_.ns) + "/actors/" + seg(type) + "/" + seg(id);
+    return "/v1/" + path_segment(o_.ns) + "/actors/" + path_segment(type) + "/" + path_segment(id);
   }
 
  private:
@@ -297,7 +284,7 @@ int main(int argc, char** argv) {
     json body = json::object();
     if (!reload_to.empty()) body["to"] = reload_to;
     if (!reload_file.empty()) body["file"] = reload_file;
-    return api.call("POST", "/v1/plugins/" + seg(plugin) + "/reload", body.dump(), [](const json& j) {
+    return api.call("POST", "/v1/plugins/" + path_segment(plugin) + "/reload", body.dump(), [](const json& j) {
       std::printf("reloaded %s: %s -> %s, %llu active actors moved (%llu by snapshot, %llu by "
                   "upgrade_state, %llu by replay), paused %.1f ms\n",
                   j.value("plugin", "").c_str(), j.value("from_version", "").c_str(),
