@@ -91,6 +91,7 @@ EOF
   mkdir -p "$work/nginx"
   cat >"$work/nginx/nginx.conf" <<EOF
 worker_processes 1;
+master_process off;
 daemon off;
 pid $work/nginx/nginx.pid;
 error_log $work/nginx/error.log;
