@@ -20,12 +20,6 @@ using json = nlohmann::json;
 using test::HostProcess;
 using test::run_process;
 
-const std::string kDefaultConfig = std::string(AETHER_SOURCE_DIR) + "/config/aether.yaml";
-
-std::map<std::string, std::string> host_env(const std::string& data) {
-  return {{"AETHER_DATA", data}, {"AETHER_LISTEN", "127.0.0.1:0"}, {"AETHER_PLUGIN_DIR", AETHER_PLUGIN_DIR}};
-}
-
 // Runs `aether [global...] bench [args...] --json --no-progress` and parses
 // its report.
 json run_bench_json(const std::vector<std::string>& global, const std::vector<std::string>& args) {
@@ -64,8 +58,8 @@ void expect_consistent_report(const json& j) {
 class BenchCliTest : public testing::Test {
  protected:
   void SetUp() override {
-    host_ = std::make_unique<HostProcess>(std::vector<std::string>{"--config", kDefaultConfig},
-                                          host_env(dir_.file("data")), dir_.file("host.log"));
+    host_ = std::make_unique<HostProcess>(std::vector<std::string>{"--config", test::default_config()},
+                                          test::default_host_env(dir_.file("data")), dir_.file("host.log"));
     ASSERT_TRUE(host_->start()) << host_->log();
   }
   test::TempDir dir_;

@@ -9,8 +9,6 @@
 //    transaction's rows wait from its BEGIN to its durable COMMIT. p99 of
 //    that wait, and rows per second.
 // Usage: sqlite_latency_bench SENDERS DURATION_SECONDS
-#include <sqlite3.h>
-
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
@@ -22,6 +20,7 @@
 #include <vector>
 
 #include "plugin/plugin.hpp"
+#include "raw_sqlite.hpp"
 #include "runtime/runtime.hpp"
 #include "store/store.hpp"
 
@@ -96,30 +95,14 @@ void in_process(int senders, Clock::time_point end, std::vector<double>& latenci
 void raw_sqlite(int rows, Clock::time_point end, std::vector<double>& latencies) {
   const fs::path dir = fresh_dir("latency-raw");
   { auto schema = open_store(dir); }  // aether's schema
-  sqlite3* db = nullptr;
-  sqlite3_open((dir / "aether.db").c_str(), &db);
-  sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL", nullptr, nullptr, nullptr);
-  sqlite3_stmt* ins = nullptr;
-  sqlite3_prepare_v2(db,
-                     "INSERT INTO events(ns,type,id,version,event_type,payload,ts) "
-                     "VALUES('default','Counter',?1,?2,'Incremented','{\"by\":1}',?3)",
-                     -1, &ins, nullptr);
+  aether::bench::RawEventWriter raw((dir / "aether.db").string());
   for (int i = 0; Clock::now() < end;) {
     const auto start = Clock::now();
-    sqlite3_exec(db, "BEGIN", nullptr, nullptr, nullptr);
-    for (int r = 0; r < rows; ++r, ++i) {
-      const std::string id = "a" + std::to_string(i % kActors);
-      sqlite3_bind_text(ins, 1, id.c_str(), -1, SQLITE_TRANSIENT);
-      sqlite3_bind_int64(ins, 2, i / kActors + 1);
-      sqlite3_bind_int64(ins, 3, 1700000000000 + i);
-      sqlite3_step(ins);
-      sqlite3_reset(ins);
-    }
-    sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr);
+    raw.begin();
+    for (int r = 0; r < rows; ++r, ++i) raw.insert(i, kActors);
+    raw.commit();
     latencies.insert(latencies.end(), static_cast<size_t>(rows), since_ms(start));
   }
-  sqlite3_finalize(ins);
-  sqlite3_close(db);
 }
 
 }  // namespace
