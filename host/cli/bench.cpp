@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <cstdio>
 #include <map>
 #include <memory>
@@ -177,6 +178,7 @@ std::string header_value(const std::string& lower_head, const std::string& name)
   const size_t at = lower_head.find("\r\n" + name + ":");
   if (at == std::string::npos) return {};
   const size_t start = lower_head.find_first_not_of(' ', at + name.size() + 3);
+  if (start == std::string::npos) return {};
   const size_t end = lower_head.find("\r\n", start);
   return lower_head.substr(start, end - start);
 }
@@ -194,11 +196,14 @@ int HttpClient::read_reply(std::string& body) {
   const int status = head.size() > 12 ? std::atoi(head.c_str() + 9) : 0;
   const std::string length = header_value(head, "content-length");
   close_after_ = header_value(head, "connection") == "close";
-  if (status < 100 || length.empty()) {
-    body = "bad_reply";  // no Content-Length (chunked replies are not read)
+  char* end = nullptr;
+  const unsigned long long body_size = std::strtoull(length.c_str(), &end, 10);
+  // No Content-Length (chunked replies are not read), or a body over 64 MiB.
+  if (status < 100 || length.empty() || *end != '\0' || body_size > (64u << 20)) {
+    body = "bad_reply";
     return 0;
   }
-  const size_t total = head_end + 4 + std::stoul(length);
+  const size_t total = head_end + 4 + static_cast<size_t>(body_size);
   while (buffer_.size() < total) {
     if (!fill(body)) return 0;
   }
