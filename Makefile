@@ -58,6 +58,7 @@ test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 900
 
 bench: build
+	@bash scripts/deps.sh --bench || echo "bench: could not install nginx-light and wrk; the benchmarks that need them are skipped"
 	bash scripts/bench.sh $(BUILD)
 
 check-asan: deps

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages aether needs to build, test and run.
 # Idempotent: installs only what is missing. Needs root (or sudo) on Debian 12.
+# Usage: deps.sh [--bench]   (--bench: also nginx-light and wrk, the baseline
+# server and the cross-check load generator of `make bench`)
 set -euo pipefail
 
 packages=(
@@ -13,6 +15,10 @@ packages=(
   # libFuzzer and sanitizer runtimes), symbolized sanitizer reports
   libasan8 libubsan1 libtsan2 libclang-rt-14-dev llvm
 )
+
+if [ "${1:-}" = "--bench" ]; then
+  packages+=(nginx-light wrk)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -7,6 +7,8 @@
 //   aether reload NAME [--to previous] [--file PATH]
 //   aether cluster
 //   aether repair TYPE ID --truncate-after VERSION [--yes]
+//   aether bench [--type T] [--command C] [--payload JSON] [--actors N] [--clients N]
+//                [--duration 10s] [--nats URL] [--json]   (load generator, bench.hpp)
 //
 // Options: --url (or AETHER_URL; default http://127.0.0.1:8080), --namespace
 // (default "default"), --token (or AETHER_TOKEN), --json (print the server's
@@ -25,9 +27,13 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "bench.hpp"
+#include "path_segment.hpp"
+
 namespace {
 
 using json = nlohmann::json;
+using aether::cli::path_segment;
 
 struct Options {
   std::string url = "http://127.0.0.1:8080";
@@ -47,21 +53,6 @@ int exit_code_for(int status) {
   }
 }
 
-// Percent-encodes a path segment.
-std::string seg(const std::string& s) {
-  static const char* hex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    }
-  }
-  return out;
-}
 
 class Api {
  public:
@@ -108,7 +99,7 @@ class Api {
   }
 
   std::string actor_path(const std::string& type, const std::string& id) const {
-    return "/v1/" + seg(o_.ns) + "/actors/" + seg(type) + "/" + seg(id);
+    return "/v1/" + path_segment(o_.ns) + "/actors/" + path_segment(type) + "/" + path_segment(id);
   }
 
  private:
@@ -146,6 +137,24 @@ int run_repair(Api& api, const std::string& type, const std::string& id, uint64_
                   j["load_error"].value("message", "").c_str());
     }
   });
+}
+
+CLI::App* add_bench_command(CLI::App& app, aether::cli::BenchOptions& b) {
+  auto* bench = app.add_subcommand(
+      "bench", "load generator: send commands from closed-loop clients, print throughput and latency");
+  bench->add_option("--type", b.type, "actor type")->capture_default_str();
+  bench->add_option("--command", b.command, "command name")->capture_default_str();
+  bench->add_option("--payload", b.payload, "command payload, a JSON object")->capture_default_str();
+  bench->add_option("--actors", b.actors, "number of actors (ids PREFIX0 .. PREFIX<N-1>)")->capture_default_str();
+  bench->add_option("--id-prefix", b.id_prefix, "actor id prefix")->capture_default_str();
+  bench->add_option("--clients", b.clients, "concurrent clients (connections), one command in flight each")
+      ->capture_default_str();
+  bench->add_option("--duration", b.duration, "how long to send (500ms, 10s, 2m)")->capture_default_str();
+  bench->add_option("--timeout", b.timeout, "per-command timeout")->capture_default_str();
+  bench->add_option("--nats", b.nats_url, "send over NATS request/reply to this server instead of HTTP");
+  bench->add_flag("--json", b.json, "print the report as one JSON object");
+  bench->add_flag("!--no-progress", b.progress, "no progress line on stderr");
+  return bench;
 }
 
 }  // namespace
@@ -202,6 +211,9 @@ int main(int argc, char** argv) {
   repair->add_option("--truncate-after", truncate_after, "the last version to keep")->required();
   repair->add_flag("--yes", yes, "remove them (without it: only show what would be removed)");
 
+  aether::cli::BenchOptions bench_options;
+  auto* bench = add_bench_command(app, bench_options);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -209,6 +221,13 @@ int main(int argc, char** argv) {
     return rc == 0 ? 0 : 64;
   }
 
+  if (bench->parsed()) {
+    bench_options.url = o.url;
+    bench_options.ns = o.ns;
+    bench_options.token = o.token;
+    bench_options.json = bench_options.json || o.raw_json;
+    return aether::cli::run_bench(bench_options);
+  }
   Api api(o);
   if (send->parsed()) {
     json p = json::parse(payload, nullptr, false);
@@ -265,7 +284,7 @@ int main(int argc, char** argv) {
     json body = json::object();
     if (!reload_to.empty()) body["to"] = reload_to;
     if (!reload_file.empty()) body["file"] = reload_file;
-    return api.call("POST", "/v1/plugins/" + seg(plugin) + "/reload", body.dump(), [](const json& j) {
+    return api.call("POST", "/v1/plugins/" + path_segment(plugin) + "/reload", body.dump(), [](const json& j) {
       std::printf("reloaded %s: %s -> %s, %llu active actors moved (%llu by snapshot, %llu by "
                   "upgrade_state, %llu by replay), paused %.1f ms\n",
                   j.value("plugin", "").c_str(), j.value("from_version", "").c_str(),

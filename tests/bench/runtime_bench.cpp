@@ -21,6 +21,7 @@
 
 #include "closed_loop.hpp"
 #include "plugin/plugin.hpp"
+#include "raw_sqlite.hpp"
 #include "ratio_reporter.hpp"
 #include "runtime/runtime.hpp"
 #include "store/store.hpp"
@@ -103,28 +104,14 @@ void raw_insert(benchmark::State& state, int rows_per_tx) {
   for (auto _ : state) {
     const fs::path dir = bench_dir("raw" + std::to_string(rows_per_tx));
     { auto schema = open_store(dir); }  // creates aether's schema
-    sqlite3* db = nullptr;
-    sqlite3_open((dir / "aether.db").c_str(), &db);
-    sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL", nullptr, nullptr, nullptr);
-    sqlite3_stmt* ins = nullptr;
-    sqlite3_prepare_v2(db,
-                       "INSERT INTO events(ns,type,id,version,event_type,payload,ts) "
-                       "VALUES('default','Counter',?1,?2,'Incremented','{\"by\":1}',?3)",
-                       -1, &ins, nullptr);
+    aether::bench::RawEventWriter raw((dir / "aether.db").string());
     const auto start = Clock::now();
     for (int i = 0; i < kCommands; ++i) {
-      const std::string id = "a" + std::to_string(i % kActors);
-      if (i % rows_per_tx == 0) sqlite3_exec(db, "BEGIN", nullptr, nullptr, nullptr);
-      sqlite3_bind_text(ins, 1, id.c_str(), -1, SQLITE_TRANSIENT);
-      sqlite3_bind_int64(ins, 2, i / kActors + 1);
-      sqlite3_bind_int64(ins, 3, 1700000000000 + i);
-      if (sqlite3_step(ins) != SQLITE_DONE) state.SkipWithError(sqlite3_errmsg(db));
-      sqlite3_reset(ins);
-      if ((i + 1) % rows_per_tx == 0 || i + 1 == kCommands) sqlite3_exec(db, "COMMIT", nullptr, nullptr, nullptr);
+      if (i % rows_per_tx == 0) raw.begin();
+      if (!raw.insert(i, kActors)) state.SkipWithError(raw.error());
+      if ((i + 1) % rows_per_tx == 0 || i + 1 == kCommands) raw.commit();
     }
     state.SetIterationTime(seconds_since(start));
-    sqlite3_finalize(ins);
-    sqlite3_close(db);
   }
   state.SetItemsProcessed(state.iterations() * kCommands);
 }

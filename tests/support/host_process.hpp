@@ -70,6 +70,13 @@ inline ProcessResult run_process(const std::vector<std::string>& argv,
   return r;
 }
 
+// The environment of a host on config/aether.yaml (the embedded default)
+// with its data in `data`, on any free loopback port.
+inline std::map<std::string, std::string> default_host_env(const std::string& data) {
+  return {{"AETHER_DATA", data}, {"AETHER_LISTEN", "127.0.0.1:0"}, {"AETHER_PLUGIN_DIR", AETHER_PLUGIN_DIR}};
+}
+inline std::string default_config() { return std::string(AETHER_SOURCE_DIR) + "/config/aether.yaml"; }
+
 inline std::string host_binary() { return std::string(AETHER_BINARY_DIR) + "/host/aether-host"; }
 inline std::string cli_binary() { return std::string(AETHER_BINARY_DIR) + "/host/aether"; }
 

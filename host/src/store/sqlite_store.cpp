@@ -21,6 +21,7 @@
 
 #include "core/json_limits.hpp"
 #include "core/log.hpp"
+#include "store/sqlite_checkpointer.hpp"
 #include "store/store.hpp"
 
 namespace aether {
@@ -257,6 +258,7 @@ class SqliteStore final : public Store, public Outbox {
     }
     cv_.notify_all();
     if (writer_.joinable()) writer_.join();
+    if (checkpointer_) checkpointer_->stop();
   }
 
   Status init() {
@@ -278,6 +280,10 @@ class SqliteStore final : public Store, public Outbox {
       if (Status s = c->prepare(); !s) return s;
       readers_.push_back(std::move(c));
     }
+    // Checkpoints off the commit path (sqlite_checkpointer.hpp).
+    checkpointer_ = std::make_unique<WalCheckpointer>(opts_.path, opts_.wal_checkpoint_pages, opts_.wal_max_pages,
+                                                      opts_.on_checkpoint);
+    if (Status s = checkpointer_->start(write_.db); !s) return s;
     writer_ = std::thread([this] { write_loop(); });
     return Status::ok();
   }
@@ -703,6 +709,7 @@ class SqliteStore final : public Store, public Outbox {
       }
       run_batch(batch);
       batch.clear();
+      checkpointer_->bound_wal(write_.db);
     }
   }
 
@@ -758,6 +765,7 @@ class SqliteStore final : public Store, public Outbox {
 
   SqliteOptions opts_;
   Connection write_;
+  std::unique_ptr<WalCheckpointer> checkpointer_;
   uint64_t commit_counter_ = 0;  // writer thread only
   // node id and start time: commit ids stay unique across restarts.
   const std::string commit_prefix_ =

@@ -206,6 +206,8 @@ class Store : public EventStore, public SnapshotStore {};
 // The in-memory backend: for tests and throw-away hosts.
 std::unique_ptr<Store> make_memory_store();
 
+struct CheckpointInfo;  // store/sqlite_checkpointer.hpp
+
 struct SqliteOptions {
   std::string path;  // the database file; created if missing
   // PRAGMA synchronous: "off", "normal", "full" (default) or "extra".
@@ -221,6 +223,14 @@ struct SqliteOptions {
   // into the broadcast.
   bool outbox = false;
   std::string node_id = "node-1";
+  // WAL checkpoints run on a thread of their own (sqlite_checkpointer.hpp)
+  // once the WAL holds this many pages (4 KiB each), never inside a commit;
+  // past `wal_max_pages` the writer checkpoints between two batches, which
+  // bounds the WAL.
+  int wal_checkpoint_pages = 1000;
+  int wal_max_pages = 8192;
+  // Called after each checkpoint (from the thread that ran it).
+  std::function<void(const CheckpointInfo&)> on_checkpoint;
 };
 
 // The message a commit is broadcast as, on aether.<ns>.events.<type>.<id>:
