@@ -7,8 +7,8 @@
 // nodes agree. The error window and the indeterminate outcomes per fault are
 // printed.
 #include <gtest/gtest.h>
-#include <signal.h>
 
+#include <algorithm>
 #include <iostream>
 
 #include "support/cluster_harness.hpp"
@@ -170,18 +170,36 @@ class FaultsTest : public testing::Test {
     return anomalies;
   }
 
+  // Prints, for the phase of one fault: errors, indeterminate outcomes, and
+  // per actor the longest time without an acknowledgement (p50, p99, max
+  // over the actors): the unavailability a client of that actor saw.
   static void report(const std::vector<Sent>& sent, const Phase& p) {
-    double first = -1, last = -1;
     int errors = 0, unknown = 0;
+    std::vector<std::vector<double>> acks(kActors);
     for (const auto& s : sent) {
-      if (s.at < p.from || s.at > p.to || s.version != 0) continue;
+      if (s.done < p.from || s.at > p.to) continue;
+      if (s.version != 0) {
+        acks[static_cast<size_t>(s.actor)].push_back(s.done);
+        continue;
+      }
       ++errors;
       unknown += s.not_applied ? 0 : 1;
-      if (first < 0 || s.at < first) first = s.at;
-      last = std::max(last, s.done);
     }
-    std::cout << "fault '" << p.fault << "': " << errors << " errors (" << unknown << " indeterminate), errors for "
-              << (errors > 0 ? last - first : 0.0) << " s\n";
+    std::vector<double> gaps;
+    for (auto& a : acks) {
+      std::sort(a.begin(), a.end());
+      double prev = p.from, gap = 0;
+      for (double t : a) {
+        gap = std::max(gap, t - prev);
+        prev = t;
+      }
+      gaps.push_back(std::max(gap, p.to - prev));
+    }
+    std::sort(gaps.begin(), gaps.end());
+    auto pct = [&](double q) { return gaps[std::min(gaps.size() - 1, static_cast<size_t>(q * gaps.size()))]; };
+    std::cout << "fault '" << p.fault << "': " << errors << " errors (" << unknown << " indeterminate); "
+              << "longest wait for an ack per actor: p50 " << pct(0.5) << " s, p99 " << pct(0.99) << " s, max "
+              << gaps.back() << " s\n";
   }
 
   test::ClusterHarness cluster_{3000, "500ms"};
@@ -194,9 +212,10 @@ TEST_F(FaultsTest, ShortFaultsLoseNoAcknowledgedCommandAndInventNone) {
   std::vector<Phase> phases;
   auto pause = [&](const std::string& name, pid_t pid, int ms) {
     Phase p{name, load.now(), 0};
-    kill(pid, SIGSTOP);
-    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
-    kill(pid, SIGCONT);
+    {
+      test::Paused paused(pid);
+      std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+    }
     std::this_thread::sleep_for(std::chrono::seconds(2));
     p.to = load.now();
     phases.push_back(p);

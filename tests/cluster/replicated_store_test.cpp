@@ -25,6 +25,7 @@ namespace aether {
 namespace {
 
 using test::NatsCluster;
+using test::Paused;
 
 constexpr char kPrefix[] = "LAG_";
 constexpr int kActors = 24;
@@ -50,27 +51,42 @@ std::unique_ptr<Store> open_store(NatsConnection& conn, const std::string& node,
   return s ? std::move(s).value() : nullptr;
 }
 
-// The server name ("s1".."s3") leading `stream`, or "" when none answers.
+// The server name ("s1".."s3") leading `stream`, waiting (bounded) for
+// one; "" when none answers.
 std::string leader_of(NatsConnection& conn, const std::string& stream) {
-  jsStreamInfo* si = nullptr;
-  std::string out;
-  if (js_GetStreamInfo(&si, conn.js(), stream.c_str(), nullptr, nullptr) == NATS_OK && si->Cluster != nullptr &&
-      si->Cluster->Leader != nullptr) {
-    out = si->Cluster->Leader;
+  for (int i = 0; i < 100; ++i) {
+    jsStreamInfo* si = nullptr;
+    std::string out;
+    if (js_GetStreamInfo(&si, conn.js(), stream.c_str(), nullptr, nullptr) == NATS_OK && si->Cluster != nullptr &&
+        si->Cluster->Leader != nullptr) {
+      out = si->Cluster->Leader;
+    }
+    jsStreamInfo_Destroy(si);
+    if (!out.empty()) return out;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
-  jsStreamInfo_Destroy(si);
-  return out;
+  return "";
 }
 
-// Resumes a paused server however the test ends.
-struct Paused {
-  pid_t pid;
-  explicit Paused(pid_t p) : pid(p) { kill(pid, SIGSTOP); }
-  ~Paused() { resume(); }
-  void resume() {
-    if (pid > 0) kill(pid, SIGCONT);
-    pid = -1;
+// The index of the server leading `stream` (-1: none).
+int leader_index(NatsConnection& conn, const std::string& stream) {
+  const std::string l = leader_of(conn, stream);
+  return l.size() == 2 ? l[1] - '1' : -1;
+}
+
+// A 3-server cluster with the streams made through the first server.
+struct StreamsSetup {
+  explicit StreamsSetup(int replicas = 3) {
+    ready = cluster.wait_ready();
+    if (!ready) return;
+    conn = connect_to(cluster.server(0).url(), 1000);
+    if (conn) store = open_store(*conn, "setup", replicas);
+    ready = store != nullptr;
   }
+  NatsCluster cluster{3};
+  bool ready = false;
+  std::unique_ptr<NatsConnection> conn;
+  std::unique_ptr<Store> store;
 };
 
 Status append_sync(Store& store, const AppendRequest& req) {
@@ -82,21 +98,14 @@ Status append_sync(Store& store, const AppendRequest& req) {
 std::string key_of(int round, int actor) { return "k-" + std::to_string(round) + "-" + std::to_string(actor); }
 
 TEST(LaggingReplica, LookupsThroughAResumedFollowerMissNoAcknowledgedCommit) {
-  NatsCluster cluster(3);
-  ASSERT_TRUE(cluster.wait_ready());
   // The streams, from the first server; then a server that leads neither
   // the events stream nor the key bucket: the one to pause.
-  auto setup = connect_to(cluster.server(0).url());
-  ASSERT_TRUE(setup);
-  auto setup_store = open_store(*setup, "setup");
-  ASSERT_TRUE(setup_store);
+  StreamsSetup setup;
+  ASSERT_TRUE(setup.ready);
+  NatsCluster& cluster = setup.cluster;
   std::set<std::string> leaders;
   for (const std::string& stream : {std::string(kPrefix) + "default", std::string("KV_") + kPrefix + "default_IDEM"}) {
-    std::string l;
-    for (int i = 0; i < 100 && l.empty(); ++i) {
-      l = leader_of(*setup, stream);
-      if (l.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
+    const std::string l = leader_of(*setup.conn, stream);
     ASSERT_FALSE(l.empty()) << "no leader for " << stream;
     leaders.insert(l);
   }
@@ -174,34 +183,31 @@ std::string why(const Status& s) { return s.to_string() + " [cause " + s.cause()
 // A paused stream leader: a lookup times out (and says so, not "NATS is
 // not connected"); a publish is not acknowledged and may have been stored.
 TEST(StoreErrors, APausedLeaderTimesOutLookupsAndLeavesPublishesUnacknowledged) {
-  NatsCluster cluster(3);
-  ASSERT_TRUE(cluster.wait_ready());
-  auto setup = connect_to(cluster.server(0).url());
-  ASSERT_TRUE(setup);
-  auto setup_store = open_store(*setup, "setup");
-  ASSERT_TRUE(setup_store);
-  const ActorKey known{"default", "Counter", "known"};
-  ASSERT_TRUE(append_one(*setup_store, known, 0));
-  std::string leader;
-  for (int i = 0; i < 100 && leader.empty(); ++i) {
-    leader = leader_of(*setup, std::string(kPrefix) + "default");
-    if (leader.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  StreamsSetup setup;
+  ASSERT_TRUE(setup.ready);
+  NatsCluster& cluster = setup.cluster;
+  ASSERT_TRUE(append_one(*setup.store, ActorKey{"default", "Counter", "known"}, 0));
+  // A fresh stream's leadership may still move: when the lookup succeeds
+  // anyway, the paused server was no longer the leader; again (bounded).
+  Result<uint64_t> tip = uint64_t{0};
+  Status pub;
+  for (int attempt = 0; attempt < 5 && tip; ++attempt) {
+    const int leader = leader_index(*setup.conn, std::string(kPrefix) + "default");
+    ASSERT_GE(leader, 0);
+    const size_t via = (static_cast<size_t>(leader) + 1) % cluster.size();
+    auto conn = connect_to(cluster.server(via).url(), 500);
+    ASSERT_TRUE(conn);
+    auto store = open_store(*conn, "client");
+    ASSERT_TRUE(store);
+    Paused paused(cluster.server(static_cast<size_t>(leader)).pid());
+    tip = store->latest_version(ActorKey{"default", "Counter", "other-" + std::to_string(attempt)});
+    // Version 0 needs no lookup: straight to the publish.
+    if (!tip) pub = append_one(*store, ActorKey{"default", "Counter", "fresh"}, 0);
   }
-  ASSERT_FALSE(leader.empty());
-  const size_t lead = static_cast<size_t>(leader[1] - '1');
-  const size_t via = (lead + 1) % cluster.size();
-  auto conn = connect_to(cluster.server(via).url(), 500);
-  ASSERT_TRUE(conn);
-  auto store = open_store(*conn, "client");
-  ASSERT_TRUE(store);
-  Paused paused(cluster.server(lead).pid());
-  auto tip = store->latest_version(ActorKey{"default", "Counter", "other"});
   ASSERT_FALSE(tip);
   EXPECT_EQ(tip.status().cause(), "lookup_timeout") << why(tip.status());
   EXPECT_EQ(tip.status().applied(), Applied::kNo);
   EXPECT_NE(tip.status().message().find("timed out"), std::string::npos) << why(tip.status());
-  // Version 0 needs no lookup: straight to the publish.
-  const Status pub = append_one(*store, ActorKey{"default", "Counter", "fresh"}, 0);
   ASSERT_FALSE(pub);
   EXPECT_EQ(pub.cause(), "publish_not_acknowledged") << why(pub);
   EXPECT_EQ(pub.applied(), Applied::kMaybe);
@@ -210,20 +216,13 @@ TEST(StoreErrors, APausedLeaderTimesOutLookupsAndLeavesPublishesUnacknowledged) 
 // The only server of a single-replica stream is gone while the client's
 // server is up: nobody serves the stream.
 TEST(StoreErrors, AStreamWhoseServersAreGoneHasNoLeader) {
-  NatsCluster cluster(3);
-  ASSERT_TRUE(cluster.wait_ready());
-  auto setup = connect_to(cluster.server(0).url(), 1000);
-  ASSERT_TRUE(setup);
-  auto setup_store = open_store(*setup, "setup", 1);
-  ASSERT_TRUE(setup_store);
-  std::string leader;
-  for (int i = 0; i < 100 && leader.empty(); ++i) {
-    leader = leader_of(*setup, std::string(kPrefix) + "default");
-    if (leader.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  ASSERT_FALSE(leader.empty());
+  StreamsSetup setup(1);
+  ASSERT_TRUE(setup.ready);
+  NatsCluster& cluster = setup.cluster;
+  const int leader = leader_index(*setup.conn, std::string(kPrefix) + "default");
+  ASSERT_GE(leader, 0);
   // The client talks to a server that does not hold the stream.
-  const size_t holder = static_cast<size_t>(leader[1] - '1');
+  const size_t holder = static_cast<size_t>(leader);
   auto conn = connect_to(cluster.server((holder + 1) % cluster.size()).url(), 1000);
   ASSERT_TRUE(conn);
   auto store = open_store(*conn, "client", 1);

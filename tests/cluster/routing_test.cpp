@@ -3,8 +3,6 @@
 // of a client's command mean nothing, and a command that cannot reach its
 // owner in time fails with an error that says whether it may have run.
 #include <gtest/gtest.h>
-#include <signal.h>
-
 #include "support/cluster_harness.hpp"
 
 namespace aether {
@@ -130,12 +128,12 @@ TEST_F(RoutingTest, ForwardHeadersAreCheckedAndAForgedEpochDoesNoHarm) {
 TEST_F(RoutingTest, ACommandForAPausedOwnerFailsSayingItMayHaveRun) {
   const std::string id = owned_by_a();
   ASSERT_FALSE(id.empty()) << "no probed actor is owned by node-a";
-  kill(cluster_.host("node-a").pid(), SIGSTOP);
+  test::Paused paused(cluster_.host("node-a").pid());
   httplib::Client c("127.0.0.1", cluster_.host("node-b").port());
   c.set_read_timeout(20, 0);
   auto r = c.Post("/v1/default/actors/Counter/" + id + "/commands",
                   R"({"command":"Increment","payload":{"by":1}})", "application/json");
-  kill(cluster_.host("node-a").pid(), SIGCONT);
+  paused.resume();
   ASSERT_TRUE(r);
   ASSERT_EQ(r->status, 503) << r->body;
   const json j = json::parse(r->body);
