@@ -187,16 +187,7 @@ class JsApi {
   natsConnection* nc_ = nullptr;
 };
 
-// Resumes a stopped process when the scope ends, whatever the test did.
-struct Paused {
-  pid_t pid;
-  explicit Paused(pid_t p) : pid(p) { kill(pid, SIGSTOP); }
-  ~Paused() { resume(); }
-  void resume() {
-    if (pid > 0) kill(pid, SIGCONT);
-    pid = -1;
-  }
-};
+using test::Paused;
 
 TEST(IdempotencyOnACluster, AKeyThatNeverReachedTheBucketIsADuplicateAfterTheWindowAndARestart) {
   test::NatsCluster cluster(3);

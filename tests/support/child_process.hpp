@@ -13,6 +13,20 @@
 
 namespace aether::test {
 
+// Stops a process (SIGSTOP) and resumes it (SIGCONT) when the scope ends,
+// whatever the test did, or earlier with resume().
+struct Paused {
+  pid_t pid;
+  explicit Paused(pid_t p) : pid(p) { kill(pid, SIGSTOP); }
+  ~Paused() { resume(); }
+  Paused(const Paused&) = delete;
+  Paused& operator=(const Paused&) = delete;
+  void resume() {
+    if (pid > 0) kill(pid, SIGCONT);
+    pid = -1;
+  }
+};
+
 // Call in the child between fork() and exec(); `parent` is getpid() of the
 // parent taken before fork().
 inline void die_with_parent(pid_t parent) {

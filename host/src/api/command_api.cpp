@@ -74,7 +74,12 @@ std::optional<ApiReply> json_input_error(std::string_view text, size_t max_depth
 }
 
 ApiReply error_reply(const Status& s) {
-  return error_body(http_status(s.code()), status_code_name(s.code()), s.message());
+  // A precise cause replaces the generic code; whether the command may have
+  // been applied tells a client if a retry without an idempotency key is safe.
+  const std::string code = s.cause().empty() ? status_code_name(s.code()) : s.cause();
+  json extra = json::object();
+  if (s.applied() != Applied::kUnknown) extra["may_have_been_applied"] = s.applied() == Applied::kMaybe;
+  return error_body(http_status(s.code()), code, s.message(), std::move(extra));
 }
 
 bool parse_command_request(const std::string& ns, const std::string& type, const std::string& id,
@@ -145,7 +150,7 @@ ApiReply command_reply(const std::string& ns, const std::string& type, const std
   return reply;
 }
 
-void dispatch_command(Runtime& runtime, ClusterNode* cluster, Command command, uint32_t hops,
+void dispatch_command(Runtime& runtime, ClusterNode* cluster, Command command, RouteTrail trail,
                       std::function<void(ApiReply)> done) {
   const std::string ns = command.ns, type = command.type, id = command.id;
   if (cluster == nullptr) {
@@ -154,16 +159,19 @@ void dispatch_command(Runtime& runtime, ClusterNode* cluster, Command command, u
     });
     return;
   }
-  cluster->route(std::move(command), hops, [ns, type, id, done = std::move(done)](RoutedResult r) {
+  cluster->route(std::move(command), std::move(trail), [ns, type, id, done = std::move(done)](RoutedResult r) {
     if (r.remote) return done(ApiReply{r.http_status, std::move(r.body)});
-    done(command_reply(ns, type, id, r.local));
+    ApiReply reply = command_reply(ns, type, id, r.local);
+    reply.redirect_epoch = r.redirect_epoch;
+    done(std::move(reply));
   });
 }
 
 ApiReply dispatch_command_sync(Runtime& runtime, ClusterNode* cluster, Command command) {
   std::promise<ApiReply> p;
   auto f = p.get_future();
-  dispatch_command(runtime, cluster, std::move(command), 0, [&p](ApiReply r) { p.set_value(std::move(r)); });
+  dispatch_command(runtime, cluster, std::move(command), RouteTrail{},
+                   [&p](ApiReply r) { p.set_value(std::move(r)); });
   return f.get();
 }
 

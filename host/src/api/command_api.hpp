@@ -13,6 +13,7 @@
 #include <string>
 #include <string_view>
 
+#include "cluster/route_trail.hpp"
 #include "core/json_limits.hpp"
 #include "runtime/runtime.hpp"
 
@@ -22,7 +23,8 @@ class ClusterNode;
 
 struct ApiReply {
   int status = 200;
-  std::string body;  // JSON
+  std::string body;             // JSON
+  uint64_t redirect_epoch = 0;  // > 0: a forwarded command sent back, not run (route_trail.hpp)
 };
 
 // Parses a command request body for actor (ns, type, id). On success fills
@@ -49,8 +51,9 @@ ApiReply error_reply(const Status& status);
 
 // Runs a parsed command and calls `done` with its reply exactly once: through
 // the cluster (which runs it here or forwards it to the owner of its shard)
-// when `cluster` is set, else on the runtime. `hops`: forwards so far.
-void dispatch_command(Runtime& runtime, ClusterNode* cluster, Command command, uint32_t hops,
+// when `cluster` is set, else on the runtime. `trail`: what the node that
+// forwarded the command said (empty for a client's command).
+void dispatch_command(Runtime& runtime, ClusterNode* cluster, Command command, RouteTrail trail,
                       std::function<void(ApiReply)> done);
 ApiReply dispatch_command_sync(Runtime& runtime, ClusterNode* cluster, Command command);
 

@@ -260,7 +260,7 @@ void ApiRoutes::command(ApiRequest& req, const std::vector<std::string>& m, Done
   if (!parse_command_request(m[1], m[2], m[3], req.body, req.idempotency_key, c, reply, d_.max_json_depth)) {
     return done({std::move(reply)});
   }
-  dispatch_command(d_.runtime, d_.cluster, std::move(c), 0,
+  dispatch_command(d_.runtime, d_.cluster, std::move(c), RouteTrail{},
                    [done](ApiReply r) { done({std::move(r)}); });
 }
 

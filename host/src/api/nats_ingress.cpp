@@ -5,6 +5,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
+#include <optional>
 
 #include "api/command_api.hpp"
 #include "cluster/cluster.hpp"
@@ -30,7 +31,9 @@ struct NatsIngress::Impl {
   // A command message, copied out of the cnats message.
   struct Request {
     std::string subject, reply_to, body, idempotency_key;
-    uint32_t hops = 0;
+    // The route trail headers (route_trail.hpp), read only on the forward
+    // subject: on a client's command subject they mean nothing.
+    std::optional<std::string> epoch, path, budget;
   };
 
   static void on_msg(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
@@ -59,13 +62,14 @@ struct NatsIngress::Impl {
     req.body.assign(natsMsg_GetData(msg), static_cast<size_t>(natsMsg_GetDataLength(msg)));
     const char* idem = nullptr;
     if (natsMsgHeader_Get(msg, "Idempotency-Key", &idem) == NATS_OK && idem != nullptr) req.idempotency_key = idem;
-    const char* hops = nullptr;
-    if (natsMsgHeader_Get(msg, "Aether-Hops", &hops) == NATS_OK && hops != nullptr) {
-      // Garbage or an absurd count reads as many hops: the cluster then
-      // refuses to forward it further.
-      char* end = nullptr;
-      const unsigned long n = std::strtoul(hops, &end, 10);
-      req.hops = end != hops && *end == '\0' && n < 1000 ? static_cast<uint32_t>(n) : 1000;
+    if (req.subject.rfind(ClusterNode::forward_subject(""), 0) == 0) {
+      auto header = [&](const char* name, std::optional<std::string>& out) {
+        const char* v = nullptr;
+        if (natsMsgHeader_Get(msg, name, &v) == NATS_OK && v != nullptr) out = v;
+      };
+      header(kHeaderEpoch, req.epoch);
+      header(kHeaderPath, req.path);
+      header(kHeaderBudget, req.budget);
     }
     return req;
   }
@@ -78,6 +82,7 @@ struct NatsIngress::Impl {
       return;
     }
     natsMsgHeader_Set(out, "Aether-Status", std::to_string(r.status).c_str());
+    if (r.redirect_epoch > 0) natsMsgHeader_Set(out, kHeaderRedirect, std::to_string(r.redirect_epoch).c_str());
     natsConnection_PublishMsg(conn.nc(), out);
     natsMsg_Destroy(out);
   }
@@ -89,12 +94,16 @@ struct NatsIngress::Impl {
     if (!parse_ingress_message(req.subject, req.body, req.idempotency_key, c, error, max_json_depth)) {
       return respond(reply_to, error);
     }
+    constexpr int64_t kMaxBudgetMs = 24 * 3600 * 1000;  // the cluster caps it at its route wait
+    auto opt = [](const std::optional<std::string>& v) { return v ? v->c_str() : nullptr; };
+    auto trail = parse_route_trail(opt(req.epoch), opt(req.path), opt(req.budget), kMaxBudgetMs);
+    if (!trail) return respond(reply_to, error_reply(trail.status()));
     {
       std::lock_guard lock(mu);
       ++in_flight;
     }
     try {
-      dispatch_command(runtime, cluster, std::move(c), req.hops, [this, reply_to](ApiReply r) {
+      dispatch_command(runtime, cluster, std::move(c), std::move(trail).value(), [this, reply_to](ApiReply r) {
         run_guarded("nats ingress reply", [&] { respond(reply_to, r); });
         finish_one();
       });

@@ -14,7 +14,9 @@
 //
 // A command reaching a node is run here when this node serves its shard,
 // waits (bounded) while the shard is moving, or is forwarded to the owner on
-// "aether._cluster.fwd.<node>.<ns>.<type>.<id>" with the same JSON as HTTP.
+// "aether._cluster.fwd.<node>.<ns>.<type>.<id>" with the same JSON as HTTP
+// and the route trail (route_trail.hpp): never in a circle, and within the
+// command's deadline or with an error saying it was not run.
 #pragma once
 
 #include <cstdint>
@@ -23,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "cluster/route_trail.hpp"
 #include "core/status.hpp"
 #include "runtime/runtime.hpp"
 
@@ -52,6 +55,7 @@ struct RoutedResult {
   CommandResult local;
   int http_status = 0;
   std::string body;
+  uint64_t redirect_epoch = 0;  // > 0: bounced back to the sender, not run
 };
 using RoutedCallback = std::function<void(RoutedResult)>;
 
@@ -99,8 +103,11 @@ class ClusterNode {
                                                     Runtime& runtime);
   ~ClusterNode();
 
-  // Runs `command` where its shard lives. `hops` counts forwards so far.
-  void route(Command command, uint32_t hops, RoutedCallback done);
+  // Runs `command` where its shard lives. `trail`: what the node that
+  // forwarded it here said (empty for a command that entered here). A
+  // result with `redirect_epoch` set was not run: the sender routes it again
+  // after refreshing its map (route_trail.hpp).
+  void route(Command command, RouteTrail trail, RoutedCallback done);
 
   // Graceful leave: marks this node leaving and waits (up to `timeout_ms`)
   // until the leader has moved every shard it owned elsewhere. Commands keep

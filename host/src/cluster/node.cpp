@@ -7,6 +7,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <thread>
@@ -33,8 +34,6 @@ int64_t now_ms() {
 }
 
 constexpr int64_t kTickMs = 50;
-constexpr uint32_t kHopsBeforePause = 3;
-constexpr uint32_t kMaxHops = 16;
 constexpr size_t kRecentMigrations = 64;
 
 using cluster::decode_map;
@@ -122,13 +121,17 @@ struct ClusterNode::Impl {
   std::atomic<uint64_t> migrations_failed{0};
   std::atomic<uint64_t> forwarded{0};
   std::atomic<uint64_t> local_commands{0};
+  // A map epoch another node knew (a forward's trail, a redirect): the
+  // control loop reads the map once when this node's is older.
+  std::atomic<uint64_t> wanted_epoch{0};
 
   struct Held {
     Command command;
-    uint32_t hops;
+    RouteTrail trail;
     RoutedCallback done;
     int64_t deadline;
     int64_t not_before = 0;
+    bool map_fetched = false;  // held once already for a map read
   };
   std::deque<Held> held;
 
@@ -136,7 +139,7 @@ struct ClusterNode::Impl {
     RoutedCallback done;
     int64_t deadline;
     Command command;
-    uint32_t hops;
+    RouteTrail trail;  // as it reached this node
     int64_t route_deadline;
   };
   std::mutex fwd_mu;
@@ -243,18 +246,19 @@ struct ClusterNode::Impl {
       std::lock_guard lock(mu);
       rest.swap(held);
     }
-    for (auto& h : rest) h.done(unavailable("the host is shutting down"));
+    for (auto& h : rest) h.done(failed("the host is shutting down", "shutting_down", Applied::kNo));
     std::unordered_map<uint64_t, Forward> fw;
     {
       std::lock_guard lock(fwd_mu);
       fw.swap(forwards);
     }
-    for (auto& [_, f] : fw) f.done(unavailable("the host is shutting down"));
+    for (auto& [_, f] : fw) f.done(failed("the host is shutting down", "shutting_down", Applied::kMaybe));
   }
 
-  static RoutedResult unavailable(const std::string& why) {
+  // An unavailable result with its precise cause (docs/api.md).
+  static RoutedResult failed(const std::string& why, const char* cause, Applied applied) {
     RoutedResult r;
-    r.local.status = Status::unavailable(why);
+    r.local.status = Status::unavailable(why).with_cause(cause, applied);
     return r;
   }
 
@@ -539,41 +543,44 @@ struct ClusterNode::Impl {
     return Route::kForward;
   }
 
-  // `paused`: the command already waited once because the nodes disagreed
-  // about the owner; it may be forwarded now.
-  void route(Command c, uint32_t hops, RoutedCallback done, int64_t deadline, bool paused = false) {
+  // `map_fetched`: the command already waited for a map read (a sender knew
+  // a newer epoch); it goes on with whatever map this node has now.
+  void route(Command c, RouteTrail trail, RoutedCallback done, int64_t deadline, bool map_fetched = false) {
     const uint32_t shard = cluster::shard_of(c.type, c.id, opts.shards);
     std::string target;
+    uint64_t epoch = 0;
     {
       std::unique_lock lock(mu);
       if (stopping) {
         lock.unlock();
-        return done(unavailable("the host is shutting down"));
+        return done(failed("the host is shutting down", "shutting_down", Applied::kNo));
       }
-      Route r = decide(shard, target);
-      if (r == Route::kForward && hops >= kMaxHops) {
-        lock.unlock();
-        return done(unavailable("command for shard " + std::to_string(shard) + " forwarded " +
-                                std::to_string(hops) + " times without reaching its owner"));
-      }
-      if (r == Route::kForward && hops >= kHopsBeforePause && !paused && now_ms() < deadline) {
-        // The nodes disagree about the owner: give the maps a moment to
-        // converge (past the deadline it goes on, bounded by kMaxHops).
-        held.push_back(Held{std::move(c), hops, std::move(done), deadline, now_ms() + kTickMs});
+      const Route r = decide(shard, target);
+      epoch = map.epoch;
+      const TrailStep step = check_trail(trail, epoch, target, map_fetched);
+      if (step == TrailStep::kFetchMap) {
+        want_epoch(trail.epoch);
+        held.push_back(Held{std::move(c), std::move(trail), std::move(done), deadline, now_ms() + kTickMs, true});
         return;
+      }
+      if (step == TrailStep::kRedirect) {
+        lock.unlock();
+        return done(redirect(shard, target, epoch, trail));
       }
       if (r == Route::kWait) {
         if (now_ms() >= deadline) {
           lock.unlock();
-          return done(unavailable("shard " + std::to_string(shard) + " has no serving owner after " +
-                                  std::to_string(opts.route_wait_ms) + " ms (the cluster is rebalancing or a node died)"));
+          return done(failed("shard " + std::to_string(shard) + " has no serving owner after " +
+                                 std::to_string(opts.route_wait_ms) +
+                                 " ms (the cluster is rebalancing or a node died); the command was not run",
+                             "owner_unreachable", Applied::kNo));
         }
-        held.push_back(Held{std::move(c), hops, std::move(done), deadline, 0});
+        held.push_back(Held{std::move(c), std::move(trail), std::move(done), deadline, 0, map_fetched});
         return;
       }
       if (r == Route::kLocal) ++in_flight[shard];
     }
-    if (!target.empty()) return forward(std::move(c), hops, std::move(done), target, deadline);
+    if (!target.empty()) return forward(std::move(c), std::move(trail), std::move(done), target, deadline, epoch);
     local_commands.fetch_add(1);
     runtime.send(std::move(c), [this, shard, done = std::move(done)](CommandResult res) {
       {
@@ -587,34 +594,89 @@ struct ClusterNode::Impl {
     });
   }
 
-  void forward(Command c, uint32_t hops, RoutedCallback done, const std::string& target, int64_t route_deadline) {
+  void want_epoch(uint64_t e) {
+    uint64_t cur = wanted_epoch.load();
+    while (e > cur && !wanted_epoch.compare_exchange_weak(cur, e)) {
+    }
+  }
+
+  // The answer to a sender whose command this node would pass to a node it
+  // already went through: not run; the sender refreshes its map and routes
+  // it again.
+  RoutedResult redirect(uint32_t shard, const std::string& target, uint64_t epoch, const RouteTrail& trail) {
+    RoutedResult r = failed("shard " + std::to_string(shard) + " is owned by " + target + " in shard map epoch " +
+                                std::to_string(epoch) + " of node " + opts.node_id + ", which the command already " +
+                                "passed (path " + trail.path_text() + "); the command was not run",
+                            "owner_unreachable", Applied::kNo);
+    r.redirect_epoch = std::max<uint64_t>(epoch, 1);
+    return r;
+  }
+
+  void forward(Command c, RouteTrail trail, RoutedCallback done, const std::string& target, int64_t route_deadline,
+               uint64_t epoch) {
+    // The receiver may hold the command this long; the rest of the reply
+    // deadline is for running it and answering.
+    const int64_t now = now_ms();
+    const int64_t budget = std::min(route_deadline - now, opts.forward_timeout_ms - opts.forward_timeout_ms / 4);
+    if (budget < kTickMs || trail.path.size() + 1 >= RouteTrail::kMaxPath) {
+      return done(failed("the owner of shard " + std::to_string(cluster::shard_of(c.type, c.id, opts.shards)) +
+                             " (" + target + ") was not reached within the command's deadline of " +
+                             std::to_string(opts.route_wait_ms) + " ms (path " + trail.path_text() +
+                             "); the command was not run",
+                         "owner_unreachable", Applied::kNo));
+    }
     forwarded.fetch_add(1);
     const std::string subject = ClusterNode::forward_subject(target) + "." + c.ns + "." + c.type + "." + c.id;
     const std::string body = encode_command(c);
+    RouteTrail next{epoch, trail.path, budget};
+    next.path.push_back(opts.node_id);
     uint64_t n = 0;
     {
       std::lock_guard lock(fwd_mu);
       n = ++next_forward;
-      forwards[n] = Forward{std::move(done), now_ms() + opts.forward_timeout_ms, std::move(c), hops, route_deadline};
+      forwards[n] = Forward{std::move(done), now + opts.forward_timeout_ms, std::move(c), std::move(trail),
+                            route_deadline};
     }
     const std::string reply = reply_prefix + std::to_string(n);
     natsMsg* m = nullptr;
     natsMsg_Create(&m, subject.c_str(), reply.c_str(), body.data(), static_cast<int>(body.size()));
-    natsMsgHeader_Set(m, "Aether-Hops", std::to_string(hops + 1).c_str());
+    natsMsgHeader_Set(m, kHeaderEpoch, std::to_string(next.epoch).c_str());
+    natsMsgHeader_Set(m, kHeaderPath, next.path_text().c_str());
+    natsMsgHeader_Set(m, kHeaderBudget, std::to_string(next.budget_ms).c_str());
     natsStatus s = natsConnection_PublishMsg(conn.nc(), m);
     natsMsg_Destroy(m);
     if (s != NATS_OK) {
-      Forward f;
-      {
-        std::lock_guard lock(fwd_mu);
-        auto it = forwards.find(n);
-        if (it == forwards.end()) return;
-        f = std::move(it->second);
-        forwards.erase(it);
+      if (auto f = take_forward(n)) {
+        const bool up = conn.connected();
+        f->done(failed((up ? nats_error(s, "cluster: forwarding to " + target) : conn.not_connected_message()) +
+                           "; the command was not run",
+                       up ? "owner_unreachable" : "nats_disconnected", Applied::kNo));
       }
-      f.done(unavailable(!conn.connected() ? conn.not_connected_message()
-                                           : nats_error(s, "cluster: forwarding to " + target)));
     }
+  }
+
+  std::optional<Forward> take_forward(uint64_t n) {
+    std::lock_guard lock(fwd_mu);
+    auto it = forwards.find(n);
+    if (it == forwards.end()) return std::nullopt;
+    Forward f = std::move(it->second);
+    forwards.erase(it);
+    return f;
+  }
+
+  // Reads the published map (from the bucket's leader) when a sender or a
+  // redirect named a newer epoch than this node's: at most once per tick,
+  // and once per such request, so that a forged epoch costs one read.
+  void refresh_map() {
+    const uint64_t wanted = wanted_epoch.exchange(0);
+    {
+      std::lock_guard lock(mu);
+      if (wanted <= map.epoch) return;
+    }
+    std::string text;
+    uint64_t rev = 0;
+    if (kv_get_leader(conn, opts.bucket_prefix + "_MAP", "map", text, rev) != NATS_OK) return;
+    if (auto m = decode_map(text); m && map_fits(*m, opts.shards)) install_map(std::move(*m));
   }
 
   static void on_reply(natsConnection*, natsSubscription*, natsMsg* msg, void* closure) {
@@ -624,26 +686,28 @@ struct ClusterNode::Impl {
   void reply_arrived(natsMsg* msg) {
     const std::string subject = natsMsg_GetSubject(msg);
     const uint64_t n = std::strtoull(subject.c_str() + reply_prefix.size(), nullptr, 10);
-    Forward f;
-    {
-      std::lock_guard lock(fwd_mu);
-      auto it = forwards.find(n);
-      if (it == forwards.end()) {
-        natsMsg_Destroy(msg);
-        return;
-      }
-      f = std::move(it->second);
-      forwards.erase(it);
+    auto taken = take_forward(n);
+    if (!taken) {
+      natsMsg_Destroy(msg);
+      return;
     }
-    if (natsMsg_IsNoResponders(msg)) {
+    Forward& f = *taken;
+    const char* redirect = nullptr;
+    const bool redirected = natsMsgHeader_Get(msg, kHeaderRedirect, &redirect) == NATS_OK && redirect != nullptr;
+    if (redirected || natsMsg_IsNoResponders(msg)) {
+      if (redirected) want_epoch(std::strtoull(redirect, nullptr, 10));
       natsMsg_Destroy(msg);
       if (now_ms() >= f.route_deadline) {
-        return f.done(unavailable("the owner of this actor's shard does not answer (no responders) after " +
-                                  std::to_string(opts.route_wait_ms) + " ms; the cluster is moving its shards"));
+        return f.done(failed("the owner of this actor's shard was not reached (" +
+                                 std::string(redirected ? "the nodes disagree about it" : "no responders") +
+                                 ") within " + std::to_string(opts.route_wait_ms) + " ms; the command was not run",
+                             "owner_unreachable", Applied::kNo));
       }
-      // The owner is gone (or not subscribed yet): wait for the map to change.
+      // The owner is gone (or not subscribed yet), or the map here is older
+      // than the receiver's: wait for the map to change.
       std::lock_guard lock(mu);
-      held.push_back(Held{std::move(f.command), f.hops, std::move(f.done), f.route_deadline, now_ms() + kTickMs});
+      held.push_back(Held{std::move(f.command), std::move(f.trail), std::move(f.done), f.route_deadline,
+                          now_ms() + kTickMs});
       return;
     }
     RoutedResult r;
@@ -669,7 +733,7 @@ struct ClusterNode::Impl {
       }
       held.swap(keep);
     }
-    for (auto& h : now_due) route(std::move(h.command), h.hops, std::move(h.done), h.deadline, h.not_before > 0);
+    for (auto& h : now_due) route(std::move(h.command), std::move(h.trail), std::move(h.done), h.deadline, h.map_fetched);
     std::vector<Forward> expired;
     {
       std::lock_guard lock(fwd_mu);
@@ -683,8 +747,9 @@ struct ClusterNode::Impl {
       }
     }
     for (auto& f : expired) {
-      f.done(unavailable("no reply from the owning node within " + std::to_string(opts.forward_timeout_ms) +
-                         " ms; the command may or may not have run"));
+      f.done(failed("no reply from the owning node within " + std::to_string(opts.forward_timeout_ms) +
+                        " ms; the command may or may not have run",
+                    "owner_unreachable", Applied::kMaybe));
     }
   }
 
@@ -711,6 +776,7 @@ struct ClusterNode::Impl {
           last_lead = now;
         }
         drain();
+        refresh_map();
         retry_held();
       });
     }
@@ -789,8 +855,11 @@ ClusterNode::ClusterNode(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 ClusterNode::~ClusterNode() { stop(); }
 
-void ClusterNode::route(Command command, uint32_t hops, RoutedCallback done) {
-  impl_->route(std::move(command), hops, std::move(done), now_ms() + impl_->opts.route_wait_ms);
+void ClusterNode::route(Command command, RouteTrail trail, RoutedCallback done) {
+  // A forwarded command may wait here only as long as its sender allows.
+  int64_t wait = impl_->opts.route_wait_ms;
+  if (trail.budget_ms >= 0) wait = std::min(wait, trail.budget_ms);
+  impl_->route(std::move(command), std::move(trail), std::move(done), now_ms() + wait);
 }
 
 Status ClusterNode::leave(int64_t timeout_ms) {

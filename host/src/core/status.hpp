@@ -28,6 +28,10 @@ enum class StatusCode : uint8_t {
 // Returns a stable lower-case name for `code`, e.g. "conflict".
 const char* status_code_name(StatusCode code);
 
+// Whether a command that failed may still have taken effect: unknown (not
+// said), certainly not, or perhaps (the failure came after it was sent on).
+enum class Applied : uint8_t { kUnknown = 0, kNo, kMaybe };
+
 class Status {
  public:
   Status() = default;
@@ -51,9 +55,23 @@ class Status {
   // "conflict: expected version 3, current 4"
   std::string to_string() const;
 
+  // A precise cause within the code, e.g. "publish_not_acknowledged" for an
+  // unavailable store: the API error's `code` when set (docs/api.md), with
+  // whether the command may have been applied.
+  Status with_cause(std::string cause, Applied applied) const {
+    Status s = *this;
+    s.cause_ = std::move(cause);
+    s.applied_ = applied;
+    return s;
+  }
+  const std::string& cause() const { return cause_; }
+  Applied applied() const { return applied_; }
+
  private:
   StatusCode code_ = StatusCode::kOk;
   std::string message_;
+  std::string cause_;
+  Applied applied_ = Applied::kUnknown;
 };
 
 // A value or the Status that explains why there is none.

@@ -91,6 +91,14 @@ struct KvBucketOptions {
 // it with kvStore_Destroy. Errors name the bucket, prefixed by `who`.
 Result<kvStore*> open_kv_bucket(NatsConnection& connection, const KvBucketOptions& options, const std::string& who);
 
+// The value and revision of `key` in key-value bucket `bucket`, asked of the
+// bucket stream's leader (the JetStream API) instead of by a direct get,
+// which any replica answers, also one that lags: for reads that decide
+// correctness. Returns a natsStatus: NATS_OK, NATS_NOT_FOUND (absent or
+// deleted), or the failure; `js_error` (if given) gets the JetStream error code.
+int kv_get_leader(NatsConnection& connection, const std::string& bucket, const std::string& key, std::string& value,
+                  uint64_t& revision, int* js_error = nullptr);
+
 // "<text> (<natsStatus text>: <last error>)" for a failed cnats call.
 std::string nats_error(int status, const std::string& text);
 

@@ -75,10 +75,22 @@ struct MsgPtr {
   ~MsgPtr() { natsMsg_Destroy(m); }
 };
 
-bool transient(natsStatus s) {
-  return s == NATS_TIMEOUT || s == NATS_NO_RESPONDERS || s == NATS_CONNECTION_CLOSED ||
-         s == NATS_CONNECTION_DISCONNECTED || s == NATS_IO_ERROR || s == NATS_NO_SERVER ||
-         s == NATS_STALE_CONNECTION;
+bool connection_lost(natsStatus s) {
+  return s == NATS_CONNECTION_CLOSED || s == NATS_CONNECTION_DISCONNECTED || s == NATS_IO_ERROR ||
+         s == NATS_NO_SERVER || s == NATS_STALE_CONNECTION;
+}
+
+// Why a request to JetStream failed, as the API error code (docs/api.md):
+// the connection is away, the stream has no leader (JetStream says it is
+// unavailable, or nobody serves the stream), or the request timed out
+// (`timeout_cause`: a lookup or a publish ack). Empty: none of these.
+const char* failure_cause(bool connected, natsStatus s, int js_code, const char* timeout_cause) {
+  if (!connected || connection_lost(s)) return "nats_disconnected";
+  if (js_code == JSClusterNotAvailErr || js_code == JSClusterNotLeaderErr || s == NATS_NO_RESPONDERS) {
+    return "stream_no_leader";
+  }
+  if (s == NATS_TIMEOUT) return timeout_cause;
+  return "";
 }
 
 // The idempotency key and command digest a commit carries in its headers.
@@ -147,7 +159,7 @@ class JetStreamStore final : public Store, public VersionCache {
     }
     if (!conn_.connected()) {
       AppendResult r;
-      r.status = Status::unavailable(conn_.not_connected_message());
+      r.status = disconnected();
       return done(std::move(r));
     }
     in_flight_.fetch_add(1);
@@ -176,7 +188,7 @@ class JetStreamStore final : public Store, public VersionCache {
 
   Status read(const ActorKey& key, uint64_t from_version, uint64_t limit,
               const EventVisitor& visit) override {
-    if (!conn_.connected()) return Status::unavailable(conn_.not_connected_message());
+    if (!conn_.connected()) return disconnected();
     auto tip = fetch_tip(key);
     if (!tip) return tip.status();
     return read_to(key, from_version, limit, visit, *tip);
@@ -191,7 +203,7 @@ class JetStreamStore final : public Store, public VersionCache {
       if (it != tips_.end() && it->second.version == latest) tip = it->second;
     }
     if (!tip) return read(key, from_version, UINT64_MAX, visit);
-    if (!conn_.connected()) return Status::unavailable(conn_.not_connected_message());
+    if (!conn_.connected()) return disconnected();
     return read_to(key, from_version, UINT64_MAX, visit, *tip);
   }
 
@@ -368,12 +380,14 @@ class JetStreamStore final : public Store, public VersionCache {
                                                           const std::string& k) override {
     kvStore* kv = idem_kv(key.ns);
     if (kv == nullptr) return Status::not_found("namespace " + key.ns + " has no store");
-    kvEntry* e = nullptr;
-    natsStatus s = kvStore_Get(&e, kv, idem_key(key, k).c_str());
+    std::string v;
+    int js_code = 0;
+    natsStatus s = get_idempotent(key.ns, kv, idem_key(key, k), v, js_code);
     if (s == NATS_NOT_FOUND) return std::optional<IdempotentCommit>();
-    if (s != NATS_OK) return Status::unavailable(nats_error(s, "jetstream: idempotency lookup"));
-    const std::string v = kvEntry_ValueString(e);
-    kvEntry_Destroy(e);
+    if (s != NATS_OK) {
+      return request_failed(s, js_code, "idempotency key lookup of actor " + key.to_string(), "lookup_timeout",
+                            Applied::kNo);
+    }
     // "first,last" or "first,last,digest".
     IdempotentCommit c;
     unsigned long long a = 0, b = 0;
@@ -389,7 +403,7 @@ class JetStreamStore final : public Store, public VersionCache {
   }
 
   Result<TruncateResult> truncate_after(const ActorKey& key, uint64_t version, bool dry_run) override {
-    if (!conn_.connected()) return Status::unavailable(conn_.not_connected_message());
+    if (!conn_.connected()) return disconnected();
     const std::string stream = events_stream(key.ns);
     auto plan = plan_truncate(key, version);
     if (!plan) return plan.status();
@@ -460,7 +474,7 @@ class JetStreamStore final : public Store, public VersionCache {
   // --- SnapshotStore ------------------------------------------------------------
 
   Status save(const ActorKey& key, const Snapshot& snap, uint32_t keep) override {
-    if (!conn_.connected()) return Status::unavailable(conn_.not_connected_message());
+    if (!conn_.connected()) return disconnected();
     const std::string subject = snapshot_subject(key);
     natsMsg* m = nullptr;
     // The host's record, if any, goes first in the data; a header says how
@@ -502,7 +516,7 @@ class JetStreamStore final : public Store, public VersionCache {
   }
 
   Result<std::optional<Snapshot>> latest(const ActorKey& key) override {
-    if (!conn_.connected()) return Status::unavailable(conn_.not_connected_message());
+    if (!conn_.connected()) return disconnected();
     natsMsg* m = nullptr;
     jsErrCode err = static_cast<jsErrCode>(0);
     natsStatus s = get_last(&m, snap_stream(key.ns), snapshot_subject(key), &err);
@@ -519,7 +533,7 @@ class JetStreamStore final : public Store, public VersionCache {
   }
 
   Result<uint64_t> drop_after(const ActorKey& key, uint64_t version, bool dry_run) override {
-    if (!conn_.connected()) return Status::unavailable(conn_.not_connected_message());
+    if (!conn_.connected()) return disconnected();
     const std::string stream = snap_stream(key.ns);
     std::vector<uint64_t> doomed;
     auto found = walk_subject(stream, snapshot_subject(key), [&](natsMsg* m, uint64_t seq) {
@@ -537,7 +551,7 @@ class JetStreamStore final : public Store, public VersionCache {
   }
 
   Result<std::vector<Snapshot>> list(const ActorKey& key) override {
-    if (!conn_.connected()) return Status::unavailable(conn_.not_connected_message());
+    if (!conn_.connected()) return disconnected();
     std::vector<Snapshot> out;
     Status failure = Status::ok();
     Status w = walk(snap_stream(key.ns), snapshot_subject(key), 0, 0, [&](natsMsg* m, uint64_t) {
@@ -564,6 +578,36 @@ class JetStreamStore final : public Store, public VersionCache {
   kvStore* idem_kv(const std::string& ns) const {
     auto it = idem_.find(ns);
     return it == idem_.end() ? nullptr : it->second;
+  }
+
+  Status disconnected() const {
+    return Status::unavailable(conn_.not_connected_message()).with_cause("nats_disconnected", Applied::kNo);
+  }
+
+  // An unavailable status for a failed request to JetStream (`what`: "publish
+  // to <subject>"), with its cause when it is one of those the API names
+  // (failure_cause) and whether the command may have been applied.
+  Status request_failed(natsStatus s, int js_code, const std::string& what, const char* timeout_cause,
+                        Applied applied) const {
+    const std::string cause = failure_cause(conn_.connected(), s, js_code, timeout_cause);
+    const std::string wait = std::to_string(conn_.options().request_timeout_ms) + " ms";
+    const std::string maybe = applied == Applied::kMaybe ? "; the commit may or may not be stored" : "";
+    std::string m;
+    if (cause == "nats_disconnected") {
+      m = conn_.not_connected_message() + " during the " + what + maybe;
+    } else if (cause == "stream_no_leader") {
+      m = "jetstream: " + what + ": the stream has no leader (" + natsStatus_GetText(s) +
+          (js_code != 0 ? ", error code " + std::to_string(js_code) : "") +
+          "); it is electing one or too few of its servers are up";
+    } else if (cause == "lookup_timeout") {
+      m = "jetstream: " + what + " timed out after " + wait + " (the stream's leader did not answer)";
+    } else if (cause == "publish_not_acknowledged") {
+      m = "jetstream: " + what + ": no acknowledgement within " + wait + maybe;
+    } else {
+      m = nats_error(s, "jetstream: " + what) + (js_code != 0 ? " (error code " + std::to_string(js_code) + ")" : "");
+    }
+    Status st = Status::unavailable(m);
+    return cause.empty() ? st : st.with_cause(cause, applied);
   }
 
   // `duplicates_ms`: the deduplication window (0: the server's default).
@@ -606,6 +650,25 @@ class JetStreamStore final : public Store, public VersionCache {
     return js_GetLastMsg(m, conn_.js(), stream.c_str(), subject.c_str(), nullptr, err);
   }
 
+  // A key of the idempotency bucket. With replicas, asked of the bucket's
+  // leader: a direct get may be answered by a follower that has not yet
+  // stored a key the leader acknowledged.
+  natsStatus get_idempotent(const std::string& ns, kvStore* kv, const std::string& name, std::string& value,
+                            int& js_code) {
+    if (opts_.replicas > 1) {
+      uint64_t rev = 0;
+      return static_cast<natsStatus>(kv_get_leader(conn_, opts_.stream_prefix + ns + "_IDEM", name, value, rev,
+                                                   &js_code));
+    }
+    kvEntry* e = nullptr;
+    natsStatus s = kvStore_Get(&e, kv, name.c_str());
+    if (s == NATS_OK) {
+      value = kvEntry_ValueString(e);
+      kvEntry_Destroy(e);
+    }
+    return s;
+  }
+
   // The actor's latest commit, from the cache or the server.
   // With `last`: also the idempotency key and first version of that commit.
   struct LastCommit {
@@ -621,9 +684,8 @@ class JetStreamStore final : public Store, public VersionCache {
     if (s == NATS_NOT_FOUND) {
       tip = Tip{};
     } else if (s != NATS_OK) {
-      return Status::unavailable(transient(s) || !conn_.connected()
-                                     ? conn_.not_connected_message() + " [" + natsStatus_GetText(s) + "]"
-                                     : nats_error(s, "jetstream: last message of " + subject));
+      return request_failed(s, err, "lookup of the last commit of actor " + key.to_string(), "lookup_timeout",
+                            Applied::kNo);
     } else {
       MsgPtr owner{m};
       auto last = header_u64(m, kHdrLast);
@@ -736,8 +798,7 @@ class JetStreamStore final : public Store, public VersionCache {
       if (back) {
         forget(back->subject);
         AppendResult r;
-        r.status = Status::unavailable(!conn_.connected() ? conn_.not_connected_message()
-                                                          : nats_error(s, "jetstream: publish to " + back->subject));
+        r.status = request_failed(s, 0, "publish to " + back->subject, "", Applied::kNo);
         finish(std::move(back), std::move(r));
       }
     }
@@ -864,12 +925,13 @@ class JetStreamStore final : public Store, public VersionCache {
       auto t = fetch_tip(req.key);
       return finish(std::move(op), conflict(req, t ? t->version : 0));
     }
+    // An error JetStream answered, or nobody to take the message: not
+    // stored. Anything else (no ack in time, the connection lost meanwhile)
+    // leaves the commit unknown.
+    const bool refused = code != 0 || err == NATS_NO_RESPONDERS;
     AppendResult r;
-    r.status = Status::unavailable(
-        !conn_.connected() || transient(err)
-            ? conn_.not_connected_message() + " [" + natsStatus_GetText(err) + "]; the commit may or may not be stored"
-            : "jetstream: publish to " + op->subject + " failed (" + natsStatus_GetText(err) + ", error code " +
-                  std::to_string(code) + ")");
+    r.status = request_failed(err, code, "publish to " + op->subject, "publish_not_acknowledged",
+                              refused ? Applied::kNo : Applied::kMaybe);
     finish(std::move(op), std::move(r));
   }
 
@@ -1017,16 +1079,14 @@ class JetStreamStore final : public Store, public VersionCache {
     natsSubscription* sub = nullptr;
     jsErrCode err = static_cast<jsErrCode>(0);
     natsStatus s = js_SubscribeSync(&sub, conn_.js(), subject.c_str(), nullptr, &so, &err);
-    if (s != NATS_OK) {
-      return Status::unavailable(nats_error(s, "jetstream: read " + subject));
-    }
+    if (s != NATS_OK) return request_failed(s, err, "read of " + subject, "lookup_timeout", Applied::kNo);
     Status result = Status::ok();
     for (;;) {
       natsMsg* m = nullptr;
       s = natsSubscription_NextMsg(&m, sub, conn_.options().request_timeout_ms * 2);
       if (s == NATS_TIMEOUT && last_seq == 0) break;  // nothing (more) on the subject
       if (s != NATS_OK) {
-        result = Status::unavailable(nats_error(s, "jetstream: read " + subject));
+        result = request_failed(s, 0, "read of " + subject, "lookup_timeout", Applied::kNo);
         break;
       }
       MsgPtr owner{m};

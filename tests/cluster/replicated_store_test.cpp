@@ -1,0 +1,262 @@
+// The JetStream store on a 3-server NATS cluster:
+// - reads that decide correctness (an actor's tip version, "is this actor
+//   new", an idempotency key) on replicated streams see everything the
+//   leader acknowledged, also through a server whose replica lags: a
+//   follower is paused (SIGSTOP) while commits continue through another
+//   server, resumed, and the lookups go through it at once;
+// - a failure says precisely what failed (docs/api.md): the connection is
+//   lost, the stream has no leader, a lookup timed out, a publish was not
+//   acknowledged, and whether the command may have been applied.
+#include <gtest/gtest.h>
+#include <nats/nats.h>
+#include <signal.h>
+
+#include <chrono>
+#include <future>
+#include <set>
+#include <string>
+#include <thread>
+
+#include "nats/connection.hpp"
+#include "store/jetstream_store.hpp"
+#include "support/nats_cluster.hpp"
+
+namespace aether {
+namespace {
+
+using test::NatsCluster;
+using test::Paused;
+
+constexpr char kPrefix[] = "LAG_";
+constexpr int kActors = 24;
+constexpr int kRounds = 3;
+
+std::unique_ptr<NatsConnection> connect_to(const std::string& url, int64_t request_timeout_ms = 2000) {
+  NatsOptions o;
+  o.servers = {url};
+  o.request_timeout_ms = request_timeout_ms;
+  auto c = NatsConnection::connect(o);
+  if (!c) ADD_FAILURE() << c.status().to_string();
+  return c ? std::move(c).value() : nullptr;
+}
+
+std::unique_ptr<Store> open_store(NatsConnection& conn, const std::string& node, int replicas = 3) {
+  JetStreamOptions o;
+  o.stream_prefix = kPrefix;
+  o.replicas = replicas;
+  o.node_id = node;
+  o.publishers = 8;
+  auto s = open_jetstream_store(conn, o);
+  if (!s) ADD_FAILURE() << s.status().to_string();
+  return s ? std::move(s).value() : nullptr;
+}
+
+// The server name ("s1".."s3") leading `stream`, waiting (bounded) for
+// one; "" when none answers.
+std::string leader_of(NatsConnection& conn, const std::string& stream) {
+  for (int i = 0; i < 100; ++i) {
+    jsStreamInfo* si = nullptr;
+    std::string out;
+    if (js_GetStreamInfo(&si, conn.js(), stream.c_str(), nullptr, nullptr) == NATS_OK && si->Cluster != nullptr &&
+        si->Cluster->Leader != nullptr) {
+      out = si->Cluster->Leader;
+    }
+    jsStreamInfo_Destroy(si);
+    if (!out.empty()) return out;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return "";
+}
+
+// The index of the server leading `stream` (-1: none).
+int leader_index(NatsConnection& conn, const std::string& stream) {
+  const std::string l = leader_of(conn, stream);
+  return l.size() == 2 ? l[1] - '1' : -1;
+}
+
+// A 3-server cluster with the streams made through the first server.
+struct StreamsSetup {
+  explicit StreamsSetup(int replicas = 3) {
+    ready = cluster.wait_ready();
+    if (!ready) return;
+    conn = connect_to(cluster.server(0).url(), 1000);
+    if (conn) store = open_store(*conn, "setup", replicas);
+    ready = store != nullptr;
+  }
+  NatsCluster cluster{3};
+  bool ready = false;
+  std::unique_ptr<NatsConnection> conn;
+  std::unique_ptr<Store> store;
+};
+
+Status append_sync(Store& store, const AppendRequest& req) {
+  std::promise<Status> p;
+  store.append(req, [&p](AppendResult r) { p.set_value(r.status); });
+  return p.get_future().get();
+}
+
+std::string key_of(int round, int actor) { return "k-" + std::to_string(round) + "-" + std::to_string(actor); }
+
+TEST(LaggingReplica, LookupsThroughAResumedFollowerMissNoAcknowledgedCommit) {
+  // The streams, from the first server; then a server that leads neither
+  // the events stream nor the key bucket: the one to pause.
+  StreamsSetup setup;
+  ASSERT_TRUE(setup.ready);
+  NatsCluster& cluster = setup.cluster;
+  std::set<std::string> leaders;
+  for (const std::string& stream : {std::string(kPrefix) + "default", std::string("KV_") + kPrefix + "default_IDEM"}) {
+    const std::string l = leader_of(*setup.conn, stream);
+    ASSERT_FALSE(l.empty()) << "no leader for " << stream;
+    leaders.insert(l);
+  }
+  size_t lagging = 0, writing = 0;
+  for (size_t i = 0; i < cluster.size(); ++i) {
+    if (leaders.count("s" + std::to_string(i + 1)) == 0) lagging = i;
+  }
+  writing = (lagging + 1) % cluster.size();
+  auto writer_conn = connect_to(cluster.server(writing).url());
+  auto reader_conn = connect_to(cluster.server(lagging).url());
+  ASSERT_TRUE(writer_conn && reader_conn);
+  auto writer = open_store(*writer_conn, "writer");
+  auto reader = open_store(*reader_conn, "reader");
+  ASSERT_TRUE(writer && reader);
+
+  std::vector<uint64_t> versions(kActors, 0);
+  const auto actor = [](int a) { return ActorKey{"default", "Counter", "lag-" + std::to_string(a)}; };
+  for (int round = 0; round < kRounds; ++round) {
+    {
+      Paused paused(cluster.server(lagging).pid());
+      for (int a = 0; a < kActors; ++a) {
+        AppendRequest req;
+        req.key = actor(a);
+        req.expected_version = versions[static_cast<size_t>(a)];
+        req.events = {{"Incremented", R"({"by":1})"}};
+        req.idempotency_key = key_of(round, a);
+        req.command_digest = "d";
+        Status s = append_sync(*writer, req);
+        ASSERT_TRUE(s) << s.to_string();
+        ++versions[static_cast<size_t>(a)];
+      }
+      ASSERT_TRUE(writer->flush());
+      // The key cache is written after each ack: wait (bounded) until the
+      // leader holds every key of this round.
+      for (int a = 0; a < kActors; ++a) {
+        Result<std::optional<IdempotentCommit>> hit = std::optional<IdempotentCommit>();
+        for (int i = 0; i < 200; ++i) {
+          hit = writer->find_idempotent(actor(a), key_of(round, a));
+          if (hit && hit->has_value()) break;
+          std::this_thread::sleep_for(std::chrono::milliseconds(25));
+        }
+        ASSERT_TRUE(hit && hit->has_value()) << "key " << key_of(round, a) << " never recorded";
+      }
+    }  // resumed: its replicas now lag behind the leaders
+    int missed = 0;
+    std::string detail;
+    for (int a = 0; a < kActors; ++a) {
+      auto v = reader->latest_version(actor(a));
+      ASSERT_TRUE(v) << v.status().to_string();
+      if (*v != versions[static_cast<size_t>(a)]) {
+        ++missed;
+        detail += " tip of " + actor(a).id + " read as " + std::to_string(*v);
+      }
+      auto hit = reader->find_idempotent(actor(a), key_of(round, a));
+      ASSERT_TRUE(hit) << hit.status().to_string();
+      if (!hit->has_value()) {
+        ++missed;
+        detail += " key " + key_of(round, a) + " not found";
+      }
+    }
+    EXPECT_EQ(missed, 0) << "round " << round << ":" << detail;
+  }
+}
+
+Status append_one(Store& store, const ActorKey& key, uint64_t expected) {
+  AppendRequest req;
+  req.key = key;
+  req.expected_version = expected;
+  req.events = {{"Incremented", R"({"by":1})"}};
+  return append_sync(store, req);
+}
+
+std::string why(const Status& s) { return s.to_string() + " [cause " + s.cause() + "]"; }
+
+// A paused stream leader: a lookup times out (and says so, not "NATS is
+// not connected"); a publish is not acknowledged and may have been stored.
+TEST(StoreErrors, APausedLeaderTimesOutLookupsAndLeavesPublishesUnacknowledged) {
+  StreamsSetup setup;
+  ASSERT_TRUE(setup.ready);
+  NatsCluster& cluster = setup.cluster;
+  ASSERT_TRUE(append_one(*setup.store, ActorKey{"default", "Counter", "known"}, 0));
+  // A fresh stream's leadership may still move: when the lookup succeeds
+  // anyway, the paused server was no longer the leader; again (bounded).
+  Result<uint64_t> tip = uint64_t{0};
+  Status pub;
+  for (int attempt = 0; attempt < 5 && tip; ++attempt) {
+    const int leader = leader_index(*setup.conn, std::string(kPrefix) + "default");
+    ASSERT_GE(leader, 0);
+    const size_t via = (static_cast<size_t>(leader) + 1) % cluster.size();
+    auto conn = connect_to(cluster.server(via).url(), 500);
+    ASSERT_TRUE(conn);
+    auto store = open_store(*conn, "client");
+    ASSERT_TRUE(store);
+    Paused paused(cluster.server(static_cast<size_t>(leader)).pid());
+    tip = store->latest_version(ActorKey{"default", "Counter", "other-" + std::to_string(attempt)});
+    // Version 0 needs no lookup: straight to the publish.
+    if (!tip) pub = append_one(*store, ActorKey{"default", "Counter", "fresh"}, 0);
+  }
+  ASSERT_FALSE(tip);
+  EXPECT_EQ(tip.status().cause(), "lookup_timeout") << why(tip.status());
+  EXPECT_EQ(tip.status().applied(), Applied::kNo);
+  EXPECT_NE(tip.status().message().find("timed out"), std::string::npos) << why(tip.status());
+  ASSERT_FALSE(pub);
+  EXPECT_EQ(pub.cause(), "publish_not_acknowledged") << why(pub);
+  EXPECT_EQ(pub.applied(), Applied::kMaybe);
+}
+
+// The only server of a single-replica stream is gone while the client's
+// server is up: nobody serves the stream.
+TEST(StoreErrors, AStreamWhoseServersAreGoneHasNoLeader) {
+  StreamsSetup setup(1);
+  ASSERT_TRUE(setup.ready);
+  NatsCluster& cluster = setup.cluster;
+  const int leader = leader_index(*setup.conn, std::string(kPrefix) + "default");
+  ASSERT_GE(leader, 0);
+  // The client talks to a server that does not hold the stream.
+  const size_t holder = static_cast<size_t>(leader);
+  auto conn = connect_to(cluster.server((holder + 1) % cluster.size()).url(), 1000);
+  ASSERT_TRUE(conn);
+  auto store = open_store(*conn, "client", 1);
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(append_one(*store, ActorKey{"default", "Counter", "a"}, 0));
+  cluster.server(holder).kill9();
+  Status last;
+  // Bounded: the routes notice the lost server within a few seconds.
+  for (int i = 0; i < 40; ++i) {
+    last = append_one(*store, ActorKey{"default", "Counter", "b-" + std::to_string(i)}, 0);
+    if (!last && last.cause() == "stream_no_leader") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+  ASSERT_FALSE(last);
+  EXPECT_EQ(last.cause(), "stream_no_leader") << why(last);
+  EXPECT_EQ(last.applied(), Applied::kNo);
+}
+
+TEST(StoreErrors, ALostConnectionSaysSoAndNothingWasApplied) {
+  test::NatsServer server;
+  auto conn = connect_to(server.url(), 500);
+  ASSERT_TRUE(conn);
+  auto store = open_store(*conn, "client", 1);
+  ASSERT_TRUE(store);
+  ASSERT_TRUE(append_one(*store, ActorKey{"default", "Counter", "a"}, 0));
+  server.kill9();
+  Status last;
+  for (int i = 0; i < 40 && (last || last.cause() != "nats_disconnected"); ++i) {
+    last = append_one(*store, ActorKey{"default", "Counter", "a"}, 1);
+    if (last.cause() != "nats_disconnected") std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(last.cause(), "nats_disconnected") << why(last);
+  EXPECT_EQ(last.applied(), Applied::kNo);
+}
+
+}  // namespace
+}  // namespace aether
