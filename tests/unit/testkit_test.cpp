@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <stdexcept>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <unistd.h>
 
@@ -24,17 +26,23 @@ aether::testkit::Command add_one(unsigned t, uint64_t i) {
   return {"Tally", "t" + std::to_string(t) + "-" + std::to_string(i % 4), "Add", R"({"n":1})"};
 }
 
+// A load of Add n=1 on the plugin "tally", swapping to `swaps` in turn.
+aether::testkit::LoadPlan tally_plan(std::vector<std::string> swaps, bool rollback,
+                                     unsigned threads, uint64_t commands) {
+  aether::testkit::LoadPlan plan;
+  plan.plugin = "tally";
+  plan.swaps = std::move(swaps);
+  plan.rollback = rollback;
+  plan.threads = threads;
+  plan.commands = commands;
+  plan.command = add_one;
+  return plan;
+}
+
 TEST(Testkit, SwapRollbackUnderLoadKeepsEveryCount) {
   Host host;
   ASSERT_EQ(host.load(tp("tally_v1")), "");
-  aether::testkit::LoadPlan plan;
-  plan.plugin = "tally";
-  plan.swaps = {tp("tally_v2")};
-  plan.rollback = true;
-  plan.threads = 4;
-  plan.commands = 4000;
-  plan.command = add_one;
-  const auto report = host.swap_under_load(plan);
+  const auto report = host.swap_under_load(tally_plan({tp("tally_v2")}, true, 4, 4000));
   ASSERT_EQ(report.steps.size(), 2u);
   EXPECT_TRUE(report.all_steps_ok()) << report.steps[0].error << report.steps[1].error;
   EXPECT_EQ(report.steps[0].via_upgrade + report.steps[0].via_snapshot + report.steps[0].via_replay,
@@ -55,13 +63,7 @@ TEST(Testkit, SwapRollbackUnderLoadKeepsEveryCount) {
 TEST(Testkit, AFailedSwapStepIsReportedAndFailsNoCommand) {
   Host host;
   ASSERT_EQ(host.load(tp("tally_v1")), "");
-  aether::testkit::LoadPlan plan;
-  plan.plugin = "tally";
-  plan.swaps = {tp("tally_upgrade_fails")};
-  plan.threads = 2;
-  plan.commands = 400;
-  plan.command = add_one;
-  const auto report = host.swap_under_load(plan);
+  const auto report = host.swap_under_load(tally_plan({tp("tally_upgrade_fails")}, false, 2, 400));
   ASSERT_EQ(report.steps.size(), 1u);
   EXPECT_FALSE(report.all_steps_ok());
   EXPECT_NE(report.steps[0].error.find("upgrade"), std::string::npos) << report.steps[0].error;
@@ -72,10 +74,7 @@ TEST(Testkit, AFailedSwapStepIsReportedAndFailsNoCommand) {
 TEST(Testkit, ALoadPlanThatThrowsCountsAsFailed) {
   Host host;
   ASSERT_EQ(host.load(tp("tally_v1")), "");
-  aether::testkit::LoadPlan plan;
-  plan.plugin = "tally";
-  plan.threads = 2;
-  plan.commands = 10;
+  auto plan = tally_plan({}, false, 2, 10);
   plan.command = [](unsigned t, uint64_t i) {
     if (i == 3) throw std::runtime_error("no command 3");
     return add_one(t, i);
