@@ -2,6 +2,8 @@
 #   make run         install what is missing, build, start the host on config/aether.yaml
 #   make test        install what is missing, build, run every test (ctest)
 #   make bench       build and run the benchmarks, printing ratios for BENCHMARKS.md
+#   make package     build the .deb packages aether and aether-dev in
+#                    $(BUILD)/packages (docs/operations.md)
 #   make check-asan  build everything with ASan + UBSan (+ LeakSanitizer) in
 #                    build-asan and run every test there
 #   make check-tsan  build with TSan in build-tsan and run the runtime, store,
@@ -35,7 +37,7 @@ define sanitized_ctest
 	  fi; exit $$status
 endef
 
-.PHONY: all deps configure build run test bench clean check-asan check-tsan fuzz fuzz-ci
+.PHONY: all deps configure build run test bench package clean check-asan check-tsan fuzz fuzz-ci
 
 all: build
 
@@ -56,6 +58,9 @@ run: build
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --timeout 900
+
+package: build
+	cmake --build $(BUILD) --target package
 
 bench: build
 	@bash scripts/deps.sh --bench || echo "bench: could not install nginx-light and wrk; the benchmarks that need them are skipped"

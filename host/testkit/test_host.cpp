@@ -43,9 +43,14 @@ struct TestHost::Impl {
 
 TestHost::TestHost(TestHostOptions options) : impl_(std::make_unique<Impl>()) {
   impl_->opts = std::move(options);
-  std::string tmpl = (fs::temp_directory_path() / "aether-testhost-XXXXXX").string();
-  if (mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-  impl_->dir = tmpl;
+  if (impl_->opts.dir.empty()) {
+    std::string tmpl = (fs::temp_directory_path() / "aether-testhost-XXXXXX").string();
+    if (mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+    impl_->dir = tmpl;
+  } else {
+    impl_->dir = impl_->opts.dir;
+    fs::create_directories(impl_->dir);
+  }
   // A test host loads whatever file its test names (allowed dir "/").
   impl_->plugins = std::make_unique<PluginManager>(
       impl_->registry, PluginManagerOptions{impl_->dir / "plugins", {"/"}});
@@ -60,7 +65,11 @@ TestHost::~TestHost() {
   impl_->store.reset();
   impl_->plugins.reset();
   std::error_code ec;
-  fs::remove_all(impl_->dir, ec);
+  if (impl_->opts.dir.empty()) {
+    fs::remove_all(impl_->dir, ec);
+  } else {
+    fs::remove_all(impl_->dir / "plugins", ec);  // private copies only; the data stays
+  }
 }
 
 Status TestHost::load(const std::string& file) {
@@ -138,6 +147,8 @@ void TestHost::restart() {
   }
   impl_->start();
 }
+
+std::string TestHost::dir() const { return impl_->dir.string(); }
 
 Runtime& TestHost::runtime() { return *impl_->runtime; }
 Store& TestHost::store() { return *impl_->store; }

@@ -30,6 +30,9 @@ namespace aether::testkit {
 struct TestHostOptions {
   // "memory" or "sqlite" (a file in a temporary directory of the host).
   std::string store = "memory";
+  // The host's directory (plugin copies, the sqlite file). Empty: a fresh
+  // temporary directory, removed with the host; a given one is kept.
+  std::string dir;
   RuntimeOptions runtime;
   SwapOptions swap;
 };
@@ -50,9 +53,9 @@ class TestHost {
   std::string view(const std::string& type, const std::string& id, const std::string& ns = "default");
 
   // Hot swap to the plugin image in `file`.
-  Result<SwapReport> swap(const std::string& plugin, const std::string& file);
+  Result<aether::SwapReport> swap(const std::string& plugin, const std::string& file);
   // Back to the version loaded before the current one.
-  Result<SwapReport> rollback(const std::string& plugin);
+  Result<aether::SwapReport> rollback(const std::string& plugin);
 
   // The version text of the loaded plugin `plugin` ("" if not loaded).
   std::string version(const std::string& plugin) const;
@@ -62,6 +65,8 @@ class TestHost {
   static bool is_mapped(const std::string& file);
   // Mappings of files under the host's private plugin directory.
   int plugin_mappings() const;
+  // The host's directory (TestHostOptions::dir or its temporary one).
+  std::string dir() const;
 
   // Restarts the runtime over the same store (a process restart for a
   // sqlite store; the memory store keeps its data too).
