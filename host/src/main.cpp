@@ -263,7 +263,11 @@ int serve(const HostConfig& cfg) {
   if (registry.plugins().empty()) log::warn("no plugin loaded: every command will be refused");
   metrics.set_known_types([&registry](std::string_view t) { return registry.plugin_for_type(t) != nullptr; });
 
-  auto rt = Runtime::create(runtime_options(cfg), registry, *store, *store, bus.get(), &metrics);
+  // Without NATS the runtime broadcasts on the host's own bus: the HTTP
+  // event streams read it.
+  std::unique_ptr<Bus> local_bus = bus ? nullptr : make_local_bus();
+  Bus* events_bus = bus ? bus.get() : local_bus.get();
+  auto rt = Runtime::create(runtime_options(cfg), registry, *store, *store, events_bus, &metrics);
   if (!rt) return fail("runtime: " + rt.status().message());
   Runtime& runtime = **rt;
   SwapOptions swap;
@@ -303,7 +307,9 @@ int serve(const HostConfig& cfg) {
     ho.max_header_count = cfg.api.max_header_count;
     ho.allowed_origins = cfg.api.allowed_origins;
     ho.max_json_depth = cfg.api.max_json_depth;
-    auto h = HttpServer::start(ho, runtime, registry, metrics, &plugins, cluster.get());
+    ho.max_event_streams = cfg.api.max_event_streams;
+    ho.event_stream_queue = cfg.api.event_stream_queue;
+    auto h = HttpServer::start(ho, runtime, registry, metrics, &plugins, cluster.get(), events_bus, local_bus != nullptr);
     if (!h) return fail(h.status().message());
     http = std::move(h).value();
   }

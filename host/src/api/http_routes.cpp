@@ -80,6 +80,8 @@ const std::vector<Route>& route_table() {
       {"GET", std::regex("/metrics"), Kind::kQuick, "metrics"},
       {"GET", std::regex("/healthz"), Kind::kQuick, "healthz"},
       {"GET", std::regex("/readyz"), Kind::kQuick, "readyz"},
+      {"GET", std::regex(R"(/v1/([^/]+)/events/stream)"), Kind::kQuick, "stream"},
+      {"GET", std::regex("/ui(/.*)?"), Kind::kQuick, "ui"},
   };
   return table;
 }
@@ -249,6 +251,11 @@ ApiResponse ApiRoutes::quick(const std::string& route, const ApiRequest& req,
   if (route == "plugins") return {plugins_reply(d_.registry)};
   if (route == "cluster") return {cluster_reply(d_.cluster, d_.node_id)};
   if (route == "metrics") return {{200, d_.metrics.render()}, "text/plain; version=0.0.4"};
+  if (route == "ui") return console_reply(req.path);
+  if (route == "stream") {
+    return {http_error_reply(405, "method_not_allowed", "the event stream is served to GET only"), "application/json",
+            "GET"};
+  }
   if (route == "healthz") return {json_reply(200, {{"status", "ok"}})};
   if (d_.ready == nullptr || d_.ready->load()) return {json_reply(200, {{"status", "ready"}})};
   return {http_error_reply(503, "unavailable", "the host is not ready (starting or shutting down)")};
