@@ -230,5 +230,40 @@ TEST(EventStream, SurvivesAHotSwap) {
   EXPECT_EQ(after[1]["version"], 2);
 }
 
+// The console's files load without the token (a browser cannot send one with
+// a page load); every API call still needs it. A POST from the page itself
+// carries Origin http://<Host>: served when Host is an IP address or
+// localhost, refused for a DNS name (which a foreign page could rebind).
+TEST(EventStream, ConsoleFilesAndSameOriginPosts) {
+  StreamHost host("bearer_token: s3cret\n");
+  ASSERT_TRUE(host.start()) << host.log();
+  for (const char* path : {"/ui", "/ui/", "/ui/app.js", "/ui/style.css"}) {
+    Socket s(host.port());
+    const auto r = s.request(raw_get(path));
+    EXPECT_EQ(r.status, 200) << path;
+    EXPECT_FALSE(r.body.empty()) << path;
+  }
+  Socket missing(host.port());
+  EXPECT_EQ(missing.request(raw_get("/ui/nope.js")).status, 404);
+  Socket api(host.port());
+  EXPECT_EQ(api.request(raw_get("/v1/plugins")).status, 401);
+  Socket post_ui(host.port());
+  EXPECT_EQ(post_ui.request(test::raw_post("/ui", "{}")).status, 401) << "only GET of the files is open";
+  const std::string self = "127.0.0.1:" + std::to_string(host.port());
+  const std::string body = R"({"command":"Increment"})";
+  auto post = [&](const std::string& h, const std::string& origin) {
+    Socket s(host.port());
+    return s.request("POST /v1/default/actors/Counter/o/commands HTTP/1.1\r\nHost: " + h +
+                     "\r\nAuthorization: Bearer s3cret\r\nContent-Type: application/json\r\nOrigin: " + origin +
+                     "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body)
+        .status;
+  };
+  EXPECT_EQ(post(self, "http://" + self), 200);
+  EXPECT_EQ(post("localhost:1", "http://localhost:1"), 200);
+  EXPECT_EQ(post("rebound.example:1", "http://rebound.example:1"), 403);
+  EXPECT_EQ(post(self, "http://127.0.0.2:1"), 403);
+  EXPECT_EQ(post(self, "https://" + self), 403);
+}
+
 }  // namespace
 }  // namespace aether
