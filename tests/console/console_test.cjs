@@ -184,9 +184,25 @@ async function gridMatches(page, url, nodes, seconds) {
   throw new Error(`the grid does not show ${nodes} owners matching /v1/cluster within ${seconds} s`);
 }
 
+// The tail on one node shows a commit made through another (the events
+// subject over NATS carries every node's commits).
+async function clusterTail(page) {
+  await page.goto(args.url + '/ui#live', { waitUntil: 'domcontentloaded' });
+  await page.waitForFunction(() => document.querySelector('#live-status').dataset.state === 'connected', WAIT);
+  for (let i = 0; i < 5; i++) {
+    check(await post(args.other_url + `/v1/default/actors/Counter/tail-${i}/commands`, { command: 'Increment' }) === 200,
+      `command ${i} sent to another node`);
+  }
+  await page.waitForFunction(() => document.querySelectorAll('#live-tail .commit').length === 5, WAIT);
+  const nodes = await page.$$eval('#live-tail .commit', (cs) => cs.map((c) => c.textContent.match(/\((node-\d)\)$/)[1]));
+  check(true, 'the live tail of node-1 shows the 5 commits made through node-2, run by ' + [...new Set(nodes)].sort().join(', '));
+  await shot(page, 'cluster-live');
+}
+
 async function cluster() {
   const { browser, page } = await launch();
   try {
+    await clusterTail(page);
     await page.goto(args.url + '/ui#cluster', { waitUntil: 'domcontentloaded' });
     await page.waitForFunction(() => document.querySelectorAll('#cluster-nodes tr').length === 3, WAIT);
     check(true, 'the Cluster view shows three nodes');

@@ -101,7 +101,8 @@ TEST(Console, ClusterViewFollowsANodeLeaving) {
   test::TempDir dir;
   const std::string leave = dir.file("leave-now");
   std::thread browser([&] {
-    run_scenario("cluster", R"({"url":")" + cluster.host("node-1").url() + R"(","leave_file":")" + leave + R"("})");
+    run_scenario("cluster", R"({"url":")" + cluster.host("node-1").url() + R"(","other_url":")" +
+                                cluster.host("node-2").url() + R"(","leave_file":")" + leave + R"("})");
   });
   // The script asks for the leave once it has checked the grid of three.
   bool asked = false;
