@@ -22,6 +22,10 @@ namespace {
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
+// A comment line this often on a quiet stream: proxies keep it open, and a
+// client that vanished is noticed by the failing write.
+constexpr std::chrono::seconds kPingInterval{15};
+
 // Frames waiting for the client: filled on a bus thread, emptied on the
 // session's strand.
 class Inbox {
@@ -74,7 +78,11 @@ std::string raw_head(int status, const std::string& type, const std::string& ori
 class StreamSession : public std::enable_shared_from_this<StreamSession> {
  public:
   StreamSession(tcp::socket socket, ConnectionHub& hub, uint64_t connection)
-      : socket_(std::move(socket)), timer_(socket_.get_executor()), hub_(hub), connection_(connection) {}
+      : socket_(std::move(socket)),
+        timer_(socket_.get_executor()),
+        ping_(socket_.get_executor()),
+        hub_(hub),
+        connection_(connection) {}
   ~StreamSession() { close(); }
 
   void start(const ApiRequest& req, const std::string& ns, const std::string& origin) {
@@ -95,6 +103,7 @@ class StreamSession : public std::enable_shared_from_this<StreamSession> {
     }
     stream_ = *stream;
     read();
+    ping();
     write(raw_head(200, "text/event-stream", origin) + "X-Accel-Buffering: no\r\n\r\n: events of " +
           EventStreams::pattern(ns, type, id, false) + "\n\n");
   }
@@ -116,6 +125,15 @@ class StreamSession : public std::enable_shared_from_this<StreamSession> {
       if (self->closed_) return;
       if (ec) return self->close();
       self->read();
+    });
+  }
+
+  void ping() {
+    ping_.expires_after(kPingInterval);
+    ping_.async_wait([self = shared_from_this()](boost::system::error_code ec) {
+      if (ec || self->closed_) return;
+      if (!self->writing_) self->write(": ping\n\n");
+      self->ping();
     });
   }
 
@@ -162,11 +180,13 @@ class StreamSession : public std::enable_shared_from_this<StreamSession> {
     socket_.shutdown(tcp::socket::shutdown_both, ignored);
     socket_.close(ignored);
     timer_.cancel();
+    ping_.cancel();
     hub_.remove(connection_);
   }
 
   tcp::socket socket_;
   asio::steady_timer timer_;
+  asio::steady_timer ping_;
   ConnectionHub& hub_;
   uint64_t connection_;
   uint64_t stream_ = 0;

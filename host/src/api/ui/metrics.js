@@ -87,6 +87,7 @@ function chart(title, points, unit) {
   const t0 = points.length ? points[0].t : 0;
   const span = Math.max(1, (points.length ? points[points.length - 1].t : 1) - t0);
   const xy = vals.map((p) => `${((p.t - t0) / span * (w - 40) + 35).toFixed(1)},${(h - 15 - p.v / max * (h - 30)).toFixed(1)}`);
+  if (xy.length === 1) xy.push(`${w},${xy[0].split(',')[1]}`);  // one sample: a flat line
   const svg = document.createElementNS('http://www.w3.org/2000/svg', 'svg');
   svg.setAttribute('viewBox', `0 0 ${w} ${h}`);
   svg.setAttribute('class', 'chart');
