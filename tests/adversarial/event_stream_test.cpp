@@ -243,8 +243,12 @@ TEST(EventStream, ConsoleFilesAndSameOriginPosts) {
     EXPECT_EQ(r.status, 200) << path;
     EXPECT_FALSE(r.body.empty()) << path;
   }
-  Socket missing(host.port());
-  EXPECT_EQ(missing.request(raw_get("/ui/nope.js")).status, 404);
+  for (const char* path : {"/ui/nope.js", "/ui/../v1/plugins", "/ui/%2e%2e/v1/plugins"}) {
+    Socket s(host.port());
+    const auto r = s.request(raw_get(path));
+    EXPECT_EQ(r.status, 404) << path << ": a console path never reaches another route";
+    EXPECT_EQ(r.body.find("plugins\":["), std::string::npos) << r.body;
+  }
   Socket api(host.port());
   EXPECT_EQ(api.request(raw_get("/v1/plugins")).status, 401);
   Socket post_ui(host.port());

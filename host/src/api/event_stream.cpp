@@ -141,6 +141,10 @@ std::optional<uint64_t> EventStreams::open(const std::string& ns, const std::str
   }
   {
     std::lock_guard lock(mu_);
+    if (closed_) {
+      error = http_error_reply(503, "unavailable", "the host is stopping");
+      return std::nullopt;
+    }
     if (streams_.size() + opening_ >= options_.max_streams) {
       error = http_error_reply(503, "unavailable",
                                "too many event streams (api.http.max_event_streams is " +
@@ -160,8 +164,14 @@ std::optional<uint64_t> EventStreams::open(const std::string& ns, const std::str
   // Two messages a commit on the local bus (an event and its notification).
   so.queue_capacity = static_cast<size_t>(options_.queue) * (local_ ? 2 : 1);
   auto sub = bus_->subscribe(pattern(ns, type, id, local_), std::move(handler), so);
-  std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_);
   --opening_;
+  if (closed_) {
+    lock.unlock();
+    sub.reset();
+    error = http_error_reply(503, "unavailable", "the host is stopping");
+    return std::nullopt;
+  }
   const uint64_t n = next_++;
   streams_.emplace(n, Open{std::move(sub), std::move(on_end)});
   return n;
@@ -183,6 +193,7 @@ void EventStreams::close_all() {
   std::unordered_map<uint64_t, Open> gone;
   {
     std::lock_guard lock(mu_);
+    closed_ = true;
     gone.swap(streams_);
   }
   for (auto& [n, s] : gone) {

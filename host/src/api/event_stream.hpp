@@ -71,6 +71,7 @@ class EventStreams {
   std::unordered_map<uint64_t, Open> streams_;
   uint64_t next_ = 1;
   uint32_t opening_ = 0;
+  bool closed_ = false;  // close_all() ran: no new stream
 };
 
 // One SSE frame: "id: <id>\nevent: <event>\ndata: <data>\n\n" (a newline in

@@ -25,6 +25,9 @@ using tcp = asio::ip::tcp;
 // A comment line this often on a quiet stream: proxies keep it open, and a
 // client that vanished is noticed by the failing write.
 constexpr std::chrono::seconds kPingInterval{15};
+// Bytes waiting for one client at most, whatever api.http.event_stream_queue
+// (commits can be large).
+constexpr size_t kMaxInboxBytes = 16 << 20;
 
 // Frames waiting for the client: filled on a bus thread, emptied on the
 // session's strand.
@@ -36,10 +39,12 @@ class Inbox {
     {
       std::lock_guard lock(mu_);
       if (overflow_) return;
-      if (frames_.size() >= capacity_) {
+      if (frames_.size() >= capacity_ || bytes_ + frame.size() > kMaxInboxBytes) {
         overflow_ = true;
         frames_.clear();
+        bytes_ = 0;
       } else {
+        bytes_ += frame.size();
         frames_.push_back(std::move(frame));
       }
       if (wake_posted_) return;
@@ -53,6 +58,7 @@ class Inbox {
     std::lock_guard lock(mu_);
     wake_posted_ = false;
     overflow = overflow_;
+    bytes_ = 0;
     std::deque<std::string> out;
     out.swap(frames_);
     return out;
@@ -62,6 +68,7 @@ class Inbox {
   std::mutex mu_;
   std::deque<std::string> frames_;
   size_t capacity_;
+  size_t bytes_ = 0;
   bool overflow_ = false;
   bool wake_posted_ = false;
   std::function<void()> wake_;
