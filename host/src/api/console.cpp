@@ -1,5 +1,5 @@
 // GET /ui: the web console's files, compiled in (api/console_assets.hpp).
-#include <regex>
+#include <string_view>
 
 #include "api/console_assets.hpp"
 #include "api/http_routes.hpp"
@@ -23,10 +23,15 @@ std::string media_type(const std::string& name) {
 bool is_console_path(const std::string& path) { return path == "/ui" || path.rfind("/ui/", 0) == 0; }
 
 std::optional<std::string> event_stream_namespace(const std::string& path) {
-  static const std::regex kStream(R"(/v1/([^/]+)/events/stream)");
-  std::smatch m;
-  if (!std::regex_match(path, m, kStream)) return std::nullopt;
-  return m[1].str();
+  static constexpr std::string_view kHead = "/v1/", kTail = "/events/stream";
+  const std::string_view p(path);
+  if (p.size() <= kHead.size() + kTail.size() || p.substr(0, kHead.size()) != kHead ||
+      p.substr(p.size() - kTail.size()) != kTail) {
+    return std::nullopt;
+  }
+  const std::string_view ns = p.substr(kHead.size(), p.size() - kHead.size() - kTail.size());
+  if (ns.find('/') != std::string_view::npos) return std::nullopt;
+  return std::string(ns);
 }
 
 ApiResponse console_reply(const std::string& path) {

@@ -80,8 +80,6 @@ const std::vector<Route>& route_table() {
       {"GET", std::regex("/metrics"), Kind::kQuick, "metrics"},
       {"GET", std::regex("/healthz"), Kind::kQuick, "healthz"},
       {"GET", std::regex("/readyz"), Kind::kQuick, "readyz"},
-      {"GET", std::regex(R"(/v1/([^/]+)/events/stream)"), Kind::kQuick, "stream"},
-      {"GET", std::regex("/ui(/.*)?"), Kind::kQuick, "ui"},
   };
   return table;
 }
@@ -232,6 +230,9 @@ ApiReply cluster_reply(ClusterNode* cluster, const std::string& node_id) {
 }
 
 std::string ApiRoutes::methods_for(const std::string& path) const {
+  // The console's files and the event stream (served by the connection).
+  if (is_console_path(path)) return "GET, HEAD";
+  if (event_stream_namespace(path)) return "GET";
   std::string get, post;
   for (const auto& r : route_table()) {
     if (!std::regex_match(path, r.pattern)) continue;
@@ -251,11 +252,6 @@ ApiResponse ApiRoutes::quick(const std::string& route, const ApiRequest& req,
   if (route == "plugins") return {plugins_reply(d_.registry)};
   if (route == "cluster") return {cluster_reply(d_.cluster, d_.node_id)};
   if (route == "metrics") return {{200, d_.metrics.render()}, "text/plain; version=0.0.4"};
-  if (route == "ui") return console_reply(req.path);
-  if (route == "stream") {
-    return {http_error_reply(405, "method_not_allowed", "the event stream is served to GET only"), "application/json",
-            "GET"};
-  }
   if (route == "healthz") return {json_reply(200, {{"status", "ok"}})};
   if (d_.ready == nullptr || d_.ready->load()) return {json_reply(200, {{"status", "ready"}})};
   return {http_error_reply(503, "unavailable", "the host is not ready (starting or shutting down)")};
@@ -275,6 +271,7 @@ void ApiRoutes::handle(ApiRequest req, Done done) {
   std::optional<ApiResponse> now;
   try {
     const std::string method = req.method == "HEAD" ? "GET" : req.method;
+    if (method == "GET" && is_console_path(req.path)) return done(console_reply(req.path));
     for (const auto& r : route_table()) {
       std::smatch sm;
       if (method != r.method || !std::regex_match(req.path, sm, r.pattern)) continue;
