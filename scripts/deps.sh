@@ -14,6 +14,9 @@ packages=(
   # make check-asan / check-tsan (GCC's runtimes), make fuzz (clang's
   # libFuzzer and sanitizer runtimes), symbolized sanitizer reports
   libasan8 libubsan1 libtsan2 libclang-rt-14-dev llvm
+  # the web console's browser tests (tests/console): a headless Chromium
+  # driven by puppeteer-core, which the test setup installs with npm
+  chromium nodejs npm
 )
 
 if [ "${1:-}" = "--bench" ]; then

@@ -22,8 +22,10 @@ namespace aether::test {
 
 class Socket {
  public:
-  explicit Socket(int port, int timeout_s = 20) {
+  // `rcvbuf` > 0: a small receive buffer (a client that reads slowly fills up soon).
+  explicit Socket(int port, int timeout_s = 20, int rcvbuf = 0) {
     fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (rcvbuf > 0) setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
     timeval tv{timeout_s, 0};
     setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
@@ -104,6 +106,22 @@ class Socket {
   }
   const std::string& received() const { return pending_; }
 
+  // Waits up to `ms` for data and appends it to received(); false if none
+  // came (eof() tells whether the connection ended).
+  bool receive_some(int ms) {
+    pollfd p{fd_, POLLIN, 0};
+    if (eof_ || ::poll(&p, 1, ms) <= 0) return false;
+    char buf[65536];
+    const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+    if (n <= 0) {
+      eof_ = true;
+      return false;
+    }
+    pending_.append(buf, static_cast<size_t>(n));
+    return true;
+  }
+  bool eof() const { return eof_; }
+
  private:
   bool receive() {
     char buf[65536];
@@ -115,6 +133,7 @@ class Socket {
 
   int fd_ = -1;
   bool connected_ = false;
+  bool eof_ = false;
   std::string pending_;
 };
 

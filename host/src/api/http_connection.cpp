@@ -57,6 +57,21 @@ std::string quoted(beast::string_view s) {
 
 using Headers = std::vector<std::pair<http::field, std::string>>;
 
+// A browser sends Origin also with a POST to the page's own host. That is the
+// same origin when Origin is http://<Host> and Host is an IP address or
+// localhost (a DNS name could be rebound to this host by a foreign page: list
+// it in api.http.allowed_origins instead).
+bool same_origin(beast::string_view origin, beast::string_view host) {
+  if (host.empty() || origin != "http://" + std::string(host)) return false;
+  std::string name(host);
+  if (name.front() == '[') return name.find(']') != std::string::npos;  // [::1]:port
+  name = name.substr(0, name.rfind(':') == std::string::npos ? name.size() : name.rfind(':'));
+  if (name == "localhost") return true;
+  boost::system::error_code ec;
+  boost::asio::ip::make_address_v4(name, ec);
+  return !ec;
+}
+
 }  // namespace
 
 class Connection : public std::enable_shared_from_this<Connection> {
@@ -194,7 +209,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       return false;
     }
     origin_.clear();
-    if (auto o = req[http::field::origin]; !o.empty()) {
+    if (auto o = req[http::field::origin]; !o.empty() && !same_origin(o, req[http::field::host])) {
       const auto& allowed = opts().allowed_origins;
       if (std::find(allowed.begin(), allowed.end(), std::string(o)) == allowed.end()) {
         early(403, "forbidden_origin",
@@ -225,6 +240,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     const auto target = req.target();
     const auto path = target.substr(0, target.find('?'));
     if (path == "/healthz" || path == "/readyz") return true;
+    // The console's static files hold no data (every API call they make
+    // needs the token); a browser cannot send a token with a page load.
+    if (is_console_path(std::string(path)) && req.method() == http::verb::get) return true;
     return constant_time_equal(req[http::field::authorization], "Bearer " + opts().bearer_token);
   }
 
@@ -259,6 +277,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     a.method = std::string(req.method_string());
     split_target(std::string(req.target()), a.path, a.query);
     if (req.method() == http::verb::options) return preflight(a.path);
+    if (req.method() == http::verb::get) {
+      if (auto ns = event_stream_namespace(a.path)) return stream(a, *ns);
+    }
     a.idempotency_key = std::string(req["Idempotency-Key"]);
     a.body = std::move(req.body());
     hub_.routes().handle(std::move(a), [self = shared_from_this()](ApiResponse r) {
@@ -266,6 +287,15 @@ class Connection : public std::enable_shared_from_this<Connection> {
         self->write_reply(std::move(r), After::kKeepAlive);
       });
     });
+  }
+
+  // The socket becomes an event stream; this connection ends without
+  // closing it (the stream keeps the connection's admission).
+  void stream(const ApiRequest& a, const std::string& ns) {
+    finish_request();  // a stream is no request in progress for stop()
+    phase_ = Phase::kClosed;
+    timer_.cancel();
+    serve_event_stream(std::move(socket_), hub_, id_, a, ns, origin_);
   }
 
   // OPTIONS: what a browser asks before a cross-origin request.

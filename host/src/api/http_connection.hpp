@@ -14,6 +14,10 @@
 #include "api/http_routes.hpp"
 #include "api/http_server.hpp"
 
+namespace aether {
+class EventStreams;
+}
+
 namespace aether::http_detail {
 
 class Connection;
@@ -24,6 +28,9 @@ class ConnectionHub {
 
   const HttpOptions& options() const { return options_; }
   ApiRoutes& routes() { return routes_; }
+  // The event streams (GET /v1/{ns}/events/stream); set before serving.
+  EventStreams* streams() { return streams_; }
+  void set_streams(EventStreams* streams) { streams_ = streams; }
 
   // Counts a new connection in; false when max_connections are open.
   bool admit();
@@ -49,6 +56,7 @@ class ConnectionHub {
  private:
   const HttpOptions& options_;
   ApiRoutes& routes_;
+  EventStreams* streams_ = nullptr;
   mutable std::mutex mu_;
   std::condition_variable idle_;
   std::unordered_map<uint64_t, std::weak_ptr<Connection>> connections_;
@@ -60,6 +68,10 @@ class ConnectionHub {
 
 // Serves one admitted socket (its executor a strand) until it closes.
 void serve(boost::asio::ip::tcp::socket socket, ConnectionHub& hub);
+// Turns an admitted connection (its id from add()) into an event stream of
+// namespace `ns` for `request` (docs/api.md); the stream removes the id.
+void serve_event_stream(boost::asio::ip::tcp::socket socket, ConnectionHub& hub, uint64_t connection,
+                        const ApiRequest& request, const std::string& ns, const std::string& origin);
 // Answers 503 and closes at once: max_connections are open.
 void refuse(boost::asio::ip::tcp::socket socket, uint32_t max_connections);
 

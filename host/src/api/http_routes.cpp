@@ -230,6 +230,9 @@ ApiReply cluster_reply(ClusterNode* cluster, const std::string& node_id) {
 }
 
 std::string ApiRoutes::methods_for(const std::string& path) const {
+  // The console's files and the event stream (served by the connection).
+  if (is_console_path(path)) return "GET, HEAD";
+  if (event_stream_namespace(path)) return "GET";
   std::string get, post;
   for (const auto& r : route_table()) {
     if (!std::regex_match(path, r.pattern)) continue;
@@ -268,6 +271,7 @@ void ApiRoutes::handle(ApiRequest req, Done done) {
   std::optional<ApiResponse> now;
   try {
     const std::string method = req.method == "HEAD" ? "GET" : req.method;
+    if (method == "GET" && is_console_path(req.path)) return done(console_reply(req.path));
     for (const auto& r : route_table()) {
       std::smatch sm;
       if (method != r.method || !std::regex_match(req.path, sm, r.pattern)) continue;

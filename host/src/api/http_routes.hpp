@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -46,6 +47,12 @@ ApiReply reload_reply(PluginManager* manager, const std::string& plugin, const s
                       size_t max_json_depth);
 ApiReply cluster_reply(ClusterNode* cluster, const std::string& node_id);
 ApiReply http_error_reply(int status, const std::string& code, const std::string& message);
+
+// The web console (GET /ui, /ui/<file>) and the event stream's path.
+bool is_console_path(const std::string& path);
+ApiResponse console_reply(const std::string& path);
+// The namespace of GET /v1/{ns}/events/stream, or nullopt for another path.
+std::optional<std::string> event_stream_namespace(const std::string& path);
 
 // Percent-decodes `s` ('+' becomes a space when `plus_is_space`); a broken
 // escape is kept as it is.

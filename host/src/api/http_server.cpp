@@ -16,6 +16,7 @@
 #include <future>
 #include <thread>
 
+#include "api/event_stream.hpp"
 #include "api/http_connection.hpp"
 #include "core/log.hpp"
 
@@ -69,6 +70,7 @@ struct HttpServer::Impl {
   std::atomic<bool> ready{true};
   std::atomic<bool> stopped{false};
   ApiRoutes routes;
+  EventStreams streams;  // outlives the hub and the connections
   http_detail::ConnectionHub hub;
   // Destroyed before the hub (its pending handlers hold connections).
   asio::io_context ioc;
@@ -83,12 +85,15 @@ struct HttpServer::Impl {
   int port = 0;
   int64_t last_accept_warning = 0;
 
-  Impl(HttpOptions o, ApiRoutes::Deps deps, uint32_t io_threads)
+  Impl(HttpOptions o, ApiRoutes::Deps deps, uint32_t io_threads, Bus* events, bool events_local)
       : opts(std::move(o)),
         routes(with_hooks(std::move(deps))),
+        streams(events, events_local, {opts.max_event_streams, opts.event_stream_queue}),
         hub(opts, routes),
         ioc(static_cast<int>(io_threads)),
-        blocking(std::max<uint32_t>(2, io_threads)) {}
+        blocking(std::max<uint32_t>(2, io_threads)) {
+    hub.set_streams(&streams);
+  }
 
   ApiRoutes::Deps with_hooks(ApiRoutes::Deps deps) {
     deps.run_blocking = [this](std::function<void()> task) { asio::post(blocking, std::move(task)); };
@@ -180,10 +185,11 @@ HttpServer::~HttpServer() { stop(); }
 
 Result<std::unique_ptr<HttpServer>> HttpServer::start(const HttpOptions& options, Runtime& runtime,
                                                       PluginRegistry& registry, Metrics& metrics,
-                                                      PluginManager* plugins, ClusterNode* cluster) {
+                                                      PluginManager* plugins, ClusterNode* cluster,
+                                                      Bus* events, bool events_local) {
   const uint32_t io_threads = io_thread_count(options.threads);
   ApiRoutes::Deps deps{runtime, registry, metrics, plugins, cluster, options.node_id, {}, nullptr, options.max_json_depth};
-  auto impl = std::make_unique<Impl>(options, std::move(deps), io_threads);
+  auto impl = std::make_unique<Impl>(options, std::move(deps), io_threads, events, events_local);
   const std::string addr = options.host + ":" + std::to_string(options.port);
   if (Status s = impl->listen(addr); !s) return s;
   raise_descriptor_limit(options.max_connections);
@@ -203,6 +209,7 @@ void HttpServer::stop() {
   impl_->ready.store(false);
   impl_->close_acceptor();
   impl_->hub.stop_all();
+  impl_->streams.close_all();  // event streams end (their clients see the connection close)
   const bool drained = impl_->hub.wait_requests(kStopWaitMs);
   impl_->ioc.stop();
   for (auto& t : impl_->threads) t.join();

@@ -23,6 +23,7 @@
 
 namespace aether {
 
+class Bus;
 class Metrics;
 class PluginManager;
 class PluginRegistry;
@@ -48,6 +49,9 @@ struct HttpOptions {
   // a request with any other Origin gets 403.
   std::vector<std::string> allowed_origins;
   size_t max_json_depth = 64;  // api.max_json_depth: request bodies nest at most this deep
+  // GET /v1/{ns}/events/stream: streams open at once, frames buffered per client.
+  uint32_t max_event_streams = 64;
+  uint32_t event_stream_queue = 1024;
 };
 
 class HttpServer {
@@ -57,10 +61,13 @@ class HttpServer {
   // REQUIRES: runtime, registry and metrics outlive the server.
   // `plugins` may be null: reload then answers 501.
   // `cluster` may be null (a single node): commands then run on `runtime`.
+  // `events` feeds the event streams (null: they answer 501); `events_local`:
+  // it is the host's own bus, not NATS (api/event_stream.hpp).
   static Result<std::unique_ptr<HttpServer>> start(const HttpOptions& options, Runtime& runtime,
                                                    PluginRegistry& registry, Metrics& metrics,
                                                    PluginManager* plugins = nullptr,
-                                                   ClusterNode* cluster = nullptr);
+                                                   ClusterNode* cluster = nullptr, Bus* events = nullptr,
+                                                   bool events_local = false);
   ~HttpServer();
 
   // The bound port (the chosen one when options.port was 0).

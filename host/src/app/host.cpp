@@ -11,6 +11,7 @@
 #include "api/metrics.hpp"
 #include "api/nats_ingress.hpp"
 #include "app/options.hpp"
+#include "bus/bus.hpp"
 #include "bus/nats_bus.hpp"
 #include "cluster/cluster.hpp"
 #include "core/dir_lock.hpp"
@@ -119,6 +120,9 @@ struct Host::Parts {
     ~ClearRelay() { p.store(nullptr); }
   } clear_relay{relay_ptr};  // runs before `relay` is destroyed
   std::unique_ptr<Bus> bus;
+  // Without NATS the runtime broadcasts on the host's own bus: the HTTP
+  // event streams read it.
+  std::unique_ptr<Bus> local_bus;
   PluginRegistry registry;
   std::unique_ptr<PluginManager> plugins;
   std::unique_ptr<Runtime> runtime;
@@ -199,8 +203,11 @@ struct Host::Parts {
     return Status::ok();
   }
 
+  Bus* events_bus() const { return bus ? bus.get() : local_bus.get(); }
+
   Status start_runtime() {
-    auto rt = Runtime::create(runtime_options(config), registry, *store, *store, bus.get(), &metrics);
+    if (!bus) local_bus = make_local_bus();
+    auto rt = Runtime::create(runtime_options(config), registry, *store, *store, events_bus(), &metrics);
     if (!rt) return Status(rt.status().code(), "runtime: " + rt.status().message());
     runtime = std::move(rt).value();
     SwapOptions swap;
@@ -228,7 +235,8 @@ struct Host::Parts {
 
   Status start_servers() {
     if (config.api.http_enabled) {
-      auto h = HttpServer::start(http_options(config), *runtime, registry, metrics, plugins.get(), cluster.get());
+      auto h = HttpServer::start(http_options(config), *runtime, registry, metrics, plugins.get(), cluster.get(),
+                                 events_bus(), local_bus != nullptr);
       if (!h) return h.status();
       http = std::move(h).value();
     }

@@ -106,6 +106,8 @@ HttpOptions http_options(const HostConfig& c) {
   o.max_header_count = c.api.max_header_count;
   o.allowed_origins = c.api.allowed_origins;
   o.max_json_depth = c.api.max_json_depth;
+  o.max_event_streams = c.api.max_event_streams;
+  o.event_stream_queue = c.api.event_stream_queue;
   return o;
 }
 

@@ -944,7 +944,13 @@ std::string ClusterNode::status_json() const {
     return out;
   };
   const json migs = list(st.migrations);
+  json owners;  // the owner of every shard, for a shard map view
+  {
+    std::lock_guard lock(impl_->mu);
+    owners = impl_->map.owners;
+  }
   return json{{"mode", "cluster"},
+              {"owners", owners},
               {"node", st.node_id},
               {"leader", st.leader},
               {"epoch", st.epoch},

@@ -124,6 +124,8 @@ struct HostConfig {
     std::vector<std::string> allowed_origins;  // empty = no cross-origin request
     bool allow_unauthenticated_remote = false;
     uint32_t max_json_depth = kDefaultMaxJsonDepth;  // request bodies and NATS command messages
+    uint32_t max_event_streams = 64;    // GET /v1/{ns}/events/stream open at once
+    uint32_t event_stream_queue = 1024;  // commits buffered per stream client
   } api;
 
   struct Log {

@@ -225,8 +225,12 @@ void api_section(Parser& p, const YAML::Node& n, const std::string& path, HostCo
                     [&](auto& x, auto& kk) { p.uint(x, kk, c.api.max_header_count, 1, 10000); }},
                    {"allowed_origins",
                     [&](auto& x, auto& kk) { p.str_list(x, kk, c.api.allowed_origins); }},
-                   {"allow_unauthenticated_remote", [&](auto& x, auto& kk) {
-                      p.boolean(x, kk, c.api.allow_unauthenticated_remote);
+                   {"allow_unauthenticated_remote",
+                    [&](auto& x, auto& kk) { p.boolean(x, kk, c.api.allow_unauthenticated_remote); }},
+                   {"max_event_streams",
+                    [&](auto& x, auto& kk) { p.uint(x, kk, c.api.max_event_streams, 0, 100000); }},
+                   {"event_stream_queue", [&](auto& x, auto& kk) {
+                      p.uint(x, kk, c.api.event_stream_queue, 1, 1000000);
                     }}});
           }},
          {"max_json_depth", [&](auto& v, auto& k) {
