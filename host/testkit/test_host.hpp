@@ -14,10 +14,12 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "core/status.hpp"
 #include "runtime/runtime.hpp"
+#include "runtime/shadow_check.hpp"
 
 namespace aether {
 class PluginManager;
@@ -32,6 +34,9 @@ struct TestHostOptions {
   std::string store = "memory";
   RuntimeOptions runtime;
   SwapOptions swap;
+  // Run the shadow check before each swap (runtime/shadow_check.hpp), as
+  // aether-host does by default. Off unless set.
+  std::optional<ShadowOptions> shadow;
 };
 
 class TestHost {

@@ -335,6 +335,17 @@ class Parser {
          {"keep", [&](auto& v, auto& p) { uint(v, p, out.keep, 1, 1000); }}});
   }
 
+  void shadow_check(const YAML::Node& n, const std::string& path, HostConfig::Plugins::ShadowCheck& out) {
+    map(n, path,
+        {{"enabled", [&](auto& v, auto& p) { boolean(v, p, out.enabled); }},
+         {"sample", [&](auto& v, auto& p) { uint(v, p, out.sample, 0, 100000000); }},
+         {"sample_percent", [&](auto& v, auto& p) { uint(v, p, out.sample_percent, 0, 100); }},
+         {"max_active", [&](auto& v, auto& p) { uint(v, p, out.max_active, 0, 100000000); }},
+         {"time_limit", [&](auto& v, auto& p) { duration(v, p, out.time_limit_ms); }},
+         {"memory_limit", [&](auto& v, auto& p) { uint(v, p, out.memory_limit_bytes, 1024, INT64_MAX); }},
+         {"max_differences", [&](auto& v, auto& p) { uint(v, p, out.max_differences, 1, 1000); }}});
+  }
+
   void idempotency(const YAML::Node& n, const std::string& path, IdempotencyConfig& out) {
     map(n, path, {{"retention", [&](auto& v, auto& p) {
                     map(v, p,
@@ -555,7 +566,8 @@ Result<HostConfig> parse_config(const std::string& text, const std::string& name
                     [&](auto& v, auto& k) { p.boolean(v, k, c.plugins.allow_breaking_reload); }},
                    {"swap_pause_timeout", [&](auto& v, auto& k) {
                       p.duration(v, k, c.plugins.swap_pause_timeout_ms);
-                    }}});
+                    }},
+                   {"shadow_check", [&](auto& v, auto& k) { p.shadow_check(v, k, c.plugins.shadow_check); }}});
           }},
          {"actors",
           [&](auto& n, auto& path) {
