@@ -15,9 +15,10 @@
 // compared with the replay path of the new version only (an actor migrated
 // at the swap must equal one loaded afterwards), and the report says so.
 //
-// The check runs in the calling thread, off the command path: it loads
-// nothing into the registry, writes nothing, and only reads the store. It
-// stops at its time and memory bounds and says so in the report.
+// The check runs off the command path, on a thread of its own at the lowest
+// CPU priority (the caller waits for it): it loads nothing into the
+// registry, writes nothing, and only reads the store. It stops at its time
+// and memory bounds and says so in the report.
 #pragma once
 
 #include <cstdint>
@@ -78,9 +79,10 @@ struct ShadowReport {
   uint64_t peak_memory_bytes = 0;
   uint64_t memory_limit_bytes = 0;
   bool complete = true;    // every sampled actor was checked
-  std::string stopped_by;  // when not complete: "time" or "memory"
+  std::string stopped_by;  // when not complete: "time", "memory" or "error"
 
-  bool passed() const { return actors_differing == 0; }
+  // No differences, and the check did not fail.
+  bool passed() const { return actors_differing == 0 && stopped_by != "error"; }
   // {"plugin","from_version","to_version","actors_checked",...,
   //  "differences":[{"actor","version","path","compared_with","diff"|"error"}]}
   std::string to_json() const;
