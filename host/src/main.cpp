@@ -269,10 +269,7 @@ int serve(const HostConfig& cfg) {
   SwapOptions swap;
   swap.allow_breaking = cfg.plugins.allow_breaking_reload;
   swap.pause_timeout_ms = cfg.plugins.swap_pause_timeout_ms;
-  const auto& sc = cfg.plugins.shadow_check;
-  plugins.attach(&runtime, swap, store.get(),
-                 ShadowOptions{sc.enabled, sc.sample, sc.sample_percent, sc.max_active, sc.time_limit_ms,
-                               sc.memory_limit_bytes, sc.max_differences});
+  plugins.attach(&runtime, swap, store.get(), cfg.plugins.shadow_check);
   if (cfg.plugins.watch) {
     plugins.start_watching(std::chrono::milliseconds(std::max<int64_t>(50, cfg.plugins.watch_interval_ms)));
     log::info("watching plugin files for changes every " + std::to_string(cfg.plugins.watch_interval_ms) + " ms");

@@ -221,32 +221,35 @@ TEST(ShadowCheckBounds, SamplesPassiveActorsByCountAndPercent) {
   EXPECT_EQ(every.report.actors_differing, 15u);
 }
 
+// The report of a dry run of tally_v1_fold over `actors` filled actors of a
+// memory store, with `o`.
+ShadowReport dry_report(const ShadowOptions& o, int actors) {
+  TestHost host(checked("memory", o));
+  EXPECT_TRUE(host.load(tp("tally_v1")).is_ok());
+  fill(host, actors);
+  ReloadCheck check;
+  EXPECT_TRUE(reload(host, "tally_v1_fold", check, false, true).is_ok());
+  return check.report;
+}
+
 // Past its time or memory bound the check stops and says so; what it did
 // check still decides.
 TEST(ShadowCheckBounds, StopsAtItsTimeAndMemoryLimits) {
   ShadowOptions no_time;
   no_time.time_limit_ms = 0;
-  TestHost host(checked("memory", no_time));
-  ASSERT_TRUE(host.load(tp("tally_v1")).is_ok());
-  fill(host, 5);
-  ReloadCheck check;
-  ASSERT_TRUE(reload(host, "tally_v1_fold", check, false, true).is_ok());
-  EXPECT_FALSE(check.report.complete);
-  EXPECT_EQ(check.report.stopped_by, "time");
-  EXPECT_EQ(check.report.actors_checked, 0u);
+  const ShadowReport timed = dry_report(no_time, 5);
+  EXPECT_FALSE(timed.complete);
+  EXPECT_EQ(timed.stopped_by, "time");
+  EXPECT_EQ(timed.actors_checked, 0u);
 
   ShadowOptions small;
   small.memory_limit_bytes = 1024;
-  TestHost tight(checked("memory", small));
-  ASSERT_TRUE(tight.load(tp("tally_v1")).is_ok());
-  fill(tight, 40);
-  ReloadCheck bounded;
-  ASSERT_TRUE(reload(tight, "tally_v1_fold", bounded, false, true).is_ok());
-  EXPECT_FALSE(bounded.report.complete);
-  EXPECT_EQ(bounded.report.stopped_by, "memory");
-  EXPECT_GT(bounded.report.actors_checked, 0u);
-  EXPECT_LT(bounded.report.actors_checked, 40u);
-  EXPECT_LE(bounded.report.peak_memory_bytes, 1024u);
+  const ShadowReport bounded = dry_report(small, 40);
+  EXPECT_FALSE(bounded.complete);
+  EXPECT_EQ(bounded.stopped_by, "memory");
+  EXPECT_GT(bounded.actors_checked, 0u);
+  EXPECT_LT(bounded.actors_checked, 40u);
+  EXPECT_LE(bounded.peak_memory_bytes, 1024u);
 }
 
 // A rollback is not checked (the previous version served already).

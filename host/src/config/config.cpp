@@ -335,7 +335,7 @@ class Parser {
          {"keep", [&](auto& v, auto& p) { uint(v, p, out.keep, 1, 1000); }}});
   }
 
-  void shadow_check(const YAML::Node& n, const std::string& path, HostConfig::Plugins::ShadowCheck& out) {
+  void shadow_check(const YAML::Node& n, const std::string& path, ShadowOptions& out) {
     map(n, path,
         {{"enabled", [&](auto& v, auto& p) { boolean(v, p, out.enabled); }},
          {"sample", [&](auto& v, auto& p) { uint(v, p, out.sample, 0, 100000000); }},

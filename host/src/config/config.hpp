@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/json_limits.hpp"
+#include "core/shadow_options.hpp"
 #include "core/status.hpp"
 
 namespace aether {
@@ -93,16 +94,7 @@ struct HostConfig {
     int64_t watch_interval_ms = 1000;
     bool allow_breaking_reload = false;
     int64_t swap_pause_timeout_ms = 10000;
-    // The shadow check before a reload (runtime/shadow_check.hpp).
-    struct ShadowCheck {
-      bool enabled = true;
-      uint64_t sample = 1000;
-      uint32_t sample_percent = 0;
-      uint64_t max_active = 1000;
-      int64_t time_limit_ms = 30000;
-      uint64_t memory_limit_bytes = 64ull << 20;
-      uint32_t max_differences = 20;
-    } shadow_check;
+    ShadowOptions shadow_check;  // the shadow check before a reload
   } plugins;
 
   struct Actors {
