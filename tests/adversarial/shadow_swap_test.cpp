@@ -157,5 +157,27 @@ TEST_F(ShadowSwap, BadReloadFieldsAreRefused) {
   EXPECT_EQ(version(), "1.0.0");
 }
 
+// The plugins.shadow_check keys are checked like every other key: a bad
+// value is refused with the file, the line and the key.
+TEST(ShadowSwapConfig, BadShadowCheckKeysAreRefusedWithTheirLine) {
+  test::TempDir dir;
+  const std::string file = dir.file("host.yaml");
+  std::ofstream(file) << "store:\n  backend: memory\nplugins:\n  dir: " << dir.path().string() << "\n  shadow_check:\n"
+                      << "    sample_percent: 101\n";
+  auto r = run_process({test::host_binary(), "--check-config", file}, {}, 20);
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find(file + ":6: plugins.shadow_check.sample_percent"), std::string::npos) << r.err;
+
+  std::ofstream(file) << "store:\n  backend: memory\nplugins:\n  dir: " << dir.path().string() << "\n  shadow_check:\n"
+                      << "    enabled: false\n    sample: 10\n    time_limit: 2s\n    memory_limit: 1048576\n"
+                      << "    max_differences: 5\n    max_active: 0\n";
+  r = run_process({test::host_binary(), "--check-config", file}, {}, 20);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  std::ofstream(file) << "store:\n  backend: memory\nplugins:\n  dir: " << dir.path().string() << "\n  shadow_check:\n    samples: 10\n";
+  r = run_process({test::host_binary(), "--check-config", file}, {}, 20);
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find(":6: plugins.shadow_check.samples"), std::string::npos) << r.err;
+}
+
 }  // namespace
 }  // namespace aether
