@@ -4,7 +4,7 @@
 //   aether state TYPE ID
 //   aether events TYPE ID [--from N] [--limit N]
 //   aether plugins
-//   aether reload NAME [--to previous] [--file PATH]
+//   aether reload NAME [--to previous] [--file PATH] [--dry-run] [--accept-differences]
 //   aether cluster
 //   aether repair TYPE ID --truncate-after VERSION [--yes]
 //   aether bench [--type T] [--command C] [--payload JSON] [--actors N] [--clients N]
@@ -54,6 +54,40 @@ int exit_code_for(int status) {
 }
 
 
+// The shadow check report of a reload (docs/hot-swap.md), readably.
+void print_shadow_report(FILE* out, const json& r) {
+  std::fprintf(out,
+               "shadow check of %s %s -> %s: %llu actors checked (%llu active, %llu passive of %llu "
+               "stored), %llu events replayed, %.1f ms, peak memory %llu of %llu bytes\n",
+               r.value("plugin", "").c_str(), r.value("from_version", "").c_str(),
+               r.value("to_version", "").c_str(), r.value("actors_checked", 0ull),
+               r.value("active_checked", 0ull), r.value("passive_checked", 0ull),
+               r.value("stored_actors", 0ull), r.value("events_replayed", 0ull),
+               r.value("elapsed_ms", 0.0), r.value("peak_memory_bytes", 0ull),
+               r.value("memory_limit_bytes", 0ull));
+  for (const auto& n : r.value("notes", json::array())) std::fprintf(out, "  note: %s\n", n.get<std::string>().c_str());
+  if (!r.value("complete", true)) {
+    std::fprintf(out, "  incomplete: stopped by its %s limit\n", r.value("stopped_by", "").c_str());
+  }
+  const uint64_t differing = r.value("actors_differing", 0ull);
+  if (differing == 0) {
+    std::fprintf(out, "  no differences\n");
+    return;
+  }
+  const json diffs = r.value("differences", json::array());
+  std::fprintf(out, "  %llu actors differ (%zu shown):\n", static_cast<unsigned long long>(differing), diffs.size());
+  for (const auto& d : diffs) {
+    std::fprintf(out, "    %s v%llu, %s path vs %s:\n", d.value("actor", "").c_str(), d.value("version", 0ull),
+                 d.value("path", "").c_str(), d.value("compared_with", "").c_str());
+    if (d.contains("error")) std::fprintf(out, "      error: %s\n", d.value("error", "").c_str());
+    for (const auto& f : d.value("diff", json::array())) {
+      std::fprintf(out, "      %s: expected %s, got %s\n", f.value("field", "").c_str(),
+                   f.contains("expected") ? f["expected"].dump().c_str() : "(absent)",
+                   f.contains("got") ? f["got"].dump().c_str() : "(absent)");
+    }
+  }
+}
+
 class Api {
  public:
   explicit Api(const Options& o) : o_(o), client_(o.url) {
@@ -85,6 +119,7 @@ class Api {
         const auto& e = j["error"];
         std::fprintf(stderr, "error %d %s: %s\n", r->status, e.value("code", "").c_str(),
                      e.value("message", "").c_str());
+        if (e.contains("report") && e["report"].is_object()) print_shadow_report(stderr, e["report"]);
       } else {
         std::fprintf(stderr, "error %d: %s\n", r->status, r->body.c_str());
       }
@@ -201,6 +236,10 @@ int main(int argc, char** argv) {
   reload->add_option("--to", reload_to, "'previous': return to the version loaded before")
       ->check(CLI::IsMember({"previous"}));
   reload->add_option("--file", reload_file, "the new image (default: the file it was loaded from)");
+  bool dry_run = false, accept_differences = false;
+  reload->add_flag("--dry-run", dry_run, "run the shadow check only; swap nothing");
+  reload->add_flag("--accept-differences", accept_differences,
+                   "swap even if the shadow check finds states that differ");
   auto* cluster = app.add_subcommand("cluster", "show cluster membership and shards");
   uint64_t truncate_after = 0;
   bool yes = false;
@@ -284,7 +323,16 @@ int main(int argc, char** argv) {
     json body = json::object();
     if (!reload_to.empty()) body["to"] = reload_to;
     if (!reload_file.empty()) body["file"] = reload_file;
+    if (dry_run) body["dry_run"] = true;
+    if (accept_differences) body["accept"] = "differences";
     return api.call("POST", "/v1/plugins/" + path_segment(plugin) + "/reload", body.dump(), [](const json& j) {
+      if (j.contains("shadow")) print_shadow_report(stdout, j["shadow"]);
+      if (j.value("dry_run", false)) {
+        std::printf("dry run: %s %s was not swapped in\n", j.value("plugin", "").c_str(),
+                    j.value("to_version", "").c_str());
+        return;
+      }
+      if (j.value("accepted_differences", false)) std::printf("differences accepted\n");
       std::printf("reloaded %s: %s -> %s, %llu active actors moved (%llu by snapshot, %llu by "
                   "upgrade_state, %llu by replay), paused %.1f ms\n",
                   j.value("plugin", "").c_str(), j.value("from_version", "").c_str(),

@@ -37,7 +37,11 @@ struct TestHost::Impl {
     auto r = Runtime::create(opts.runtime, registry, *store, *store);
     if (!r) throw std::runtime_error(r.status().to_string());
     runtime = std::move(r).value();
-    plugins->attach(runtime.get(), opts.swap);
+    if (opts.shadow) {
+      plugins->attach(runtime.get(), opts.swap, store.get(), *opts.shadow);
+    } else {
+      plugins->attach(runtime.get(), opts.swap);
+    }
   }
 };
 

@@ -14,10 +14,12 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "core/status.hpp"
 #include "runtime/runtime.hpp"
+#include "runtime/shadow_check.hpp"
 
 namespace aether {
 class PluginManager;
@@ -35,6 +37,9 @@ struct TestHostOptions {
   std::string dir;
   RuntimeOptions runtime;
   SwapOptions swap;
+  // Run the shadow check before each swap (runtime/shadow_check.hpp), as
+  // aether-host does by default. Off unless set.
+  std::optional<ShadowOptions> shadow;
 };
 
 class TestHost {

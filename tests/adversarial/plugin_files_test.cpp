@@ -176,7 +176,9 @@ TEST_F(PluginFiles, ReloadOfATruncatedFileIsRefusedAndTheHostServes) {
 }
 
 TEST_F(PluginFiles, WatchWaitsForABuildWritingTheFileInPlace) {
-  ASSERT_NO_FATAL_FAILURE(start("  watch: true\n  watch_interval: 50ms\n"));
+  // tally 2.0.0 starts "ops" at 0 on upgrade (the shadow check would refuse
+  // it for actor t); this test is about the file, not the states.
+  ASSERT_NO_FATAL_FAILURE(start("  watch: true\n  watch_interval: 50ms\n  shadow_check:\n    enabled: false\n"));
   expect_serving("1.0.0");
   const std::string v2 = bytes_of(test_plugin("tally_v2"));
   {

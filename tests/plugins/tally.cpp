@@ -8,6 +8,12 @@
 //   TALLY_RESTORE_THROWS  schema 1 like V1, but restore throws
 //   TALLY_UPGRADE_FAILS   as V2, but upgrade_state throws
 //   TALLY_MISSING_TYPE    serves "Tally2" instead of "Tally"
+// and for the shadow check of a reload:
+//   TALLY_V1_FOLD         1.2.0-fold, schema 1 like V1, but apply folds Subtracted
+//                         as an addition (the same history, another count)
+//   TALLY_V2_EXACT        2.1.0-exact, state schema 2: {"total"}; upgrade_state
+//                         carries count over as total (a correct upgrade)
+//   TALLY_V2_DROPS        2.1.0-drops, as V2_EXACT, but upgrade_state drops total
 #include <aether/sdk.hpp>
 
 #include <stdexcept>
@@ -17,7 +23,7 @@ namespace {
 using aether::Decision;
 using aether::json;
 
-#if defined(TALLY_V1) || defined(TALLY_V1_1) || defined(TALLY_RESTORE_THROWS)
+#if defined(TALLY_V1) || defined(TALLY_V1_1) || defined(TALLY_RESTORE_THROWS) || defined(TALLY_V1_FOLD)
 struct State {
   int64_t count = 0;
 };
@@ -32,6 +38,17 @@ constexpr int64_t kMaxAdd = 500;
 constexpr int64_t kMaxAdd = INT64_MAX;
 #endif
 json view(const State& s) { return {{"count", s.count}}; }
+#elif defined(TALLY_V2_EXACT) || defined(TALLY_V2_DROPS)
+struct State {
+  int64_t total = 0;
+};
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(State, total)
+constexpr uint32_t kSchema = 2;
+int64_t& total(State& s) { return s.total; }
+int64_t total(const State& s) { return s.total; }
+void note_op(State&) {}
+constexpr int64_t kMaxAdd = INT64_MAX;
+json view(const State& s) { return {{"total", s.total}}; }
 #else
 struct State {
   int64_t total = 0;
@@ -56,6 +73,12 @@ json view(const State& s) { return {{"total", s.total}, {"ops", s.ops}, {"v", 2}
 #define TALLY_VERSION "2.0.0-upgrade-fails"
 #elif defined(TALLY_MISSING_TYPE)
 #define TALLY_VERSION "2.0.0-missing-type"
+#elif defined(TALLY_V1_FOLD)
+#define TALLY_VERSION "1.2.0-fold"
+#elif defined(TALLY_V2_EXACT)
+#define TALLY_VERSION "2.1.0-exact"
+#elif defined(TALLY_V2_DROPS)
+#define TALLY_VERSION "2.1.0-drops"
 #elif defined(TALLY_V2_NO_UPGRADE)
 #define TALLY_VERSION "2.0.0-no-upgrade"
 #else
@@ -91,7 +114,11 @@ aether::ActorType<State> make_type() {
                  })
           .event("Subtracted",
                  [](State& s, const json& e) {
+#ifdef TALLY_V1_FOLD
+                   total(s) += e.at("n").get<int64_t>();
+#else
                    total(s) -= e.at("n").get<int64_t>();
+#endif
                    note_op(s);
                  })
           .view_with(&view);
@@ -104,8 +131,18 @@ aether::ActorType<State> make_type() {
   return std::move(t).upgrade_with([](uint32_t, const json&) -> std::optional<json> {
     throw std::runtime_error("upgrade_state cannot read schema 1");
   });
-#elif defined(TALLY_V1) || defined(TALLY_V1_1) || defined(TALLY_V2_NO_UPGRADE)
+#elif defined(TALLY_V1) || defined(TALLY_V1_1) || defined(TALLY_V2_NO_UPGRADE) || defined(TALLY_V1_FOLD)
   return t;
+#elif defined(TALLY_V2_EXACT) || defined(TALLY_V2_DROPS)
+  return std::move(t).upgrade_with([](uint32_t from, const json& old) -> std::optional<json> {
+    if (from != 1) return std::nullopt;
+#ifdef TALLY_V2_DROPS
+    (void)old;
+    return json::object();  // forgets the count
+#else
+    return json{{"total", old.at("count").get<int64_t>()}};
+#endif
+  });
 #else
   return std::move(t).upgrade_with([](uint32_t from, const json& old) -> std::optional<json> {
     if (from != 1) return std::nullopt;

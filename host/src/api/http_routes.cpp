@@ -181,6 +181,37 @@ ApiReply plugins_reply(PluginRegistry& registry) {
   return json_reply(200, {{"plugins", list}});
 }
 
+namespace {
+
+// Reads the reload body's fields into `r`; an error reply when one is wrong.
+std::optional<ApiReply> parse_reload_body(const std::string& body, ReloadRequest& r) {
+  json j = json::parse(body, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    return http_error_reply(400, "invalid_argument",
+                            "request body must be a JSON object like {\"file\":\"path.so\"} or "
+                            "{\"to\":\"previous\"}");
+  }
+  if (auto f = j.find("file"); f != j.end() && !f->is_null()) {
+    if (!f->is_string()) return http_error_reply(400, "invalid_argument", "field 'file' must be a string");
+    r.file = f->get<std::string>();
+  }
+  if (auto t = j.find("to"); t != j.end() && !t->is_null()) {
+    if (*t != "previous") return http_error_reply(400, "invalid_argument", "field 'to' only takes \"previous\"");
+    r.to_previous = true;
+  }
+  if (auto d = j.find("dry_run"); d != j.end() && !d->is_null()) {
+    if (!d->is_boolean()) return http_error_reply(400, "invalid_argument", "field 'dry_run' must be true or false");
+    r.dry_run = d->get<bool>();
+  }
+  if (auto a = j.find("accept"); a != j.end() && !a->is_null()) {
+    if (*a != "differences") return http_error_reply(400, "invalid_argument", "field 'accept' only takes \"differences\"");
+    r.accept_differences = true;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
 ApiReply reload_reply(PluginManager* manager, const std::string& plugin, const std::string& body,
                       size_t max_json_depth) {
   if (manager == nullptr) return http_error_reply(501, "not_implemented", "this host does not reload plugins");
@@ -188,36 +219,34 @@ ApiReply reload_reply(PluginManager* manager, const std::string& plugin, const s
   ReloadRequest r;
   r.plugin = plugin;
   if (!body.empty()) {
-    json j = json::parse(body, nullptr, false);
-    if (j.is_discarded() || !j.is_object()) {
-      return http_error_reply(400, "invalid_argument",
-                              "request body must be a JSON object like {\"file\":\"path.so\"} or "
-                              "{\"to\":\"previous\"}");
-    }
-    if (auto f = j.find("file"); f != j.end() && !f->is_null()) {
-      if (!f->is_string()) return http_error_reply(400, "invalid_argument", "field 'file' must be a string");
-      r.file = f->get<std::string>();
-    }
-    if (auto t = j.find("to"); t != j.end() && !t->is_null()) {
-      if (*t != "previous") return http_error_reply(400, "invalid_argument", "field 'to' only takes \"previous\"");
-      r.to_previous = true;
-    }
+    if (auto bad = parse_reload_body(body, r)) return std::move(*bad);
   }
-  auto rep = manager->reload(r);
+  ReloadCheck check;
+  auto rep = manager->reload(r, &check);
   if (!rep) {
     const Status& s = rep.status();
+    if (check.refused) {
+      return json_reply(422, {{"error", {{"code", "shadow_mismatch"}, {"message", s.message()},
+                                         {"report", json::parse(check.report.to_json())}}}});
+    }
     if (s.code() == StatusCode::kPluginError) return http_error_reply(422, "plugin_refused", s.message());
     return error_reply(s);
   }
-  return json_reply(200, {{"plugin", rep->plugin},
-                          {"from_version", rep->from_version},
-                          {"to_version", rep->to_version},
-                          {"actors_migrated", rep->actors_migrated},
-                          {"via_snapshot", rep->via_snapshot},
-                          {"via_upgrade", rep->via_upgrade},
-                          {"via_replay", rep->via_replay},
-                          {"actors_dropped", rep->actors_dropped},
-                          {"pause_ms", rep->pause_ms}});
+  json out = {{"plugin", rep->plugin}, {"from_version", rep->from_version}, {"to_version", rep->to_version}};
+  if (!check.dry_run) {
+    out.update({{"actors_migrated", rep->actors_migrated},
+                {"via_snapshot", rep->via_snapshot},
+                {"via_upgrade", rep->via_upgrade},
+                {"via_replay", rep->via_replay},
+                {"actors_dropped", rep->actors_dropped},
+                {"pause_ms", rep->pause_ms}});
+  }
+  out["dry_run"] = check.dry_run;
+  if (check.ran) {
+    out["shadow"] = json::parse(check.report.to_json());
+    out["accepted_differences"] = check.accepted_differences;
+  }
+  return json_reply(200, out);
 }
 
 ApiReply cluster_reply(ClusterNode* cluster, const std::string& node_id) {

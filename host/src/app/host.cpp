@@ -213,7 +213,7 @@ struct Host::Parts {
     SwapOptions swap;
     swap.allow_breaking = config.plugins.allow_breaking_reload;
     swap.pause_timeout_ms = config.plugins.swap_pause_timeout_ms;
-    plugins->attach(runtime.get(), swap);
+    plugins->attach(runtime.get(), swap, store.get(), config.plugins.shadow_check);
     if (config.plugins.watch) {
       plugins->start_watching(std::chrono::milliseconds(std::max<int64_t>(50, config.plugins.watch_interval_ms)));
       log::info("watching plugin files for changes every " + std::to_string(config.plugins.watch_interval_ms) +

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/json_limits.hpp"
+#include "core/shadow_options.hpp"
 #include "core/status.hpp"
 
 namespace aether {
@@ -93,6 +94,7 @@ struct HostConfig {
     int64_t watch_interval_ms = 1000;
     bool allow_breaking_reload = false;
     int64_t swap_pause_timeout_ms = 10000;
+    ShadowOptions shadow_check;  // the shadow check before a reload
   } plugins;
 
   struct Actors {

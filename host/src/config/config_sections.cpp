@@ -122,9 +122,9 @@ void plugins_section(Parser& p, const YAML::Node& n, const std::string& path, Ho
           [&](auto& v, auto& k) { p.duration(v, k, c.plugins.watch_interval_ms); }},
          {"allow_breaking_reload",
           [&](auto& v, auto& k) { p.boolean(v, k, c.plugins.allow_breaking_reload); }},
-         {"swap_pause_timeout", [&](auto& v, auto& k) {
-            p.duration(v, k, c.plugins.swap_pause_timeout_ms);
-          }}});
+         {"swap_pause_timeout",
+          [&](auto& v, auto& k) { p.duration(v, k, c.plugins.swap_pause_timeout_ms); }},
+         {"shadow_check", [&](auto& v, auto& k) { p.shadow_check(v, k, c.plugins.shadow_check); }}});
 }
 
 // actors: workers, limits, timeouts, snapshots, idempotency, per-type overrides

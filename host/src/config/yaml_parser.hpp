@@ -203,6 +203,17 @@ class Parser {
          {"keep", [&](auto& v, auto& p) { uint(v, p, out.keep, 1, 1000); }}});
   }
 
+  void shadow_check(const YAML::Node& n, const std::string& path, ShadowOptions& out) {
+    map(n, path,
+        {{"enabled", [&](auto& v, auto& p) { boolean(v, p, out.enabled); }},
+         {"sample", [&](auto& v, auto& p) { uint(v, p, out.sample, 0, 100000000); }},
+         {"sample_percent", [&](auto& v, auto& p) { uint(v, p, out.sample_percent, 0, 100); }},
+         {"max_active", [&](auto& v, auto& p) { uint(v, p, out.max_active, 0, 100000000); }},
+         {"time_limit", [&](auto& v, auto& p) { duration(v, p, out.time_limit_ms); }},
+         {"memory_limit", [&](auto& v, auto& p) { uint(v, p, out.memory_limit_bytes, 1024, INT64_MAX); }},
+         {"max_differences", [&](auto& v, auto& p) { uint(v, p, out.max_differences, 1, 1000); }}});
+  }
+
   void idempotency(const YAML::Node& n, const std::string& path, IdempotencyConfig& out) {
     map(n, path, {{"retention", [&](auto& v, auto& p) {
                     map(v, p,

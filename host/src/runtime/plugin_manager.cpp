@@ -62,10 +62,50 @@ Result<std::shared_ptr<const Plugin>> PluginManager::load(const std::string& fil
   return plugin;
 }
 
-void PluginManager::attach(Runtime* runtime, SwapOptions defaults) {
+void PluginManager::attach(Runtime* runtime, SwapOptions defaults, EventStore* events,
+                           ShadowOptions shadow) {
   std::lock_guard lock(mu_);
   runtime_ = runtime;
   defaults_ = defaults;
+  events_ = events;
+  shadow_ = shadow;
+}
+
+// The shadow check of `next` against the loaded version, then the swap
+// unless the check refuses it or only the check was asked for.
+Result<SwapReport> PluginManager::checked_swap(const ReloadRequest& req,
+                                               std::shared_ptr<const Plugin> next,
+                                               ReloadCheck& check) {
+  auto current = registry_.find_plugin(req.plugin);
+  const bool wanted = req.dry_run || (shadow_.enabled && !req.to_previous);
+  if (current && events_ != nullptr && wanted) {
+    check.ran = true;
+    check.dry_run = req.dry_run;
+    check.report = run_shadow_check(*current, *next, *runtime_, *events_, shadow_);
+    const ShadowReport& r = check.report;
+    log::info("shadow check of plugin " + req.plugin + " " + r.to_version + ": " +
+              std::to_string(r.actors_checked) + " actors, " + std::to_string(r.events_replayed) +
+              " events, " + std::to_string(r.actors_differing) + " differing");
+    if (req.dry_run) {
+      SwapReport dry;
+      dry.plugin = req.plugin;
+      dry.from_version = current->version();
+      dry.to_version = next->version();
+      return dry;
+    }
+    if (!r.passed() && !req.accept_differences) {
+      check.refused = true;
+      return Status(StatusCode::kRejected,
+                    "reload of plugin " + req.plugin + " refused, the loaded version keeps serving: the "
+                    "shadow check found " + std::to_string(r.actors_differing) + " of " +
+                    std::to_string(r.actors_checked) + " actors whose state differs under " +
+                    r.to_version + " (accept them with \"accept\": \"differences\")");
+    }
+    check.accepted_differences = !r.passed();
+  } else if (req.dry_run) {
+    return Status::unavailable("the shadow check needs the host's event store, which this host did not give");
+  }
+  return runtime_->swap_plugin(std::move(next), defaults_);
 }
 
 // Opens the version `req` asks for: the previous version's copy, or a fresh
@@ -116,7 +156,9 @@ void PluginManager::commit_swap(History& h, const ReloadRequest& req, Version ne
   note_file(h);
 }
 
-Result<SwapReport> PluginManager::reload(const ReloadRequest& req) {
+Result<SwapReport> PluginManager::reload(const ReloadRequest& req, ReloadCheck* check) {
+  ReloadCheck own;
+  ReloadCheck& ch = check != nullptr ? *check : own;
   std::lock_guard lock(mu_);
   if (runtime_ == nullptr) return Status::unavailable("the host is not running yet");
   History* h = nullptr;
@@ -129,11 +171,12 @@ Result<SwapReport> PluginManager::reload(const ReloadRequest& req) {
   auto report = [&]() -> Result<SwapReport> {
     auto opened = open_next(req, *h, next);
     if (!opened) return opened.status();
-    return runtime_->swap_plugin(*opened, defaults_);
+    return checked_swap(req, std::move(opened).value(), ch);
   }();  // our reference to the new image is gone: the registry holds it, or nothing does
-  if (!report) {
+  if (!report || req.dry_run) {
     if (!req.to_previous && !next.copy.empty()) copies_->remove(next.copy);
-    return report.status();
+    if (!report) return report.status();
+    return report;
   }
   commit_swap(*h, req, std::move(next));
   return report;

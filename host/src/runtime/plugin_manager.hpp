@@ -26,9 +26,11 @@
 
 #include "core/status.hpp"
 #include "runtime/runtime.hpp"
+#include "runtime/shadow_check.hpp"
 
 namespace aether {
 
+class EventStore;
 class Plugin;
 class PluginRegistry;
 class PluginCopies;
@@ -37,6 +39,17 @@ struct ReloadRequest {
   std::string plugin;          // the loaded plugin's name
   std::string file;            // new image; empty = the current version's own file
   bool to_previous = false;    // roll back to the version loaded before the current one
+  bool dry_run = false;        // run the shadow check only; swap nothing
+  bool accept_differences = false;  // swap even if the shadow check finds differences
+};
+
+// What a reload did besides the swap: its shadow check.
+struct ReloadCheck {
+  bool ran = false;            // a shadow check ran (not for a rollback or when disabled)
+  bool refused = false;        // the swap was refused for the differences it found
+  bool accepted_differences = false;  // they were accepted (accept_differences)
+  bool dry_run = false;        // only the check ran
+  ShadowReport report;
 };
 
 struct PluginManagerOptions {
@@ -63,11 +76,19 @@ class PluginManager {
   Result<std::shared_ptr<const Plugin>> load(const std::string& file);
 
   // Hot swaps through `runtime` (REQUIRES: attached before any reload).
-  void attach(Runtime* runtime, SwapOptions defaults);
+  // With `events`, every reload (not a rollback) first runs the shadow check
+  // (runtime/shadow_check.hpp) with `shadow` unless that is disabled.
+  void attach(Runtime* runtime, SwapOptions defaults, EventStore* events = nullptr,
+              ShadowOptions shadow = {});
   // A file that is not allowed is refused (kInvalidArgument) before it is
   // opened; an incomplete or foreign image is refused before dlopen. Either
   // way the loaded version keeps serving.
-  Result<SwapReport> reload(const ReloadRequest& request);
+  // A shadow check that finds differences refuses the swap (kRejected,
+  // check->refused) unless request.accept_differences; with
+  // request.dry_run the check runs (even when disabled) and nothing is
+  // swapped (the SwapReport then names the versions only). `check`, when
+  // given, receives what the check found.
+  Result<SwapReport> reload(const ReloadRequest& request, ReloadCheck* check = nullptr);
 
   // Polls the files of the current versions every `interval`; a file whose
   // size or modification time changed, then stayed the same across two polls
@@ -100,6 +121,8 @@ class PluginManager {
   Result<std::shared_ptr<const Plugin>> open_next(const ReloadRequest& req, const History& h,
                                                   Version& next);
   void commit_swap(History& h, const ReloadRequest& req, Version next);
+  Result<SwapReport> checked_swap(const ReloadRequest& req, std::shared_ptr<const Plugin> next,
+                                  ReloadCheck& check);
   void note_file(History& h);
   bool due_for_reload(const std::string& name, History& h);
   void watch_loop(std::chrono::milliseconds interval);
@@ -107,6 +130,8 @@ class PluginManager {
   PluginRegistry& registry_;
   Runtime* runtime_ = nullptr;
   SwapOptions defaults_;
+  EventStore* events_ = nullptr;
+  ShadowOptions shadow_;
   std::vector<std::string> allowed_dirs_;
   std::vector<std::string> configured_;  // files load() was given
   std::unique_ptr<PluginCopies> copies_;

@@ -224,6 +224,28 @@ class RuntimeImpl final : public Runtime {
     return s;
   }
 
+  std::vector<std::string> namespaces() const override { return opts_.namespaces; }
+
+  std::vector<ActorKey> active_actors(const std::string& plugin, size_t limit) override {
+    std::vector<const TypeBinding*> mine;
+    {
+      std::shared_lock lock(bind_mu_);
+      for (const auto& [_, b] : bindings_) {
+        if (b->plugin != nullptr && b->plugin->name() == plugin) mine.push_back(b.get());
+      }
+    }
+    std::vector<ActorKey> out;
+    for (Shard& s : shards_) {
+      std::lock_guard lock(s.mu);
+      for (const auto& [key, a] : s.actors) {
+        if (out.size() >= limit) return out;
+        if (a.state == nullptr || std::find(mine.begin(), mine.end(), key.binding) == mine.end()) continue;
+        out.push_back(ActorKey{key.binding->ns, key.binding->type, key.id});
+      }
+    }
+    return out;
+  }
+
   void passivate_all() override {
     for (Shard& s : shards_) {
       std::lock_guard lock(s.mu);

@@ -202,6 +202,13 @@ class Runtime {
   virtual Status check_actor(const std::string& ns, const std::string& type,
                              const std::string& id) const = 0;
 
+  // The namespaces this runtime serves.
+  virtual std::vector<std::string> namespaces() const = 0;
+
+  // Up to `limit` actors of the plugin named `plugin` that hold a state in
+  // memory now (the shadow check of a reload always includes them).
+  virtual std::vector<ActorKey> active_actors(const std::string& plugin, size_t limit) = 0;
+
   // Passivates every idle actor now (tests, tools).
   virtual void passivate_all() = 0;
 

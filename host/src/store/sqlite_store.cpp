@@ -390,6 +390,30 @@ class SqliteStore final : public Store, public Outbox {
 
   Result<std::vector<Snapshot>> list(const ActorKey& key) override { return list_n(key, INT64_MAX); }
 
+  Result<ActorSample> sample_actors(const std::string& ns, const std::string& type, uint64_t n) override {
+    static constexpr const char* kSql[] = {
+        "SELECT COUNT(*) FROM (SELECT DISTINCT id FROM events WHERE ns=?1 AND type=?2)",
+        "SELECT id FROM (SELECT DISTINCT id FROM events WHERE ns=?1 AND type=?2) "
+        "ORDER BY random() LIMIT ?3"};
+    Lease c(*this);
+    ActorSample out;
+    for (int q = 0; q < 2; ++q) {
+      Stmt s;
+      if (s.prepare(c->db, kSql[q]) != SQLITE_OK) return Status::internal(db_error(c->db, kSql[q]));
+      s.bind(1, ns);
+      s.bind(2, type);
+      s.bind(3, static_cast<int64_t>(std::min<uint64_t>(n, INT64_MAX)));
+      for (;;) {
+        const int rc = s.step();
+        if (rc == SQLITE_DONE) break;
+        if (rc != SQLITE_ROW) return Status::unavailable(db_error(c->db, "list actors"));
+        if (q == 0) out.total = static_cast<uint64_t>(s.col_int(0));
+        if (q == 1) out.ids.push_back(s.col_text(0));
+      }
+    }
+    return out;
+  }
+
   Result<std::vector<OutboxEntry>> outbox_fetch(size_t limit) override {
     Lease c(*this);
     Stmt& s = c->fetch_outbox;

@@ -85,6 +85,13 @@ using EventVisitor = std::function<Status(const StoredEvent&)>;
 // append() itself).
 using AppendCallback = std::function<void(AppendResult)>;
 
+// The actors of one (namespace, actor type) that have events: how many,
+// and up to `n` of their ids chosen at random (EventStore::sample_actors).
+struct ActorSample {
+  uint64_t total = 0;
+  std::vector<std::string> ids;
+};
+
 // Thread-safe.
 class EventStore {
  public:
@@ -164,6 +171,15 @@ class EventStore {
     return Status::internal("this store has no idempotency key cache to edit");
   }
 
+  // How many actors of `type` in `ns` have events, and up to `n` of their
+  // ids picked at random (the shadow check of a reload samples passive
+  // actors with it). A backend that cannot list its actors says so.
+  virtual Result<ActorSample> sample_actors(const std::string& ns, const std::string& type, uint64_t n) {
+    (void)ns;
+    (void)type;
+    (void)n;
+    return Status::invalid("this store cannot list its actors");
+  }
   // Blocks until every append accepted so far is durable (as durable as the
   // backend's settings make it). Called on shutdown.
   virtual Status flush() = 0;

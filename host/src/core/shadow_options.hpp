@@ -1,0 +1,25 @@
+// The bounds and sample of a reload's shadow check (runtime/shadow_check.hpp),
+// plain data so that the configuration can hold them (plugins.shadow_check).
+#pragma once
+
+#include <cstdint>
+
+namespace aether {
+
+struct ShadowOptions {
+  bool enabled = true;
+  // Passive actors sampled per (namespace, actor type): the larger of
+  // `sample` and `sample_percent` % of them (all when fewer exist).
+  uint64_t sample = 1000;
+  uint32_t sample_percent = 0;
+  // Active actors, always included, up to this many.
+  uint64_t max_active = 1000;
+  int64_t time_limit_ms = 30000;
+  // The check's own working memory: sampled ids, the states' snapshots and
+  // views of the actor being checked, and the report.
+  uint64_t memory_limit_bytes = 64ull << 20;
+  // Differences reported in detail (all are counted).
+  uint32_t max_differences = 20;
+};
+
+}  // namespace aether

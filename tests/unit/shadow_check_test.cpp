@@ -1,0 +1,272 @@
+// The shadow check of a reload (runtime/shadow_check.hpp) through the
+// testkit's in-process host: a new version is tried on the stored histories
+// before it serves, and a swap that would change states is refused.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "runtime/plugin_manager.hpp"
+#include "testkit/test_host.hpp"
+
+namespace aether {
+namespace {
+
+using json = nlohmann::json;
+using testkit::TestHost;
+using testkit::TestHostOptions;
+
+std::string tp(const std::string& name) { return std::string(AETHER_TEST_PLUGIN_DIR) + "/" + name + ".so"; }
+
+TestHostOptions checked(const std::string& store, ShadowOptions shadow = {}) {
+  TestHostOptions o;
+  o.store = store;
+  o.runtime.workers = 4;
+  o.shadow = shadow;
+  return o;
+}
+
+std::string actor(int i) { return "s" + std::to_string(i); }
+
+// Actors s0..s(n-1): each gets Add 10, 20; the odd ones also Sub 5.
+void fill(TestHost& host, int n) {
+  for (int i = 0; i < n; ++i) {
+    ASSERT_TRUE(host.send("Tally", actor(i), "Add", R"({"n":10})").status.is_ok());
+    ASSERT_TRUE(host.send("Tally", actor(i), "Add", R"({"n":20})").status.is_ok());
+    if (i % 2 == 1) {
+      ASSERT_TRUE(host.send("Tally", actor(i), "Sub", R"({"n":5})").status.is_ok());
+    }
+  }
+}
+
+Result<SwapReport> reload(TestHost& host, const std::string& file, ReloadCheck& check,
+                          bool accept = false, bool dry_run = false) {
+  ReloadRequest r;
+  r.plugin = "tally";
+  r.file = tp(file);
+  r.accept_differences = accept;
+  r.dry_run = dry_run;
+  return host.plugins().reload(r, &check);
+}
+
+class ShadowCheck : public testing::TestWithParam<std::string> {};
+
+// A v2 whose apply folds Subtracted differently is refused: the report names
+// every actor with a Subtracted event and the differing field; the old
+// version keeps serving; accepting the differences swaps it.
+TEST_P(ShadowCheck, ApplyFoldingAnEventDifferentlyIsRefused) {
+  TestHost host(checked(GetParam()));
+  ASSERT_TRUE(host.load(tp("tally_v1")).is_ok());
+  fill(host, 10);
+  host.runtime().passivate_all();  // half of them passive, read from the store
+  for (int i = 0; i < 10; i += 2) ASSERT_TRUE(host.state("Tally", actor(i)).is_ok());
+
+  ReloadCheck check;
+  auto rep = reload(host, "tally_v1_fold", check);
+  ASSERT_FALSE(rep.is_ok());
+  EXPECT_EQ(rep.status().code(), StatusCode::kRejected);
+  EXPECT_NE(rep.status().message().find("keeps serving"), std::string::npos) << rep.status().message();
+  ASSERT_TRUE(check.ran);
+  EXPECT_TRUE(check.refused);
+  const ShadowReport& r = check.report;
+  EXPECT_EQ(r.actors_checked, 10u);
+  EXPECT_EQ(r.stored_actors, 10u);
+  EXPECT_EQ(r.events_replayed, 25u);
+  EXPECT_EQ(r.actors_differing, 5u);
+  EXPECT_TRUE(r.complete);
+  ASSERT_EQ(r.differences.size(), 5u);
+  for (const auto& d : r.differences) {
+    const int i = std::stoi(d.actor.id.substr(1));
+    EXPECT_EQ(i % 2, 1) << d.actor.to_string() << " has no Subtracted event";
+    EXPECT_EQ(d.path, "replay");
+    EXPECT_EQ(d.compared_with, "old");
+    EXPECT_EQ(json::parse(d.diff), json::parse(R"([{"field":"/count","expected":25,"got":35}])")) << d.diff;
+  }
+  const json j = json::parse(r.to_json());
+  EXPECT_EQ(j["actors_differing"], 5);
+  EXPECT_EQ(j["differences"][0]["diff"][0]["field"], "/count");
+
+  EXPECT_EQ(host.version("tally"), "1.0.0");
+  EXPECT_EQ(host.plugin_mappings(), 1) << "the refused image must be unloaded";
+  ASSERT_TRUE(host.send("Tally", actor(1), "Sub", R"({"n":5})").status.is_ok());
+  EXPECT_EQ(json::parse(host.view("Tally", actor(1)))["count"], 20);
+
+  ReloadCheck accepted;
+  rep = reload(host, "tally_v1_fold", accepted, true);
+  ASSERT_TRUE(rep.is_ok()) << rep.status().to_string();
+  EXPECT_TRUE(accepted.accepted_differences);
+  EXPECT_EQ(host.version("tally"), "1.2.0-fold");
+}
+
+TEST_P(ShadowCheck, DryRunOnlyChecks) {
+  TestHost host(checked(GetParam()));
+  ASSERT_TRUE(host.load(tp("tally_v1")).is_ok());
+  fill(host, 4);
+  ReloadCheck check;
+  auto rep = reload(host, "tally_v1_fold", check, false, true);
+  ASSERT_TRUE(rep.is_ok()) << rep.status().to_string();
+  EXPECT_TRUE(check.dry_run);
+  EXPECT_FALSE(check.refused);
+  EXPECT_EQ(check.report.actors_differing, 2u);
+  EXPECT_EQ(rep->to_version, "1.2.0-fold");
+  EXPECT_EQ(rep->actors_migrated, 0u);
+  EXPECT_EQ(host.version("tally"), "1.0.0");
+  EXPECT_EQ(host.plugin_mappings(), 1);
+}
+
+// A v2 that declares state schema 2 with an upgrade_state that drops the
+// count is compared by upgrade path only, and refused with the field in the
+// diff; the correct v2 passes.
+TEST_P(ShadowCheck, UpgradeDroppingAFieldIsRefusedAndTheCorrectOnePasses) {
+  TestHost host(checked(GetParam()));
+  ASSERT_TRUE(host.load(tp("tally_v1")).is_ok());
+  fill(host, 6);
+  ReloadCheck check;
+  auto rep = reload(host, "tally_v2_drops", check);
+  ASSERT_FALSE(rep.is_ok());
+  ASSERT_TRUE(check.refused);
+  EXPECT_EQ(check.report.actors_differing, 6u);
+  ASSERT_FALSE(check.report.differences.empty());
+  const ShadowDifference& d = check.report.differences[0];
+  EXPECT_EQ(d.path, "upgrade");
+  EXPECT_EQ(d.compared_with, "replay");
+  const json diff = json::parse(d.diff);
+  ASSERT_EQ(diff.size(), 1u) << d.diff;
+  EXPECT_EQ(diff[0]["field"], "/total");
+  EXPECT_EQ(diff[0]["got"], 0);
+  ASSERT_EQ(check.report.notes.size(), 1u);
+  EXPECT_NE(check.report.notes[0].find("compared by upgrade path only"), std::string::npos);
+  EXPECT_EQ(host.version("tally"), "1.0.0");
+
+  ReloadCheck ok;
+  rep = reload(host, "tally_v2_exact", ok);
+  ASSERT_TRUE(rep.is_ok()) << rep.status().to_string() << "\n" << ok.report.to_json();
+  EXPECT_TRUE(ok.report.passed());
+  EXPECT_EQ(ok.report.actors_checked, 6u);
+  EXPECT_EQ(host.version("tally"), "2.1.0-exact");
+  EXPECT_EQ(json::parse(host.view("Tally", actor(1)))["total"], 25);
+}
+
+INSTANTIATE_TEST_SUITE_P(Stores, ShadowCheck, testing::Values("memory", "sqlite"),
+                         [](const auto& info) { return info.param; });
+
+// A correct v2 passes the check and swaps while 8 threads send commands:
+// none fails, every total carries over.
+TEST(ShadowCheckUnderLoad, CorrectV2SwapsWithNoFailedCommand) {
+  TestHost host(checked("sqlite"));
+  ASSERT_TRUE(host.load(tp("tally_v1")).is_ok());
+  constexpr int kThreads = 8, kActors = 20, kRounds = 50;
+  std::vector<std::vector<int64_t>> expected(kThreads, std::vector<int64_t>(kActors, 0));
+  std::atomic<int> failures{0}, finished{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int r = 0; r < kRounds; ++r) {
+        for (int a = 0; a < kActors; ++a) {
+          const std::string id = "l" + std::to_string(t) + "-" + std::to_string(a);
+          auto res = host.send("Tally", id, "Add", R"({"n":3})");
+          if (res.status.is_ok()) {
+            expected[t][a] += 3;
+          } else {
+            failures.fetch_add(1);
+          }
+        }
+      }
+      finished.fetch_add(1);
+    });
+  }
+  while (host.runtime().stats().commands_ok < kThreads * kActors * 5) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  ReloadCheck check;
+  auto rep = reload(host, "tally_v2_exact", check);
+  const int finished_at_swap = finished.load();
+  for (auto& th : threads) th.join();
+  ASSERT_TRUE(rep.is_ok()) << rep.status().to_string() << "\n" << check.report.to_json();
+  EXPECT_LT(finished_at_swap, kThreads) << "the check and swap must happen under load";
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_TRUE(check.ran);
+  EXPECT_GT(check.report.actors_checked, 0u);
+  EXPECT_GT(rep->via_upgrade, 0u);
+  for (int t = 0; t < kThreads; ++t) {
+    for (int a = 0; a < kActors; ++a) {
+      const std::string id = "l" + std::to_string(t) + "-" + std::to_string(a);
+      EXPECT_EQ(json::parse(host.view("Tally", id))["total"], expected[t][a]) << id;
+    }
+  }
+}
+
+// The sample of passive actors: a count, or a percentage when larger.
+TEST(ShadowCheckBounds, SamplesPassiveActorsByCountAndPercent) {
+  ShadowOptions o;
+  o.sample = 10;
+  TestHost host(checked("sqlite", o));
+  ASSERT_TRUE(host.load(tp("tally_v1")).is_ok());
+  fill(host, 50);
+  host.runtime().passivate_all();
+  ReloadCheck check;
+  ASSERT_TRUE(reload(host, "tally_v1_fold", check, false, true).is_ok());
+  EXPECT_EQ(check.report.stored_actors, 50u);
+  EXPECT_EQ(check.report.passive_checked, 10u);  // besides any actor still active
+  EXPECT_EQ(check.report.actors_checked, check.report.active_checked + 10u);
+
+  TestHost all(checked("memory", ShadowOptions{true, 0, 100}));
+  ASSERT_TRUE(all.load(tp("tally_v1")).is_ok());
+  fill(all, 30);
+  all.runtime().passivate_all();
+  ReloadCheck every;
+  ASSERT_TRUE(reload(all, "tally_v1_fold", every, false, true).is_ok());
+  EXPECT_EQ(every.report.active_checked + every.report.passive_checked, 30u);
+  EXPECT_EQ(every.report.actors_differing, 15u);
+}
+
+// The report of a dry run of tally_v1_fold over `actors` filled actors of a
+// memory store, with `o`.
+ShadowReport dry_report(const ShadowOptions& o, int actors) {
+  TestHost host(checked("memory", o));
+  EXPECT_TRUE(host.load(tp("tally_v1")).is_ok());
+  fill(host, actors);
+  ReloadCheck check;
+  EXPECT_TRUE(reload(host, "tally_v1_fold", check, false, true).is_ok());
+  return check.report;
+}
+
+// Past its time or memory bound the check stops and says so; what it did
+// check still decides.
+TEST(ShadowCheckBounds, StopsAtItsTimeAndMemoryLimits) {
+  ShadowOptions no_time;
+  no_time.time_limit_ms = 0;
+  const ShadowReport timed = dry_report(no_time, 5);
+  EXPECT_FALSE(timed.complete);
+  EXPECT_EQ(timed.stopped_by, "time");
+  EXPECT_EQ(timed.actors_checked, 0u);
+
+  ShadowOptions small;
+  small.memory_limit_bytes = 1024;
+  const ShadowReport bounded = dry_report(small, 40);
+  EXPECT_FALSE(bounded.complete);
+  EXPECT_EQ(bounded.stopped_by, "memory");
+  EXPECT_GT(bounded.actors_checked, 0u);
+  EXPECT_LT(bounded.actors_checked, 40u);
+  EXPECT_LE(bounded.peak_memory_bytes, 1024u);
+}
+
+// A rollback is not checked (the previous version served already).
+TEST(ShadowCheckBounds, RollbackIsNotChecked) {
+  TestHost host(checked("memory"));
+  ASSERT_TRUE(host.load(tp("tally_v1")).is_ok());
+  fill(host, 4);
+  ReloadCheck check;
+  ASSERT_TRUE(reload(host, "tally_v1_fold", check, true).is_ok());
+  ReloadCheck back;
+  ReloadRequest r;
+  r.plugin = "tally";
+  r.to_previous = true;
+  ASSERT_TRUE(host.plugins().reload(r, &back).is_ok());
+  EXPECT_FALSE(back.ran);
+  EXPECT_EQ(host.version("tally"), "1.0.0");
+}
+
+}  // namespace
+}  // namespace aether
