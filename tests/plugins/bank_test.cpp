@@ -63,7 +63,8 @@ TEST(BankPlugin, BadInputIsNotARejection) {
   EXPECT_EQ(r.status, AETHER_ERR_BAD_INPUT);
   EXPECT_EQ(r.message, "missing field 'amount'");
   r = acct.send("Deposit", R"({"amount":"ten"})");
-  EXPECT_EQ(r.message, "field 'amount' has the wrong type (string)");
+  EXPECT_EQ(r.message, "field 'amount': expected an integer between -9223372036854775808 and "
+                       "9223372036854775807, got \"ten\"");
   r = acct.send("Deposit", R"({"amount":)");
   EXPECT_EQ(r.status, AETHER_ERR_BAD_INPUT);
   EXPECT_NE(r.message.find("parse error"), std::string::npos) << r.message;
