@@ -24,7 +24,7 @@ std::string host_error(const Decision& d) {
   return d.status ? "" : status_code_name(d.status.code());
 }
 
-class FakeHostRulesTest : public testing::Test {
+class FakeHostRulesTest : public ::testing::Test {
  protected:
   void SetUp() override {
     auto opened = Plugin::open(kBreaker);
