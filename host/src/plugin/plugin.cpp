@@ -43,23 +43,12 @@ aether_status host_emit(aether_type_call* call, const char* name, size_t name_le
                         const uint8_t* payload, size_t payload_len) {
   if (call == nullptr || call->host_data == nullptr) return AETHER_ERR_INVALID_ARGUMENT;
   CallState& cs = state_of(call);
-  if (cs.kind != CallKind::kDecide) {
-    cs.model_error = rules::kEmitOutsideDecide;
-    return AETHER_ERR_INVALID_ARGUMENT;
-  }
-  if (name == nullptr || (payload == nullptr && payload_len != 0)) {
-    cs.model_error = rules::kEmitNull;
-    return AETHER_ERR_INVALID_ARGUMENT;
-  }
-  const std::string_view n(name, name_len);
-  const int index = cs.type->event_index(n);
-  const std::string_view body(reinterpret_cast<const char*>(payload), payload_len);
-  if (std::string problem = rules::emitted_event_problem(cs.type->name(), index, n, body);
-      !problem.empty()) {
-    cs.model_error = std::move(problem);
-    return AETHER_ERR_INVALID_ARGUMENT;
-  }
-  cs.decision->events.push_back({static_cast<uint32_t>(index), std::string(body)});
+  const int index =
+      rules::check_emit(cs, cs.kind == CallKind::kDecide, cs.type->name(), name, name_len, payload,
+                        payload_len, [&](std::string_view n) { return cs.type->event_index(n); });
+  if (index < 0) return AETHER_ERR_INVALID_ARGUMENT;
+  cs.decision->events.push_back(
+      {static_cast<uint32_t>(index), std::string(reinterpret_cast<const char*>(payload), payload_len)});
   return AETHER_OK;
 }
 

@@ -53,6 +53,27 @@ inline std::string emitted_event_problem(std::string_view type, int index, std::
   return {};
 }
 
+// Checks one emit() call made in a decide() (`in_decide`) or elsewhere:
+// returns the event's position in the model of `type` (`index_of(name)`,
+// -1 when absent), or -1 with `r.model_error` set when the host refuses it.
+template <class IndexOf>
+int check_emit(CallRecord& r, bool in_decide, std::string_view type, const char* name,
+               size_t name_len, const uint8_t* payload, size_t payload_len, IndexOf&& index_of) {
+  if (!in_decide) {
+    r.model_error = kEmitOutsideDecide;
+    return -1;
+  }
+  if (name == nullptr || (payload == nullptr && payload_len != 0)) {
+    r.model_error = kEmitNull;
+    return -1;
+  }
+  const std::string_view n(name, name_len);
+  const int index = index_of(n);
+  r.model_error = emitted_event_problem(
+      type, index, n, std::string_view(reinterpret_cast<const char*>(payload), payload_len));
+  return r.model_error.empty() ? index : -1;
+}
+
 // The problem with the text a view() wrote, or "" when it is a JSON document.
 inline std::string view_problem(std::string_view text) {
   if (std::string p = json_text_problem(text, kMaxPluginJsonDepth, "view"); !p.empty()) {

@@ -91,23 +91,15 @@ inline aether_status emit(aether_type_call* call, const char* name,
                           size_t payload_len) {
   if (call == nullptr || call->host_data == nullptr) return AETHER_ERR_INVALID_ARGUMENT;
   CallState& cs = state_of(call);
-  if (cs.kind != CallState::Kind::kDecide) {
-    cs.model_error = rules::kEmitOutsideDecide;
-    return AETHER_ERR_INVALID_ARGUMENT;
-  }
-  if (name == nullptr || (payload == nullptr && payload_len != 0)) {
-    cs.model_error = rules::kEmitNull;
-    return AETHER_ERR_INVALID_ARGUMENT;
-  }
-  const std::string_view n(name, name_len);
-  const std::string_view body(reinterpret_cast<const char*>(payload), payload_len);
-  const int index = index_of(cs.def->event_names, cs.def->event_count, n);
-  std::string problem = rules::emitted_event_problem(cs.def->name, index, n, body);
-  if (!problem.empty()) {
-    cs.model_error = std::move(problem);
-    return AETHER_ERR_INVALID_ARGUMENT;
-  }
-  cs.outcome->events.push_back({std::string(n), std::string(body), 0});
+  const int index = rules::check_emit(
+      cs, cs.kind == CallState::Kind::kDecide, cs.def->name, name, name_len, payload,
+      payload_len, [&](std::string_view n) {
+        return index_of(cs.def->event_names, cs.def->event_count, n);
+      });
+  if (index < 0) return AETHER_ERR_INVALID_ARGUMENT;
+  cs.outcome->events.push_back(
+      {cs.def->event_names[index],
+       std::string(reinterpret_cast<const char*>(payload), payload_len), 0});
   return AETHER_OK;
 }
 
