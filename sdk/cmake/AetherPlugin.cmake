@@ -1,7 +1,11 @@
 # aether_add_plugin(NAME [SOURCES] src...)
 #
 # Builds an aether plugin as a loadable module:
-#   - hidden visibility (only aether_plugin_entry is exported),
+#   - hidden visibility and a linker version script: aether_plugin_entry is
+#     the one symbol the image exports (inline and template code of the
+#     standard library and nlohmann_json stays inside it),
+#   - Release flags (CMAKE_<LANG>_FLAGS_RELEASE) when the project sets no
+#     build type, so a plugin is never built at -O0 by accident,
 #   - -fno-gnu-unique on GCC, so the image really unloads after a hot swap,
 #   - linked against the aether SDK headers (abi.h, sdk.hpp, nlohmann_json),
 #   - written to ${AETHER_PLUGIN_OUTPUT_DIR} (default: <build>/plugins) as
@@ -39,5 +43,32 @@ function(aether_add_plugin name)
   # dependencies, never in the host.
   if(NOT APPLE)
     target_link_options(${name} PRIVATE -Wl,--no-undefined)
+    _aether_plugin_exports(${name})
   endif()
+  _aether_plugin_release_default(${name})
+endfunction()
+
+# Exports aether_plugin_entry alone, whatever the sources' visibility says.
+function(_aether_plugin_exports name)
+  set(map "${CMAKE_BINARY_DIR}/aether_plugin_exports.map")
+  file(CONFIGURE OUTPUT "${map}"
+    CONTENT "{\n  global: aether_plugin_entry;\n  local: *;\n};\n")
+  target_link_options(${name} PRIVATE "-Wl,--version-script=${map}")
+  set_property(TARGET ${name} APPEND PROPERTY LINK_DEPENDS "${map}")
+endfunction()
+
+# The Release flags of each language, when the project chose no build type
+# (single-configuration generators; multi-configuration ones always have one).
+function(_aether_plugin_release_default name)
+  get_property(multi GLOBAL PROPERTY GENERATOR_IS_MULTI_CONFIG)
+  if(multi OR CMAKE_BUILD_TYPE)
+    return()
+  endif()
+  get_property(languages GLOBAL PROPERTY ENABLED_LANGUAGES)
+  foreach(lang IN ITEMS C CXX)
+    if(lang IN_LIST languages)
+      separate_arguments(flags NATIVE_COMMAND "${CMAKE_${lang}_FLAGS_RELEASE}")
+      target_compile_options(${name} PRIVATE "$<$<COMPILE_LANGUAGE:${lang}>:${flags}>")
+    endif()
+  endforeach()
 endfunction()

@@ -156,7 +156,7 @@ TEST_F(HostTest, BadInputMatrix) {
       {bank + "a/commands", R"({"command":"Deposit","payload":{"amount":"ten"}})", 422,
        "account is not open"},
       {bank + "a/commands", R"({"command":"Open","payload":{"owner":7}})", 400,
-       "field 'owner' has the wrong type (number)"},
+       "field 'owner': expected a string, got 7"},
   };
   for (const auto& c : cases) {
     auto r = post(c.path, c.body);

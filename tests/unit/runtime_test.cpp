@@ -91,7 +91,7 @@ TEST_P(RuntimeSuite, BadInputFailsWithClearErrors) {
       {"default", "BankAccount", "a", "Open", "[1,2]", StatusCode::kInvalidArgument,
        "must be a JSON object"},
       {"default", "BankAccount", "a", "Open", R"({"owner":5})", StatusCode::kInvalidArgument,
-       "field 'owner' has the wrong type (number)"},
+       "field 'owner': expected a string, got 5"},
   };
   for (const auto& c : cases) {
     auto r = h.send(c.type, c.id, c.name, c.payload, c.ns);

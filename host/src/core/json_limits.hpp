@@ -5,6 +5,8 @@
 // A linear scan without recursion or allocation; no JSON library in sight.
 #pragma once
 
+#include <aether/json_text.hpp>
+
 #include <cstddef>
 #include <string_view>
 
@@ -18,21 +20,15 @@ inline constexpr size_t kDefaultMaxJsonDepth = 64;
 inline constexpr size_t kMaxConfigurableJsonDepth = 1000;
 // What a plugin may emit (event payloads, views) and what the runtime passes
 // to a plugin: fixed, above any configurable request limit.
-inline constexpr size_t kMaxPluginJsonDepth = 1024;
+// (The SDK's FakeHost applies the same limit: see aether/json_text.hpp.)
+inline constexpr size_t kMaxPluginJsonDepth = rules::kMaxPluginJsonDepth;
 // Stored records (commit messages, event rows, notifications) read back: a
 // plugin's payload plus the few levels of the commit message around it.
 inline constexpr size_t kMaxStoredJsonDepth = kMaxPluginJsonDepth + 8;
 
-// Returns the nesting depth of `text`: the largest number of '{' and '[' open
-// at once, outside strings (escapes honoured). Stops reading once the depth
-// exceeds `limit` and then returns limit + 1. Does not check that `text` is
-// valid JSON: a parser does that afterwards, on text known to be shallow.
-size_t json_depth(std::string_view text, size_t limit);
-
-// Returns the offset of the first byte of `text` that is not part of a
-// well-formed UTF-8 sequence (overlong forms, surrogates and code points above
-// U+10FFFF are not), or std::string_view::npos when all of it is.
-size_t invalid_utf8_at(std::string_view text);
+// json_depth(text, limit) and invalid_utf8_at(text): see aether/json_text.hpp.
+using rules::invalid_utf8_at;
+using rules::json_depth;
 
 // Checks `text` before it is parsed: valid UTF-8 and nested at most
 // `max_depth` deep. Returns OK, or invalid_argument naming `what` ("request

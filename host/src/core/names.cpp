@@ -34,20 +34,6 @@ static std::string check(std::string_view s, size_t max) {
 std::string check_name(std::string_view name) { return check(name, kMaxNameLength); }
 std::string check_id(std::string_view id) { return check(id, kMaxIdLength); }
 
-std::string quote_for_message(std::string_view s) {
-  std::string out = "'";
-  size_t shown = 0;
-  for (unsigned char c : s) {
-    if (shown++ == 40) { out += "..."; break; }
-    if (c < 0x20 || c >= 0x7F || c == '\'') {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  return out + "'";
-}
+std::string quote_for_message(std::string_view s) { return rules::quote(s); }
 
 }  // namespace aether

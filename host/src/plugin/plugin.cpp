@@ -1,8 +1,9 @@
 #include "plugin/plugin.hpp"
 
 #define BOOST_DLL_USE_STD_FS
+#include <aether/host_rules.hpp>
+
 #include <boost/dll/shared_library.hpp>
-#include <nlohmann/json.hpp>
 
 #include <cstddef>
 #include <set>
@@ -23,17 +24,15 @@ namespace {
 
 enum class CallKind { kDecide, kOutput, kOther };
 
-// What one hook invocation collects through the host callbacks.
-struct CallState {
+// What one hook invocation collects through the host callbacks (the record
+// is judged by the SDK's rules, shared with its FakeHost).
+struct CallState : rules::CallRecord {
   CallState(CallKind k, const ActorType* t, Decision* d = nullptr, std::string* out = nullptr)
       : kind(k), type(t), decision(d), output(out) {}
   CallKind kind;
   const ActorType* type;
   Decision* decision;  // kDecide
   std::string* output;  // kOutput
-  std::string fail_message;
-  bool rejected = false;
-  std::string model_error;  // set when the plugin broke the model
 };
 
 CallState& state_of(aether_type_call* call) {
@@ -44,31 +43,12 @@ aether_status host_emit(aether_type_call* call, const char* name, size_t name_le
                         const uint8_t* payload, size_t payload_len) {
   if (call == nullptr || call->host_data == nullptr) return AETHER_ERR_INVALID_ARGUMENT;
   CallState& cs = state_of(call);
-  if (cs.kind != CallKind::kDecide) {
-    cs.model_error = "emit() called outside decide()";
-    return AETHER_ERR_INVALID_ARGUMENT;
-  }
-  if (name == nullptr || (payload == nullptr && payload_len != 0)) {
-    cs.model_error = "emit() called with a NULL pointer";
-    return AETHER_ERR_INVALID_ARGUMENT;
-  }
-  const std::string_view n(name, name_len);
-  const int index = cs.type->event_index(n);
-  if (index < 0) {
-    cs.model_error = "emitted event " + quote_for_message(n) + ", which is not in the model of " +
-                     cs.type->name();
-    return AETHER_ERR_INVALID_ARGUMENT;
-  }
-  const std::string_view body(reinterpret_cast<const char*>(payload), payload_len);
-  if (Status s = check_json_text(body, kMaxPluginJsonDepth, "payload"); !s) {
-    cs.model_error = "emitted event " + std::string(n) + " whose " + s.message();
-    return AETHER_ERR_INVALID_ARGUMENT;
-  }
-  if (!nlohmann::json::accept(body)) {
-    cs.model_error = "emitted event " + std::string(n) + " with a payload that is not valid JSON";
-    return AETHER_ERR_INVALID_ARGUMENT;
-  }
-  cs.decision->events.push_back({static_cast<uint32_t>(index), std::string(body)});
+  const int index =
+      rules::check_emit(cs, cs.kind == CallKind::kDecide, cs.type->name(), name, name_len, payload,
+                        payload_len, [&](std::string_view n) { return cs.type->event_index(n); });
+  if (index < 0) return AETHER_ERR_INVALID_ARGUMENT;
+  cs.decision->events.push_back(
+      {static_cast<uint32_t>(index), std::string(reinterpret_cast<const char*>(payload), payload_len)});
   return AETHER_OK;
 }
 
@@ -77,11 +57,11 @@ aether_status host_reject(aether_type_call* call, const char* code, size_t code_
   if (call == nullptr || call->host_data == nullptr) return AETHER_ERR_INVALID_ARGUMENT;
   CallState& cs = state_of(call);
   if (cs.kind != CallKind::kDecide) {
-    cs.model_error = "reject() called outside decide()";
+    cs.model_error = rules::kRejectOutsideDecide;
     return AETHER_ERR_INVALID_ARGUMENT;
   }
   cs.rejected = true;
-  cs.decision->reject_code = code != nullptr ? std::string(code, code_len) : "rejected";
+  cs.reject_code = code != nullptr ? std::string(code, code_len) : "rejected";
   cs.fail_message = message != nullptr ? std::string(message, message_len) : "";
   return AETHER_OK;
 }
@@ -90,7 +70,7 @@ aether_status host_write(aether_type_call* call, const uint8_t* bytes, size_t le
   if (call == nullptr || call->host_data == nullptr) return AETHER_ERR_INVALID_ARGUMENT;
   CallState& cs = state_of(call);
   if (cs.kind != CallKind::kOutput || (bytes == nullptr && len != 0)) {
-    cs.model_error = "write() called outside snapshot(), view() or upgrade_state()";
+    cs.model_error = rules::kWriteOutsideOutput;
     return AETHER_ERR_INVALID_ARGUMENT;
   }
   cs.output->append(reinterpret_cast<const char*>(bytes), len);
@@ -126,27 +106,7 @@ const aether_host_api kHostApi = {
     &host_reject,            &host_write,      &host_fail,       &host_log,
 };
 
-const char* status_name(aether_status st) {
-  switch (st) {
-    case AETHER_OK: return "AETHER_OK";
-    case AETHER_REJECTED: return "AETHER_REJECTED";
-    case AETHER_ERR_BAD_INPUT: return "AETHER_ERR_BAD_INPUT";
-    case AETHER_ERR_FAILED: return "AETHER_ERR_FAILED";
-    case AETHER_ERR_UNSUPPORTED: return "AETHER_ERR_UNSUPPORTED";
-    case AETHER_ERR_NO_MEMORY: return "AETHER_ERR_NO_MEMORY";
-    case AETHER_ERR_INVALID_ARGUMENT: return "AETHER_ERR_INVALID_ARGUMENT";
-    default: return "an unknown status";
-  }
-}
-
-// The message for a hook that returned `st`: the plugin's own words if it
-// gave any, else the status name.
-std::string describe(aether_status st, const CallState& cs) {
-  if (!cs.model_error.empty()) return cs.model_error;
-  std::string m = std::string("returned ") + status_name(st);
-  if (!cs.fail_message.empty()) m += ": " + cs.fail_message;
-  return m;
-}
+std::string describe(aether_status st, const CallState& cs) { return rules::describe(st, cs); }
 
 }  // namespace
 
@@ -227,22 +187,19 @@ Decision ActorType::decide(const void* state, uint32_t command_index, std::strin
                                 actor_id.c_str(),
                                 version};
   const aether_status st = def_->on_decide(&call, state, &cmd);
-  if (!cs.model_error.empty()) {
-    d.events.clear();
-    d.status = Status::plugin_error(where("decide") + cs.model_error);
-  } else if (st == AETHER_REJECTED || (st == AETHER_OK && cs.rejected)) {
-    d.events.clear();
-    if (d.reject_code.empty()) d.reject_code = "rejected";
-    d.status = Status(StatusCode::kRejected,
-                      cs.fail_message.empty() ? "the command was rejected" : cs.fail_message);
-  } else if (st == AETHER_ERR_BAD_INPUT) {
-    d.events.clear();
-    d.status = Status::invalid(cs.fail_message.empty() ? "the plugin could not read the command"
-                                                       : cs.fail_message);
-  } else if (st != AETHER_OK) {
-    d.events.clear();
-    d.status = Status::plugin_error(where("decide") + describe(st, cs));
+  const rules::DecideVerdict v = rules::judge_decide(st, cs);
+  switch (v.kind) {
+    case rules::DecideVerdict::kOk: return d;
+    case rules::DecideVerdict::kRejected:
+      d.reject_code = v.reject_code;
+      d.status = Status(StatusCode::kRejected, v.message);
+      break;
+    case rules::DecideVerdict::kInvalid: d.status = Status::invalid(v.message); break;
+    case rules::DecideVerdict::kPluginError:
+      d.status = Status::plugin_error(where("decide") + v.message);
+      break;
   }
+  d.events.clear();
   return d;
 }
 
@@ -287,11 +244,8 @@ Result<std::string> ActorType::view(const void* state) const {
   if (st != AETHER_OK || !cs.model_error.empty()) {
     return Status::plugin_error(where("view") + describe(st, cs));
   }
-  if (Status s = check_json_text(out, kMaxPluginJsonDepth, "view"); !s) {
-    return Status::plugin_error(where("view") + "wrote a " + s.message());
-  }
-  if (!nlohmann::json::accept(out)) {
-    return Status::plugin_error(where("view") + "wrote a view that is not valid JSON");
+  if (std::string problem = rules::view_problem(out); !problem.empty()) {
+    return Status::plugin_error(where("view") + problem);
   }
   return out;
 }
@@ -426,7 +380,7 @@ Result<std::shared_ptr<Plugin>> Plugin::open(const std::filesystem::path& file,
   const aether_status st = entry(&kHostApi, &def);
   if (st != AETHER_OK) {
     return Status::plugin_error("plugin " + f + ": " AETHER_ENTRY_SYMBOL " returned " +
-                                status_name(st));
+                                rules::status_name(st));
   }
   if (def == nullptr) {
     return Status::plugin_error("plugin " + f + ": " AETHER_ENTRY_SYMBOL

@@ -1,5 +1,6 @@
 #include "runtime/runtime.hpp"
 
+#include <aether/host_rules.hpp>
 #include <nlohmann/json.hpp>
 
 #include <array>
@@ -800,9 +801,7 @@ class RuntimeImpl final : public Runtime {
       // Resolved here, not at send(): a hot swap may change the model between.
       const int index = type.command_index(t->command.name);
       if (index < 0) {
-        finish(t, b, error_result(Status::not_found("unknown command " +
-                                                    quote_for_message(t->command.name) +
-                                                    " for actor type " + b.type)));
+        finish(t, b, error_result(Status::not_found(rules::unknown_command(t->command.name, b.type))));
         return true;
       }
       t->command_index = static_cast<uint32_t>(index);

@@ -19,6 +19,12 @@
 //
 //   AETHER_PLUGIN("counter", "1.0.0", counter)
 //
+// Commands and events may also be structs bound with nlohmann's type macros:
+// .command<Add>("Add", [](const Counter&, const Add& c, Decision& d) {...})
+// gets the payload read as Add, and d.emit("Added", Added{c.by}) emits one.
+// Payloads and fields are read strictly (see values.hpp): a value the client
+// did not send (2.5 read as 2) is refused with a message naming the field.
+//
 // Exceptions thrown by plugin code never cross the ABI: they are caught at the
 // boundary and become a status plus a message (aether::BadInput and
 // nlohmann::json errors -> AETHER_ERR_BAD_INPUT, aether::Rejected -> a domain
@@ -30,6 +36,7 @@
 #define AETHER_SDK_HPP
 
 #include <aether/abi.h>
+#include <aether/values.hpp>
 
 #include <cstdint>
 #include <functional>
@@ -52,15 +59,6 @@
 
 namespace aether {
 
-using json = nlohmann::json;
-
-// Thrown by plugin code for input it cannot use (a missing or mistyped field).
-// Becomes AETHER_ERR_BAD_INPUT with the message.
-class BadInput : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
-
 // Thrown by a command handler to refuse the command for a domain reason.
 // Equivalent to Decision::reject(code, message) followed by return.
 class Rejected : public std::runtime_error {
@@ -73,32 +71,6 @@ class Rejected : public std::runtime_error {
   std::string code_;
 };
 
-// Reads a required field of a JSON object as T, or throws BadInput naming the
-// field and what was wrong.
-template <class T>
-T field(const json& object, std::string_view name) {
-  if (!object.is_object()) throw BadInput("payload must be a JSON object");
-  auto it = object.find(name);
-  if (it == object.end()) {
-    throw BadInput("missing field '" + std::string(name) + "'");
-  }
-  try {
-    return it->template get<T>();
-  } catch (const json::exception&) {
-    throw BadInput("field '" + std::string(name) + "' has the wrong type (" +
-                   it->type_name() + ")");
-  }
-}
-
-// Reads an optional field, or returns `fallback` when it is absent.
-template <class T>
-T field_or(const json& object, std::string_view name, T fallback) {
-  if (!object.is_object()) throw BadInput("payload must be a JSON object");
-  auto it = object.find(name);
-  if (it == object.end() || it->is_null()) return fallback;
-  return field<T>(object, name);
-}
-
 // What a command handler uses to emit events or reject the command.
 class Decision {
  public:
@@ -108,6 +80,13 @@ class Decision {
   // std::invalid_argument if the host refuses it (a name not in the model).
   void emit(std::string_view event, const json& payload = json::object()) {
     emit_raw(event, payload.dump());
+  }
+
+  // Emits an event from a struct bound with nlohmann's type macros (or any
+  // value with a to_json).
+  template <class Event>
+  void emit(std::string_view event, const Event& payload) {
+    emit_raw(event, json(payload).dump());
   }
 
   // Emits an event whose payload is already JSON text (skips a parse and a
@@ -214,6 +193,26 @@ class ActorType : public detail::ActorTypeBase {
     commands_.push_back(std::move(name));
     command_handlers_.push_back(std::move(handler));
     return std::move(*this);
+  }
+
+  // A typed command: the payload is read strictly as Command (a struct bound
+  // with NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE, see values.hpp) before `handler`
+  // gets it: void(const State&, const Command&, Decision&).
+  template <class Command, class F>
+  ActorType&& command(std::string name, F handler) && {
+    return std::move(*this).command(
+        std::move(name), [h = std::move(handler)](const State& s, const json& p, Decision& d) {
+          h(s, decode<Command>(p), d);
+        });
+  }
+
+  // A typed event: void(State&, const Event&).
+  template <class Event, class F>
+  ActorType&& event(std::string name, F reducer) && {
+    return std::move(*this).event(std::move(name),
+                                  [r = std::move(reducer)](State& s, const json& p) {
+                                    r(s, decode<Event>(p));
+                                  });
   }
 
   ActorType&& event(std::string name, Reducer reducer) && {

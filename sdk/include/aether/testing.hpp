@@ -12,15 +12,20 @@
 //   r = acct.send("Withdraw", R"({"amount":5})");
 //   assert(r.rejected() && r.code == "insufficient_funds");
 //
-// The fake host follows the real host's rules for what reaches the plugin and
-// what comes back: the command must be in the model, emitted events must be in
-// the model with JSON payloads, and a command's events are applied only when
-// the whole decide succeeded. It is single-threaded and keeps events in
-// memory. Header-only; depends on abi.h and the C++ standard library.
+// The fake host applies the real host's rules (aether/host_rules.hpp, the
+// same code aether-host runs): a command that is not in the model gets the
+// host's not_found answer without reaching the plugin; emitted events must be
+// in the model with valid JSON payloads (UTF-8, nesting, syntax), else the
+// whole decide is a plugin error; a decide that called reject() is a
+// rejection whatever it returned; and a command's events are applied only
+// when the whole decide succeeded. Outcome::error holds the error code the
+// host would answer. It is single-threaded and keeps events in memory.
+// Header-only; depends on abi.h, nlohmann_json and the C++ standard library.
 #ifndef AETHER_TESTING_HPP
 #define AETHER_TESTING_HPP
 
 #include <aether/abi.h>
+#include <aether/host_rules.hpp>
 
 #include <cstdint>
 #include <memory>
@@ -41,7 +46,15 @@ struct RecordedEvent {
 
 // The outcome of one hook call.
 struct Outcome {
+  // decide: AETHER_OK, AETHER_REJECTED, AETHER_ERR_BAD_INPUT (the host's 400),
+  // another error status for a plugin error (the hook's status, or
+  // AETHER_ERR_INVALID_ARGUMENT when the plugin broke the model but returned
+  // AETHER_OK), or AETHER_ERR_INVALID_ARGUMENT for a command that is not in
+  // the model (the plugin is not called). Other hooks: the hook's status.
   aether_status status = AETHER_OK;
+  // The error code the host would answer (docs/api.md): "" when it stores
+  // the events, "rejected", "invalid_argument", "not_found", "plugin_error".
+  std::string error;
   std::vector<RecordedEvent> events;  // decide: the events emitted (and applied)
   std::string code;                   // decide: the rejection code
   std::string message;                // rejection or failure message
@@ -53,55 +66,100 @@ struct Outcome {
 
 namespace detail {
 
-struct CallState {
-  enum class Kind { kDecide, kOutput, kOther } kind = Kind::kOther;
-  const aether_type_actor_def* def = nullptr;
-  Outcome* outcome = nullptr;
+struct CallState : rules::CallRecord {
+  enum class Kind { kDecide, kOutput, kOther };
+  CallState(Kind k, const aether_type_actor_def* d, Outcome* o) : kind(k), def(d), outcome(o) {}
+  Kind kind;
+  const aether_type_actor_def* def;
+  Outcome* outcome;
 };
 
 inline CallState& state_of(aether_type_call* call) {
   return *static_cast<CallState*>(call->host_data);
 }
 
+// Position of `name` in `names`, or -1.
+inline int index_of(const char* const* names, uint32_t count, std::string_view name) {
+  for (uint32_t i = 0; i < count; ++i) {
+    if (name == names[i]) return static_cast<int>(i);
+  }
+  return -1;
+}
+
 inline aether_status emit(aether_type_call* call, const char* name,
                           size_t name_len, const uint8_t* payload,
                           size_t payload_len) {
-  if (call == nullptr || name == nullptr) return AETHER_ERR_INVALID_ARGUMENT;
+  if (call == nullptr || call->host_data == nullptr) return AETHER_ERR_INVALID_ARGUMENT;
   CallState& cs = state_of(call);
-  if (cs.kind != CallState::Kind::kDecide) return AETHER_ERR_INVALID_ARGUMENT;
-  std::string_view n(name, name_len);
-  for (uint32_t i = 0; i < cs.def->event_count; ++i) {
-    if (n == cs.def->event_names[i]) {
-      cs.outcome->events.push_back(
-          {std::string(n),
-           std::string(reinterpret_cast<const char*>(payload), payload_len), 0});
-      return AETHER_OK;
-    }
-  }
-  cs.outcome->message = "event '" + std::string(n) + "' is not in the model";
-  return AETHER_ERR_INVALID_ARGUMENT;
+  const int index = rules::check_emit(
+      cs, cs.kind == CallState::Kind::kDecide, cs.def->name, name, name_len, payload,
+      payload_len, [&](std::string_view n) {
+        return index_of(cs.def->event_names, cs.def->event_count, n);
+      });
+  if (index < 0) return AETHER_ERR_INVALID_ARGUMENT;
+  cs.outcome->events.push_back(
+      {cs.def->event_names[index],
+       std::string(reinterpret_cast<const char*>(payload), payload_len), 0});
+  return AETHER_OK;
 }
 
 inline aether_status reject(aether_type_call* call, const char* code,
                             size_t code_len, const char* msg, size_t msg_len) {
+  if (call == nullptr || call->host_data == nullptr) return AETHER_ERR_INVALID_ARGUMENT;
   CallState& cs = state_of(call);
-  if (cs.kind != CallState::Kind::kDecide) return AETHER_ERR_INVALID_ARGUMENT;
-  cs.outcome->code.assign(code, code_len);
-  cs.outcome->message.assign(msg, msg_len);
+  if (cs.kind != CallState::Kind::kDecide) {
+    cs.model_error = rules::kRejectOutsideDecide;
+    return AETHER_ERR_INVALID_ARGUMENT;
+  }
+  cs.rejected = true;
+  cs.reject_code = code != nullptr ? std::string(code, code_len) : "rejected";
+  cs.fail_message = msg != nullptr ? std::string(msg, msg_len) : "";
   return AETHER_OK;
 }
 
 inline aether_status write(aether_type_call* call, const uint8_t* bytes,
                            size_t len) {
+  if (call == nullptr || call->host_data == nullptr) return AETHER_ERR_INVALID_ARGUMENT;
   CallState& cs = state_of(call);
-  if (cs.kind != CallState::Kind::kOutput) return AETHER_ERR_INVALID_ARGUMENT;
+  if (cs.kind != CallState::Kind::kOutput || (bytes == nullptr && len != 0)) {
+    cs.model_error = rules::kWriteOutsideOutput;
+    return AETHER_ERR_INVALID_ARGUMENT;
+  }
   cs.outcome->output.append(reinterpret_cast<const char*>(bytes), len);
   return AETHER_OK;
 }
 
 inline aether_status fail(aether_type_call* call, const char* msg, size_t len) {
-  state_of(call).outcome->message.assign(msg, len);
+  if (call == nullptr || call->host_data == nullptr) return AETHER_ERR_INVALID_ARGUMENT;
+  if (msg != nullptr) state_of(call).fail_message.assign(msg, len);
   return AETHER_OK;
+}
+
+// Fills `out` for a hook other than decide that returned `st`, as the host
+// judges it: an error status or a broken model is a plugin error.
+inline void judge_hook(aether_status st, const CallState& cs, Outcome& out) {
+  out.status = st;
+  if (st == AETHER_OK && cs.model_error.empty()) return;
+  if (st == AETHER_OK) out.status = AETHER_ERR_INVALID_ARGUMENT;
+  out.error = "plugin_error";
+  out.message = cs.model_error.empty() ? cs.fail_message : rules::describe(st, cs);
+}
+
+// Fills `out` for a decide that returned `st` (rules::judge_decide).
+inline void judge_decide(aether_status st, const CallState& cs, Outcome& out) {
+  const rules::DecideVerdict v = rules::judge_decide(st, cs);
+  out.error = v.error_code();
+  out.message = v.message;
+  out.code = v.reject_code;
+  switch (v.kind) {
+    case rules::DecideVerdict::kOk: out.status = AETHER_OK; return;
+    case rules::DecideVerdict::kRejected: out.status = AETHER_REJECTED; break;
+    case rules::DecideVerdict::kInvalid: out.status = AETHER_ERR_BAD_INPUT; break;
+    case rules::DecideVerdict::kPluginError:
+      out.status = st == AETHER_OK || st == AETHER_REJECTED ? AETHER_ERR_INVALID_ARGUMENT : st;
+      break;
+  }
+  out.events.clear();
 }
 
 inline void log(aether_type_call*, int32_t, const char*, size_t) {}
@@ -134,35 +192,33 @@ class FakeActor {
     if (state_ != nullptr) def_->on_destroy(state_);
   }
 
-  // Decides `command` with a JSON payload; on success applies the emitted
-  // events in order and records them. Throws std::invalid_argument for a
-  // command that is not in the model (the real host refuses those itself).
+  // Decides `command` with a JSON payload as the host would (see the top of
+  // this file); on success applies the emitted events in order and records
+  // them. A command that is not in the model is answered as the host answers
+  // it (error "not_found"), without calling the plugin.
   Outcome send(std::string_view command, std::string_view payload = "{}") {
-    uint32_t index = def_->command_count;
-    for (uint32_t i = 0; i < def_->command_count; ++i) {
-      if (command == def_->command_names[i]) index = i;
-    }
-    if (index == def_->command_count) {
-      throw std::invalid_argument("command '" + std::string(command) +
-                                  "' is not in the model of " + def_->name);
+    Outcome out;
+    const int index = detail::index_of(def_->command_names, def_->command_count, command);
+    if (index < 0) {
+      out.status = AETHER_ERR_INVALID_ARGUMENT;
+      out.error = "not_found";
+      out.message = rules::unknown_command(command, def_->name);
+      return out;
     }
     const std::string name(command);
     const std::string body(payload);
-    Outcome out;
     detail::CallState cs{detail::CallState::Kind::kDecide, def_, &out};
     aether_type_call call{detail::host_api(), &cs, def_->type_data};
-    aether_type_command cmd{index, name.c_str(),
+    aether_type_command cmd{static_cast<uint32_t>(index), name.c_str(),
                             reinterpret_cast<const uint8_t*>(body.data()),
                             body.size(), id_.c_str(), version()};
-    out.status = def_->on_decide(&call, state_, &cmd);
-    if (out.status != AETHER_OK) {
-      out.events.clear();
-      return out;
-    }
+    detail::judge_decide(def_->on_decide(&call, state_, &cmd), cs, out);
+    if (!out.ok()) return out;
     for (auto& e : out.events) {
       Outcome applied = apply(e.name, e.payload);
       if (!applied.ok()) {
         out.status = applied.status;
+        out.error = applied.error;
         out.message = "apply of '" + e.name + "' failed: " + applied.message;
         return out;
       }
@@ -172,12 +228,10 @@ class FakeActor {
   }
 
   // Applies one event as the host does after storing it or during replay.
+  // Throws std::invalid_argument for an event that is not in the model.
   Outcome apply(std::string_view event, std::string_view payload) {
-    uint32_t index = def_->event_count;
-    for (uint32_t i = 0; i < def_->event_count; ++i) {
-      if (event == def_->event_names[i]) index = i;
-    }
-    if (index == def_->event_count) {
+    const int index = detail::index_of(def_->event_names, def_->event_count, event);
+    if (index < 0) {
       throw std::invalid_argument("event '" + std::string(event) +
                                   "' is not in the model of " + def_->name);
     }
@@ -186,10 +240,10 @@ class FakeActor {
     Outcome out;
     detail::CallState cs{detail::CallState::Kind::kOther, def_, &out};
     aether_type_call call{detail::host_api(), &cs, def_->type_data};
-    aether_type_event ev{index, name.c_str(),
+    aether_type_event ev{static_cast<uint32_t>(index), name.c_str(),
                          reinterpret_cast<const uint8_t*>(body.data()),
                          body.size(), version() + 1};
-    out.status = def_->on_apply(&call, state_, &ev);
+    detail::judge_hook(def_->on_apply(&call, state_, &ev), cs, out);
     if (out.ok()) history_.push_back({name, body, version() + 1});
     return out;
   }
@@ -198,9 +252,19 @@ class FakeActor {
   Outcome snapshot() const { return output_call([&](aether_type_call* c) {
       return def_->on_snapshot(c, state_); }); }
 
-  // The JSON view of the current state (Outcome::output).
-  Outcome view() const { return output_call([&](aether_type_call* c) {
-      return def_->on_view(c, state_); }); }
+  // The JSON view of the current state (Outcome::output). A view that is not
+  // a JSON document within the host's limits is a plugin error.
+  Outcome view() const {
+    Outcome out = output_call([&](aether_type_call* c) { return def_->on_view(c, state_); });
+    if (out.ok()) {
+      if (std::string problem = rules::view_problem(out.output); !problem.empty()) {
+        out.status = AETHER_ERR_INVALID_ARGUMENT;
+        out.error = "plugin_error";
+        out.message = std::move(problem);
+      }
+    }
+    return out;
+  }
 
   uint64_t version() const { return history_.empty() ? 0 : history_.back().version; }
   const std::vector<RecordedEvent>& history() const { return history_; }
@@ -216,7 +280,7 @@ class FakeActor {
     Outcome out;
     detail::CallState cs{detail::CallState::Kind::kOutput, def_, &out};
     aether_type_call call{detail::host_api(), &cs, def_->type_data};
-    out.status = hook(&call);
+    detail::judge_hook(hook(&call), cs, out);
     return out;
   }
 
@@ -265,11 +329,12 @@ class FakeHost {
     Outcome out;
     detail::CallState cs{detail::CallState::Kind::kOther, &def, &out};
     aether_type_call call{detail::host_api(), &cs, def.type_data};
-    aether_status st = def.on_restore(
-        &call, actor.state_, reinterpret_cast<const uint8_t*>(bytes.data()),
-        bytes.size());
-    if (st != AETHER_OK) {
-      throw std::runtime_error("restore failed (status " + std::to_string(st) +
+    detail::judge_hook(def.on_restore(&call, actor.state_,
+                                      reinterpret_cast<const uint8_t*>(bytes.data()),
+                                      bytes.size()),
+                       cs, out);
+    if (!out.ok()) {
+      throw std::runtime_error("restore failed (status " + std::to_string(out.status) +
                                "): " + out.message);
     }
     return actor;
@@ -287,9 +352,10 @@ class FakeHost {
     }
     detail::CallState cs{detail::CallState::Kind::kOutput, &def, &out};
     aether_type_call call{detail::host_api(), &cs, def.type_data};
-    out.status = def.on_upgrade_state(
-        &call, from_schema, reinterpret_cast<const uint8_t*>(bytes.data()),
-        bytes.size());
+    detail::judge_hook(def.on_upgrade_state(&call, from_schema,
+                                            reinterpret_cast<const uint8_t*>(bytes.data()),
+                                            bytes.size()),
+                       cs, out);
     return out;
   }
 
@@ -299,8 +365,8 @@ class FakeHost {
     detail::CallState cs{detail::CallState::Kind::kOther, &def, &out};
     aether_type_call call{detail::host_api(), &cs, def.type_data};
     void* state = nullptr;
-    aether_status st = def.on_create(&call, &state);
-    if (st != AETHER_OK) {
+    detail::judge_hook(def.on_create(&call, &state), cs, out);
+    if (!out.ok() || state == nullptr) {
       throw std::runtime_error("create failed: " + out.message);
     }
     return state;
