@@ -16,8 +16,14 @@ packages=(
   libasan8 libubsan1 libtsan2 libclang-rt-14-dev llvm
   # the web console's browser tests (tests/console): a headless Chromium
   # driven by puppeteer-core, which the test setup installs with npm
-  chromium nodejs npm
+  chromium
 )
+# Node.js and npm: Debian's packages unless the machine already has node and
+# npm from elsewhere (e.g. NodeSource's nodejs, which ships npm and conflicts
+# with Debian's npm package).
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  packages+=(nodejs npm)
+fi
 
 if [ "${1:-}" = "--bench" ]; then
   packages+=(nginx-light wrk)
