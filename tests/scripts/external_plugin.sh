@@ -8,9 +8,19 @@
 #      C++20, and runs its tests (FakeHost unit tests, testkit swap tests);
 #   3. loads the clang-built plugin into g++-built host code (CHECK_BINARY);
 #   4. compiles and runs the testkit code blocks of docs/testing.md.
-# Usage: external_plugin.sh SOURCE_DIR BINARY_DIR CHECK_BINARY
+# Usage: external_plugin.sh SOURCE_DIR BINARY_DIR CHECK_BINARY [PRELOAD]
+# PRELOAD: in a sanitizer build the installed testkit is instrumented and
+# the example's programs are not; they run with that sanitizer's runtime
+# preloaded (it must come first), without leak checks of their own.
 set -euo pipefail
-src=$1 bin=$2 check=$3
+src=$1 bin=$2 check=$3 preload=${4:-}
+uninstrumented() {
+  if [ -n "$preload" ]; then
+    LD_PRELOAD="$preload" ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" "$@"
+  else
+    "$@"
+  fi
+}
 # Outside the build tree, and the same directory for the same build tree, so
 # that a compiler cache finds the example's objects of the previous run.
 work=/tmp/aether-external-$(printf %s "$bin" | sha256sum | cut -c1-16)
@@ -51,7 +61,7 @@ example() {  # CXX STD: configures, builds and tests; prints the build dir
   if grep -E -q "$src/(host|sdk)|$bin" "$out/build.ninja"; then
     fail "the example's build refers to the aether source or build tree"
   fi
-  (cd "$out" && ctest --output-on-failure >&2) || fail "the example's tests ($1, C++$2)"
+  (cd "$out" && uninstrumented ctest --output-on-failure >&2) || fail "the example's tests ($1, C++$2)"
   echo "ok: examples/external-plugin built and tested with $1, C++$2 (${SECONDS}s)" >&2
 }
 for cxx in g++ clang++; do
@@ -90,5 +100,5 @@ target_compile_definitions(doc_testkit_test PRIVATE
 CMAKE
 cmake -S "$docs" -B "$docs/build" -G Ninja "${launcher[@]}" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
 cmake --build "$docs/build" >/dev/null || fail "the testkit blocks of docs/testing.md do not compile"
-"$docs/build/doc_testkit_test" --gtest_brief=1 || fail "the testkit blocks of docs/testing.md fail"
+uninstrumented "$docs/build/doc_testkit_test" --gtest_brief=1 || fail "the testkit blocks of docs/testing.md fail"
 echo "ok: $count testkit blocks of docs/testing.md compiled and passed"
