@@ -91,38 +91,37 @@ class Ring {
 
 }  // namespace
 
-RebalancePlan rebalance(const std::vector<std::string>& current, std::vector<std::string> live,
-                        uint32_t shard_count, uint32_t vnodes) {
-  std::sort(live.begin(), live.end());
-  live.erase(std::unique(live.begin(), live.end()), live.end());
-  live.erase(std::remove(live.begin(), live.end(), std::string()), live.end());
-  const uint32_t nodes = static_cast<uint32_t>(live.size());
-  const uint32_t shards = shard_count;
-  RebalancePlan plan;
-  plan.owners.assign(shards, std::string());
-  auto old_owner = [&](uint32_t s) -> const std::string& {
-    static const std::string none;
-    return s < current.size() ? current[s] : none;
-  };
-  if (nodes > 0) {
+namespace {
+
+// A shard assignment being built over `live` (sorted, unique, non-empty):
+// every node ends with `floor` shards or, `extras` of them, floor + 1.
+struct Assignment {
+  const std::vector<std::string>& live;
+  uint32_t nodes, shards, floor, extras;
+  std::vector<uint64_t> node_hash;
+  std::vector<uint32_t> count;
+  std::vector<int64_t> owner;
+
+  Assignment(const std::vector<std::string>& l, uint32_t shard_count)
+      : live(l), nodes(static_cast<uint32_t>(l.size())), shards(shard_count), floor(shard_count / nodes),
+        extras(shard_count % nodes), node_hash(nodes), count(nodes, 0), owner(shard_count, -1) {
+    for (uint32_t n = 0; n < nodes; ++n) node_hash[n] = fnv1a64(live[n]);
+  }
+
+  uint64_t score(uint32_t s, uint32_t n) const { return mix64(node_hash[n] ^ mix64(s)); }
+
+  // 1. Live owners keep their shards up to `floor`: the ones they score best
+  //    on (a rendezvous score, so which ones is stable and spread out).
+  //    2. Of the nodes that held more, as many as there are extra slots keep
+  //    one more.
+  void keep_held(const std::vector<std::string>& current) {
     std::unordered_map<std::string, uint32_t> index;
     for (uint32_t n = 0; n < nodes; ++n) index.emplace(live[n], n);
-    std::vector<uint64_t> node_hash(nodes);
-    for (uint32_t n = 0; n < nodes; ++n) node_hash[n] = fnv1a64(live[n]);
-
-    const uint32_t floor = shards / nodes;
-    uint32_t extras = shards % nodes;  // nodes that may hold floor + 1
-    std::vector<uint32_t> count(nodes, 0);
-    std::vector<int64_t> owner(shards, -1);
-
-    // 1. Live owners keep their shards up to `floor`: the ones they score best
-    //    on (a rendezvous score, so which ones is stable and spread out).
     std::vector<std::vector<uint32_t>> held(nodes);
-    for (uint32_t s = 0; s < shards; ++s) {
-      auto it = index.find(old_owner(s));
+    for (uint32_t s = 0; s < shards && s < current.size(); ++s) {
+      auto it = index.find(current[s]);
       if (it != index.end()) held[it->second].push_back(s);
     }
-    auto score = [&](uint32_t s, uint32_t n) { return mix64(node_hash[n] ^ mix64(s)); };
     struct Claim {
       uint64_t order;
       uint32_t node;
@@ -140,8 +139,6 @@ RebalancePlan rebalance(const std::vector<std::string>& current, std::vector<std
       count[n] = keep;
       if (h.size() > keep) claims.push_back({mix64(node_hash[n]), n, h[keep]});
     }
-    // 2. Of the nodes that held more, as many as there are extra slots keep
-    //    one more.
     std::sort(claims.begin(), claims.end(),
               [](const Claim& a, const Claim& b) { return a.order != b.order ? a.order < b.order : a.node < b.node; });
     for (const Claim& c : claims) {
@@ -150,8 +147,11 @@ RebalancePlan rebalance(const std::vector<std::string>& current, std::vector<std
       ++count[c.node];
       --extras;
     }
-    // 3. The rest go round the ring: first filling every node to `floor`,
-    //    then the remaining extra slots.
+  }
+
+  // 3. The rest go round the ring: first filling every node to `floor`,
+  //    then the remaining extra slots.
+  void fill_from_ring(uint32_t vnodes) {
     Ring ring(live, std::max<uint32_t>(1, vnodes));
     uint32_t below = 0;
     for (uint32_t n = 0; n < nodes; ++n) {
@@ -179,12 +179,28 @@ RebalancePlan rebalance(const std::vector<std::string>& current, std::vector<std
       ++count[n];
       ring.close(n);
     }
-    for (uint32_t i = 0; i < shards; ++i) plan.owners[i] = live[static_cast<size_t>(owner[i])];
   }
-  for (uint32_t s = 0; s < shards; ++s) {
-    if (plan.owners[s] != old_owner(s) && !plan.owners[s].empty()) {
-      plan.moves.push_back({s, old_owner(s), plan.owners[s]});
-    }
+};
+
+}  // namespace
+
+RebalancePlan rebalance(const std::vector<std::string>& current, std::vector<std::string> live,
+                        uint32_t shard_count, uint32_t vnodes) {
+  std::sort(live.begin(), live.end());
+  live.erase(std::unique(live.begin(), live.end()), live.end());
+  live.erase(std::remove(live.begin(), live.end(), std::string()), live.end());
+  RebalancePlan plan;
+  plan.owners.assign(shard_count, std::string());
+  if (!live.empty()) {
+    Assignment a(live, shard_count);
+    a.keep_held(current);
+    a.fill_from_ring(vnodes);
+    for (uint32_t i = 0; i < shard_count; ++i) plan.owners[i] = live[static_cast<size_t>(a.owner[i])];
+  }
+  static const std::string none;
+  for (uint32_t s = 0; s < shard_count; ++s) {
+    const std::string& old = s < current.size() ? current[s] : none;
+    if (plan.owners[s] != old && !plan.owners[s].empty()) plan.moves.push_back({s, old, plan.owners[s]});
   }
   return plan;
 }
