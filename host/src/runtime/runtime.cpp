@@ -327,44 +327,24 @@ class RuntimeImpl final : public Runtime {
     passivate_all();
   }
 
-  Result<SwapReport> swap_plugin(std::shared_ptr<const Plugin> next,
-                                 const SwapOptions& options) override {
-    std::lock_guard swap_lock(swap_mu_);
-    const auto started = SteadyClock::now();
-    auto current = registry_.find_plugin(next->name());
-    if (!current) return Status::not_found("no plugin named " + next->name() + " is loaded");
-    if (Status s = registry_.check_replace(*next); !s) return s;
-    if (!options.allow_breaking) {
-      const auto breaks = breaking_changes(*current, *next);
-      if (!breaks.empty()) {
-        std::string m;
-        for (const auto& b : breaks) m += (m.empty() ? "" : "; ") + b;
-        return Status::invalid("plugin " + next->name() + " " + next->version() +
-                               " drops what version " + current->version() + " has: " + m +
-                               " (set plugins.allow_breaking_reload to allow it)");
-      }
-    }
-    SwapReport report;
-    report.plugin = next->name();
-    report.from_version = current->version();
-    report.to_version = next->version();
+  // Whether `next` may replace `current` (same name loaded, ABI and model
+  // rules of the registry, nothing dropped unless breaking swaps are allowed).
+  Status check_swap(const std::shared_ptr<const Plugin>& current, const Plugin& next,
+                    const SwapOptions& options) {
+    if (!current) return Status::not_found("no plugin named " + next.name() + " is loaded");
+    if (Status s = registry_.check_replace(next); !s) return s;
+    if (options.allow_breaking) return Status::ok();
+    const auto breaks = breaking_changes(*current, next);
+    if (breaks.empty()) return Status::ok();
+    std::string m;
+    for (const auto& b : breaks) m += (m.empty() ? "" : "; ") + b;
+    return Status::invalid("plugin " + next.name() + " " + next.version() + " drops what version " +
+                           current->version() + " has: " + m + " (set plugins.allow_breaking_reload to allow it)");
+  }
 
-    // 1. Pause every binding served by the current plugin.
-    std::vector<TypeBinding*> affected;
-    {
-      std::shared_lock lock(bind_mu_);
-      for (auto& [_, b] : bindings_) {
-        if (b->plugin == current) affected.push_back(b.get());
-      }
-    }
-    for (TypeBinding* b : affected) b->paused.store(true);
-    auto resume = [&] {
-      for (TypeBinding* b : affected) b->paused.store(false);
-      reschedule_parked(affected);
-    };
-
-    // 2. Wait (bounded) until none of their actors is running a command.
-    std::vector<Actor*> actors;
+  // Waits (bounded) until no actor of a paused binding runs a command; then
+  // `actors` holds those of them with a state.
+  Status wait_paused_idle(const Plugin& next, const SwapOptions& options, std::vector<Actor*>& actors) {
     const auto deadline = SteadyClock::now() + std::chrono::milliseconds(options.pause_timeout_ms);
     for (;;) {
       actors.clear();
@@ -377,47 +357,49 @@ class RuntimeImpl final : public Runtime {
           if (a.state != nullptr) actors.push_back(&a);
         }
       }
-      if (!busy) break;
+      if (!busy) return Status::ok();
       if (SteadyClock::now() > deadline) {
-        resume();
-        return Status::unavailable("swap of plugin " + next->name() + " aborted: its actors did not "
+        return Status::unavailable("swap of plugin " + next.name() + " aborted: its actors did not "
                                    "finish their commands within " +
                                    std::to_string(options.pause_timeout_ms) + " ms");
       }
       std::this_thread::sleep_for(std::chrono::microseconds(200));
     }
+  }
 
-    // 3. Build each active actor's state with the new code, keeping the old
-    // one until all succeeded. Paused actors are touched by nobody else.
-    std::vector<void*> fresh(actors.size(), nullptr);
-    auto discard = [&] {
-      for (size_t i = 0; i < actors.size(); ++i) {
-        if (fresh[i] != nullptr) next->find_type(actors[i]->key->binding->type)->destroy(fresh[i]);
-      }
-    };
+  // Builds each active actor's state with the new code into `fresh`, keeping
+  // the old one; on an error, what was built is destroyed again. Paused
+  // actors are touched by nobody else.
+  Status migrate_all(const std::vector<Actor*>& actors, const Plugin& current, const Plugin& next,
+                     SwapReport& report, std::vector<void*>& fresh) {
+    fresh.assign(actors.size(), nullptr);
     for (size_t i = 0; i < actors.size(); ++i) {
       Actor* a = actors[i];
       const TypeBinding& b = *a->key->binding;
-      const ActorType& ot = *b.actor_type;
-      const ActorType* nt = next->find_type(b.type);
+      const ActorType* nt = next.find_type(b.type);
       if (nt == nullptr) {
         ++report.actors_dropped;
         continue;
       }
-      auto moved = migrate_state(a, ot, *nt, report);
+      auto moved = migrate_state(a, *b.actor_type, *nt, report);
       if (!moved) {
-        discard();
-        resume();
-        return Status(moved.status().code(),
-                      "swap of plugin " + next->name() + " to " + next->version() +
-                          " aborted, version " + current->version() + " keeps serving: actor " +
-                          b.ns + "/" + b.type + "/" + a->key->id + ": " + moved.status().message());
+        for (size_t j = 0; j < i; ++j) {
+          if (fresh[j] != nullptr) next.find_type(actors[j]->key->binding->type)->destroy(fresh[j]);
+        }
+        return Status(moved.status().code(), "swap of plugin " + next.name() + " to " + next.version() +
+                                                 " aborted, version " + current.version() +
+                                                 " keeps serving: actor " + b.ns + "/" + b.type + "/" +
+                                                 a->key->id + ": " + moved.status().message());
       }
       fresh[i] = *moved;
       ++report.actors_migrated;
     }
+    return Status::ok();
+  }
 
-    // 4. Commit: release old states, install new ones, rebind the types.
+  // Commit: release old states, install new ones, rebind the types.
+  void install_swap(const std::vector<Actor*>& actors, const std::vector<void*>& fresh,
+                    const std::vector<TypeBinding*>& affected, const std::shared_ptr<const Plugin>& next) {
     for (size_t i = 0; i < actors.size(); ++i) {
       Actor* a = actors[i];
       a->key->binding->actor_type->destroy(a->state);
@@ -432,21 +414,55 @@ class RuntimeImpl final : public Runtime {
         active_actors_.fetch_sub(1);
       }
     }
-    {
-      std::unique_lock lock(bind_mu_);
-      for (TypeBinding* b : affected) {
+    std::unique_lock lock(bind_mu_);
+    for (TypeBinding* b : affected) {
+      b->plugin = next;
+      b->actor_type = next->find_type(b->type);
+      b->quarantine.clear();  // the code whose call was given up is gone
+    }
+    // Types that were gone and come back with this version.
+    for (auto& [_, b] : bindings_) {
+      if (b->actor_type == nullptr && next->find_type(b->type) != nullptr) {
         b->plugin = next;
         b->actor_type = next->find_type(b->type);
-        b->quarantine.clear();  // the code whose call was given up is gone
-      }
-      // Types that were gone and come back with this version.
-      for (auto& [_, b] : bindings_) {
-        if (b->actor_type == nullptr && next->find_type(b->type) != nullptr) {
-          b->plugin = next;
-          b->actor_type = next->find_type(b->type);
-        }
       }
     }
+  }
+
+  Result<SwapReport> swap_plugin(std::shared_ptr<const Plugin> next,
+                                 const SwapOptions& options) override {
+    std::lock_guard swap_lock(swap_mu_);
+    const auto started = SteadyClock::now();
+    auto current = registry_.find_plugin(next->name());
+    if (Status s = check_swap(current, *next, options); !s) return s;
+    SwapReport report;
+    report.plugin = next->name();
+    report.from_version = current->version();
+    report.to_version = next->version();
+
+    // Pause every binding served by the current plugin, wait until none of
+    // their actors runs a command, move their states, then rebind.
+    std::vector<TypeBinding*> affected;
+    {
+      std::shared_lock lock(bind_mu_);
+      for (auto& [_, b] : bindings_) {
+        if (b->plugin == current) affected.push_back(b.get());
+      }
+    }
+    for (TypeBinding* b : affected) b->paused.store(true);
+    auto resume = [&] {
+      for (TypeBinding* b : affected) b->paused.store(false);
+      reschedule_parked(affected);
+    };
+    std::vector<Actor*> actors;
+    std::vector<void*> fresh;
+    Status moved = wait_paused_idle(*next, options, actors);
+    if (moved) moved = migrate_all(actors, *current, *next, report, fresh);
+    if (!moved) {
+      resume();
+      return moved;
+    }
+    install_swap(actors, fresh, affected, next);
     if (Status s = registry_.replace(next); !s) {
       // check_replace passed under the same swap lock; only a concurrent
       // load() could get here.
@@ -454,11 +470,10 @@ class RuntimeImpl final : public Runtime {
     }
     resume();
     report.pause_ms = std::chrono::duration<double, std::milli>(SteadyClock::now() - started).count();
-    log::info("plugin " + next->name() + " swapped " + report.from_version + " -> " +
-              report.to_version + ": " + std::to_string(report.actors_migrated) +
-              " active actors moved (" + std::to_string(report.via_snapshot) + " by snapshot, " +
-              std::to_string(report.via_upgrade) + " by upgrade_state, " +
-              std::to_string(report.via_replay) + " by replay) in " +
+    log::info("plugin " + next->name() + " swapped " + report.from_version + " -> " + report.to_version + ": " +
+              std::to_string(report.actors_migrated) + " active actors moved (" +
+              std::to_string(report.via_snapshot) + " by snapshot, " + std::to_string(report.via_upgrade) +
+              " by upgrade_state, " + std::to_string(report.via_replay) + " by replay) in " +
               std::to_string(report.pause_ms) + " ms");
     return report;
   }
