@@ -795,6 +795,18 @@ class RuntimeImpl final : public Runtime {
   // Runs one task. Returns false when the task is waiting for the store, or
   // when the watchdog gave up its plugin call (given_up: `a` is not ours).
   bool run(Actor* a, Task* t) {
+    if (auto done = prepare(a, t)) return *done;
+    if (t->query) return answer_query(a, t);
+    const TypeBinding& b = *a->key->binding;
+    const ActorKey key{b.ns, b.type, a->key->id};
+    if (!admit_command(a, t, key)) return true;
+    return decide_and_append(a, t, key);
+  }
+
+  // Resolves the task's binding and command and activates the actor. Returns
+  // what run() returns when the task cannot go on here (answered, handed to
+  // an I/O thread, or given up), nullopt when the actor is ready for it.
+  std::optional<bool> prepare(Actor* a, Task* t) {
     given_up = false;
     const TypeBinding& b = *a->key->binding;
     if (b.actor_type == nullptr) {
@@ -830,25 +842,39 @@ class RuntimeImpl final : public Runtime {
         return true;
       }
     }
-    if (t->query) return answer_query(a, t);
-    Command& c = t->command;
-    const ActorKey key{b.ns, b.type, a->key->id};
+    return std::nullopt;
+  }
+
+  // The idempotency key and the expected version: false when the command
+  // was answered by them.
+  bool admit_command(Actor* a, Task* t, const ActorKey& key) {
+    const TypeBinding& b = *a->key->binding;
+    const Command& c = t->command;
     if (!c.idempotency_key.empty()) {
       auto seen = check_key(a->keys.get(), events_, key, c.idempotency_key, t->digest, opts_.idempotency,
                             opts_.clock->wall_ms());
       if (!seen) {
         finish(t, b, error_result(seen.status()));
-        return true;
+        return false;
       }
       if (seen->outcome != KeyCheck::Outcome::kNew) {
         finish(t, b, keyed_result(key, c.idempotency_key, t->digest, seen->first));
-        return true;
+        return false;
       }
     }
     if (c.expected_version && *c.expected_version != a->version) {
       finish(t, b, conflict_result(key, *c.expected_version, a->version));
-      return true;
+      return false;
     }
+    return true;
+  }
+
+  // Calls decide and hands its events to the store (false: the task waits
+  // for the commit), or answers what decide answered without events.
+  bool decide_and_append(Actor* a, Task* t, const ActorKey& key) {
+    const TypeBinding& b = *a->key->binding;
+    const ActorType& type = *b.actor_type;
+    Command& c = t->command;
     // What the call reads is read before it: once given up, the actor is no
     // longer this thread's (the id is the task's, which outlives the call).
     Decision d;
