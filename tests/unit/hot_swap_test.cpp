@@ -10,6 +10,7 @@
 
 #include "plugin/plugin.hpp"
 #include "runtime/plugin_manager.hpp"
+#include "support/plugin_files.hpp"
 #include "testkit/test_host.hpp"
 
 namespace aether {
@@ -19,7 +20,7 @@ using json = nlohmann::json;
 using testkit::TestHost;
 using testkit::TestHostOptions;
 
-std::string tp(const std::string& name) { return std::string(AETHER_TEST_PLUGIN_DIR) + "/" + name + ".so"; }
+auto* const tp = &test::test_plugin;
 
 TestHostOptions options(const std::string& store = "memory") {
   TestHostOptions o;

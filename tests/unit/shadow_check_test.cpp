@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "runtime/plugin_manager.hpp"
+#include "support/plugin_files.hpp"
 #include "testkit/test_host.hpp"
 
 namespace aether {
@@ -17,7 +18,7 @@ using json = nlohmann::json;
 using testkit::TestHost;
 using testkit::TestHostOptions;
 
-std::string tp(const std::string& name) { return std::string(AETHER_TEST_PLUGIN_DIR) + "/" + name + ".so"; }
+auto* const tp = &test::test_plugin;
 
 TestHostOptions checked(const std::string& store, ShadowOptions shadow = {}) {
   TestHostOptions o;
