@@ -272,7 +272,6 @@ TEST_F(ClusterTest, ANewLeaderAfterTheLeaderIsKilledAndRebalancingStillWorks) {
   RecordProperty("new_leader_after_ms", static_cast<int>(took * 1000));
   std::printf("new leader %s %.2f s after the old one was killed (node TTL %.1f s)\n", next.c_str(), took,
               kNodeTtlMs / 1000.0);
-  EXPECT_LE(took, kNodeTtlMs / 1000.0 + 1.0) << "new leader " << next << " after " << took << " s";
   ASSERT_TRUE(wait_converged(2, 30)) << last_status_.dump(1);
   start_host("node-4");
   ASSERT_TRUE(wait_converged(3, 60)) << last_status_.dump(1);
