@@ -160,6 +160,26 @@ TEST(AdversarialHttp, SlowHeadersSlowBodiesAndIdleConnectionsAreClosed) {
   EXPECT_EQ(host.counter_version("slow"), 0u);
 }
 
+// A connection's deadlines share one timer wait: a wait that ends before the
+// deadline then in force waits again instead of closing, and an earlier
+// deadline (a request's header deadline during a long idle timeout) ends the
+// wait early.
+TEST(AdversarialHttp, DeadlinesOfLaterRequestsOnAKeepAliveConnection) {
+  HttpHost host("header_timeout: 1s\nidle_timeout: 60s\nrequest_timeout: 60s\n");
+  ASSERT_TRUE(host.start()) << host.log();
+  Socket c(host.port());
+  ASSERT_EQ(c.request(raw_get("/healthz")).status, 200);
+  // Longer than the header timeout armed for the first request: the
+  // connection waits (idle, 60 s) for its next request and serves it.
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  ASSERT_EQ(c.request(raw_post(counter("deadline") + "/commands", kIncrement)).status, 200);
+  // The next request's headers never end: the header deadline (1 s) closes
+  // the connection long before the idle timeout would.
+  ASSERT_TRUE(c.send("GET /healthz HTTP/1.1\r\n"));
+  EXPECT_TRUE(c.closed_within(15)) << "the header deadline of a later request did not close it";
+  EXPECT_EQ(host.counter_version("deadline"), 1u);
+}
+
 TEST(AdversarialHttp, ConnectionsOverTheLimitAreRefusedAtOnce) {
   HttpHost host("max_connections: 8\n");
   ASSERT_TRUE(host.start()) << host.log();

@@ -97,22 +97,34 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   const HttpOptions& opts() const { return hub_.options(); }
 
-  // Deadlines: the connection closes when the timer fires. 0 = none.
+  // Deadlines: the connection closes once `deadline_` has passed. 0 = none.
+  // One timer wait serves many deadlines: a later deadline leaves the wait
+  // as it is (when it fires early it waits again for the deadline then in
+  // force), only an earlier one restarts it. A request thus costs no timer
+  // operation of its own once its connection's wait is in place.
   void arm(int64_t ms) {
     if (ms <= 0) return disarm();
     arm_until(Clock::now() + std::chrono::milliseconds(ms));
   }
   void arm_until(Clock::time_point when) {
+    deadline_ = when;
+    if (timer_waiting_ && timer_.expiry() <= when) return;
+    timer_.expires_at(when);  // a wait in progress ends as superseded
+    wait_deadline();
+  }
+  void wait_deadline() {
+    timer_waiting_ = true;
     const uint64_t gen = ++timer_gen_;
-    timer_.expires_at(when);
     timer_.async_wait([self = shared_from_this(), gen](beast::error_code ec) {
-      if (!ec && gen == self->timer_gen_) self->close();
+      if (gen != self->timer_gen_) return;  // superseded by a later wait
+      self->timer_waiting_ = false;
+      if (ec || self->phase_ == Phase::kClosed || self->deadline_ == Clock::time_point::max()) return;
+      if (Clock::now() >= self->deadline_) return self->close();
+      self->timer_.expires_at(self->deadline_);
+      self->wait_deadline();
     });
   }
-  void disarm() {
-    ++timer_gen_;
-    timer_.cancel();
-  }
+  void disarm() { deadline_ = Clock::time_point::max(); }
 
   // Waits for the next request: `first_byte_ms` until its first byte, then
   // header_timeout for its headers and request_timeout for all of it.
@@ -402,6 +414,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   After after_ = After::kKeepAlive;
   uint64_t id_ = 0;
   uint64_t timer_gen_ = 0;
+  Clock::time_point deadline_ = Clock::time_point::max();
+  bool timer_waiting_ = false;
   Clock::time_point started_at_;
   std::string origin_;
   unsigned version_ = 11;
