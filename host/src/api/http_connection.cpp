@@ -1,6 +1,7 @@
 #include "api/http_connection.hpp"
 
 #include <algorithm>
+#include <array>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
@@ -339,26 +340,50 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void write_reply(ApiResponse r, After after, const Headers& headers = {}) {
     if (phase_ == Phase::kClosed) return;
     phase_ = Phase::kWriting;
-    res_ = {};
-    res_.version(version_);
-    res_.result(static_cast<unsigned>(r.reply.status));
-    if (r.reply.status != 204) res_.set(http::field::content_type, r.content_type);
-    if (!r.allow.empty()) res_.set(http::field::allow, r.allow);
-    for (const auto& [f, v] : headers) res_.set(f, v);
-    if (!origin_.empty()) {
-      res_.set(http::field::access_control_allow_origin, origin_);
-      res_.set(http::field::vary, "Origin");
-    }
     if (after == After::kKeepAlive && (!keep_alive_ || hub_.stopping())) after = After::kClose;
     after_ = after;
-    res_.keep_alive(after == After::kKeepAlive);
-    res_.body() = std::move(r.reply.body);
-    res_.prepare_payload();
-    if (head_) res_.body().clear();
+    reply_body_ = std::move(r.reply.body);
+    reply_head_ = reply_head(r, headers, after == After::kKeepAlive);
+    if (head_) reply_body_.clear();
     arm(opts().request_timeout_ms);
-    http::async_write(socket_, res_, [self = shared_from_this()](beast::error_code ec, size_t) {
+    const std::array<asio::const_buffer, 2> parts{asio::buffer(reply_head_), asio::buffer(reply_body_)};
+    asio::async_write(socket_, parts, [self = shared_from_this()](beast::error_code ec, size_t) {
       self->on_written(ec);
     });
+  }
+
+  // The status line and headers of a reply, written as Beast's serializer
+  // writes them for a prepared response (Content-Length always; Connection:
+  // close on HTTP/1.1 and keep-alive on HTTP/1.0 when they differ from the
+  // version's default), without building a fields container per reply.
+  std::string reply_head(const ApiResponse& r, const Headers& headers, bool keep_alive) const {
+    std::string h;
+    h.reserve(192);
+    h += version_ == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
+    h += std::to_string(r.reply.status);
+    h += ' ';
+    const auto reason = http::obsolete_reason(static_cast<http::status>(r.reply.status));
+    h.append(reason.data(), reason.size());
+    h += "\r\n";
+    auto field = [&h](http::field f, beast::string_view value) {
+      const auto name = http::to_string(f);
+      h.append(name.data(), name.size());
+      h += ": ";
+      h.append(value.data(), value.size());
+      h += "\r\n";
+    };
+    if (r.reply.status != 204) field(http::field::content_type, r.content_type);
+    if (!r.allow.empty()) field(http::field::allow, r.allow);
+    for (const auto& [f, v] : headers) field(f, v);
+    if (!origin_.empty()) {
+      field(http::field::access_control_allow_origin, origin_);
+      field(http::field::vary, "Origin");
+    }
+    if (version_ == 10 && keep_alive) field(http::field::connection, "keep-alive");
+    if (version_ != 10 && !keep_alive) field(http::field::connection, "close");
+    field(http::field::content_length, std::to_string(reply_body_.size()));
+    h += "\r\n";
+    return h;
   }
 
   void on_written(const beast::error_code& ec) {
@@ -409,7 +434,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   ConnectionHub& hub_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
-  http::response<http::string_body> res_;
+  std::string reply_head_, reply_body_;  // the reply being written
   Phase phase_ = Phase::kReading;
   After after_ = After::kKeepAlive;
   uint64_t id_ = 0;
