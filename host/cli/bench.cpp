@@ -1,8 +1,10 @@
-// `aether bench`: see bench.hpp. Each client is one thread with one request
-// in flight (closed loop): it sends a command, waits for its reply, records
-// the latency, and sends the next, round-robin over the actors it owns
-// (client c sends to actors c, c + clients, c + 2 * clients, ... mod actors).
+// `aether bench`: see bench.hpp. Each client has one request in flight
+// (closed loop): it sends a command, waits for its reply, records the
+// latency, and sends the next, round-robin over the actors it owns (client c
+// sends to actors c, c + clients, c + 2 * clients, ... mod actors). HTTP
+// clients are event-driven (bench_http.cpp); a NATS client is a thread.
 #include "bench.hpp"
+#include "bench_loop.hpp"
 #include "path_segment.hpp"
 
 #include <nats/nats.h>
@@ -29,44 +31,9 @@ namespace aether::cli {
 namespace {
 
 using json = nlohmann::json;
-using Clock = std::chrono::steady_clock;
-
-// Counters shared by the clients (for the progress line) and what each
-// client keeps for itself (merged at the end).
-struct Totals {
-  std::atomic<uint64_t> sent{0}, ok{0}, errors{0};
-};
-
-struct ClientResult {
-  std::vector<uint32_t> latencies_us;  // of the successful commands
-  std::map<std::string, uint64_t> errors;
-};
-
-// What a client needs to send commands: the targets (one per actor) and the
-// body, built once.
-struct Plan {
-  std::vector<std::string> targets;  // HTTP request heads or NATS subjects
-  std::string body;
-  int64_t timeout_ms = 5000;
-  Clock::time_point end;
-};
-
-std::string error_code_of(int status, const std::string& body) {
-  const json j = json::parse(body, nullptr, false);
-  if (!j.is_discarded() && j.is_object() && j.contains("error") && j["error"].is_object()) {
-    const json& c = j["error"].value("code", json());
-    if (c.is_string()) return c.get<std::string>();
-  }
-  return "http_" + std::to_string(status);
-}
-
+using Clock = BenchClock;
 
 // --- HTTP ----------------------------------------------------------------------
-
-struct HttpTarget {
-  std::string host;
-  std::string port;
-};
 
 bool parse_http_url(const std::string& url, HttpTarget& t, std::string& error) {
   const std::string scheme = "http://";
@@ -84,132 +51,6 @@ bool parse_http_url(const std::string& url, HttpTarget& t, std::string& error) {
     return false;
   }
   return true;
-}
-
-// One keep-alive connection; reconnects when the server closes it.
-class HttpClient {
- public:
-  HttpClient(const HttpTarget& t, int64_t timeout_ms) : target_(t), timeout_ms_(timeout_ms) {}
-  ~HttpClient() { close_socket(); }
-
-  // Sends `request` and reads one reply: its status and body, or 0 and a
-  // transport error code in `body`.
-  int exchange(const std::string& request, std::string& body) {
-    if (fd_ < 0 && !connect_socket()) {
-      body = "connect_failed";
-      return 0;
-    }
-    if (!send_all(request)) {
-      close_socket();
-      body = "send_failed";
-      return 0;
-    }
-    const int status = read_reply(body);
-    if (status == 0 || close_after_) close_socket();
-    return status;
-  }
-
- private:
-  bool connect_socket();
-  bool send_all(const std::string& data);
-  int read_reply(std::string& body);
-  bool fill(std::string& error);
-  void close_socket() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-    buffer_.clear();
-  }
-
-  HttpTarget target_;
-  int64_t timeout_ms_;
-  int fd_ = -1;
-  bool close_after_ = false;
-  std::string buffer_;
-};
-
-bool HttpClient::connect_socket() {
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* res = nullptr;
-  if (getaddrinfo(target_.host.c_str(), target_.port.c_str(), &hints, &res) != 0) return false;
-  for (addrinfo* a = res; a != nullptr; a = a->ai_next) {
-    const int fd = ::socket(a->ai_family, a->ai_socktype, a->ai_protocol);
-    if (fd < 0) continue;
-    if (::connect(fd, a->ai_addr, a->ai_addrlen) == 0) {
-      const int one = 1;
-      setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-      timeval tv{static_cast<time_t>(timeout_ms_ / 1000), static_cast<suseconds_t>((timeout_ms_ % 1000) * 1000)};
-      setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-      setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-      fd_ = fd;
-      break;
-    }
-    ::close(fd);
-  }
-  freeaddrinfo(res);
-  return fd_ >= 0;
-}
-
-bool HttpClient::send_all(const std::string& data) {
-  size_t done = 0;
-  while (done < data.size()) {
-    const ssize_t n = ::send(fd_, data.data() + done, data.size() - done, MSG_NOSIGNAL);
-    if (n <= 0) return false;
-    done += static_cast<size_t>(n);
-  }
-  return true;
-}
-
-// Reads more bytes into buffer_; false with `error` on timeout or close.
-bool HttpClient::fill(std::string& error) {
-  char chunk[16384];
-  const ssize_t n = ::recv(fd_, chunk, sizeof chunk, 0);
-  if (n > 0) {
-    buffer_.append(chunk, static_cast<size_t>(n));
-    return true;
-  }
-  error = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) ? "timeout" : "connection_closed";
-  return false;
-}
-
-// Finds header `name` (lower case) in the lower-cased head; empty if absent.
-std::string header_value(const std::string& lower_head, const std::string& name) {
-  const size_t at = lower_head.find("\r\n" + name + ":");
-  if (at == std::string::npos) return {};
-  const size_t start = lower_head.find_first_not_of(' ', at + name.size() + 3);
-  if (start == std::string::npos) return {};
-  const size_t end = lower_head.find("\r\n", start);
-  return lower_head.substr(start, end - start);
-}
-
-int HttpClient::read_reply(std::string& body) {
-  size_t head_end;
-  while ((head_end = buffer_.find("\r\n\r\n")) == std::string::npos) {
-    if (buffer_.size() > 65536 || !fill(body)) {
-      if (buffer_.size() > 65536) body = "bad_reply";
-      return 0;
-    }
-  }
-  std::string head = buffer_.substr(0, head_end + 2);
-  std::transform(head.begin(), head.end(), head.begin(), [](unsigned char c) { return std::tolower(c); });
-  const int status = head.size() > 12 ? std::atoi(head.c_str() + 9) : 0;
-  const std::string length = header_value(head, "content-length");
-  close_after_ = header_value(head, "connection") == "close";
-  char* end = nullptr;
-  const unsigned long long body_size = std::strtoull(length.c_str(), &end, 10);
-  // No Content-Length (chunked replies are not read), or a body over 64 MiB.
-  if (status < 100 || length.empty() || *end != '\0' || body_size > (64u << 20)) {
-    body = "bad_reply";
-    return 0;
-  }
-  const size_t total = head_end + 4 + static_cast<size_t>(body_size);
-  while (buffer_.size() < total) {
-    if (!fill(body)) return 0;
-  }
-  body.assign(buffer_, head_end + 4, total - head_end - 4);
-  buffer_.erase(0, total);
-  return status;
 }
 
 std::vector<std::string> http_requests(const BenchOptions& o, const HttpTarget& t, const std::string& body) {
@@ -240,26 +81,15 @@ void client_loop(const Plan& plan, uint32_t index, uint32_t clients, Totals& tot
     totals.sent.fetch_add(1, std::memory_order_relaxed);
     const auto start = Clock::now();
     if (send(plan.targets[next], code)) {
-      const auto us = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start).count();
-      result.latencies_us.push_back(static_cast<uint32_t>(std::min<int64_t>(us, UINT32_MAX)));
-      totals.ok.fetch_add(1, std::memory_order_relaxed);
+      result.ok(totals, start);
     } else {
-      ++result.errors[code];
-      totals.errors.fetch_add(1, std::memory_order_relaxed);
+      result.error(totals, code);
       if (code == "connect_failed" || code == "no_responders") {
         std::this_thread::sleep_for(std::chrono::milliseconds(10));  // do not spin on a host that is down
       }
     }
     next = (next + clients) % plan.targets.size();
   }
-}
-
-bool http_send(HttpClient& client, const std::string& request, std::string& code) {
-  std::string body;
-  const int status = client.exchange(request, body);
-  if (status >= 200 && status < 300) return true;
-  code = status == 0 ? body : error_code_of(status, body);
-  return false;
 }
 
 bool nats_send(natsConnection* nc, const Plan& plan, const std::string& subject, std::string& code) {
@@ -367,18 +197,16 @@ void progress_loop(const Totals& totals, Clock::time_point start, int64_t durati
   if (tty) std::fprintf(stderr, "\n");
 }
 
-// Starts one thread per client running `make_client(index)()`, shows the
-// progress, and merges the results.
-template <class MakeClient>
-Summary run_clients(const BenchOptions& o, int64_t duration_ms, Totals& totals, MakeClient&& make_client) {
+// Runs `run(results)` (the clients, until they are all done) with the
+// progress line, and merges the results.
+template <class Run>
+Summary run_clients(const BenchOptions& o, int64_t duration_ms, Totals& totals, Run&& run) {
   std::vector<ClientResult> results(o.clients);
-  std::vector<std::thread> threads;
   const auto start = Clock::now();
-  for (uint32_t i = 0; i < o.clients; ++i) threads.emplace_back(make_client(i, results[i]));
   std::atomic<bool> done{false};
   std::thread progress;
   if (o.progress) progress = std::thread(progress_loop, std::cref(totals), start, duration_ms, std::cref(done));
-  for (auto& t : threads) t.join();
+  run(results);
   done = true;
   if (progress.joinable()) progress.join();
   Summary s;
@@ -395,24 +223,27 @@ Summary run_clients(const BenchOptions& o, int64_t duration_ms, Totals& totals, 
   return s;
 }
 
-Summary run_http(const BenchOptions& o, Plan& plan, const HttpTarget& target, int64_t duration_ms) {
+Summary run_http(const BenchOptions& o, Plan& plan, const HttpTarget& target, int64_t duration_ms,
+                 std::string& error) {
   Totals totals;
-  return run_clients(o, duration_ms, totals, [&](uint32_t i, ClientResult& r) {
-    return [&, i] {
-      HttpClient client(target, plan.timeout_ms);
-      client_loop(plan, i, o.clients, totals, r,
-                  [&](const std::string& request, std::string& code) { return http_send(client, request, code); });
-    };
+  return run_clients(o, duration_ms, totals, [&](std::vector<ClientResult>& results) {
+    (void)run_http_clients(plan, target, o.clients, totals, results, error);
   });
 }
 
+// One thread per NATS client (a request blocks its caller).
 Summary run_nats(const BenchOptions& o, Plan& plan, natsConnection* nc, int64_t duration_ms) {
   Totals totals;
-  return run_clients(o, duration_ms, totals, [&](uint32_t i, ClientResult& r) {
-    return [&, i] {
-      client_loop(plan, i, o.clients, totals, r,
-                  [&](const std::string& subject, std::string& code) { return nats_send(nc, plan, subject, code); });
-    };
+  return run_clients(o, duration_ms, totals, [&](std::vector<ClientResult>& results) {
+    std::vector<std::thread> threads;
+    for (uint32_t i = 0; i < o.clients; ++i) {
+      threads.emplace_back([&, i] {
+        client_loop(plan, i, o.clients, totals, results[i], [&](const std::string& subject, std::string& code) {
+          return nats_send(nc, plan, subject, code);
+        });
+      });
+    }
+    for (auto& t : threads) t.join();
   });
 }
 
@@ -451,7 +282,11 @@ int run_bench(const BenchOptions& o) {
     }
     plan.targets = http_requests(o, target, plan.body);
     plan.end = Clock::now() + std::chrono::milliseconds(duration_ms);
-    s = run_http(o, plan, target, duration_ms);
+    s = run_http(o, plan, target, duration_ms, error);
+    if (!error.empty()) {
+      std::fprintf(stderr, "aether bench: %s\n", error.c_str());
+      return 2;
+    }
   } else {
     natsConnection* nc = nullptr;
     const natsStatus st = natsConnection_ConnectTo(&nc, o.nats_url.c_str());

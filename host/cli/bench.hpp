@@ -1,5 +1,6 @@
 // `aether bench`: a closed-loop load generator for a host's command API, over
-// HTTP (keep-alive connections, one thread per client) or NATS request/reply.
+// HTTP (keep-alive connections driven by a few event-loop threads) or NATS
+// request/reply (a thread per client).
 #pragma once
 
 #include <cstdint>

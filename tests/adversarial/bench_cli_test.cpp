@@ -55,6 +55,18 @@ void expect_consistent_report(const json& j) {
   EXPECT_EQ(by_code, errors) << j.dump();
 }
 
+// Sums the versions of Counter actors prefix0..prefix<n-1>.
+uint64_t counter_versions(const std::string& url, const std::string& prefix, int n) {
+  uint64_t versions = 0;
+  for (int i = 0; i < n; ++i) {
+    const auto r = run_process({test::cli_binary(), "--url", url, "--json", "state", "Counter",
+                                prefix + std::to_string(i)});
+    const json s = json::parse(r.out, nullptr, false);
+    if (!s.is_discarded() && s.contains("version")) versions += s["version"].get<uint64_t>();
+  }
+  return versions;
+}
+
 class BenchCliTest : public testing::Test {
  protected:
   void SetUp() override {
@@ -74,14 +86,19 @@ TEST_F(BenchCliTest, HttpRunCountsAddUpAndStateMatches) {
   EXPECT_EQ(j["errors"], 0u) << j.dump();
   EXPECT_GT(j["ok"].get<uint64_t>(), 0u);
   // Every ok command was one Increment: the actors' versions add up to it.
-  uint64_t versions = 0;
-  for (int i = 0; i < 10; ++i) {
-    const auto r = run_process({test::cli_binary(), "--url", host_->url(), "--json", "state", "Counter",
-                                "b-" + std::to_string(i)});
-    const json s = json::parse(r.out, nullptr, false);
-    if (!s.is_discarded() && s.contains("version")) versions += s["version"].get<uint64_t>();
-  }
-  EXPECT_EQ(versions, j["ok"].get<uint64_t>());
+  EXPECT_EQ(counter_versions(host_->url(), "b-", 10), j["ok"].get<uint64_t>());
+}
+
+// Hundreds of clients share a few event-loop threads: each reply is matched
+// to its own request, every command counted once.
+TEST_F(BenchCliTest, HundredsOfClientsOnFewThreadsCountEveryCommandOnce) {
+  const json j = run_bench_json({"--url", host_->url()},
+                                {"--duration", "1s", "--clients", "300", "--actors", "20", "--id-prefix", "m-"});
+  expect_consistent_report(j);
+  EXPECT_EQ(j["clients"], 300u);
+  EXPECT_EQ(j["errors"], 0u) << j.dump();
+  EXPECT_GT(j["ok"].get<uint64_t>(), 0u);
+  EXPECT_EQ(counter_versions(host_->url(), "m-", 20), j["ok"].get<uint64_t>());
 }
 
 TEST_F(BenchCliTest, RejectedCommandsAreCountedByCode) {

@@ -160,6 +160,66 @@ TEST(AdversarialHttp, SlowHeadersSlowBodiesAndIdleConnectionsAreClosed) {
   EXPECT_EQ(host.counter_version("slow"), 0u);
 }
 
+// A connection's deadlines share one timer wait: a wait that ends before the
+// deadline then in force waits again instead of closing, and an earlier
+// deadline (a request's header deadline during a long idle timeout) ends the
+// wait early.
+TEST(AdversarialHttp, DeadlinesOfLaterRequestsOnAKeepAliveConnection) {
+  HttpHost host("header_timeout: 1s\nidle_timeout: 60s\nrequest_timeout: 60s\n");
+  ASSERT_TRUE(host.start()) << host.log();
+  Socket c(host.port());
+  ASSERT_EQ(c.request(raw_get("/healthz")).status, 200);
+  // Longer than the header timeout armed for the first request: the
+  // connection waits (idle, 60 s) for its next request and serves it.
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  ASSERT_EQ(c.request(raw_post(counter("deadline") + "/commands", kIncrement)).status, 200);
+  // The next request's headers never end: the header deadline (1 s) closes
+  // the connection long before the idle timeout would.
+  ASSERT_TRUE(c.send("GET /healthz HTTP/1.1\r\n"));
+  EXPECT_TRUE(c.closed_within(15)) << "the header deadline of a later request did not close it";
+  EXPECT_EQ(host.counter_version("deadline"), 1u);
+}
+
+// Replies keep HTTP's framing: HEAD gets the GET's Content-Length and no
+// body; an HTTP/1.0 connection stays open only when it asks (and the reply
+// says so); Connection: close is answered with it, then the connection ends.
+TEST(AdversarialHttp, HeadHttp10AndConnectionCloseKeepTheirFraming) {
+  HttpHost host;
+  ASSERT_TRUE(host.start()) << host.log();
+  Socket get(host.port());
+  const auto full = get.request(raw_get("/healthz"));
+  ASSERT_EQ(full.status, 200);
+  EXPECT_TRUE(full.head.starts_with("HTTP/1.1 200 OK\r\n")) << full.head;
+
+  Socket s(host.port());
+  ASSERT_TRUE(s.send("HEAD /healthz HTTP/1.1\r\nHost: t\r\n\r\n" + raw_get("/healthz")));
+  for (int i = 0; i < 200 && s.received().find(full.body) == std::string::npos && !s.eof(); ++i) {
+    s.receive_some(100);
+  }
+  const std::string both = s.received();
+  const size_t end = both.find("\r\n\r\n");
+  ASSERT_NE(end, std::string::npos) << both;
+  const std::string head = both.substr(0, end + 4);
+  EXPECT_NE(head.find("Content-Length: " + std::to_string(full.body.size()) + "\r\n"), std::string::npos) << head;
+  EXPECT_EQ(both.compare(end + 4, 13, "HTTP/1.1 200 "), 0) << "the HEAD reply carried a body:\n" << both;
+
+  Socket ten(host.port());
+  const auto kept = ten.request("GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+  EXPECT_EQ(kept.status, 200);
+  EXPECT_TRUE(kept.head.starts_with("HTTP/1.0 200 OK\r\n")) << kept.head;
+  EXPECT_TRUE(kept.has("Connection: keep-alive\r\n")) << kept.head;
+  const auto last = ten.request("GET /healthz HTTP/1.0\r\n\r\n");
+  EXPECT_EQ(last.status, 200) << "an HTTP/1.0 keep-alive connection must take a second request";
+  EXPECT_FALSE(last.has("Connection:")) << last.head;
+  EXPECT_TRUE(ten.closed_within(15)) << "HTTP/1.0 without keep-alive must close after its reply";
+
+  Socket closing(host.port());
+  const auto closed = closing.request(raw_get("/healthz", "Connection: close\r\n"));
+  EXPECT_EQ(closed.status, 200);
+  EXPECT_TRUE(closed.has("Connection: close\r\n")) << closed.head;
+  EXPECT_TRUE(closing.closed_within(15));
+}
+
 TEST(AdversarialHttp, ConnectionsOverTheLimitAreRefusedAtOnce) {
   HttpHost host("max_connections: 8\n");
   ASSERT_TRUE(host.start()) << host.log();

@@ -47,22 +47,64 @@ ApiReply internal_error(std::string_view what) {
   return error_body(500, "internal", "internal error while " + std::string(what) + "; see the host's log");
 }
 
+// Appends `s` as a JSON string. Plain printable ASCII (ids, names) is copied
+// as it is; anything else goes through the JSON library (invalid UTF-8
+// becomes U+FFFD, as in dump_safe).
+void append_json_string(std::string& out, std::string_view s) {
+  for (const char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\') {
+      out += dump_safe(json(std::string(s)));
+      return;
+    }
+  }
+  out += '"';
+  out += s;
+  out += '"';
+}
+
+// An event's payload as it goes into a reply: its own JSON text when it is a
+// JSON value (it was checked when written), else the text as a JSON string.
+void append_payload(std::string& out, const std::string& payload) {
+  if (check_json_text(payload, kMaxStoredJsonDepth, "event payload") && json::accept(payload)) {
+    out += payload;
+  } else {
+    append_json_string(out, payload);
+  }
+}
+
+// The reply of a successful command, written straight into one string (no
+// JSON tree): the keys in the order a JSON object dump gives them.
 ApiReply success_reply(const std::string& ns, const std::string& type, const std::string& id,
                        const CommandResult& r) {
-  json events = json::array();
-  for (const auto& e : r.events) {
-    // Stored or emitted payloads were checked when written; a payload that
-    // is not JSON (or too deep to walk) is shown as a string.
-    json payload = check_json_text(e.payload, kMaxStoredJsonDepth, "event payload")
-                       ? json::parse(e.payload, nullptr, false)
-                       : json(json::value_t::discarded);
-    events.push_back({{"id", event_id({ns, type, id}, e.version)},
-                      {"version", e.version},
-                      {"type", e.type},
-                      {"payload", payload.is_discarded() ? json(e.payload) : payload}});
+  std::string out;
+  out.reserve(128 + r.events.size() * (64 + ns.size() + type.size() + id.size()));
+  out += "{\"duplicate\":";
+  out += r.duplicate ? "true" : "false";
+  out += ",\"events\":[";
+  for (size_t i = 0; i < r.events.size(); ++i) {
+    const auto& e = r.events[i];
+    if (i > 0) out += ',';
+    out += "{\"id\":";
+    append_json_string(out, event_id({ns, type, id}, e.version));
+    out += ",\"payload\":";
+    append_payload(out, e.payload);
+    out += ",\"type\":";
+    append_json_string(out, e.type);
+    out += ",\"version\":";
+    out += std::to_string(e.version);
+    out += '}';
   }
-  return {200, dump_safe(json{{"ns", ns}, {"type", type}, {"id", id}, {"version", r.version},
-                              {"duplicate", r.duplicate}, {"events", events}})};
+  out += "],\"id\":";
+  append_json_string(out, id);
+  out += ",\"ns\":";
+  append_json_string(out, ns);
+  out += ",\"type\":";
+  append_json_string(out, type);
+  out += ",\"version\":";
+  out += std::to_string(r.version);
+  out += '}';
+  return {200, std::move(out)};
 }
 
 }  // namespace
@@ -145,9 +187,10 @@ ApiReply command_reply(const std::string& ns, const std::string& type, const std
                        {"current_version", r.current_version}});
   }
   if (!r.status) return error_reply(r.status);
-  ApiReply reply = internal_error("writing the reply of " + ns + "/" + type + "/" + id);
+  std::optional<ApiReply> reply;
   run_guarded("command reply", [&] { reply = success_reply(ns, type, id, r); });
-  return reply;
+  if (!reply) return internal_error("writing the reply of " + ns + "/" + type + "/" + id);
+  return std::move(*reply);
 }
 
 void dispatch_command(Runtime& runtime, ClusterNode* cluster, Command command, RouteTrail trail,

@@ -1,6 +1,7 @@
 #include "api/http_connection.hpp"
 
 #include <algorithm>
+#include <array>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
@@ -97,22 +98,34 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   const HttpOptions& opts() const { return hub_.options(); }
 
-  // Deadlines: the connection closes when the timer fires. 0 = none.
+  // Deadlines: the connection closes once `deadline_` has passed. 0 = none.
+  // One timer wait serves many deadlines: a later deadline leaves the wait
+  // as it is (when it fires early it waits again for the deadline then in
+  // force), only an earlier one restarts it. A request thus costs no timer
+  // operation of its own once its connection's wait is in place.
   void arm(int64_t ms) {
     if (ms <= 0) return disarm();
     arm_until(Clock::now() + std::chrono::milliseconds(ms));
   }
   void arm_until(Clock::time_point when) {
+    deadline_ = when;
+    if (timer_waiting_ && timer_.expiry() <= when) return;
+    timer_.expires_at(when);  // a wait in progress ends as superseded
+    wait_deadline();
+  }
+  void wait_deadline() {
+    timer_waiting_ = true;
     const uint64_t gen = ++timer_gen_;
-    timer_.expires_at(when);
     timer_.async_wait([self = shared_from_this(), gen](beast::error_code ec) {
-      if (!ec && gen == self->timer_gen_) self->close();
+      if (gen != self->timer_gen_) return;  // superseded by a later wait
+      self->timer_waiting_ = false;
+      if (ec || self->phase_ == Phase::kClosed || self->deadline_ == Clock::time_point::max()) return;
+      if (Clock::now() >= self->deadline_) return self->close();
+      self->timer_.expires_at(self->deadline_);
+      self->wait_deadline();
     });
   }
-  void disarm() {
-    ++timer_gen_;
-    timer_.cancel();
-  }
+  void disarm() { deadline_ = Clock::time_point::max(); }
 
   // Waits for the next request: `first_byte_ms` until its first byte, then
   // header_timeout for its headers and request_timeout for all of it.
@@ -327,26 +340,50 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void write_reply(ApiResponse r, After after, const Headers& headers = {}) {
     if (phase_ == Phase::kClosed) return;
     phase_ = Phase::kWriting;
-    res_ = {};
-    res_.version(version_);
-    res_.result(static_cast<unsigned>(r.reply.status));
-    if (r.reply.status != 204) res_.set(http::field::content_type, r.content_type);
-    if (!r.allow.empty()) res_.set(http::field::allow, r.allow);
-    for (const auto& [f, v] : headers) res_.set(f, v);
-    if (!origin_.empty()) {
-      res_.set(http::field::access_control_allow_origin, origin_);
-      res_.set(http::field::vary, "Origin");
-    }
     if (after == After::kKeepAlive && (!keep_alive_ || hub_.stopping())) after = After::kClose;
     after_ = after;
-    res_.keep_alive(after == After::kKeepAlive);
-    res_.body() = std::move(r.reply.body);
-    res_.prepare_payload();
-    if (head_) res_.body().clear();
+    reply_body_ = std::move(r.reply.body);
+    reply_head_ = reply_head(r, headers, after == After::kKeepAlive);
+    if (head_) reply_body_.clear();
     arm(opts().request_timeout_ms);
-    http::async_write(socket_, res_, [self = shared_from_this()](beast::error_code ec, size_t) {
+    const std::array<asio::const_buffer, 2> parts{asio::buffer(reply_head_), asio::buffer(reply_body_)};
+    asio::async_write(socket_, parts, [self = shared_from_this()](beast::error_code ec, size_t) {
       self->on_written(ec);
     });
+  }
+
+  // The status line and headers of a reply, written as Beast's serializer
+  // writes them for a prepared response (Content-Length always; Connection:
+  // close on HTTP/1.1 and keep-alive on HTTP/1.0 when they differ from the
+  // version's default), without building a fields container per reply.
+  std::string reply_head(const ApiResponse& r, const Headers& headers, bool keep_alive) const {
+    std::string h;
+    h.reserve(192);
+    h += version_ == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
+    h += std::to_string(r.reply.status);
+    h += ' ';
+    const auto reason = http::obsolete_reason(static_cast<http::status>(r.reply.status));
+    h.append(reason.data(), reason.size());
+    h += "\r\n";
+    auto field = [&h](http::field f, beast::string_view value) {
+      const auto name = http::to_string(f);
+      h.append(name.data(), name.size());
+      h += ": ";
+      h.append(value.data(), value.size());
+      h += "\r\n";
+    };
+    if (r.reply.status != 204) field(http::field::content_type, r.content_type);
+    if (!r.allow.empty()) field(http::field::allow, r.allow);
+    for (const auto& [f, v] : headers) field(f, v);
+    if (!origin_.empty()) {
+      field(http::field::access_control_allow_origin, origin_);
+      field(http::field::vary, "Origin");
+    }
+    if (version_ == 10 && keep_alive) field(http::field::connection, "keep-alive");
+    if (version_ != 10 && !keep_alive) field(http::field::connection, "close");
+    field(http::field::content_length, std::to_string(reply_body_.size()));
+    h += "\r\n";
+    return h;
   }
 
   void on_written(const beast::error_code& ec) {
@@ -397,11 +434,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
   ConnectionHub& hub_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
-  http::response<http::string_body> res_;
+  std::string reply_head_, reply_body_;  // the reply being written
   Phase phase_ = Phase::kReading;
   After after_ = After::kKeepAlive;
   uint64_t id_ = 0;
   uint64_t timer_gen_ = 0;
+  Clock::time_point deadline_ = Clock::time_point::max();
+  bool timer_waiting_ = false;
   Clock::time_point started_at_;
   std::string origin_;
   unsigned version_ = 11;

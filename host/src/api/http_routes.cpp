@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <regex>
+#include <string_view>
 
 #include "api/admin_api.hpp"
 #include "api/metrics.hpp"
@@ -83,6 +84,32 @@ const std::vector<Route>& route_table() {
   };
   return table;
 }
+
+}  // namespace
+
+bool match_command_path(const std::string& path, std::vector<std::string>& m) {
+  constexpr std::string_view kPrefix = "/v1/", kActors = "/actors/", kSuffix = "/commands";
+  std::string_view s(path);
+  if (!s.starts_with(kPrefix)) return false;
+  s.remove_prefix(kPrefix.size());
+  const size_t ns_end = s.find('/');
+  if (ns_end == 0 || ns_end == std::string_view::npos) return false;
+  const std::string_view ns = s.substr(0, ns_end);
+  s.remove_prefix(ns_end);
+  if (!s.starts_with(kActors)) return false;
+  s.remove_prefix(kActors.size());
+  const size_t type_end = s.find('/');
+  if (type_end == 0 || type_end == std::string_view::npos) return false;
+  const std::string_view type = s.substr(0, type_end);
+  s.remove_prefix(type_end + 1);
+  if (!s.ends_with(kSuffix)) return false;
+  const std::string_view id = s.substr(0, s.size() - kSuffix.size());
+  if (id.find_first_of("\r\n") != std::string_view::npos) return false;
+  m = {path, std::string(ns), std::string(type), std::string(id)};
+  return true;
+}
+
+namespace {
 
 int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -301,6 +328,9 @@ void ApiRoutes::handle(ApiRequest req, Done done) {
   try {
     const std::string method = req.method == "HEAD" ? "GET" : req.method;
     if (method == "GET" && is_console_path(req.path)) return done(console_reply(req.path));
+    if (std::vector<std::string> m; method == "POST" && match_command_path(req.path, m)) {
+      return command(req, m, done);
+    }
     for (const auto& r : route_table()) {
       std::smatch sm;
       if (method != r.method || !std::regex_match(req.path, sm, r.pattern)) continue;

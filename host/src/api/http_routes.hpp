@@ -54,6 +54,14 @@ ApiResponse console_reply(const std::string& path);
 // The namespace of GET /v1/{ns}/events/stream, or nullopt for another path.
 std::optional<std::string> event_stream_namespace(const std::string& path);
 
+// The command route, POST /v1/{ns}/actors/{type}/{id}/commands, matched
+// without a regex (it is matched on every command) exactly as the route
+// table's pattern /v1/([^/]+)/actors/([^/]+)/(.*)/commands matches it: ns and
+// type are one segment each, id is all between them and the final
+// "/commands" (it may hold '/', not CR or LF). On a match `m` is
+// {path, ns, type, id}.
+bool match_command_path(const std::string& path, std::vector<std::string>& m);
+
 // Percent-decodes `s` ('+' becomes a space when `plus_is_space`); a broken
 // escape is kept as it is.
 std::string url_decode(const std::string& s, bool plus_is_space);

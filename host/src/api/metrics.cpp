@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstring>
 #include <mutex>
+#include <unordered_map>
 #include <vector>
 
 namespace aether {
@@ -83,6 +84,41 @@ struct Metrics::Impl {
   std::vector<std::pair<prometheus::Gauge*, std::function<double()>>> gauges;
   std::vector<std::pair<prometheus::Counter*, std::function<double()>>> counters;
 
+  // What a command's metrics touch, by type label (a known type or
+  // kUnknownType, so bounded by the model): looking a metric up by its
+  // labels in its family on every command costs a map of strings and a lock.
+  struct PerType {
+    std::string label;
+    prometheus::Histogram* latency = nullptr;
+    prometheus::Counter* appended = nullptr;
+    std::vector<std::pair<const char*, prometheus::Counter*>> outcomes;  // outcome_label() pointers
+  };
+  std::unordered_map<std::string, PerType> per_type;  // under mu
+
+  // The label for `type` and its cached metrics (call with mu held).
+  PerType& type_metrics(const std::string& type) {
+    const std::string& label = known_type && known_type(type) ? type : kUnknown();
+    auto it = per_type.find(label);
+    if (it != per_type.end()) return it->second;
+    PerType& p = per_type[label];
+    p.label = label;
+    p.latency = &latency.Add({{"type", label}}, latency_buckets());
+    p.appended = &appended.Add({{"type", label}});
+    return p;
+  }
+  prometheus::Counter& outcome_counter(PerType& p, const char* outcome) {
+    for (const auto& [name, counter] : p.outcomes) {
+      if (name == outcome) return *counter;
+    }
+    auto& c = commands.Add({{"type", p.label}, {"outcome", outcome}});
+    p.outcomes.emplace_back(outcome, &c);
+    return c;
+  }
+  static const std::string& kUnknown() {
+    static const std::string s = Metrics::kUnknownType;
+    return s;
+  }
+
   static const prometheus::Histogram::BucketBoundaries& latency_buckets() {
     static const prometheus::Histogram::BucketBoundaries b{0.0005, 0.001, 0.0025, 0.005, 0.01,
                                                            0.025,  0.05,  0.1,    0.25,  0.5,
@@ -109,9 +145,16 @@ std::string Metrics::type_label(const std::string& type) {
 }
 
 void Metrics::on_command(const std::string& type, const char* outcome, double seconds) {
-  const std::string label = type_label(type);
-  impl_->commands.Add({{"type", label}, {"outcome", outcome_label(outcome)}}).Increment();
-  impl_->latency.Add({{"type", label}}, Impl::latency_buckets()).Observe(seconds);
+  prometheus::Counter* counter = nullptr;
+  prometheus::Histogram* latency = nullptr;
+  {
+    std::lock_guard lock(impl_->mu);
+    auto& p = impl_->type_metrics(type);
+    counter = &impl_->outcome_counter(p, outcome_label(outcome));
+    latency = p.latency;
+  }
+  counter->Increment();
+  latency->Observe(seconds);
 }
 
 void Metrics::on_activation(const std::string& type, uint64_t replayed, bool from_snapshot) {
@@ -125,7 +168,12 @@ void Metrics::on_snapshot(const std::string& type) {
 }
 
 void Metrics::on_events_appended(const std::string& type, size_t n) {
-  impl_->appended.Add({{"type", type_label(type)}}).Increment(static_cast<double>(n));
+  prometheus::Counter* counter = nullptr;
+  {
+    std::lock_guard lock(impl_->mu);
+    counter = impl_->type_metrics(type).appended;
+  }
+  counter->Increment(static_cast<double>(n));
 }
 
 void Metrics::on_commit_batch(size_t appends) { impl_->batch_hist.Observe(static_cast<double>(appends)); }
