@@ -191,7 +191,7 @@ struct Host::Parts {
 
   Status open_bus() {
     if (!nats) return Status::ok();
-    if (!bus) bus = std::make_unique<NatsBus>(*nats, config.node.id);
+    if (!bus) bus = std::make_unique<NatsBus>(*nats, config.node.id, bus_options(config));
     if (auto* outbox = dynamic_cast<Outbox*>(store); outbox != nullptr && config.store.backend == "sqlite") {
       relay = std::make_unique<OutboxRelay>(*nats, *outbox);
       relay_ptr.store(relay.get());
@@ -218,16 +218,13 @@ struct Host::Parts {
   Bus* events_bus() const { return bus ? bus.get() : local_bus.get(); }
 
   Status start_runtime() {
-    if (!bus && !local_bus) local_bus = make_local_bus();
+    if (!bus && !local_bus) local_bus = make_local_bus(bus_options(config));
     RuntimeOptions options = runtime_options(config);
     if (seams.tune_runtime) seams.tune_runtime(options);
     auto rt = Runtime::create(std::move(options), registry, *store, *store, events_bus(), &metrics);
     if (!rt) return Status(rt.status().code(), "runtime: " + rt.status().message());
     runtime = std::move(rt).value();
-    SwapOptions swap;
-    swap.allow_breaking = config.plugins.allow_breaking_reload;
-    swap.pause_timeout_ms = config.plugins.swap_pause_timeout_ms;
-    plugins->attach(runtime.get(), swap, store, config.plugins.shadow_check);
+    plugins->attach(runtime.get(), swap_options(config), store, config.plugins.shadow_check);
     Runtime* r = runtime.get();
     metrics.set_active_actors_source([r] { return static_cast<double>(r->stats().active_actors); });
     return Status::ok();
@@ -343,7 +340,8 @@ Result<std::unique_ptr<Host>> Host::start(const HostConfig& config, HostSeams se
   parts->config = config;
   parts->seams = std::move(seams);
   for (Status (Parts::*step)() : {&Parts::lock_data, &Parts::connect_nats, &Parts::open_store, &Parts::load_plugins,
-                                  &Parts::start_runtime, &Parts::watch_plugins, &Parts::start_cluster, &Parts::start_servers}) {
+                                  &Parts::start_runtime, &Parts::watch_plugins, &Parts::start_cluster,
+                                  &Parts::start_servers}) {
     if (Status s = (parts.get()->*step)(); !s) return s;
   }
   return std::unique_ptr<Host>(new Host(std::move(parts)));
