@@ -5,6 +5,7 @@
 #include <fstream>
 #include <set>
 
+#include "app/host.hpp"
 #include "plugin/plugin.hpp"
 #include "runtime/plugin_manager.hpp"
 #include "store/store.hpp"
@@ -13,35 +14,38 @@ namespace aether::testkit {
 
 namespace fs = std::filesystem;
 
+namespace {
+
+// A HostConfig for the test host: no NATS, no HTTP server, the store and the
+// private plugin copies in the host's directory, plugins loaded by the test.
+HostConfig host_config(const TestHostOptions& o, const fs::path& dir) {
+  HostConfig c;
+  c.source = "<testkit>";
+  c.node.data_dir = dir.string();
+  c.store.backend = o.store == "sqlite" ? "sqlite" : "memory";
+  c.store.sqlite_path = (dir / "aether.db").string();
+  c.api.http_enabled = false;
+  c.plugins.dir = (dir / "plugins").string();  // none at start: the test loads them
+  c.plugins.allowed_dirs = {"/"};              // whatever file its test names
+  c.plugins.allow_breaking_reload = o.swap.allow_breaking;
+  c.plugins.swap_pause_timeout_ms = o.swap.pause_timeout_ms;
+  c.plugins.shadow_check = o.shadow.value_or(ShadowOptions{.enabled = false});
+  return c;
+}
+
+}  // namespace
+
 struct TestHost::Impl {
   TestHostOptions opts;
   fs::path dir;
-  PluginRegistry registry;
-  std::unique_ptr<PluginManager> plugins;
-  std::unique_ptr<Store> store;
-  std::unique_ptr<Runtime> runtime;
-
-  void open_store() {
-    if (opts.store == "sqlite") {
-      SqliteOptions so;
-      so.path = (dir / "aether.db").string();
-      auto s = open_sqlite_store(so);
-      if (!s) throw std::runtime_error(s.status().to_string());
-      store = std::move(s).value();
-    } else {
-      store = make_memory_store();
-    }
-  }
+  std::unique_ptr<Host> host;
 
   void start() {
-    auto r = Runtime::create(opts.runtime, registry, *store, *store);
-    if (!r) throw std::runtime_error(r.status().to_string());
-    runtime = std::move(r).value();
-    if (opts.shadow) {
-      plugins->attach(runtime.get(), opts.swap, store.get(), *opts.shadow);
-    } else {
-      plugins->attach(runtime.get(), opts.swap);
-    }
+    HostSeams seams;
+    seams.tune_runtime = [this](RuntimeOptions& o) { o = opts.runtime; };
+    auto h = Host::start(host_config(opts, dir), std::move(seams));
+    if (!h) throw std::runtime_error(h.status().to_string());
+    host = std::move(h).value();
   }
 };
 
@@ -55,29 +59,21 @@ TestHost::TestHost(TestHostOptions options) : impl_(std::make_unique<Impl>()) {
     impl_->dir = impl_->opts.dir;
     fs::create_directories(impl_->dir);
   }
-  // A test host loads whatever file its test names (allowed dir "/").
-  impl_->plugins = std::make_unique<PluginManager>(
-      impl_->registry, PluginManagerOptions{impl_->dir / "plugins", {"/"}});
-  impl_->open_store();
   impl_->start();
 }
 
 TestHost::~TestHost() {
-  impl_->plugins->stop_watching();
-  if (impl_->runtime) impl_->runtime->shutdown();
-  impl_->runtime.reset();
-  impl_->store.reset();
-  impl_->plugins.reset();
+  impl_->host.reset();
   std::error_code ec;
   if (impl_->opts.dir.empty()) {
     fs::remove_all(impl_->dir, ec);
   } else {
-    fs::remove_all(impl_->dir / "plugins", ec);  // private copies only; the data stays
+    fs::remove_all(impl_->dir / "plugins.loaded", ec);  // private copies only; the data stays
   }
 }
 
 Status TestHost::load(const std::string& file) {
-  auto r = impl_->plugins->load(file);
+  auto r = impl_->host->plugins().load(file);
   return r ? Status::ok() : r.status();
 }
 
@@ -90,12 +86,12 @@ CommandResult TestHost::send(const std::string& type, const std::string& id,
   c.id = id;
   c.name = command;
   c.payload = payload;
-  return impl_->runtime->send_sync(std::move(c));
+  return impl_->host->runtime().send_sync(std::move(c));
 }
 
 Result<ActorView> TestHost::state(const std::string& type, const std::string& id,
                                   const std::string& ns) {
-  return impl_->runtime->state(ns, type, id);
+  return impl_->host->runtime().state(ns, type, id);
 }
 
 std::string TestHost::view(const std::string& type, const std::string& id, const std::string& ns) {
@@ -104,20 +100,20 @@ std::string TestHost::view(const std::string& type, const std::string& id, const
 }
 
 Result<SwapReport> TestHost::swap(const std::string& plugin, const std::string& file) {
-  return impl_->plugins->reload(ReloadRequest{plugin, file, false});
+  return impl_->host->plugins().reload(ReloadRequest{plugin, file, false});
 }
 
 Result<SwapReport> TestHost::rollback(const std::string& plugin) {
-  return impl_->plugins->reload(ReloadRequest{plugin, "", true});
+  return impl_->host->plugins().reload(ReloadRequest{plugin, "", true});
 }
 
 std::string TestHost::version(const std::string& plugin) const {
-  auto p = impl_->registry.find_plugin(plugin);
+  auto p = impl_->host->registry().find_plugin(plugin);
   return p ? p->version() : "";
 }
 
 std::string TestHost::loaded_file(const std::string& plugin) const {
-  auto p = impl_->registry.find_plugin(plugin);
+  auto p = impl_->host->registry().find_plugin(plugin);
   return p ? p->path().string() : "";
 }
 
@@ -133,7 +129,7 @@ bool TestHost::is_mapped(const std::string& file) {
 
 int TestHost::plugin_mappings() const {
   std::ifstream maps("/proc/self/maps");
-  const std::string dir = impl_->plugins->copy_dir().string();
+  const std::string dir = impl_->host->plugins().copy_dir().string();
   std::set<std::string> files;
   for (std::string line; std::getline(maps, line);) {
     const size_t at = line.find(dir);
@@ -143,20 +139,14 @@ int TestHost::plugin_mappings() const {
 }
 
 void TestHost::restart() {
-  impl_->runtime->shutdown();
-  impl_->runtime.reset();
-  if (impl_->opts.store == "sqlite") {
-    impl_->store.reset();
-    impl_->open_store();
-  }
-  impl_->start();
+  if (Status s = impl_->host->restart_runtime(); !s) throw std::runtime_error(s.to_string());
 }
 
 std::string TestHost::dir() const { return impl_->dir.string(); }
 
-Runtime& TestHost::runtime() { return *impl_->runtime; }
-Store& TestHost::store() { return *impl_->store; }
-PluginRegistry& TestHost::registry() { return impl_->registry; }
-PluginManager& TestHost::plugins() { return *impl_->plugins; }
+Runtime& TestHost::runtime() { return impl_->host->runtime(); }
+Store& TestHost::store() { return impl_->host->store(); }
+PluginRegistry& TestHost::registry() { return impl_->host->registry(); }
+PluginManager& TestHost::plugins() { return impl_->host->plugins(); }
 
 }  // namespace aether::testkit

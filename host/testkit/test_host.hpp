@@ -9,8 +9,10 @@
 //   EXPECT_EQ(host.view("Tally", "t1"), R"({"ops":0,"total":5,"v":2})");
 //   EXPECT_FALSE(host.is_mapped(old_copy));
 //
-// It runs the real runtime, store and plugin loader; only the HTTP server is
-// left out. Thread-safe like the runtime.
+// It is wired like aether-host (app/host.hpp: Host::start over a HostConfig
+// with the memory or sqlite store, without NATS and the HTTP server), so it
+// runs the real runtime, store and plugin loader and locks its directory.
+// Thread-safe like the runtime.
 #pragma once
 
 #include <memory>

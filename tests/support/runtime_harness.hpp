@@ -1,5 +1,6 @@
-// Test support: a runtime over one store backend with the example plugins
-// (and the test plugins) loaded, that a test can restart.
+// Test support: a host (app/host.hpp, the wiring aether-host uses) over one
+// store backend, without NATS or servers, with the example plugins (and the
+// test plugins) loaded, that a test can restart.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -7,6 +8,7 @@
 #include <memory>
 #include <string>
 
+#include "app/host.hpp"
 #include "bus/bus.hpp"
 #include "plugin/plugin.hpp"
 #include "runtime/runtime.hpp"
@@ -15,39 +17,81 @@
 
 namespace aether::test {
 
+// The configuration of a test host in `dir`: the backend's store, no NATS,
+// no HTTP server, no plugin files (the harness loads them).
+inline HostConfig harness_config(const StoreBackend& backend, const std::string& dir) {
+  HostConfig c;
+  c.source = "<test>";
+  c.node.data_dir = dir;
+  c.store.backend = backend.name;
+  c.store.sqlite_path = dir + "/aether.db";
+  c.api.http_enabled = false;
+  c.plugins.dir = dir + "/plugins";
+  return c;
+}
+
+// Starts a host with `*options` as its runtime options (read again at each
+// restart; it must outlive the host) over the backend's store in `dir`, or
+// over `store` when given (not owned).
+inline std::unique_ptr<Host> start_test_host(const StoreBackend& backend, const std::string& dir,
+                                             const RuntimeOptions* options, Store* store = nullptr) {
+  HostSeams seams;
+  seams.store = store;
+  seams.open_store = [backend, dir]() -> Result<std::unique_ptr<Store>> {
+    auto s = backend.open(dir);
+    if (!s) return Status::unavailable("store backend " + backend.name + " did not open");
+    return s;
+  };
+  seams.tune_runtime = [options](RuntimeOptions& o) { o = *options; };
+  auto h = Host::start(harness_config(backend, dir), std::move(seams));
+  if (!h) {
+    ADD_FAILURE() << h.status().to_string();
+    return nullptr;
+  }
+  return std::move(h).value();
+}
+
+inline void load_test_plugins(PluginRegistry& registry) {
+  for (const char* p : {"bank", "counter", "order"}) {
+    auto r = registry.load(std::string(AETHER_PLUGIN_DIR) + "/" + p + ".so");
+    if (!r) ADD_FAILURE() << r.status().to_string();
+  }
+  auto r = registry.load(std::string(AETHER_TEST_PLUGIN_DIR) + "/faulty.so");
+  if (!r) ADD_FAILURE() << r.status().to_string();
+}
+
 class RuntimeHarness {
  public:
   explicit RuntimeHarness(StoreBackend backend, RuntimeOptions options = {})
       : backend_(std::move(backend)), options_(std::move(options)) {
-    for (const char* p : {"bank", "counter", "order"}) load(std::string(AETHER_PLUGIN_DIR) + "/" + p + ".so");
-    load(std::string(AETHER_TEST_PLUGIN_DIR) + "/faulty.so");
-    bus_ = make_local_bus();
-    open_store();
-    start();
+    host_ = start_test_host(backend_, dir(), &options_);
+    if (host_) load_test_plugins(host_->registry());
   }
   ~RuntimeHarness() { stop(); }
 
-  Runtime& rt() { return *runtime_; }
-  Store& store() { return *store_; }
-  Bus& bus() { return *bus_; }
-  PluginRegistry& registry() { return registry_; }
+  Runtime& rt() { return host_->runtime(); }
+  Store& store() { return host_->store(); }
+  Bus& bus() { return *host_->events_bus(); }
+  PluginRegistry& registry() { return host_->registry(); }
   RuntimeOptions& options() { return options_; }
   const std::string& dir() const { return dir_.path().native(); }
 
-  // Stops the runtime and starts a new one; with a persistent backend the
-  // store is reopened too, as after a process restart.
+  // Stops the runtime and starts a new one (with options()); with a
+  // persistent backend the store is reopened too, as after a process restart.
   void restart() {
-    stop();
-    if (backend_.persistent) {
-      store_.reset();
-      open_store();
-    }
-    start();
+    if (Status s = host_->restart_runtime(); !s) ADD_FAILURE() << s.to_string();
   }
 
   void stop() {
-    if (runtime_) runtime_->shutdown();
-    runtime_.reset();
+    if (host_) host_->runtime().shutdown();
+  }
+
+  // A second host over this harness's store (in a directory of its own),
+  // with the same plugins and options().
+  std::unique_ptr<Host> another_host() {
+    auto h = start_test_host(backend_, dir() + "/another", &options_, &store());
+    if (h) load_test_plugins(h->registry());
+    return h;
   }
 
   CommandResult send(const std::string& type, const std::string& id, const std::string& name,
@@ -58,34 +102,14 @@ class RuntimeHarness {
     c.id = id;
     c.name = name;
     c.payload = payload;
-    return runtime_->send_sync(std::move(c));
+    return host_->runtime().send_sync(std::move(c));
   }
 
  private:
-  void load(const std::string& path) {
-    auto r = registry_.load(path);
-    if (!r) ADD_FAILURE() << r.status().to_string();
-  }
-  void open_store() {
-    store_ = backend_.open(dir_.path().string());
-    if (!store_) ADD_FAILURE() << "store backend " << backend_.name << " did not open";
-  }
-  void start() {
-    auto r = Runtime::create(options_, registry_, *store_, *store_, bus_.get());
-    if (!r) {
-      ADD_FAILURE() << r.status().to_string();
-      return;
-    }
-    runtime_ = std::move(r).value();
-  }
-
   TempDir dir_;
   StoreBackend backend_;
   RuntimeOptions options_;
-  PluginRegistry registry_;
-  std::unique_ptr<Bus> bus_;
-  std::unique_ptr<Store> store_;
-  std::unique_ptr<Runtime> runtime_;
+  std::unique_ptr<Host> host_;
 };
 
 }  // namespace aether::test

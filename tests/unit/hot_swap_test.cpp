@@ -29,6 +29,25 @@ TestHostOptions options(const std::string& store = "memory") {
   return o;
 }
 
+// The test host is wired like aether-host (app/host.hpp): it locks its data
+// directory, so a second host over the same directory at the same time fails
+// to start, naming the directory (testkit_test: one after the other they
+// share the data).
+TEST(TestHostWiring, LocksItsDataDirectoryLikeAetherHost) {
+  TestHostOptions o = options("sqlite");
+  auto first = std::make_unique<TestHost>(o);
+  ASSERT_TRUE(first->load(tp("tally_v1")).is_ok());
+  ASSERT_TRUE(first->send("Tally", "kept", "Add", R"({"n":4})").status.is_ok());
+  o.dir = first->dir();
+  try {
+    TestHost second(o);
+    ADD_FAILURE() << "a second host started over a locked data directory";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find(o.dir), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(json::parse(first->view("Tally", "kept"))["count"], 4) << "the first host serves on";
+}
+
 class HotSwap : public testing::TestWithParam<std::string> {};
 
 // 8 threads send commands while the plugin is swapped from v1 to v2 (new

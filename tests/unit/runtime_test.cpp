@@ -310,8 +310,8 @@ TEST_P(RuntimeSuite, ConflictingRuntimesRetryAndStayExact) {
   RuntimeOptions o = small_options();
   o.conflict_retries = 50;
   RuntimeHarness h(GetParam(), o);
-  auto second = Runtime::create(o, h.registry(), h.store(), h.store());
-  ASSERT_TRUE(second.is_ok());
+  auto second = h.another_host();
+  ASSERT_TRUE(second != nullptr);
   constexpr int kEach = 200;
   std::atomic<int> failures{0};
   auto drive = [&](Runtime& rt) {
@@ -321,7 +321,7 @@ TEST_P(RuntimeSuite, ConflictingRuntimesRetryAndStayExact) {
     }
   };
   std::thread t1([&] { drive(h.rt()); });
-  std::thread t2([&] { drive(**second); });
+  std::thread t2([&] { drive(second->runtime()); });
   t1.join();
   t2.join();
   EXPECT_EQ(failures.load(), 0);
@@ -332,9 +332,9 @@ TEST_P(RuntimeSuite, ConflictingRuntimesRetryAndStayExact) {
     total += ev->size();
   }
   EXPECT_EQ(total, 2u * kEach);
-  EXPECT_GT(h.rt().stats().conflicts + (*second)->stats().conflicts, 0u)
+  EXPECT_GT(h.rt().stats().conflicts + second->runtime().stats().conflicts, 0u)
       << "the two runtimes should have raced at least once";
-  (*second)->shutdown();
+  second->runtime().shutdown();
 }
 
 TEST_P(RuntimeSuite, RemoteCommitNoticePassivatesAStaleIdleActor) {

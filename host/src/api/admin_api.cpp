@@ -1,5 +1,7 @@
 #include "api/admin_api.hpp"
 
+#include "api/reply_json.hpp"
+
 #include <nlohmann/json.hpp>
 #include <optional>
 
@@ -13,7 +15,7 @@ using json = nlohmann::json;
 constexpr size_t kMaxRepairBody = 4096;
 
 ApiReply bad_request(const std::string& message) {
-  return {400, json{{"error", {{"code", "invalid_argument"}, {"message", message}}}}.dump()};
+  return error_reply(400, "invalid_argument", message);
 }
 
 struct RepairRequest {

@@ -2,6 +2,7 @@
 
 #include <future>
 
+#include "api/reply_json.hpp"
 #include "cluster/cluster.hpp"
 #include "core/guarded.hpp"
 #include "core/names.hpp"
@@ -36,15 +37,30 @@ namespace {
 // a client sent): such bytes become U+FFFD.
 std::string dump_safe(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
-ApiReply error_body(int status, const std::string& code, const std::string& message,
-                    json extra = json::object()) {
+}  // namespace
+
+ApiReply error_reply(int status, const std::string& code, const std::string& message, const json& extra) {
   json e = {{"code", code}, {"message", message}};
   e.update(extra);
   return {status, dump_safe(json{{"error", e}})};
 }
 
+json event_json(const ActorKey& key, const StoredEvent& e) {
+  // Stored or emitted payloads were checked when written; a payload that
+  // is not JSON (or too deep to walk) is shown as a string.
+  json payload = check_json_text(e.payload, kMaxStoredJsonDepth, "event payload")
+                     ? json::parse(e.payload, nullptr, false)
+                     : json(json::value_t::discarded);
+  return {{"id", event_id(key, e.version)},
+          {"version", e.version},
+          {"type", e.type},
+          {"payload", payload.is_discarded() ? json(e.payload) : payload}};
+}
+
+namespace {
+
 ApiReply internal_error(std::string_view what) {
-  return error_body(500, "internal", "internal error while " + std::string(what) + "; see the host's log");
+  return error_reply(500, "internal", "internal error while " + std::string(what) + "; see the host's log");
 }
 
 // Appends `s` as a JSON string. Plain printable ASCII (ids, names) is copied
@@ -121,14 +137,14 @@ ApiReply error_reply(const Status& s) {
   const std::string code = s.cause().empty() ? status_code_name(s.code()) : s.cause();
   json extra = json::object();
   if (s.applied() != Applied::kUnknown) extra["may_have_been_applied"] = s.applied() == Applied::kMaybe;
-  return error_body(http_status(s.code()), code, s.message(), std::move(extra));
+  return error_reply(http_status(s.code()), code, s.message(), extra);
 }
 
 bool parse_command_request(const std::string& ns, const std::string& type, const std::string& id,
                            const std::string& text, const std::string& idempotency_header,
                            Command& c, ApiReply& error, size_t max_depth) {
   auto bad = [&](const std::string& m) {
-    error = error_body(400, "invalid_argument", m);
+    error = error_reply(400, "invalid_argument", m);
     return false;
   };
   c.ns = ns;
@@ -177,11 +193,11 @@ ApiReply command_reply(const std::string& ns, const std::string& type, const std
                        const CommandResult& r) {
   if (r.status.code() == StatusCode::kRejected) {
     // A reused idempotency key is the caller's mistake, not the domain's refusal.
-    return error_body(422, r.reject_code.empty() ? "rejected" : r.reject_code, r.status.message(),
+    return error_reply(422, r.reject_code.empty() ? "rejected" : r.reject_code, r.status.message(),
                       {{"rejected", r.reject_code != "idempotency_key_reused"}});
   }
   if (r.status.code() == StatusCode::kConflict) {
-    return error_body(409, "conflict", r.status.message(),
+    return error_reply(409, "conflict", r.status.message(),
                       {{"actor", ns + "/" + type + "/" + id},
                        {"attempted_version", r.attempted_version},
                        {"current_version", r.current_version}});

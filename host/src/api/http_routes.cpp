@@ -9,6 +9,7 @@
 
 #include "api/admin_api.hpp"
 #include "api/metrics.hpp"
+#include "api/reply_json.hpp"
 #include "cluster/cluster.hpp"
 #include "core/log.hpp"
 #include "plugin/plugin.hpp"
@@ -27,14 +28,11 @@ ApiResponse internal_error(const std::string& what) {
   return {http_error_reply(500, "internal", what)};
 }
 
-json event_json(const std::string& ns, const std::string& type, const std::string& id,
-                const StoredEvent& e) {
-  json payload = json::parse(e.payload, nullptr, false);
-  return {{"id", event_id({ns, type, id}, e.version)},
-          {"version", e.version},
-          {"type", e.type},
-          {"payload", payload.is_discarded() ? json(e.payload) : payload},
-          {"timestamp", e.timestamp_ms}};
+json event_with_time(const std::string& ns, const std::string& type, const std::string& id,
+                     const StoredEvent& e) {
+  json j = event_json({ns, type, id}, e);
+  j["timestamp"] = e.timestamp_ms;
+  return j;
 }
 
 // A non-negative integer query parameter, or an error reply.
@@ -121,7 +119,7 @@ int hex_value(char c) {
 }  // namespace
 
 ApiReply http_error_reply(int status, const std::string& code, const std::string& message) {
-  return json_reply(status, {{"error", {{"code", code}, {"message", message}}}});
+  return error_reply(status, code, message);
 }
 
 std::string url_decode(const std::string& s, bool plus_is_space) {
@@ -184,7 +182,7 @@ ApiReply events_reply(Runtime& runtime, const std::string& ns, const std::string
   auto ev = runtime.events(ns, type, id, *from, *limit);
   if (!ev) return error_reply(ev.status());
   json list = json::array();
-  for (const auto& e : *ev) list.push_back(event_json(ns, type, id, e));
+  for (const auto& e : *ev) list.push_back(event_with_time(ns, type, id, e));
   return json_reply(200, {{"ns", ns}, {"type", type}, {"id", id}, {"from", *from}, {"events", list}});
 }
 
@@ -253,8 +251,7 @@ ApiReply reload_reply(PluginManager* manager, const std::string& plugin, const s
   if (!rep) {
     const Status& s = rep.status();
     if (check.refused) {
-      return json_reply(422, {{"error", {{"code", "shadow_mismatch"}, {"message", s.message()},
-                                         {"report", json::parse(check.report.to_json())}}}});
+      return error_reply(422, "shadow_mismatch", s.message(), {{"report", json::parse(check.report.to_json())}});
     }
     if (s.code() == StatusCode::kPluginError) return http_error_reply(422, "plugin_refused", s.message());
     return error_reply(s);

@@ -106,14 +106,15 @@ class Readiness {
 // depend on each other.
 struct Host::Parts {
   HostConfig config;
-  StartPause pause;
+  HostSeams seams;
   std::unique_ptr<DirLock> data_lock;
   Metrics metrics;
   std::unique_ptr<NatsConnection> nats;
   // The store's commit callback wakes the relay, which lives shorter than
   // the store and so is reached through this pointer.
   std::atomic<OutboxRelay*> relay_ptr{nullptr};
-  std::unique_ptr<Store> store;
+  std::unique_ptr<Store> own_store;
+  Store* store = nullptr;  // own_store, or HostSeams::store
   std::unique_ptr<OutboxRelay> relay;
   struct ClearRelay {
     std::atomic<OutboxRelay*>& p;
@@ -136,7 +137,7 @@ struct Host::Parts {
 
   template <class F>
   auto with_retry(const std::string& what, F attempt) {
-    return retry_at_start(config.nats.startup_wait_ms, pause, what, attempt);
+    return retry_at_start(config.nats.startup_wait_ms, seams.pause, what, attempt);
   }
 
   Status lock_data() {
@@ -163,7 +164,13 @@ struct Host::Parts {
 
   Status open_store() {
     Result<std::unique_ptr<Store>> s = Status::invalid("store.backend " + config.store.backend);
-    if (config.store.backend == "jetstream") {
+    if (seams.store != nullptr) {
+      store = seams.store;
+      return open_bus();
+    }
+    if (seams.open_store) {
+      s = seams.open_store();
+    } else if (config.store.backend == "jetstream") {
       const JetStreamOptions jo = jetstream_options(config);
       s = with_retry("jetstream store", [&] { return open_jetstream_store(*nats, jo); });
     } else if (config.store.backend == "memory") {
@@ -177,10 +184,15 @@ struct Host::Parts {
       s = open_sqlite_store(so);
     }
     if (!s) return Status(s.status().code(), "store: " + s.status().message());
-    store = std::move(s).value();
+    own_store = std::move(s).value();
+    store = own_store.get();
+    return open_bus();
+  }
+
+  Status open_bus() {
     if (!nats) return Status::ok();
-    bus = std::make_unique<NatsBus>(*nats, config.node.id);
-    if (auto* outbox = dynamic_cast<Outbox*>(store.get()); outbox != nullptr && config.store.backend == "sqlite") {
+    if (!bus) bus = std::make_unique<NatsBus>(*nats, config.node.id, bus_options(config));
+    if (auto* outbox = dynamic_cast<Outbox*>(store); outbox != nullptr && config.store.backend == "sqlite") {
       relay = std::make_unique<OutboxRelay>(*nats, *outbox);
       relay_ptr.store(relay.get());
       log::info("broadcasting committed events to NATS from the sqlite outbox");
@@ -206,21 +218,22 @@ struct Host::Parts {
   Bus* events_bus() const { return bus ? bus.get() : local_bus.get(); }
 
   Status start_runtime() {
-    if (!bus) local_bus = make_local_bus();
-    auto rt = Runtime::create(runtime_options(config), registry, *store, *store, events_bus(), &metrics);
+    if (!bus && !local_bus) local_bus = make_local_bus(bus_options(config));
+    RuntimeOptions options = runtime_options(config);
+    if (seams.tune_runtime) seams.tune_runtime(options);
+    auto rt = Runtime::create(std::move(options), registry, *store, *store, events_bus(), &metrics);
     if (!rt) return Status(rt.status().code(), "runtime: " + rt.status().message());
     runtime = std::move(rt).value();
-    SwapOptions swap;
-    swap.allow_breaking = config.plugins.allow_breaking_reload;
-    swap.pause_timeout_ms = config.plugins.swap_pause_timeout_ms;
-    plugins->attach(runtime.get(), swap, store.get(), config.plugins.shadow_check);
-    if (config.plugins.watch) {
-      plugins->start_watching(std::chrono::milliseconds(std::max<int64_t>(50, config.plugins.watch_interval_ms)));
-      log::info("watching plugin files for changes every " + std::to_string(config.plugins.watch_interval_ms) +
-                " ms");
-    }
+    plugins->attach(runtime.get(), swap_options(config), store, config.plugins.shadow_check);
     Runtime* r = runtime.get();
     metrics.set_active_actors_source([r] { return static_cast<double>(r->stats().active_actors); });
+    return Status::ok();
+  }
+
+  Status watch_plugins() {
+    if (!config.plugins.watch) return Status::ok();
+    plugins->start_watching(std::chrono::milliseconds(std::max<int64_t>(50, config.plugins.watch_interval_ms)));
+    log::info("watching plugin files for changes every " + std::to_string(config.plugins.watch_interval_ms) + " ms");
     return Status::ok();
   }
 
@@ -255,7 +268,7 @@ struct Host::Parts {
   // Other nodes' EventStored notifications keep this node's caches current.
   void follow_remote_commits() {
     if (!bus) return;
-    auto* cache = dynamic_cast<VersionCache*>(store.get());
+    auto* cache = dynamic_cast<VersionCache*>(store);
     Runtime* r = runtime.get();
     for (const auto& ns : config.node.namespaces) {
       stored_subs.push_back(bus->subscribe("aether." + ns + ".stored.>", [r, cache](const Message& m) {
@@ -265,6 +278,22 @@ struct Host::Parts {
         r->note_remote_commit(n->first, n->second);
       }));
     }
+  }
+
+  Status restart_runtime() {
+    if (cluster || http || ingress) return Status::invalid("restart_runtime: the host serves others");
+    if (stopped) return Status::invalid("restart_runtime: the host is stopped");
+    runtime->shutdown();
+    runtime.reset();
+    if (own_store && config.store.backend != "memory") {
+      if (Status s = store->flush(); !s) return Status(s.code(), "store flush: " + s.message());
+      relay_ptr.store(nullptr);
+      relay.reset();
+      own_store.reset();
+      store = nullptr;
+      if (Status s = open_store(); !s) return s;
+    }
+    return start_runtime();
   }
 
   Status stop() {
@@ -301,11 +330,18 @@ Host::~Host() {
 }
 
 Result<std::unique_ptr<Host>> Host::start(const HostConfig& config, StartPause pause) {
+  HostSeams seams;
+  seams.pause = std::move(pause);
+  return start(config, std::move(seams));
+}
+
+Result<std::unique_ptr<Host>> Host::start(const HostConfig& config, HostSeams seams) {
   auto parts = std::make_unique<Parts>();
   parts->config = config;
-  parts->pause = std::move(pause);
+  parts->seams = std::move(seams);
   for (Status (Parts::*step)() : {&Parts::lock_data, &Parts::connect_nats, &Parts::open_store, &Parts::load_plugins,
-                                  &Parts::start_runtime, &Parts::start_cluster, &Parts::start_servers}) {
+                                  &Parts::start_runtime, &Parts::watch_plugins, &Parts::start_cluster,
+                                  &Parts::start_servers}) {
     if (Status s = (parts.get()->*step)(); !s) return s;
   }
   return std::unique_ptr<Host>(new Host(std::move(parts)));
@@ -317,6 +353,9 @@ Runtime& Host::runtime() { return *p_->runtime; }
 PluginRegistry& Host::registry() { return p_->registry; }
 PluginManager& Host::plugins() { return *p_->plugins; }
 Metrics& Host::metrics() { return p_->metrics; }
+Store& Host::store() { return *p_->store; }
+Bus* Host::events_bus() { return p_->events_bus(); }
+Status Host::restart_runtime() { return p_->restart_runtime(); }
 ClusterNode* Host::cluster() { return p_->cluster.get(); }
 HttpServer* Host::http() { return p_->http.get(); }
 

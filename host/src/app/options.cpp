@@ -88,6 +88,12 @@ SqliteOptions sqlite_options(const HostConfig& c) {
   return o;
 }
 
+SwapOptions swap_options(const HostConfig& c) {
+  return {.allow_breaking = c.plugins.allow_breaking_reload, .pause_timeout_ms = c.plugins.swap_pause_timeout_ms};
+}
+
+BusOptions bus_options(const HostConfig& c) { return {.subscriber_queue = c.bus.subscriber_queue}; }
+
 HttpOptions http_options(const HostConfig& c) {
   HttpOptions o;
   if (auto addr = parse_listen_address(c.api.http_listen)) {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "api/http_server.hpp"
+#include "bus/bus.hpp"
 #include "cluster/cluster.hpp"
 #include "config/config.hpp"
 #include "nats/connection.hpp"
@@ -17,5 +18,7 @@ NatsOptions nats_options(const HostConfig& c);
 JetStreamOptions jetstream_options(const HostConfig& c);
 SqliteOptions sqlite_options(const HostConfig& c);  // without its callbacks
 HttpOptions http_options(const HostConfig& c);
+BusOptions bus_options(const HostConfig& c);
+SwapOptions swap_options(const HostConfig& c);
 
 }  // namespace aether

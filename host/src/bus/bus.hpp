@@ -45,7 +45,19 @@ class Subscription {
 };
 
 struct SubscribeOptions {
-  size_t queue_capacity = 65536;
+  // Messages queued for this subscription before new ones are dropped for
+  // it; 0: the bus's BusOptions::subscriber_queue.
+  size_t queue_capacity = 0;
+};
+
+// A bus's settings (the config's `bus` section).
+struct BusOptions {
+  // Messages queued per subscription that does not ask for its own bound.
+  size_t subscriber_queue = 65536;
+
+  size_t queue_for(const SubscribeOptions& o) const {
+    return o.queue_capacity != 0 ? o.queue_capacity : subscriber_queue;
+  }
 };
 
 // Thread-safe.
@@ -68,7 +80,7 @@ bool subject_matches(std::string_view pattern, std::string_view subject);
 std::string check_pattern(std::string_view pattern);
 
 // The in-process bus.
-std::unique_ptr<Bus> make_local_bus();
+std::unique_ptr<Bus> make_local_bus(BusOptions options = {});
 
 // Reads an EventStored notification ({"ns","type","actor_id","version",...}):
 // the actor and its version, or nullopt if it is not one.

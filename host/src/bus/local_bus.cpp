@@ -87,6 +87,8 @@ namespace {
 
 class LocalBus final : public Bus {
  public:
+  explicit LocalBus(BusOptions options) : options_(options) {}
+
   void publish(Message m) override {
     std::lock_guard lock(mu_);
     for (QueuedSubscription* s : subs_) {
@@ -97,7 +99,7 @@ class LocalBus final : public Bus {
   std::unique_ptr<Subscription> subscribe(std::string pattern, MessageHandler handler,
                                           SubscribeOptions options) override {
     auto s = std::make_unique<QueuedSubscription>(
-        std::move(pattern), std::move(handler), options.queue_capacity,
+        std::move(pattern), std::move(handler), options_.queue_for(options),
         [this](QueuedSubscription* gone) {
           std::lock_guard lock(mu_);
           std::erase(subs_, gone);
@@ -112,6 +114,7 @@ class LocalBus final : public Bus {
   bool has_subscribers() const override { return count_.load(std::memory_order_relaxed) > 0; }
 
  private:
+  const BusOptions options_;
   mutable std::mutex mu_;
   std::vector<QueuedSubscription*> subs_;
   std::atomic<size_t> count_{0};
@@ -119,6 +122,6 @@ class LocalBus final : public Bus {
 
 }  // namespace
 
-std::unique_ptr<Bus> make_local_bus() { return std::make_unique<LocalBus>(); }
+std::unique_ptr<Bus> make_local_bus(BusOptions options) { return std::make_unique<LocalBus>(options); }
 
 }  // namespace aether

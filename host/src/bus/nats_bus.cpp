@@ -89,8 +89,8 @@ struct NatsBus::Impl {
   }
 };
 
-NatsBus::NatsBus(NatsConnection& connection, std::string node_id)
-    : impl_(std::make_unique<Impl>(connection, node_id)) {}
+NatsBus::NatsBus(NatsConnection& connection, std::string node_id, BusOptions options)
+    : options_(options), impl_(std::make_unique<Impl>(connection, node_id)) {}
 
 NatsBus::~NatsBus() = default;
 
@@ -103,7 +103,7 @@ void NatsBus::publish(Message m) {
 std::unique_ptr<Subscription> NatsBus::subscribe(std::string pattern, MessageHandler handler,
                                                  SubscribeOptions options) {
   Impl* impl = impl_.get();
-  auto local = std::make_unique<QueuedSubscription>(pattern, std::move(handler), options.queue_capacity,
+  auto local = std::make_unique<QueuedSubscription>(pattern, std::move(handler), options_.queue_for(options),
                                                     [impl](QueuedSubscription* gone) { impl->remove(gone); });
   std::lock_guard lock(impl->mu);
   auto& shared = impl->by_pattern[pattern];

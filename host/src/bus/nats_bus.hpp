@@ -25,7 +25,7 @@ class Outbox;
 
 class NatsBus final : public Bus {
  public:
-  NatsBus(NatsConnection& connection, std::string node_id);
+  NatsBus(NatsConnection& connection, std::string node_id, BusOptions options = {});
   ~NatsBus() override;
   void publish(Message message) override;
   std::unique_ptr<Subscription> subscribe(std::string pattern, MessageHandler handler,
@@ -36,6 +36,7 @@ class NatsBus final : public Bus {
 
  private:
   struct Impl;
+  const BusOptions options_;
   std::unique_ptr<Impl> impl_;
 };
 

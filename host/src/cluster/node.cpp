@@ -522,7 +522,8 @@ struct ClusterNode::Impl {
   enum class Route { kLocal, kForward, kWait };
 
   // REQUIRES: mu held.
-  Route decide(uint32_t shard, std::string& target) const {
+  // Where a command for `shard` runs now: here, on `target`, or after a wait.
+  Route where_to_run(uint32_t shard, std::string& target) const {
     if (!have_map || shard >= map.owners.size()) return Route::kWait;
     auto it = map.migrations.find(shard);
     if (it != map.migrations.end()) {
@@ -555,7 +556,7 @@ struct ClusterNode::Impl {
         lock.unlock();
         return done(failed("the host is shutting down", "shutting_down", Applied::kNo));
       }
-      const Route r = decide(shard, target);
+      const Route r = where_to_run(shard, target);
       epoch = map.epoch;
       const TrailStep step = check_trail(trail, epoch, target, map_fetched);
       if (step == TrailStep::kFetchMap) {
@@ -904,7 +905,7 @@ void ClusterNode::stop() {
 bool ClusterNode::serves(const std::string& type, const std::string& id) const {
   std::string target;
   std::lock_guard lock(impl_->mu);
-  return impl_->decide(cluster::shard_of(type, id, impl_->opts.shards), target) == Impl::Route::kLocal;
+  return impl_->where_to_run(cluster::shard_of(type, id, impl_->opts.shards), target) == Impl::Route::kLocal;
 }
 
 ClusterStatus ClusterNode::status() const { return impl_->status(); }
