@@ -14,6 +14,7 @@
 #include "bus/bus.hpp"
 #include "bus/nats_bus.hpp"
 #include "cluster/cluster.hpp"
+#include "cluster/plugin_sync.hpp"
 #include "core/dir_lock.hpp"
 #include "core/log.hpp"
 #include "nats/connection.hpp"
@@ -127,6 +128,7 @@ struct Host::Parts {
   std::unique_ptr<PluginManager> plugins;
   std::unique_ptr<Runtime> runtime;
   std::unique_ptr<ClusterNode> cluster;
+  std::unique_ptr<PluginVersionSync> plugin_sync;
   std::unique_ptr<HttpServer> http;
   Readiness readiness;
   std::unique_ptr<NatsConnection::StatusWatch> nats_watch;
@@ -198,6 +200,13 @@ struct Host::Parts {
       for (const auto& t : (*p)->types()) types += (types.empty() ? "" : ", ") + t->name();
       log::info("loaded plugin " + (*p)->name() + " " + (*p)->version() + " (" + types + ") from " + file);
     }
+    for (const auto& [ns, _] : config.plugins.namespaces) {
+      for (const auto& file : config.namespace_plugin_files(ns)) {
+        auto p = plugins->load_for_namespaces(file, {ns});
+        if (!p) return Status(p.status().code(), "plugins.namespaces." + ns + ": " + p.status().message());
+        log::info("namespace " + ns + " runs plugin " + (*p)->name() + " " + (*p)->version() + " from " + file);
+      }
+    }
     if (registry.plugins().empty()) log::warn("no plugin loaded: every command will be refused");
     metrics.set_known_types([this](std::string_view t) { return registry.plugin_for_type(t) != nullptr; });
     return Status::ok();
@@ -213,7 +222,9 @@ struct Host::Parts {
     SwapOptions swap;
     swap.allow_breaking = config.plugins.allow_breaking_reload;
     swap.pause_timeout_ms = config.plugins.swap_pause_timeout_ms;
-    plugins->attach(runtime.get(), swap, store.get(), config.plugins.shadow_check);
+    ShadowOptions shadow = config.plugins.shadow_check;
+    shadow.call_timeout_ms = config.actors.call_timeout_ms;  // its hooks have the same limit as commands
+    plugins->attach(runtime.get(), swap, store.get(), shadow);
     if (config.plugins.watch) {
       plugins->start_watching(std::chrono::milliseconds(std::max<int64_t>(50, config.plugins.watch_interval_ms)));
       log::info("watching plugin files for changes every " + std::to_string(config.plugins.watch_interval_ms) +
@@ -226,6 +237,11 @@ struct Host::Parts {
 
   Status start_cluster() {
     if (!config.cluster.enabled) return Status::ok();
+    // Every node runs the cluster's version per namespace (cluster/plugin_sync.hpp).
+    const PluginSyncOptions so{config.node.id, config.cluster.bucket_prefix, static_cast<int>(config.cluster.replicas)};
+    auto ps = with_retry("plugin versions", [&] { return PluginVersionSync::start(so, *nats, *plugins, registry, *runtime); });
+    if (!ps) return ps.status();
+    plugin_sync = std::move(ps).value();
     auto c = with_retry("cluster", [&] { return ClusterNode::start(cluster_options(config, registry), *nats, *runtime); });
     if (!c) return c.status();
     cluster = std::move(c).value();
@@ -279,6 +295,7 @@ struct Host::Parts {
     nats_watch.reset();
     if (ingress) ingress->stop();
     if (cluster) cluster->stop();
+    if (plugin_sync) plugin_sync->stop();
     stored_subs.clear();
     if (plugins) plugins->stop_watching();
     if (runtime) runtime->shutdown();
