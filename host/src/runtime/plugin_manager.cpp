@@ -81,7 +81,11 @@ Result<std::shared_ptr<const Plugin>> PluginManager::load_for_namespaces(
   std::shared_ptr<const Plugin> plugin = opened ? std::move(opened).value() : nullptr;
   for (size_t i = 0; s && i < namespaces.size(); ++i) s = registry_.set_namespace_version(namespaces[i], plugin);
   if (!s) {
-    if (plugin) registry_.clear_namespace_versions(plugin->name());
+    for (const auto& ns : namespaces) {  // those set already follow the main version again
+      if (plugin && registry_.version_for(plugin->name(), ns) == plugin) {
+        (void)registry_.set_namespace_version(ns, registry_.find_plugin(plugin->name()));
+      }
+    }
     copies_->remove(*copy);
     return s;
   }
