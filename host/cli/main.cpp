@@ -26,6 +26,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "bench.hpp"
 #include "path_segment.hpp"
@@ -85,6 +86,41 @@ void print_shadow_report(FILE* out, const json& r) {
                    f.contains("expected") ? f["expected"].dump().c_str() : "(absent)",
                    f.contains("got") ? f["got"].dump().c_str() : "(absent)");
     }
+  }
+}
+
+// The answer of a reload, promote or rollback.
+void print_swap(const json& j) {
+  if (j.contains("shadow")) print_shadow_report(stdout, j["shadow"]);
+  if (j.value("dry_run", false)) {
+    std::printf("dry run: %s %s was not swapped in\n", j.value("plugin", "").c_str(),
+                j.value("to_version", "").c_str());
+    return;
+  }
+  if (j.value("accepted_differences", false)) std::printf("differences accepted\n");
+  std::string scope;
+  if (j.contains("namespaces")) {
+    for (const auto& ns : j["namespaces"]) scope += (scope.empty() ? " (namespaces " : ", ") + ns.get<std::string>();
+    scope += ")";
+  }
+  if (j.contains("promoted_from")) scope = " (promoted from " + j.value("promoted_from", "") + ")";
+  std::printf("reloaded %s%s: %s -> %s, %llu active actors moved (%llu by snapshot, %llu by "
+              "upgrade_state, %llu by replay), paused %.1f ms\n",
+              j.value("plugin", "").c_str(), scope.c_str(), j.value("from_version", "").c_str(),
+              j.value("to_version", "").c_str(), j.value("actors_migrated", 0ull),
+              j.value("via_snapshot", 0ull), j.value("via_upgrade", 0ull),
+              j.value("via_replay", 0ull), j.value("pause_ms", 0.0));
+}
+
+// Which version serves which namespace.
+void print_versions(const json& p) {
+  if (!p.contains("versions")) return;
+  for (const auto& v : p["versions"]) {
+    std::string names;
+    for (const auto& ns : v["namespaces"]) names += (names.empty() ? "" : ", ") + ns.get<std::string>();
+    std::printf("  %s %s %s sha256 %.12s  namespaces: %s\n", v.value("main", false) ? "main   " : "version",
+                v.value("version", "").c_str(), v.value("path", "").c_str(), v.value("sha256", "").c_str(),
+                names.empty() ? "(none)" : names.c_str());
   }
 }
 
@@ -237,9 +273,20 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"previous"}));
   reload->add_option("--file", reload_file, "the new image (default: the file it was loaded from)");
   bool dry_run = false, accept_differences = false;
-  reload->add_flag("--dry-run", dry_run, "run the shadow check only; swap nothing");
-  reload->add_flag("--accept-differences", accept_differences,
-                   "swap even if the shadow check finds states that differ");
+  std::vector<std::string> swap_namespaces;
+  std::string promote_from;
+  reload->add_option("--namespace", swap_namespaces, "swap only this namespace (repeatable): a canary");
+  auto* promote = app.add_subcommand("promote", "move every namespace to the version one namespace runs");
+  promote->add_option("NAME", plugin)->required();
+  promote->add_option("--from", promote_from, "the namespace whose version is promoted")->required();
+  auto* rollback = app.add_subcommand("rollback", "return a plugin (or some namespaces) to the version before");
+  rollback->add_option("NAME", plugin)->required();
+  rollback->add_option("--namespace", swap_namespaces, "roll back only this namespace (repeatable)");
+  for (auto* c : {reload, promote}) {
+    c->add_flag("--dry-run", dry_run, "run the shadow check only; swap nothing");
+    c->add_flag("--accept-differences", accept_differences,
+                "swap even if the shadow check finds states that differ");
+  }
   auto* cluster = app.add_subcommand("cluster", "show cluster membership and shards");
   uint64_t truncate_after = 0;
   bool yes = false;
@@ -308,6 +355,7 @@ int main(int argc, char** argv) {
       for (const auto& p : j["plugins"]) {
         std::printf("%s %s (ABI %s) %s\n", p.value("name", "").c_str(), p.value("version", "").c_str(),
                     p.value("abi", "").c_str(), p.value("path", "").c_str());
+        print_versions(p);
         for (const auto& t : p["actor_types"]) {
           std::string cmds, evs;
           for (const auto& c : t["commands"]) cmds += (cmds.empty() ? "" : ", ") + c.get<std::string>();
@@ -319,27 +367,16 @@ int main(int argc, char** argv) {
       }
     });
   }
-  if (reload->parsed()) {
+  if (reload->parsed() || promote->parsed() || rollback->parsed()) {
     json body = json::object();
-    if (!reload_to.empty()) body["to"] = reload_to;
+    if (!reload_to.empty() || rollback->parsed()) body["to"] = "previous";
     if (!reload_file.empty()) body["file"] = reload_file;
+    if (!swap_namespaces.empty()) body["namespaces"] = swap_namespaces;
+    if (promote->parsed()) body["from"] = promote_from;
     if (dry_run) body["dry_run"] = true;
     if (accept_differences) body["accept"] = "differences";
-    return api.call("POST", "/v1/plugins/" + path_segment(plugin) + "/reload", body.dump(), [](const json& j) {
-      if (j.contains("shadow")) print_shadow_report(stdout, j["shadow"]);
-      if (j.value("dry_run", false)) {
-        std::printf("dry run: %s %s was not swapped in\n", j.value("plugin", "").c_str(),
-                    j.value("to_version", "").c_str());
-        return;
-      }
-      if (j.value("accepted_differences", false)) std::printf("differences accepted\n");
-      std::printf("reloaded %s: %s -> %s, %llu active actors moved (%llu by snapshot, %llu by "
-                  "upgrade_state, %llu by replay), paused %.1f ms\n",
-                  j.value("plugin", "").c_str(), j.value("from_version", "").c_str(),
-                  j.value("to_version", "").c_str(), j.value("actors_migrated", 0ull),
-                  j.value("via_snapshot", 0ull), j.value("via_upgrade", 0ull),
-                  j.value("via_replay", 0ull), j.value("pause_ms", 0.0));
-    });
+    const char* route = promote->parsed() ? "/promote" : "/reload";
+    return api.call("POST", "/v1/plugins/" + path_segment(plugin) + route, body.dump(), print_swap);
   }
   if (repair->parsed()) return run_repair(api, type, id, truncate_after, yes);
   if (cluster->parsed()) {

@@ -100,11 +100,17 @@ std::string TestHost::view(const std::string& type, const std::string& id, const
 }
 
 Result<SwapReport> TestHost::swap(const std::string& plugin, const std::string& file) {
-  return impl_->host->plugins().reload(ReloadRequest{plugin, file, false});
+  ReloadRequest r;
+  r.plugin = plugin;
+  r.file = file;
+  return impl_->host->plugins().reload(r);
 }
 
 Result<SwapReport> TestHost::rollback(const std::string& plugin) {
-  return impl_->host->plugins().reload(ReloadRequest{plugin, "", true});
+  ReloadRequest r;
+  r.plugin = plugin;
+  r.to_previous = true;
+  return impl_->host->plugins().reload(r);
 }
 
 std::string TestHost::version(const std::string& plugin) const {

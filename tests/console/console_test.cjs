@@ -98,6 +98,8 @@ async function liveTail(page, url, token, account, version) {
 async function plugins(page, url) {
   await page.goto(url + '/ui#plugins', { waitUntil: 'networkidle0' });
   await page.waitForSelector('[data-plugin="counter"] .reload', WAIT);
+  const versions = await text(page, '[data-plugin="counter"] .versions');
+  check(versions.includes('(main)') && versions.includes('default'), 'the card shows which version serves which namespace: ' + versions);
   await page.click('[data-plugin="counter"] .reload');
   await page.waitForSelector('[data-plugin="counter"] .report', WAIT);
   const report = await text(page, '[data-plugin="counter"] .report');

@@ -145,6 +145,8 @@ class ClusterHarness {
   bool nats_ready() { return nats_.wait_ready(); }
   // Environment for the nodes started from now on (config/cluster.yaml reads it).
   void set_env(const std::string& key, const std::string& value) { extra_env_[key] = value; }
+  // The configuration of the nodes started from now on (default: config/cluster.yaml).
+  void set_config(const std::string& file) { config_ = file; }
   NatsServer& nats(size_t i) { return nats_.server(i); }
   int64_t node_ttl_ms() const { return node_ttl_ms_; }
 
@@ -160,8 +162,7 @@ class ClusterHarness {
                                               {"AETHER_HEARTBEAT", heartbeat_},
                                               {"AETHER_LOG_LEVEL", "info"}};
     for (const auto& [k, v] : extra_env_) env[k] = v;
-    const std::string config = std::string(AETHER_SOURCE_DIR) + "/config/cluster.yaml";
-    hosts_[node] = std::make_unique<HostProcess>(std::vector<std::string>{"--config", config}, env,
+    hosts_[node] = std::make_unique<HostProcess>(std::vector<std::string>{"--config", config_}, env,
                                                   dir_.file(node + ".log"));
     HostProcess* h = hosts_[node].get();
     if (!h->start()) {
@@ -251,6 +252,7 @@ class ClusterHarness {
   std::map<std::string, std::unique_ptr<HostProcess>> hosts_;
   std::vector<std::unique_ptr<HostProcess>> gone_;
   std::map<std::string, std::string> extra_env_;
+  std::string config_ = std::string(AETHER_SOURCE_DIR) + "/config/cluster.yaml";
   nlohmann::json last_status_;
 };
 

@@ -11,6 +11,7 @@
 #include "plugin/plugin.hpp"
 #include "runtime/plugin_manager.hpp"
 #include "support/plugin_files.hpp"
+#include "support/swap_load.hpp"
 #include "testkit/test_host.hpp"
 
 namespace aether {
@@ -60,52 +61,28 @@ TEST_P(HotSwap, UnderLoadFromEightThreads) {
   const std::string v1_file = host.loaded_file("tally");
   ASSERT_TRUE(TestHost::is_mapped(v1_file));
 
-  constexpr int kThreads = 8, kActorsPerThread = 25, kRounds = 60;
-  std::vector<std::vector<int64_t>> expected(kThreads, std::vector<int64_t>(kActorsPerThread, 0));
-  std::atomic<int> failures{0}, done_threads{0};
-  std::vector<std::thread> threads;
-  for (int t = 0; t < kThreads; ++t) {
-    threads.emplace_back([&, t] {
-      for (int r = 0; r < kRounds; ++r) {
-        for (int a = 0; a < kActorsPerThread; ++a) {
-          const int n = 1 + (r + a) % 7;
-          auto res = host.send("Tally", "t" + std::to_string(t) + "-" + std::to_string(a), "Add",
-                               R"({"n":)" + std::to_string(n) + "}");
-          if (res.status.is_ok()) {
-            expected[t][a] += n;
-          } else {
-            failures.fetch_add(1);
-            ADD_FAILURE() << res.status.to_string();
-          }
-        }
-      }
-      done_threads.fetch_add(1);
-    });
-  }
+  test::SwapLoad load(host, {"default"});
+  load.start();
   // Swap while the senders are busy.
-  while (host.runtime().stats().commands_ok < kThreads * kActorsPerThread * 10) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
+  load.wait_for_commands(load.total_commands() / 6);
   auto report = host.swap("tally", tp("tally_v2"));
   const uint64_t ok_at_swap = host.runtime().stats().commands_ok;
-  const int finished_at_swap = done_threads.load();
-  for (auto& th : threads) th.join();
+  const int finished_at_swap = load.finished_threads();
+  load.join();
   ASSERT_TRUE(report.is_ok()) << report.status().to_string();
-  EXPECT_LT(finished_at_swap, kThreads) << "the swap must happen under load";
-  EXPECT_LT(ok_at_swap, static_cast<uint64_t>(kThreads * kActorsPerThread * kRounds))
-      << "commands must still be arriving after the swap";
-  EXPECT_EQ(failures.load(), 0);
+  EXPECT_LT(finished_at_swap, load.threads()) << "the swap must happen under load";
+  EXPECT_LT(ok_at_swap, load.total_commands()) << "commands must still be arriving after the swap";
+  EXPECT_EQ(load.failures(), 0);
   EXPECT_EQ(report->from_version, "1.0.0");
   EXPECT_EQ(report->to_version, "2.0.0");
   EXPECT_GT(report->actors_migrated, 0u);
   EXPECT_EQ(report->via_upgrade, report->actors_migrated) << "schema 1 -> 2 goes through upgrade_state";
   EXPECT_EQ(host.version("tally"), "2.0.0");
-  for (int t = 0; t < kThreads; ++t) {
-    for (int a = 0; a < kActorsPerThread; ++a) {
-      const std::string id = "t" + std::to_string(t) + "-" + std::to_string(a);
-      const json v = json::parse(host.view("Tally", id));
-      EXPECT_EQ(v["total"], expected[t][a]) << id;
-      EXPECT_EQ(v["v"], 2) << id;
+  for (int t = 0; t < load.threads(); ++t) {
+    for (int a = 0; a < load.actors(); ++a) {
+      const json v = json::parse(host.view("Tally", test::SwapLoad::id(t, a)));
+      EXPECT_EQ(v["total"], load.expected(0, t, a)) << test::SwapLoad::id(t, a);
+      EXPECT_EQ(v["v"], 2) << test::SwapLoad::id(t, a);
     }
   }
   // The new behaviour: v1 accepted any n, v2 refuses n > 1000.
@@ -116,7 +93,7 @@ TEST_P(HotSwap, UnderLoadFromEightThreads) {
   EXPECT_EQ(host.plugin_mappings(), 1);
   // And it survives a restart: activation upgrades or skips v1 snapshots.
   host.restart();
-  EXPECT_EQ(json::parse(host.view("Tally", "t3-7"))["total"], expected[3][7]);
+  EXPECT_EQ(json::parse(host.view("Tally", "t3-7"))["total"], load.expected(0, 3, 7));
 }
 
 TEST_P(HotSwap, AnotherSchemaWithoutUpgradeReplaysEvents) {

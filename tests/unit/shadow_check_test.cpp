@@ -269,5 +269,36 @@ TEST(ShadowCheckBounds, RollbackIsNotChecked) {
   EXPECT_EQ(host.version("tally"), "1.0.0");
 }
 
+// A hook the check calls that runs past the plugin call timeout fails the
+// check at once (the reload is refused, the old version keeps serving)
+// instead of holding the reload; the check's thread finishes by itself and
+// only then are the images it held unloaded.
+TEST(ShadowHookTimeout, AHookPastTheCallTimeoutFailsTheCheck) {
+  ShadowOptions shadow;
+  shadow.call_timeout_ms = 100;
+  TestHost host(checked("memory", shadow));
+  ASSERT_TRUE(host.load(tp("sleepy")).is_ok());
+  ASSERT_TRUE(host.send("Sleepy", "s", "SleepInApply", R"({"ms":1500})").status.is_ok());
+  ReloadRequest r;
+  r.plugin = "sleepy";
+  r.file = tp("sleepy_v2");
+  ReloadCheck check;
+  auto rep = host.plugins().reload(r, &check);
+  ASSERT_FALSE(rep.is_ok());
+  EXPECT_EQ(rep.status().code(), StatusCode::kRejected) << rep.status().to_string();
+  EXPECT_TRUE(check.refused);
+  EXPECT_EQ(check.report.stopped_by, "plugin_timeout") << check.report.to_json();
+  EXPECT_FALSE(check.report.passed());
+  ASSERT_FALSE(check.report.notes.empty());
+  EXPECT_NE(check.report.notes.back().find("longer than actors.call_timeout (100 ms)"), std::string::npos);
+  EXPECT_EQ(host.version("sleepy"), "1.0.0");
+  EXPECT_TRUE(host.send("Sleepy", "s", "Tick").status.is_ok());
+  // The given-up check still holds the new image until its hook returns.
+  for (int i = 0; i < 1000 && host.plugin_mappings() > 1; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_EQ(host.plugin_mappings(), 1) << "the new image is unloaded once the check's thread is done";
+}
+
 }  // namespace
 }  // namespace aether

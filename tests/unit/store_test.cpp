@@ -1,5 +1,7 @@
 // The store suite, run on every backend (tests/support/store_backends.hpp).
 #include <gtest/gtest.h>
+
+#include <algorithm>
 #include <nats/nats.h>
 #include <sqlite3.h>
 
@@ -72,6 +74,30 @@ TEST_P(StoreSuite, AppendsAndReadsBack) {
   }
   EXPECT_EQ(*store_->latest_version(a_), 3u);
   EXPECT_EQ(*store_->latest_version(b_), 0u);
+}
+
+// The shadow check of a reload samples passive actors through this, on
+// every backend (JetStream: from the events stream's subjects).
+TEST_P(StoreSuite, ListsItsActorsForTheShadowCheck) {
+  ASSERT_TRUE(store_->append_sync(req(a_, 0, {"E1", "E2", "E3"})).status.is_ok());
+  ASSERT_TRUE(store_->append_sync(req(b_, 0, {"E1"})).status.is_ok());
+  ASSERT_TRUE(store_->append_sync(req({"default", "Other", "c"}, 0, {"E1"})).status.is_ok());
+  auto count = store_->sample_actors("default", "Counter", 0);
+  ASSERT_TRUE(count.is_ok()) << count.status().to_string();
+  EXPECT_EQ(count->total, 2u);
+  EXPECT_TRUE(count->ids.empty());
+  auto all = store_->sample_actors("default", "Counter", 10);
+  ASSERT_TRUE(all.is_ok());
+  std::sort(all->ids.begin(), all->ids.end());
+  EXPECT_EQ(all->ids, (std::vector<std::string>{"a", "b"}));
+  auto one = store_->sample_actors("default", "Counter", 1);
+  ASSERT_TRUE(one.is_ok());
+  EXPECT_EQ(one->total, 2u);
+  ASSERT_EQ(one->ids.size(), 1u);
+  EXPECT_TRUE(one->ids[0] == "a" || one->ids[0] == "b") << one->ids[0];
+  auto none = store_->sample_actors("default", "Nobody", 5);
+  ASSERT_TRUE(none.is_ok());
+  EXPECT_EQ(none->total, 0u);
 }
 
 TEST_P(StoreSuite, ConflictCarriesTheVersions) {

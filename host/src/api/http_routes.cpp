@@ -75,6 +75,7 @@ const std::vector<Route>& route_table() {
       {"GET", std::regex(R"(/v1/([^/]+)/actors/([^/]+)/(.*))"), Kind::kBlocking, "state"},
       {"GET", std::regex("/v1/plugins"), Kind::kQuick, "plugins"},
       {"POST", std::regex(R"(/v1/plugins/([^/]+)/reload)"), Kind::kBlocking, "reload"},
+      {"POST", std::regex(R"(/v1/plugins/([^/]+)/promote)"), Kind::kBlocking, "promote"},
       {"GET", std::regex("/v1/cluster"), Kind::kQuick, "cluster"},
       {"GET", std::regex("/metrics"), Kind::kQuick, "metrics"},
       {"GET", std::regex("/healthz"), Kind::kQuick, "healthz"},
@@ -186,93 +187,6 @@ ApiReply events_reply(Runtime& runtime, const std::string& ns, const std::string
   return json_reply(200, {{"ns", ns}, {"type", type}, {"id", id}, {"from", *from}, {"events", list}});
 }
 
-ApiReply plugins_reply(PluginRegistry& registry) {
-  json list = json::array();
-  for (const auto& p : registry.plugins()) {
-    json types = json::array();
-    for (const auto& t : p->types()) {
-      types.push_back({{"name", t->name()},
-                       {"schema_version", t->schema_version()},
-                       {"commands", t->commands()},
-                       {"events", t->events()}});
-    }
-    list.push_back({{"name", p->name()},
-                    {"version", p->version()},
-                    {"path", p->source().string()},
-                    {"loaded_by", p->loaded_by()},
-                    {"abi", std::to_string(p->abi_major()) + "." + std::to_string(p->abi_minor())},
-                    {"actor_types", types}});
-  }
-  return json_reply(200, {{"plugins", list}});
-}
-
-namespace {
-
-// Reads the reload body's fields into `r`; an error reply when one is wrong.
-std::optional<ApiReply> parse_reload_body(const std::string& body, ReloadRequest& r) {
-  json j = json::parse(body, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) {
-    return http_error_reply(400, "invalid_argument",
-                            "request body must be a JSON object like {\"file\":\"path.so\"} or "
-                            "{\"to\":\"previous\"}");
-  }
-  if (auto f = j.find("file"); f != j.end() && !f->is_null()) {
-    if (!f->is_string()) return http_error_reply(400, "invalid_argument", "field 'file' must be a string");
-    r.file = f->get<std::string>();
-  }
-  if (auto t = j.find("to"); t != j.end() && !t->is_null()) {
-    if (*t != "previous") return http_error_reply(400, "invalid_argument", "field 'to' only takes \"previous\"");
-    r.to_previous = true;
-  }
-  if (auto d = j.find("dry_run"); d != j.end() && !d->is_null()) {
-    if (!d->is_boolean()) return http_error_reply(400, "invalid_argument", "field 'dry_run' must be true or false");
-    r.dry_run = d->get<bool>();
-  }
-  if (auto a = j.find("accept"); a != j.end() && !a->is_null()) {
-    if (*a != "differences") return http_error_reply(400, "invalid_argument", "field 'accept' only takes \"differences\"");
-    r.accept_differences = true;
-  }
-  return std::nullopt;
-}
-
-}  // namespace
-
-ApiReply reload_reply(PluginManager* manager, const std::string& plugin, const std::string& body,
-                      size_t max_json_depth) {
-  if (manager == nullptr) return http_error_reply(501, "not_implemented", "this host does not reload plugins");
-  if (auto bad = json_input_error(body, max_json_depth, "request body")) return std::move(*bad);
-  ReloadRequest r;
-  r.plugin = plugin;
-  if (!body.empty()) {
-    if (auto bad = parse_reload_body(body, r)) return std::move(*bad);
-  }
-  ReloadCheck check;
-  auto rep = manager->reload(r, &check);
-  if (!rep) {
-    const Status& s = rep.status();
-    if (check.refused) {
-      return error_reply(422, "shadow_mismatch", s.message(), {{"report", json::parse(check.report.to_json())}});
-    }
-    if (s.code() == StatusCode::kPluginError) return http_error_reply(422, "plugin_refused", s.message());
-    return error_reply(s);
-  }
-  json out = {{"plugin", rep->plugin}, {"from_version", rep->from_version}, {"to_version", rep->to_version}};
-  if (!check.dry_run) {
-    out.update({{"actors_migrated", rep->actors_migrated},
-                {"via_snapshot", rep->via_snapshot},
-                {"via_upgrade", rep->via_upgrade},
-                {"via_replay", rep->via_replay},
-                {"actors_dropped", rep->actors_dropped},
-                {"pause_ms", rep->pause_ms}});
-  }
-  out["dry_run"] = check.dry_run;
-  if (check.ran) {
-    out["shadow"] = json::parse(check.report.to_json());
-    out["accepted_differences"] = check.accepted_differences;
-  }
-  return json_reply(200, out);
-}
-
 ApiReply cluster_reply(ClusterNode* cluster, const std::string& node_id) {
   if (cluster != nullptr) return {200, cluster->status_json()};
   return json_reply(200, {{"mode", "single-node"},
@@ -302,7 +216,8 @@ ApiResponse ApiRoutes::quick(const std::string& route, const ApiRequest& req,
   if (route == "events") return {events_reply(d_.runtime, m[1], m[2], m[3], req)};
   if (route == "repair") return {repair_actor(d_.runtime, m[1], m[2], m[3], req.body)};
   if (route == "reload") return {reload_reply(d_.manager, m[1], req.body, d_.max_json_depth)};
-  if (route == "plugins") return {plugins_reply(d_.registry)};
+  if (route == "promote") return {promote_reply(d_.manager, m[1], req.body, d_.max_json_depth)};
+  if (route == "plugins") return {plugins_reply(d_.registry, d_.runtime.namespaces())};
   if (route == "cluster") return {cluster_reply(d_.cluster, d_.node_id)};
   if (route == "metrics") return {{200, d_.metrics.render()}, "text/plain; version=0.0.4"};
   if (route == "healthz") return {json_reply(200, {{"status", "ok"}})};

@@ -42,9 +42,12 @@ ApiReply state_reply(Runtime& runtime, ClusterNode* cluster, const std::string& 
                      const std::string& type, const std::string& id);
 ApiReply events_reply(Runtime& runtime, const std::string& ns, const std::string& type,
                       const std::string& id, const ApiRequest& request);
-ApiReply plugins_reply(PluginRegistry& registry);
+// Plugin routes (api/plugin_routes.cpp). `namespaces`: those the host serves.
+ApiReply plugins_reply(PluginRegistry& registry, const std::vector<std::string>& namespaces);
 ApiReply reload_reply(PluginManager* manager, const std::string& plugin, const std::string& body,
                       size_t max_json_depth);
+ApiReply promote_reply(PluginManager* manager, const std::string& plugin, const std::string& body,
+                       size_t max_json_depth);
 ApiReply cluster_reply(ClusterNode* cluster, const std::string& node_id);
 ApiReply http_error_reply(int status, const std::string& code, const std::string& message);
 

@@ -14,6 +14,7 @@
 #include "bus/bus.hpp"
 #include "bus/nats_bus.hpp"
 #include "cluster/cluster.hpp"
+#include "cluster/plugin_sync.hpp"
 #include "core/dir_lock.hpp"
 #include "core/log.hpp"
 #include "nats/connection.hpp"
@@ -128,6 +129,7 @@ struct Host::Parts {
   std::unique_ptr<PluginManager> plugins;
   std::unique_ptr<Runtime> runtime;
   std::unique_ptr<ClusterNode> cluster;
+  std::unique_ptr<PluginVersionSync> plugin_sync;
   std::unique_ptr<HttpServer> http;
   Readiness readiness;
   std::unique_ptr<NatsConnection::StatusWatch> nats_watch;
@@ -210,6 +212,13 @@ struct Host::Parts {
       for (const auto& t : (*p)->types()) types += (types.empty() ? "" : ", ") + t->name();
       log::info("loaded plugin " + (*p)->name() + " " + (*p)->version() + " (" + types + ") from " + file);
     }
+    for (const auto& [ns, _] : config.plugins.namespaces) {
+      for (const auto& file : config.namespace_plugin_files(ns)) {
+        auto p = plugins->load_for_namespaces(file, {ns});
+        if (!p) return Status(p.status().code(), "plugins.namespaces." + ns + ": " + p.status().message());
+        log::info("namespace " + ns + " runs plugin " + (*p)->name() + " " + (*p)->version() + " from " + file);
+      }
+    }
     if (registry.plugins().empty()) log::warn("no plugin loaded: every command will be refused");
     metrics.set_known_types([this](std::string_view t) { return registry.plugin_for_type(t) != nullptr; });
     return Status::ok();
@@ -224,7 +233,9 @@ struct Host::Parts {
     auto rt = Runtime::create(std::move(options), registry, *store, *store, events_bus(), &metrics);
     if (!rt) return Status(rt.status().code(), "runtime: " + rt.status().message());
     runtime = std::move(rt).value();
-    plugins->attach(runtime.get(), swap_options(config), store, config.plugins.shadow_check);
+    ShadowOptions shadow = config.plugins.shadow_check;
+    shadow.call_timeout_ms = config.actors.call_timeout_ms;  // its hooks have the same limit as commands
+    plugins->attach(runtime.get(), swap_options(config), store, shadow);
     Runtime* r = runtime.get();
     metrics.set_active_actors_source([r] { return static_cast<double>(r->stats().active_actors); });
     return Status::ok();
@@ -239,6 +250,11 @@ struct Host::Parts {
 
   Status start_cluster() {
     if (!config.cluster.enabled) return Status::ok();
+    // Every node runs the cluster's version per namespace (cluster/plugin_sync.hpp).
+    const PluginSyncOptions so{config.node.id, config.cluster.bucket_prefix, static_cast<int>(config.cluster.replicas)};
+    auto ps = with_retry("plugin versions", [&] { return PluginVersionSync::start(so, *nats, *plugins, registry, *runtime); });
+    if (!ps) return ps.status();
+    plugin_sync = std::move(ps).value();
     auto c = with_retry("cluster", [&] { return ClusterNode::start(cluster_options(config, registry), *nats, *runtime); });
     if (!c) return c.status();
     cluster = std::move(c).value();
@@ -308,6 +324,7 @@ struct Host::Parts {
     nats_watch.reset();
     if (ingress) ingress->stop();
     if (cluster) cluster->stop();
+    if (plugin_sync) plugin_sync->stop();
     stored_subs.clear();
     if (plugins) plugins->stop_watching();
     if (runtime) runtime->shutdown();

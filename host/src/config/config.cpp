@@ -87,6 +87,16 @@ std::string HostConfig::data_directory() const {
   return dir.empty() ? "." : dir;
 }
 
+namespace {
+
+// A plugins entry: a name (dir/NAME.so) or a path.
+std::string plugin_entry_file(const std::string& dir, const std::string& entry) {
+  if (entry.find('/') != std::string::npos || entry.ends_with(".so")) return entry;
+  return (std::filesystem::path(dir) / (entry + ".so")).string();
+}
+
+}  // namespace
+
 std::vector<std::string> HostConfig::plugin_files() const {
   namespace fs = std::filesystem;
   std::vector<std::string> out;
@@ -98,12 +108,14 @@ std::vector<std::string> HostConfig::plugin_files() const {
     std::sort(out.begin(), out.end());
     return out;
   }
-  for (const auto& p : plugins.list) {
-    if (p.find('/') != std::string::npos || p.ends_with(".so")) {
-      out.push_back(p);
-    } else {
-      out.push_back((fs::path(plugins.dir) / (p + ".so")).string());
-    }
+  for (const auto& p : plugins.list) out.push_back(plugin_entry_file(plugins.dir, p));
+  return out;
+}
+
+std::vector<std::string> HostConfig::namespace_plugin_files(const std::string& ns) const {
+  std::vector<std::string> out;
+  if (auto it = plugins.namespaces.find(ns); it != plugins.namespaces.end()) {
+    for (const auto& p : it->second) out.push_back(plugin_entry_file(plugins.dir, p));
   }
   return out;
 }
@@ -203,6 +215,37 @@ Status check_plugin_files(const HostConfig& c, const std::string& name, const Ma
     return Status::invalid((listed ? where_in(name, list, i) : where_in(name, dir)) + ": " + key +
                            ": plugin file " + files[i] +
                            (why == "no such file" ? " does not exist" : ": " + why));
+  }
+  return check_namespace_plugin_files(c, name, marks);
+}
+
+// plugins.namespaces: served namespaces only, complete images inside the
+// allowed directories.
+Status check_namespace_plugin_files(const HostConfig& c, const std::string& name, const Marks& marks) {
+  namespace fs = std::filesystem;
+  const auto& served = c.node.namespaces;
+  for (const auto& [ns, entries] : c.plugins.namespaces) {
+    const YAML::Node list = marks.namespace_versions ? marks.namespace_versions[ns] : YAML::Node();
+    const std::string key = "plugins.namespaces." + ns;
+    if (std::find(served.begin(), served.end(), ns) == served.end()) {
+      return Status::invalid(where_in(name, list) + ": " + key + ": namespace " + quote_for_message(ns) +
+                             " is not one of node.namespaces");
+    }
+    const auto files = c.namespace_plugin_files(ns);
+    for (size_t i = 0; i < files.size(); ++i) {
+      const std::string at = where_in(name, list, i) + ": " + key + "[" + std::to_string(i) + "]: plugin file " + files[i];
+      std::string why = check_elf_file(files[i]);
+      if (!why.empty()) return Status::invalid(at + (why == "no such file" ? " does not exist" : ": " + why));
+      std::error_code ec;
+      const fs::path real = fs::weakly_canonical(files[i], ec);
+      bool inside = false;
+      for (const auto& d : c.plugin_load_dirs()) {
+        const fs::path dir = fs::weakly_canonical(d, ec);
+        const auto rel = real.lexically_relative(dir);
+        inside = inside || (!rel.empty() && *rel.begin() != "..");
+      }
+      if (!inside) return Status::invalid(at + " is outside plugins.dir and plugins.allowed_dirs");
+    }
   }
   return Status::ok();
 }

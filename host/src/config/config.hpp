@@ -95,6 +95,9 @@ struct HostConfig {
     bool allow_breaking_reload = false;
     int64_t swap_pause_timeout_ms = 10000;
     ShadowOptions shadow_check;  // the shadow check before a reload
+    // Versions of their own for some namespaces (canaries): namespace ->
+    // entries as in `list`, each a version of a plugin that `list` loads.
+    std::map<std::string, std::vector<std::string>> namespaces;
   } plugins;
 
   struct Actors {
@@ -160,6 +163,8 @@ struct HostConfig {
 
   // The resolved plugin files, in load order.
   std::vector<std::string> plugin_files() const;
+  // The resolved files of plugins.namespaces.<ns>.
+  std::vector<std::string> namespace_plugin_files(const std::string& ns) const;
 
   // The directories plugin files may be loaded from by a reload:
   // plugins.dir, then plugins.allowed_dirs.

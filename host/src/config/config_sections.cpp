@@ -124,7 +124,13 @@ void plugins_section(Parser& p, const YAML::Node& n, const std::string& path, Ho
           [&](auto& v, auto& k) { p.boolean(v, k, c.plugins.allow_breaking_reload); }},
          {"swap_pause_timeout",
           [&](auto& v, auto& k) { p.duration(v, k, c.plugins.swap_pause_timeout_ms); }},
-         {"shadow_check", [&](auto& v, auto& k) { p.shadow_check(v, k, c.plugins.shadow_check); }}});
+         {"shadow_check", [&](auto& v, auto& k) { p.shadow_check(v, k, c.plugins.shadow_check); }},
+         {"namespaces", [&](auto& v, auto& k) {
+            marks.namespace_versions = v;
+            if (!v.IsNull() && !v.IsMap()) return p.fail(v, k, "expected a mapping: namespace -> list of plugin files");
+            c.plugins.namespaces.clear();
+            for (const auto& kv : v) p.str_list(kv.second, k + "." + kv.first.Scalar(), c.plugins.namespaces[kv.first.Scalar()]);
+          }}});
 }
 
 // actors: workers, limits, timeouts, snapshots, idempotency, per-type overrides

@@ -231,11 +231,14 @@ class Parser {
 // at in their errors.
 struct Marks {
   YAML::Node plugin_list, plugin_dir, allowed_dirs, backend, cluster, listen;
+  YAML::Node namespace_versions;  // plugins.namespaces
 };
 
 // Every plugin file must be a regular file holding a complete ELF image for
 // this host, and every allowed directory must exist. Errors name the line.
 Status check_plugin_files(const HostConfig& c, const std::string& name, const Marks& marks);
+// The same for plugins.namespaces, whose namespaces must be served.
+Status check_namespace_plugin_files(const HostConfig& c, const std::string& name, const Marks& marks);
 
 // The one YAML document of `text` (a null node for an empty text); a second
 // document is an error naming its line.

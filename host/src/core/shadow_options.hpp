@@ -20,6 +20,10 @@ struct ShadowOptions {
   uint64_t memory_limit_bytes = 64ull << 20;
   // Differences reported in detail (all are counted).
   uint32_t max_differences = 20;
+  // Longest a plugin hook the check calls may take (0: no limit); the host
+  // gives it actors.call_timeout. The check gives up on a hook past it and
+  // fails ("stopped_by": "plugin_timeout").
+  int64_t call_timeout_ms = 0;
 };
 
 }  // namespace aether

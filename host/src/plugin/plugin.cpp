@@ -6,6 +6,8 @@
 #include <boost/dll/shared_library.hpp>
 
 #include <cstddef>
+#include <fstream>
+#include <iterator>
 #include <set>
 #include <system_error>
 
@@ -13,6 +15,7 @@
 #include "core/elf_image.hpp"
 #include "core/log.hpp"
 #include "core/names.hpp"
+#include "core/sha256.hpp"
 
 namespace aether {
 
@@ -286,6 +289,13 @@ const ActorType* Plugin::find_type(std::string_view name) const {
   return nullptr;
 }
 
+std::string plugin_file_sha256(const std::filesystem::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return "";
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  return in.bad() ? std::string() : sha256_hex(bytes);
+}
+
 namespace {
 
 // The smallest tables a 1.0 plugin may hand over: every required member.
@@ -364,6 +374,7 @@ Result<std::shared_ptr<Plugin>> Plugin::open(const std::filesystem::path& file,
   p->path_ = file;
   p->source_ = shown_as.empty() ? file : shown_as;
   p->loaded_by_ = std::move(loaded_by);
+  p->sha256_ = plugin_file_sha256(file);
   p->lib_ = std::make_unique<Library>();
   boost::dll::shared_library& lib = p->lib_->lib;
   lib.load(file, ec, boost::dll::load_mode::rtld_local | boost::dll::load_mode::rtld_now);
@@ -498,20 +509,110 @@ Status PluginRegistry::unload(std::string_view plugin_name) {
   if (it == plugins_.end()) {
     return Status::not_found("no plugin named " + std::string(plugin_name) + " is loaded");
   }
-  for (const auto& t : it->second->types()) type_owner_.erase(t->name());
+  const std::string name = it->first;
   plugins_.erase(it);
+  ns_versions_.erase(name);
+  own_types(name);
   return Status::ok();
+}
+
+void PluginRegistry::own_types(const std::string& name) {
+  std::erase_if(type_owner_, [&](const auto& kv) { return kv.second == name; });
+  if (auto it = plugins_.find(name); it != plugins_.end()) {
+    for (const auto& t : it->second->types()) type_owner_[t->name()] = name;
+  }
+  if (auto v = ns_versions_.find(name); v != ns_versions_.end()) {
+    for (const auto& [_, p] : v->second) {
+      for (const auto& t : p->types()) type_owner_[t->name()] = name;
+    }
+  }
 }
 
 Status PluginRegistry::replace(std::shared_ptr<const Plugin> plugin) {
   std::lock_guard lock(mu_);
   if (Status s = check_types_free(*plugin, plugin->name()); !s) return s;
-  if (auto it = plugins_.find(plugin->name()); it != plugins_.end()) {
-    for (const auto& t : it->second->types()) type_owner_.erase(t->name());
-  }
-  for (const auto& t : plugin->types()) type_owner_[t->name()] = plugin->name();
-  plugins_[plugin->name()] = std::move(plugin);
+  const std::string name = plugin->name();
+  plugins_[name] = std::move(plugin);
+  own_types(name);
   return Status::ok();
+}
+
+Status PluginRegistry::set_namespace_version(const std::string& ns, std::shared_ptr<const Plugin> plugin) {
+  std::lock_guard lock(mu_);
+  const std::string name = plugin->name();
+  auto main = plugins_.find(name);
+  if (main == plugins_.end()) return Status::not_found("no plugin named " + name + " is loaded");
+  if (Status s = check_types_free(*plugin, name); !s) return s;
+  if (main->second == plugin) {
+    if (auto v = ns_versions_.find(name); v != ns_versions_.end()) v->second.erase(ns);
+  } else {
+    ns_versions_[name][ns] = std::move(plugin);
+  }
+  own_types(name);
+  return Status::ok();
+}
+
+void PluginRegistry::clear_namespace_versions(std::string_view name) {
+  std::lock_guard lock(mu_);
+  if (auto v = ns_versions_.find(name); v != ns_versions_.end()) ns_versions_.erase(v);
+  own_types(std::string(name));
+}
+
+std::map<std::string, std::shared_ptr<const Plugin>> PluginRegistry::namespace_versions(
+    std::string_view name) const {
+  std::lock_guard lock(mu_);
+  auto v = ns_versions_.find(name);
+  if (v == ns_versions_.end()) return {};
+  return {v->second.begin(), v->second.end()};
+}
+
+void PluginRegistry::set_refusal(const std::string& name, const std::string& ns, const std::string& why) {
+  std::lock_guard lock(mu_);
+  if (why.empty()) {
+    refusals_.erase({name, ns});
+  } else {
+    refusals_[{name, ns}] = why;
+  }
+  refusal_count_.store(refusals_.size());
+}
+
+std::string PluginRegistry::refusal(std::string_view ns, std::string_view type) const {
+  if (refusal_count_.load(std::memory_order_relaxed) == 0) return "";
+  std::lock_guard lock(mu_);
+  auto owner = type_owner_.find(type);
+  if (owner == type_owner_.end()) return "";
+  auto it = refusals_.find({owner->second, std::string(ns)});
+  return it == refusals_.end() ? "" : it->second;
+}
+
+std::map<std::string, std::string> PluginRegistry::refusals(std::string_view name) const {
+  std::lock_guard lock(mu_);
+  std::map<std::string, std::string> out;
+  for (const auto& [key, why] : refusals_) {
+    if (key.first == name) out[key.second] = why;
+  }
+  return out;
+}
+
+std::shared_ptr<const Plugin> PluginRegistry::version_for(std::string_view name, std::string_view ns) const {
+  std::lock_guard lock(mu_);
+  if (auto v = ns_versions_.find(name); v != ns_versions_.end()) {
+    if (auto n = v->second.find(ns); n != v->second.end()) return n->second;
+  }
+  auto it = plugins_.find(name);
+  return it == plugins_.end() ? nullptr : it->second;
+}
+
+std::shared_ptr<const Plugin> PluginRegistry::plugin_for_type(std::string_view type_name,
+                                                              std::string_view ns) const {
+  std::string owner;
+  {
+    std::lock_guard lock(mu_);
+    auto it = type_owner_.find(type_name);
+    if (it == type_owner_.end()) return nullptr;
+    owner = it->second;
+  }
+  return version_for(owner, ns);
 }
 
 std::shared_ptr<const Plugin> PluginRegistry::find_plugin(std::string_view name) const {

@@ -5,6 +5,7 @@
 
 #include <aether/abi.h>
 
+#include <atomic>
 #include <cstdint>
 #include <filesystem>
 #include <map>
@@ -120,6 +121,8 @@ class Plugin {
   const std::filesystem::path& source() const { return source_; }
   // How this version came to be loaded (the label given to open()).
   const std::string& loaded_by() const { return loaded_by_; }
+  // SHA-256 of the loaded file, 64 hex digits: tells versions apart.
+  const std::string& sha256() const { return sha256_; }
   uint32_t abi_major() const { return abi_major_; }
   uint32_t abi_minor() const { return abi_minor_; }
   const std::vector<std::unique_ptr<ActorType>>& types() const { return types_; }
@@ -133,12 +136,16 @@ class Plugin {
   std::filesystem::path path_;
   std::filesystem::path source_;
   std::string loaded_by_;
+  std::string sha256_;
   std::string name_;
   std::string version_;
   uint32_t abi_major_ = 0;
   uint32_t abi_minor_ = 0;
   std::vector<std::unique_ptr<ActorType>> types_;
 };
+
+// SHA-256 of a plugin file as 64 hex digits ("" when it cannot be read).
+std::string plugin_file_sha256(const std::filesystem::path& file);
 
 // What `next` drops of `current`'s model: actor types, commands or events
 // that exist in `current` but not in `next`, one line each ("actor type
@@ -147,6 +154,10 @@ std::vector<std::string> breaking_changes(const Plugin& current, const Plugin& n
 
 // The plugins a host has loaded, and the actor types they serve. An actor
 // type name belongs to at most one plugin. Thread-safe.
+//
+// A plugin has a main version, serving every namespace, and may have other
+// versions each serving some namespaces (a canary): plugin_for_type(type, ns)
+// answers the version that serves `ns`.
 class PluginRegistry {
  public:
   // Loads and registers a plugin. Fails, loading nothing, if the plugin's
@@ -169,17 +180,48 @@ class PluginRegistry {
 
   std::shared_ptr<const Plugin> find_plugin(std::string_view name) const;
 
-  // The plugin serving `type_name`, or nullptr.
+  // The plugin serving `type_name` (its main version), or nullptr.
   std::shared_ptr<const Plugin> plugin_for_type(std::string_view type_name) const;
+  // The version of that plugin that serves namespace `ns`, or nullptr.
+  std::shared_ptr<const Plugin> plugin_for_type(std::string_view type_name, std::string_view ns) const;
+  // The version of plugin `name` that serves `ns` (its main version unless
+  // `ns` has one of its own), or nullptr when no such plugin is loaded.
+  std::shared_ptr<const Plugin> version_for(std::string_view name, std::string_view ns) const;
+
+  // Makes `plugin` (a version of a loaded plugin, same name) the one serving
+  // `ns`; the main version itself makes `ns` follow the main version again.
+  // Fails like replace().
+  Status set_namespace_version(const std::string& ns, std::shared_ptr<const Plugin> plugin);
+  // Every namespace follows the main version again.
+  void clear_namespace_versions(std::string_view name);
+  // The namespaces of plugin `name` that run a version of their own.
+  std::map<std::string, std::shared_ptr<const Plugin>> namespace_versions(std::string_view name) const;
+
+  // Refuses commands of plugin `name` in namespace `ns` on this host, saying
+  // `why` (a cluster node that cannot run the cluster's version there,
+  // cluster/plugin_sync.hpp); an empty `why` lifts the refusal.
+  void set_refusal(const std::string& name, const std::string& ns, const std::string& why);
+  // Why commands of actor type `type` in `ns` are refused here, or "".
+  // Cheap when nothing is refused.
+  std::string refusal(std::string_view ns, std::string_view type) const;
+  // Of plugin `name`: namespace -> why.
+  std::map<std::string, std::string> refusals(std::string_view name) const;
 
   std::vector<std::shared_ptr<const Plugin>> plugins() const;
 
  private:
   Status check_types_free(const Plugin& plugin, std::string_view except_plugin) const;
+  // Registers the types of every version of `name` as its own (REQUIRES: mu_).
+  void own_types(const std::string& name);
 
   mutable std::mutex mu_;
   std::map<std::string, std::shared_ptr<const Plugin>, std::less<>> plugins_;
   std::map<std::string, std::string, std::less<>> type_owner_;  // type -> plugin
+  // plugin -> namespace -> the version serving it, when not the main one
+  std::map<std::string, std::map<std::string, std::shared_ptr<const Plugin>, std::less<>>, std::less<>>
+      ns_versions_;
+  std::map<std::pair<std::string, std::string>, std::string> refusals_;  // (plugin, ns) -> why
+  std::atomic<size_t> refusal_count_{0};
 };
 
 }  // namespace aether

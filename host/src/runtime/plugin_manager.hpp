@@ -17,6 +17,8 @@
 #include <chrono>
 #include <condition_variable>
 #include <filesystem>
+#include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -41,6 +43,14 @@ struct ReloadRequest {
   bool to_previous = false;    // roll back to the version loaded before the current one
   bool dry_run = false;        // run the shadow check only; swap nothing
   bool accept_differences = false;  // swap even if the shadow check finds differences
+  // Only these namespaces move (runtime/plugin_versions.hpp): to `file` as
+  // a version of their own (a canary), or with to_previous back to the
+  // version they ran before (see PluginManager::reload). Empty: the
+  // namespaces that follow the main version.
+  std::vector<std::string> namespaces;
+  // Promote: every namespace moves to the version this namespace runs,
+  // which becomes the main version (file, to_previous and namespaces unset).
+  std::string promote_from;
 };
 
 // What a reload did besides the swap: its shadow check.
@@ -74,6 +84,10 @@ class PluginManager {
   // copy). The file is allowed wherever it is, and stays allowed for later
   // reloads.
   Result<std::shared_ptr<const Plugin>> load(const std::string& file);
+  // Loads, at start-up, a version of an already loaded plugin that serves
+  // `namespaces` instead of its main version (plugins.<entry>.namespaces).
+  Result<std::shared_ptr<const Plugin>> load_for_namespaces(const std::string& file,
+                                                            const std::vector<std::string>& namespaces);
 
   // Hot swaps through `runtime` (REQUIRES: attached before any reload).
   // With `events`, every reload (not a rollback) first runs the shadow check
@@ -88,6 +102,10 @@ class PluginManager {
   // request.dry_run the check runs (even when disabled) and nothing is
   // swapped (the SwapReport then names the versions only). `check`, when
   // given, receives what the check found.
+  // Rollback of namespaces (to_previous with namespaces): a namespace that
+  // runs a version of its own returns to the main version; one that follows
+  // the main version gets the main version's previous one as its own. The
+  // listed namespaces must all be of one kind.
   Result<SwapReport> reload(const ReloadRequest& request, ReloadCheck* check = nullptr);
 
   // Polls the files of the current versions every `interval`; a file whose
@@ -95,6 +113,11 @@ class PluginManager {
   // and is a complete ELF image (a build finished writing it) is reloaded.
   // Errors are logged and the old version keeps serving.
   void start_watching(std::chrono::milliseconds interval);
+
+  // Called after each swap this manager made (not a dry run) with its
+  // request, on the thread that asked, while the manager is locked: it must
+  // not call the manager (a cluster records the versions; cluster/plugin_sync.hpp).
+  void set_swap_listener(std::function<void(const ReloadRequest&)> listener);
   void stop_watching();
 
   // The directory of the private copies (empty if it could not be made).
@@ -106,8 +129,9 @@ class PluginManager {
     std::filesystem::path copy;       // its private copy
   };
   struct History {
-    Version current;
+    Version current;                  // the main version
     std::optional<Version> previous;  // the rollback target
+    std::map<std::string, Version> own;  // namespace -> its own version
     // Watch state of current.source.
     std::filesystem::file_time_type mtime{};
     uintmax_t size = 0;
@@ -119,10 +143,15 @@ class PluginManager {
 
   Result<std::filesystem::path> copy_of(const std::string& file, const std::string& stem);
   Result<std::shared_ptr<const Plugin>> open_next(const ReloadRequest& req, const History& h,
-                                                  Version& next);
+                                                  Version& next, bool& new_copy);
+  Result<std::shared_ptr<const Plugin>> open_loaded(const ReloadRequest& req, const History& h,
+                                                    Version& next);
+  Status check_scope(const ReloadRequest& req) const;
   void commit_swap(History& h, const ReloadRequest& req, Version next);
+  void remove_unused(const History& h, const std::vector<std::filesystem::path>& copies);
   Result<SwapReport> checked_swap(const ReloadRequest& req, std::shared_ptr<const Plugin> next,
-                                  ReloadCheck& check);
+                                  const SwapOptions& options, ReloadCheck& check);
+  History* find_history(const std::string& name);
   void note_file(History& h);
   bool due_for_reload(const std::string& name, History& h);
   void watch_loop(std::chrono::milliseconds interval);
@@ -138,6 +167,7 @@ class PluginManager {
   Status copies_status_;                 // why there is no copy directory
   std::mutex mu_;
   std::vector<std::pair<std::string, History>> histories_;  // by plugin name
+  std::function<void(const ReloadRequest&)> listener_;
 
   std::mutex watch_mu_;
   std::condition_variable watch_cv_;

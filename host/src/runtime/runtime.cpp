@@ -20,6 +20,7 @@
 #include "plugin/plugin.hpp"
 #include "core/worker_pool.hpp"
 #include "runtime/idempotency.hpp"
+#include "runtime/plugin_versions.hpp"
 #include "store/store.hpp"
 #include "runtime/watchdog.hpp"
 
@@ -399,7 +400,8 @@ class RuntimeImpl final : public Runtime {
 
   // Commit: release old states, install new ones, rebind the types.
   void install_swap(const std::vector<Actor*>& actors, const std::vector<void*>& fresh,
-                    const std::vector<TypeBinding*>& affected, const std::shared_ptr<const Plugin>& next) {
+                    const std::vector<TypeBinding*>& affected, const std::shared_ptr<const Plugin>& next,
+                    const SwapScope& scope) {
     for (size_t i = 0; i < actors.size(); ++i) {
       Actor* a = actors[i];
       a->key->binding->actor_type->destroy(a->state);
@@ -422,7 +424,7 @@ class RuntimeImpl final : public Runtime {
     }
     // Types that were gone and come back with this version.
     for (auto& [_, b] : bindings_) {
-      if (b->actor_type == nullptr && next->find_type(b->type) != nullptr) {
+      if (b->actor_type == nullptr && scope.covers(b->ns) && next->find_type(b->type) != nullptr) {
         b->plugin = next;
         b->actor_type = next->find_type(b->type);
       }
@@ -433,20 +435,23 @@ class RuntimeImpl final : public Runtime {
                                  const SwapOptions& options) override {
     std::lock_guard swap_lock(swap_mu_);
     const auto started = SteadyClock::now();
-    auto current = registry_.find_plugin(next->name());
+    const SwapScope scope(registry_, next->name(), options);
+    const auto& current = scope.from();
     if (Status s = check_swap(current, *next, options); !s) return s;
     SwapReport report;
     report.plugin = next->name();
     report.from_version = current->version();
     report.to_version = next->version();
 
-    // Pause every binding served by the current plugin, wait until none of
-    // their actors runs a command, move their states, then rebind.
+    // Pause every binding the swap moves (runtime/plugin_versions.hpp), wait
+    // until none of their actors runs a command, move their states, rebind.
     std::vector<TypeBinding*> affected;
     {
       std::shared_lock lock(bind_mu_);
       for (auto& [_, b] : bindings_) {
-        if (b->plugin == current) affected.push_back(b.get());
+        if (b->plugin->name() == next->name() && b->plugin != next && scope.covers(b->ns)) {
+          affected.push_back(b.get());
+        }
       }
     }
     for (TypeBinding* b : affected) b->paused.store(true);
@@ -462,8 +467,8 @@ class RuntimeImpl final : public Runtime {
       resume();
       return moved;
     }
-    install_swap(actors, fresh, affected, next);
-    if (Status s = registry_.replace(next); !s) {
+    install_swap(actors, fresh, affected, next, scope);
+    if (Status s = scope.commit(registry_, next); !s) {
       // check_replace passed under the same swap lock; only a concurrent
       // load() could get here.
       log::error("swap of plugin " + next->name() + ": registry: " + s.message());
@@ -643,13 +648,16 @@ class RuntimeImpl final : public Runtime {
     if (std::string why = check_id(id); !why.empty()) {
       return Status::invalid("invalid actor id " + quote_for_message(id) + ": " + why);
     }
+    if (std::string why = registry_.refusal(ns, type); !why.empty()) return Status::unavailable(why);
     {
       std::shared_lock lock(bind_mu_);
       auto it = bindings_.find(ns + '\x1f' + type);
       if (it != bindings_.end()) return it->second.get();
     }
-    auto plugin = registry_.plugin_for_type(type);
-    if (!plugin) return Status::not_found("unknown actor type " + quote_for_message(type));
+    auto plugin = registry_.plugin_for_type(type, ns);
+    if (!plugin || plugin->find_type(type) == nullptr) {
+      return Status::not_found("unknown actor type " + quote_for_message(type));
+    }
     std::unique_lock lock(bind_mu_);
     auto& slot = bindings_[ns + '\x1f' + type];
     if (!slot) {

@@ -113,6 +113,14 @@ struct SwapOptions {
   bool allow_breaking = false;
   // Longest wait for the affected actors to finish the command they run.
   int64_t pause_timeout_ms = 10000;
+  // Which namespaces the swap moves (runtime/plugin_versions.hpp). Empty:
+  // those that run the plugin's main version, and `next` becomes the main
+  // version. Else exactly these: `next` serves them as a version of their
+  // own (or they follow the main version again when `next` is it).
+  std::vector<std::string> namespaces;
+  // Every namespace moves to `next`, which becomes the main version (a
+  // canary promoted).
+  bool promote = false;
 };
 
 struct SwapReport {

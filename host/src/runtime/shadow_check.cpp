@@ -3,6 +3,9 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <chrono>
 #include <cmath>
 #include <set>
@@ -13,6 +16,7 @@
 #include <unistd.h>
 
 #include "core/guarded.hpp"
+#include "core/log.hpp"
 #include "plugin/plugin.hpp"
 #include "runtime/runtime.hpp"
 #include "store/store.hpp"
@@ -94,6 +98,17 @@ void diff_values(const json& a, const json& b, const std::string& at, json& out)
   out.push_back({{"field", at.empty() ? "/" : at}, {"expected", a}, {"got", b}});
 }
 
+int64_t steady_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now().time_since_epoch()).count();
+}
+
+// When the plugin hook the check is inside began (steady ms; 0: none), and
+// whether the caller gave up waiting for it.
+struct HookBeat {
+  std::atomic<int64_t> since_ms{0};
+  std::atomic<bool> abandoned{false};
+};
+
 // What the check of one actor produced.
 struct ActorOutcome {
   std::vector<ShadowDifference> differences;
@@ -105,9 +120,10 @@ struct ActorOutcome {
 // Runs the check of plugin version pairs over the sampled actors.
 class ShadowRun {
  public:
-  ShadowRun(EventStore& events, const ShadowOptions& o)
+  ShadowRun(EventStore& events, const ShadowOptions& o, HookBeat& beat)
       : events_(events),
-        deadline_(SteadyClock::now() + std::chrono::milliseconds(o.time_limit_ms)) {}
+        deadline_(SteadyClock::now() + std::chrono::milliseconds(o.time_limit_ms)),
+        beat_(beat) {}
 
   ActorOutcome check(const ActorKey& key, const ActorType& ot, const ActorType& nt) const;
 
@@ -117,8 +133,18 @@ class ShadowRun {
   std::string upgrade_view(const ActorType& ot, const ActorType& nt, const std::string& snapshot,
                            std::string& error) const;
 
+  // Calls a plugin hook under the beat the caller watches.
+  template <class F>
+  auto hook(F&& f) const {
+    beat_.since_ms.store(steady_ms());
+    auto r = f();
+    beat_.since_ms.store(0);
+    return r;
+  }
+
   EventStore& events_;
   SteadyClock::time_point deadline_;
+  HookBeat& beat_;
 };
 
 ShadowDifference make_difference(const ActorKey& key, uint64_t version, const char* path,
@@ -143,22 +169,41 @@ void compare_views(const std::string& expected, const std::string& got, ShadowDi
   out.push_back(std::move(d));
 }
 
+// Reads the history in chunks and applies each chunk outside the store's
+// read: a hook the caller gave up on returns into the check, which then
+// stops without touching the store again.
 Status ShadowRun::replay(const ActorKey& key, const ActorType& ot, const ActorType& nt,
                          HeldState& old_state, HeldState& new_state, ActorOutcome& out) const {
-  return events_.read(key, 1, UINT64_MAX, [&](const StoredEvent& e) -> Status {
-    if (SteadyClock::now() > deadline_) {
+  constexpr uint64_t kChunk = 256;
+  std::vector<StoredEvent> chunk;
+  for (uint64_t from = 1;; from += kChunk) {
+    if (beat_.abandoned.load()) {
       out.out_of_time = true;
-      return Status::unavailable("the check's time limit");
+      return Status::unavailable("the check was given up");
     }
-    const int oi = ot.event_index(e.type);
-    if (oi < 0) return Status::corruption("stored event " + e.type + " is not in the old version's model");
-    if (Status s = ot.apply(old_state.get(), static_cast<uint32_t>(oi), e.payload, e.version); !s) return s;
-    const int ni = nt.event_index(e.type);
-    if (ni < 0) return Status::plugin_error("the new version has no event " + e.type);
-    if (Status s = nt.apply(new_state.get(), static_cast<uint32_t>(ni), e.payload, e.version); !s) return s;
-    ++out.events;
-    return Status::ok();
-  });
+    chunk.clear();
+    Status read = events_.read(key, from, kChunk, [&](const StoredEvent& e) -> Status {
+      chunk.push_back(e);
+      return Status::ok();
+    });
+    if (!read) return read;
+    for (const StoredEvent& e : chunk) {
+      if (SteadyClock::now() > deadline_ || beat_.abandoned.load()) {
+        out.out_of_time = true;
+        return Status::unavailable("the check's time limit");
+      }
+      const int oi = ot.event_index(e.type);
+      if (oi < 0) return Status::corruption("stored event " + e.type + " is not in the old version's model");
+      const auto o = static_cast<uint32_t>(oi);
+      if (Status s = hook([&] { return ot.apply(old_state.get(), o, e.payload, e.version); }); !s) return s;
+      const int ni = nt.event_index(e.type);
+      if (ni < 0) return Status::plugin_error("the new version has no event " + e.type);
+      const auto n = static_cast<uint32_t>(ni);
+      if (Status s = hook([&] { return nt.apply(new_state.get(), n, e.payload, e.version); }); !s) return s;
+      ++out.events;
+    }
+    if (chunk.size() < kChunk) return Status::ok();
+  }
 }
 
 // The new version's view of the old state carried over, or "" with `error`.
@@ -166,7 +211,7 @@ std::string ShadowRun::upgrade_view(const ActorType& ot, const ActorType& nt,
                                     const std::string& snapshot, std::string& error) const {
   std::string input = snapshot;
   if (ot.schema_version() != nt.schema_version()) {
-    auto up = nt.upgrade(ot.schema_version(), snapshot);
+    auto up = hook([&] { return nt.upgrade(ot.schema_version(), snapshot); });
     if (!up) {
       error = up.status().message();
       return {};
@@ -178,11 +223,11 @@ std::string ShadowRun::upgrade_view(const ActorType& ot, const ActorType& nt,
     error = carried.status().message();
     return {};
   }
-  if (Status s = nt.restore(carried.get(), input); !s) {
+  if (Status s = hook([&] { return nt.restore(carried.get(), input); }); !s) {
     error = s.message();
     return {};
   }
-  auto v = nt.view(carried.get());
+  auto v = hook([&] { return nt.view(carried.get()); });
   if (!v) error = v.status().message();
   return v ? *v : std::string();
 }
@@ -203,15 +248,15 @@ ActorOutcome ShadowRun::check(const ActorKey& key, const ActorType& ot, const Ac
     if (out.out_of_time) return out;
     return fail("replay", s.message());
   }
-  auto old_view = ot.view(old_state.get());
+  auto old_view = hook([&] { return ot.view(old_state.get()); });
   if (!old_view) return fail("replay", "old version: " + old_view.status().message());
-  auto new_view = nt.view(replayed.get());
+  auto new_view = hook([&] { return nt.view(replayed.get()); });
   if (!new_view) return fail("replay", new_view.status().message());
   out.bytes = old_view->size() + new_view->size();
   const bool intended = ot.schema_version() != nt.schema_version() && nt.has_upgrade();
   if (!intended) compare_views(*old_view, *new_view, make_difference(key, out.events, "replay", "old"), out.differences);
   if (ot.schema_version() != nt.schema_version() && !nt.has_upgrade()) return out;  // the swap replays
-  auto snap = ot.snapshot(old_state.get());
+  auto snap = hook([&] { return ot.snapshot(old_state.get()); });
   if (!snap) return fail("upgrade", "old version: " + snap.status().message());
   std::string error;
   const std::string carried = upgrade_view(ot, nt, *snap, error);
@@ -261,12 +306,16 @@ void note_types(const Plugin& current, const Plugin& next, ShadowReport& r) {
 // The actors to check: the active ones (up to the bound), then a random
 // sample of the passive ones of each (namespace, type).
 std::vector<ActorKey> pick_actors(const Plugin& current, Runtime& runtime, EventStore& events,
-                                  const ShadowOptions& o, ShadowReport& r, size_t& active_count) {
+                                  const ShadowOptions& o, const std::vector<std::string>& namespaces,
+                                  ShadowReport& r, size_t& active_count) {
   std::vector<ActorKey> keys = runtime.active_actors(current.name(), o.max_active);
+  std::erase_if(keys, [&](const ActorKey& k) {
+    return std::find(namespaces.begin(), namespaces.end(), k.ns) == namespaces.end();
+  });
   active_count = keys.size();
   std::set<std::string> seen;
   for (const auto& k : keys) seen.insert(k.to_string());
-  for (const auto& ns : runtime.namespaces()) {
+  for (const auto& ns : namespaces) {
     for (const auto& t : current.types()) {
       auto count = events.sample_actors(ns, t->name(), 0);
       const uint64_t want = count ? std::min(sample_size(count->total, o), ids_within(o)) : 0;
@@ -293,7 +342,7 @@ std::vector<ActorKey> pick_actors(const Plugin& current, Runtime& runtime, Event
 namespace {
 
 ShadowReport check_all(const Plugin& current, const Plugin& next, Runtime& runtime, EventStore& events,
-                       const ShadowOptions& options) {
+                       const ShadowOptions& options, const std::vector<std::string>& namespaces, HookBeat& beat) {
   const auto started = SteadyClock::now();
   ShadowReport r;
   r.plugin = current.name();
@@ -302,7 +351,7 @@ ShadowReport check_all(const Plugin& current, const Plugin& next, Runtime& runti
   r.memory_limit_bytes = options.memory_limit_bytes;
   note_types(current, next, r);
   size_t active = 0;
-  std::vector<ActorKey> keys = pick_actors(current, runtime, events, options, r, active);
+  std::vector<ActorKey> keys = pick_actors(current, runtime, events, options, namespaces, r, active);
   // The sample itself takes at most half the memory bound.
   uint64_t base = 0;
   size_t fit = 0;
@@ -317,7 +366,7 @@ ShadowReport check_all(const Plugin& current, const Plugin& next, Runtime& runti
     r.stopped_by = "memory";
   }
   r.peak_memory_bytes = base;
-  ShadowRun run(events, options);
+  ShadowRun run(events, options, beat);
   uint64_t largest = 0;  // the most working memory one actor needed so far
   for (size_t i = 0; i < keys.size(); ++i) {
     if (base + largest > options.memory_limit_bytes) {  // the next actor may need as much
@@ -358,22 +407,80 @@ ShadowReport check_all(const Plugin& current, const Plugin& next, Runtime& runti
 
 }  // namespace
 
+namespace {
+
+// The check of one reload, shared by the caller and the check's thread
+// (which may outlive the caller's wait when a hook hangs).
+struct ShadowJob {
+  std::shared_ptr<const Plugin> current, next;
+  ShadowOptions options;
+  std::vector<std::string> namespaces;
+  HookBeat beat;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  ShadowReport report;
+};
+
+void run_job(const std::shared_ptr<ShadowJob>& job, Runtime& runtime, EventStore& events) {
+  (void)setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 19);
+  ShadowReport r;
+  if (!run_guarded("the shadow check", [&] {
+        r = check_all(*job->current, *job->next, runtime, events, job->options, job->namespaces, job->beat);
+      })) {
+    r = ShadowReport{};
+    r.plugin = job->current->name();
+    r.complete = false;
+    r.stopped_by = "error";
+    r.notes.push_back("the check failed (see the host's log); it counts as a difference");
+  }
+  std::lock_guard lock(job->mu);
+  job->report = std::move(r);
+  job->done = true;
+  job->cv.notify_all();
+}
+
+// Waits for the job; true iff it finished before a hook ran past the limit.
+bool wait_job(ShadowJob& job) {
+  const int64_t limit = job.options.call_timeout_ms;
+  std::unique_lock lock(job.mu);
+  while (!job.done) {
+    job.cv.wait_for(lock, std::chrono::milliseconds(limit > 0 ? std::clamp<int64_t>(limit / 4, 1, 50) : 1000));
+    const int64_t since = job.beat.since_ms.load();
+    if (!job.done && limit > 0 && since != 0 && steady_ms() - since > limit) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
 // The check runs on a thread of its own at the lowest CPU priority (nice
 // 19), so that on a busy host the workers running commands come first.
-ShadowReport run_shadow_check(const Plugin& current, const Plugin& next, Runtime& runtime,
-                              EventStore& events, const ShadowOptions& options) {
+ShadowReport run_shadow_check(std::shared_ptr<const Plugin> current, std::shared_ptr<const Plugin> next,
+                              Runtime& runtime, EventStore& events, const ShadowOptions& options,
+                              const std::vector<std::string>& namespaces) {
+  auto job = std::make_shared<ShadowJob>();
+  job->current = std::move(current);
+  job->next = std::move(next);
+  job->options = options;
+  job->namespaces = namespaces.empty() ? runtime.namespaces() : namespaces;
+  std::thread t([job, &runtime, &events] { run_job(job, runtime, events); });
+  if (wait_job(*job)) {
+    t.join();
+    return std::move(job->report);
+  }
+  job->beat.abandoned.store(true);  // it stops at its next event; the images stay loaded until then
+  t.detach();
   ShadowReport r;
-  std::thread t([&] {
-    (void)setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 19);
-    if (!run_guarded("the shadow check", [&] { r = check_all(current, next, runtime, events, options); })) {
-      r = ShadowReport{};
-      r.plugin = current.name();
-      r.complete = false;
-      r.stopped_by = "error";
-      r.notes.push_back("the check failed (see the host's log); it counts as a difference");
-    }
-  });
-  t.join();
+  r.plugin = job->current->name();
+  r.from_version = job->current->version();
+  r.to_version = job->next->version();
+  r.memory_limit_bytes = options.memory_limit_bytes;
+  r.complete = false;
+  r.stopped_by = "plugin_timeout";
+  r.notes.push_back("a plugin hook ran longer than actors.call_timeout (" + std::to_string(options.call_timeout_ms) +
+                    " ms); the check gave up on it, which counts as a difference");
+  log::error("shadow check of plugin " + r.plugin + " " + r.to_version + ": " + r.notes.back());
   return r;
 }
 

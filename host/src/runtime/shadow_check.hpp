@@ -22,6 +22,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -64,18 +65,25 @@ struct ShadowReport {
   uint64_t peak_memory_bytes = 0;
   uint64_t memory_limit_bytes = 0;
   bool complete = true;    // every sampled actor was checked
-  std::string stopped_by;  // when not complete: "time", "memory" or "error"
+  // When not complete: "time", "memory", "error" or "plugin_timeout" (a hook
+  // ran past ShadowOptions::call_timeout_ms).
+  std::string stopped_by;
 
   // No differences, and the check did not fail.
-  bool passed() const { return actors_differing == 0 && stopped_by != "error"; }
+  bool passed() const { return actors_differing == 0 && stopped_by != "error" && stopped_by != "plugin_timeout"; }
   // {"plugin","from_version","to_version","actors_checked",...,
   //  "differences":[{"actor","version","path","compared_with","diff"|"error"}]}
   std::string to_json() const;
 };
 
 // Runs the check of `next` against `current` (same plugin name) on the
-// actors `runtime` serves, reading histories from `events`.
-ShadowReport run_shadow_check(const Plugin& current, const Plugin& next, Runtime& runtime,
-                              EventStore& events, const ShadowOptions& options);
+// actors `runtime` serves in `namespaces` (empty: all it serves), reading
+// histories from `events`.
+// A hook that runs past options.call_timeout_ms is given up: the check
+// returns at once (stopped_by "plugin_timeout") while its thread, holding
+// both images, finishes on its own and touches nothing else.
+ShadowReport run_shadow_check(std::shared_ptr<const Plugin> current, std::shared_ptr<const Plugin> next,
+                              Runtime& runtime, EventStore& events, const ShadowOptions& options,
+                              const std::vector<std::string>& namespaces = {});
 
 }  // namespace aether

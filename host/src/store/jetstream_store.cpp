@@ -15,6 +15,7 @@
 #include "core/worker_pool.hpp"
 #include "nats/connection.hpp"
 #include "store/commit_scan.hpp"
+#include "store/stream_subjects.hpp"
 
 namespace aether {
 
@@ -368,6 +369,13 @@ class JetStreamStore final : public Store, public VersionCache {
       ++v;
     }
     return true;
+  }
+
+  // The stream's subjects of (ns, type), from the stream info (the server
+  // counts them; no message is read).
+  Result<ActorSample> sample_actors(const std::string& ns, const std::string& type, uint64_t n) override {
+    if (!conn_.connected()) return disconnected();
+    return sample_stream_subjects(conn_.js(), events_stream(ns), "aether." + ns + ".events." + type + ".", n);
   }
 
   Result<uint64_t> latest_version(const ActorKey& key) override {

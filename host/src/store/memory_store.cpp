@@ -117,21 +117,14 @@ class MemoryStore final : public Store {
   Status flush() override { return Status::ok(); }
 
   Result<ActorSample> sample_actors(const std::string& ns, const std::string& type, uint64_t n) override {
-    ActorSample out;
-    std::mt19937_64 rng(std::random_device{}());
+    ActorSampler sampler(n);
     for (Stripe& s : stripes_) {
       std::lock_guard lock(s.mu);
       for (const auto& [key, st] : s.streams) {
-        if (key.ns != ns || key.type != type || st.events.empty()) continue;
-        ++out.total;  // reservoir sampling: every actor is kept with chance n / total
-        if (out.ids.size() < n) {
-          out.ids.push_back(key.id);
-        } else if (const uint64_t j = rng() % out.total; j < n) {
-          out.ids[j] = key.id;
-        }
+        if (key.ns == ns && key.type == type && !st.events.empty()) sampler.offer(key.id);
       }
     }
-    return out;
+    return sampler.take();
   }
 
   Result<TruncateResult> truncate_after(const ActorKey& key, uint64_t version, bool dry_run) override {

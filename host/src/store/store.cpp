@@ -1,5 +1,6 @@
 #include "store/store.hpp"
 
+#include <chrono>
 #include <future>
 
 namespace aether {
@@ -96,6 +97,21 @@ std::string commit_message_json(const AppendRequest& req, uint64_t first,
   out += std::to_string(first + req.events.size() - 1);
   out += '}';
   return out;
+}
+
+ActorSampler::ActorSampler(uint64_t n)
+    : n_(n), rng_(static_cast<uint64_t>(std::chrono::steady_clock::now().time_since_epoch().count()) | 1) {}
+
+void ActorSampler::offer(const std::string& id) {
+  ++out_.total;
+  if (out_.ids.size() < n_) {
+    out_.ids.push_back(id);
+    return;
+  }
+  rng_ ^= rng_ >> 12;
+  rng_ ^= rng_ << 25;
+  rng_ ^= rng_ >> 27;
+  if (const uint64_t j = (rng_ * 0x2545F4914F6CDD1Dull) % out_.total; j < n_) out_.ids[j] = id;
 }
 
 }  // namespace aether

@@ -92,6 +92,20 @@ struct ActorSample {
   std::vector<std::string> ids;
 };
 
+// Builds an ActorSample by reservoir sampling: offer() every actor once;
+// each is kept with chance n / total.
+class ActorSampler {
+ public:
+  explicit ActorSampler(uint64_t n);
+  void offer(const std::string& id);
+  ActorSample take() { return std::move(out_); }
+
+ private:
+  uint64_t n_;
+  uint64_t rng_;  // xorshift64* state
+  ActorSample out_;
+};
+
 // Thread-safe.
 class EventStore {
  public:

@@ -1,5 +1,6 @@
-// Plugins: each loaded plugin and its model; reload and roll back with the
-// swap report (POST /v1/plugins/{name}/reload).
+// Plugins: each loaded plugin, which version serves which namespace, and its
+// model; reload and roll back with the swap report
+// (POST /v1/plugins/{name}/reload).
 import { api, el, errorText } from './api.js';
 
 function report(r) {
@@ -24,9 +25,17 @@ function plugin(p, reloadDone) {
     types.append(el('tr', {}, el('td', {}, t.name), el('td', {}, t.schema_version),
       el('td', {}, t.commands.join(', ')), el('td', {}, t.events.join(', '))));
   }
+  const versions = el('tbody', { class: 'versions' });
+  for (const v of p.versions || []) {
+    versions.append(el('tr', {}, el('td', {}, `${v.version}${v.main ? ' (main)' : ''}`),
+      el('td', {}, v.namespaces.join(', ') || '(none)'), el('td', {}, v.path),
+      el('td', { title: v.sha256 }, (v.sha256 || '').slice(0, 12))));
+  }
   return el('section', { class: 'card plugin', 'data-plugin': p.name },
     el('h2', {}, `${p.name} ${p.version}`),
     el('p', { class: 'muted' }, `ABI ${p.abi} · ${p.path} · loaded by ${p.loaded_by}`),
+    el('table', {}, el('thead', {}, el('tr', {}, el('th', {}, 'version'), el('th', {}, 'namespaces'),
+      el('th', {}, 'file'), el('th', {}, 'sha256'))), versions),
     el('table', {}, el('thead', {}, el('tr', {}, el('th', {}, 'actor type'), el('th', {}, 'schema'),
       el('th', {}, 'commands'), el('th', {}, 'events'))), types),
     el('div', { class: 'row' },
