@@ -21,7 +21,7 @@ class RuntimeHarness {
       : backend_(std::move(backend)), options_(std::move(options)) {
     for (const char* p : {"bank", "counter", "order"}) load(std::string(AETHER_PLUGIN_DIR) + "/" + p + ".so");
     load(std::string(AETHER_TEST_PLUGIN_DIR) + "/faulty.so");
-    bus_ = make_local_bus();
+    bus_ = backend_.make_bus();
     open_store();
     start();
   }
@@ -67,11 +67,11 @@ class RuntimeHarness {
     if (!r) ADD_FAILURE() << r.status().to_string();
   }
   void open_store() {
-    store_ = backend_.open(dir_.path().string());
+    store_ = backend_.open(dir_.path().string(), bus_.get());
     if (!store_) ADD_FAILURE() << "store backend " << backend_.name << " did not open";
   }
   void start() {
-    auto r = Runtime::create(options_, registry_, *store_, *store_, bus_.get());
+    auto r = Runtime::create(options_, registry_, *store_, *store_);
     if (!r) {
       ADD_FAILURE() << r.status().to_string();
       return;

@@ -20,7 +20,9 @@
 #include "plugin/plugin.hpp"
 #include "runtime/plugin_manager.hpp"
 #include "runtime/runtime.hpp"
+#include "store/commit_codec.hpp"
 #include "store/jetstream_store.hpp"
+#include "store/outbox_relay.hpp"
 #include "store/store.hpp"
 
 namespace aether {
@@ -110,6 +112,10 @@ struct Host::Parts {
   std::unique_ptr<DirLock> data_lock;
   Metrics metrics;
   std::unique_ptr<NatsConnection> nats;
+  // Readers of commits subscribe to `bus` (NATS) or, without NATS, to the
+  // host's own bus, on which the store publishes its commits.
+  std::unique_ptr<Bus> bus;
+  std::unique_ptr<Bus> local_bus;
   // The store's commit callback wakes the relay, which lives shorter than
   // the store and so is reached through this pointer.
   std::atomic<OutboxRelay*> relay_ptr{nullptr};
@@ -119,10 +125,6 @@ struct Host::Parts {
     std::atomic<OutboxRelay*>& p;
     ~ClearRelay() { p.store(nullptr); }
   } clear_relay{relay_ptr};  // runs before `relay` is destroyed
-  std::unique_ptr<Bus> bus;
-  // Without NATS the runtime broadcasts on the host's own bus: the HTTP
-  // event streams read it.
-  std::unique_ptr<Bus> local_bus;
   PluginRegistry registry;
   std::unique_ptr<PluginManager> plugins;
   std::unique_ptr<Runtime> runtime;
@@ -130,7 +132,7 @@ struct Host::Parts {
   std::unique_ptr<HttpServer> http;
   Readiness readiness;
   std::unique_ptr<NatsConnection::StatusWatch> nats_watch;
-  std::vector<std::unique_ptr<Subscription>> stored_subs;
+  std::vector<std::unique_ptr<Subscription>> commit_subs;
   std::unique_ptr<NatsIngress> ingress;
   bool stopped = false;
 
@@ -161,15 +163,24 @@ struct Host::Parts {
     return Status::ok();
   }
 
+  // Readers of committed events (event streams, other nodes' commits) read
+  // NATS when there is NATS, else the host's own bus, on which the memory and
+  // sqlite backends publish their commits.
   Status open_store() {
+    if (nats) {
+      bus = std::make_unique<NatsBus>(*nats);
+    } else {
+      local_bus = make_local_bus();
+    }
     Result<std::unique_ptr<Store>> s = Status::invalid("store.backend " + config.store.backend);
     if (config.store.backend == "jetstream") {
       const JetStreamOptions jo = jetstream_options(config);
       s = with_retry("jetstream store", [&] { return open_jetstream_store(*nats, jo); });
     } else if (config.store.backend == "memory") {
-      s = make_memory_store();
+      s = make_memory_store(events_bus(), config.node.id);
     } else {
       SqliteOptions so = sqlite_options(config);
+      so.broadcast = local_bus.get();  // with NATS, the outbox relay broadcasts instead
       so.on_commit_batch = [this](size_t n) {
         metrics.on_commit_batch(n);
         if (OutboxRelay* r = relay_ptr.load()) r->notify();
@@ -179,7 +190,6 @@ struct Host::Parts {
     if (!s) return Status(s.status().code(), "store: " + s.status().message());
     store = std::move(s).value();
     if (!nats) return Status::ok();
-    bus = std::make_unique<NatsBus>(*nats, config.node.id);
     if (auto* outbox = dynamic_cast<Outbox*>(store.get()); outbox != nullptr && config.store.backend == "sqlite") {
       relay = std::make_unique<OutboxRelay>(*nats, *outbox);
       relay_ptr.store(relay.get());
@@ -206,8 +216,7 @@ struct Host::Parts {
   Bus* events_bus() const { return bus ? bus.get() : local_bus.get(); }
 
   Status start_runtime() {
-    if (!bus) local_bus = make_local_bus();
-    auto rt = Runtime::create(runtime_options(config), registry, *store, *store, events_bus(), &metrics);
+    auto rt = Runtime::create(runtime_options(config), registry, *store, *store, &metrics);
     if (!rt) return Status(rt.status().code(), "runtime: " + rt.status().message());
     runtime = std::move(rt).value();
     SwapOptions swap;
@@ -236,7 +245,7 @@ struct Host::Parts {
   Status start_servers() {
     if (config.api.http_enabled) {
       auto h = HttpServer::start(http_options(config), *runtime, registry, metrics, plugins.get(), cluster.get(),
-                                 events_bus(), local_bus != nullptr);
+                                 events_bus());
       if (!h) return h.status();
       http = std::move(h).value();
     }
@@ -252,17 +261,18 @@ struct Host::Parts {
     return Status::ok();
   }
 
-  // Other nodes' EventStored notifications keep this node's caches current.
+  // Other nodes' commits keep this node's caches current.
   void follow_remote_commits() {
     if (!bus) return;
     auto* cache = dynamic_cast<VersionCache*>(store.get());
     Runtime* r = runtime.get();
+    const std::string self = config.node.id;
     for (const auto& ns : config.node.namespaces) {
-      stored_subs.push_back(bus->subscribe("aether." + ns + ".stored.>", [r, cache](const Message& m) {
-        const auto n = parse_stored_notification(m.data);
-        if (!n) return;
-        if (cache != nullptr) cache->note_version(n->first, n->second);
-        r->note_remote_commit(n->first, n->second);
+      commit_subs.push_back(bus->subscribe("aether." + ns + ".events.>", [r, cache, self](const Message& m) {
+        const auto c = decode_commit_summary(m.data);
+        if (!c || c->node == self) return;
+        if (cache != nullptr) cache->note_version(c->key, c->version);
+        r->note_remote_commit(c->key, c->version);
       }));
     }
   }
@@ -279,7 +289,7 @@ struct Host::Parts {
     nats_watch.reset();
     if (ingress) ingress->stop();
     if (cluster) cluster->stop();
-    stored_subs.clear();
+    commit_subs.clear();
     if (plugins) plugins->stop_watching();
     if (runtime) runtime->shutdown();
     if (store) {

@@ -14,7 +14,7 @@
 #include "core/log.hpp"
 #include "core/worker_pool.hpp"
 #include "nats/connection.hpp"
-#include "store/commit_scan.hpp"
+#include "store/commit_codec.hpp"
 
 namespace aether {
 
@@ -808,7 +808,7 @@ class JetStreamStore final : public Store, public VersionCache {
                         uint64_t first, uint64_t last, const std::string& commit_id) {
     std::string types;
     for (const auto& e : req.events) types += (types.empty() ? "" : ",") + e.type;
-    const std::string data = commit_message_json(req, first, commit_id, opts_.node_id);
+    const std::string data = encode_commit(req, first, commit_id, opts_.node_id);
     natsMsg* m = nullptr;
     natsMsg_Create(&m, subject.c_str(), nullptr, data.data(), static_cast<int>(data.size()));
     // The server deduplicates by this id within the stream's duplicate
@@ -1132,10 +1132,7 @@ class JetStreamStore final : public Store, public VersionCache {
   uint64_t repairs_ = 0;
   std::atomic<uint64_t> commit_counter_{0};
   // node id and start time: commit ids stay unique across restarts.
-  const std::string commit_prefix_ =
-      opts_.node_id + "-" + std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                               std::chrono::system_clock::now().time_since_epoch())
-                                               .count()) + "-";
+  const std::string commit_prefix_ = commit_id_prefix(opts_.node_id);
 
   jsCtx* ajs_ = nullptr;  // async publishing context (acks -> on_ack)
   std::mutex pending_mu_;

@@ -21,6 +21,7 @@
 
 #include "core/json_limits.hpp"
 #include "core/log.hpp"
+#include "store/commit_codec.hpp"
 #include "store/sqlite_checkpointer.hpp"
 #include "store/store.hpp"
 
@@ -676,7 +677,7 @@ class SqliteStore final : public Store, public Outbox {
     }
     if (opts_.outbox) {
       const std::string subject = "aether." + req.key.ns + ".events." + req.key.type + "." + req.key.id;
-      const std::string data = commit_message_json(
+      const std::string data = encode_commit(
           req, req.expected_version + 1, commit_prefix_ + std::to_string(++commit_counter_), opts_.node_id);
       Stmt& o = write_.insert_outbox;
       Resetter r{o};
@@ -690,6 +691,13 @@ class SqliteStore final : public Store, public Outbox {
     }
     res.first_version = req.expected_version + 1;
     res.version = v;
+  }
+
+  // Without the outbox, a commit goes to the local bus once it is durable.
+  void broadcast(const AppendOp& a) {
+    if (opts_.broadcast == nullptr || opts_.outbox || !a.result.status || a.result.duplicate) return;
+    publish_commit(*opts_.broadcast, *a.req, a.result.first_version,
+                   commit_prefix_ + std::to_string(++commit_counter_), opts_.node_id);
   }
 
   Status run_snapshot(SnapshotOp& op) {
@@ -776,6 +784,7 @@ class SqliteStore final : public Store, public Outbox {
           a->result = AppendResult{};
           a->result.status = tx;
         }
+        broadcast(*a);
         a->done(std::move(a->result));
       } else if (auto* s = std::get_if<SnapshotOp>(&batch[i])) {
         s->done->set_value(tx ? snap_status[i] : tx);
@@ -792,10 +801,7 @@ class SqliteStore final : public Store, public Outbox {
   std::unique_ptr<WalCheckpointer> checkpointer_;
   uint64_t commit_counter_ = 0;  // writer thread only
   // node id and start time: commit ids stay unique across restarts.
-  const std::string commit_prefix_ =
-      opts_.node_id + "-" + std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                               std::chrono::system_clock::now().time_since_epoch())
-                                               .count()) + "-";
+  const std::string commit_prefix_ = commit_id_prefix(opts_.node_id);
   bool rollback_to_savepoint_ = false;
 
   std::mutex mu_;

@@ -219,8 +219,13 @@ class SnapshotStore {
 // A backend that is both (memory, sqlite).
 class Store : public EventStore, public SnapshotStore {};
 
-// The in-memory backend: for tests and throw-away hosts.
-std::unique_ptr<Store> make_memory_store();
+class Bus;  // bus/bus.hpp
+
+// The in-memory backend: for tests and throw-away hosts. Every commit is
+// published on `broadcast` (when given and it has subscribers) in the commit
+// format (store/commit_codec.hpp), before append() calls back; `node_id`
+// goes into it. REQUIRES: `broadcast` outlives the store.
+std::unique_ptr<Store> make_memory_store(Bus* broadcast = nullptr, const std::string& node_id = "node-1");
 
 struct CheckpointInfo;  // store/sqlite_checkpointer.hpp
 
@@ -235,10 +240,14 @@ struct SqliteOptions {
   // Called after each group commit with the number of appends it carried.
   std::function<void(size_t)> on_commit_batch;
   // Write every commit also to an outbox table, in the same transaction, for
-  // a relay to broadcast (at-least-once) after the commit. `node_id` goes
-  // into the broadcast.
+  // a relay to broadcast (at-least-once) after the commit (OutboxRelay,
+  // store/outbox_relay.hpp). `node_id` goes into the commit message.
   bool outbox = false;
   std::string node_id = "node-1";
+  // Without the outbox: every commit is published on this in-process bus
+  // (when it has subscribers) after it committed, before append() calls
+  // back. REQUIRES: outlives the store.
+  Bus* broadcast = nullptr;
   // WAL checkpoints run on a thread of their own (sqlite_checkpointer.hpp)
   // once the WAL holds this many pages (4 KiB each), never inside a commit;
   // past `wal_max_pages` the writer checkpoints between two batches, which
@@ -248,13 +257,6 @@ struct SqliteOptions {
   // Called after each checkpoint (from the thread that ran it).
   std::function<void(const CheckpointInfo&)> on_checkpoint;
 };
-
-// The message a commit is broadcast as, on aether.<ns>.events.<type>.<id>:
-// {"ns","type","actor_id","first_version","version","commit_id","node",
-//  "timestamp","events":[{"id","version","type","payload"}]}.
-// Both the JetStream store (as the stored message) and the sqlite outbox use it.
-std::string commit_message_json(const AppendRequest& request, uint64_t first_version,
-                                const std::string& commit_id, const std::string& node_id);
 
 // A store that caches actors' latest versions (jetstream) can be told of
 // commits made by other nodes, so its next append for that actor asks the
