@@ -12,6 +12,7 @@
 
 #include "bus/bus.hpp"
 #include "bus/nats_bus.hpp"
+#include "core/subjects.hpp"
 #include "nats/connection.hpp"
 #include "store/commit_codec.hpp"
 #include "store/jetstream_store.hpp"
@@ -77,7 +78,7 @@ void expect_one_format(const std::vector<Message>& got, const std::vector<Append
                        const std::vector<uint64_t>& first, const std::string& node) {
   ASSERT_EQ(got.size(), reqs.size()) << "one message per commit";
   for (size_t i = 0; i < reqs.size(); ++i) {
-    EXPECT_EQ(got[i].subject, events_subject(reqs[i].key.ns, reqs[i].key.type, reqs[i].key.id));
+    EXPECT_EQ(got[i].subject, subjects::events(reqs[i].key));
     const auto c = decode_commit_summary(got[i].data);
     ASSERT_TRUE(c.has_value()) << got[i].data;
     EXPECT_EQ(c->node, node);

@@ -81,7 +81,7 @@ TEST_P(StoreSuite, ConflictCarriesTheVersions) {
   EXPECT_EQ(r.current_version, 2u);
   EXPECT_NE(r.status.message().find("default/Counter/a"), std::string::npos) << r.status.message();
   EXPECT_NE(r.status.message().find("expected version 1"), std::string::npos) << r.status.message();
-  EXPECT_NE(r.status.message().find("current 2"), std::string::npos) << r.status.message();
+  EXPECT_NE(r.status.message().find("current version 2"), std::string::npos) << r.status.message();
   r = store_->append_sync(req(b_, 5, {"X"}));
   EXPECT_EQ(r.status.code(), StatusCode::kConflict);
   EXPECT_EQ(r.current_version, 0u);

@@ -6,6 +6,7 @@
 #include "bus/bus.hpp"
 #include "core/log.hpp"
 #include "core/names.hpp"
+#include "core/subjects.hpp"
 #include "store/commit_codec.hpp"
 
 namespace aether {
@@ -51,8 +52,7 @@ EventStreams::EventStreams(Bus* bus, EventStreamOptions options) : bus_(bus), op
 EventStreams::~EventStreams() { close_all(); }
 
 std::string EventStreams::pattern(const std::string& ns, const std::string& type, const std::string& id) {
-  return "aether." + ns + ".events." + (type.empty() ? "*" : type) + "." +
-         (id.empty() ? "*" : id);
+  return subjects::events_pattern(ns, type, id);
 }
 
 std::optional<uint64_t> EventStreams::open(const std::string& ns, const std::string& type,

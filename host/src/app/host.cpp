@@ -16,6 +16,7 @@
 #include "cluster/cluster.hpp"
 #include "core/dir_lock.hpp"
 #include "core/log.hpp"
+#include "core/subjects.hpp"
 #include "nats/connection.hpp"
 #include "plugin/plugin.hpp"
 #include "runtime/plugin_manager.hpp"
@@ -268,7 +269,7 @@ struct Host::Parts {
     Runtime* r = runtime.get();
     const std::string self = config.node.id;
     for (const auto& ns : config.node.namespaces) {
-      commit_subs.push_back(bus->subscribe("aether." + ns + ".events.>", [r, cache, self](const Message& m) {
+      commit_subs.push_back(bus->subscribe(subjects::all_events(ns), [r, cache, self](const Message& m) {
         const auto c = decode_commit_summary(m.data);
         if (!c || c->node == self) return;
         if (cache != nullptr) cache->note_version(c->key, c->version);

@@ -70,7 +70,4 @@ std::string check_pattern(std::string_view pattern);
 // The in-process bus.
 std::unique_ptr<Bus> make_local_bus();
 
-// Subject helpers.
-std::string events_subject(std::string_view ns, std::string_view type, std::string_view id);
-
 }  // namespace aether

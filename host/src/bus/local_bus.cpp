@@ -49,12 +49,6 @@ std::string check_pattern(std::string_view pattern) {
   }
 }
 
-std::string events_subject(std::string_view ns, std::string_view type, std::string_view id) {
-  std::string s = "aether.";
-  s.append(ns).append(".events.").append(type).append(".").append(id);
-  return s;
-}
-
 namespace {
 
 class LocalBus final : public Bus {

@@ -13,6 +13,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "core/conflict.hpp"
 #include "core/json_limits.hpp"
 #include "core/log.hpp"
 #include "core/names.hpp"
@@ -1383,9 +1384,7 @@ class RuntimeImpl final : public Runtime {
 
   static CommandResult conflict_result(const ActorKey& key, uint64_t attempted, uint64_t current) {
     CommandResult r;
-    r.status = Status::conflict("actor " + key.to_string() + ": expected version " +
-                                std::to_string(attempted) + ", current version " +
-                                std::to_string(current));
+    r.status = version_conflict(key, attempted, current);
     r.attempted_version = attempted;
     r.current_version = current;
     return r;

@@ -7,6 +7,7 @@
 #include "bus/bus.hpp"
 #include "core/json_limits.hpp"
 #include "core/names.hpp"
+#include "core/subjects.hpp"
 #include "store/store.hpp"
 
 namespace aether {
@@ -110,7 +111,7 @@ std::string encode_commit(const AppendRequest& req, uint64_t first, const std::s
 void publish_commit(Bus& bus, const AppendRequest& req, uint64_t first, const std::string& commit_id,
                     const std::string& node_id) {
   if (!bus.has_subscribers()) return;
-  bus.publish(Message{events_subject(req.key.ns, req.key.type, req.key.id), encode_commit(req, first, commit_id, node_id)});
+  bus.publish(Message{subjects::events(req.key), encode_commit(req, first, commit_id, node_id)});
 }
 
 std::optional<CommitSummary> decode_commit_summary(std::string_view data) {

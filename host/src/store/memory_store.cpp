@@ -8,6 +8,7 @@
 #include <random>
 #include <unordered_map>
 
+#include "core/conflict.hpp"
 #include "store/commit_codec.hpp"
 #include "store/store.hpp"
 
@@ -53,9 +54,7 @@ class MemoryStore final : public Store {
       if (req.events.empty()) {
         r.status = Status::invalid("an append needs at least one event");
       } else if (current != req.expected_version) {
-        r.status = Status::conflict("actor " + req.key.to_string() + ": expected version " +
-                                    std::to_string(req.expected_version) + ", current " +
-                                    std::to_string(current));
+        r.status = version_conflict(req.key, req.expected_version, current);
         r.current_version = current;
       } else {
         r.first_version = current + 1;

@@ -19,8 +19,10 @@
 #include <thread>
 #include <variant>
 
+#include "core/conflict.hpp"
 #include "core/json_limits.hpp"
 #include "core/log.hpp"
+#include "core/subjects.hpp"
 #include "store/commit_codec.hpp"
 #include "store/sqlite_checkpointer.hpp"
 #include "store/store.hpp"
@@ -632,9 +634,7 @@ class SqliteStore final : public Store, public Outbox {
     }
     if (*cur != req.expected_version) {
       res.current_version = *cur;
-      res.status = Status::conflict("actor " + req.key.to_string() + ": expected version " +
-                                    std::to_string(req.expected_version) + ", current " +
-                                    std::to_string(*cur));
+      res.status = version_conflict(req.key, req.expected_version, *cur);
       return;
     }
     Stmt& ins = write_.insert_event;
@@ -676,7 +676,7 @@ class SqliteStore final : public Store, public Outbox {
       }
     }
     if (opts_.outbox) {
-      const std::string subject = "aether." + req.key.ns + ".events." + req.key.type + "." + req.key.id;
+      const std::string subject = subjects::events(req.key);
       const std::string data = encode_commit(
           req, req.expected_version + 1, commit_prefix_ + std::to_string(++commit_counter_), opts_.node_id);
       Stmt& o = write_.insert_outbox;
