@@ -18,6 +18,7 @@
 #include "store/jetstream_store.hpp"
 #include "store/outbox_relay.hpp"
 #include "store/store.hpp"
+#include "support/nats_connect.hpp"
 #include "support/nats_server.hpp"
 #include "support/temp_dir.hpp"
 
@@ -117,14 +118,6 @@ class RawSubscriber {
   natsSubscription* sub_ = nullptr;
 };
 
-std::unique_ptr<NatsConnection> connect(const test::NatsServer& server) {
-  NatsOptions o;
-  o.servers = {server.url()};
-  auto c = NatsConnection::connect(o);
-  EXPECT_TRUE(c.is_ok()) << c.status().to_string();
-  return c ? std::move(c).value() : nullptr;
-}
-
 // Appends the commits to `store` and checks what NATS carried.
 void check_nats(const test::NatsServer& server, NatsConnection& conn, Store& store, const std::string& node,
                 const std::function<void()>& after_appends = {}) {
@@ -148,7 +141,7 @@ void check_nats(const test::NatsServer& server, NatsConnection& conn, Store& sto
 TEST(CommitBroadcast, SqliteOutboxPublishesOneMessagePerCommit) {
   test::TempDir dir;
   test::NatsServer server;
-  auto conn = connect(server);
+  auto conn = test::connect(server);
   ASSERT_TRUE(conn);
   SqliteOptions o;
   o.path = dir.file("aether.db");
@@ -164,7 +157,7 @@ TEST(CommitBroadcast, SqliteOutboxPublishesOneMessagePerCommit) {
 
 TEST(CommitBroadcast, JetStreamPublishesOneMessagePerCommit) {
   test::NatsServer server;
-  auto conn = connect(server);
+  auto conn = test::connect(server);
   ASSERT_TRUE(conn);
   JetStreamOptions o;
   o.node_id = "node-j";

@@ -8,18 +8,11 @@
 
 #include "bus/nats_bus.hpp"
 #include "nats/connection.hpp"
+#include "support/nats_connect.hpp"
 #include "support/nats_server.hpp"
 
 namespace aether {
 namespace {
-
-std::unique_ptr<NatsConnection> connect(const test::NatsServer& s) {
-  NatsOptions o;
-  o.servers = {s.url()};
-  auto c = NatsConnection::connect(o);
-  EXPECT_TRUE(c.is_ok()) << c.status().to_string();
-  return c ? std::move(c).value() : nullptr;
-}
 
 template <class F>
 bool eventually(F&& f) {
@@ -32,7 +25,7 @@ bool eventually(F&& f) {
 
 TEST(NatsBus, SubscriptionsAreSharedAndReferenceCounted) {
   test::NatsServer server;
-  auto conn = connect(server);
+  auto conn = test::connect(server);
   NatsBus bus(*conn);
   std::atomic<int> a{0}, b{0};
   auto s1 = bus.subscribe("aether.default.events.>", [&](const Message&) { a.fetch_add(1); });
@@ -61,7 +54,7 @@ TEST(NatsBus, PublishesMessagesAsTheyAre) {
   // The memory backend's commits on a host with NATS go out through the bus:
   // one NATS message per publish, subject and bytes unchanged.
   test::NatsServer server;
-  auto conn = connect(server);
+  auto conn = test::connect(server);
   natsSubscription* sub = nullptr;
   ASSERT_EQ(natsConnection_SubscribeSync(&sub, conn->nc(), "aether.default.>"), NATS_OK);
   natsConnection_Flush(conn->nc());
