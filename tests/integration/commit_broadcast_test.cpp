@@ -16,7 +16,6 @@
 #include "nats/connection.hpp"
 #include "store/commit_codec.hpp"
 #include "store/jetstream_store.hpp"
-#include "store/outbox_relay.hpp"
 #include "store/store.hpp"
 #include "support/nats_connect.hpp"
 #include "support/nats_server.hpp"
@@ -119,8 +118,7 @@ class RawSubscriber {
 };
 
 // Appends the commits to `store` and checks what NATS carried.
-void check_nats(const test::NatsServer& server, NatsConnection& conn, Store& store, const std::string& node,
-                const std::function<void()>& after_appends = {}) {
+void check_nats(const test::NatsServer& server, NatsConnection& conn, Store& store, const std::string& node) {
   RawSubscriber raw(server.url());
   NatsBus bus(conn);
   Collected in_process;
@@ -128,7 +126,6 @@ void check_nats(const test::NatsServer& server, NatsConnection& conn, Store& sto
   natsConnection_Flush(conn.nc());
   const auto reqs = commits();
   const auto first = append_all(store, reqs);
-  if (after_appends) after_appends();
   bool extra = false;
   const auto seen = raw.take(reqs.size(), extra);
   expect_one_format(seen, reqs, first, node);
@@ -146,13 +143,11 @@ TEST(CommitBroadcast, SqliteOutboxPublishesOneMessagePerCommit) {
   SqliteOptions o;
   o.path = dir.file("aether.db");
   o.outbox = true;
+  o.relay = conn.get();
   o.node_id = "node-s";
   auto store = open_sqlite_store(o);
   ASSERT_TRUE(store.is_ok()) << store.status().to_string();
-  auto* outbox = dynamic_cast<Outbox*>(store->get());
-  ASSERT_NE(outbox, nullptr);
-  OutboxRelay relay(*conn, *outbox);
-  check_nats(server, *conn, **store, "node-s", [&] { EXPECT_TRUE(relay.drain(10000)); });
+  check_nats(server, *conn, **store, "node-s");
 }
 
 TEST(CommitBroadcast, JetStreamPublishesOneMessagePerCommit) {

@@ -23,7 +23,6 @@
 #include "runtime/runtime.hpp"
 #include "store/commit_codec.hpp"
 #include "store/jetstream_store.hpp"
-#include "store/outbox_relay.hpp"
 #include "store/store.hpp"
 
 namespace aether {
@@ -117,15 +116,7 @@ struct Host::Parts {
   // host's own bus, on which the store publishes its commits.
   std::unique_ptr<Bus> bus;
   std::unique_ptr<Bus> local_bus;
-  // The store's commit callback wakes the relay, which lives shorter than
-  // the store and so is reached through this pointer.
-  std::atomic<OutboxRelay*> relay_ptr{nullptr};
   std::unique_ptr<Store> store;
-  std::unique_ptr<OutboxRelay> relay;
-  struct ClearRelay {
-    std::atomic<OutboxRelay*>& p;
-    ~ClearRelay() { p.store(nullptr); }
-  } clear_relay{relay_ptr};  // runs before `relay` is destroyed
   PluginRegistry registry;
   std::unique_ptr<PluginManager> plugins;
   std::unique_ptr<Runtime> runtime;
@@ -181,21 +172,15 @@ struct Host::Parts {
       s = make_memory_store(events_bus(), config.node.id);
     } else {
       SqliteOptions so = sqlite_options(config);
-      so.broadcast = local_bus.get();  // with NATS, the outbox relay broadcasts instead
-      so.on_commit_batch = [this](size_t n) {
-        metrics.on_commit_batch(n);
-        if (OutboxRelay* r = relay_ptr.load()) r->notify();
-      };
+      // Without NATS on the local bus; with it, the store's outbox relay.
+      so.broadcast = local_bus.get();
+      so.relay = nats.get();
+      so.on_commit_batch = [this](size_t n) { metrics.on_commit_batch(n); };
       s = open_sqlite_store(so);
+      if (s && so.outbox && nats) log::info("broadcasting committed events to NATS from the sqlite outbox");
     }
     if (!s) return Status(s.status().code(), "store: " + s.status().message());
     store = std::move(s).value();
-    if (!nats) return Status::ok();
-    if (auto* outbox = dynamic_cast<Outbox*>(store.get()); outbox != nullptr && config.store.backend == "sqlite") {
-      relay = std::make_unique<OutboxRelay>(*nats, *outbox);
-      relay_ptr.store(relay.get());
-      log::info("broadcasting committed events to NATS from the sqlite outbox");
-    }
     return Status::ok();
   }
 
@@ -265,14 +250,14 @@ struct Host::Parts {
   // Other nodes' commits keep this node's caches current.
   void follow_remote_commits() {
     if (!bus) return;
-    auto* cache = dynamic_cast<VersionCache*>(store.get());
+    EventStore* s = store.get();
     Runtime* r = runtime.get();
     const std::string self = config.node.id;
     for (const auto& ns : config.node.namespaces) {
-      commit_subs.push_back(bus->subscribe(subjects::all_events(ns), [r, cache, self](const Message& m) {
+      commit_subs.push_back(bus->subscribe(subjects::all_events(ns), [r, s, self](const Message& m) {
         const auto c = decode_commit_summary(m.data);
         if (!c || c->node == self) return;
-        if (cache != nullptr) cache->note_version(c->key, c->version);
+        s->note_remote_commit(c->key, c->version);
         r->note_remote_commit(c->key, c->version);
       }));
     }
@@ -294,10 +279,8 @@ struct Host::Parts {
     if (plugins) plugins->stop_watching();
     if (runtime) runtime->shutdown();
     if (store) {
+      // With the sqlite outbox, also publishes what it holds (store.hpp).
       if (Status s = store->flush(); !s) return Status(s.code(), "store flush: " + s.message());
-    }
-    if (relay && !relay->drain(2000)) {
-      log::warn("the outbox still holds commits NATS has not taken; they are broadcast at the next start");
     }
     return Status::ok();
   }

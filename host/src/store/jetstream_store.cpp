@@ -100,7 +100,7 @@ struct Tip {
   uint64_t seq = 0;  // stream sequence of the commit that reached `version`
 };
 
-class JetStreamStore final : public Store, public VersionCache {
+class JetStreamStore final : public Store {
  public:
   JetStreamStore(NatsConnection& c, JetStreamOptions o)
       : conn_(c), opts_(std::move(o)), pool_(std::max<uint32_t>(1, opts_.publishers), "aether-js") {}
@@ -458,7 +458,7 @@ class JetStreamStore final : public Store, public VersionCache {
     return Status::ok();
   }
 
-  void note_version(const ActorKey& key, uint64_t version) override {
+  void note_remote_commit(const ActorKey& key, uint64_t version) override {
     std::lock_guard lock(mu_);
     auto it = tips_.find(subjects::events(key));
     if (it != tips_.end() && it->second.version < version) tips_.erase(it);

@@ -24,6 +24,7 @@
 #include "core/log.hpp"
 #include "core/subjects.hpp"
 #include "store/commit_codec.hpp"
+#include "store/outbox_relay.hpp"
 #include "store/sqlite_checkpointer.hpp"
 #include "store/store.hpp"
 
@@ -255,6 +256,7 @@ class SqliteStore final : public Store, public Outbox {
   explicit SqliteStore(SqliteOptions opts) : opts_(std::move(opts)) {}
 
   ~SqliteStore() override {
+    relay_.reset();  // it reads and acknowledges through the writer
     {
       std::lock_guard lock(mu_);
       stopping_ = true;
@@ -287,6 +289,8 @@ class SqliteStore final : public Store, public Outbox {
     checkpointer_ = std::make_unique<WalCheckpointer>(opts_.path, opts_.wal_checkpoint_pages, opts_.wal_max_pages,
                                                       opts_.on_checkpoint);
     if (Status s = checkpointer_->start(write_.db); !s) return s;
+    // Before the writer starts: the writer reads relay_ without a lock.
+    if (opts_.outbox && opts_.relay != nullptr) relay_ = std::make_unique<OutboxRelay>(*opts_.relay, *this);
     writer_ = std::thread([this] { write_loop(); });
     return Status::ok();
   }
@@ -378,7 +382,13 @@ class SqliteStore final : public Store, public Outbox {
     return Status::ok();
   }
 
-  Status flush() override { return wait_write(FlushOp{nullptr}); }
+  Status flush() override {
+    Status s = wait_write(FlushOp{nullptr});
+    if (s && relay_ && !relay_->drain(2000)) {
+      log::warn("the outbox still holds commits NATS has not taken; they are broadcast at the next start");
+    }
+    return s;
+  }
 
   Status save(const ActorKey& key, const Snapshot& snap, uint32_t keep) override {
     return wait_write(SnapshotOp{key, snap, keep == 0 ? 1 : keep, nullptr});
@@ -778,6 +788,7 @@ class SqliteStore final : public Store, public Outbox {
       tx = Status::unavailable("the store could not commit: " + tx.message());
     }
     if (appends > 0 && opts_.on_commit_batch) opts_.on_commit_batch(appends);
+    if (appends > 0 && tx && relay_) relay_->notify();
     for (size_t i = 0; i < batch.size(); ++i) {
       if (auto* a = std::get_if<AppendOp>(&batch[i])) {
         if (!tx) {
@@ -809,6 +820,7 @@ class SqliteStore final : public Store, public Outbox {
   std::deque<WriteOp> queue_;
   bool stopping_ = false;
   std::thread writer_;
+  std::unique_ptr<OutboxRelay> relay_;  // with opts_.outbox and opts_.relay
 
   std::mutex read_mu_;
   std::condition_variable read_cv_;

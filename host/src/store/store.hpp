@@ -180,8 +180,18 @@ class EventStore {
     (void)n;
     return Status::invalid("this store cannot list its actors");
   }
+  // A commit another node made, seen on the events subject: a store that
+  // caches actors' latest versions (jetstream) then asks the server at the
+  // actor's next append instead of failing once on a stale cache. Safety
+  // never depends on it: the store's own version check still decides.
+  virtual void note_remote_commit(const ActorKey& key, uint64_t version) {
+    (void)key;
+    (void)version;
+  }
+
   // Blocks until every append accepted so far is durable (as durable as the
-  // backend's settings make it). Called on shutdown.
+  // backend's settings make it), and for a store with an outbox relay until
+  // the relay has published the outbox (up to 2 s). Called on shutdown.
   virtual Status flush() = 0;
 
   // Appends and waits: for tests, tools and benchmarks.
@@ -219,7 +229,8 @@ class SnapshotStore {
 // A backend that is both (memory, sqlite).
 class Store : public EventStore, public SnapshotStore {};
 
-class Bus;  // bus/bus.hpp
+class Bus;             // bus/bus.hpp
+class NatsConnection;  // nats/connection.hpp
 
 // The in-memory backend: for tests and throw-away hosts. Every commit is
 // published on `broadcast` (when given and it has subscribers) in the commit
@@ -243,6 +254,10 @@ struct SqliteOptions {
   // a relay to broadcast (at-least-once) after the commit (OutboxRelay,
   // store/outbox_relay.hpp). `node_id` goes into the commit message.
   bool outbox = false;
+  // With `outbox`: the store runs the relay to this connection itself, wakes
+  // it after each commit and drains it in flush(). REQUIRES: outlives the
+  // store.
+  NatsConnection* relay = nullptr;
   std::string node_id = "node-1";
   // Without the outbox: every commit is published on this in-process bus
   // (when it has subscribers) after it committed, before append() calls
@@ -258,16 +273,6 @@ struct SqliteOptions {
   std::function<void(const CheckpointInfo&)> on_checkpoint;
 };
 
-// A store that caches actors' latest versions (jetstream) can be told of
-// commits made by other nodes, so its next append for that actor asks the
-// server instead of failing once on a stale cache. Safety never depends on
-// it: the server's expected-sequence check still decides.
-class VersionCache {
- public:
-  virtual ~VersionCache() = default;
-  virtual void note_version(const ActorKey& key, uint64_t version) = 0;
-};
-
 // A commit waiting in the sqlite outbox.
 struct OutboxEntry {
   uint64_t id = 0;  // increasing
@@ -275,7 +280,8 @@ struct OutboxEntry {
   std::string data;
 };
 
-// The outbox of a store that has one (sqlite with SqliteOptions::outbox).
+// The outbox of a store that has one (sqlite with SqliteOptions::outbox),
+// as its relay reads it.
 class Outbox {
  public:
   virtual ~Outbox() = default;
