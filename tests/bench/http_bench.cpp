@@ -32,7 +32,7 @@ struct Host {
     (void)reg.load(std::string(AETHER_PLUGIN_DIR) + "/counter.so");
     aether::RuntimeOptions o;
     o.snapshot.every = 0;
-    rt = std::move(aether::Runtime::create(o, reg, *store, *store, nullptr, &metrics)).value();
+    rt = std::move(aether::Runtime::create(o, reg, *store, *store, &metrics)).value();
     aether::HttpOptions h;
     h.port = 0;
     h.threads = kClients;

@@ -213,11 +213,24 @@ void on_chain_ack(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr*, void* closur
   c->cv.notify_one();
 }
 
-// state.range(0) == 1: each message also carries the five Aether-* headers of
-// a stored commit (the same message the store writes, without the runtime).
+// The Aether-* headers a commit message may carry, by bit of
+// state.range(0) of BM_RawChainedJsPublish: what each costs the raw writer.
+// 31 (all five) is the message the store wrote before; 7 (the versions and
+// the commit id, which the store reads back) is the message it writes now:
+// the node and the event types are only in the body.
+enum HeaderBit { kFirst = 1, kVersion = 2, kCommitId = 4, kNode = 8, kEventTypes = 16 };
+
+void set_headers(natsMsg* m, int mask, const std::string& version, int i) {
+  if (mask & kFirst) natsMsgHeader_Set(m, "Aether-First-Version", version.c_str());
+  if (mask & kVersion) natsMsgHeader_Set(m, "Aether-Version", version.c_str());
+  if (mask & kCommitId) natsMsgHeader_Set(m, "Aether-Commit-Id", ("node-1-1700000000000-" + std::to_string(i + 1)).c_str());
+  if (mask & kNode) natsMsgHeader_Set(m, "Aether-Node", "node-1");
+  if (mask & kEventTypes) natsMsgHeader_Set(m, "Aether-Event-Types", "Incremented");
+}
+
 void BM_RawChainedJsPublish(benchmark::State& state) {
   auto& e = env();
-  const bool with_headers = state.range(0) == 1;
+  const int headers = static_cast<int>(state.range(0));
   static int round = 0;
   std::vector<std::string> payloads;
   for (int i = 0; i < kCommands; ++i) payloads.push_back(commit_payload(i));
@@ -244,16 +257,7 @@ void BM_RawChainedJsPublish(benchmark::State& state) {
       const std::string msg_id = ns + ".Counter.a" + std::to_string(a) + "." + std::to_string(++version[a]);
       natsMsg* m = nullptr;
       natsMsg_Create(&m, subject.c_str(), nullptr, payloads[i].data(), static_cast<int>(payloads[i].size()));
-      if (with_headers) {
-        // The headers the issue asks of every stored commit, as the store
-        // writes them: versions, event types, commit id, node id.
-        const std::string v = std::to_string(version[a]);
-        natsMsgHeader_Set(m, "Aether-First-Version", v.c_str());
-        natsMsgHeader_Set(m, "Aether-Version", v.c_str());
-        natsMsgHeader_Set(m, "Aether-Commit-Id", ("node-1-1700000000000-" + std::to_string(i + 1)).c_str());
-        natsMsgHeader_Set(m, "Aether-Node", "node-1");
-        natsMsgHeader_Set(m, "Aether-Event-Types", "Incremented");
-      }
+      set_headers(m, headers, std::to_string(version[a]), i);
       jsPubOptions po;
       jsPubOptions_Init(&po);
       po.MsgId = msg_id.c_str();
@@ -297,7 +301,18 @@ void BM_RawChainedJsPublish(benchmark::State& state) {
   }
   state.SetItemsProcessed(state.iterations() * kCommands);
 }
-BENCHMARK(BM_RawChainedJsPublish)->Arg(0)->Arg(1)->UseManualTime()->Iterations(3)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_RawChainedJsPublish)
+    ->Arg(0)
+    ->Arg(kFirst | kVersion | kCommitId)
+    ->Arg(31)
+    ->Arg(kFirst)
+    ->Arg(kVersion)
+    ->Arg(kCommitId)
+    ->Arg(kNode)
+    ->Arg(kEventTypes)
+    ->UseManualTime()
+    ->Iterations(3)
+    ->Unit(benchmark::kMillisecond);
 
 double p50(std::vector<double>& v) {
   std::sort(v.begin(), v.end());
@@ -444,8 +459,20 @@ int main(int argc, char** argv) {
        {"ceiling: raw publishes chained per actor vs raw async publishes", "BM_RawAsyncJsPublish/iterations:3/manual_time",
         "BM_RawChainedJsPublish/0/iterations:3/manual_time", "one in flight per actor, Msg-Id, expected sequence"},
        {"ceiling: the same with the commit headers vs raw async publishes", "BM_RawAsyncJsPublish/iterations:3/manual_time",
-        "BM_RawChainedJsPublish/1/iterations:3/manual_time", "the message the store writes, no runtime"},
-       {"jetstream commands (actors active) vs that ceiling", "BM_RawChainedJsPublish/1/iterations:3/manual_time",
+        "BM_RawChainedJsPublish/7/iterations:3/manual_time", "the message the store writes, no runtime"},
+       {"  the same with the five headers of before vs raw async publishes", "BM_RawAsyncJsPublish/iterations:3/manual_time",
+        "BM_RawChainedJsPublish/31/iterations:3/manual_time", "(node and event types also as headers)"},
+       {"header cost: Aether-First-Version alone vs none", "BM_RawChainedJsPublish/0/iterations:3/manual_time",
+        "BM_RawChainedJsPublish/1/iterations:3/manual_time", "(for comparison)"},
+       {"header cost: Aether-Version alone vs none", "BM_RawChainedJsPublish/0/iterations:3/manual_time",
+        "BM_RawChainedJsPublish/2/iterations:3/manual_time", "(for comparison)"},
+       {"header cost: Aether-Commit-Id alone vs none", "BM_RawChainedJsPublish/0/iterations:3/manual_time",
+        "BM_RawChainedJsPublish/4/iterations:3/manual_time", "(for comparison)"},
+       {"header cost: Aether-Node alone vs none", "BM_RawChainedJsPublish/0/iterations:3/manual_time",
+        "BM_RawChainedJsPublish/8/iterations:3/manual_time", "(for comparison)"},
+       {"header cost: Aether-Event-Types alone vs none", "BM_RawChainedJsPublish/0/iterations:3/manual_time",
+        "BM_RawChainedJsPublish/16/iterations:3/manual_time", "(for comparison)"},
+       {"jetstream commands (actors active) vs that ceiling", "BM_RawChainedJsPublish/7/iterations:3/manual_time",
         "BM_JetStreamStoreCommands/1/iterations:3/manual_time", "the runtime's cost over that ceiling"},
        {"request/reply command vs raw js_Publish (p50 latency)", "BM_NatsRequestReplyCommand/iterations:1/manual_time",
         "BM_RawSyncJsPublish/iterations:1/manual_time", "goal <= 1.5x"},

@@ -32,13 +32,15 @@ inline HostConfig harness_config(const StoreBackend& backend, const std::string&
 
 // Starts a host with `*options` as its runtime options (read again at each
 // restart; it must outlive the host) over the backend's store in `dir`, or
-// over `store` when given (not owned).
+// over `store` when given (not owned). Memory and sqlite stores publish their
+// commits on `broadcast` when given.
 inline std::unique_ptr<Host> start_test_host(const StoreBackend& backend, const std::string& dir,
-                                             const RuntimeOptions* options, Store* store = nullptr) {
+                                             const RuntimeOptions* options, Store* store = nullptr,
+                                             Bus* broadcast = nullptr) {
   HostSeams seams;
   seams.store = store;
-  seams.open_store = [backend, dir]() -> Result<std::unique_ptr<Store>> {
-    auto s = backend.open(dir);
+  seams.open_store = [backend, dir, broadcast]() -> Result<std::unique_ptr<Store>> {
+    auto s = backend.open(dir, broadcast);
     if (!s) return Status::unavailable("store backend " + backend.name + " did not open");
     return s;
   };
@@ -64,14 +66,16 @@ class RuntimeHarness {
  public:
   explicit RuntimeHarness(StoreBackend backend, RuntimeOptions options = {})
       : backend_(std::move(backend)), options_(std::move(options)) {
-    host_ = start_test_host(backend_, dir(), &options_);
+    bus_ = backend_.make_bus();
+    host_ = start_test_host(backend_, dir(), &options_, nullptr, bus_.get());
     if (host_) load_test_plugins(host_->registry());
   }
   ~RuntimeHarness() { stop(); }
 
   Runtime& rt() { return host_->runtime(); }
   Store& store() { return host_->store(); }
-  Bus& bus() { return *host_->events_bus(); }
+  // The bus a reader of this backend's commits subscribes to.
+  Bus& bus() { return *bus_; }
   PluginRegistry& registry() { return host_->registry(); }
   RuntimeOptions& options() { return options_; }
   const std::string& dir() const { return dir_.path().native(); }
@@ -109,6 +113,7 @@ class RuntimeHarness {
   TempDir dir_;
   StoreBackend backend_;
   RuntimeOptions options_;
+  std::unique_ptr<Bus> bus_;  // outlives the host, whose store publishes on it
   std::unique_ptr<Host> host_;
 };
 

@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "bus/bus.hpp"
+#include "bus/nats_bus.hpp"
 #include "nats/connection.hpp"
 #include "store/jetstream_store.hpp"
 #include "store/store.hpp"
@@ -21,10 +23,14 @@
 
 namespace aether::test {
 
+// `open(dir, broadcast)`: memory and sqlite publish their commits on
+// `broadcast` when given (jetstream publishes them on NATS itself);
+// `make_bus()` is the bus a reader of this backend's commits subscribes to.
 struct StoreBackend {
   std::string name;
   bool persistent = false;
-  std::function<std::unique_ptr<Store>(const std::string& dir)> open;
+  std::function<std::unique_ptr<Store>(const std::string& dir, Bus* broadcast)> open;
+  std::function<std::unique_ptr<Bus>()> make_bus = make_local_bus;
 };
 
 // Printed by GoogleTest (and ctest names) as the backend's name.
@@ -84,12 +90,14 @@ inline std::unique_ptr<Store> open_jetstream_for_test(const std::string& dir) {
 
 inline std::vector<StoreBackend> store_backends() {
   return {
-      {"jetstream", true, [](const std::string& dir) { return open_jetstream_for_test(dir); }},
-      {"memory", false, [](const std::string&) { return make_memory_store(); }},
+      {"jetstream", true, [](const std::string& dir, Bus*) { return open_jetstream_for_test(dir); },
+       [] { return std::unique_ptr<Bus>(std::make_unique<NatsBus>(shared_nats())); }},
+      {"memory", false, [](const std::string&, Bus* broadcast) { return make_memory_store(broadcast); }},
       {"sqlite", true,
-       [](const std::string& dir) {
+       [](const std::string& dir, Bus* broadcast) {
          SqliteOptions o;
          o.path = dir + "/aether.db";
+         o.broadcast = broadcast;
          auto s = open_sqlite_store(o);
          if (!s) ADD_FAILURE() << s.status().to_string();
          return s ? std::move(s).value() : nullptr;

@@ -1,5 +1,5 @@
 // The NATS bus against a real nats-server: shared, reference-counted NATS
-// subscriptions; a node ignores its own EventStored notifications.
+// subscriptions; messages are published and delivered as they are.
 #include <gtest/gtest.h>
 #include <nats/nats.h>
 
@@ -8,18 +8,11 @@
 
 #include "bus/nats_bus.hpp"
 #include "nats/connection.hpp"
+#include "support/nats_connect.hpp"
 #include "support/nats_server.hpp"
 
 namespace aether {
 namespace {
-
-std::unique_ptr<NatsConnection> connect(const test::NatsServer& s) {
-  NatsOptions o;
-  o.servers = {s.url()};
-  auto c = NatsConnection::connect(o);
-  EXPECT_TRUE(c.is_ok()) << c.status().to_string();
-  return c ? std::move(c).value() : nullptr;
-}
 
 template <class F>
 bool eventually(F&& f) {
@@ -32,25 +25,22 @@ bool eventually(F&& f) {
 
 TEST(NatsBus, SubscriptionsAreSharedAndReferenceCounted) {
   test::NatsServer server;
-  auto conn = connect(server);
-  NatsBus bus(*conn, "node-1");
+  auto conn = test::connect(server);
+  NatsBus bus(*conn);
   std::atomic<int> a{0}, b{0};
-  auto s1 = bus.subscribe("aether.default.stored.>", [&](const Message&) { a.fetch_add(1); });
-  auto s2 = bus.subscribe("aether.default.stored.>", [&](const Message&) { b.fetch_add(1); });
+  auto s1 = bus.subscribe("aether.default.events.>", [&](const Message&) { a.fetch_add(1); });
+  auto s2 = bus.subscribe("aether.default.events.>", [&](const Message&) { b.fetch_add(1); });
   EXPECT_EQ(bus.nats_subscriptions(), 1u) << "one NATS subscription per pattern";
   auto s3 = bus.subscribe("aether.other.>", [](const Message&) {});
   EXPECT_EQ(bus.nats_subscriptions(), 2u);
   natsConnection_Flush(conn->nc());
 
-  // Another node's notification reaches both local subscribers.
-  NatsBus other(*conn, "node-2");
-  other.publish({"aether.default.stored.Counter.c1", R"({"version":3,"node":"node-2"})"});
+  // A message reaches both local subscribers, this bus's own included.
+  NatsBus other(*conn);
+  other.publish({"aether.default.events.Counter.c1", R"({"node":"node-2"})"});
   EXPECT_TRUE(eventually([&] { return a.load() == 1 && b.load() == 1; }));
-  // Our own is ignored.
-  bus.publish({"aether.default.stored.Counter.c1", R"({"version":4,"node":"node-1"})"});
-  other.publish({"aether.default.stored.Counter.c1", R"({"version":5,"node":"node-2"})"});
-  EXPECT_TRUE(eventually([&] { return a.load() == 2; }));
-  EXPECT_EQ(a.load(), 2) << "a node's own notification must not be delivered";
+  bus.publish({"aether.default.events.Counter.c1", R"({"node":"node-1"})"});
+  EXPECT_TRUE(eventually([&] { return a.load() == 2 && b.load() == 2; }));
 
   s1.reset();
   EXPECT_EQ(bus.nats_subscriptions(), 2u) << "s2 still needs the shared subscription";
@@ -60,22 +50,21 @@ TEST(NatsBus, SubscriptionsAreSharedAndReferenceCounted) {
   EXPECT_EQ(bus.nats_subscriptions(), 0u);
 }
 
-TEST(NatsBus, EventsAreNotPublishedByTheBus) {
-  // Committed events reach NATS from the store (JetStream message or outbox);
-  // the bus must not send them a second time.
+TEST(NatsBus, PublishesMessagesAsTheyAre) {
+  // The memory backend's commits on a host with NATS go out through the bus:
+  // one NATS message per publish, subject and bytes unchanged.
   test::NatsServer server;
-  auto conn = connect(server);
+  auto conn = test::connect(server);
   natsSubscription* sub = nullptr;
   ASSERT_EQ(natsConnection_SubscribeSync(&sub, conn->nc(), "aether.default.>"), NATS_OK);
   natsConnection_Flush(conn->nc());
-  NatsBus bus(*conn, "node-1");
-  bus.publish({"aether.default.events.Counter.c1", "{}"});
-  bus.publish({"aether.default.stored.Counter.c1", R"({"node":"node-1"})"});
+  NatsBus bus(*conn);
+  bus.publish({"aether.default.events.Counter.c1", R"({"commit":1})"});
   natsMsg* m = nullptr;
   ASSERT_EQ(natsSubscription_NextMsg(&m, sub, 2000), NATS_OK);
-  EXPECT_STREQ(natsMsg_GetSubject(m), "aether.default.stored.Counter.c1");
+  EXPECT_STREQ(natsMsg_GetSubject(m), "aether.default.events.Counter.c1");
+  EXPECT_EQ(std::string(natsMsg_GetData(m), static_cast<size_t>(natsMsg_GetDataLength(m))), R"({"commit":1})");
   natsMsg_Destroy(m);
-  EXPECT_EQ(natsSubscription_NextMsg(&m, sub, 200), NATS_TIMEOUT);
   natsSubscription_Destroy(sub);
 }
 

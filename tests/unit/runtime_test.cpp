@@ -11,6 +11,7 @@
 #include <random>
 #include <thread>
 
+#include "store/commit_codec.hpp"
 #include "support/runtime_harness.hpp"
 
 namespace aether {
@@ -270,37 +271,38 @@ TEST_P(RuntimeSuite, ActiveActorBoundEvictsLeastRecentlyUsed) {
   }
 }
 
-TEST_P(RuntimeSuite, BusCarriesEventsAndStoredNotifications) {
+TEST_P(RuntimeSuite, BusCarriesOneCommitMessagePerCommit) {
+  // The store makes each commit visible on its events subject, in the one
+  // commit format: the local bus (memory, sqlite) or NATS (jetstream).
   RuntimeHarness h(GetParam(), small_options());
   std::mutex mu;
   std::condition_variable cv;
-  std::vector<Message> events, stored;
-  auto s1 = h.bus().subscribe("aether.default.events.BankAccount.*", [&](const Message& m) {
+  std::vector<Message> commits;
+  auto sub = h.bus().subscribe("aether.default.events.*.busc1", [&](const Message& m) {
     std::lock_guard lock(mu);
-    events.push_back(m);
+    commits.push_back(m);
     cv.notify_all();
   });
-  auto s2 = h.bus().subscribe("aether.default.stored.>", [&](const Message& m) {
-    std::lock_guard lock(mu);
-    stored.push_back(m);
-    cv.notify_all();
-  });
-  ASSERT_TRUE(h.send("BankAccount", "b1", "Open", R"({"owner":"o"})").status.is_ok());
-  ASSERT_TRUE(h.send("BankAccount", "b1", "Deposit", R"({"amount":9})").status.is_ok());
-  ASSERT_TRUE(h.send("Counter", "c1", "Increment").status.is_ok());
+  ASSERT_TRUE(h.send("BankAccount", "busc1", "Open", R"({"owner":"o"})").status.is_ok());
+  ASSERT_TRUE(h.send("BankAccount", "busc1", "Deposit", R"({"amount":9})").status.is_ok());
+  ASSERT_TRUE(h.send("Counter", "busc1", "Increment").status.is_ok());
   std::unique_lock lock(mu);
-  ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(5),
-                          [&] { return events.size() == 2 && stored.size() == 3; }));
-  EXPECT_EQ(events[0].subject, "aether.default.events.BankAccount.b1");
-  auto e = json::parse(events[1].data);
-  EXPECT_EQ(e["id"], "default.BankAccount.b1.2");
-  EXPECT_EQ(e["version"], 2);
-  EXPECT_EQ(e["event_type"], "Deposited");
-  EXPECT_EQ(e["payload"]["amount"], 9);
-  auto n = json::parse(stored[2].data);
-  EXPECT_EQ(stored[2].subject, "aether.default.stored.Counter.c1");
-  EXPECT_EQ(n["version"], 1);
-  EXPECT_EQ(n["event_id"], "default.Counter.c1.1");
+  ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(5), [&] { return commits.size() >= 3; }));
+  ASSERT_EQ(commits.size(), 3u) << "one message per commit";
+  EXPECT_EQ(commits[0].subject, "aether.default.events.BankAccount.busc1");
+  auto c = json::parse(commits[1].data);
+  EXPECT_EQ(c["first_version"], 2);
+  EXPECT_EQ(c["version"], 2);
+  ASSERT_EQ(c["events"].size(), 1u);
+  EXPECT_EQ(c["events"][0]["id"], "default.BankAccount.busc1.2");
+  EXPECT_EQ(c["events"][0]["type"], "Deposited");
+  EXPECT_EQ(c["events"][0]["payload"]["amount"], 9);
+  const auto summary = decode_commit_summary(commits[2].data);
+  ASSERT_TRUE(summary.has_value());
+  EXPECT_EQ(commits[2].subject, "aether.default.events.Counter.busc1");
+  EXPECT_EQ(summary->key.to_string(), "default/Counter/busc1");
+  EXPECT_EQ(summary->version, 1u);
+  EXPECT_EQ(summary->commit_id, json::parse(commits[2].data)["commit_id"]);
 }
 
 TEST_P(RuntimeSuite, ConflictingRuntimesRetryAndStayExact) {
@@ -767,7 +769,7 @@ TEST(RuntimeRemoteReads, AnActivationWaitingOnTheStoreDoesNotHoldUpActiveActors)
   RuntimeOptions o;
   o.workers = 1;
   RuntimeHarness h(StoreBackend{"gated", false,
-                                [gate](const std::string&) -> std::unique_ptr<Store> {
+                                [gate](const std::string&, Bus*) -> std::unique_ptr<Store> {
                                   return std::make_unique<GatedLookupStore>(gate);
                                 }},
                    o);

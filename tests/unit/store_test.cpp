@@ -11,7 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "store/commit_scan.hpp"
+#include "store/commit_codec.hpp"
 #include "support/store_backends.hpp"
 #include "support/temp_dir.hpp"
 
@@ -34,7 +34,7 @@ std::optional<IdempotentCommit> cached(Store& store, const ActorKey& key, const 
 class StoreSuite : public testing::TestWithParam<StoreBackend> {
  protected:
   void SetUp() override {
-    store_ = GetParam().open(dir_.path().string());
+    store_ = GetParam().open(dir_.path().string(), nullptr);
     ASSERT_NE(store_, nullptr);
   }
 
@@ -107,7 +107,7 @@ TEST_P(StoreSuite, ConflictCarriesTheVersions) {
   EXPECT_EQ(r.current_version, 2u);
   EXPECT_NE(r.status.message().find("default/Counter/a"), std::string::npos) << r.status.message();
   EXPECT_NE(r.status.message().find("expected version 1"), std::string::npos) << r.status.message();
-  EXPECT_NE(r.status.message().find("current 2"), std::string::npos) << r.status.message();
+  EXPECT_NE(r.status.message().find("current version 2"), std::string::npos) << r.status.message();
   r = store_->append_sync(req(b_, 5, {"X"}));
   EXPECT_EQ(r.status.code(), StatusCode::kConflict);
   EXPECT_EQ(r.current_version, 0u);
@@ -347,7 +347,7 @@ TEST_P(PersistentStoreSuite, SurvivesReopen) {
   ASSERT_TRUE(store_->append_sync(req(a_, 0, {"E1", "E2"}, "k")).status.is_ok());
   ASSERT_TRUE(store_->save(a_, Snapshot{2, "p", 1, "bytes", 1}, 1).is_ok());
   store_.reset();
-  store_ = GetParam().open(dir_.path().string());
+  store_ = GetParam().open(dir_.path().string(), nullptr);
   ASSERT_NE(store_, nullptr);
   EXPECT_EQ(*store_->latest_version(a_), 2u);
   EXPECT_TRUE(cached(*store_, a_, "k").has_value());
@@ -367,7 +367,7 @@ TEST_P(PersistentStoreSuite, ReadsEveryVersionAfterReopen) {
   for (const ActorKey& k : {a_, b_}) {
     for (uint64_t from = 1; from <= 4; ++from) {
       store_.reset();
-      store_ = GetParam().open(dir_.path().string());
+      store_ = GetParam().open(dir_.path().string(), nullptr);
       ASSERT_NE(store_, nullptr);
       auto latest = store_->latest_version(k);
       ASSERT_TRUE(latest.is_ok());
@@ -666,14 +666,14 @@ TEST_F(SqliteStoreTest, GroupCommitBatchesAppendsOfManyActors) {
 
 // The commit message is written by hand; it must be the JSON its
 // documentation describes, with any string escaped.
-TEST(CommitMessageJson, IsTheDocumentedJsonWithStringsEscaped) {
+TEST(CommitCodec, EncodesTheDocumentedJsonWithStringsEscaped) {
   AppendRequest r;
   r.key = {"shop", "Order", "o-1"};
   r.expected_version = 4;
   r.timestamp_ms = 1700000000123;
   r.events.push_back({"Placed", R"({"items":[1,2],"note":"a \"b\"\n\u00e9"})"});
   r.events.push_back({"Paid", R"( { "amount" : 12.5 } )"});
-  const std::string text = commit_message_json(r, 5, "node \"x\"-1", "node\\x\t");
+  const std::string text = encode_commit(r, 5, "node \"x\"-1", "node\\x\t");
   const auto j = nlohmann::json::parse(text);  // throws (fails the test) if malformed
   EXPECT_EQ(j["ns"], "shop");
   EXPECT_EQ(j["type"], "Order");
@@ -694,7 +694,42 @@ TEST(CommitMessageJson, IsTheDocumentedJsonWithStringsEscaped) {
   // Compact payloads give exactly what a JSON library writes.
   r.events[0].payload = R"({"items":[1,2],"note":"a \"b\"\n"})";
   r.events[1].payload = R"({"amount":12.5})";
-  EXPECT_EQ(commit_message_json(r, 5, "c", "n"), nlohmann::json::parse(commit_message_json(r, 5, "c", "n")).dump());
+  EXPECT_EQ(encode_commit(r, 5, "c", "n"), nlohmann::json::parse(encode_commit(r, 5, "c", "n")).dump());
+}
+
+TEST(CommitCodec, SummaryReadsWhatTheEncoderWrote) {
+  AppendRequest r;
+  r.key = {"shop", "Order", "o-1"};
+  r.timestamp_ms = -3;
+  // A payload that holds the very text the summary reader looks for.
+  r.events.push_back({"Placed", R"({"a":[1],"first_version":9,"events":[{"x":"],\"first_version\":"}]})"});
+  r.events.push_back({"Paid", "{}"});
+  const std::string text = encode_commit(r, 4, "c-7", "node-2");
+  const auto c = decode_commit_summary(text);
+  ASSERT_TRUE(c.has_value()) << text;
+  EXPECT_EQ(c->key.to_string(), "shop/Order/o-1");
+  EXPECT_EQ(c->first_version, 4u);
+  EXPECT_EQ(c->version, 5u);
+  EXPECT_EQ(c->commit_id, "c-7");
+  EXPECT_EQ(c->node, "node-2");
+  EXPECT_EQ(c->timestamp_ms, -3);
+}
+
+TEST(CommitCodec, SummaryRefusesWhatIsNotACommit) {
+  AppendRequest r;
+  r.key = {"shop", "Order", "o-1"};
+  r.events.push_back({"Placed", "{}"});
+  const std::string good = encode_commit(r, 1, "c", "n");
+  ASSERT_TRUE(decode_commit_summary(good).has_value());
+  for (const std::string& bad : std::vector<std::string>{
+           std::string(), std::string("{}"), std::string("not json"), good.substr(0, good.size() - 1),
+        R"({"actor_id":"o-1","commit_id":"c","events":[],"first_version":-1,"node":"n","ns":"shop","timestamp":0,"type":"Order","version":1})",
+        R"({"actor_id":"o-1","commit_id":"c","events":[],"first_version":2,"node":"n","ns":"shop","timestamp":0,"type":"Order","version":1})",
+        R"({"actor_id":"../x","commit_id":"c","events":[],"first_version":1,"node":"n","ns":"shop","timestamp":0,"type":"Order","version":1})",
+        R"({"actor_id":"o-1","commit_id":7,"events":[],"first_version":1,"node":"n","ns":"shop","timestamp":0,"type":"Order","version":1})",
+        R"({"version":3,"node":"node-2"})"}) {
+    EXPECT_FALSE(decode_commit_summary(bad).has_value()) << bad;
+  }
 }
 
 // --- the commit reader -------------------------------------------------------
@@ -706,7 +741,7 @@ TEST(CommitScan, ReadsWhatTheWriterWrites) {
   r.events.push_back({"Placed", R"({"items":[{"sku":"a}]","n":2}],"note":"x \"}\" \\ y"})"});
   r.events.push_back({"Paid", R"({"amount":12.5,"ok":true,"none":null})"});
   r.events.push_back({"Closed", "{}"});
-  const std::string text = commit_message_json(r, 7, "c-1", "node-1");
+  const std::string text = encode_commit(r, 7, "c-1", "node-1");
   ScannedCommit c;
   ASSERT_TRUE(scan_commit(text, c)) << text;
   EXPECT_EQ(c.timestamp, 1700000000123);

@@ -1,92 +1,22 @@
 #include "api/event_stream.hpp"
 
-#include <nlohmann/json.hpp>
 #include <vector>
 
 #include "api/http_routes.hpp"
 #include "bus/bus.hpp"
 #include "core/log.hpp"
 #include "core/names.hpp"
+#include "core/subjects.hpp"
+#include "store/commit_codec.hpp"
 
 namespace aether {
 namespace {
 
-using json = nlohmann::json;
-
-// Actors with a commit being gathered at once, per stream; more flush all.
-constexpr size_t kMaxPendingActors = 4096;
-// Events gathered for one commit before it is sent anyway.
-constexpr size_t kMaxPendingEvents = 10000;
-
-std::string token(const std::string& subject, int n) {
-  size_t start = 0;
-  for (int i = 0; i < n; ++i) {
-    start = subject.find('.', start);
-    if (start == std::string::npos) return "";
-    ++start;
-  }
-  return subject.substr(start, subject.find('.', start) - start);
-}
-
-// Turns the local bus's per-event messages back into commits: the runtime
-// publishes a commit's events, then its EventStored notification, in order.
-class CommitGatherer {
- public:
-  explicit CommitGatherer(std::function<void(std::string)> emit) : emit_(std::move(emit)) {}
-
-  void on_message(const Message& m) {
-    const std::string kind = token(m.subject, 2);
-    const std::string actor = token(m.subject, 3) + "." + token(m.subject, 4);
-    if (kind == "stored") return flush(actor);
-    json e = json::parse(m.data, nullptr, false);
-    if (e.is_discarded() || !e.is_object()) return;
-    if (e.contains("events")) return emit(e);  // already a commit
-    const uint64_t v = e.value("version", uint64_t{0});
-    auto it = pending_.find(actor);
-    if (it != pending_.end() && (it->second["version"] != v - 1 || it->second["events"].size() >= kMaxPendingEvents)) {
-      flush(actor);
-      it = pending_.end();
-    }
-    if (it == pending_.end()) {
-      if (pending_.size() >= kMaxPendingActors) flush_all();
-      it = pending_.emplace(actor, json{{"ns", e["ns"]}, {"type", e["type"]}, {"actor_id", e["actor_id"]},
-                                        {"first_version", v}, {"events", json::array()}})
-               .first;
-    }
-    json& c = it->second;
-    c["version"] = v;
-    c["commit_id"] = e["id"];
-    c["node"] = e["node"];
-    c["timestamp"] = e["timestamp"];
-    c["events"].push_back({{"id", e["id"]}, {"version", v}, {"type", e["event_type"]}, {"payload", e["payload"]}});
-  }
-
- private:
-  void emit(const json& commit) {
-    emit_(sse_frame("commit", commit.value("commit_id", std::string()), commit.dump()));
-  }
-  void flush(const std::string& actor) {
-    auto it = pending_.find(actor);
-    if (it == pending_.end()) return;
-    json c = std::move(it->second);
-    pending_.erase(it);
-    emit(c);
-  }
-  void flush_all() {
-    while (!pending_.empty()) flush(pending_.begin()->first);
-  }
-
-  std::function<void(std::string)> emit_;
-  std::unordered_map<std::string, json> pending_;
-};
-
-// What a commit message from NATS becomes: its data as it is.
+// What a commit message becomes: one frame, its data as it is.
 MessageHandler commit_handler(std::function<void(std::string)> on_frame) {
   return [on_frame = std::move(on_frame)](const Message& m) {
-    std::string id;
-    const json j = json::parse(m.data, nullptr, false);
-    if (j.is_object()) id = j.value("commit_id", std::string());
-    on_frame(sse_frame("commit", id, m.data));
+    const auto c = decode_commit_summary(m.data);
+    on_frame(sse_frame("commit", c ? c->commit_id : std::string(), m.data));
   };
 }
 
@@ -117,15 +47,12 @@ std::string sse_frame(const std::string& event, const std::string& id, const std
   return out;
 }
 
-EventStreams::EventStreams(Bus* bus, bool local, EventStreamOptions options)
-    : bus_(bus), local_(local), options_(options) {}
+EventStreams::EventStreams(Bus* bus, EventStreamOptions options) : bus_(bus), options_(options) {}
 
 EventStreams::~EventStreams() { close_all(); }
 
-std::string EventStreams::pattern(const std::string& ns, const std::string& type, const std::string& id,
-                                  bool local) {
-  return "aether." + ns + (local ? ".*." : ".events.") + (type.empty() ? "*" : type) + "." +
-         (id.empty() ? "*" : id);
+std::string EventStreams::pattern(const std::string& ns, const std::string& type, const std::string& id) {
+  return subjects::events_pattern(ns, type, id);
 }
 
 std::optional<uint64_t> EventStreams::open(const std::string& ns, const std::string& type,
@@ -153,17 +80,9 @@ std::optional<uint64_t> EventStreams::open(const std::string& ns, const std::str
     }
     ++opening_;
   }
-  MessageHandler handler;
-  if (local_) {
-    auto gatherer = std::make_shared<CommitGatherer>(std::move(on_frame));
-    handler = [gatherer](const Message& m) { gatherer->on_message(m); };
-  } else {
-    handler = commit_handler(std::move(on_frame));
-  }
   SubscribeOptions so;
-  // Two messages a commit on the local bus (an event and its notification).
-  so.queue_capacity = static_cast<size_t>(options_.queue) * (local_ ? 2 : 1);
-  auto sub = bus_->subscribe(pattern(ns, type, id, local_), std::move(handler), so);
+  so.queue_capacity = options_.queue;
+  auto sub = bus_->subscribe(pattern(ns, type, id), commit_handler(std::move(on_frame)), so);
   std::unique_lock lock(mu_);
   --opening_;
   if (closed_) {

@@ -3,10 +3,10 @@
 // commit, in the commit format of the events subject.
 //
 // EventStreams opens one bus subscription per stream, filtered by the bus
-// (aether.<ns>.events.<type|*>.<id|*>), and turns what it delivers into SSE
-// frames. Fed by the NATS bus (commit messages, cluster-wide) or by the
-// host's local bus (the runtime's per-event messages, grouped back into
-// commits at the EventStored notification that follows each commit).
+// (aether.<ns>.events.<type|*>.<id|*>), and turns each commit message it
+// delivers into one SSE frame, its data as it is. Fed by the NATS bus
+// (cluster-wide) or by the host's local bus: both carry the same commit
+// messages (store/commit_codec.hpp).
 // Independent of plugins: a hot swap does not touch a stream.
 // Transport-free (no Asio): the HTTP connection writes the frames.
 #pragma once
@@ -33,9 +33,8 @@ struct EventStreamOptions {
 
 class EventStreams {
  public:
-  // `bus` may be null: every stream is then refused (501). `local`: the bus
-  // is the host's own (per-event messages and EventStored notifications).
-  EventStreams(Bus* bus, bool local, EventStreamOptions options);
+  // `bus` may be null: every stream is then refused (501).
+  EventStreams(Bus* bus, EventStreamOptions options);
   ~EventStreams();
   EventStreams(const EventStreams&) = delete;
   EventStreams& operator=(const EventStreams&) = delete;
@@ -56,12 +55,10 @@ class EventStreams {
   size_t open_streams() const;
 
   // The subject pattern a stream with this filter subscribes to.
-  static std::string pattern(const std::string& ns, const std::string& type, const std::string& id,
-                             bool local);
+  static std::string pattern(const std::string& ns, const std::string& type, const std::string& id);
 
  private:
   Bus* bus_;
-  bool local_;
   EventStreamOptions options_;
   mutable std::mutex mu_;
   struct Open {

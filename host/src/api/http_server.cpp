@@ -85,10 +85,10 @@ struct HttpServer::Impl {
   int port = 0;
   int64_t last_accept_warning = 0;
 
-  Impl(HttpOptions o, ApiRoutes::Deps deps, uint32_t io_threads, Bus* events, bool events_local)
+  Impl(HttpOptions o, ApiRoutes::Deps deps, uint32_t io_threads, Bus* events)
       : opts(std::move(o)),
         routes(with_hooks(std::move(deps))),
-        streams(events, events_local, {opts.max_event_streams, opts.event_stream_queue}),
+        streams(events, {opts.max_event_streams, opts.event_stream_queue}),
         hub(opts, routes),
         ioc(static_cast<int>(io_threads)),
         blocking(std::max<uint32_t>(2, io_threads)) {
@@ -186,10 +186,10 @@ HttpServer::~HttpServer() { stop(); }
 Result<std::unique_ptr<HttpServer>> HttpServer::start(const HttpOptions& options, Runtime& runtime,
                                                       PluginRegistry& registry, Metrics& metrics,
                                                       PluginManager* plugins, ClusterNode* cluster,
-                                                      Bus* events, bool events_local) {
+                                                      Bus* events) {
   const uint32_t io_threads = io_thread_count(options.threads);
   ApiRoutes::Deps deps{runtime, registry, metrics, plugins, cluster, options.node_id, {}, nullptr, options.max_json_depth};
-  auto impl = std::make_unique<Impl>(options, std::move(deps), io_threads, events, events_local);
+  auto impl = std::make_unique<Impl>(options, std::move(deps), io_threads, events);
   const std::string addr = options.host + ":" + std::to_string(options.port);
   if (Status s = impl->listen(addr); !s) return s;
   raise_descriptor_limit(options.max_connections);

@@ -61,13 +61,11 @@ class HttpServer {
   // REQUIRES: runtime, registry and metrics outlive the server.
   // `plugins` may be null: reload then answers 501.
   // `cluster` may be null (a single node): commands then run on `runtime`.
-  // `events` feeds the event streams (null: they answer 501); `events_local`:
-  // it is the host's own bus, not NATS (api/event_stream.hpp).
+  // `events` feeds the event streams (null: they answer 501).
   static Result<std::unique_ptr<HttpServer>> start(const HttpOptions& options, Runtime& runtime,
                                                    PluginRegistry& registry, Metrics& metrics,
                                                    PluginManager* plugins = nullptr,
-                                                   ClusterNode* cluster = nullptr, Bus* events = nullptr,
-                                                   bool events_local = false);
+                                                   ClusterNode* cluster = nullptr, Bus* events = nullptr);
   ~HttpServer();
 
   // The bound port (the chosen one when options.port was 0).

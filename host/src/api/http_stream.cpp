@@ -112,7 +112,7 @@ class StreamSession : public std::enable_shared_from_this<StreamSession> {
     read();
     ping();
     write(raw_head(200, "text/event-stream", origin) + "X-Accel-Buffering: no\r\n\r\n: events of " +
-          EventStreams::pattern(ns, type, id, false) + "\n\n");
+          EventStreams::pattern(ns, type, id) + "\n\n");
   }
 
  private:

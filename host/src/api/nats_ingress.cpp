@@ -11,6 +11,7 @@
 #include "cluster/cluster.hpp"
 #include "core/guarded.hpp"
 #include "core/log.hpp"
+#include "core/subjects.hpp"
 #include "nats/connection.hpp"
 #include "runtime/runtime.hpp"
 
@@ -122,23 +123,16 @@ struct NatsIngress::Impl {
 bool parse_ingress_message(const std::string& subject, const std::string& body,
                            const std::string& idempotency_key, Command& out, ApiReply& error,
                            size_t max_json_depth) {
-  // aether.<ns>.cmd.<type>.<id>: five tokens, matched by the subscription.
-  std::vector<std::string> tokens;
-  for (size_t start = 0;;) {
-    const size_t dot = subject.find('.', start);
-    tokens.push_back(subject.substr(start, dot == std::string::npos ? std::string::npos : dot - start));
-    if (dot == std::string::npos) break;
-    start = dot + 1;
-  }
-  // or, forwarded by another node: aether._cluster.fwd.<node>.<ns>.<type>.<id>.
-  const bool fwd = tokens.size() == 7 && tokens[1] == "_cluster";
-  if (tokens.size() != 5 && !fwd) {
+  // aether.<ns>.cmd.<type>.<id>, or forwarded by another node:
+  // aether._cluster.fwd.<node>.<ns>.<type>.<id> (matched by the subscription).
+  const auto key = subjects::parse_command(subject);
+  if (!key) {
     error = error_reply(Status::invalid("subject must be aether.<ns>.cmd.<type>.<id>"));
     return false;
   }
-  const std::string& ns = fwd ? tokens[4] : tokens[1];
-  const std::string& type = fwd ? tokens[5] : tokens[3];
-  const std::string& id = fwd ? tokens[6] : tokens[4];
+  const std::string& ns = key->ns;
+  const std::string& type = key->type;
+  const std::string& id = key->id;
   return parse_command_request(ns, type, id, body, idempotency_key, out, error, max_json_depth);
 }
 
@@ -153,10 +147,10 @@ Result<std::unique_ptr<NatsIngress>> NatsIngress::start(NatsConnection& conn, Ru
   auto impl = std::make_unique<Impl>(conn, runtime);
   impl->cluster = cluster;
   impl->max_json_depth = max_json_depth;
-  std::vector<std::pair<std::string, std::string>> subjects;  // subject, queue group
-  for (const auto& ns : namespaces) subjects.push_back({"aether." + ns + ".cmd.*.*", "aether." + ns});
-  if (cluster != nullptr) subjects.push_back({ClusterNode::forward_subject(node_id) + ".*.*.*", ""});
-  for (const auto& [subject, queue] : subjects) {
+  std::vector<std::pair<std::string, std::string>> subs;  // subject, queue group
+  for (const auto& ns : namespaces) subs.push_back({subjects::commands_pattern(ns), subjects::command_queue(ns)});
+  if (cluster != nullptr) subs.push_back({subjects::forward_prefix(node_id) + ".*.*.*", ""});
+  for (const auto& [subject, queue] : subs) {
     natsSubscription* sub = nullptr;
     natsStatus s = queue.empty()
                        ? natsConnection_Subscribe(&sub, conn.nc(), subject.c_str(), &Impl::on_msg, impl.get())

@@ -17,10 +17,12 @@
 #include "cluster/plugin_sync.hpp"
 #include "core/dir_lock.hpp"
 #include "core/log.hpp"
+#include "core/subjects.hpp"
 #include "nats/connection.hpp"
 #include "plugin/plugin.hpp"
 #include "runtime/plugin_manager.hpp"
 #include "runtime/runtime.hpp"
+#include "store/commit_codec.hpp"
 #include "store/jetstream_store.hpp"
 #include "store/store.hpp"
 
@@ -111,20 +113,12 @@ struct Host::Parts {
   std::unique_ptr<DirLock> data_lock;
   Metrics metrics;
   std::unique_ptr<NatsConnection> nats;
-  // The store's commit callback wakes the relay, which lives shorter than
-  // the store and so is reached through this pointer.
-  std::atomic<OutboxRelay*> relay_ptr{nullptr};
+  // Readers of commits subscribe to `bus` (NATS) or, without NATS, to the
+  // host's own bus, on which the store publishes its commits.
+  std::unique_ptr<Bus> bus;
+  std::unique_ptr<Bus> local_bus;
   std::unique_ptr<Store> own_store;
   Store* store = nullptr;  // own_store, or HostSeams::store
-  std::unique_ptr<OutboxRelay> relay;
-  struct ClearRelay {
-    std::atomic<OutboxRelay*>& p;
-    ~ClearRelay() { p.store(nullptr); }
-  } clear_relay{relay_ptr};  // runs before `relay` is destroyed
-  std::unique_ptr<Bus> bus;
-  // Without NATS the runtime broadcasts on the host's own bus: the HTTP
-  // event streams read it.
-  std::unique_ptr<Bus> local_bus;
   PluginRegistry registry;
   std::unique_ptr<PluginManager> plugins;
   std::unique_ptr<Runtime> runtime;
@@ -133,7 +127,7 @@ struct Host::Parts {
   std::unique_ptr<HttpServer> http;
   Readiness readiness;
   std::unique_ptr<NatsConnection::StatusWatch> nats_watch;
-  std::vector<std::unique_ptr<Subscription>> stored_subs;
+  std::vector<std::unique_ptr<Subscription>> commit_subs;
   std::unique_ptr<NatsIngress> ingress;
   bool stopped = false;
 
@@ -164,11 +158,23 @@ struct Host::Parts {
     return Status::ok();
   }
 
+  // Readers of committed events (event streams, other nodes' commits) read
+  // NATS when there is NATS, else the host's own bus, on which the memory and
+  // sqlite backends publish their commits. Opened once, before the store.
+  void open_buses() {
+    if (nats) {
+      bus = std::make_unique<NatsBus>(*nats, bus_options(config));
+    } else {
+      local_bus = make_local_bus(bus_options(config));
+    }
+  }
+
   Status open_store() {
+    if (!bus && !local_bus) open_buses();
     Result<std::unique_ptr<Store>> s = Status::invalid("store.backend " + config.store.backend);
     if (seams.store != nullptr) {
       store = seams.store;
-      return open_bus();
+      return Status::ok();
     }
     if (seams.open_store) {
       s = seams.open_store();
@@ -176,29 +182,19 @@ struct Host::Parts {
       const JetStreamOptions jo = jetstream_options(config);
       s = with_retry("jetstream store", [&] { return open_jetstream_store(*nats, jo); });
     } else if (config.store.backend == "memory") {
-      s = make_memory_store();
+      s = make_memory_store(events_bus(), config.node.id);
     } else {
       SqliteOptions so = sqlite_options(config);
-      so.on_commit_batch = [this](size_t n) {
-        metrics.on_commit_batch(n);
-        if (OutboxRelay* r = relay_ptr.load()) r->notify();
-      };
+      // Without NATS on the local bus; with it, the store's outbox relay.
+      so.broadcast = local_bus.get();
+      so.relay = nats.get();
+      so.on_commit_batch = [this](size_t n) { metrics.on_commit_batch(n); };
       s = open_sqlite_store(so);
+      if (s && so.outbox && nats) log::info("broadcasting committed events to NATS from the sqlite outbox");
     }
     if (!s) return Status(s.status().code(), "store: " + s.status().message());
     own_store = std::move(s).value();
     store = own_store.get();
-    return open_bus();
-  }
-
-  Status open_bus() {
-    if (!nats) return Status::ok();
-    if (!bus) bus = std::make_unique<NatsBus>(*nats, config.node.id, bus_options(config));
-    if (auto* outbox = dynamic_cast<Outbox*>(store); outbox != nullptr && config.store.backend == "sqlite") {
-      relay = std::make_unique<OutboxRelay>(*nats, *outbox);
-      relay_ptr.store(relay.get());
-      log::info("broadcasting committed events to NATS from the sqlite outbox");
-    }
     return Status::ok();
   }
 
@@ -227,10 +223,9 @@ struct Host::Parts {
   Bus* events_bus() const { return bus ? bus.get() : local_bus.get(); }
 
   Status start_runtime() {
-    if (!bus && !local_bus) local_bus = make_local_bus(bus_options(config));
     RuntimeOptions options = runtime_options(config);
     if (seams.tune_runtime) seams.tune_runtime(options);
-    auto rt = Runtime::create(std::move(options), registry, *store, *store, events_bus(), &metrics);
+    auto rt = Runtime::create(std::move(options), registry, *store, *store, &metrics);
     if (!rt) return Status(rt.status().code(), "runtime: " + rt.status().message());
     runtime = std::move(rt).value();
     ShadowOptions shadow = config.plugins.shadow_check;
@@ -265,7 +260,7 @@ struct Host::Parts {
   Status start_servers() {
     if (config.api.http_enabled) {
       auto h = HttpServer::start(http_options(config), *runtime, registry, metrics, plugins.get(), cluster.get(),
-                                 events_bus(), local_bus != nullptr);
+                                 events_bus());
       if (!h) return h.status();
       http = std::move(h).value();
     }
@@ -281,17 +276,18 @@ struct Host::Parts {
     return Status::ok();
   }
 
-  // Other nodes' EventStored notifications keep this node's caches current.
+  // Other nodes' commits keep this node's caches current.
   void follow_remote_commits() {
     if (!bus) return;
-    auto* cache = dynamic_cast<VersionCache*>(store);
+    EventStore* s = store;
     Runtime* r = runtime.get();
+    const std::string self = config.node.id;
     for (const auto& ns : config.node.namespaces) {
-      stored_subs.push_back(bus->subscribe("aether." + ns + ".stored.>", [r, cache](const Message& m) {
-        const auto n = parse_stored_notification(m.data);
-        if (!n) return;
-        if (cache != nullptr) cache->note_version(n->first, n->second);
-        r->note_remote_commit(n->first, n->second);
+      commit_subs.push_back(bus->subscribe(subjects::all_events(ns), [r, s, self](const Message& m) {
+        const auto c = decode_commit_summary(m.data);
+        if (!c || c->node == self) return;
+        s->note_remote_commit(c->key, c->version);
+        r->note_remote_commit(c->key, c->version);
       }));
     }
   }
@@ -303,8 +299,6 @@ struct Host::Parts {
     runtime.reset();
     if (own_store && config.store.backend != "memory") {
       if (Status s = store->flush(); !s) return Status(s.code(), "store flush: " + s.message());
-      relay_ptr.store(nullptr);
-      relay.reset();
       own_store.reset();
       store = nullptr;
       if (Status s = open_store(); !s) return s;
@@ -325,14 +319,12 @@ struct Host::Parts {
     if (ingress) ingress->stop();
     if (cluster) cluster->stop();
     if (plugin_sync) plugin_sync->stop();
-    stored_subs.clear();
+    commit_subs.clear();
     if (plugins) plugins->stop_watching();
     if (runtime) runtime->shutdown();
     if (store) {
+      // With the sqlite outbox, also publishes what it holds (store.hpp).
       if (Status s = store->flush(); !s) return Status(s.code(), "store flush: " + s.message());
-    }
-    if (relay && !relay->drain(2000)) {
-      log::warn("the outbox still holds commits NATS has not taken; they are broadcast at the next start");
     }
     return Status::ok();
   }

@@ -72,7 +72,7 @@ class Host {
   PluginManager& plugins();
   Metrics& metrics();
   Store& store();
-  Bus* events_bus();       // where the runtime broadcasts commits (null: nowhere)
+  Bus* events_bus();       // where committed events are read (NATS, or the bus the store publishes on)
   ClusterNode* cluster();  // null unless cluster.enabled
   HttpServer* http();      // null unless api.http.enabled
 

@@ -1,5 +1,5 @@
-// The bus module: publish/subscribe of committed events and EventStored
-// notifications, with NATS-style subjects and patterns.
+// The bus module: publish/subscribe of committed events (one message per
+// commit, store/commit_codec.hpp), with NATS-style subjects and patterns.
 //
 // Subjects are dot-separated tokens (aether.<ns>.events.<type>.<id>). In a
 // pattern, `*` matches exactly one token and `>` (last token only) matches one
@@ -81,13 +81,5 @@ std::string check_pattern(std::string_view pattern);
 
 // The in-process bus.
 std::unique_ptr<Bus> make_local_bus(BusOptions options = {});
-
-// Reads an EventStored notification ({"ns","type","actor_id","version",...}):
-// the actor and its version, or nullopt if it is not one.
-std::optional<std::pair<ActorKey, uint64_t>> parse_stored_notification(const std::string& data);
-
-// Subject helpers.
-std::string events_subject(std::string_view ns, std::string_view type, std::string_view id);
-std::string stored_subject(std::string_view ns, std::string_view type, std::string_view id);
 
 }  // namespace aether

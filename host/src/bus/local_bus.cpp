@@ -6,10 +6,6 @@
 #include <vector>
 
 #include "bus/bus.hpp"
-#include "core/json_limits.hpp"
-#include "core/names.hpp"
-
-#include <nlohmann/json.hpp>
 #include "bus/queued_subscription.hpp"
 
 namespace aether {
@@ -51,36 +47,6 @@ std::string check_pattern(std::string_view pattern) {
     if (last) return {};
     start = dot + 1;
   }
-}
-
-std::optional<std::pair<ActorKey, uint64_t>> parse_stored_notification(const std::string& data) {
-  // Small messages from anyone allowed to publish on the stored subjects.
-  if (!check_json_text(data, 4, "notification")) return std::nullopt;
-  const auto j = nlohmann::json::parse(data, nullptr, false);
-  if (!j.is_object()) return std::nullopt;
-  auto str = [&](const char* k) {
-    auto it = j.find(k);
-    return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
-  };
-  auto v = j.find("version");
-  if (v == j.end() || !v->is_number_unsigned()) return std::nullopt;
-  ActorKey key{str("ns"), str("type"), str("actor_id")};
-  if (!check_name(key.ns).empty() || !check_name(key.type).empty() || !check_id(key.id).empty()) {
-    return std::nullopt;
-  }
-  return std::make_pair(std::move(key), v->get<uint64_t>());
-}
-
-std::string events_subject(std::string_view ns, std::string_view type, std::string_view id) {
-  std::string s = "aether.";
-  s.append(ns).append(".events.").append(type).append(".").append(id);
-  return s;
-}
-
-std::string stored_subject(std::string_view ns, std::string_view type, std::string_view id) {
-  std::string s = "aether.";
-  s.append(ns).append(".stored.").append(type).append(".").append(id);
-  return s;
 }
 
 namespace {

@@ -1,16 +1,14 @@
 // The NATS side of the bus module.
 //
-// NatsBus: a Bus over a NATS connection. publish() sends EventStored
-// notifications and other non-event messages to NATS (committed events reach
-// NATS from the store: the JetStream message itself, or the sqlite outbox via
-// OutboxRelay). subscribe() subscribes on NATS; subscriptions with the same
-// pattern share one NATS subscription, reference-counted, so it lives exactly
-// as long as a local subscriber needs it. Incoming EventStored notifications
-// sent by this node itself are not delivered (a node ignores its own).
-//
-// OutboxRelay: publishes the sqlite outbox to NATS in order and removes what
-// was published after a flush. A crash between commit and publish delays the
-// broadcast, never loses it (at-least-once: consumers deduplicate by event id).
+// NatsBus: a Bus over a NATS connection. publish() sends a message to NATS
+// as it is (the memory backend's commits on a host with NATS; the other
+// backends' commits reach NATS from the store: the JetStream message itself,
+// or the sqlite outbox via OutboxRelay, store/outbox_relay.hpp). subscribe()
+// subscribes on NATS; subscriptions with the same pattern share one NATS
+// subscription, reference-counted, so it lives exactly as long as a local
+// subscriber needs it. Every message is delivered, this node's own commits
+// included: a reader that wants only other nodes' commits tells them by the
+// commit's "node" (decode_commit_summary, store/commit_codec.hpp).
 #pragma once
 
 #include <memory>
@@ -21,11 +19,10 @@
 namespace aether {
 
 class NatsConnection;
-class Outbox;
 
 class NatsBus final : public Bus {
  public:
-  NatsBus(NatsConnection& connection, std::string node_id, BusOptions options = {});
+  explicit NatsBus(NatsConnection& connection, BusOptions options = {});
   ~NatsBus() override;
   void publish(Message message) override;
   std::unique_ptr<Subscription> subscribe(std::string pattern, MessageHandler handler,
@@ -37,22 +34,6 @@ class NatsBus final : public Bus {
  private:
   struct Impl;
   const BusOptions options_;
-  std::unique_ptr<Impl> impl_;
-};
-
-class OutboxRelay {
- public:
-  // REQUIRES: connection and outbox outlive the relay.
-  OutboxRelay(NatsConnection& connection, Outbox& outbox);
-  ~OutboxRelay();
-  // Wakes the relay (after a commit).
-  void notify();
-  // Publishes what is in the outbox now, waiting up to `timeout_ms`; true if
-  // the outbox was emptied (for shutdown and tests).
-  bool drain(int64_t timeout_ms);
-
- private:
-  struct Impl;
   std::unique_ptr<Impl> impl_;
 };
 

@@ -20,6 +20,7 @@
 #include "core/json_limits.hpp"
 #include "core/log.hpp"
 #include "core/names.hpp"
+#include "core/subjects.hpp"
 #include "nats/connection.hpp"
 
 namespace aether {
@@ -88,7 +89,7 @@ std::string encode_command(const Command& c) {
 
 }  // namespace
 
-std::string ClusterNode::forward_subject(const std::string& node_id) { return "aether._cluster.fwd." + node_id; }
+std::string ClusterNode::forward_subject(const std::string& node_id) { return subjects::forward_prefix(node_id); }
 
 struct ClusterNode::Impl {
   ClusterOptions opts;
@@ -627,7 +628,7 @@ struct ClusterNode::Impl {
                          "owner_unreachable", Applied::kNo));
     }
     forwarded.fetch_add(1);
-    const std::string subject = ClusterNode::forward_subject(target) + "." + c.ns + "." + c.type + "." + c.id;
+    const std::string subject = subjects::forward(target, ActorKey{c.ns, c.type, c.id});
     const std::string body = encode_command(c);
     RouteTrail next{epoch, trail.path, budget};
     next.path.push_back(opts.node_id);

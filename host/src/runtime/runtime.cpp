@@ -13,7 +13,7 @@
 #include <thread>
 #include <unordered_map>
 
-#include "bus/bus.hpp"
+#include "core/conflict.hpp"
 #include "core/json_limits.hpp"
 #include "core/log.hpp"
 #include "core/names.hpp"
@@ -130,12 +130,11 @@ struct SnapshotJob {
 class RuntimeImpl final : public Runtime {
  public:
   RuntimeImpl(RuntimeOptions opts, PluginRegistry& reg, EventStore& events,
-              SnapshotStore& snapshots, Bus* bus, RuntimeObserver* observer)
+              SnapshotStore& snapshots, RuntimeObserver* observer)
       : opts_(std::move(opts)),
         registry_(reg),
         events_(events),
         snapshots_(snapshots),
-        bus_(bus),
         observer_(observer),
         pool_(opts_.workers == 0 ? std::max(2u, std::thread::hardware_concurrency())
                                  : opts_.workers,
@@ -1005,7 +1004,8 @@ class RuntimeImpl final : public Runtime {
     return apply_committed(a, t, req, r);
   }
 
-  // Applies a stored commit to the actor's state, publishes it and replies.
+  // Applies a stored commit to the actor's state and replies (the store has
+  // made the commit visible on its events subject).
   // Returns false iff an apply or snapshot call was given up.
   bool apply_committed(Actor* a, Task* t, AppendRequest& req, const AppendResult& r) {
     const TypeBinding& b = *a->key->binding;
@@ -1019,7 +1019,6 @@ class RuntimeImpl final : public Runtime {
     }
     events_appended_.fetch_add(out.events.size());
     if (observer_) observer_->on_events_appended(b.type, out.events.size());
-    publish(req.key, out.events);
     for (const StoredEvent& e : out.events) {
       const auto idx = static_cast<uint32_t>(type.event_index(e.type));
       Status s;
@@ -1296,27 +1295,6 @@ class RuntimeImpl final : public Runtime {
     }
   }
 
-  void publish(const ActorKey& key, const std::vector<StoredEvent>& events) {
-    if (bus_ == nullptr || events.empty() || !bus_->has_subscribers()) return;
-    const std::string subject = events_subject(key.ns, key.type, key.id);
-    for (const StoredEvent& e : events) {
-      // Names and ids are from the safe alphabet: no escaping needed.
-      std::string data = R"({"id":")" + event_id(key, e.version) + R"(","ns":")" + key.ns +
-                         R"(","type":")" + key.type + R"(","actor_id":")" + key.id +
-                         R"(","version":)" + std::to_string(e.version) + R"(,"event_type":")" +
-                         e.type + R"(","timestamp":)" + std::to_string(e.timestamp_ms) +
-                         R"(,"node":")" + opts_.node_id + R"(","payload":)" + e.payload + "}";
-      bus_->publish(Message{subject, std::move(data)});
-    }
-    const StoredEvent& last = events.back();
-    bus_->publish(Message{stored_subject(key.ns, key.type, key.id),
-                          R"({"ns":")" + key.ns + R"(","type":")" + key.type +
-                              R"(","actor_id":")" + key.id + R"(","version":)" +
-                              std::to_string(last.version) + R"(,"event_id":")" +
-                              event_id(key, last.version) + R"(","node":")" + opts_.node_id +
-                              R"("})"});
-  }
-
   // --- plugin calls under the watchdog ---------------------------------------
 
   // Runs a plugin call for site.actor, on the worker that runs the actor,
@@ -1414,9 +1392,7 @@ class RuntimeImpl final : public Runtime {
 
   static CommandResult conflict_result(const ActorKey& key, uint64_t attempted, uint64_t current) {
     CommandResult r;
-    r.status = Status::conflict("actor " + key.to_string() + ": expected version " +
-                                std::to_string(attempted) + ", current version " +
-                                std::to_string(current));
+    r.status = version_conflict(key, attempted, current);
     r.attempted_version = attempted;
     r.current_version = current;
     return r;
@@ -1615,7 +1591,6 @@ class RuntimeImpl final : public Runtime {
   PluginRegistry& registry_;
   EventStore& events_;
   SnapshotStore& snapshots_;
-  Bus* bus_;
   RuntimeObserver* observer_;
 
   std::mutex swap_mu_;  // one hot swap at a time
@@ -1660,7 +1635,7 @@ thread_local bool RuntimeImpl::given_up = false;
 
 Result<std::unique_ptr<Runtime>> Runtime::create(RuntimeOptions options, PluginRegistry& registry,
                                                  EventStore& events, SnapshotStore& snapshots,
-                                                 Bus* bus, RuntimeObserver* observer) {
+                                                 RuntimeObserver* observer) {
   if (options.namespaces.empty()) return Status::invalid("runtime: no namespace configured");
   for (const auto& ns : options.namespaces) {
     if (std::string why = check_name(ns); !why.empty()) {
@@ -1669,7 +1644,7 @@ Result<std::unique_ptr<Runtime>> Runtime::create(RuntimeOptions options, PluginR
   }
   if (options.mailbox_capacity == 0) return Status::invalid("runtime: mailbox capacity must be >= 1");
   return std::unique_ptr<Runtime>(
-      new RuntimeImpl(std::move(options), registry, events, snapshots, bus, observer));
+      new RuntimeImpl(std::move(options), registry, events, snapshots, observer));
 }
 
 }  // namespace aether

@@ -2,7 +2,8 @@
 // passivation, and the command pipeline
 //
 //   validate -> activate if needed -> decide -> append(expected version)
-//            -> apply -> publish -> reply
+//            -> apply -> reply
+// (the store's append makes each commit visible on its events subject)
 //
 // This is the public runtime API that the HTTP server, the NATS ingress and
 // the benchmarks all call.
@@ -22,7 +23,6 @@
 
 namespace aether {
 
-class Bus;
 class EventStore;
 class Plugin;
 class PluginRegistry;
@@ -176,11 +176,10 @@ class RuntimeObserver {
 
 class Runtime {
  public:
-  // REQUIRES: registry, events, snapshots (and bus, observer if given) outlive
-  // the Runtime.
+  // REQUIRES: registry, events, snapshots (and observer if given) outlive the
+  // Runtime.
   static Result<std::unique_ptr<Runtime>> create(RuntimeOptions options, PluginRegistry& registry,
                                                  EventStore& events, SnapshotStore& snapshots,
-                                                 Bus* bus = nullptr,
                                                  RuntimeObserver* observer = nullptr);
   virtual ~Runtime() = default;
 

@@ -1,4 +1,4 @@
-// A fast reader of commit messages (the JSON of commit_message_json): the
+// A fast reader of commit messages (the JSON of encode_commit, store/commit_codec.hpp): the
 // events' types and the raw text of their payloads, without building a JSON
 // tree. Replay reads every commit of an actor, so this is on the hot path of
 // activation from JetStream.

@@ -9,19 +9,18 @@
 #include <nlohmann/json.hpp>
 #include <unordered_map>
 
+#include "core/conflict.hpp"
 #include "core/guarded.hpp"
 #include "core/json_limits.hpp"
 #include "core/log.hpp"
+#include "core/subjects.hpp"
 #include "core/worker_pool.hpp"
 #include "nats/connection.hpp"
+#include "store/commit_codec.hpp"
 #include "store/commit_scan.hpp"
 #include "store/stream_subjects.hpp"
 
 namespace aether {
-
-std::string actor_events_subject(const ActorKey& key) {
-  return "aether." + key.ns + ".events." + key.type + "." + key.id;
-}
 
 namespace {
 
@@ -31,7 +30,6 @@ constexpr const char* kHdrFirst = "Aether-First-Version";
 constexpr const char* kHdrLast = "Aether-Version";
 constexpr const char* kHdrCommit = "Aether-Commit-Id";
 constexpr const char* kHdrNode = "Aether-Node";
-constexpr const char* kHdrTypes = "Aether-Event-Types";
 constexpr const char* kHdrIdem = "Aether-Idempotency-Key";
 constexpr const char* kHdrDigest = "Aether-Command-Digest";
 constexpr const char* kHdrHostRecord = "Aether-Host-Record-Bytes";
@@ -40,10 +38,6 @@ constexpr const char* kHdrSchema = "Aether-Schema";
 constexpr const char* kHdrTime = "Aether-Timestamp";
 constexpr const char* kHdrSeq = "Aether-Stream-Seq";
 constexpr const char* kHdrRepair = "Aether-Repair";
-
-std::string snapshot_subject(const ActorKey& k) {
-  return "aether." + k.ns + ".snapshots." + k.type + "." + k.id;
-}
 
 std::string hex(const std::string& s) {
   static const char* d = "0123456789abcdef";
@@ -108,7 +102,7 @@ struct Tip {
   uint64_t seq = 0;  // stream sequence of the commit that reached `version`
 };
 
-class JetStreamStore final : public Store, public VersionCache {
+class JetStreamStore final : public Store {
  public:
   JetStreamStore(NatsConnection& c, JetStreamOptions o)
       : conn_(c), opts_(std::move(o)), pool_(std::max<uint32_t>(1, opts_.publishers), "aether-js") {}
@@ -135,10 +129,10 @@ class JetStreamStore final : public Store, public VersionCache {
       return Status::unavailable(nats_error(st, "jetstream: publishing context"));
     }
     for (const auto& ns : opts_.namespaces) {
-      if (Status s = ensure_stream(events_stream(ns), "aether." + ns + ".events.>", 0, opts_.duplicate_window_ms); !s) {
+      if (Status s = ensure_stream(events_stream(ns), subjects::all_events(ns), 0, opts_.duplicate_window_ms); !s) {
         return s;
       }
-      if (Status s = ensure_stream(snap_stream(ns), "aether." + ns + ".snapshots.>", 64, 0); !s) return s;
+      if (Status s = ensure_stream(snap_stream(ns), subjects::all_snapshots(ns), 64, 0); !s) return s;
       KvBucketOptions bo;
       bo.name = opts_.stream_prefix + ns + "_IDEM";
       bo.replicas = opts_.replicas;
@@ -170,7 +164,7 @@ class JetStreamStore final : public Store, public VersionCache {
     bool cached = false;
     {
       std::lock_guard lock(mu_);
-      auto it = tips_.find(actor_events_subject(req.key));
+      auto it = tips_.find(subjects::events(req.key));
       cached = it != tips_.end() && it->second.version == req.expected_version;
       if (cached) op->tip = it->second;
     }
@@ -200,7 +194,7 @@ class JetStreamStore final : public Store, public VersionCache {
     std::optional<Tip> tip;
     {
       std::lock_guard lock(mu_);
-      auto it = tips_.find(actor_events_subject(key));
+      auto it = tips_.find(subjects::events(key));
       if (it != tips_.end() && it->second.version == latest) tip = it->second;
     }
     if (!tip) return read(key, from_version, UINT64_MAX, visit);
@@ -209,7 +203,7 @@ class JetStreamStore final : public Store, public VersionCache {
   }
 
   bool at_hand(const ActorKey& key, uint64_t from_version, uint64_t latest) override {
-    const std::string subject = actor_events_subject(key);
+    const std::string subject = subjects::events(key);
     std::lock_guard lock(mu_);
     auto tip = tips_.find(subject);
     auto recent = recent_.find(subject);
@@ -224,7 +218,7 @@ class JetStreamStore final : public Store, public VersionCache {
   // Visits the actor's events from `from_version` up to the commit `tip`.
   Status read_to(const ActorKey& key, uint64_t from_version, uint64_t limit, const EventVisitor& visit,
                  const Tip& tip) {
-    const std::string subject = actor_events_subject(key);
+    const std::string subject = subjects::events(key);
     const uint64_t from = from_version == 0 ? 1 : from_version;
     if (tip.version < from || limit == 0) return Status::ok();
     uint64_t start_seq = 0;
@@ -440,7 +434,7 @@ class JetStreamStore final : public Store, public VersionCache {
   // it carries the version kept (Aether-Version) and Aether-Repair, and no
   // events; readers skip it.
   Status publish_repair_marker(const ActorKey& key, uint64_t version) {
-    const std::string subject = actor_events_subject(key);
+    const std::string subject = subjects::events(key);
     const std::string body = json{{"ns", key.ns}, {"type", key.type}, {"actor_id", key.id}, {"version", version},
                                   {"repair", "truncated after version " + std::to_string(version)},
                                   {"events", json::array()}}.dump();
@@ -473,9 +467,9 @@ class JetStreamStore final : public Store, public VersionCache {
     return Status::ok();
   }
 
-  void note_version(const ActorKey& key, uint64_t version) override {
+  void note_remote_commit(const ActorKey& key, uint64_t version) override {
     std::lock_guard lock(mu_);
-    auto it = tips_.find(actor_events_subject(key));
+    auto it = tips_.find(subjects::events(key));
     if (it != tips_.end() && it->second.version < version) tips_.erase(it);
   }
 
@@ -483,7 +477,7 @@ class JetStreamStore final : public Store, public VersionCache {
 
   Status save(const ActorKey& key, const Snapshot& snap, uint32_t keep) override {
     if (!conn_.connected()) return disconnected();
-    const std::string subject = snapshot_subject(key);
+    const std::string subject = subjects::snapshots(key);
     natsMsg* m = nullptr;
     // The host's record, if any, goes first in the data; a header says how
     // long it is (a snapshot without the header is the plugin's bytes only).
@@ -499,7 +493,7 @@ class JetStreamStore final : public Store, public VersionCache {
     natsMsgHeader_Set(m, kHdrTime, std::to_string(snap.timestamp_ms).c_str());
     {
       std::lock_guard lock(mu_);
-      auto it = tips_.find(actor_events_subject(key));
+      auto it = tips_.find(subjects::events(key));
       if (it != tips_.end() && it->second.version == snap.version) {
         natsMsgHeader_Set(m, kHdrSeq, std::to_string(it->second.seq).c_str());
       }
@@ -527,7 +521,7 @@ class JetStreamStore final : public Store, public VersionCache {
     if (!conn_.connected()) return disconnected();
     natsMsg* m = nullptr;
     jsErrCode err = static_cast<jsErrCode>(0);
-    natsStatus s = get_last(&m, snap_stream(key.ns), snapshot_subject(key), &err);
+    natsStatus s = get_last(&m, snap_stream(key.ns), subjects::snapshots(key), &err);
     if (s == NATS_NOT_FOUND) return std::optional<Snapshot>();
     if (s != NATS_OK) return Status::unavailable(nats_error(s, "jetstream: latest snapshot"));
     MsgPtr owner{m};
@@ -535,7 +529,7 @@ class JetStreamStore final : public Store, public VersionCache {
     if (!snap) return snap.status();
     if (auto seq = header_u64(m, kHdrSeq)) {
       std::lock_guard lock(mu_);
-      points_[actor_events_subject(key)] = Tip{snap->version, *seq};
+      points_[subjects::events(key)] = Tip{snap->version, *seq};
     }
     return std::optional<Snapshot>(std::move(snap).value());
   }
@@ -544,7 +538,7 @@ class JetStreamStore final : public Store, public VersionCache {
     if (!conn_.connected()) return disconnected();
     const std::string stream = snap_stream(key.ns);
     std::vector<uint64_t> doomed;
-    auto found = walk_subject(stream, snapshot_subject(key), [&](natsMsg* m, uint64_t seq) {
+    auto found = walk_subject(stream, subjects::snapshots(key), [&](natsMsg* m, uint64_t seq) {
       const auto v = header_u64(m, kHdrLast);
       if (!v || *v > version) doomed.push_back(seq);
       return true;
@@ -562,7 +556,7 @@ class JetStreamStore final : public Store, public VersionCache {
     if (!conn_.connected()) return disconnected();
     std::vector<Snapshot> out;
     Status failure = Status::ok();
-    Status w = walk(snap_stream(key.ns), snapshot_subject(key), 0, 0, [&](natsMsg* m, uint64_t) {
+    Status w = walk(snap_stream(key.ns), subjects::snapshots(key), 0, 0, [&](natsMsg* m, uint64_t) {
       auto s = decode_snapshot(key, m);
       if (!s) {
         failure = s.status();
@@ -686,7 +680,7 @@ class JetStreamStore final : public Store, public VersionCache {
   Result<Tip> fetch_tip(const ActorKey& key, LastCommit* last_commit = nullptr) {
     natsMsg* m = nullptr;
     jsErrCode err = static_cast<jsErrCode>(0);
-    const std::string subject = actor_events_subject(key);
+    const std::string subject = subjects::events(key);
     natsStatus s = get_last(&m, events_stream(key.ns), subject, &err);
     Tip tip;
     if (s == NATS_NOT_FOUND) {
@@ -775,7 +769,7 @@ class JetStreamStore final : public Store, public VersionCache {
   // Builds the commit message and publishes it asynchronously.
   void publish(std::unique_ptr<PendingAppend> op) {
     const AppendRequest& req = *op->req;
-    op->subject = actor_events_subject(req.key);
+    op->subject = subjects::events(req.key);
     op->first = req.expected_version + 1;
     op->last = req.expected_version + req.events.size();
     op->commit_id = commit_prefix_ + std::to_string(++commit_counter_);
@@ -814,9 +808,7 @@ class JetStreamStore final : public Store, public VersionCache {
 
   natsMsg* build_commit(const AppendRequest& req, const std::string& subject, uint64_t expected_seq,
                         uint64_t first, uint64_t last, const std::string& commit_id) {
-    std::string types;
-    for (const auto& e : req.events) types += (types.empty() ? "" : ",") + e.type;
-    const std::string data = commit_message_json(req, first, commit_id, opts_.node_id);
+    const std::string data = encode_commit(req, first, commit_id, opts_.node_id);
     natsMsg* m = nullptr;
     natsMsg_Create(&m, subject.c_str(), nullptr, data.data(), static_cast<int>(data.size()));
     // The server deduplicates by this id within the stream's duplicate
@@ -829,11 +821,14 @@ class JetStreamStore final : public Store, public VersionCache {
                                repaired_suffix(subject);
     natsMsgHeader_Set(m, "Nats-Msg-Id", msg_id.c_str());
     natsMsgHeader_Set(m, "Nats-Expected-Last-Subject-Sequence", std::to_string(expected_seq).c_str());
+    // Headers only for what is read back without decoding the body (the
+    // versions, the commit id, the idempotency key). The node and the event
+    // types are in the body alone: no reader needs them as headers, and each
+    // header costs the writer and the server (BENCHMARKS.md, "The commit
+    // headers").
     natsMsgHeader_Set(m, kHdrFirst, std::to_string(first).c_str());
     natsMsgHeader_Set(m, kHdrLast, std::to_string(last).c_str());
     natsMsgHeader_Set(m, kHdrCommit, commit_id.c_str());
-    natsMsgHeader_Set(m, kHdrNode, opts_.node_id.c_str());
-    natsMsgHeader_Set(m, kHdrTypes, types.c_str());
     if (!req.idempotency_key.empty()) {
       natsMsgHeader_Set(m, kHdrIdem, req.idempotency_key.c_str());
       if (!req.command_digest.empty()) natsMsgHeader_Set(m, kHdrDigest, req.command_digest.c_str());
@@ -946,9 +941,7 @@ class JetStreamStore final : public Store, public VersionCache {
   AppendResult conflict(const AppendRequest& req, uint64_t current) {
     AppendResult r;
     r.current_version = current;
-    r.status = Status::conflict("actor " + req.key.to_string() + ": expected version " +
-                                std::to_string(req.expected_version) + ", current " +
-                                std::to_string(current));
+    r.status = version_conflict(req.key, req.expected_version, current);
     return r;
   }
 
@@ -973,7 +966,7 @@ class JetStreamStore final : public Store, public VersionCache {
     bool found = version == 0;
     uint64_t reached = 0;       // the last version of the commits kept so far
     uint64_t undecodable = 0;   // the sequence of a kept commit without version headers
-    Status walked = walk_subject(events_stream(key.ns), actor_events_subject(key), [&](natsMsg* m, uint64_t seq) {
+    Status walked = walk_subject(events_stream(key.ns), subjects::events(key), [&](natsMsg* m, uint64_t seq) {
       const auto last = header_u64(m, kHdrLast);
       if (found) {
         plan.doomed.push_back({seq, header_str(m, kHdrIdem)});
@@ -1030,7 +1023,7 @@ class JetStreamStore final : public Store, public VersionCache {
   // removed commits for its duplicate window, and would take the next
   // commit of the same version (or idempotency key) for one of them.
   void forget_actor(const ActorKey& key) {
-    const std::string subject = actor_events_subject(key);
+    const std::string subject = subjects::events(key);
     const auto now = std::chrono::steady_clock::now();
     std::lock_guard lock(mu_);
     tips_.erase(subject);
@@ -1140,10 +1133,7 @@ class JetStreamStore final : public Store, public VersionCache {
   uint64_t repairs_ = 0;
   std::atomic<uint64_t> commit_counter_{0};
   // node id and start time: commit ids stay unique across restarts.
-  const std::string commit_prefix_ =
-      opts_.node_id + "-" + std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                               std::chrono::system_clock::now().time_since_epoch())
-                                               .count()) + "-";
+  const std::string commit_prefix_ = commit_id_prefix(opts_.node_id);
 
   jsCtx* ajs_ = nullptr;  // async publishing context (acks -> on_ack)
   std::mutex pending_mu_;

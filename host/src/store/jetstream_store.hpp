@@ -39,7 +39,4 @@ struct JetStreamOptions {
 Result<std::unique_ptr<Store>> open_jetstream_store(NatsConnection& connection,
                                                     const JetStreamOptions& options);
 
-// The subject of an actor's events: aether.<ns>.events.<type>.<id>.
-std::string actor_events_subject(const ActorKey& key);
-
 }  // namespace aether

@@ -2,11 +2,14 @@
 // mutexes so appends to different actors run in parallel.
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <map>
 #include <mutex>
 #include <random>
 #include <unordered_map>
 
+#include "core/conflict.hpp"
+#include "store/commit_codec.hpp"
 #include "store/store.hpp"
 
 namespace aether {
@@ -27,6 +30,9 @@ struct Stream {
 
 class MemoryStore final : public Store {
  public:
+  MemoryStore(Bus* broadcast, const std::string& node_id)
+      : broadcast_(broadcast), node_id_(node_id), commit_prefix_(commit_id_prefix(node_id)) {}
+
   void append(const AppendRequest& req, AppendCallback done) override {
     AppendResult r;
     {
@@ -48,9 +54,7 @@ class MemoryStore final : public Store {
       if (req.events.empty()) {
         r.status = Status::invalid("an append needs at least one event");
       } else if (current != req.expected_version) {
-        r.status = Status::conflict("actor " + req.key.to_string() + ": expected version " +
-                                    std::to_string(req.expected_version) + ", current " +
-                                    std::to_string(current));
+        r.status = version_conflict(req.key, req.expected_version, current);
         r.current_version = current;
       } else {
         r.first_version = current + 1;
@@ -64,6 +68,10 @@ class MemoryStore final : public Store {
           last.command_digest = req.command_digest;
           last.commit_first_version = r.first_version;
           st.idempotency[req.idempotency_key] = {r.first_version, r.version, req.command_digest};
+        }
+        // Under the stripe's lock: an actor's commits reach the bus in order.
+        if (broadcast_ != nullptr) {
+          publish_commit(*broadcast_, req, r.first_version, commit_prefix_ + std::to_string(++commits_), node_id_);
         }
       }
     }
@@ -195,10 +203,16 @@ class MemoryStore final : public Store {
   Stripe& stripe(const ActorKey& k) { return stripes_[KeyHash{}(k) % stripes_.size()]; }
 
   std::array<Stripe, 64> stripes_;
+  Bus* const broadcast_;
+  const std::string node_id_;
+  const std::string commit_prefix_;
+  std::atomic<uint64_t> commits_{0};
 };
 
 }  // namespace
 
-std::unique_ptr<Store> make_memory_store() { return std::make_unique<MemoryStore>(); }
+std::unique_ptr<Store> make_memory_store(Bus* broadcast, const std::string& node_id) {
+  return std::make_unique<MemoryStore>(broadcast, node_id);
+}
 
 }  // namespace aether

@@ -19,8 +19,12 @@
 #include <thread>
 #include <variant>
 
+#include "core/conflict.hpp"
 #include "core/json_limits.hpp"
 #include "core/log.hpp"
+#include "core/subjects.hpp"
+#include "store/commit_codec.hpp"
+#include "store/outbox_relay.hpp"
 #include "store/sqlite_checkpointer.hpp"
 #include "store/store.hpp"
 
@@ -252,6 +256,7 @@ class SqliteStore final : public Store, public Outbox {
   explicit SqliteStore(SqliteOptions opts) : opts_(std::move(opts)) {}
 
   ~SqliteStore() override {
+    relay_.reset();  // it reads and acknowledges through the writer
     {
       std::lock_guard lock(mu_);
       stopping_ = true;
@@ -284,6 +289,8 @@ class SqliteStore final : public Store, public Outbox {
     checkpointer_ = std::make_unique<WalCheckpointer>(opts_.path, opts_.wal_checkpoint_pages, opts_.wal_max_pages,
                                                       opts_.on_checkpoint);
     if (Status s = checkpointer_->start(write_.db); !s) return s;
+    // Before the writer starts: the writer reads relay_ without a lock.
+    if (opts_.outbox && opts_.relay != nullptr) relay_ = std::make_unique<OutboxRelay>(*opts_.relay, *this);
     writer_ = std::thread([this] { write_loop(); });
     return Status::ok();
   }
@@ -375,7 +382,13 @@ class SqliteStore final : public Store, public Outbox {
     return Status::ok();
   }
 
-  Status flush() override { return wait_write(FlushOp{nullptr}); }
+  Status flush() override {
+    Status s = wait_write(FlushOp{nullptr});
+    if (s && relay_ && !relay_->drain(2000)) {
+      log::warn("the outbox still holds commits NATS has not taken; they are broadcast at the next start");
+    }
+    return s;
+  }
 
   Status save(const ActorKey& key, const Snapshot& snap, uint32_t keep) override {
     return wait_write(SnapshotOp{key, snap, keep == 0 ? 1 : keep, nullptr});
@@ -631,9 +644,7 @@ class SqliteStore final : public Store, public Outbox {
     }
     if (*cur != req.expected_version) {
       res.current_version = *cur;
-      res.status = Status::conflict("actor " + req.key.to_string() + ": expected version " +
-                                    std::to_string(req.expected_version) + ", current " +
-                                    std::to_string(*cur));
+      res.status = version_conflict(req.key, req.expected_version, *cur);
       return;
     }
     Stmt& ins = write_.insert_event;
@@ -675,8 +686,8 @@ class SqliteStore final : public Store, public Outbox {
       }
     }
     if (opts_.outbox) {
-      const std::string subject = "aether." + req.key.ns + ".events." + req.key.type + "." + req.key.id;
-      const std::string data = commit_message_json(
+      const std::string subject = subjects::events(req.key);
+      const std::string data = encode_commit(
           req, req.expected_version + 1, commit_prefix_ + std::to_string(++commit_counter_), opts_.node_id);
       Stmt& o = write_.insert_outbox;
       Resetter r{o};
@@ -690,6 +701,13 @@ class SqliteStore final : public Store, public Outbox {
     }
     res.first_version = req.expected_version + 1;
     res.version = v;
+  }
+
+  // Without the outbox, a commit goes to the local bus once it is durable.
+  void broadcast(const AppendOp& a) {
+    if (opts_.broadcast == nullptr || opts_.outbox || !a.result.status || a.result.duplicate) return;
+    publish_commit(*opts_.broadcast, *a.req, a.result.first_version,
+                   commit_prefix_ + std::to_string(++commit_counter_), opts_.node_id);
   }
 
   Status run_snapshot(SnapshotOp& op) {
@@ -770,12 +788,14 @@ class SqliteStore final : public Store, public Outbox {
       tx = Status::unavailable("the store could not commit: " + tx.message());
     }
     if (appends > 0 && opts_.on_commit_batch) opts_.on_commit_batch(appends);
+    if (appends > 0 && tx && relay_) relay_->notify();
     for (size_t i = 0; i < batch.size(); ++i) {
       if (auto* a = std::get_if<AppendOp>(&batch[i])) {
         if (!tx) {
           a->result = AppendResult{};
           a->result.status = tx;
         }
+        broadcast(*a);
         a->done(std::move(a->result));
       } else if (auto* s = std::get_if<SnapshotOp>(&batch[i])) {
         s->done->set_value(tx ? snap_status[i] : tx);
@@ -792,10 +812,7 @@ class SqliteStore final : public Store, public Outbox {
   std::unique_ptr<WalCheckpointer> checkpointer_;
   uint64_t commit_counter_ = 0;  // writer thread only
   // node id and start time: commit ids stay unique across restarts.
-  const std::string commit_prefix_ =
-      opts_.node_id + "-" + std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                               std::chrono::system_clock::now().time_since_epoch())
-                                               .count()) + "-";
+  const std::string commit_prefix_ = commit_id_prefix(opts_.node_id);
   bool rollback_to_savepoint_ = false;
 
   std::mutex mu_;
@@ -803,6 +820,7 @@ class SqliteStore final : public Store, public Outbox {
   std::deque<WriteOp> queue_;
   bool stopping_ = false;
   std::thread writer_;
+  std::unique_ptr<OutboxRelay> relay_;  // with opts_.outbox and opts_.relay
 
   std::mutex read_mu_;
   std::condition_variable read_cv_;

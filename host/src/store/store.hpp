@@ -194,8 +194,18 @@ class EventStore {
     (void)n;
     return Status::invalid("this store cannot list its actors");
   }
+  // A commit another node made, seen on the events subject: a store that
+  // caches actors' latest versions (jetstream) then asks the server at the
+  // actor's next append instead of failing once on a stale cache. Safety
+  // never depends on it: the store's own version check still decides.
+  virtual void note_remote_commit(const ActorKey& key, uint64_t version) {
+    (void)key;
+    (void)version;
+  }
+
   // Blocks until every append accepted so far is durable (as durable as the
-  // backend's settings make it). Called on shutdown.
+  // backend's settings make it), and for a store with an outbox relay until
+  // the relay has published the outbox (up to 2 s). Called on shutdown.
   virtual Status flush() = 0;
 
   // Appends and waits: for tests, tools and benchmarks.
@@ -233,8 +243,14 @@ class SnapshotStore {
 // A backend that is both (memory, sqlite).
 class Store : public EventStore, public SnapshotStore {};
 
-// The in-memory backend: for tests and throw-away hosts.
-std::unique_ptr<Store> make_memory_store();
+class Bus;             // bus/bus.hpp
+class NatsConnection;  // nats/connection.hpp
+
+// The in-memory backend: for tests and throw-away hosts. Every commit is
+// published on `broadcast` (when given and it has subscribers) in the commit
+// format (store/commit_codec.hpp), before append() calls back; `node_id`
+// goes into it. REQUIRES: `broadcast` outlives the store.
+std::unique_ptr<Store> make_memory_store(Bus* broadcast = nullptr, const std::string& node_id = "node-1");
 
 struct CheckpointInfo;  // store/sqlite_checkpointer.hpp
 
@@ -249,10 +265,18 @@ struct SqliteOptions {
   // Called after each group commit with the number of appends it carried.
   std::function<void(size_t)> on_commit_batch;
   // Write every commit also to an outbox table, in the same transaction, for
-  // a relay to broadcast (at-least-once) after the commit. `node_id` goes
-  // into the broadcast.
+  // a relay to broadcast (at-least-once) after the commit (OutboxRelay,
+  // store/outbox_relay.hpp). `node_id` goes into the commit message.
   bool outbox = false;
+  // With `outbox`: the store runs the relay to this connection itself, wakes
+  // it after each commit and drains it in flush(). REQUIRES: outlives the
+  // store.
+  NatsConnection* relay = nullptr;
   std::string node_id = "node-1";
+  // Without the outbox: every commit is published on this in-process bus
+  // (when it has subscribers) after it committed, before append() calls
+  // back. REQUIRES: outlives the store.
+  Bus* broadcast = nullptr;
   // WAL checkpoints run on a thread of their own (sqlite_checkpointer.hpp)
   // once the WAL holds this many pages (4 KiB each), never inside a commit;
   // past `wal_max_pages` the writer checkpoints between two batches, which
@@ -263,23 +287,6 @@ struct SqliteOptions {
   std::function<void(const CheckpointInfo&)> on_checkpoint;
 };
 
-// The message a commit is broadcast as, on aether.<ns>.events.<type>.<id>:
-// {"ns","type","actor_id","first_version","version","commit_id","node",
-//  "timestamp","events":[{"id","version","type","payload"}]}.
-// Both the JetStream store (as the stored message) and the sqlite outbox use it.
-std::string commit_message_json(const AppendRequest& request, uint64_t first_version,
-                                const std::string& commit_id, const std::string& node_id);
-
-// A store that caches actors' latest versions (jetstream) can be told of
-// commits made by other nodes, so its next append for that actor asks the
-// server instead of failing once on a stale cache. Safety never depends on
-// it: the server's expected-sequence check still decides.
-class VersionCache {
- public:
-  virtual ~VersionCache() = default;
-  virtual void note_version(const ActorKey& key, uint64_t version) = 0;
-};
-
 // A commit waiting in the sqlite outbox.
 struct OutboxEntry {
   uint64_t id = 0;  // increasing
@@ -287,7 +294,8 @@ struct OutboxEntry {
   std::string data;
 };
 
-// The outbox of a store that has one (sqlite with SqliteOptions::outbox).
+// The outbox of a store that has one (sqlite with SqliteOptions::outbox),
+// as its relay reads it.
 class Outbox {
  public:
   virtual ~Outbox() = default;
