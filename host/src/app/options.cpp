@@ -89,7 +89,10 @@ SqliteOptions sqlite_options(const HostConfig& c) {
 }
 
 SwapOptions swap_options(const HostConfig& c) {
-  return {.allow_breaking = c.plugins.allow_breaking_reload, .pause_timeout_ms = c.plugins.swap_pause_timeout_ms};
+  SwapOptions o;
+  o.allow_breaking = c.plugins.allow_breaking_reload;
+  o.pause_timeout_ms = c.plugins.swap_pause_timeout_ms;
+  return o;
 }
 
 BusOptions bus_options(const HostConfig& c) { return {.subscriber_queue = c.bus.subscriber_queue}; }
