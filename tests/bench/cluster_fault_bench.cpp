@@ -34,15 +34,7 @@ class Probe {
   Probe(const std::string& url, HistoryLoad& clock) : clock_(clock) {
     natsConnection_ConnectTo(&nc_, url.c_str());
     natsConnection_JetStream(&js_, nc_, nullptr);
-    jsStreamConfig cfg;
-    jsStreamConfig_Init(&cfg);
-    cfg.Name = "PROBE";
-    const char* subjects[] = {"probe.>"};
-    cfg.Subjects = subjects;
-    cfg.SubjectsLen = 1;
-    cfg.Replicas = 3;
-    cfg.MaxMsgs = 1000;
-    js_AddStream(nullptr, js_, &cfg, nullptr, nullptr);
+    aether::test::add_test_stream(js_, "PROBE", "probe.>", 3, 1000);
     thread_ = std::thread([this] {
       while (!stop_.load()) {
         jsPubOptions po;
@@ -112,10 +104,7 @@ int main() {
   cluster.set_env("AETHER_REPLICAS", "3");
   cluster.set_env("AETHER_SHARDS", "64");
   std::string why;
-  for (int i = 1; i <= 3; ++i) {
-    if (cluster.start_host("node-" + std::to_string(i), &why) == nullptr) return fail(why);
-  }
-  if (!cluster.wait_converged(3, 60)) return fail("3 nodes did not converge: " + cluster.last_status().dump());
+  if (!cluster.start_nodes(3, &why)) return fail(why);
   HistoryLoad load(cluster.nats(0).url(), kActors);
   Probe probe(cluster.nats(0).url(), load);
   load.start();

@@ -17,11 +17,8 @@ class FailoverTest : public testing::Test {
     ASSERT_TRUE(cluster_.nats_ready());
     cluster_.set_env("AETHER_SHARDS", "64");
     cluster_.set_env("AETHER_FAILOVER_AFTER", "1s");
-    for (int i = 1; i <= 3; ++i) {
-      std::string why;
-      ASSERT_NE(cluster_.start_host("node-" + std::to_string(i), &why), nullptr) << why;
-    }
-    ASSERT_TRUE(cluster_.wait_converged(3, 60)) << cluster_.last_status().dump(1);
+    std::string why;
+    ASSERT_TRUE(cluster_.start_nodes(3, &why)) << why;
   }
 
   // As `via` sees it: `dead` still a member (its key not expired) and

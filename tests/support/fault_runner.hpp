@@ -153,9 +153,14 @@ class FaultRunner {
       cluster_.stop_host(node, true);
       // The survivors' map without the dead node and every shard owned.
       const auto until = SteadyClock::now() + std::chrono::milliseconds(plan_.kill_settle_ms);
+      const std::string via = cluster_.any_live();
       while (p.converged < 0 && SteadyClock::now() < until) {
-        if (cluster_.converged(left)) p.converged = load_.now() - p.from;
-        else std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        const auto st = cluster_.status(via);  // one survivor, lightly: it takes the NATS round trips of a status
+        if (st.is_object() && st["nodes"].size() == left && st["unowned_shards"] == 0 && st["migrations"].empty()) {
+          p.converged = load_.now() - p.from;
+        } else {
+          std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
       }
       return settle(p, p.from, static_cast<int>(std::max(0.0, plan_.kill_settle_ms - 1000 * (load_.now() - p.from))));
     }

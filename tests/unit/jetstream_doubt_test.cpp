@@ -16,13 +16,7 @@ class InDoubtCommitsTest : public testing::Test {
   void SetUp() override {
     ASSERT_EQ(natsConnection_ConnectTo(&nc_, server_.url().c_str()), NATS_OK);
     ASSERT_EQ(natsConnection_JetStream(&js_, nc_, nullptr), NATS_OK);
-    jsStreamConfig cfg;
-    jsStreamConfig_Init(&cfg);
-    cfg.Name = "DOUBT";
-    const char* subjects[] = {"doubt.>"};
-    cfg.Subjects = subjects;
-    cfg.SubjectsLen = 1;
-    ASSERT_EQ(js_AddStream(nullptr, js_, &cfg, nullptr, nullptr), NATS_OK);
+    ASSERT_EQ(test::add_test_stream(js_, "DOUBT", "doubt.>"), NATS_OK);
   }
   void TearDown() override {
     jsCtx_Destroy(js_);
