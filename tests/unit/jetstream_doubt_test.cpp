@@ -58,7 +58,9 @@ TEST_F(InDoubtCommitsTest, NothingHeldIsSettled) {
 TEST_F(InDoubtCommitsTest, ACommitThatWasStoredIsNotStoredAgain) {
   publish("a.1", 0);  // stored; its acknowledgement was lost
   doubt_.hold(commit("a.1", 0));
-  EXPECT_TRUE(doubt_.settle("doubt.a", js_, 2000).settled);
+  const auto d = doubt_.settle("doubt.a", js_, 2000);
+  EXPECT_TRUE(d.settled);
+  EXPECT_TRUE(d.stored);
   EXPECT_EQ(messages(), 1u);
   EXPECT_EQ(doubt_.size(), 0u);
 }
@@ -76,6 +78,7 @@ TEST_F(InDoubtCommitsTest, AnotherCommitOfThatVersionSettlesItAsNotStored) {
   doubt_.hold(commit("a.1", 0));
   const auto d = doubt_.settle("doubt.a", js_, 2000);
   EXPECT_TRUE(d.settled);
+  EXPECT_FALSE(d.stored);
   EXPECT_EQ(d.js_code, static_cast<int>(JSStreamWrongLastSequenceErr));
   EXPECT_EQ(messages(), 1u);
 }

@@ -42,7 +42,7 @@ InDoubtCommits::Settled InDoubtCommits::settle(const std::string& subject, jsCtx
   jsErrCode err = static_cast<jsErrCode>(0);
   const natsStatus s = js_PublishMsg(&pa, js, m, &po, &err);
   jsPubAck_Destroy(pa);
-  Settled out{s == NATS_OK || err == JSStreamWrongLastSequenceErr, s, static_cast<int>(err)};
+  Settled out{s == NATS_OK || err == JSStreamWrongLastSequenceErr, s == NATS_OK, s, static_cast<int>(err)};
   if (out.settled) {
     natsMsg_Destroy(m);
     return out;

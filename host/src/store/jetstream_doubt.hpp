@@ -31,6 +31,7 @@ class InDoubtCommits {
 
   struct Settled {
     bool settled = true;  // false: still in doubt (the server did not answer)
+    bool stored = false;  // settled as stored (now or before): the actor's next version exists
     natsStatus status = NATS_OK;
     int js_code = 0;
   };

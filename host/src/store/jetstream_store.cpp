@@ -750,6 +750,10 @@ class JetStreamStore final : public Store, public VersionCache {
                                 "which may or may not be stored, before this one)", "publish_not_acknowledged",
                                 Applied::kNo);
       return finish(std::move(op), std::move(r));
+    } else if (d.stored) {
+      // The actor has a version its writer did not know of: reload it.
+      forget(subject);
+      return finish(std::move(op), conflict(req, req.expected_version + 1));
     }
     LastCommit last;
     auto t = fetch_tip(req.key, req.idempotency_key.empty() ? nullptr : &last);
