@@ -8,7 +8,8 @@ build=${1:-build}
 shift || true
 benches=("$@")
 if [ ${#benches[@]} -eq 0 ]; then
-  benches=(abi_bench runtime_bench http_bench http_load swap_bench shadow_bench nats_bench placement_bench cluster_bench)
+  benches=(abi_bench runtime_bench http_bench http_load swap_bench shadow_bench nats_bench placement_bench cluster_bench
+    cluster_fault_bench)
 fi
 for b in "${benches[@]}"; do
   echo "=== $b"

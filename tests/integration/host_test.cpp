@@ -403,6 +403,9 @@ INSTANTIATE_TEST_SUITE_P(
                    "5: cluster.enabled: a cluster needs nats.enabled: true"},
         ConfigCase{"ClusterHeartbeatTooSlow", kPlugins + "cluster:\n  node_ttl: 2s\n  heartbeat: 2s\n",
                    "5: cluster.heartbeat: must be shorter than cluster.node_ttl (2000 ms)"},
+        ConfigCase{"ClusterFailoverNotBelowTtl", kPlugins + "cluster:\n  node_ttl: 2s\n  failover_after: 2s\n",
+                   "5: cluster.failover_after: must be 0 (off) or longer than cluster.heartbeat (1000 ms) and "
+                   "shorter than cluster.node_ttl (2000 ms)"},
         ConfigCase{"JetStreamWithoutNats", kPlugins + "store:\n  backend: jetstream\n",
                    "5: store.backend: the jetstream store needs nats.enabled: true"},
         ConfigCase{"BadYaml", kPlugins + "actors: [\n", "5: invalid YAML"}),

@@ -172,6 +172,17 @@ class ClusterHarness {
     return h;
   }
 
+  // Starts node-1..node-<n> and waits (bounded) for a converged map; false
+  // (and `why`) if one did not come up or the map did not converge.
+  bool start_nodes(int n, std::string* why) {
+    for (int i = 1; i <= n; ++i) {
+      if (start_host("node-" + std::to_string(i), why) == nullptr) return false;
+    }
+    if (wait_converged(static_cast<size_t>(n), 60)) return true;
+    *why = "the map did not converge: " + last_status_.dump(1);
+    return false;
+  }
+
   // Takes a node out: SIGTERM (graceful; returns its exit code) or SIGKILL.
   int stop_host(const std::string& id, bool kill, std::string* log = nullptr) {
     auto h = std::move(hosts_.at(id));

@@ -151,6 +151,20 @@ inline std::string nats_tenants_config(const std::string& source_dir) {
   return nats_config_file(source_dir + "/config/nats-tenants.conf");
 }
 
+// Creates stream `name` capturing `subject` (a test's own stream).
+inline natsStatus add_test_stream(jsCtx* js, const char* name, const char* subject, int replicas = 1,
+                                  int64_t max_msgs = -1) {
+  jsStreamConfig cfg;
+  jsStreamConfig_Init(&cfg);
+  cfg.Name = name;
+  const char* subjects[] = {subject};
+  cfg.Subjects = subjects;
+  cfg.SubjectsLen = 1;
+  cfg.Replicas = replicas;
+  cfg.MaxMsgs = max_msgs;
+  return js_AddStream(nullptr, js, &cfg, nullptr, nullptr);
+}
+
 // A raw cnats connection (no aether code involved) that records the
 // server's asynchronous errors, such as permission violations. The handler
 // reads the connection's last error: provoke one error at a time.

@@ -37,6 +37,7 @@ ClusterOptions cluster_options(const HostConfig& c, const PluginRegistry& regist
   o.vnodes = c.cluster.vnodes;
   o.node_ttl_ms = c.cluster.node_ttl_ms;
   o.heartbeat_ms = c.cluster.heartbeat_ms;
+  o.failover_after_ms = c.cluster.failover_after_ms;
   o.max_moves = c.cluster.max_moves;
   o.handoff_timeout_ms = c.cluster.handoff_timeout_ms;
   o.route_wait_ms = c.cluster.route_wait_ms;

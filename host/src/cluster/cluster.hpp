@@ -40,6 +40,7 @@ struct ClusterOptions {
   uint32_t vnodes = 64;               // ring points per node
   int64_t node_ttl_ms = 3000;         // a node silent this long is dead; also the leader lease
   int64_t heartbeat_ms = 1000;        // how often a node refreshes its key (< node_ttl_ms)
+  int64_t failover_after_ms = 0;      // > 0: a member silent this long loses its shards before its TTL
   uint32_t max_moves = 64;            // shards migrating at once (rebalance pacing)
   int64_t handoff_timeout_ms = 10000;  // a migration not released by then is re-planned
   int64_t route_wait_ms = 5000;       // longest wait of a command for a moving shard

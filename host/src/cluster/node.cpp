@@ -14,6 +14,7 @@
 #include <unordered_map>
 
 #include "cluster/cluster.hpp"
+#include "cluster/failover.hpp"
 #include "cluster/placement.hpp"
 #include "cluster/shard_map.hpp"
 #include "core/guarded.hpp"
@@ -118,6 +119,7 @@ struct ClusterNode::Impl {
   uint64_t leader_rev = 0;
   std::string leader_id;
   std::map<uint32_t, int64_t> planned_at;
+  std::set<std::string> failed_over_before;  // leader thread only
   std::atomic<uint64_t> migrations_done{0};
   std::atomic<uint64_t> migrations_failed{0};
   std::atomic<uint64_t> forwarded{0};
@@ -152,7 +154,8 @@ struct ClusterNode::Impl {
   // is checked against the bucket, whose TTL is what decides a node is dead.
   struct Member {
     json info;
-    int64_t seen_ms = 0;
+    int64_t seen_ms = 0;  // when its current revision arrived
+    uint64_t revision = 0;
   };
   std::mutex members_mu;
   std::map<std::string, Member> members;
@@ -317,12 +320,15 @@ struct ClusterNode::Impl {
   void on_member_entry(kvEntry* e) {
     const std::string key = kvEntry_Key(e);
     const bool put = kvEntry_Operation(e) == kvOp_Put;
+    const uint64_t rev = kvEntry_Revision(e);
     const char* text = put ? kvEntry_ValueString(e) : "";
     json info = put && check_json_text(text, 8, "member") ? json::parse(text, nullptr, false) : json();
     kvEntry_Destroy(e);
     std::lock_guard lock(members_mu);
+    auto it = members.find(key);
     if (!put) members.erase(key);
-    else if (member_info_ok(info)) members[key] = Member{std::move(info), now_ms()};
+    else if (it != members.end() && it->second.revision == rev) return;  // read again, not a new heartbeat
+    else if (member_info_ok(info)) members[key] = Member{std::move(info), now_ms(), rev};
     else log::warn("cluster: ignoring an undecodable entry for member " + quote_for_message(key));
   }
 
@@ -374,11 +380,27 @@ struct ClusterNode::Impl {
     return out;
   }
 
+  // Members silent for cluster.failover_after, before their TTL (failover.hpp).
+  std::set<std::string> failed_over() {
+    std::map<std::string, cluster::Heard> heard;
+    {
+      std::lock_guard lock(members_mu);
+      for (const auto& [id, m] : members) heard[id] = {m.seen_ms, m.revision};
+    }
+    auto out = cluster::failed_over(heard, opts.node_id, now_ms(), opts.failover_after_ms);
+    for (const auto& id : out) {
+      if (!failed_over_before.count(id)) log::warn("cluster: " + id + " silent for cluster.failover_after; its shards move");
+    }
+    failed_over_before = out;
+    return out;
+  }
+
   // One leader round: settle migrations, plan new ones (cluster::plan_round),
   // publish on change.
   void lead() {
     std::map<std::string, bool> members;  // live id -> leaving
     for (const auto& [id, info] : read_members()) members[id] = info.value("leaving", false);
+    for (const auto& id : failed_over()) members.erase(id);
     cluster::Released rel;
     {
       std::lock_guard lock(mu);

@@ -148,6 +148,7 @@ struct HostConfig {
     uint32_t vnodes = 64;
     int64_t node_ttl_ms = 3000;
     int64_t heartbeat_ms = 1000;
+    int64_t failover_after_ms = 0;  // 0: off (the node TTL decides)
     uint32_t max_moves = 64;
     int64_t handoff_timeout_ms = 10000;
     int64_t route_wait_ms = 5000;

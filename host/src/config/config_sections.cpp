@@ -322,6 +322,7 @@ void cluster_section(Parser& p, const YAML::Node& n, const std::string& path, Ho
          {"vnodes", [&](auto& v, auto& k) { p.uint(v, k, x.vnodes, 1, 4096); }},
          {"node_ttl", [&](auto& v, auto& k) { p.duration(v, k, x.node_ttl_ms); }},
          {"heartbeat", [&](auto& v, auto& k) { p.duration(v, k, x.heartbeat_ms); }},
+         {"failover_after", [&](auto& v, auto& k) { p.duration(v, k, x.failover_after_ms); }},
          {"rebalance_max_moves", [&](auto& v, auto& k) { p.uint(v, k, x.max_moves, 1, 1u << 20); }},
          {"handoff_timeout", [&](auto& v, auto& k) { p.duration(v, k, x.handoff_timeout_ms); }},
          {"route_wait", [&](auto& v, auto& k) { p.duration(v, k, x.route_wait_ms); }},
@@ -334,6 +335,12 @@ void cluster_section(Parser& p, const YAML::Node& n, const std::string& path, Ho
                                        std::to_string(x.node_ttl_ms) + " ms)");
   }
   if (p.ok() && x.heartbeat_ms < 50) p.fail(n, path + ".heartbeat", "must be at least 50ms");
+  if (p.ok() && x.failover_after_ms != 0 &&
+      (x.failover_after_ms <= x.heartbeat_ms || x.failover_after_ms >= x.node_ttl_ms)) {
+    p.fail(n, path + ".failover_after", "must be 0 (off) or longer than cluster.heartbeat (" +
+                                            std::to_string(x.heartbeat_ms) + " ms) and shorter than cluster.node_ttl (" +
+                                            std::to_string(x.node_ttl_ms) + " ms)");
+  }
 }
 
 }  // namespace

@@ -19,6 +19,7 @@
 #include "store/commit_codec.hpp"
 #include "store/commit_scan.hpp"
 #include "store/stream_subjects.hpp"
+#include "store/jetstream_doubt.hpp"
 
 namespace aether {
 
@@ -745,6 +746,17 @@ class JetStreamStore final : public Store {
     // No lookup in the key cache: the caller knows the actor's recent keys
     // from the journal, and the cache may be unreachable while the stream
     // is not (another leader).
+    const std::string subject = actor_events_subject(req.key);
+    if (auto d = in_doubt_.settle(subject, conn_.js(), conn_.options().request_timeout_ms); !d.settled) {
+      r.status = request_failed(d.status, d.js_code, "publish to " + subject + " (again: the actor's previous commit, "
+                                "which may or may not be stored, before this one)", "publish_not_acknowledged",
+                                Applied::kNo);
+      return finish(std::move(op), std::move(r));
+    } else if (d.stored) {
+      // The actor has a version its writer did not know of: reload it.
+      forget(subject);
+      return finish(std::move(op), conflict(req, req.expected_version + 1));
+    }
     LastCommit last;
     auto t = fetch_tip(req.key, req.idempotency_key.empty() ? nullptr : &last);
     if (!t) {
@@ -846,7 +858,10 @@ class JetStreamStore final : public Store {
   void acked(natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae) {
     auto* self = this;
     const std::string msg_id = header_str(msg, kHdrCommit);
-    natsMsg_Destroy(msg);
+    // No answer, or none that says "not stored": the commit is in doubt.
+    const bool refused = pae != nullptr && (pae->ErrCode != 0 || pae->Err == NATS_NO_RESPONDERS);
+    if (pa == nullptr && !refused) in_doubt_.hold(msg);
+    else natsMsg_Destroy(msg);
     std::unique_ptr<PendingAppend> op;
     {
       std::lock_guard lock(self->pending_mu_);
@@ -1136,6 +1151,7 @@ class JetStreamStore final : public Store {
   const std::string commit_prefix_ = commit_id_prefix(opts_.node_id);
 
   jsCtx* ajs_ = nullptr;  // async publishing context (acks -> on_ack)
+  InDoubtCommits in_doubt_;  // settled before the actor's next append
   std::mutex pending_mu_;
   std::unordered_map<std::string, std::unique_ptr<PendingAppend>> pending_;  // by commit id
 
