@@ -63,7 +63,10 @@ double during_check(aether::testkit::TestHost& host, aether::ShadowReport& repor
   std::atomic<bool> check_done{false};
   aether::ReloadCheck check;
   std::thread checker([&] {
-    aether::ReloadRequest r{"tally", tp("tally_v1_1"), false, true, false};
+    aether::ReloadRequest r;
+    r.plugin = "tally";
+    r.file = tp("tally_v1_1");
+    r.dry_run = true;
     (void)host.plugins().reload(r, &check);
     check_done = true;
   });

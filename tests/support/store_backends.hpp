@@ -30,7 +30,7 @@ struct StoreBackend {
   std::string name;
   bool persistent = false;
   std::function<std::unique_ptr<Store>(const std::string& dir, Bus* broadcast)> open;
-  std::function<std::unique_ptr<Bus>()> make_bus = make_local_bus;
+  std::function<std::unique_ptr<Bus>()> make_bus = [] { return make_local_bus(); };
 };
 
 // Printed by GoogleTest (and ctest names) as the backend's name.

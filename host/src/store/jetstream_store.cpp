@@ -746,7 +746,7 @@ class JetStreamStore final : public Store {
     // No lookup in the key cache: the caller knows the actor's recent keys
     // from the journal, and the cache may be unreachable while the stream
     // is not (another leader).
-    const std::string subject = actor_events_subject(req.key);
+    const std::string subject = subjects::events(req.key);
     if (auto d = in_doubt_.settle(subject, conn_.js(), conn_.options().request_timeout_ms); !d.settled) {
       r.status = request_failed(d.status, d.js_code, "publish to " + subject + " (again: the actor's previous commit, "
                                 "which may or may not be stored, before this one)", "publish_not_acknowledged",
