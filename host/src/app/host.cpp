@@ -229,7 +229,8 @@ struct Host::Parts {
     if (!rt) return Status(rt.status().code(), "runtime: " + rt.status().message());
     runtime = std::move(rt).value();
     ShadowOptions shadow = config.plugins.shadow_check;
-    shadow.call_timeout_ms = config.actors.call_timeout_ms;  // its hooks have the same limit as commands
+    // Its hooks have the same limit as commands unless the options set one.
+    if (shadow.call_timeout_ms == 0) shadow.call_timeout_ms = config.actors.call_timeout_ms;
     plugins->attach(runtime.get(), swap_options(config), store, shadow);
     Runtime* r = runtime.get();
     metrics.set_active_actors_source([r] { return static_cast<double>(r->stats().active_actors); });
