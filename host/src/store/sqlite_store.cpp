@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <future>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <variant>
 
@@ -623,30 +624,48 @@ class SqliteStore final : public Store, public Outbox {
   void run_append(AppendOp& op) {
     const AppendRequest& req = *op.req;
     AppendResult& res = op.result;
+    const std::optional<uint64_t> cur = admit_append(req, res);
+    if (!cur) return;
+    if (!insert_events(req, *cur, res) || !insert_idempotency_row(req, res) || !insert_outbox_row(req, res)) {
+      rollback_to_savepoint_ = true;
+      return;
+    }
+    res.first_version = req.expected_version + 1;
+    res.version = req.expected_version + req.events.size();
+  }
+
+  // The actor's current version when the append may go ahead; else nullopt
+  // with `res` answered (a duplicate of an earlier commit, a conflict or an
+  // error).
+  std::optional<uint64_t> admit_append(const AppendRequest& req, AppendResult& res) {
     if (!req.idempotency_key.empty()) {
       auto hit = find_idem(write_, req.key, req.idempotency_key);
       if (!hit) {
         res.status = hit.status();
-        return;
+        return std::nullopt;
       }
       if (hit->has_value()) {
         res.duplicate = true;
         res.first_version = (*hit)->first_version;
         res.version = (*hit)->last_version;
         res.duplicate_digest = (*hit)->digest;
-        return;
+        return std::nullopt;
       }
     }
     auto cur = max_version(write_, req.key);
     if (!cur) {
       res.status = cur.status();
-      return;
+      return std::nullopt;
     }
     if (*cur != req.expected_version) {
       res.current_version = *cur;
       res.status = version_conflict(req.key, req.expected_version, *cur);
-      return;
+      return std::nullopt;
     }
+    return *cur;
+  }
+
+  bool insert_events(const AppendRequest& req, uint64_t cur, AppendResult& res) {
     Stmt& ins = write_.insert_event;
     uint64_t v = req.expected_version;
     for (const NewEvent& e : req.events) {
@@ -666,41 +685,39 @@ class SqliteStore final : public Store, public Outbox {
         // Cannot happen through the version check above unless another
         // process writes the file; the primary key refuses it either way.
         res.status = Status::conflict(db_error(write_.db, "insert event"));
-        res.current_version = *cur;
-        rollback_to_savepoint_ = true;
-        return;
+        res.current_version = cur;
+        return false;
       }
     }
-    if (!req.idempotency_key.empty()) {
-      Stmt& s = write_.insert_idem;
-      Resetter r{s};
-      s.bind_key(req.key);
-      s.bind(4, req.idempotency_key);
-      s.bind(5, static_cast<int64_t>(req.expected_version + 1));
-      s.bind(6, static_cast<int64_t>(v));
-      s.bind(7, req.command_digest);
-      if (s.step() != SQLITE_DONE) {
-        res.status = Status::internal(db_error(write_.db, "insert idempotency key"));
-        rollback_to_savepoint_ = true;
-        return;
-      }
-    }
-    if (opts_.outbox) {
-      const std::string subject = subjects::events(req.key);
-      const std::string data = encode_commit(
-          req, req.expected_version + 1, commit_prefix_ + std::to_string(++commit_counter_), opts_.node_id);
-      Stmt& o = write_.insert_outbox;
-      Resetter r{o};
-      o.bind(1, subject);
-      o.bind(2, data);
-      if (o.step() != SQLITE_DONE) {
-        res.status = Status::internal(db_error(write_.db, "insert outbox"));
-        rollback_to_savepoint_ = true;
-        return;
-      }
-    }
-    res.first_version = req.expected_version + 1;
-    res.version = v;
+    return true;
+  }
+
+  bool insert_idempotency_row(const AppendRequest& req, AppendResult& res) {
+    if (req.idempotency_key.empty()) return true;
+    Stmt& s = write_.insert_idem;
+    Resetter r{s};
+    s.bind_key(req.key);
+    s.bind(4, req.idempotency_key);
+    s.bind(5, static_cast<int64_t>(req.expected_version + 1));
+    s.bind(6, static_cast<int64_t>(req.expected_version + req.events.size()));
+    s.bind(7, req.command_digest);
+    if (s.step() == SQLITE_DONE) return true;
+    res.status = Status::internal(db_error(write_.db, "insert idempotency key"));
+    return false;
+  }
+
+  bool insert_outbox_row(const AppendRequest& req, AppendResult& res) {
+    if (!opts_.outbox) return true;
+    const std::string subject = subjects::events(req.key);
+    const std::string data = encode_commit(req, req.expected_version + 1,
+                                           commit_prefix_ + std::to_string(++commit_counter_), opts_.node_id);
+    Stmt& o = write_.insert_outbox;
+    Resetter r{o};
+    o.bind(1, subject);
+    o.bind(2, data);
+    if (o.step() == SQLITE_DONE) return true;
+    res.status = Status::internal(db_error(write_.db, "insert outbox"));
+    return false;
   }
 
   // Without the outbox, a commit goes to the local bus once it is durable.
