@@ -216,21 +216,39 @@ class JetStreamStore final : public Store {
   bool may_drop_events() const override { return opts_.max_age_ms > 0 || opts_.max_bytes >= 0; }
   bool remote_reads() const override { return true; }
 
+  // Where a read of `subject` from version `from` starts: the stream
+  // sequence after a known point before `from` (0: the start) and that
+  // point's version.
+  std::pair<uint64_t, uint64_t> read_start(const std::string& subject, uint64_t from) {
+    std::lock_guard lock(mu_);
+    if (auto it = points_.find(subject); it != points_.end() && it->second.version < from) {
+      return {it->second.seq + 1, it->second.version};
+    }
+    return {0, 0};
+  }
+
+  // The actor's last commit as fetch_tip read it, if it is the commit `tip`
+  // (taken: a read uses it once).
+  // (Return type deduced: RecentCommit is declared further down.)
+  auto take_recent(const std::string& subject, const Tip& tip) {
+    std::lock_guard lock(mu_);
+    std::optional<RecentCommit> out;
+    auto it = recent_.find(subject);
+    if (it != recent_.end() && it->second.seq == tip.seq && it->second.last == tip.version) {
+      out = std::move(it->second);
+      recent_.erase(it);
+    }
+    return out;
+  }
+
   // Visits the actor's events from `from_version` up to the commit `tip`.
   Status read_to(const ActorKey& key, uint64_t from_version, uint64_t limit, const EventVisitor& visit,
                  const Tip& tip) {
     const std::string subject = subjects::events(key);
     const uint64_t from = from_version == 0 ? 1 : from_version;
     if (tip.version < from || limit == 0) return Status::ok();
-    uint64_t start_seq = 0;
-    uint64_t base_version = 0;  // the commits read hold the versions after this one
-    {
-      std::lock_guard lock(mu_);
-      if (auto it = points_.find(subject); it != points_.end() && it->second.version < from) {
-        start_seq = it->second.seq + 1;
-        base_version = it->second.version;
-      }
-    }
+    // The commits read hold the versions after base_version.
+    auto [start_seq, base_version] = read_start(subject, from);
     uint64_t delivered = 0;
     ScannedCommit scanned;
     Status result = Status::ok();
@@ -244,15 +262,7 @@ class JetStreamStore final : public Store {
     };
     // The events wanted all in the last commit, which fetch_tip has just
     // read (an activation): no walk.
-    std::optional<RecentCommit> recent;
-    {
-      std::lock_guard lock(mu_);
-      auto it = recent_.find(subject);
-      if (it != recent_.end() && it->second.seq == tip.seq && it->second.last == tip.version) {
-        recent = std::move(it->second);
-        recent_.erase(it);
-      }
-    }
+    std::optional<RecentCommit> recent = take_recent(subject, tip);
     // Visits the last commit from memory.
     auto visit_recent = [&] {
       const std::string where = "actor " + key.to_string() + ", stream sequence " + std::to_string(tip.seq);
