@@ -9,6 +9,9 @@
 
 #include <chrono>
 #include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <string>
 #include <thread>
 
 namespace aether::test {
@@ -17,13 +20,34 @@ namespace aether::test {
 // whatever the test did, or earlier with resume().
 struct Paused {
   pid_t pid;
-  explicit Paused(pid_t p) : pid(p) { kill(pid, SIGSTOP); }
+  // Returns once every thread of the process has stopped (SIGSTOP takes
+  // effect asynchronously: a thread running on another core may still
+  // answer a request sent right after kill()), waiting at most 2 s.
+  explicit Paused(pid_t p) : pid(p) {
+    kill(pid, SIGSTOP);
+    for (int i = 0; i < 2000 && !all_stopped(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
   ~Paused() { resume(); }
   Paused(const Paused&) = delete;
   Paused& operator=(const Paused&) = delete;
   void resume() {
     if (pid > 0) kill(pid, SIGCONT);
     pid = -1;
+  }
+
+ private:
+  // Every task in /proc/<pid>/task is in state T (stopped).
+  bool all_stopped() const {
+    std::error_code ec;
+    const std::filesystem::path tasks = "/proc/" + std::to_string(pid) + "/task";
+    for (const auto& t : std::filesystem::directory_iterator(tasks, ec)) {
+      std::ifstream f(t.path() / "stat");
+      std::string line;
+      std::getline(f, line);
+      const size_t paren = line.rfind(')');
+      if (paren == std::string::npos || paren + 2 >= line.size() || line[paren + 2] != 'T') return false;
+    }
+    return !ec;
   }
 };
 
