@@ -14,6 +14,8 @@
 #include <string>
 #include <thread>
 
+#include "support/wait.hpp"
+
 namespace aether::test {
 
 // Stops a process (SIGSTOP) and resumes it (SIGCONT) when the scope ends,
@@ -22,10 +24,11 @@ struct Paused {
   pid_t pid;
   // Returns once every thread of the process has stopped (SIGSTOP takes
   // effect asynchronously: a thread running on another core may still
-  // answer a request sent right after kill()), waiting at most 2 s.
+  // answer a request sent right after kill()), waiting at most 30 s (a
+  // loaded machine may take a while to schedule each thread's stop).
   explicit Paused(pid_t p) : pid(p) {
     kill(pid, SIGSTOP);
-    for (int i = 0; i < 2000 && !all_stopped(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    eventually([this] { return all_stopped(); }, kWaitSeconds, 1);
   }
   ~Paused() { resume(); }
   Paused(const Paused&) = delete;

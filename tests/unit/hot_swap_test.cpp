@@ -12,6 +12,7 @@
 #include "runtime/plugin_manager.hpp"
 #include "support/plugin_files.hpp"
 #include "support/swap_load.hpp"
+#include "support/wait.hpp"
 #include "testkit/test_host.hpp"
 
 namespace aether {
@@ -219,9 +220,7 @@ TEST(HotSwapWatch, ChangedFileIsReloaded) {
   host.plugins().start_watching(std::chrono::milliseconds(20));
   // A build writes the new image over the old file.
   std::filesystem::copy_file(tp("tally_v2"), source, std::filesystem::copy_options::overwrite_existing);
-  for (int i = 0; i < 500 && host.version("tally") != "2.0.0"; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  test::eventually([&] { return host.version("tally") == "2.0.0"; });
   EXPECT_EQ(host.version("tally"), "2.0.0");
   EXPECT_EQ(host.view("Tally", "w"), R"({"ops":0,"total":9,"v":2})");
   host.plugins().stop_watching();

@@ -9,6 +9,7 @@
 #include "core/sha256.hpp"
 #include "runtime/idempotency.hpp"
 #include "support/runtime_harness.hpp"
+#include "support/wait.hpp"
 
 namespace aether {
 namespace {
@@ -95,19 +96,16 @@ class IdempotencySuite : public testing::TestWithParam<StoreBackend> {
   }
   // Waits (bounded) until the actor's newest snapshot is at `version`.
   static void wait_snapshot(RuntimeHarness& h, uint64_t version) {
-    for (int i = 0; i < 500; ++i) {
+    const bool found = test::eventually([&] {
       auto s = h.store().latest(key_);
-      if (s.is_ok() && s->has_value() && (*s)->version == version) return;
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    FAIL() << "no snapshot at version " << version;
+      return s.is_ok() && s->has_value() && (*s)->version == version;
+    });
+    if (!found) FAIL() << "no snapshot at version " << version;
   }
   // Waits (bounded) until the store's key cache has `k` (jetstream writes it
   // after the commit), then removes it: what a lost cache write leaves.
   static void wait_cached(RuntimeHarness& h, const std::string& k) {
-    for (int i = 0; i < 200 && !h.store().find_idempotent(key_, k)->has_value(); ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
+    test::eventually([&] { return h.store().find_idempotent(key_, k)->has_value(); });
     ASSERT_TRUE(h.store().find_idempotent(key_, k)->has_value()) << k;
   }
   static void lose_cached(RuntimeHarness& h, const std::string& k) {

@@ -10,18 +10,12 @@
 #include "nats/connection.hpp"
 #include "support/nats_connect.hpp"
 #include "support/nats_server.hpp"
+#include "support/wait.hpp"
 
 namespace aether {
 namespace {
 
-template <class F>
-bool eventually(F&& f) {
-  for (int i = 0; i < 300; ++i) {
-    if (f()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return false;
-}
+using test::eventually;
 
 TEST(NatsBus, SubscriptionsAreSharedAndReferenceCounted) {
   test::NatsServer server;

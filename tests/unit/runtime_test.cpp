@@ -13,12 +13,14 @@
 
 #include "store/commit_codec.hpp"
 #include "support/runtime_harness.hpp"
+#include "support/wait.hpp"
 
 namespace aether {
 namespace {
 
 using test::RuntimeHarness;
 using test::StoreBackend;
+using test::eventually;
 using json = nlohmann::json;
 
 class RuntimeSuite : public testing::TestWithParam<StoreBackend> {
@@ -241,14 +243,13 @@ TEST_P(RuntimeSuite, IdempotencyKeyGivesOneEvent) {
 
 TEST_P(RuntimeSuite, IdlePassivationAndReactivation) {
   RuntimeOptions o = small_options();
-  o.idle_timeout_ms = 50;
+  // Long enough that the actor is still active when the reply is read, even
+  // on a slow (sanitizer) build with other tests running.
+  o.idle_timeout_ms = 1000;
   RuntimeHarness h(GetParam(), o);
   ASSERT_TRUE(h.send("Counter", "idle", "Increment", R"({"by":3})").status.is_ok());
   EXPECT_EQ(h.rt().stats().active_actors, 1u);
-  for (int i = 0; i < 200 && h.rt().stats().active_actors > 0; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  EXPECT_EQ(h.rt().stats().active_actors, 0u) << "idle actor was not passivated";
+  EXPECT_TRUE(eventually([&] { return h.rt().stats().active_actors == 0; })) << "idle actor was not passivated";
   EXPECT_GE(h.rt().stats().passivations, 1u);
   auto r = h.send("Counter", "idle", "Increment", R"({"by":4})");
   ASSERT_TRUE(r.status.is_ok());
@@ -287,7 +288,7 @@ TEST_P(RuntimeSuite, BusCarriesOneCommitMessagePerCommit) {
   ASSERT_TRUE(h.send("BankAccount", "busc1", "Deposit", R"({"amount":9})").status.is_ok());
   ASSERT_TRUE(h.send("Counter", "busc1", "Increment").status.is_ok());
   std::unique_lock lock(mu);
-  ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(5), [&] { return commits.size() >= 3; }));
+  ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(test::kWaitSeconds), [&] { return commits.size() >= 3; }));
   ASSERT_EQ(commits.size(), 3u) << "one message per commit";
   EXPECT_EQ(commits[0].subject, "aether.default.events.BankAccount.busc1");
   auto c = json::parse(commits[1].data);
@@ -352,11 +353,12 @@ TEST_P(RuntimeSuite, RemoteCommitNoticePassivatesAStaleIdleActor) {
   // The reply to the first command can arrive before its worker has marked
   // the actor idle, and a notice leaves a busy actor alone: send it again
   // (bounded) until the actor was idle when it came.
-  h.rt().note_remote_commit(other.key, 2);
-  for (int i = 0; i < 1000 && h.rt().stats().passivations == before.passivations; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    h.rt().note_remote_commit(other.key, 2);
-  }
+  eventually(
+      [&] {
+        h.rt().note_remote_commit(other.key, 2);
+        return h.rt().stats().passivations != before.passivations;
+      },
+      test::kWaitSeconds, 1);
   EXPECT_EQ(h.rt().stats().passivations, before.passivations + 1);
   h.rt().note_remote_commit(other.key, 2);  // nothing active any more: no-op
   auto r = h.send("Counter", "rc", "Increment");
@@ -387,11 +389,10 @@ TEST_P(RuntimeSuite, SnapshotsBoundReplay) {
   // Older snapshots are pruned after each save, on the snapshot thread: wait
   // (bounded) for the one in progress, if any.
   size_t kept = 0;
-  for (int i = 0; i < 500; ++i) {
+  eventually([&] {
     kept = h.store().list({"default", "Counter", "long"})->size();
-    if (kept <= 2) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+    return kept <= 2;
+  });
   EXPECT_LE(kept, 2u) << "keep: 2";
 }
 
@@ -455,8 +456,7 @@ TEST_P(RuntimeSuite, RepairTruncatesAnActiveActorAndItsSnapshots) {
     auto l = h.store().list(key);
     return l.is_ok() && !l->empty() && (*l)[0].version == 4;
   };
-  for (int i = 0; i < 1000 && !has_snapshot_4(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  ASSERT_TRUE(has_snapshot_4());
+  ASSERT_TRUE(eventually(has_snapshot_4));
 
   auto dry = h.rt().repair(key, 2, true);
   ASSERT_TRUE(dry.is_ok()) << dry.status().to_string();
@@ -486,10 +486,12 @@ TEST_P(RuntimeSuite, ReadsOfAbsentActorsKeepNothingInMemory) {
   RuntimeHarness h(GetParam(), small_options());
   ASSERT_TRUE(h.send("Counter", "present", "Increment", R"({"by":2})").status.is_ok());
   // Passivated (once its worker has let go of it), so reading it activates it.
-  for (int i = 0; i < 500 && h.rt().stats().active_actors > 0; ++i) {
-    h.rt().passivate_all();
-    if (h.rt().stats().active_actors > 0) std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
+  eventually(
+      [&] {
+        h.rt().passivate_all();
+        return h.rt().stats().active_actors == 0;
+      },
+      test::kWaitSeconds, 2);
   const RuntimeStats before = h.rt().stats();
   ASSERT_EQ(before.active_actors, 0u);
   for (int i = 0; i < 3000; ++i) {
@@ -533,10 +535,7 @@ class Sleepy {
   }
   // Waits (bounded) until every given-up call has returned.
   static bool wait_no_stuck_calls(RuntimeHarness& h) {
-    for (int i = 0; i < 1000 && h.rt().stats().stuck_calls > 0; ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return h.rt().stats().stuck_calls == 0;
+    return eventually([&] { return h.rt().stats().stuck_calls == 0; });
   }
   static std::string reason(const std::string& hook, const std::string& id) {
     return "Sleepy." + hook + " took longer than 200ms (actors.types.Sleepy.call_timeout); actor " +
@@ -786,13 +785,13 @@ TEST(RuntimeRemoteReads, AnActivationWaitingOnTheStoreDoesNotHoldUpActiveActors)
               [&](CommandResult r) { slow_done.set_value(std::move(r)); });
   {
     std::unique_lock lock(gate->mu);
-    ASSERT_TRUE(gate->cv.wait_for(lock, std::chrono::seconds(10), [&] { return gate->entered; }));
+    ASSERT_TRUE(gate->cv.wait_for(lock, std::chrono::seconds(test::kWaitSeconds), [&] { return gate->entered; }));
   }
   std::promise<CommandResult> fast_done;
   h.rt().send({"default", "Counter", "fast", "Increment", "{}", {}, ""},
               [&](CommandResult r) { fast_done.set_value(std::move(r)); });
   auto fast = fast_done.get_future();
-  const bool served = fast.wait_for(std::chrono::seconds(5)) == std::future_status::ready;
+  const bool served = fast.wait_for(std::chrono::seconds(20)) == std::future_status::ready;  // the gate holds 30 s
   open_gate();
   ASSERT_TRUE(served) << "the active actor waited for another actor's store lookup";
   EXPECT_EQ(fast.get().version, 2u);
@@ -827,9 +826,7 @@ TEST(LocalBus, SlowSubscriberDropsInsteadOfBlocking) {
                              SubscribeOptions{8});
   auto quick = bus->subscribe("x.>", [&](const Message&) { fast.fetch_add(1); });
   for (int i = 0; i < 1000; ++i) bus->publish({"x.y", "{}"});  // must not block
-  for (int i = 0; i < 500 && fast.load() < 1000; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  eventually([&] { return fast.load() >= 1000; });
   EXPECT_EQ(fast.load(), 1000) << "a slow subscriber must not hold back others";
   EXPECT_GE(slow->dropped(), 1000u - 8u - 1u) << "bounded queue: the excess is dropped and counted";
   gate.unlock();

@@ -9,6 +9,8 @@
 
 #include "runtime/plugin_manager.hpp"
 #include "support/plugin_files.hpp"
+#include "support/swap_load.hpp"
+#include "support/wait.hpp"
 #include "testkit/test_host.hpp"
 
 namespace aether {
@@ -153,120 +155,35 @@ INSTANTIATE_TEST_SUITE_P(Stores, ShadowCheck, testing::Values("memory", "sqlite"
                          [](const auto& info) { return info.param; });
 
 // A correct v2 passes the check and swaps while 8 threads send commands:
-// none fails, every total carries over.
+// none fails, every total carries over. The senders run until stopped, so the
+// check and swap happen under load however long they take on a slow build.
 TEST(ShadowCheckUnderLoad, CorrectV2SwapsWithNoFailedCommand) {
   TestHost host(checked("sqlite"));
   ASSERT_TRUE(host.load(tp("tally_v1")).is_ok());
-  constexpr int kThreads = 8, kActors = 20, kRounds = 50;
-  std::vector<std::vector<int64_t>> expected(kThreads, std::vector<int64_t>(kActors, 0));
-  std::atomic<int> failures{0}, finished{0};
-  std::vector<std::thread> threads;
-  for (int t = 0; t < kThreads; ++t) {
-    threads.emplace_back([&, t] {
-      for (int r = 0; r < kRounds; ++r) {
-        for (int a = 0; a < kActors; ++a) {
-          const std::string id = "l" + std::to_string(t) + "-" + std::to_string(a);
-          auto res = host.send("Tally", id, "Add", R"({"n":3})");
-          if (res.status.is_ok()) {
-            expected[t][a] += 3;
-          } else {
-            failures.fetch_add(1);
-          }
-        }
-      }
-      finished.fetch_add(1);
-    });
-  }
-  while (host.runtime().stats().commands_ok < kThreads * kActors * 5) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  }
+  test::SwapLoad load(host, {"default"}, 8, 20, 100000);
+  load.start();
+  load.wait_for_commands(800);
   ReloadCheck check;
   auto rep = reload(host, "tally_v2_exact", check);
-  const int finished_at_swap = finished.load();
-  for (auto& th : threads) th.join();
+  const uint64_t ok_at_swap = host.runtime().stats().commands_ok;
+  const int finished_at_swap = load.finished_threads();
+  load.wait_for_commands(ok_at_swap + 800);
+  const uint64_t ok_after_swap = host.runtime().stats().commands_ok;
+  load.stop();
+  load.join();
   ASSERT_TRUE(rep.is_ok()) << rep.status().to_string() << "\n" << check.report.to_json();
-  EXPECT_LT(finished_at_swap, kThreads) << "the check and swap must happen under load";
-  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(finished_at_swap, 0) << "the check and swap must happen under load";
+  EXPECT_GE(ok_after_swap, ok_at_swap + 800) << "commands must still be arriving after the swap";
+  EXPECT_EQ(load.failures(), 0);
   EXPECT_TRUE(check.ran);
   EXPECT_GT(check.report.actors_checked, 0u);
   EXPECT_GT(rep->via_upgrade, 0u);
-  for (int t = 0; t < kThreads; ++t) {
-    for (int a = 0; a < kActors; ++a) {
-      const std::string id = "l" + std::to_string(t) + "-" + std::to_string(a);
-      EXPECT_EQ(json::parse(host.view("Tally", id))["total"], expected[t][a]) << id;
+  for (int t = 0; t < load.threads(); ++t) {
+    for (int a = 0; a < load.actors(); ++a) {
+      const std::string id = test::SwapLoad::id(t, a);
+      EXPECT_EQ(json::parse(host.view("Tally", id))["total"], load.expected(0, t, a)) << id;
     }
   }
-}
-
-// The sample of passive actors: a count, or a percentage when larger.
-TEST(ShadowCheckBounds, SamplesPassiveActorsByCountAndPercent) {
-  ShadowOptions o;
-  o.sample = 10;
-  TestHost host(checked("sqlite", o));
-  ASSERT_TRUE(host.load(tp("tally_v1")).is_ok());
-  fill(host, 50);
-  host.runtime().passivate_all();
-  ReloadCheck check;
-  ASSERT_TRUE(reload(host, "tally_v1_fold", check, false, true).is_ok());
-  EXPECT_EQ(check.report.stored_actors, 50u);
-  EXPECT_EQ(check.report.passive_checked, 10u);  // besides any actor still active
-  EXPECT_EQ(check.report.actors_checked, check.report.active_checked + 10u);
-
-  TestHost all(checked("memory", ShadowOptions{true, 0, 100}));
-  ASSERT_TRUE(all.load(tp("tally_v1")).is_ok());
-  fill(all, 30);
-  all.runtime().passivate_all();
-  ReloadCheck every;
-  ASSERT_TRUE(reload(all, "tally_v1_fold", every, false, true).is_ok());
-  EXPECT_EQ(every.report.active_checked + every.report.passive_checked, 30u);
-  EXPECT_EQ(every.report.actors_differing, 15u);
-}
-
-// The report of a dry run of tally_v1_fold over `actors` filled actors of a
-// memory store, with `o`.
-ShadowReport dry_report(const ShadowOptions& o, int actors) {
-  TestHost host(checked("memory", o));
-  EXPECT_TRUE(host.load(tp("tally_v1")).is_ok());
-  fill(host, actors);
-  ReloadCheck check;
-  EXPECT_TRUE(reload(host, "tally_v1_fold", check, false, true).is_ok());
-  return check.report;
-}
-
-// Past its time or memory bound the check stops and says so; what it did
-// check still decides.
-TEST(ShadowCheckBounds, StopsAtItsTimeAndMemoryLimits) {
-  ShadowOptions no_time;
-  no_time.time_limit_ms = 0;
-  const ShadowReport timed = dry_report(no_time, 5);
-  EXPECT_FALSE(timed.complete);
-  EXPECT_EQ(timed.stopped_by, "time");
-  EXPECT_EQ(timed.actors_checked, 0u);
-
-  ShadowOptions small;
-  small.memory_limit_bytes = 1024;
-  const ShadowReport bounded = dry_report(small, 40);
-  EXPECT_FALSE(bounded.complete);
-  EXPECT_EQ(bounded.stopped_by, "memory");
-  EXPECT_GT(bounded.actors_checked, 0u);
-  EXPECT_LT(bounded.actors_checked, 40u);
-  EXPECT_LE(bounded.peak_memory_bytes, 1024u);
-}
-
-// A rollback is not checked (the previous version served already).
-TEST(ShadowCheckBounds, RollbackIsNotChecked) {
-  TestHost host(checked("memory"));
-  ASSERT_TRUE(host.load(tp("tally_v1")).is_ok());
-  fill(host, 4);
-  ReloadCheck check;
-  ASSERT_TRUE(reload(host, "tally_v1_fold", check, true).is_ok());
-  ReloadCheck back;
-  ReloadRequest r;
-  r.plugin = "tally";
-  r.to_previous = true;
-  ASSERT_TRUE(host.plugins().reload(r, &back).is_ok());
-  EXPECT_FALSE(back.ran);
-  EXPECT_EQ(host.version("tally"), "1.0.0");
 }
 
 // A hook the check calls that runs past the plugin call timeout fails the
@@ -294,9 +211,7 @@ TEST(ShadowHookTimeout, AHookPastTheCallTimeoutFailsTheCheck) {
   EXPECT_EQ(host.version("sleepy"), "1.0.0");
   EXPECT_TRUE(host.send("Sleepy", "s", "Tick").status.is_ok());
   // The given-up check still holds the new image until its hook returns.
-  for (int i = 0; i < 1000 && host.plugin_mappings() > 1; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  test::eventually([&] { return host.plugin_mappings() <= 1; });
   EXPECT_EQ(host.plugin_mappings(), 1) << "the new image is unloaded once the check's thread is done";
 }
 

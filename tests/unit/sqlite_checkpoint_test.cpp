@@ -13,6 +13,7 @@
 #include "store/sqlite_checkpointer.hpp"
 #include "store/store.hpp"
 #include "support/temp_dir.hpp"
+#include "support/wait.hpp"
 
 namespace aether {
 namespace {
@@ -63,9 +64,7 @@ TEST(SqliteCheckpoints, RunOffTheCommitPathAndBoundTheWal) {
   auto store = std::move(open_sqlite_store(o)).value();
   write_rounds(*store, 60, 64);  // ~4 MB of events: about 1,000 WAL pages
   // The checkpoint thread has run (bounded wait: it runs on its own).
-  for (int i = 0; i < 1000 && seen.count(true) == 0; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  test::eventually([&] { return seen.count(true) > 0; });
   EXPECT_GT(seen.count(true), 0u) << "no background checkpoint";
   {
     std::lock_guard lock(seen.mu);

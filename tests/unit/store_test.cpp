@@ -14,6 +14,7 @@
 #include "store/commit_codec.hpp"
 #include "support/store_backends.hpp"
 #include "support/temp_dir.hpp"
+#include "support/wait.hpp"
 
 namespace aether {
 namespace {
@@ -23,12 +24,13 @@ using test::StoreBackend;
 // The key cache's answer for `k`, waiting (bounded) for it to appear: the
 // jetstream store writes its cache after the commit's ack.
 std::optional<IdempotentCommit> cached(Store& store, const ActorKey& key, const std::string& k) {
-  for (int i = 0; i < 200; ++i) {
+  std::optional<IdempotentCommit> found;
+  test::eventually([&] {
     auto hit = store.find_idempotent(key, k);
-    if (hit.is_ok() && hit->has_value()) return *hit;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return std::nullopt;
+    if (hit.is_ok() && hit->has_value()) found = **hit;
+    return found.has_value();
+  });
+  return found;
 }
 
 class StoreSuite : public testing::TestWithParam<StoreBackend> {

@@ -1,0 +1,28 @@
+// Test support: waiting for a condition, bounded by time rather than by a
+// count of polls. A passing run returns as soon as the condition holds, so
+// the bound can be generous: a sanitizer build under `ctest -j2` on two
+// cores runs several times slower than a quiet release build.
+#pragma once
+
+#include <chrono>
+#include <thread>
+
+namespace aether::test {
+
+// The default bound of a wait for something that a healthy system does at
+// once (a background thread's next step, a reply, a log line).
+inline constexpr int kWaitSeconds = 30;
+
+// Polls `done` every `poll_ms` until it holds or `seconds` have passed;
+// returns whether it held (checked once more at the bound).
+template <class F>
+bool eventually(F&& done, int seconds = kWaitSeconds, int poll_ms = 10) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(poll_ms));
+  }
+  return done();
+}
+
+}  // namespace aether::test
