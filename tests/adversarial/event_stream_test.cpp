@@ -14,6 +14,7 @@
 #include "support/host_process.hpp"
 #include "support/raw_http.hpp"
 #include "support/temp_dir.hpp"
+#include "support/wait.hpp"
 
 namespace aether {
 namespace {
@@ -191,13 +192,7 @@ TEST(EventStream, NeverReadingClientIsDroppedWithoutHoldingCommands) {
   EXPECT_EQ(increments_ok(host, "with", 160), 160) << "a client that never reads must not hold commands";
   // Dropped: its connection ends and its slot is free again.
   EXPECT_TRUE(stuck.socket().closed_within(30));
-  bool reopened = false;
-  for (int i = 0; i < 50 && !reopened; ++i) {
-    StreamClient again(host.port());
-    reopened = again.status() == 200;
-    if (!reopened) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  EXPECT_TRUE(reopened);
+  EXPECT_TRUE(test::eventually([&] { return StreamClient(host.port()).status() == 200; }, test::kWaitSeconds, 100));
 }
 
 TEST(EventStream, SlowClientGetsAFinalMessage) {

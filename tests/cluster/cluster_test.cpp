@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "support/cluster_harness.hpp"
+#include "support/wait.hpp"
 
 namespace aether {
 namespace {
@@ -18,6 +19,8 @@ constexpr int64_t kNodeTtlMs = 3000;
 
 class ClusterTest : public testing::Test {
  protected:
+  explicit ClusterTest(int64_t node_ttl_ms = kNodeTtlMs) : cluster_{node_ttl_ms} {}
+
   void SetUp() override {
     ASSERT_TRUE(cluster_.nats_ready()) << "the NATS cluster did not become ready";
     configure(cluster_);
@@ -121,7 +124,7 @@ class ClusterTest : public testing::Test {
     return out;
   }
 
-  test::ClusterHarness cluster_{kNodeTtlMs};
+  test::ClusterHarness cluster_;
   json last_status_;
 };
 
@@ -133,6 +136,8 @@ TEST_F(ClusterTest, AFourthHostJoinsUnderLoad) {
   start_host("node-4");
   ASSERT_TRUE(wait_converged(4, 60)) << last_status_.dump(1);
   std::this_thread::sleep_for(std::chrono::seconds(1));
+  // Enough commands to speak of a load (a slow build needs longer to send them).
+  test::eventually([&] { return load.sent() > 2000u; }, 60, 50);
   load.stop();
   EXPECT_GT(load.sent(), 2000u);
   const auto errors = load.errors();
@@ -201,7 +206,9 @@ TEST_F(ClusterTest, AKilledHostsShardsAreOwnedAgainWithinTheTtl) {
   ASSERT_TRUE(wait_converged(2, 30)) << last_status_.dump(1);
   const double recovered = seconds_since(killed_at);
   std::printf("shards owned again %.2f s after the kill (node TTL %.1f s)\n", recovered, kNodeTtlMs / 1000.0);
-  EXPECT_LE(recovered, kNodeTtlMs / 1000.0 + 2.0) << "shards of the killed node owned again after " << recovered << " s";
+  if (test::kTimeBoundsApply) {
+    EXPECT_LE(recovered, kNodeTtlMs / 1000.0 + 2.0) << "shards of the killed node owned again after " << recovered << " s";
+  }
   // Commands resume: at least 100 more are answered (bounded wait; the
   // clients whose requests the dead host had taken wait out their timeout).
   const uint64_t sent_at_recovery = load.sent();
@@ -301,8 +308,12 @@ TEST_F(ClusterTest, ADestinationKilledMidMigrationLeavesNoShardWithoutOwner) {
   verify(load, false);
 }
 
-// Handoffs must finish within 500 ms here, so that a stalled source is noticed.
+// Handoffs must finish within 500 ms here, so that a stalled source is
+// noticed; a node TTL of 15 s leaves the stalled source a member however long
+// a slow (sanitizer) build takes the leader to notice.
 class StalledHandoffTest : public ClusterTest {
+ protected:
+  StalledHandoffTest() : ClusterTest(15000) {}
   void configure(test::ClusterHarness& c) override { c.set_env("AETHER_HANDOFF_TIMEOUT", "500ms"); }
 };
 
@@ -323,9 +334,18 @@ TEST_F(StalledHandoffTest, AStalledMigrationIsReplannedAndTheShardKeepsAnOwner) 
     if (stalled.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   ASSERT_FALSE(stalled.empty()) << "no migration from a follower was seen";
-  cluster_.host(stalled).signal(SIGSTOP);
-  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // past the handoff timeout, within the node TTL
-  cluster_.host(stalled).signal(SIGCONT);
+  {
+    // Past the handoff timeout: stalled until the leader counts a failed
+    // migration (bounded, within the node TTL).
+    test::Paused paused(cluster_.host(stalled).pid());
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    test::eventually(
+        [&] {
+          const json st = cluster_.status(leader);
+          return st.is_object() && st.value("migrations_failed", uint64_t{0}) > 0;
+        },
+        10, 100);
+  }
   ASSERT_TRUE(wait_converged(4, 60)) << last_status_.dump(1);
   std::this_thread::sleep_for(std::chrono::seconds(1));
   load.stop();

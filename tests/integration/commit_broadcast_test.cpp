@@ -56,7 +56,7 @@ struct Collected {
   }
   std::vector<Message> wait_for(size_t n) {
     std::unique_lock lock(mu);
-    cv.wait_for(lock, std::chrono::seconds(10), [&] { return messages.size() >= n; });
+    cv.wait_for(lock, std::chrono::seconds(30), [&] { return messages.size() >= n; });
     return messages;
   }
 };

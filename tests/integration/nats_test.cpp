@@ -16,6 +16,7 @@
 #include "support/host_process.hpp"
 #include "support/nats_server.hpp"
 #include "support/temp_dir.hpp"
+#include "support/wait.hpp"
 
 namespace aether {
 namespace {
@@ -100,13 +101,10 @@ TEST_F(NatsHostTest, RawSubscriberSeesEveryEventOnceInOrderAndRequestReplyMatche
   }
   // Every committed event, exactly once per actor, in version order.
   std::map<std::string, std::vector<uint64_t>> versions;
-  for (int i = 0; i < 500; ++i) {
-    {
-      std::lock_guard lock(got.mu);
-      if (got.commits.size() >= kActors * kPerActor) break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+  test::eventually([&] {
+    std::lock_guard lock(got.mu);
+    return got.commits.size() >= kActors * kPerActor;
+  });
   {
     std::lock_guard lock(got.mu);
     ASSERT_EQ(got.commits.size(), static_cast<size_t>(kActors * kPerActor));
@@ -260,9 +258,7 @@ TEST_F(NatsHostTest, HostStartedBeforeNatsWaitsForIt) {
   HostProcess host({"--config", kJetStreamConfig}, env_for(server_, dir_), dir_.file("early.log"));
   host.launch();
   // Bounded: until the host has logged a failed attempt (or gave up).
-  for (int i = 0; i < 300 && host.log().find("not ready (attempt") == std::string::npos; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
+  test::eventually([&] { return host.log().find("not ready (attempt") != std::string::npos; }, test::kWaitSeconds, 20);
   EXPECT_NE(host.log().find("not ready (attempt"), std::string::npos) << host.log();
   ASSERT_TRUE(server_.start()) << server_.log();
   ASSERT_TRUE(host.wait_listening(60)) << host.log();
@@ -367,10 +363,10 @@ TEST(NatsTenants, ATenantCannotSubscribeToAnotherTenantsEvents) {
   // The server answers the subscription with a permissions violation.
   natsStatus s = NATS_OK;
   const char* text = nullptr;
-  for (int i = 0; i < 100 && s == NATS_OK; ++i) {
+  test::eventually([&] {
     s = natsConnection_GetLastError(b.nc, &text);
-    if (s == NATS_OK) std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+    return s != NATS_OK;
+  });
   EXPECT_EQ(s, NATS_NOT_PERMITTED);
   EXPECT_NE(std::string(text ? text : "").find("Permissions Violation for Subscription to \"aether.a.events.>\""),
             std::string::npos)

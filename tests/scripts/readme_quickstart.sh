@@ -14,7 +14,8 @@ cd "$src"
 AETHER_DATA=$work/data AETHER_LISTEN=127.0.0.1:0 AETHER_PLUGIN_DIR=$build/plugins \
   "$build/host/aether-host" --config config/aether.yaml >"$work/host.log" 2>&1 &
 host_pid=$!
-for _ in $(seq 1 300); do
+# Up to 30 s: a sanitizer build under ctest -j2 starts slowly.
+for _ in $(seq 1 600); do
   addr=$(grep -o 'listening on http://[0-9.:]*' "$work/host.log" | sed 's|listening on http://||')
   [ -n "$addr" ] && break
   sleep 0.05

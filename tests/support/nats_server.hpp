@@ -194,17 +194,16 @@ class NatsClient {
   natsStatus connect_status() const { return status_; }
 
   // Waits (bounded) until the server reported an error containing `text`.
-  bool wait_error(const std::string& text, int timeout_ms = 5000) {
-    for (int waited = 0; waited <= timeout_ms; waited += 10) {
-      {
-        std::lock_guard lock(mu_);
-        for (const auto& e : errors_) {
-          if (e.find(text) != std::string::npos) return true;
-        }
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
-    return false;
+  bool wait_error(const std::string& text, int timeout_seconds = kWaitSeconds) {
+    return eventually(
+        [&] {
+          std::lock_guard lock(mu_);
+          for (const auto& e : errors_) {
+            if (e.find(text) != std::string::npos) return true;
+          }
+          return false;
+        },
+        timeout_seconds);
   }
   std::string errors() {
     std::lock_guard lock(mu_);

@@ -13,6 +13,24 @@ namespace aether::test {
 // once (a background thread's next step, a reply, a log line).
 inline constexpr int kWaitSeconds = 30;
 
+// Whether this build runs under a sanitizer (make check-asan/check-tsan):
+// everything, the hosts a test starts included, runs several times slower,
+// so a test's bound on how long the system took (a performance figure of
+// the plain build) is asserted in the plain build only; the sanitized run
+// checks the same paths for memory and thread errors.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+inline constexpr bool kSanitizedBuild = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+inline constexpr bool kSanitizedBuild = true;
+#else
+inline constexpr bool kSanitizedBuild = false;
+#endif
+#else
+inline constexpr bool kSanitizedBuild = false;
+#endif
+inline constexpr bool kTimeBoundsApply = !kSanitizedBuild;
+
 // Polls `done` every `poll_ms` until it holds or `seconds` have passed;
 // returns whether it held (checked once more at the bound).
 template <class F>
