@@ -24,6 +24,7 @@
 #include "support/plugin_files.hpp"
 #include "support/raw_http.hpp"
 #include "support/temp_dir.hpp"
+#include "support/wait.hpp"
 
 namespace aether {
 namespace {
@@ -169,15 +170,7 @@ class Depositor {
   std::thread thread_;
 };
 
-// Waits (bounded) for `done`.
-bool eventually(const std::function<bool()>& done, int seconds = 30) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return true;
-}
+using test::eventually;
 
 // Runs `one(client, i)` for i in [0, count) from `threads` keep-alive
 // clients; returns how many calls returned false.

@@ -18,6 +18,7 @@
 #include "support/host_process.hpp"
 #include "support/plugin_files.hpp"
 #include "support/temp_dir.hpp"
+#include "support/wait.hpp"
 
 namespace aether {
 namespace {
@@ -38,16 +39,7 @@ size_t files_in(const fs::path& dir) {
   return n;
 }
 
-// Waits (bounded) for `done`; returns whether it happened.
-template <class F>
-bool eventually(F done, int seconds = 20) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (done()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return done();
-}
+using test::eventually;
 
 size_t count_of(const std::string& text, const std::string& part) {
   size_t n = 0;

@@ -20,6 +20,7 @@
 #include "nats/connection.hpp"
 #include "store/jetstream_store.hpp"
 #include "support/nats_cluster.hpp"
+#include "support/wait.hpp"
 
 namespace aether {
 namespace {
@@ -79,7 +80,9 @@ struct StreamsSetup {
   explicit StreamsSetup(int replicas = 3) {
     ready = cluster.wait_ready();
     if (!ready) return;
-    conn = connect_to(cluster.server(0).url(), 1000);
+    // Creating a stream of 3 replicas (a meta-group proposal, then the
+    // stream's own group) can take seconds on a loaded machine.
+    conn = connect_to(cluster.server(0).url(), 10000);
     if (conn) store = open_store(*conn, "setup", replicas);
     ready = store != nullptr;
   }
@@ -142,11 +145,12 @@ TEST(LaggingReplica, LookupsThroughAResumedFollowerMissNoAcknowledgedCommit) {
       // leader holds every key of this round.
       for (int a = 0; a < kActors; ++a) {
         Result<std::optional<IdempotentCommit>> hit = std::optional<IdempotentCommit>();
-        for (int i = 0; i < 200; ++i) {
-          hit = writer->find_idempotent(actor(a), key_of(round, a));
-          if (hit && hit->has_value()) break;
-          std::this_thread::sleep_for(std::chrono::milliseconds(25));
-        }
+        test::eventually(
+            [&] {
+              hit = writer->find_idempotent(actor(a), key_of(round, a));
+              return hit && hit->has_value();
+            },
+            test::kWaitSeconds, 25);
         ASSERT_TRUE(hit && hit->has_value()) << "key " << key_of(round, a) << " never recorded";
       }
     }  // resumed: its replicas now lag behind the leaders

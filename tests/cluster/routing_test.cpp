@@ -74,7 +74,9 @@ class RoutingTest : public testing::Test {
     return "";
   }
 
-  test::ClusterHarness cluster_{3000, "500ms"};
+  // A node TTL far past the forward timeout: a paused owner stays a member
+  // until its forward has timed out, however slow the build.
+  test::ClusterHarness cluster_{15000, "500ms"};
   natsConnection* nc_ = nullptr;
 };
 

@@ -17,6 +17,7 @@
 #include <string>
 
 #include "support/host_process.hpp"
+#include "support/wait.hpp"
 
 namespace aether::test {
 
@@ -169,17 +170,7 @@ inline int send_chunked_body(Socket& s, const std::string& path, int mib) {
 // quarantine keeps freed memory resident (256 MiB by default) and its shadow
 // grows with the heap, so resident-set bounds are asserted in the plain
 // build only; the sanitized run checks the same paths for memory errors.
-#if defined(__SANITIZE_ADDRESS__)
-inline constexpr bool kRssBoundsApply = false;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-inline constexpr bool kRssBoundsApply = false;
-#else
-inline constexpr bool kRssBoundsApply = true;
-#endif
-#else
-inline constexpr bool kRssBoundsApply = true;
-#endif
+inline constexpr bool kRssBoundsApply = !kAddressSanitized;
 
 // The resident set of `pid` in KiB, from /proc (0 if it is gone).
 inline uint64_t rss_kib(pid_t pid) {

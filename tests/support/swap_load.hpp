@@ -37,6 +37,23 @@ class SwapLoad {
   }
   // The threads end after their current round.
   void stop() { stopping_.store(true); }
+  // Waits for `before` commands to succeed, runs `swap` (which returns once
+  // the swap is done), waits for `more` commands to succeed after it, then
+  // stops and joins the load. Expects the swap to have happened under load:
+  // no thread had finished when it returned, and commands went on arriving.
+  template <class F>
+  void around(uint64_t before, F&& swap, uint64_t more) {
+    wait_for_commands(before);
+    swap();
+    const uint64_t ok_at_swap = host_.runtime().stats().commands_ok;
+    const int finished_at_swap = finished_.load();
+    wait_for_commands(ok_at_swap + more);
+    const uint64_t ok_after_swap = host_.runtime().stats().commands_ok;
+    stop();
+    join();
+    EXPECT_EQ(finished_at_swap, 0) << "the swap must happen under load";
+    EXPECT_GE(ok_after_swap, ok_at_swap + more) << "commands must still be arriving after the swap";
+  }
   void join() {
     for (auto& w : workers_) {
       if (w.joinable()) w.join();

@@ -18,17 +18,22 @@ inline constexpr int kWaitSeconds = 30;
 // so a test's bound on how long the system took (a performance figure of
 // the plain build) is asserted in the plain build only; the sanitized run
 // checks the same paths for memory and thread errors.
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-inline constexpr bool kSanitizedBuild = true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-inline constexpr bool kSanitizedBuild = true;
+#if defined(__has_feature)
+#define AETHER_TEST_HAS_FEATURE(x) __has_feature(x)
 #else
-inline constexpr bool kSanitizedBuild = false;
+#define AETHER_TEST_HAS_FEATURE(x) 0
 #endif
+#if defined(__SANITIZE_ADDRESS__) || AETHER_TEST_HAS_FEATURE(address_sanitizer)
+inline constexpr bool kAddressSanitized = true;
 #else
-inline constexpr bool kSanitizedBuild = false;
+inline constexpr bool kAddressSanitized = false;
 #endif
+#if defined(__SANITIZE_THREAD__) || AETHER_TEST_HAS_FEATURE(thread_sanitizer)
+inline constexpr bool kThreadSanitized = true;
+#else
+inline constexpr bool kThreadSanitized = false;
+#endif
+inline constexpr bool kSanitizedBuild = kAddressSanitized || kThreadSanitized;
 inline constexpr bool kTimeBoundsApply = !kSanitizedBuild;
 
 // Polls `done` every `poll_ms` until it holds or `seconds` have passed;
