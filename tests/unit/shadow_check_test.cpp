@@ -178,6 +178,77 @@ TEST(ShadowCheckUnderLoad, CorrectV2SwapsWithNoFailedCommand) {
   }
 }
 
+// The sample of passive actors: a count, or a percentage when larger.
+TEST(ShadowCheckBounds, SamplesPassiveActorsByCountAndPercent) {
+  ShadowOptions o;
+  o.sample = 10;
+  TestHost host(checked("sqlite", o));
+  ASSERT_TRUE(host.load(tp("tally_v1")).is_ok());
+  fill(host, 50);
+  host.runtime().passivate_all();
+  ReloadCheck check;
+  ASSERT_TRUE(reload(host, "tally_v1_fold", check, false, true).is_ok());
+  EXPECT_EQ(check.report.stored_actors, 50u);
+  EXPECT_EQ(check.report.passive_checked, 10u);  // besides any actor still active
+  EXPECT_EQ(check.report.actors_checked, check.report.active_checked + 10u);
+
+  TestHost all(checked("memory", ShadowOptions{true, 0, 100}));
+  ASSERT_TRUE(all.load(tp("tally_v1")).is_ok());
+  fill(all, 30);
+  all.runtime().passivate_all();
+  ReloadCheck every;
+  ASSERT_TRUE(reload(all, "tally_v1_fold", every, false, true).is_ok());
+  EXPECT_EQ(every.report.active_checked + every.report.passive_checked, 30u);
+  EXPECT_EQ(every.report.actors_differing, 15u);
+}
+
+// The report of a dry run of tally_v1_fold over `actors` filled actors of a
+// memory store, with `o`.
+ShadowReport dry_report(const ShadowOptions& o, int actors) {
+  TestHost host(checked("memory", o));
+  EXPECT_TRUE(host.load(tp("tally_v1")).is_ok());
+  fill(host, actors);
+  ReloadCheck check;
+  EXPECT_TRUE(reload(host, "tally_v1_fold", check, false, true).is_ok());
+  return check.report;
+}
+
+// Past its time or memory bound the check stops and says so; what it did
+// check still decides.
+TEST(ShadowCheckBounds, StopsAtItsTimeAndMemoryLimits) {
+  ShadowOptions no_time;
+  no_time.time_limit_ms = 0;
+  const ShadowReport timed = dry_report(no_time, 5);
+  EXPECT_FALSE(timed.complete);
+  EXPECT_EQ(timed.stopped_by, "time");
+  EXPECT_EQ(timed.actors_checked, 0u);
+
+  ShadowOptions small;
+  small.memory_limit_bytes = 1024;
+  const ShadowReport bounded = dry_report(small, 40);
+  EXPECT_FALSE(bounded.complete);
+  EXPECT_EQ(bounded.stopped_by, "memory");
+  EXPECT_GT(bounded.actors_checked, 0u);
+  EXPECT_LT(bounded.actors_checked, 40u);
+  EXPECT_LE(bounded.peak_memory_bytes, 1024u);
+}
+
+// A rollback is not checked (the previous version served already).
+TEST(ShadowCheckBounds, RollbackIsNotChecked) {
+  TestHost host(checked("memory"));
+  ASSERT_TRUE(host.load(tp("tally_v1")).is_ok());
+  fill(host, 4);
+  ReloadCheck check;
+  ASSERT_TRUE(reload(host, "tally_v1_fold", check, true).is_ok());
+  ReloadCheck back;
+  ReloadRequest r;
+  r.plugin = "tally";
+  r.to_previous = true;
+  ASSERT_TRUE(host.plugins().reload(r, &back).is_ok());
+  EXPECT_FALSE(back.ran);
+  EXPECT_EQ(host.version("tally"), "1.0.0");
+}
+
 // A hook the check calls that runs past the plugin call timeout fails the
 // check at once (the reload is refused, the old version keeps serving)
 // instead of holding the reload; the check's thread finishes by itself and
