@@ -56,10 +56,13 @@
 //                      it; or activate_as_new(): a guess that the actor has
 //                      no events yet, without asking the store (assumed_new)
 //   active -> none     deactivate(): a conflict, a reload, an apply that
-//                      failed, an unconfirmed guess, a read of an actor
-//                      without events; erase(): LRU beyond actors.max_active,
-//                      idle timeout, passivate_all(), release(), a newer
-//                      commit of another node; drop_actor_state(): repair;
+//                      failed, an unconfirmed guess, a key the store knew
+//                      (a commit this actor did not see), a read of an
+//                      actor without events;
+//                      erase(): LRU beyond actors.max_active, the idle
+//                      timeout, passivate_all(), release(), a newer commit
+//                      of another node;
+//                      drop_actor_state(): repair;
 //                      install_swap(): the new plugin has no such type;
 //                      call_timed_out(): the given-up call keeps the state
 //   active -> active   install_swap(): the state rebuilt by the new plugin
@@ -176,6 +179,9 @@ class RuntimeImpl final : public Runtime {
               SnapshotStore& snapshots, RuntimeObserver* observer);
   ~RuntimeImpl() override { shutdown(); }
 
+  // Runtime (runtime.hpp). Defined in runtime.cpp, except active_actors,
+  // passivate_all, release and note_remote_commit (actor_table.cpp),
+  // swap_plugin (swapper.cpp) and repair (repair.cpp).
   Status check_actor(const std::string& ns, const std::string& type,
                      const std::string& id) const override;
   void send(Command c, CommandCallback done) override;
