@@ -1,0 +1,366 @@
+// The command pipeline: runs a task (decide, append, apply, reply), the
+// idempotency key and expected version checks, results and their counts.
+#include "runtime/runtime_impl.hpp"
+
+#include <aether/host_rules.hpp>
+
+#include <chrono>
+
+#include "core/conflict.hpp"
+#include "core/log.hpp"
+#include "runtime/idempotency.hpp"
+
+namespace aether::runtime_detail {
+
+// Hands a task that needs a round trip to the store to an I/O thread, which
+// then runs this actor's mailbox on; the workers go on with other actors.
+// Returns false, as run() does for a task that went to the store.
+bool RuntimeImpl::run_on_io(Actor* a, Task* t) {
+  io_pool_->post([this, a, t] {
+    on_io_thread = true;
+    if (run(a, t)) drive(a);
+    on_io_thread = false;
+  });
+  return false;
+}
+
+// Runs one task. Returns false when the task is waiting for the store, or
+// when the watchdog gave up its plugin call (given_up: `a` is not ours).
+bool RuntimeImpl::run(Actor* a, Task* t) {
+  if (auto done = prepare(a, t)) return *done;
+  if (t->query) return answer_query(a, t);
+  const TypeBinding& b = *a->key->binding;
+  const ActorKey key{b.ns, b.type, a->key->id};
+  if (!admit_command(a, t, key)) return true;
+  return decide_and_append(a, t, key);
+}
+
+// Resolves the task's binding and command and activates the actor. Returns
+// what run() returns when the task cannot go on here (answered, handed to
+// an I/O thread, or given up), nullopt when the actor is ready for it.
+std::optional<bool> RuntimeImpl::prepare(Actor* a, Task* t) {
+  given_up = false;
+  const TypeBinding& b = *a->key->binding;
+  if (b.actor_type == nullptr) {
+    finish(t, b, error_result(Status::not_found("actor type " + b.type +
+                                                " is no longer served (its plugin was reloaded "
+                                                "without it)")));
+    return true;
+  }
+  if (Status s = callable(b, a->key->id); !s) {
+    finish(t, b, error_result(std::move(s)));
+    return true;
+  }
+  const ActorType& type = *b.actor_type;
+  const bool guess_new = io_pool_ && may_assume_new(a, t);
+  const bool lookup = a->state == nullptr || (t->query && t->reload) ||
+                      (!t->query && !t->command.idempotency_key.empty());
+  if (lookup && io_pool_ && !on_io_thread && !guess_new) return run_on_io(a, t);
+  if (!t->query) {
+    // Resolved here, not at send(): a hot swap may change the model between.
+    const int index = type.command_index(t->command.name);
+    if (index < 0) {
+      finish(t, b, error_result(Status::not_found(rules::unknown_command(t->command.name, b.type))));
+      return true;
+    }
+    t->command_index = static_cast<uint32_t>(index);
+  }
+  if (t->query && t->reload && a->state != nullptr) deactivate(a);
+  if (a->state == nullptr) {
+    Status s = guess_new ? activate_as_new(a) : activate(a, t);
+    if (given_up) return false;
+    if (!s) {
+      finish(t, b, error_result(s));
+      return true;
+    }
+  }
+  return std::nullopt;
+}
+
+// The idempotency key and the expected version: false when the command
+// was answered by them.
+bool RuntimeImpl::admit_command(Actor* a, Task* t, const ActorKey& key) {
+  const TypeBinding& b = *a->key->binding;
+  const Command& c = t->command;
+  if (!c.idempotency_key.empty()) {
+    auto seen = check_key(a->keys.get(), events_, key, c.idempotency_key, t->digest, opts_.idempotency,
+                          opts_.clock->wall_ms());
+    if (!seen) {
+      finish(t, b, error_result(seen.status()));
+      return false;
+    }
+    if (seen->outcome != KeyCheck::Outcome::kNew) {
+      finish(t, b, keyed_result(key, c.idempotency_key, t->digest, seen->first));
+      return false;
+    }
+  }
+  if (c.expected_version && *c.expected_version != a->version) {
+    finish(t, b, conflict_result(key, *c.expected_version, a->version));
+    return false;
+  }
+  return true;
+}
+
+// Calls decide and hands its events to the store (false: the task waits
+// for the commit), or answers what decide answered without events.
+bool RuntimeImpl::decide_and_append(Actor* a, Task* t, const ActorKey& key) {
+  const TypeBinding& b = *a->key->binding;
+  const ActorType& type = *b.actor_type;
+  Command& c = t->command;
+  // What the call reads is read before it: once given up, the actor is no
+  // longer this thread's (the id is the task's, which outlives the call).
+  Decision d;
+  void* const state = a->state;
+  const uint64_t version = a->version;
+  if (!watched({t, a, state, "decide"},
+               [&] { d = type.decide(state, t->command_index, c.payload, c.id, version); })) {
+    return false;
+  }
+  if (a->assumed_new && (!d.status || d.events.empty())) {
+    // Only a commit confirms the guess: an answer without one needs the
+    // actor as the store has it.
+    deactivate(a);
+    t->confirm = true;
+    return run_on_io(a, t);
+  }
+  if (!d.status) {
+    CommandResult r;
+    r.status = std::move(d.status);
+    r.reject_code = std::move(d.reject_code);
+    r.version = a->version;
+    finish(t, b, std::move(r));
+    return true;
+  }
+  if (d.events.empty()) {
+    CommandResult r;
+    r.version = a->version;
+    finish(t, b, std::move(r));
+    return true;
+  }
+  AppendRequest& req = t->append;
+  req.key = key;
+  req.expected_version = a->version;
+  req.idempotency_key = c.idempotency_key;
+  req.command_digest = t->digest;
+  req.timestamp_ms = opts_.clock->wall_ms();
+  req.events.clear();
+  req.events.reserve(d.events.size());
+  for (auto& e : d.events) req.events.push_back({type.events()[e.index], std::move(e.payload)});
+  set_phase(a, Phase::kCommitting);
+  events_.append(req, [this, a, t](AppendResult r) {
+    pool_.post([this, a, t, r = std::move(r)]() mutable {
+      if (on_committed(a, t, t->append, std::move(r))) drive(a);
+    });
+  });
+  return false;
+}
+
+// Answers a state query of an actor that run() has activated. Returns
+// false iff its view call was given up.
+bool RuntimeImpl::answer_query(Actor* a, Task* t) {
+  const TypeBinding& b = *a->key->binding;
+  Result<ActorView> r = no_events(b, a->key->id);
+  if (a->version > 0) {
+    Result<std::string> v = std::string();
+    void* const state = a->state;
+    if (!watched({t, a, state, "view"}, [&] { v = b.actor_type->view(state); })) return false;
+    r = v ? Result<ActorView>(ActorView{a->version, std::move(v).value()})
+          : Result<ActorView>(v.status());
+  } else {
+    deactivate(a);  // a read does not keep an actor without events
+  }
+  t->query_done(std::move(r));
+  done_task(t);
+  return true;
+}
+
+// Returns false iff a plugin call was given up (the thread then leaves
+// `a` and `t` alone).
+bool RuntimeImpl::on_committed(Actor* a, Task* t, AppendRequest& req, AppendResult r) {
+  given_up = false;
+  const TypeBinding& b = *a->key->binding;
+  const bool guessed = a->assumed_new;
+  a->assumed_new = false;
+  if (r.status.code() == StatusCode::kConflict && guessed && !t->command.expected_version) {
+    // The actor was not new after all: load it and decide again (not a
+    // conflict with another writer, and no retry spent). The store has
+    // just looked up its version: the load need not ask again.
+    deactivate(a);
+    t->confirm = true;
+    t->known_latest = r.current_version;
+    requeue_front(a, t);
+    return true;
+  }
+  if (r.status.code() == StatusCode::kConflict) {
+    conflicts_.fetch_add(1);
+    // Someone else wrote: our state is stale. Reload and decide again,
+    // unless the caller pinned a version.
+    deactivate(a);
+    if (!t->command.expected_version && t->retries < opts_.conflict_retries) {
+      ++t->retries;
+      requeue_front(a, t);
+      return true;
+    }
+    finish(t, b, conflict_result(req.key, req.expected_version, r.current_version));
+    return true;
+  }
+  if (!r.status) {
+    if (guessed) deactivate(a);  // unconfirmed: the next command starts over
+    finish(t, b, error_result(r.status));
+    return true;
+  }
+  if (r.duplicate) {
+    // The store knew the key: a commit this actor did not know of.
+    deactivate(a);
+    finish(t, b, keyed_result(req.key, req.idempotency_key, t->digest,
+                              {r.first_version, r.version, r.duplicate_digest}));
+    return true;
+  }
+  if (guessed) {
+    // The store had no events of this actor: it was new, as assumed.
+    activations_.fetch_add(1);
+    last_replay_length_.store(0);
+    if (observer_) observer_->on_activation(b.type, 0, false);
+  }
+  return apply_committed(a, t, req, r);
+}
+
+// Applies a stored commit to the actor's state and replies (the store has
+// made the commit visible on its events subject).
+// Returns false iff an apply or snapshot call was given up.
+bool RuntimeImpl::apply_committed(Actor* a, Task* t, AppendRequest& req, const AppendResult& r) {
+  const TypeBinding& b = *a->key->binding;
+  const ActorType& type = *b.actor_type;
+  CommandResult out;
+  out.version = r.version;
+  out.events.reserve(req.events.size());
+  uint64_t v = r.first_version;
+  for (auto& e : req.events) {
+    out.events.push_back({v++, std::move(e.type), std::move(e.payload), req.timestamp_ms});
+  }
+  events_appended_.fetch_add(out.events.size());
+  if (observer_) observer_->on_events_appended(b.type, out.events.size());
+  for (const StoredEvent& e : out.events) {
+    const auto idx = static_cast<uint32_t>(type.event_index(e.type));
+    Status s;
+    void* const state = a->state;
+    // Given up: the events are stored, so the reply (by the watchdog) is `out`.
+    if (!watched({t, a, state, "apply", &out}, [&] { s = type.apply(state, idx, e.payload, e.version); })) {
+      return false;
+    }
+    if (!s) {
+      // The events are stored; the plugin could not apply its own event.
+      // Drop the state so the next activation replays (and reports it).
+      log::error("actor " + req.key.to_string() + ": " + s.message() +
+                 "; the actor is passivated and will replay on its next command");
+      deactivate(a);
+      break;
+    }
+    a->version = e.version;
+  }
+  if (!req.idempotency_key.empty() && a->state != nullptr) {
+    StoredEvent& last = out.events.back();
+    last.idempotency_key = req.idempotency_key;
+    last.command_digest = req.command_digest;
+    last.commit_first_version = r.first_version;
+    remember_key(a->keys, last, opts_.idempotency, opts_.clock->wall_ms());
+  }
+  finish(t, b, std::move(out));
+  if (a->state != nullptr) maybe_snapshot(a, nullptr);
+  return !given_up;
+}
+
+CommandResult RuntimeImpl::conflict_result(const ActorKey& key, uint64_t attempted, uint64_t current) {
+  CommandResult r;
+  r.status = version_conflict(key, attempted, current);
+  r.attempted_version = attempted;
+  r.current_version = current;
+  return r;
+}
+
+// The answer to a command whose key was used before: the first result,
+// or 422 when that was another command.
+CommandResult RuntimeImpl::keyed_result(const ActorKey& key, const std::string& idempotency_key,
+                                        const std::string& digest, const IdempotentCommit& first) {
+  if (digests_match(first.digest, digest)) return duplicate_result(key, first);
+  CommandResult r;
+  r.status = key_reused(key, idempotency_key, first);
+  r.reject_code = kIdempotencyKeyReused;
+  return r;
+}
+
+CommandResult RuntimeImpl::duplicate_result(const ActorKey& key, const IdempotentCommit& c) {
+  CommandResult r;
+  r.duplicate = true;
+  r.version = c.last_version;
+  auto ev = events_.read_all(key, c.first_version, c.last_version - c.first_version + 1);
+  if (!ev) return error_result(ev.status());
+  r.events = std::move(ev).value();
+  return r;
+}
+
+void RuntimeImpl::finish(Task* t, const TypeBinding& b, CommandResult r) {
+  answer(t, b, std::move(r));
+  delete t;
+}
+
+// Replies for `t` and counts it done, leaving `t` itself alone.
+void RuntimeImpl::answer(Task* t, const TypeBinding& b, CommandResult r) {
+  if (t->query) {
+    t->query_done(r.status);
+    task_done();
+    return;
+  }
+  const char* outcome = "ok";
+  if (r.status.is_ok()) {
+    commands_ok_.fetch_add(1);
+  } else if (r.status.code() == StatusCode::kRejected) {
+    commands_rejected_.fetch_add(1);
+    outcome = "rejected";
+  } else {
+    commands_failed_.fetch_add(1);
+    outcome = status_code_name(r.status.code());
+  }
+  if (observer_) {
+    observer_->on_command(
+        b.type, outcome,
+        std::chrono::duration<double>(SteadyClock::now() - t->start).count());
+  }
+  t->done(std::move(r));
+  task_done();
+}
+
+void RuntimeImpl::finish_early(const std::string& type, CommandCallback done, Status s,
+                               SteadyClock::time_point start) {
+  commands_failed_.fetch_add(1);
+  if (observer_) {
+    observer_->on_command(type, status_code_name(s.code()),
+                          std::chrono::duration<double>(SteadyClock::now() - start).count());
+  }
+  done(error_result(std::move(s)));
+}
+
+void RuntimeImpl::fail_task(Task* t, Status s) {
+  if (t->query) {
+    t->query_done(std::move(s));
+    delete t;
+    return;
+  }
+  const std::string type = t->command.type;
+  finish_early(type, std::move(t->done), std::move(s), t->start);
+  delete t;
+}
+
+void RuntimeImpl::done_task(Task* t) {
+  delete t;
+  task_done();
+}
+
+void RuntimeImpl::task_done() {
+  if (in_flight_.fetch_sub(1) == 1 && stopping_.load()) {
+    std::lock_guard lock(stop_mu_);
+    stop_cv_.notify_all();
+  }
+}
+
+}  // namespace aether::runtime_detail

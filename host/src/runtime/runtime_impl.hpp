@@ -1,0 +1,378 @@
+// RuntimeImpl, the Runtime of runtime.hpp, and the records it keeps: private
+// to host/src/runtime (not installed, not included elsewhere). Its members
+// are defined by concern, one file each (see the sections below).
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "core/worker_pool.hpp"
+#include "plugin/plugin.hpp"
+#include "runtime/idempotency.hpp"
+#include "runtime/plugin_versions.hpp"
+#include "runtime/runtime.hpp"
+#include "runtime/watchdog.hpp"
+#include "store/store.hpp"
+
+// Actor lifecycle, as the code has it. An actor is one entry (Actor) in its
+// shard's map, keyed by (type binding, id). enqueue() creates the entry for
+// the first task of an id; erase() removes it (passivation), and only when
+// evictable(): phase kIdle, mailbox empty, type not paused. Two things
+// describe an entry: its Phase (who may touch it) and its state (the plugin's
+// state; nullptr: not activated).
+//
+// Phase:
+//   kIdle       -> kScheduled   enqueue() queued a task and the type is not
+//                               paused; reschedule_parked() when a swap or a
+//                               repair resumes a type whose actors have tasks
+//   kScheduled  -> kRunning     take() hands the next task to a worker
+//   kRunning    -> kCommitting  decide_and_append(): the events went to the
+//                               store; the worker is free for other actors
+//   kCommitting -> kRunning     the store answered: on_committed() runs on a
+//                  or kIdle     worker, then take() takes the next task, or
+//                               finds none
+//   kRunning    -> kIdle        take(): the mailbox is empty, or the type is
+//                               paused (its tasks stay queued: "parked")
+//   any         -> kIdle        call_timed_out(): the watchdog gave up a
+//                               plugin call; the tasks queued are failed
+// A task handed to an I/O thread (run_on_io) keeps the actor kRunning.
+//
+// State (touched only by the worker that runs the actor, or under the shard
+// lock while it is kIdle):
+//   none   -> active   activate(): latest usable snapshot + the events after
+//                      it; or activate_as_new(): a guess that the actor has
+//                      no events yet, without asking the store (assumed_new)
+//   active -> none     deactivate(): a conflict, a reload, an apply that
+//                      failed, an unconfirmed guess, a key the store knew
+//                      (a commit this actor did not see), a read of an
+//                      actor without events;
+//                      erase(): LRU beyond actors.max_active, the idle
+//                      timeout, passivate_all(), release(), a newer commit
+//                      of another node;
+//                      drop_actor_state(): repair;
+//                      install_swap(): the new plugin has no such type;
+//                      call_timed_out(): the given-up call keeps the state
+//   active -> active   install_swap(): the state rebuilt by the new plugin
+//                      while the type is paused
+// An entry without a state is erased as soon as it goes idle (take()), so
+// ids that are only asked for do not pile up.
+//
+// assumed_new is set by activate_as_new() and cleared by the answer to the
+// first commit (on_committed(): confirmed; or a version conflict, after which
+// the actor is loaded and the task decided again with Task::confirm, using
+// Task::known_latest) or by deactivate().
+//
+// TypeBinding::paused (hot swap, repair): the type's actors finish the task
+// they run, then park in kIdle while their mailboxes keep filling; they are
+// not evictable, so nothing erases them until the type is resumed.
+
+namespace aether::runtime_detail {
+
+using SteadyClock = std::chrono::steady_clock;
+
+// One (namespace, actor type) pair served by a loaded plugin, with its
+// settings. Stable in memory for the Runtime's life.
+struct TypeBinding {
+  std::string ns;
+  std::string type;
+  std::shared_ptr<const Plugin> plugin;  // keeps the image loaded
+  const ActorType* actor_type = nullptr;
+  SnapshotPolicy snapshot;
+  int64_t idle_timeout_ms = 0;
+  uint32_t mailbox_capacity = 0;
+  int64_t call_timeout_ms = 0;   // plugin calls of the type (0: no limit)
+  std::string call_timeout_key;  // the setting that gave it, for messages
+  mutable Quarantine quarantine;  // actors whose plugin call was given up (thread-safe)
+  // Set during a hot swap: the type's actors finish what they run, then park
+  // (their mailboxes keep filling) until the swap resumes them. While set,
+  // nothing else touches the actors' states. `plugin` and `actor_type`
+  // change only while paused (and under bind_mu_).
+  std::atomic<bool> paused{false};
+};
+
+// A queued command or state query.
+struct Task {
+  Task* next = nullptr;
+  bool query = false;
+  bool reload = false;  // query: drop a cached state and load it again
+  uint32_t command_index = 0;
+  uint32_t retries = 0;
+  bool confirm = false;  // load the actor from the store; no guess that it is new
+  uint64_t known_latest = 0;  // the actor's version as the store just reported it (0: ask)
+  Command command;
+  std::string digest;  // of a command with an idempotency key
+  CommandCallback done;
+  std::function<void(Result<ActorView>)> query_done;
+  SteadyClock::time_point start;
+  AppendRequest append;  // the commit in flight; lives until the store answers
+};
+
+enum class Phase : uint8_t { kIdle, kScheduled, kRunning, kCommitting };
+
+struct ActorMapKey {
+  const TypeBinding* binding;
+  std::string id;
+  bool operator==(const ActorMapKey&) const = default;
+};
+
+struct ActorMapKeyHash {
+  size_t operator()(const ActorMapKey& k) const {
+    return std::hash<std::string>{}(k.id) ^ (reinterpret_cast<uintptr_t>(k.binding) * 0x9E3779B97F4A7C15ull);
+  }
+};
+
+// An actor: kept small, since a host holds many of them. The state handle is
+// touched only by the worker that runs the actor (phase kRunning or
+// kCommitting) or, under the shard lock, when the actor is idle.
+struct Actor {
+  const ActorMapKey* key = nullptr;  // the map key (stable in the node)
+  void* state = nullptr;             // plugin state; nullptr = not activated
+  uint64_t version = 0;
+  uint64_t snapshot_version = 0;
+  Task* head = nullptr;
+  Task* tail = nullptr;
+  Actor* lru_prev = nullptr;
+  Actor* lru_next = nullptr;
+  int64_t last_used_ms = 0;
+  uint32_t queued = 0;
+  Phase phase = Phase::kIdle;
+  // The state is a guess that the actor has no events yet, made without
+  // asking the store; the first commit's version check confirms it.
+  bool assumed_new = false;
+  // The keys of its recent keyed commits, while active (null: none).
+  std::unique_ptr<IdempotencyWindow> keys;
+};
+
+struct Shard {
+  std::mutex mu;
+  std::unordered_map<ActorMapKey, Actor, ActorMapKeyHash> actors;
+  Actor* lru_head = nullptr;  // most recently used
+  Actor* lru_tail = nullptr;
+  size_t active = 0;  // actors with a state
+};
+
+constexpr size_t kShards = 64;
+
+struct SnapshotJob {
+  ActorKey key;
+  Snapshot snapshot;
+  uint32_t keep;
+  std::string type;
+};
+
+class RuntimeImpl final : public Runtime {
+ public:
+  RuntimeImpl(RuntimeOptions opts, PluginRegistry& reg, EventStore& events,
+              SnapshotStore& snapshots, RuntimeObserver* observer);
+  ~RuntimeImpl() override { shutdown(); }
+
+  // Runtime (runtime.hpp). Defined in runtime.cpp, except active_actors,
+  // passivate_all, release and note_remote_commit (actor_table.cpp),
+  // swap_plugin (swapper.cpp) and repair (repair.cpp).
+  Status check_actor(const std::string& ns, const std::string& type,
+                     const std::string& id) const override;
+  void send(Command c, CommandCallback done) override;
+  Result<ActorView> query_state(const std::string& ns, const std::string& type, const std::string& id,
+                                bool reload) override;
+  Result<std::vector<StoredEvent>> events(const std::string& ns, const std::string& type,
+                                          const std::string& id, uint64_t from,
+                                          uint64_t limit) override;
+  RuntimeStats stats() const override;
+  void shutdown() override;
+  std::vector<ActorKey> active_actors(const std::string& plugin, size_t limit) override;
+  void passivate_all() override;
+  size_t release(const std::function<bool(const ActorKey&)>& which) override;
+  void note_remote_commit(const ActorKey& key, uint64_t version) override;
+  Result<SwapReport> swap_plugin(std::shared_ptr<const Plugin> next,
+                                 const SwapOptions& options) override;
+  Result<RepairReport> repair(const ActorKey& key, uint64_t truncate_after, bool dry_run) override;
+  std::vector<std::string> namespaces() const override { return opts_.namespaces; }
+
+ private:
+  // A plugin call under the watchdog, for call_timed_out.
+  struct CallSite {
+    Task* task;     // the task it runs for (nullptr: none waits on it)
+    Actor* actor;
+    void* state;    // the state it uses: the actor's, or one being loaded
+    const char* hook;
+    const CommandResult* committed = nullptr;  // the task's events are stored: its reply
+  };
+
+  // --- runtime.cpp: validation, start and stop ---------------------------------
+  static int64_t watchdog_tick(const RuntimeOptions& o);
+  Result<TypeBinding*> resolve(const std::string& ns, const std::string& type,
+                               const std::string& id) const;
+  static Status check_payload(const std::string& payload);
+
+  bool stopped_flag() {
+    return stopped_.load();
+  }
+
+  // --- actor_table.cpp: shards, mailboxes, LRU, passivation --------------------
+  void enqueue(TypeBinding* b, Task* t);
+  void requeue_front(Actor* a, Task* t);
+  Task* take(Actor* a);
+  void drive(Actor* a);
+  void set_phase(Actor* a, Phase p);
+  void deactivate(Actor* a);
+  void note_activated(Actor* self);
+  void erase(Shard& s, Actor* a);
+  void lru_unlink(Shard& s, Actor* a);
+  void lru_touch(Shard& s, Actor* a);
+  void janitor_loop();
+
+  Shard& shard_of(const TypeBinding* b, const std::string& id) {
+    return shards_[ActorMapKeyHash{}(ActorMapKey{b, id}) % kShards];
+  }
+
+  static bool evictable(const Actor& a) {
+    return a.phase == Phase::kIdle && a.head == nullptr && !a.key->binding->paused.load();
+  }
+
+  template <class Pred>
+  void sweep(Shard& s, Pred&& pred) {
+    for (Actor* a = s.lru_tail; a != nullptr;) {
+      Actor* prev = a->lru_prev;
+      if (evictable(*a) && pred(*a)) erase(s, a);
+      a = prev;
+    }
+  }
+
+  // --- command_pipeline.cpp: running a task, committing, replying --------------
+  bool run_on_io(Actor* a, Task* t);
+  bool run(Actor* a, Task* t);
+  std::optional<bool> prepare(Actor* a, Task* t);
+  bool admit_command(Actor* a, Task* t, const ActorKey& key);
+  bool decide_and_append(Actor* a, Task* t, const ActorKey& key);
+  bool answer_query(Actor* a, Task* t);
+  bool on_committed(Actor* a, Task* t, AppendRequest& req, AppendResult r);
+  bool apply_committed(Actor* a, Task* t, AppendRequest& req, const AppendResult& r);
+  static CommandResult conflict_result(const ActorKey& key, uint64_t attempted, uint64_t current);
+  CommandResult keyed_result(const ActorKey& key, const std::string& idempotency_key, const std::string& digest,
+                             const IdempotentCommit& first);
+  CommandResult duplicate_result(const ActorKey& key, const IdempotentCommit& c);
+  void finish(Task* t, const TypeBinding& b, CommandResult r);
+  void answer(Task* t, const TypeBinding& b, CommandResult r);
+  void finish_early(const std::string& type, CommandCallback done, Status s,
+                    SteadyClock::time_point start);
+  void fail_task(Task* t, Status s);
+  void done_task(Task* t);
+  void task_done();
+
+  static Status no_events(const TypeBinding& b, const std::string& id) {
+    return Status::not_found("actor " + b.ns + "/" + b.type + "/" + id + " has no events");
+  }
+
+  static CommandResult error_result(Status s) {
+    CommandResult r;
+    r.status = std::move(s);
+    return r;
+  }
+
+  // --- activation.cpp: loading an actor (snapshot + events) --------------------
+  bool may_assume_new(const Actor* a, const Task* t) const;
+  Status activate_as_new(Actor* a);
+  Status activate(Actor* a, Task* t);
+  Status replay(const CallSite& site, const ActorKey& key, const ActorType& type, uint64_t latest,
+                uint64_t& version, uint64_t& replayed, std::unique_ptr<IdempotencyWindow>& keys);
+  bool use_snapshot(const CallSite& site, const ActorKey& key, const ActorType& type,
+                    const Snapshot& s);
+
+  // --- snapshots.cpp: snapshot policy and the snapshot thread ------------------
+  void maybe_snapshot(Actor* a, Task* t);
+  std::optional<SnapshotJob> snapshot_job(Actor* a);
+  std::optional<SnapshotJob> snapshot_job(Actor* a, Result<std::string> bytes);
+  void save_snapshot(const SnapshotJob& job);
+  void snapshot_loop();
+
+  // --- swapper.cpp: hot swap of a plugin ---------------------------------------
+  Status check_swap(const std::shared_ptr<const Plugin>& current, const Plugin& next,
+                    const SwapOptions& options);
+  Status wait_paused_idle(const Plugin& next, const SwapOptions& options, std::vector<Actor*>& actors);
+  Status migrate_all(const std::vector<Actor*>& actors, const Plugin& current, const Plugin& next,
+                     SwapReport& report, std::vector<void*>& fresh);
+  void install_swap(const std::vector<Actor*>& actors, const std::vector<void*>& fresh,
+                    const std::vector<TypeBinding*>& affected, const std::shared_ptr<const Plugin>& next,
+                    const SwapScope& scope);
+  Result<void*> migrate_state(Actor* a, const ActorType& ot, const ActorType& nt, SwapReport& report);
+  void reschedule_parked(const std::vector<TypeBinding*>& bindings);
+
+  // --- repair.cpp: truncating an actor's history -------------------------------
+  Result<RepairReport> truncate_stores(const ActorKey& key, uint64_t version, bool dry_run);
+  bool wait_actor_idle(TypeBinding& b, const std::string& id);
+  void drop_actor_state(TypeBinding& b, const std::string& id);
+
+  // --- plugin_calls.cpp: plugin calls under the watchdog -----------------------
+  Status callable(const TypeBinding& b, const std::string& id) const;
+  static std::string format_ms(int64_t ms);
+  Watchdog::Release call_timed_out(const CallSite& site);
+
+  // Runs a plugin call for site.actor, on the worker that runs the actor,
+  // within its type's call_timeout. Returns false iff the watchdog gave it
+  // up: call_timed_out has answered for it and taken the actor over, and the
+  // caller returns at once touching neither the actor, the task nor the state.
+  template <class F>
+  bool watched(const CallSite& site, F&& call) {
+    const TypeBinding& b = *site.actor->key->binding;
+    if (watchdog_.run(b.call_timeout_ms, b.plugin.get(), &site, std::forward<F>(call))) return true;
+    given_up = true;
+    return false;
+  }
+
+  static constexpr size_t kMaxQueuedSnapshots = 10000;
+
+  RuntimeOptions opts_;
+  PluginRegistry& registry_;
+  EventStore& events_;
+  SnapshotStore& snapshots_;
+  RuntimeObserver* observer_;
+
+  std::mutex swap_mu_;  // one hot swap at a time
+  mutable std::shared_mutex bind_mu_;
+  mutable std::unordered_map<std::string, std::unique_ptr<TypeBinding>> bindings_;
+
+  std::array<Shard, kShards> shards_;
+  size_t per_shard_max_ = 1;
+
+  std::mutex stop_mu_;
+  std::condition_variable stop_cv_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<bool> stopped_{false};
+  std::atomic<uint64_t> in_flight_{0};
+
+  std::mutex snap_mu_;
+  std::condition_variable snap_cv_;
+  std::deque<SnapshotJob> snap_queue_;
+  std::mutex snap_save_mu_;  // held while the snapshotter saves one
+
+  std::atomic<uint64_t> commands_ok_{0}, commands_rejected_{0}, commands_failed_{0},
+      conflicts_{0}, events_appended_{0}, snapshots_taken_{0}, activations_{0},
+      events_replayed_{0}, last_replay_length_{0}, passivations_{0}, active_actors_{0};
+
+  WorkerPool pool_;
+  std::unique_ptr<WorkerPool> io_pool_;  // when the store's reads are remote
+  static thread_local bool on_io_thread;
+  // Set on a thread whose plugin call the watchdog gave up: it returns to
+  // its pool touching nothing of its actor or task.
+  static thread_local bool given_up;
+  std::thread janitor_;
+  std::thread snapshotter_;
+  // Last: its thread calls call_timed_out, which uses the members above.
+  Watchdog watchdog_{*opts_.clock, watchdog_tick(opts_),
+                     [this](const void* site) { return call_timed_out(*static_cast<const CallSite*>(site)); }};
+};
+
+}  // namespace aether::runtime_detail
