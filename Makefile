@@ -7,7 +7,7 @@
 #   make check-asan  build everything with ASan + UBSan (+ LeakSanitizer) in
 #                    build-asan and run every test there
 #   make check-tsan  build with TSan in build-tsan and run the runtime, store,
-#                    bus, hot-swap and cluster tests (TSAN_TESTS)
+#                    bus, outbox, hot-swap, canary and cluster tests (TSAN_TESTS)
 #   make fuzz        build the libFuzzer targets (clang) in build-fuzz and run
 #                    each for FUZZ_SECONDS (default 60) from its seed corpus
 #   make fuzz-ci     the same, 30 s each (what .ci/run does)
@@ -21,7 +21,7 @@ FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS ?= config command_request nats_message commit_scan sqlite_records names plugin_model
 # ctest labels (one per test executable) of the tests run under TSan.
-TSAN_TESTS ?= runtime_test|store_test|nats_bus_test|hot_swap_test|cluster_test|placement_test
+TSAN_TESTS ?= runtime_test|store_test|nats_bus_test|nats_test|commit_broadcast_test|hot_swap_test|canary_test|cluster_test|cluster_canary_test|placement_test
 TSAN_TARGETS = aether-host $(subst |, ,$(TSAN_TESTS))
 # Sanitizer builds: no -Werror (sanitizer instrumentation makes GCC warn
 # falsely), no benchmarks (not tests).

@@ -348,11 +348,16 @@ class PersistentStoreSuite : public StoreSuite {};
 TEST_P(PersistentStoreSuite, SurvivesReopen) {
   ASSERT_TRUE(store_->append_sync(req(a_, 0, {"E1", "E2"}, "k")).status.is_ok());
   ASSERT_TRUE(store_->save(a_, Snapshot{2, "p", 1, "bytes", 1}, 1).is_ok());
+  // The key cache is written after the ack, and a close drops writes still
+  // waiting: wait until it holds the key, then check that it survives.
+  ASSERT_TRUE(cached(*store_, a_, "k").has_value());
   store_.reset();
   store_ = GetParam().open(dir_.path().string(), nullptr);
   ASSERT_NE(store_, nullptr);
   EXPECT_EQ(*store_->latest_version(a_), 2u);
-  EXPECT_TRUE(cached(*store_, a_, "k").has_value());
+  auto hit = store_->find_idempotent(a_, "k");
+  ASSERT_TRUE(hit.is_ok()) << hit.status().to_string();
+  EXPECT_TRUE(hit->has_value()) << "the cached key survives a reopen";
   auto all = store_->read_all(a_);
   ASSERT_TRUE(all.is_ok() && all->size() == 2u);
   EXPECT_EQ(all->back().idempotency_key, "k") << "the key is in the journal after a reopen";
