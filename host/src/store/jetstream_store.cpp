@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <future>
 #include <mutex>
 #include <nlohmann/json.hpp>
 #include <unordered_map>
@@ -425,12 +426,12 @@ class JetStreamStore final : public Store {
     forget_actor(key);
     // Newest first: an interrupted repair leaves a prefix of the history,
     // and running it again finishes it.
+    std::vector<std::string> keys;
     for (auto it = plan->doomed.rbegin(); it != plan->doomed.rend(); ++it) {
       if (Status st = delete_message(stream, it->seq); !st) return st;
-      if (!it->idempotency_key.empty()) {
-        kvStore_Delete(idem_kv(key.ns), idem_key(key, it->idempotency_key).c_str());
-      }
+      if (!it->idempotency_key.empty()) keys.push_back(idem_key(key, it->idempotency_key));
     }
+    forget_keys(key.ns, std::move(keys));
     forget_actor(key);
     if (version > 0 && r.records > 0) {
       if (Status st = publish_repair_marker(key, version); !st) return st;
@@ -907,6 +908,23 @@ class JetStreamStore final : public Store {
     r.first_version = op->first;
     r.version = op->last;
     finish(std::move(op), std::move(r));
+  }
+
+  // Deletes keys from the cache on the cache thread, after the writes still
+  // waiting there (one of them may be a removed commit's key), and waits for
+  // it, bounded: on a timeout the deletes still run, in order, later.
+  void forget_keys(const std::string& ns, std::vector<std::string> keys) {
+    kvStore* kv = idem_kv(ns);
+    if (kv == nullptr || keys.empty()) return;
+    auto done = std::make_shared<std::promise<void>>();
+    auto finished = done->get_future();
+    cache_pool_.post([kv, keys = std::move(keys), done] {
+      for (const auto& k : keys) kvStore_Delete(kv, k.c_str());
+      done->set_value();
+    });
+    if (finished.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+      log::warn("jetstream: the idempotency keys of a repair are still being deleted");
+    }
   }
 
   // Writes a key to the cache (the bucket) on its own thread, never holding
