@@ -59,12 +59,14 @@ int exit_code_for(int status) {
 void print_shadow_report(FILE* out, const json& r) {
   std::fprintf(out,
                "shadow check of %s %s -> %s: %llu actors checked (%llu active, %llu passive of %llu "
-               "stored), %llu events replayed, %.1f ms, peak memory %llu of %llu bytes\n",
+               "stored), %llu events replayed, %.1f ms (%.1f ms of CPU, at most %u%% of a core), peak memory %llu "
+               "of %llu bytes\n",
                r.value("plugin", "").c_str(), r.value("from_version", "").c_str(),
                r.value("to_version", "").c_str(), r.value("actors_checked", 0ull),
                r.value("active_checked", 0ull), r.value("passive_checked", 0ull),
                r.value("stored_actors", 0ull), r.value("events_replayed", 0ull),
-               r.value("elapsed_ms", 0.0), r.value("peak_memory_bytes", 0ull),
+               r.value("elapsed_ms", 0.0), r.value("cpu_ms", 0.0), r.value("cpu_percent", 0u),
+               r.value("peak_memory_bytes", 0ull),
                r.value("memory_limit_bytes", 0ull));
   for (const auto& n : r.value("notes", json::array())) std::fprintf(out, "  note: %s\n", n.get<std::string>().c_str());
   if (!r.value("complete", true)) {

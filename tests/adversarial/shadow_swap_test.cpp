@@ -170,9 +170,16 @@ TEST(ShadowSwapConfig, BadShadowCheckKeysAreRefusedWithTheirLine) {
 
   std::ofstream(file) << "store:\n  backend: memory\nplugins:\n  dir: " << dir.path().string() << "\n  shadow_check:\n"
                       << "    enabled: false\n    sample: 10\n    time_limit: 2s\n    memory_limit: 1048576\n"
-                      << "    max_differences: 5\n    max_active: 0\n";
+                      << "    max_differences: 5\n    max_active: 0\n    cpu_percent: 10\n";
   r = run_process({test::host_binary(), "--check-config", file}, {}, 20);
   EXPECT_EQ(r.exit_code, 0) << r.err;
+  for (const char* share : {"0", "101", "0.5"}) {
+    std::ofstream(file) << "store:\n  backend: memory\nplugins:\n  dir: " << dir.path().string()
+                        << "\n  shadow_check:\n    cpu_percent: " << share << "\n";
+    r = run_process({test::host_binary(), "--check-config", file}, {}, 20);
+    EXPECT_EQ(r.exit_code, 1) << share << ": " << r.err;
+    EXPECT_NE(r.err.find(file + ":6: plugins.shadow_check.cpu_percent"), std::string::npos) << r.err;
+  }
   std::ofstream(file) << "store:\n  backend: memory\nplugins:\n  dir: " << dir.path().string() << "\n  shadow_check:\n    samples: 10\n";
   r = run_process({test::host_binary(), "--check-config", file}, {}, 20);
   EXPECT_EQ(r.exit_code, 1) << r.err;

@@ -1,16 +1,23 @@
 // Command throughput while a reload's shadow check runs: plugin tally with
-// 10,000 stored actors of 100 events each; 4 threads send 20,000 commands to
-// 1,000 active actors of the same plugin while the check replays every
-// stored actor (sample_percent 100) through both versions, against the same
-// commands without a check (median of 3 alternating rounds, ratio printed as
-// throughput_ratio; 1.0 = no slowdown). Also recorded: the check's own
-// figures and its peak working memory against its bound.
+// 10,000 stored actors of 100 events each; 4 threads send commands to 1,000
+// active actors of the same plugin for as long as a dry-run check replays
+// every stored actor (sample_percent 100) through both versions, and for
+// as long without a check, in the same host (a fresh host per round, so
+// that every check replays the same histories; which comes first
+// alternates). The argument is the
+// check's plugins.shadow_check.cpu_percent. Printed: the median rate of 7
+// rounds each way and their ratio (throughput_ratio; 1.0 = no slowdown), the
+// spread of the rounds without a check (the noise), the check's own figures
+// and its peak working memory against its bound.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <thread>
+
+#include <sys/resource.h>
 
 #include "ratio_reporter.hpp"
 #include "runtime/plugin_manager.hpp"
@@ -24,7 +31,7 @@ constexpr int kStoredActors = 10000;
 constexpr int kEventsPerActor = 100;
 constexpr int kHotActors = 1000;
 constexpr int kSenders = 4;
-constexpr int kCommandsPerSender = 5000;
+constexpr int kMinCommandsPerSender = 1000;
 constexpr uint64_t kMemoryLimit = 16ull << 20;
 
 std::string tp(const char* n) { return std::string(AETHER_TEST_PLUGIN_DIR) + "/" + n + ".so"; }
@@ -40,28 +47,52 @@ void fill(aether::Store& store) {
   }
 }
 
-// Sends kSenders x kCommandsPerSender commands; returns seconds.
-double send_all(aether::testkit::TestHost& host) {
+// Sends commands from kSenders threads until `stop` turns true and at least
+// kMinCommandsPerSender each were sent; returns commands per second.
+// The whole process's CPU time so far, in seconds.
+double process_cpu_seconds() {
+  rusage u{};
+  (void)getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) * 1e-6;
+}
+
+// Cores the process kept busy during the last send_until, on average.
+thread_local double g_cores = 0;
+
+double send_until(aether::testkit::TestHost& host, const std::function<bool()>& stop) {
   const auto t0 = Clock::now();
+  const double cpu0 = process_cpu_seconds();
+  std::atomic<uint64_t> sent{0};
   std::vector<std::thread> senders;
   for (int s = 0; s < kSenders; ++s) {
     senders.emplace_back([&, s] {
-      for (int i = 0; i < kCommandsPerSender; ++i) {
+      for (int i = 0; i < kMinCommandsPerSender || !stop(); ++i) {
         auto r = host.send("Tally", "h" + std::to_string((s * 7919 + i) % kHotActors), "Add", R"({"n":1})");
         if (!r.status.is_ok()) std::abort();
+        sent.fetch_add(1, std::memory_order_relaxed);
       }
     });
   }
   for (auto& t : senders) t.join();
-  return std::chrono::duration<double>(Clock::now() - t0).count();
+  const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  g_cores = (process_cpu_seconds() - cpu0) / seconds;
+  return static_cast<double>(sent.load()) / seconds;
 }
 
-// Commands per second while a dry-run check of 1.1.0 (same model and
-// schema: no differences) runs on another thread; `covered` turns false if
-// the check ended before the commands did.
-double during_check(aether::testkit::TestHost& host, aether::ShadowReport& report, bool& covered) {
+// Commands per second for `seconds` without a check.
+double without_check(aether::testkit::TestHost& host, double seconds) {
+  const auto until = Clock::now() + std::chrono::duration<double>(seconds);
+  return send_until(host, [until] { return Clock::now() >= until; });
+}
+
+// Commands per second for as long as a dry-run check of 1.1.0 (same model
+// and schema: no differences) runs on another thread; `seconds` is how long
+// that was.
+double during_check(aether::testkit::TestHost& host, aether::ShadowReport& report, double& seconds) {
   std::atomic<bool> check_done{false};
   aether::ReloadCheck check;
+  const auto t0 = Clock::now();
   std::thread checker([&] {
     aether::ReloadRequest r;
     r.plugin = "tally";
@@ -70,11 +101,11 @@ double during_check(aether::testkit::TestHost& host, aether::ShadowReport& repor
     (void)host.plugins().reload(r, &check);
     check_done = true;
   });
-  const double seconds = send_all(host);
-  covered = covered && !check_done.load();
+  const double rate = send_until(host, [&] { return check_done.load(); });
   checker.join();
+  seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   report = check.report;
-  return kSenders * kCommandsPerSender / seconds;
+  return rate;
 }
 
 double median(std::vector<double> v) {
@@ -82,8 +113,10 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
-// Rounds alternate: the same commands without a check, then during one, in
-// the same host, so that the machine's load moves both alike.
+// A host of its own for each round, so that every check replays the same
+// histories (commands add events to the active actors): the commands during
+// a check, and the same commands without one for as long as the last check
+// took, in the same host, in turns.
 void BM_CommandsDuringShadowCheck(benchmark::State& state) {
   aether::testkit::TestHostOptions o;
   o.runtime.max_active_actors = 4 * kHotActors;
@@ -92,32 +125,54 @@ void BM_CommandsDuringShadowCheck(benchmark::State& state) {
   shadow.sample_percent = 100;
   shadow.memory_limit_bytes = kMemoryLimit;
   shadow.time_limit_ms = 600000;
+  shadow.cpu_percent = static_cast<uint32_t>(state.range(0));
   o.shadow = shadow;
-  aether::testkit::TestHost host(o);
-  if (!host.load(tp("tally_v1")).is_ok()) return state.SkipWithError("load failed");
-  fill(host.store());
-  for (int i = 0; i < kHotActors; ++i) (void)host.send("Tally", "h" + std::to_string(i), "Add", R"({"n":1})");
-  std::vector<double> with, without;
+  std::vector<double> with, without, check_ms, check_cpu_ms, check_events, cores_with, cores_without;
   aether::ShadowReport last;
-  bool covered = true;
   uint64_t peak = 0;
+  double check_seconds = 0;  // how long the last check took
   for (auto _ : state) {
-    without.push_back(kSenders * kCommandsPerSender / send_all(host));
-    with.push_back(during_check(host, last, covered));
+    state.PauseTiming();
+    aether::testkit::TestHost host(o);
+    if (!host.load(tp("tally_v1")).is_ok()) return state.SkipWithError("load failed");
+    fill(host.store());
+    for (int i = 0; i < kHotActors; ++i) (void)host.send("Tally", "h" + std::to_string(i), "Add", R"({"n":1})");
+    state.ResumeTiming();
+    // Which comes first alternates, so that a host's first seconds (or
+    // its later ones) favour neither.
+    if (with.size() % 2 == 0 || check_seconds == 0) {
+      with.push_back(during_check(host, last, check_seconds));
+      cores_with.push_back(g_cores);
+      without.push_back(without_check(host, check_seconds));
+      cores_without.push_back(g_cores);
+    } else {
+      without.push_back(without_check(host, check_seconds));
+      cores_without.push_back(g_cores);
+      with.push_back(during_check(host, last, check_seconds));
+      cores_with.push_back(g_cores);
+    }
     peak = std::max(peak, last.peak_memory_bytes);
+    check_ms.push_back(last.elapsed_ms);
+    check_cpu_ms.push_back(last.cpu_ms);
+    check_events.push_back(static_cast<double>(last.events_replayed));
+    if (!last.complete) return state.SkipWithError(("the check did not finish: " + last.stopped_by).c_str());
   }
   state.counters["without_per_s"] = median(without);
   state.counters["during_per_s"] = median(with);
   state.counters["throughput_ratio"] = median(with) / median(without);
+  state.counters["without_min_per_s"] = *std::min_element(without.begin(), without.end());
+  state.counters["without_max_per_s"] = *std::max_element(without.begin(), without.end());
   state.counters["check_actors"] = static_cast<double>(last.actors_checked);
-  state.counters["check_events"] = static_cast<double>(last.events_replayed);
-  state.counters["check_ms"] = last.elapsed_ms;
+  state.counters["check_events"] = median(check_events);
+  state.counters["check_ms"] = median(check_ms);
+  state.counters["check_cpu_ms"] = median(check_cpu_ms);
+  state.counters["cores_during"] = median(cores_with);
+  state.counters["cores_without"] = median(cores_without);
   state.counters["check_peak_bytes"] = static_cast<double>(peak);
   state.counters["check_limit_bytes"] = static_cast<double>(last.memory_limit_bytes);
-  state.counters["check_covered_commands"] = covered ? 1 : 0;
   if (peak > last.memory_limit_bytes) state.SkipWithError("the check passed its memory bound");
 }
-BENCHMARK(BM_CommandsDuringShadowCheck)->Iterations(3)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_CommandsDuringShadowCheck)->Arg(100)->Arg(25)->Arg(10)->Iterations(7)->Unit(benchmark::kMillisecond);
 
 }  // namespace
 

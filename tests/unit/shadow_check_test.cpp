@@ -233,6 +233,28 @@ TEST(ShadowCheckBounds, StopsAtItsTimeAndMemoryLimits) {
   EXPECT_LE(bounded.peak_memory_bytes, 1024u);
 }
 
+// The check keeps to its CPU share: it rests between bursts of work so
+// that its thread's CPU time stays within cpu_percent of the time it took
+// (a busy machine gives it less, never more), and it reports both.
+TEST(ShadowCheckBounds, KeepsToItsCpuShare) {
+  ShadowOptions paced;
+  paced.cpu_percent = 20;
+  paced.sample_percent = 100;
+  TestHost host(checked("memory", paced));
+  ASSERT_TRUE(host.load(tp("tally_v1")).is_ok());
+  fill(host, 2000);
+  ReloadCheck check;
+  ASSERT_TRUE(reload(host, "tally_v1_fold", check, false, true).is_ok());
+  const ShadowReport& r = check.report;
+  EXPECT_TRUE(r.complete) << r.stopped_by;
+  EXPECT_EQ(r.actors_checked, 2000u);
+  EXPECT_EQ(r.cpu_percent, 20u);
+  EXPECT_GT(r.cpu_ms, 0.0);
+  // At most one burst (2 ms of CPU) is not followed by its rest.
+  EXPECT_LE(r.cpu_ms, 0.2 * r.elapsed_ms + 2.5) << r.cpu_ms << " ms of CPU in " << r.elapsed_ms << " ms";
+  EXPECT_NE(r.to_json().find("\"cpu_percent\":20"), std::string::npos) << r.to_json();
+}
+
 // A rollback is not checked (the previous version served already).
 TEST(ShadowCheckBounds, RollbackIsNotChecked) {
   TestHost host(checked("memory"));

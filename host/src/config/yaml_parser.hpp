@@ -210,6 +210,7 @@ class Parser {
          {"sample_percent", [&](auto& v, auto& p) { uint(v, p, out.sample_percent, 0, 100); }},
          {"max_active", [&](auto& v, auto& p) { uint(v, p, out.max_active, 0, 100000000); }},
          {"time_limit", [&](auto& v, auto& p) { duration(v, p, out.time_limit_ms); }},
+         {"cpu_percent", [&](auto& v, auto& p) { uint(v, p, out.cpu_percent, 1, 100); }},
          {"memory_limit", [&](auto& v, auto& p) { uint(v, p, out.memory_limit_bytes, 1024, INT64_MAX); }},
          {"max_differences", [&](auto& v, auto& p) { uint(v, p, out.max_differences, 1, 1000); }}});
   }

@@ -109,6 +109,48 @@ struct HookBeat {
   std::atomic<bool> abandoned{false};
 };
 
+// CPU time of the calling thread, in seconds.
+double thread_cpu_seconds() {
+  timespec ts{};
+  (void)clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+// Keeps the check's thread at its CPU share: after each burst of work it
+// sleeps burst * (100 - percent) / percent, in slices, so that a given-up
+// check or its deadline still ends the rest soon.
+class Pacer {
+ public:
+  Pacer(uint32_t percent, SteadyClock::time_point deadline, const HookBeat& beat)
+      : percent_(std::clamp<uint32_t>(percent, 1, 100)), deadline_(deadline), beat_(beat),
+        started_(thread_cpu_seconds()), burst_start_(started_) {}
+
+  void pace() {
+    if (percent_ >= 100) return;
+    const double now = thread_cpu_seconds();
+    const double burst = now - burst_start_;
+    if (burst < kBurstSeconds) return;
+    const auto until = SteadyClock::now() + std::chrono::duration_cast<SteadyClock::duration>(
+                                                std::chrono::duration<double>(burst * (100 - percent_) / percent_));
+    while (!beat_.abandoned.load()) {
+      const auto wake = std::min({until, deadline_, SteadyClock::now() + std::chrono::milliseconds(50)});
+      if (wake <= SteadyClock::now()) break;
+      std::this_thread::sleep_until(wake);
+    }
+    burst_start_ = thread_cpu_seconds();
+  }
+
+  double cpu_ms() const { return (thread_cpu_seconds() - started_) * 1000.0; }
+
+ private:
+  static constexpr double kBurstSeconds = 0.002;
+  uint32_t percent_;
+  SteadyClock::time_point deadline_;
+  const HookBeat& beat_;
+  double started_;
+  double burst_start_;
+};
+
 // What the check of one actor produced.
 struct ActorOutcome {
   std::vector<ShadowDifference> differences;
@@ -123,9 +165,11 @@ class ShadowRun {
   ShadowRun(EventStore& events, const ShadowOptions& o, HookBeat& beat)
       : events_(events),
         deadline_(SteadyClock::now() + std::chrono::milliseconds(o.time_limit_ms)),
-        beat_(beat) {}
+        beat_(beat),
+        pacer_(o.cpu_percent, deadline_, beat) {}
 
   ActorOutcome check(const ActorKey& key, const ActorType& ot, const ActorType& nt) const;
+  double cpu_ms() const { return pacer_.cpu_ms(); }
 
  private:
   Status replay(const ActorKey& key, const ActorType& ot, const ActorType& nt, HeldState& old_state,
@@ -145,6 +189,7 @@ class ShadowRun {
   EventStore& events_;
   SteadyClock::time_point deadline_;
   HookBeat& beat_;
+  mutable Pacer pacer_;
 };
 
 ShadowDifference make_difference(const ActorKey& key, uint64_t version, const char* path,
@@ -187,6 +232,7 @@ Status ShadowRun::replay(const ActorKey& key, const ActorType& ot, const ActorTy
       return Status::ok();
     });
     if (!read) return read;
+    pacer_.pace();
     for (const StoredEvent& e : chunk) {
       if (SteadyClock::now() > deadline_ || beat_.abandoned.load()) {
         out.out_of_time = true;
@@ -349,6 +395,7 @@ ShadowReport check_all(const Plugin& current, const Plugin& next, Runtime& runti
   r.from_version = current.version();
   r.to_version = next.version();
   r.memory_limit_bytes = options.memory_limit_bytes;
+  r.cpu_percent = options.cpu_percent;
   note_types(current, next, r);
   size_t active = 0;
   std::vector<ActorKey> keys = pick_actors(current, runtime, events, options, namespaces, r, active);
@@ -402,6 +449,7 @@ ShadowReport check_all(const Plugin& current, const Plugin& next, Runtime& runti
     }
   }
   r.elapsed_ms = std::chrono::duration<double, std::milli>(SteadyClock::now() - started).count();
+  r.cpu_ms = run.cpu_ms();
   return r;
 }
 
@@ -514,6 +562,8 @@ std::string ShadowReport::to_json() const {
             {"differences", diffs},
             {"notes", notes},
             {"elapsed_ms", elapsed_ms},
+            {"cpu_ms", cpu_ms},
+            {"cpu_percent", cpu_percent},
             {"peak_memory_bytes", peak_memory_bytes},
             {"memory_limit_bytes", memory_limit_bytes},
             {"complete", complete}};

@@ -62,6 +62,8 @@ struct ShadowReport {
   std::vector<ShadowDifference> differences;  // the first max_differences
   std::vector<std::string> notes;  // how types were compared, what was skipped
   double elapsed_ms = 0;
+  double cpu_ms = 0;          // CPU time the check's thread used
+  uint32_t cpu_percent = 0;   // its bound (ShadowOptions::cpu_percent)
   uint64_t peak_memory_bytes = 0;
   uint64_t memory_limit_bytes = 0;
   bool complete = true;    // every sampled actor was checked
