@@ -170,7 +170,7 @@ TEST(ShadowSwapConfig, BadShadowCheckKeysAreRefusedWithTheirLine) {
 
   std::ofstream(file) << "store:\n  backend: memory\nplugins:\n  dir: " << dir.path().string() << "\n  shadow_check:\n"
                       << "    enabled: false\n    sample: 10\n    time_limit: 2s\n    memory_limit: 1048576\n"
-                      << "    max_differences: 5\n    max_active: 0\n    cpu_percent: 10\n";
+                      << "    max_differences: 5\n    max_active: 0\n    cpu_percent: 30\n";
   r = run_process({test::host_binary(), "--check-config", file}, {}, 20);
   EXPECT_EQ(r.exit_code, 0) << r.err;
   for (const char* share : {"0", "101", "0.5"}) {

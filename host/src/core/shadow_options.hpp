@@ -17,9 +17,9 @@ struct ShadowOptions {
   int64_t time_limit_ms = 30000;
   // The most CPU the check takes, in percent of one core: after each few
   // milliseconds of work it rests so long that its share stays at this
-  // (100: it never rests). On a host whose cores the commands keep busy,
-  // what the check takes the commands lose; time_limit counts the rests.
-  uint32_t cpu_percent = 25;
+  // (100: it never rests). Its thread is in the idle CPU class, so the
+  // commands' threads come first; time_limit counts the rests.
+  uint32_t cpu_percent = 10;
   // The check's own working memory: sampled ids, the states' snapshots and
   // views of the actor being checked, and the report.
   uint64_t memory_limit_bytes = 64ull << 20;

@@ -11,6 +11,8 @@
 #include <set>
 #include <thread>
 
+#include <pthread.h>
+#include <sched.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -471,7 +473,11 @@ struct ShadowJob {
 };
 
 void run_job(const std::shared_ptr<ShadowJob>& job, Runtime& runtime, EventStore& events) {
-  (void)setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 19);
+  pthread_setname_np(pthread_self(), "aether-shadow");
+  // The idle CPU class (for this thread only): a command's thread that
+  // wakes takes the core at once. Where that is refused, the lowest nice.
+  sched_param idle{};
+  if (sched_setscheduler(0, SCHED_IDLE, &idle) != 0) (void)setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 19);
   ShadowReport r;
   if (!run_guarded("the shadow check", [&] {
         r = check_all(*job->current, *job->next, runtime, events, job->options, job->namespaces, job->beat);
@@ -502,8 +508,9 @@ bool wait_job(ShadowJob& job) {
 
 }  // namespace
 
-// The check runs on a thread of its own at the lowest CPU priority (nice
-// 19), so that on a busy host the workers running commands come first.
+// The check runs on a thread of its own ("aether-shadow") in the idle CPU
+// class (SCHED_IDLE), so that on a busy host the workers running commands
+// come first, and it keeps to its CPU share (the pacer) on an idle one.
 ShadowReport run_shadow_check(std::shared_ptr<const Plugin> current, std::shared_ptr<const Plugin> next,
                               Runtime& runtime, EventStore& events, const ShadowOptions& options,
                               const std::vector<std::string>& namespaces) {
