@@ -477,7 +477,9 @@ void run_job(const std::shared_ptr<ShadowJob>& job, Runtime& runtime, EventStore
   // The idle CPU class (for this thread only): a command's thread that
   // wakes takes the core at once. Where that is refused, the lowest nice.
   sched_param idle{};
-  if (sched_setscheduler(0, SCHED_IDLE, &idle) != 0) (void)setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 19);
+  if (sched_setscheduler(0, SCHED_IDLE, &idle) != 0) {
+    (void)setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), 19);
+  }
   ShadowReport r;
   if (!run_guarded("the shadow check", [&] {
         r = check_all(*job->current, *job->next, runtime, events, job->options, job->namespaces, job->beat);
