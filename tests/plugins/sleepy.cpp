@@ -4,11 +4,13 @@
 //   SleepInApply {"ms": N} -> emits Napped; its apply sleeps N ms
 //   SlowView     {"ms": N} -> emits ViewSlowed; from then on view sleeps N ms
 //   Tick         {}        -> emits Ticked at once
+//   Tock         {}        -> emits Ticked at once; only in 1.1.0
 // Built twice: "sleepy" 1.0.0, and 1.1.0 with SLEEPY_V2 (a reload target).
 #include <aether/sdk.hpp>
 
 #include <chrono>
 #include <cstdio>
+#include <string>
 #include <thread>
 
 namespace {
@@ -23,11 +25,16 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Sleeper, ticks, slept, view_ms)
 using aether::Decision;
 using aether::json;
 
-// Says so on stderr (a test can wait for the line in the host's log).
+// Says so on stderr (a test can wait for the line in the host's log), and
+// creates the file "touch" names, if any (a test in the host's process can
+// wait for it).
 void nap(const json& payload, const char* hook) {
   const int64_t ms = payload.value("ms", int64_t{0});
   std::fprintf(stderr, "sleepy: %s sleeps %lld ms\n", hook, static_cast<long long>(ms));
   std::fflush(stderr);
+  if (const std::string touch = payload.value("touch", std::string()); !touch.empty()) {
+    if (std::FILE* f = std::fopen(touch.c_str(), "w")) std::fclose(f);
+  }
   std::this_thread::sleep_for(std::chrono::milliseconds(ms));
 }
 
@@ -47,6 +54,10 @@ aether::ActorType<Sleeper> sleepy =
                    d.emit("ViewSlowed", {{"ms", cmd.value("ms", int64_t{0})}});
                  })
         .command("Tick", [](const Sleeper&, const json&, Decision& d) { d.emit("Ticked"); })
+#ifdef SLEEPY_V2
+        // Only in 1.1.0: a test can tell which version serves an actor.
+        .command("Tock", [](const Sleeper&, const json&, Decision& d) { d.emit("Ticked"); })
+#endif
         .event("Slept", [](Sleeper& s, const json& e) { s.slept += e.value("ms", int64_t{0}); })
         .event("Napped",
                [](Sleeper& s, const json& e) {

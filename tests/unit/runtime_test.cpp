@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <future>
 #include <condition_variable>
 #include <map>
@@ -13,6 +14,7 @@
 
 #include "store/commit_codec.hpp"
 #include "support/runtime_harness.hpp"
+#include "support/temp_dir.hpp"
 #include "support/wait.hpp"
 
 namespace aether {
@@ -574,6 +576,62 @@ TEST_P(RuntimeSuite, ADecideOverItsLimitFailsAndTheOnlyWorkerServesOthers) {
   EXPECT_EQ(h.rt().stats().plugin_timeouts, 1u);
   EXPECT_EQ(h.store().read_all({"default", "Sleepy", "other"})->size(), 5u);
 }
+
+// A type first bound while a swap of its plugin runs (here: in another
+// namespace, while the swap waits for a decide to finish) is served by the
+// version the swap leaves in place: its first command waits for the swap.
+// An attempt in which that command was taken before the swap began shows
+// nothing, and is made again (at most 3).
+// Over the stores that serve any namespace (the test's jetstream store
+// has the streams of namespace default only).
+class SwapBindingSuite : public testing::TestWithParam<StoreBackend> {};
+
+TEST_P(SwapBindingSuite, ATypeFirstBoundDuringASwapGetsTheNewVersion) {
+  auto next = Plugin::open(std::string(AETHER_TEST_PLUGIN_DIR) + "/sleepy_v2.so");
+  ASSERT_TRUE(next.is_ok()) << next.status().to_string();
+  bool shown = false;
+  for (int attempt = 0; attempt < 3 && !shown; ++attempt) {
+    RuntimeOptions o = Sleepy::options(2, 60000);
+    o.namespaces = {"default", "other"};
+    RuntimeHarness h(GetParam(), o);
+    Sleepy::load(h);
+    ASSERT_EQ(h.send("Sleepy", "t", "Tock").status.code(), StatusCode::kNotFound) << "1.0.0 has no Tock";
+    test::TempDir dir;
+    const std::string started = dir.file("decide-started");
+    auto slow = Sleepy::send(h, "s", "Sleep", json{{"ms", 1500}, {"touch", started}}.dump());
+    ASSERT_TRUE(eventually([&] { return std::filesystem::exists(started); })) << "the decide did not start";
+    std::atomic<bool> swapped{false};
+    Result<SwapReport> swap = Status::internal("not swapped");
+    std::thread swapper([&] {
+      swap = h.rt().swap_plugin(*next, SwapOptions{});
+      swapped = true;
+    });
+    // The swap waits for the decide of "s"; (other, Sleepy) has no binding yet.
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    auto first = std::async(std::launch::async, [&] {
+      CommandResult r = h.send("Sleepy", "t", "Tick", "{}", "other");
+      return std::make_pair(std::move(r), swapped.load());
+    });
+    swapper.join();
+    ASSERT_TRUE(swap.is_ok()) << swap.status().to_string();
+    ASSERT_TRUE(slow.get().status.is_ok());
+    auto [tick, after_swap] = first.get();
+    ASSERT_TRUE(tick.status.is_ok()) << tick.status.to_string();
+    auto tock = h.send("Sleepy", "t", "Tock", "{}", "other");
+    ASSERT_TRUE(tock.status.is_ok()) << "other/Sleepy/t still runs 1.0.0: " << tock.status.to_string();
+    EXPECT_EQ(tock.version, 2u);
+    EXPECT_TRUE(h.send("Sleepy", "s", "Tock").status.is_ok());
+    shown = after_swap;
+  }
+  EXPECT_TRUE(shown) << "in no attempt did the first command to namespace other wait for the swap";
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, SwapBindingSuite, testing::ValuesIn([] {
+                           auto all = test::store_backends();
+                           std::erase_if(all, [](const StoreBackend& b) { return b.name == "jetstream"; });
+                           return all;
+                         }()),
+                         test::backend_name);
 
 TEST_P(RuntimeSuite, ReloadingThePluginLiftsTheQuarantine) {
   RuntimeHarness h(GetParam(), Sleepy::options(2, 200));

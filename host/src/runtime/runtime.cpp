@@ -161,6 +161,14 @@ Result<TypeBinding*> RuntimeImpl::resolve(const std::string& ns, const std::stri
   std::unique_lock lock(bind_mu_);
   auto& slot = bindings_[ns + '\x1f' + type];
   if (!slot) {
+    // Read again under the lock: a swap commits the registry before it ends
+    // (end_swap(), under this lock), so this is the version it left, or the
+    // binding waits for the swap below.
+    plugin = registry_.plugin_for_type(type, ns);
+    if (!plugin || plugin->find_type(type) == nullptr) {
+      bindings_.erase(ns + '\x1f' + type);
+      return Status::not_found("unknown actor type " + quote_for_message(type));
+    }
     auto b = std::make_unique<TypeBinding>();
     b->ns = ns;
     b->type = type;
@@ -179,6 +187,10 @@ Result<TypeBinding*> RuntimeImpl::resolve(const std::string& ns, const std::stri
         b->call_timeout_ms = *o->second.call_timeout_ms;
         b->call_timeout_key = "actors.types." + type + ".call_timeout";
       }
+    }
+    if (swapping_.scope != nullptr && swapping_.plugin == plugin->name() && swapping_.scope->covers(ns)) {
+      b->paused.store(true);  // its tasks park until the swap ends
+      swapping_.late.push_back(b.get());
     }
     slot = std::move(b);
   }

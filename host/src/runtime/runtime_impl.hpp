@@ -309,6 +309,7 @@ class RuntimeImpl final : public Runtime {
                     const SwapScope& scope);
   Result<void*> migrate_state(Actor* a, const ActorType& ot, const ActorType& nt, SwapReport& report);
   void reschedule_parked(const std::vector<TypeBinding*>& bindings);
+  std::vector<TypeBinding*> end_swap(const std::shared_ptr<const Plugin>& serving);
 
   // --- repair.cpp: truncating an actor's history -------------------------------
   Result<RepairReport> truncate_stores(const ActorKey& key, uint64_t version, bool dry_run);
@@ -343,6 +344,15 @@ class RuntimeImpl final : public Runtime {
   std::mutex swap_mu_;  // one hot swap at a time
   mutable std::shared_mutex bind_mu_;
   mutable std::unordered_map<std::string, std::unique_ptr<TypeBinding>> bindings_;
+  // The swap that runs, under bind_mu_: a binding of its plugin in its scope
+  // that resolve() creates meanwhile starts paused, in `late`, and end_swap()
+  // binds it to the version the swap leaves in place before it resumes.
+  struct SwapInProgress {
+    const SwapScope* scope = nullptr;
+    std::string plugin;
+    std::vector<TypeBinding*> late;
+  };
+  mutable SwapInProgress swapping_;
 
   std::array<Shard, kShards> shards_;
   size_t per_shard_max_ = 1;

@@ -129,24 +129,29 @@ Result<SwapReport> RuntimeImpl::swap_plugin(std::shared_ptr<const Plugin> next,
   // until none of their actors runs a command, move their states, rebind.
   std::vector<TypeBinding*> affected;
   {
-    std::shared_lock lock(bind_mu_);
+    std::unique_lock lock(bind_mu_);
     for (auto& [_, b] : bindings_) {
       if (b->plugin->name() == next->name() && b->plugin != next && scope.covers(b->ns)) {
         affected.push_back(b.get());
       }
     }
+    swapping_ = {&scope, next->name(), {}};  // bindings created from now on wait
   }
   for (TypeBinding* b : affected) b->paused.store(true);
-  auto resume = [&] {
+  // `serving`: the version the swap leaves in place (null: the one each
+  // binding has).
+  auto resume = [&](const std::shared_ptr<const Plugin>& serving) {
+    std::vector<TypeBinding*> all = affected;
+    for (TypeBinding* b : end_swap(serving)) all.push_back(b);
     for (TypeBinding* b : affected) b->paused.store(false);
-    reschedule_parked(affected);
+    reschedule_parked(all);
   };
   std::vector<Actor*> actors;
   std::vector<void*> fresh;
   Status moved = wait_paused_idle(*next, options, actors);
   if (moved) moved = migrate_all(actors, *current, *next, report, fresh);
   if (!moved) {
-    resume();
+    resume(nullptr);
     return moved;
   }
   install_swap(actors, fresh, affected, next, scope);
@@ -155,7 +160,7 @@ Result<SwapReport> RuntimeImpl::swap_plugin(std::shared_ptr<const Plugin> next,
     // load() could get here.
     log::error("swap of plugin " + next->name() + ": registry: " + s.message());
   }
-  resume();
+  resume(next);
   report.pause_ms = std::chrono::duration<double, std::milli>(SteadyClock::now() - started).count();
   log::info("plugin " + next->name() + " swapped " + report.from_version + " -> " + report.to_version + ": " +
             std::to_string(report.actors_migrated) + " active actors moved (" +
@@ -209,6 +214,23 @@ Result<void*> RuntimeImpl::migrate_state(Actor* a, const ActorType& ot, const Ac
   }
   ++report.via_replay;
   return state;
+}
+
+// Ends the swap for resolve(): the bindings it created meanwhile (paused,
+// none of their actors has run) are bound to `serving` and unpaused; the
+// caller reschedules them.
+std::vector<TypeBinding*> RuntimeImpl::end_swap(const std::shared_ptr<const Plugin>& serving) {
+  std::unique_lock lock(bind_mu_);
+  std::vector<TypeBinding*> late = std::move(swapping_.late);
+  swapping_ = {};
+  for (TypeBinding* b : late) {
+    if (serving != nullptr) {  // as install_swap() rebinds the others
+      b->plugin = serving;
+      b->actor_type = serving->find_type(b->type);
+    }
+    b->paused.store(false);
+  }
+  return late;
 }
 
 // Schedules actors whose mailboxes filled while their type was paused.
