@@ -25,17 +25,22 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(Sleeper, ticks, slept, view_ms)
 using aether::Decision;
 using aether::json;
 
+void touch(const json& payload, const char* key) {
+  if (const std::string path = payload.value(key, std::string()); !path.empty()) {
+    if (std::FILE* f = std::fopen(path.c_str(), "w")) std::fclose(f);
+  }
+}
+
 // Says so on stderr (a test can wait for the line in the host's log), and
-// creates the file "touch" names, if any (a test in the host's process can
-// wait for it).
+// creates the files "touch" (before the sleep) and "touch_after" name, if
+// any (a test in the host's process can look for them).
 void nap(const json& payload, const char* hook) {
   const int64_t ms = payload.value("ms", int64_t{0});
   std::fprintf(stderr, "sleepy: %s sleeps %lld ms\n", hook, static_cast<long long>(ms));
   std::fflush(stderr);
-  if (const std::string touch = payload.value("touch", std::string()); !touch.empty()) {
-    if (std::FILE* f = std::fopen(touch.c_str(), "w")) std::fclose(f);
-  }
+  touch(payload, "touch");
   std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+  touch(payload, "touch_after");
 }
 
 aether::ActorType<Sleeper> sleepy =

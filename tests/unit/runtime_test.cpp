@@ -579,9 +579,9 @@ TEST_P(RuntimeSuite, ADecideOverItsLimitFailsAndTheOnlyWorkerServesOthers) {
 
 // A type first bound while a swap of its plugin runs (here: in another
 // namespace, while the swap waits for a decide to finish) is served by the
-// version the swap leaves in place: its first command waits for the swap.
-// An attempt in which that command was taken before the swap began shows
-// nothing, and is made again (at most 3).
+// version the swap leaves in place: its first command waits for the swap,
+// so it ends after that decide did. An attempt in which the command was
+// taken before the swap began shows nothing, and is made again (at most 3).
 // Over the stores that serve any namespace (the test's jetstream store
 // has the streams of namespace default only).
 class SwapBindingSuite : public testing::TestWithParam<StoreBackend> {};
@@ -598,30 +598,27 @@ TEST_P(SwapBindingSuite, ATypeFirstBoundDuringASwapGetsTheNewVersion) {
     ASSERT_EQ(h.send("Sleepy", "t", "Tock").status.code(), StatusCode::kNotFound) << "1.0.0 has no Tock";
     test::TempDir dir;
     const std::string started = dir.file("decide-started");
-    auto slow = Sleepy::send(h, "s", "Sleep", json{{"ms", 1500}, {"touch", started}}.dump());
+    const std::string ended = dir.file("decide-ended");
+    auto slow = Sleepy::send(h, "s", "Sleep", json{{"ms", 1500}, {"touch", started}, {"touch_after", ended}}.dump());
     ASSERT_TRUE(eventually([&] { return std::filesystem::exists(started); })) << "the decide did not start";
-    std::atomic<bool> swapped{false};
     Result<SwapReport> swap = Status::internal("not swapped");
-    std::thread swapper([&] {
-      swap = h.rt().swap_plugin(*next, SwapOptions{});
-      swapped = true;
-    });
+    std::thread swapper([&] { swap = h.rt().swap_plugin(*next, SwapOptions{}); });
     // The swap waits for the decide of "s"; (other, Sleepy) has no binding yet.
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
     auto first = std::async(std::launch::async, [&] {
       CommandResult r = h.send("Sleepy", "t", "Tick", "{}", "other");
-      return std::make_pair(std::move(r), swapped.load());
+      return std::make_pair(std::move(r), std::filesystem::exists(ended));
     });
     swapper.join();
     ASSERT_TRUE(swap.is_ok()) << swap.status().to_string();
     ASSERT_TRUE(slow.get().status.is_ok());
-    auto [tick, after_swap] = first.get();
+    auto [tick, after_decide] = first.get();
     ASSERT_TRUE(tick.status.is_ok()) << tick.status.to_string();
     auto tock = h.send("Sleepy", "t", "Tock", "{}", "other");
     ASSERT_TRUE(tock.status.is_ok()) << "other/Sleepy/t still runs 1.0.0: " << tock.status.to_string();
     EXPECT_EQ(tock.version, 2u);
     EXPECT_TRUE(h.send("Sleepy", "s", "Tock").status.is_ok());
-    shown = after_swap;
+    shown = after_decide;
   }
   EXPECT_TRUE(shown) << "in no attempt did the first command to namespace other wait for the swap";
 }
