@@ -87,12 +87,10 @@ double without_check(aether::testkit::TestHost& host, double seconds) {
 }
 
 // Commands per second for as long as a dry-run check of 1.1.0 (same model
-// and schema: no differences) runs on another thread; `seconds` is how long
-// that was.
-double during_check(aether::testkit::TestHost& host, aether::ShadowReport& report, double& seconds) {
+// and schema: no differences) runs on another thread.
+double during_check(aether::testkit::TestHost& host, aether::ShadowReport& report) {
   std::atomic<bool> check_done{false};
   aether::ReloadCheck check;
-  const auto t0 = Clock::now();
   std::thread checker([&] {
     aether::ReloadRequest r;
     r.plugin = "tally";
@@ -103,7 +101,6 @@ double during_check(aether::testkit::TestHost& host, aether::ShadowReport& repor
   });
   const double rate = send_until(host, [&] { return check_done.load(); });
   checker.join();
-  seconds = std::chrono::duration<double>(Clock::now() - t0).count();
   report = check.report;
   return rate;
 }
@@ -142,10 +139,9 @@ void BM_CommandsDuringShadowCheck(benchmark::State& state) {
     fill(host.store());
     for (int i = 0; i < kHotActors; ++i) (void)host.send("Tally", "h" + std::to_string(i), "Add", R"({"n":1})");
     state.ResumeTiming();
-    double seconds = 0;
     const double a = without_check(host, kSideSeconds);
     const double cores_a = g_cores;
-    const double b = during_check(host, last, seconds);
+    const double b = during_check(host, last);
     cores_with.push_back(g_cores);
     const double c = without_check(host, kSideSeconds);
     cores_without.push_back((cores_a + g_cores) / 2);

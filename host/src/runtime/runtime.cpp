@@ -149,52 +149,51 @@ Result<TypeBinding*> RuntimeImpl::resolve(const std::string& ns, const std::stri
     return Status::invalid("invalid actor id " + quote_for_message(id) + ": " + why);
   }
   if (std::string why = registry_.refusal(ns, type); !why.empty()) return Status::unavailable(why);
+  const std::string key = ns + '\x1f' + type;
   {
     std::shared_lock lock(bind_mu_);
-    auto it = bindings_.find(ns + '\x1f' + type);
+    auto it = bindings_.find(key);
     if (it != bindings_.end()) return it->second.get();
   }
-  auto plugin = registry_.plugin_for_type(type, ns);
-  if (!plugin || plugin->find_type(type) == nullptr) {
-    return Status::not_found("unknown actor type " + quote_for_message(type));
-  }
+  auto serving = [&]() -> std::shared_ptr<const Plugin> {  // the version that serves it in ns
+    auto p = registry_.plugin_for_type(type, ns);
+    return p && p->find_type(type) != nullptr ? p : nullptr;
+  };
+  auto unknown = [&] { return Status::not_found("unknown actor type " + quote_for_message(type)); };
+  if (!serving()) return unknown();  // before the exclusive lock
   std::unique_lock lock(bind_mu_);
-  auto& slot = bindings_[ns + '\x1f' + type];
-  if (!slot) {
-    // Read again under the lock: a swap commits the registry before it ends
-    // (end_swap(), under this lock), so this is the version it left, or the
-    // binding waits for the swap below.
-    plugin = registry_.plugin_for_type(type, ns);
-    if (!plugin || plugin->find_type(type) == nullptr) {
-      bindings_.erase(ns + '\x1f' + type);
-      return Status::not_found("unknown actor type " + quote_for_message(type));
+  if (auto it = bindings_.find(key); it != bindings_.end()) return it->second.get();
+  // Read again under the lock: a swap commits the registry before it ends
+  // (end_swap(), under this lock), so this is the version it left, or the
+  // binding waits for the swap below.
+  auto plugin = serving();
+  if (!plugin) return unknown();
+  auto b = std::make_unique<TypeBinding>();
+  b->ns = ns;
+  b->type = type;
+  b->plugin = plugin;
+  b->actor_type = plugin->find_type(type);
+  b->snapshot = opts_.snapshot;
+  b->idle_timeout_ms = opts_.idle_timeout_ms;
+  b->mailbox_capacity = opts_.mailbox_capacity;
+  b->call_timeout_ms = opts_.call_timeout_ms;
+  b->call_timeout_key = "actors.call_timeout";
+  if (auto o = opts_.types.find(type); o != opts_.types.end()) {
+    if (o->second.snapshot) b->snapshot = *o->second.snapshot;
+    if (o->second.idle_timeout_ms) b->idle_timeout_ms = *o->second.idle_timeout_ms;
+    if (o->second.mailbox_capacity) b->mailbox_capacity = *o->second.mailbox_capacity;
+    if (o->second.call_timeout_ms) {
+      b->call_timeout_ms = *o->second.call_timeout_ms;
+      b->call_timeout_key = "actors.types." + type + ".call_timeout";
     }
-    auto b = std::make_unique<TypeBinding>();
-    b->ns = ns;
-    b->type = type;
-    b->plugin = plugin;
-    b->actor_type = plugin->find_type(type);
-    b->snapshot = opts_.snapshot;
-    b->idle_timeout_ms = opts_.idle_timeout_ms;
-    b->mailbox_capacity = opts_.mailbox_capacity;
-    b->call_timeout_ms = opts_.call_timeout_ms;
-    b->call_timeout_key = "actors.call_timeout";
-    if (auto o = opts_.types.find(type); o != opts_.types.end()) {
-      if (o->second.snapshot) b->snapshot = *o->second.snapshot;
-      if (o->second.idle_timeout_ms) b->idle_timeout_ms = *o->second.idle_timeout_ms;
-      if (o->second.mailbox_capacity) b->mailbox_capacity = *o->second.mailbox_capacity;
-      if (o->second.call_timeout_ms) {
-        b->call_timeout_ms = *o->second.call_timeout_ms;
-        b->call_timeout_key = "actors.types." + type + ".call_timeout";
-      }
-    }
-    if (swapping_.scope != nullptr && swapping_.plugin == plugin->name() && swapping_.scope->covers(ns)) {
-      b->paused.store(true);  // its tasks park until the swap ends
-      swapping_.late.push_back(b.get());
-    }
-    slot = std::move(b);
   }
-  return slot.get();
+  if (swapping_.scope != nullptr && swapping_.plugin == plugin->name() && swapping_.scope->covers(ns)) {
+    b->paused.store(true);  // its tasks park until the swap ends
+    swapping_.late.push_back(b.get());
+  }
+  TypeBinding* bound = b.get();
+  bindings_.emplace(key, std::move(b));
+  return bound;
 }
 
 Status RuntimeImpl::check_payload(const std::string& payload) {
