@@ -151,7 +151,7 @@ void TestHost::restart() {
 std::string TestHost::dir() const { return impl_->dir.string(); }
 
 Runtime& TestHost::runtime() { return impl_->host->runtime(); }
-Store& TestHost::store() { return impl_->host->store(); }
+Journal& TestHost::store() { return impl_->host->store(); }
 PluginRegistry& TestHost::registry() { return impl_->host->registry(); }
 PluginManager& TestHost::plugins() { return impl_->host->plugins(); }
 

@@ -26,7 +26,7 @@
 namespace aether {
 class PluginManager;
 class PluginRegistry;
-class Store;
+class Journal;
 }  // namespace aether
 
 namespace aether::testkit {
@@ -80,7 +80,7 @@ class TestHost {
   void restart();
 
   Runtime& runtime();
-  Store& store();
+  Journal& store();
   PluginRegistry& registry();
   PluginManager& plugins();
 

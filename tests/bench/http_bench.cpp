@@ -24,7 +24,7 @@ constexpr int kPerClient = 2000;
 
 struct Host {
   aether::PluginRegistry reg;
-  std::unique_ptr<aether::Store> store = aether::make_memory_store();
+  std::unique_ptr<aether::Journal> store = aether::make_memory_store();
   aether::Metrics metrics;
   std::unique_ptr<aether::Runtime> rt;
   std::unique_ptr<aether::HttpServer> http;
@@ -32,7 +32,7 @@ struct Host {
     (void)reg.load(std::string(AETHER_PLUGIN_DIR) + "/counter.so");
     aether::RuntimeOptions o;
     o.snapshot.every = 0;
-    rt = std::move(aether::Runtime::create(o, reg, *store, *store, &metrics)).value();
+    rt = std::move(aether::Runtime::create(o, reg, *store, &metrics)).value();
     aether::HttpOptions h;
     h.port = 0;
     h.threads = kClients;

@@ -93,7 +93,7 @@ struct Env {
     (void)reg.load(std::string(AETHER_PLUGIN_DIR) + "/counter.so");
     (void)reg.load(std::string(AETHER_PLUGIN_DIR) + "/bank.so");
   }
-  std::unique_ptr<aether::Store> store(const std::string& ns) {
+  std::unique_ptr<aether::Journal> store(const std::string& ns) {
     aether::JetStreamOptions jo;
     jo.namespaces = {ns};
     jo.publishers = 16;
@@ -134,14 +134,14 @@ void BM_JetStreamStoreCommands(benchmark::State& state) {
       return aether::Command{ns, "Counter", "a" + std::to_string(i % kActors), "Increment", R"({"by":1})", {}, ""};
     };
     auto store = env().store(ns);
-    auto rt = std::move(aether::Runtime::create(o, env().reg, *store, *store)).value();
+    auto rt = std::move(aether::Runtime::create(o, env().reg, *store)).value();
     if (mode == 1) aether::bench::run_closed_loop(*rt, kInFlight, kActors, command);
     if (mode == 2) {
       aether::bench::run_closed_loop(*rt, kInFlight, 3 * kActors, command);  // 3 commits each
       rt->shutdown();
       rt.reset();
       store = env().store(ns);
-      rt = std::move(aether::Runtime::create(o, env().reg, *store, *store)).value();
+      rt = std::move(aether::Runtime::create(o, env().reg, *store)).value();
     }
     cpu.restart();
     const auto start = Clock::now();
@@ -346,7 +346,7 @@ void BM_NatsRequestReplyCommand(benchmark::State& state) {
   aether::RuntimeOptions o;
   o.namespaces = {"lat"};
   o.snapshot.every = 0;
-  auto rt = std::move(aether::Runtime::create(o, e.reg, *store, *store)).value();
+  auto rt = std::move(aether::Runtime::create(o, e.reg, *store)).value();
   auto ingress = std::move(aether::NatsIngress::start(*e.conn, *rt, {"lat"})).value();
   request_latencies(state, e.conn->nc(), "aether.lat.cmd.Counter.one");
   ingress->stop();
@@ -434,7 +434,7 @@ void BM_ReplayFromJetStream(benchmark::State& state) {
   o.namespaces = {"replay"};
   o.snapshot.every = 0;
   for (auto _ : state) {
-    auto rt = std::move(aether::Runtime::create(o, e.reg, *store, *store)).value();
+    auto rt = std::move(aether::Runtime::create(o, e.reg, *store)).value();
     const auto start = Clock::now();
     auto st = rt->state("replay", "BankAccount", "long");
     state.SetIterationTime(seconds_since(start));

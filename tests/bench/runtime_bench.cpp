@@ -48,7 +48,7 @@ std::string plugin(const char* name) { return std::string(AETHER_PLUGIN_DIR) + "
 
 std::atomic<uint64_t> g_commits{0}, g_committed{0};
 
-std::unique_ptr<aether::Store> open_store(const fs::path& dir, const char* sync = "full") {
+std::unique_ptr<aether::Journal> open_store(const fs::path& dir, const char* sync = "full") {
   aether::SqliteOptions o;
   o.path = (dir / "aether.db").string();
   o.synchronous = sync;
@@ -78,7 +78,7 @@ void BM_RuntimeDurableCommands(benchmark::State& state) {
     (void)reg.load(plugin("counter"));
     aether::RuntimeOptions o;
     o.snapshot.every = 0;
-    auto rt = std::move(aether::Runtime::create(o, reg, *store, *store)).value();
+    auto rt = std::move(aether::Runtime::create(o, reg, *store)).value();
     // 64 senders, each with one command in flight (closed_loop.hpp).
     const auto start = Clock::now();
     const int failed = aether::bench::run_closed_loop(*rt, kSenders, kCommands, [](int i) {
@@ -126,7 +126,7 @@ BENCHMARK(BM_RawSqliteOneTx)->UseManualTime()->Iterations(3)->Unit(benchmark::kM
 // --- replay ----------------------------------------------------------------------
 
 // One bank account with `n` events written straight into the store.
-void fill_account(aether::Store& store, const std::string& id, int n) {
+void fill_account(aether::Journal& store, const std::string& id, int n) {
   uint64_t v = 0;
   while (v < static_cast<uint64_t>(n)) {
     aether::AppendRequest r;
@@ -165,7 +165,7 @@ void BM_ReplayThroughRuntime(benchmark::State& state) {
   aether::RuntimeOptions o;
   o.snapshot.every = 0;  // measure replay, not snapshots
   for (auto _ : state) {
-    auto rt = std::move(aether::Runtime::create(o, reg, *store, *store)).value();
+    auto rt = std::move(aether::Runtime::create(o, reg, *store)).value();
     const auto start = Clock::now();
     auto v = rt->state("default", "BankAccount", "replay");
     state.SetIterationTime(seconds_since(start));
@@ -235,13 +235,13 @@ void activate_long(benchmark::State& state, bool snapshots) {
     sqlite3_close(db);
   } else {
     // The first activation replays everything and leaves a snapshot.
-    auto rt = std::move(aether::Runtime::create(o, reg, *store, *store)).value();
+    auto rt = std::move(aether::Runtime::create(o, reg, *store)).value();
     (void)rt->state("default", "BankAccount", "long");
     rt->shutdown();
   }
   uint64_t replayed = 0;
   for (auto _ : state) {
-    auto rt = std::move(aether::Runtime::create(o, reg, *store, *store)).value();
+    auto rt = std::move(aether::Runtime::create(o, reg, *store)).value();
     const auto start = Clock::now();
     auto v = rt->state("default", "BankAccount", "long");
     state.SetIterationTime(seconds_since(start));
@@ -278,7 +278,7 @@ void BM_MemoryPerIdleActor(benchmark::State& state) {
     auto store = aether::make_memory_store();
     aether::RuntimeOptions o;
     o.max_active_actors = 2 * kIdle;
-    auto rt = std::move(aether::Runtime::create(o, reg, *store, *store)).value();
+    auto rt = std::move(aether::Runtime::create(o, reg, *store)).value();
     (void)rt->state("default", "Counter", "warmup");
     before = heap_in_use();
     for (int i = 0; i < kIdle; ++i) (void)rt->state("default", "Counter", "idle-actor-" + std::to_string(i));

@@ -37,7 +37,7 @@ constexpr uint64_t kMemoryLimit = 16ull << 20;
 std::string tp(const char* n) { return std::string(AETHER_TEST_PLUGIN_DIR) + "/" + n + ".so"; }
 
 // 10,000 actors with 100 Added events each, written straight to the store.
-void fill(aether::Store& store) {
+void fill(aether::Journal& store) {
   std::vector<aether::NewEvent> events(kEventsPerActor, aether::NewEvent{"Added", R"({"n":1})"});
   for (int i = 0; i < kStoredActors; ++i) {
     aether::AppendRequest req;

@@ -37,7 +37,7 @@ fs::path fresh_dir(const std::string& name) {
   return p;
 }
 
-std::unique_ptr<aether::Store> open_store(const fs::path& dir) {
+std::unique_ptr<aether::Journal> open_store(const fs::path& dir) {
   aether::SqliteOptions o;
   o.path = (dir / "aether.db").string();
   o.synchronous = "full";
@@ -59,7 +59,7 @@ void in_process(int senders, Clock::time_point end, std::vector<double>& latenci
   aether::PluginRegistry reg;
   (void)reg.load(std::string(AETHER_PLUGIN_DIR) + "/counter.so");
   aether::RuntimeOptions o;
-  auto rt = std::move(aether::Runtime::create(o, reg, *store, *store)).value();
+  auto rt = std::move(aether::Runtime::create(o, reg, *store)).value();
   std::mutex mu;
   std::condition_variable cv;
   int finished = 0, next = 0;

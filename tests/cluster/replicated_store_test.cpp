@@ -41,7 +41,7 @@ std::unique_ptr<NatsConnection> connect_to(const std::string& url, int64_t reque
   return c ? std::move(c).value() : nullptr;
 }
 
-std::unique_ptr<Store> open_store(NatsConnection& conn, const std::string& node, int replicas = 3) {
+std::unique_ptr<Journal> open_store(NatsConnection& conn, const std::string& node, int replicas = 3) {
   JetStreamOptions o;
   o.stream_prefix = kPrefix;
   o.replicas = replicas;
@@ -89,10 +89,10 @@ struct StreamsSetup {
   NatsCluster cluster{3};
   bool ready = false;
   std::unique_ptr<NatsConnection> conn;
-  std::unique_ptr<Store> store;
+  std::unique_ptr<Journal> store;
 };
 
-Status append_sync(Store& store, const AppendRequest& req) {
+Status append_sync(Journal& store, const AppendRequest& req) {
   std::promise<Status> p;
   store.append(req, [&p](AppendResult r) { p.set_value(r.status); });
   return p.get_future().get();
@@ -174,7 +174,7 @@ TEST(LaggingReplica, LookupsThroughAResumedFollowerMissNoAcknowledgedCommit) {
   }
 }
 
-Status append_one(Store& store, const ActorKey& key, uint64_t expected) {
+Status append_one(Journal& store, const ActorKey& key, uint64_t expected) {
   AppendRequest req;
   req.key = key;
   req.expected_version = expected;

@@ -56,7 +56,7 @@ const int kColumns[] = {7, 4, 6};
 
 struct Db {
   std::string path;
-  std::unique_ptr<aether::Store> store;
+  std::unique_ptr<aether::Journal> store;
   sqlite3* raw = nullptr;
   sqlite3_stmt* inserts[3] = {};
 
@@ -91,6 +91,14 @@ void write_rows(Db& db, Reader& r) {
   sqlite3_exec(db.raw, "COMMIT", nullptr, nullptr, nullptr);
 }
 
+// Takes whatever a load hands it; restores from a snapshot when `restore`.
+struct Sink final : aether::LoadSink {
+  bool restore = false;
+  aether::Status begin(bool) override { return aether::Status::ok(); }
+  bool snapshot(const aether::Snapshot&) override { return restore; }
+  aether::Status event(const aether::StoredEvent&) override { return aether::Status::ok(); }
+};
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -104,7 +112,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   (void)db.store->read_all(actor, from, 3);
   (void)db.store->latest_version(actor);
   (void)db.store->find_idempotent(actor, key);
-  (void)db.store->latest(actor);
-  (void)db.store->list(actor);
+  (void)db.store->latest_snapshot(actor);
+  (void)db.store->list_snapshots(actor);
+  Sink sink;
+  sink.restore = (from & 1) != 0;
+  (void)db.store->load(actor, 0, sink);
   return 0;
 }

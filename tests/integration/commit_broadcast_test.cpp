@@ -62,7 +62,7 @@ struct Collected {
 };
 
 // Appends every commit; returns the first version each got.
-std::vector<uint64_t> append_all(Store& store, const std::vector<AppendRequest>& reqs) {
+std::vector<uint64_t> append_all(Journal& store, const std::vector<AppendRequest>& reqs) {
   std::vector<uint64_t> first;
   for (const auto& r : reqs) {
     const AppendResult res = store.append_sync(r);
@@ -118,7 +118,7 @@ class RawSubscriber {
 };
 
 // Appends the commits to `store` and checks what NATS carried.
-void check_nats(const test::NatsServer& server, NatsConnection& conn, Store& store, const std::string& node) {
+void check_nats(const test::NatsServer& server, NatsConnection& conn, Journal& store, const std::string& node) {
   RawSubscriber raw(server.url());
   NatsBus bus(conn);
   Collected in_process;
@@ -162,7 +162,7 @@ TEST(CommitBroadcast, JetStreamPublishesOneMessagePerCommit) {
 }
 
 // Without NATS: the local bus delivers the same format in process.
-void check_local(Bus& bus, Store& store, const std::string& node) {
+void check_local(Bus& bus, Journal& store, const std::string& node) {
   Collected got;
   auto sub = bus.subscribe("aether.default.events.>", got.handler());
   const auto reqs = commits();

@@ -35,11 +35,11 @@ inline HostConfig harness_config(const StoreBackend& backend, const std::string&
 // over `store` when given (not owned). Memory and sqlite stores publish their
 // commits on `broadcast` when given.
 inline std::unique_ptr<Host> start_test_host(const StoreBackend& backend, const std::string& dir,
-                                             const RuntimeOptions* options, Store* store = nullptr,
+                                             const RuntimeOptions* options, Journal* store = nullptr,
                                              Bus* broadcast = nullptr) {
   HostSeams seams;
   seams.store = store;
-  seams.open_store = [backend, dir, broadcast]() -> Result<std::unique_ptr<Store>> {
+  seams.open_store = [backend, dir, broadcast]() -> Result<std::unique_ptr<Journal>> {
     auto s = backend.open(dir, broadcast);
     if (!s) return Status::unavailable("store backend " + backend.name + " did not open");
     return s;
@@ -73,7 +73,7 @@ class RuntimeHarness {
   ~RuntimeHarness() { stop(); }
 
   Runtime& rt() { return host_->runtime(); }
-  Store& store() { return host_->store(); }
+  Journal& store() { return host_->store(); }
   // The bus a reader of this backend's commits subscribes to.
   Bus& bus() { return *bus_; }
   PluginRegistry& registry() { return host_->registry(); }

@@ -1,5 +1,5 @@
 // Test support: the store backends the backend-parameterized suites run on.
-// A backend makes a fresh Store in a directory; `reopen` makes another Store
+// A backend makes a fresh Journal in a directory; `reopen` makes another Journal
 // over the same data (persistent backends only), as after a restart.
 #pragma once
 
@@ -29,7 +29,7 @@ namespace aether::test {
 struct StoreBackend {
   std::string name;
   bool persistent = false;
-  std::function<std::unique_ptr<Store>(const std::string& dir, Bus* broadcast)> open;
+  std::function<std::unique_ptr<Journal>(const std::string& dir, Bus* broadcast)> open;
   std::function<std::unique_ptr<Bus>()> make_bus = [] { return make_local_bus(); };
 };
 
@@ -70,7 +70,7 @@ inline SharedNats* const shared_nats_env =
 
 inline NatsConnection& shared_nats() { return shared_nats_env->connection(); }
 
-inline std::unique_ptr<Store> open_jetstream_for_test(const std::string& dir) {
+inline std::unique_ptr<Journal> open_jetstream_for_test(const std::string& dir) {
   // A store opened for a new directory starts empty: drop what an earlier
   // test of this process left in the server. A reopen keeps everything.
   static std::set<std::string> opened;

@@ -97,7 +97,7 @@ class IdempotencySuite : public testing::TestWithParam<StoreBackend> {
   // Waits (bounded) until the actor's newest snapshot is at `version`.
   static void wait_snapshot(RuntimeHarness& h, uint64_t version) {
     const bool found = test::eventually([&] {
-      auto s = h.store().latest(key_);
+      auto s = h.store().latest_snapshot(key_);
       return s.is_ok() && s->has_value() && (*s)->version == version;
     });
     if (!found) FAIL() << "no snapshot at version " << version;
@@ -161,10 +161,10 @@ TEST_P(IdempotencySuite, ASnapshotWithoutARecordDefersToTheCache) {
   ASSERT_TRUE(h.rt().send_sync(deposit(5, "dep-3")).status.is_ok());
   wait_snapshot(h, 2);
   wait_cached(h, "dep-3");
-  Snapshot old = **h.store().latest(key_);
+  Snapshot old = **h.store().latest_snapshot(key_);
   ASSERT_NE(old.host_record.find("complete"), std::string::npos) << old.host_record;
   old.host_record.clear();  // as an older host wrote it
-  ASSERT_TRUE(h.store().save(key_, old, 2).is_ok());
+  ASSERT_TRUE(h.store().save_snapshot(key_, old, 2).is_ok());
   h.restart();
   expect_duplicate(h.rt().send_sync(deposit(5, "dep-3")), 2, R"({"amount":5})");
   EXPECT_EQ(h.rt().stats().last_replay_length, 0u) << "loaded from the snapshot";

@@ -398,7 +398,7 @@ TEST_P(RuntimeSuite, SnapshotsBoundReplay) {
   // (bounded) for the one in progress, if any.
   size_t kept = 0;
   eventually([&] {
-    kept = h.store().list({"default", "Counter", "long"})->size();
+    kept = h.store().list_snapshots({"default", "Counter", "long"})->size();
     return kept <= 2;
   });
   EXPECT_LE(kept, 2u) << "keep: 2";
@@ -412,18 +412,18 @@ TEST_P(RuntimeSuite, SnapshotOfAnotherSchemaIsSkipped) {
   // A snapshot at v25 claiming another schema version, with a wrong value:
   // if it were used, the state would be wrong.
   const ActorKey key{"default", "Counter", "s"};
-  ASSERT_TRUE(h.store().save(key, Snapshot{25, "counter", 99, R"({"value":12345})", 0}, 2).is_ok());
+  ASSERT_TRUE(h.store().save_snapshot(key, Snapshot{25, "counter", 99, R"({"value":12345})", 0}, 2).is_ok());
   h.restart();
   auto st = h.rt().state("default", "Counter", "s");
   ASSERT_TRUE(st.is_ok());
   EXPECT_EQ(st->view, R"({"value":30})");
   EXPECT_EQ(h.rt().stats().last_replay_length, 30u) << "fell back to a full replay";
   // A snapshot of another plugin is skipped as well.
-  ASSERT_TRUE(h.store().save(key, Snapshot{28, "other", 1, R"({"value":777})", 0}, 2).is_ok());
+  ASSERT_TRUE(h.store().save_snapshot(key, Snapshot{28, "other", 1, R"({"value":777})", 0}, 2).is_ok());
   h.restart();
   EXPECT_EQ(h.rt().state("default", "Counter", "s")->view, R"({"value":30})");
   // And a matching one is used.
-  ASSERT_TRUE(h.store().save(key, Snapshot{29, "counter", 1, R"({"value":29})", 0}, 2).is_ok());
+  ASSERT_TRUE(h.store().save_snapshot(key, Snapshot{29, "counter", 1, R"({"value":29})", 0}, 2).is_ok());
   h.restart();
   EXPECT_EQ(h.rt().state("default", "Counter", "s")->view, R"({"value":30})");
   EXPECT_EQ(h.rt().stats().last_replay_length, 1u);
@@ -461,7 +461,7 @@ TEST_P(RuntimeSuite, RepairTruncatesAnActiveActorAndItsSnapshots) {
     ASSERT_TRUE(h.send("BankAccount", "acc-r", "Deposit", R"({"amount":)" + std::to_string(amount) + "}").status.is_ok());
   }
   auto has_snapshot_4 = [&] {
-    auto l = h.store().list(key);
+    auto l = h.store().list_snapshots(key);
     return l.is_ok() && !l->empty() && (*l)[0].version == 4;
   };
   ASSERT_TRUE(eventually(has_snapshot_4));
@@ -785,7 +785,7 @@ INSTANTIATE_TEST_SUITE_P(Backends, PersistentRuntimeSuite,
 
 // A memory store that says its reads are remote, and whose version lookup of
 // actor "slow" waits at a gate until the test opens it.
-class GatedLookupStore final : public Store {
+class GatedLookupStore final : public Journal {
  public:
   struct Gate {
     std::mutex mu;
@@ -813,13 +813,15 @@ class GatedLookupStore final : public Store {
     return inner_->find_idempotent(k, key);
   }
   Status flush() override { return inner_->flush(); }
-  Status save(const ActorKey& k, const Snapshot& s, uint32_t keep) override { return inner_->save(k, s, keep); }
-  Result<std::optional<Snapshot>> latest(const ActorKey& k) override { return inner_->latest(k); }
-  Result<std::vector<Snapshot>> list(const ActorKey& k) override { return inner_->list(k); }
+  Status save_snapshot(const ActorKey& k, const Snapshot& s, uint32_t keep) override {
+    return inner_->save_snapshot(k, s, keep);
+  }
+  Result<std::optional<Snapshot>> latest_snapshot(const ActorKey& k) override { return inner_->latest_snapshot(k); }
+  Result<std::vector<Snapshot>> list_snapshots(const ActorKey& k) override { return inner_->list_snapshots(k); }
 
  private:
   std::shared_ptr<Gate> gate_;
-  std::unique_ptr<Store> inner_ = make_memory_store();
+  std::unique_ptr<Journal> inner_ = make_memory_store();
 };
 
 // With one worker: while an actor's activation waits on the store, the
@@ -829,7 +831,7 @@ TEST(RuntimeRemoteReads, AnActivationWaitingOnTheStoreDoesNotHoldUpActiveActors)
   RuntimeOptions o;
   o.workers = 1;
   RuntimeHarness h(StoreBackend{"gated", false,
-                                [gate](const std::string&, Bus*) -> std::unique_ptr<Store> {
+                                [gate](const std::string&, Bus*) -> std::unique_ptr<Journal> {
                                   return std::make_unique<GatedLookupStore>(gate);
                                 }},
                    o);

@@ -34,7 +34,7 @@ struct Seen {
 
 // `rounds` rounds of one append of a 1 KiB event to each of `actors` actors,
 // queued together (one group commit or a few) and flushed.
-void write_rounds(Store& store, int rounds, int actors) {
+void write_rounds(Journal& store, int rounds, int actors) {
   const std::string payload = "{\"pad\":\"" + std::string(1024, 'x') + "\"}";
   std::vector<AppendRequest> reqs(actors);
   for (int round = 0; round < rounds; ++round) {

@@ -23,7 +23,7 @@ using test::StoreBackend;
 
 // The key cache's answer for `k`, waiting (bounded) for it to appear: the
 // jetstream store writes its cache after the commit's ack.
-std::optional<IdempotentCommit> cached(Store& store, const ActorKey& key, const std::string& k) {
+std::optional<IdempotentCommit> cached(Journal& store, const ActorKey& key, const std::string& k) {
   std::optional<IdempotentCommit> found;
   test::eventually([&] {
     auto hit = store.find_idempotent(key, k);
@@ -52,10 +52,102 @@ class StoreSuite : public testing::TestWithParam<StoreBackend> {
   }
 
   test::TempDir dir_;
-  std::unique_ptr<Store> store_;
+  std::unique_ptr<Journal> store_;
   const ActorKey a_{"default", "Counter", "a"};
   const ActorKey b_{"default", "Counter", "b"};
 };
+
+// What Journal::load hands its sink, recorded. It restores a snapshot
+// unless told to refuse it.
+struct RecordingSink final : LoadSink {
+  bool refuse_snapshot = false;
+  int begins = 0;
+  bool empty = false;
+  uint64_t snapshot_version = 0;  // of the snapshot offered (0: none)
+  std::vector<StoredEvent> events;
+  Status begin(bool e) override {
+    ++begins;
+    empty = e;
+    return Status::ok();
+  }
+  bool snapshot(const Snapshot& s) override {
+    snapshot_version = s.version;
+    return !refuse_snapshot;
+  }
+  Status event(const StoredEvent& e) override {
+    events.push_back(e);
+    return Status::ok();
+  }
+};
+
+TEST_P(StoreSuite, LoadOfAnActorWithoutHistoryIsEmpty) {
+  RecordingSink sink;
+  ASSERT_TRUE(store_->load(a_, 0, sink).is_ok());
+  EXPECT_EQ(sink.begins, 1);
+  EXPECT_TRUE(sink.empty);
+  EXPECT_EQ(sink.snapshot_version, 0u);
+  EXPECT_TRUE(sink.events.empty());
+}
+
+TEST_P(StoreSuite, LoadHandsTheSnapshotThenTheEventsAfterIt) {
+  ASSERT_TRUE(store_->append_sync(req(a_, 0, {"E1", "E2", "E3"})).status.is_ok());
+  ASSERT_TRUE(store_->save_snapshot(a_, Snapshot{2, "p", 1, "s", 1}, 2).is_ok());
+  ASSERT_TRUE(store_->append_sync(req(a_, 3, {"E4"})).status.is_ok());
+  RecordingSink sink;
+  ASSERT_TRUE(store_->load(a_, 0, sink).is_ok());
+  EXPECT_EQ(sink.begins, 1);
+  EXPECT_FALSE(sink.empty);
+  EXPECT_EQ(sink.snapshot_version, 2u);
+  ASSERT_EQ(sink.events.size(), 2u);
+  EXPECT_EQ(sink.events[0].version, 3u);
+  EXPECT_EQ(sink.events[1].version, 4u);
+  EXPECT_EQ(sink.events[1].type, "E4");
+}
+
+// A snapshot the caller cannot use (another plugin, a schema it cannot
+// upgrade): every event is read instead. (Two commits: a JetStream journal
+// answers an actor whose whole history is its last commit from memory,
+// without a snapshot.)
+TEST_P(StoreSuite, LoadReadsEveryEventWhenTheSnapshotIsRefused) {
+  ASSERT_TRUE(store_->append_sync(req(a_, 0, {"E1"})).status.is_ok());
+  ASSERT_TRUE(store_->append_sync(req(a_, 1, {"E2", "E3"})).status.is_ok());
+  ASSERT_TRUE(store_->save_snapshot(a_, Snapshot{3, "p", 1, "s", 1}, 2).is_ok());
+  RecordingSink sink;
+  sink.refuse_snapshot = true;
+  ASSERT_TRUE(store_->load(a_, 0, sink).is_ok());
+  EXPECT_EQ(sink.snapshot_version, 3u);
+  ASSERT_EQ(sink.events.size(), 3u);
+  EXPECT_EQ(sink.events[0].version, 1u);
+}
+
+// A sink's error stops the load and is what load returns.
+TEST_P(StoreSuite, LoadStopsAtTheSinksError) {
+  ASSERT_TRUE(store_->append_sync(req(a_, 0, {"E1", "E2", "E3"})).status.is_ok());
+  struct Failing final : LoadSink {
+    int seen = 0;
+    Status begin(bool) override { return Status::ok(); }
+    bool snapshot(const Snapshot&) override { return true; }
+    Status event(const StoredEvent&) override {
+      return ++seen == 2 ? Status::corruption("bad event") : Status::ok();
+    }
+  } sink;
+  Status s = store_->load(a_, 0, sink);
+  EXPECT_EQ(s.code(), StatusCode::kCorruption);
+  EXPECT_EQ(s.message(), "bad event");
+  EXPECT_EQ(sink.seen, 2);
+}
+
+// With the version the journal has just reported, load does not need to
+// ask again, and reads the events up to it.
+TEST_P(StoreSuite, LoadWithAKnownVersionReadsUpToIt) {
+  ASSERT_TRUE(store_->append_sync(req(a_, 0, {"E1", "E2"})).status.is_ok());
+  auto latest = store_->latest_version(a_);
+  ASSERT_TRUE(latest.is_ok());
+  RecordingSink sink;
+  ASSERT_TRUE(store_->load(a_, *latest, sink).is_ok());
+  ASSERT_EQ(sink.events.size(), 2u);
+  EXPECT_EQ(sink.events[1].version, 2u);
+}
 
 TEST_P(StoreSuite, AppendsAndReadsBack) {
   auto r = store_->append_sync(req(a_, 0, {"E1", "E2"}));
@@ -213,13 +305,13 @@ TEST_P(StoreSuite, AKeyAndItsDigestTravelWithTheCommit) {
 
 // The host's record goes with a snapshot, beside the plugin's bytes.
 TEST_P(StoreSuite, ASnapshotKeepsTheHostRecord) {
-  ASSERT_TRUE(store_->save(a_, Snapshot{3, "p", 1, "plugin-bytes", 5, "host\nrecord\n"}, 2).is_ok());
-  ASSERT_TRUE(store_->save(b_, Snapshot{4, "p", 1, "only-plugin", 5}, 2).is_ok());
-  auto a = store_->latest(a_);
+  ASSERT_TRUE(store_->save_snapshot(a_, Snapshot{3, "p", 1, "plugin-bytes", 5, "host\nrecord\n"}, 2).is_ok());
+  ASSERT_TRUE(store_->save_snapshot(b_, Snapshot{4, "p", 1, "only-plugin", 5}, 2).is_ok());
+  auto a = store_->latest_snapshot(a_);
   ASSERT_TRUE(a.is_ok() && a->has_value());
   EXPECT_EQ((*a)->bytes, "plugin-bytes");
   EXPECT_EQ((*a)->host_record, "host\nrecord\n");
-  auto b = store_->list(b_);
+  auto b = store_->list_snapshots(b_);
   ASSERT_TRUE(b.is_ok() && b->size() == 1u);
   EXPECT_EQ(b->front().bytes, "only-plugin");
   EXPECT_EQ(b->front().host_record, "");
@@ -228,19 +320,19 @@ TEST_P(StoreSuite, ASnapshotKeepsTheHostRecord) {
 TEST_P(StoreSuite, SnapshotsKeepTheNewest) {
   for (uint64_t v = 10; v <= 50; v += 10) {
     Snapshot s{v, "counter", 1, "{\"value\":" + std::to_string(v) + "}", 1};
-    ASSERT_TRUE(store_->save(a_, s, 2).is_ok());
+    ASSERT_TRUE(store_->save_snapshot(a_, s, 2).is_ok());
   }
-  auto list = store_->list(a_);
+  auto list = store_->list_snapshots(a_);
   ASSERT_TRUE(list.is_ok());
   ASSERT_EQ(list->size(), 2u);
   EXPECT_EQ((*list)[0].version, 50u);
   EXPECT_EQ((*list)[1].version, 40u);
-  auto latest = store_->latest(a_);
+  auto latest = store_->latest_snapshot(a_);
   ASSERT_TRUE(latest.is_ok() && latest->has_value());
   EXPECT_EQ((*latest)->bytes, "{\"value\":50}");
   EXPECT_EQ((*latest)->plugin, "counter");
   EXPECT_EQ((*latest)->schema_version, 1u);
-  EXPECT_FALSE(store_->latest(b_)->has_value());
+  EXPECT_FALSE(store_->latest_snapshot(b_)->has_value());
 }
 
 TEST_P(StoreSuite, RacingWritersOfOneVersionOneWins) {
@@ -288,28 +380,28 @@ TEST_P(StoreSuite, TruncateAfterRemovesLaterCommitsTheirKeysAndSnapshots) {
   ASSERT_TRUE(store_->append_sync(req(a_, 3, {"E4"})).status.is_ok());
   ASSERT_TRUE(store_->append_sync(req(a_, 4, {"E5"}, "k3")).status.is_ok());
   ASSERT_TRUE(store_->append_sync(req(b_, 0, {"E1"})).status.is_ok());
-  for (uint64_t v : {2, 5}) ASSERT_TRUE(store_->save(a_, Snapshot{v, "p", 1, "s", 1}, 3).is_ok());
+  for (uint64_t v : {2, 5}) ASSERT_TRUE(store_->save_snapshot(a_, Snapshot{v, "p", 1, "s", 1}, 3).is_ok());
 
   auto plan = store_->truncate_after(a_, 3, true);
   ASSERT_TRUE(plan.is_ok()) << plan.status().to_string();
   EXPECT_EQ(plan->records, 2u);  // two commits, two rows, two events: the same here
   EXPECT_EQ(plan->last_version, 5u);
-  auto snaps = store_->drop_after(a_, 3, true);
+  auto snaps = store_->drop_snapshots_after(a_, 3, true);
   ASSERT_TRUE(snaps.is_ok()) << snaps.status().to_string();
   EXPECT_EQ(*snaps, 1u);
   EXPECT_EQ(*store_->latest_version(a_), 5u) << "a dry run removes nothing";
-  EXPECT_EQ(store_->list(a_)->size(), 2u);
+  EXPECT_EQ(store_->list_snapshots(a_)->size(), 2u);
 
   auto done = store_->truncate_after(a_, 3, false);
   ASSERT_TRUE(done.is_ok()) << done.status().to_string();
   EXPECT_EQ(done->records, 2u);
-  ASSERT_TRUE(store_->drop_after(a_, 3, false).is_ok());
+  ASSERT_TRUE(store_->drop_snapshots_after(a_, 3, false).is_ok());
   EXPECT_EQ(*store_->latest_version(a_), 3u);
   auto all = store_->read_all(a_);
   ASSERT_TRUE(all.is_ok()) << all.status().to_string();
   ASSERT_EQ(all->size(), 3u);
   EXPECT_EQ(all->back().type, "E3");
-  auto left = store_->list(a_);
+  auto left = store_->list_snapshots(a_);
   ASSERT_EQ(left->size(), 1u);
   EXPECT_EQ((*left)[0].version, 2u);
   EXPECT_TRUE(store_->find_idempotent(a_, "k2")->has_value()) << "a kept commit keeps its key";
@@ -347,7 +439,7 @@ class PersistentStoreSuite : public StoreSuite {};
 
 TEST_P(PersistentStoreSuite, SurvivesReopen) {
   ASSERT_TRUE(store_->append_sync(req(a_, 0, {"E1", "E2"}, "k")).status.is_ok());
-  ASSERT_TRUE(store_->save(a_, Snapshot{2, "p", 1, "bytes", 1}, 1).is_ok());
+  ASSERT_TRUE(store_->save_snapshot(a_, Snapshot{2, "p", 1, "bytes", 1}, 1).is_ok());
   // The key cache is written after the ack, and a close drops writes still
   // waiting: wait until it holds the key, then check that it survives.
   ASSERT_TRUE(cached(*store_, a_, "k").has_value());
@@ -361,33 +453,37 @@ TEST_P(PersistentStoreSuite, SurvivesReopen) {
   auto all = store_->read_all(a_);
   ASSERT_TRUE(all.is_ok() && all->size() == 2u);
   EXPECT_EQ(all->back().idempotency_key, "k") << "the key is in the journal after a reopen";
-  EXPECT_EQ((*store_->latest(a_))->bytes, "bytes");
+  EXPECT_EQ((*store_->latest_snapshot(a_))->bytes, "bytes");
 }
 
 // What a fresh process reads of an actor, from each version: with JetStream
 // the events of the last commit come from the lookup of the actor's version
 // when they are all there, and from the stream otherwise.
-TEST_P(PersistentStoreSuite, ReadsEveryVersionAfterReopen) {
-  ASSERT_TRUE(store_->append_sync(req(a_, 0, {"E1", "E2", "E3"})).status.is_ok());
+// load() after a reopen, from a snapshot at every version: the events after
+// it, and none when it is at the tip. Both actors' histories span more than
+// one commit, so every backend looks the snapshot up.
+TEST_P(PersistentStoreSuite, LoadsEveryVersionAfterReopen) {
+  for (uint64_t v = 0; v < 3; ++v) {
+    ASSERT_TRUE(store_->append_sync(req(a_, v, {"E" + std::to_string(v + 1)})).status.is_ok());
+  }
   ASSERT_TRUE(store_->append_sync(req(b_, 0, {"E1"})).status.is_ok());
   ASSERT_TRUE(store_->append_sync(req(b_, 1, {"E2", "E3"})).status.is_ok());
   for (const ActorKey& k : {a_, b_}) {
     for (uint64_t from = 1; from <= 4; ++from) {
+      if (from > 1) {
+        ASSERT_TRUE(store_->save_snapshot(k, Snapshot{from - 1, "p", 1, "s", 1}, 1).is_ok());
+      }
       store_.reset();
       store_ = GetParam().open(dir_.path().string(), nullptr);
       ASSERT_NE(store_, nullptr);
-      auto latest = store_->latest_version(k);
-      ASSERT_TRUE(latest.is_ok());
-      ASSERT_EQ(*latest, 3u);
-      std::vector<StoredEvent> got;
-      ASSERT_TRUE(store_->read_known(k, from, *latest, [&](const StoredEvent& e) {
-        got.push_back(e);
-        return Status::ok();
-      }).is_ok());
-      ASSERT_EQ(got.size(), from <= 3 ? 4 - from : 0) << k.id << " from " << from;
-      for (size_t i = 0; i < got.size(); ++i) {
-        EXPECT_EQ(got[i].version, from + i);
-        EXPECT_EQ(got[i].type, "E" + std::to_string(from + i));
+      RecordingSink sink;
+      ASSERT_TRUE(store_->load(k, 0, sink).is_ok());
+      EXPECT_FALSE(sink.empty);
+      EXPECT_EQ(sink.snapshot_version, from - 1) << k.id << " from " << from;
+      ASSERT_EQ(sink.events.size(), 4 - from) << k.id << " from " << from;
+      for (size_t i = 0; i < sink.events.size(); ++i) {
+        EXPECT_EQ(sink.events[i].version, from + i);
+        EXPECT_EQ(sink.events[i].type, "E" + std::to_string(from + i));
       }
       auto all = store_->read_all(k, from, 1);
       ASSERT_TRUE(all.is_ok());
@@ -437,7 +533,7 @@ class JetStreamIdempotencyTest : public testing::Test {
     ASSERT_FALSE(store_->find_idempotent(a_, idem)->has_value()) << "the key should be gone from the bucket";
   }
   test::TempDir dir_;
-  std::unique_ptr<Store> store_;
+  std::unique_ptr<Journal> store_;
   const ActorKey a_{"default", "Counter", "a"};
 };
 
@@ -530,7 +626,7 @@ class SqliteStoreTest : public testing::Test {
     sqlite3_free(err);
     sqlite3_close(db);
   }
-  std::unique_ptr<Store> open() {
+  std::unique_ptr<Journal> open() {
     SqliteOptions o;
     o.path = path_;
     auto s = open_sqlite_store(o);
@@ -538,7 +634,7 @@ class SqliteStoreTest : public testing::Test {
     return s ? std::move(s).value() : nullptr;
   }
   // Opens the store with `n` events of actor a_ in it.
-  std::unique_ptr<Store> open_with(size_t n) {
+  std::unique_ptr<Journal> open_with(size_t n) {
     auto store = open();
     AppendRequest r;
     r.key = a_;
@@ -547,7 +643,7 @@ class SqliteStoreTest : public testing::Test {
     return store;
   }
   // Asserts that reading a_ from `from` fails as corruption saying `what`.
-  void expect_corruption(Store& store, uint64_t from, const std::string& what) {
+  void expect_corruption(Journal& store, uint64_t from, const std::string& what) {
     auto read = store.read_all(a_, from);
     ASSERT_FALSE(read.is_ok());
     EXPECT_EQ(read.status().code(), StatusCode::kCorruption);
@@ -620,7 +716,7 @@ INSERT INTO snapshots VALUES('default','Counter','a',1,'p',1,'bytes',0);
   ASSERT_TRUE(old.is_ok() && old->has_value());
   EXPECT_EQ((*old)->last_version, 1u);
   EXPECT_EQ((*old)->digest, "");
-  EXPECT_EQ((*store->latest(a_))->bytes, "bytes");
+  EXPECT_EQ((*store->latest_snapshot(a_))->bytes, "bytes");
   AppendRequest r;
   r.key = a_;
   r.expected_version = 1;

@@ -117,8 +117,8 @@ struct Host::Parts {
   // host's own bus, on which the store publishes its commits.
   std::unique_ptr<Bus> bus;
   std::unique_ptr<Bus> local_bus;
-  std::unique_ptr<Store> own_store;
-  Store* store = nullptr;  // own_store, or HostSeams::store
+  std::unique_ptr<Journal> own_store;
+  Journal* store = nullptr;  // own_store, or HostSeams::store
   PluginRegistry registry;
   std::unique_ptr<PluginManager> plugins;
   std::unique_ptr<Runtime> runtime;
@@ -171,7 +171,7 @@ struct Host::Parts {
 
   Status open_store() {
     if (!bus && !local_bus) open_buses();
-    Result<std::unique_ptr<Store>> s = Status::invalid("store.backend " + config.store.backend);
+    Result<std::unique_ptr<Journal>> s = Status::invalid("store.backend " + config.store.backend);
     if (seams.store != nullptr) {
       store = seams.store;
       return Status::ok();
@@ -225,7 +225,7 @@ struct Host::Parts {
   Status start_runtime() {
     RuntimeOptions options = runtime_options(config);
     if (seams.tune_runtime) seams.tune_runtime(options);
-    auto rt = Runtime::create(std::move(options), registry, *store, *store, &metrics);
+    auto rt = Runtime::create(std::move(options), registry, *store, &metrics);
     if (!rt) return Status(rt.status().code(), "runtime: " + rt.status().message());
     runtime = std::move(rt).value();
     ShadowOptions shadow = config.plugins.shadow_check;
@@ -280,7 +280,7 @@ struct Host::Parts {
   // Other nodes' commits keep this node's caches current.
   void follow_remote_commits() {
     if (!bus) return;
-    EventStore* s = store;
+    Journal* s = store;
     Runtime* r = runtime.get();
     const std::string self = config.node.id;
     for (const auto& ns : config.node.namespaces) {
@@ -363,7 +363,7 @@ Runtime& Host::runtime() { return *p_->runtime; }
 PluginRegistry& Host::registry() { return p_->registry; }
 PluginManager& Host::plugins() { return *p_->plugins; }
 Metrics& Host::metrics() { return p_->metrics; }
-Store& Host::store() { return *p_->store; }
+Journal& Host::store() { return *p_->store; }
 Bus* Host::events_bus() { return p_->events_bus(); }
 Status Host::restart_runtime() { return p_->restart_runtime(); }
 ClusterNode* Host::cluster() { return p_->cluster.get(); }

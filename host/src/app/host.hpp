@@ -19,7 +19,7 @@ class Metrics;
 class PluginManager;
 class PluginRegistry;
 class Runtime;
-class Store;
+class Journal;
 struct RuntimeOptions;
 
 // Called while the start waits for NATS (not reachable yet, or a JetStream
@@ -36,10 +36,10 @@ struct HostSeams {
   StartPause pause;
   // Opens the store instead of config.store (the host owns what it returns).
   // restart_runtime() calls it again unless config.store.backend is "memory".
-  std::function<Result<std::unique_ptr<Store>>()> open_store;
+  std::function<Result<std::unique_ptr<Journal>>()> open_store;
   // A store used as is and not owned (a second host over another's store);
   // it must outlive the host. Wins over `open_store`.
-  Store* store = nullptr;
+  Journal* store = nullptr;
   // Adjusts the runtime options made from the config (they may be replaced).
   std::function<void(RuntimeOptions&)> tune_runtime;
 };
@@ -71,7 +71,7 @@ class Host {
   PluginRegistry& registry();
   PluginManager& plugins();
   Metrics& metrics();
-  Store& store();
+  Journal& store();
   Bus* events_bus();       // where committed events are read (NATS, or the bus the store publishes on)
   ClusterNode* cluster();  // null unless cluster.enabled
   HttpServer* http();      // null unless api.http.enabled

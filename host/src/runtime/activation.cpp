@@ -17,7 +17,7 @@ namespace aether::runtime_detail {
 // anyway), queries, or a command pinned to another version.
 bool RuntimeImpl::may_assume_new(const Actor* a, const Task* t) const {
   return a->state == nullptr && !t->query && !t->confirm && t->retries == 0 &&
-         t->command.idempotency_key.empty() && !events_.may_drop_events() &&
+         t->command.idempotency_key.empty() && journal_.empty_stream_is_new() &&
          (!t->command.expected_version || *t->command.expected_version == 0);
 }
 
@@ -33,122 +33,143 @@ Status RuntimeImpl::activate_as_new(Actor* a) {
   return Status::ok();
 }
 
-// Loads the latest usable snapshot and replays the events after it, for
-// task `t`. `t->known_latest` > 0: the actor's version as the store has
-// just reported it, so it is not asked again (if it moved since, the next
-// commit's version check says so). A query of an actor without events
-// loads nothing (kNotFound). After a plugin call was given up (given_up),
-// the return value means nothing and nothing may be touched.
-Status RuntimeImpl::activate(Actor* a, Task* t) {
-  const TypeBinding& b = *a->key->binding;
-  const ActorType& type = *b.actor_type;
-  const ActorKey key{b.ns, b.type, a->key->id};
-  // The stream's version first: an actor without events (a new one) needs
-  // neither a snapshot lookup nor a read, unless the store may have dropped
-  // events that a snapshot still holds.
-  auto latest = t->known_latest > 0 ? Result<uint64_t>(t->known_latest) : events_.latest_version(key);
-  if (!latest) return latest.status();
-  if (t->query && *latest == 0 && !events_.may_drop_events()) return no_events(b, key.id);
-  auto created = type.create();
-  if (!created) return created.status();
-  void* state = *created;
-  uint64_t version = 0;
-  bool from_snapshot = false;
-  // A snapshot only shortens a replay: not looked up when the store holds
-  // every event at hand (a young actor whose history is its last commit).
-  Result<std::optional<Snapshot>> snap = std::optional<Snapshot>();
-  if ((*latest > 0 && !events_.at_hand(key, 1, *latest)) || events_.may_drop_events()) {
-    snap = snapshots_.latest(key);
+// Builds an actor's state from what Journal::load hands it: a new state at
+// begin(), the snapshot when it restores, then each event applied. After a
+// plugin call was given up (given_up), it touches nothing more: the state
+// being loaded then belongs to the watchdog's abandoned call.
+class RuntimeImpl::Loader final : public LoadSink {
+ public:
+  Loader(RuntimeImpl& rt, Task* t, Actor* a, const ActorKey& key)
+      : rt_(rt), t_(t), a_(a), key_(key), b_(*a->key->binding), type_(*b_.actor_type) {}
+  ~Loader() override {
+    if (state_ != nullptr && !given_up) type_.destroy(state_);
   }
-  if (!snap) {
-    type.destroy(state);
-    return snap.status();
+
+  // A query of an actor without history loads nothing (kNotFound).
+  Status begin(bool empty) override {
+    if (t_->query && empty) return no_events(b_, key_.id);
+    return fresh_state();
   }
-  // The keys of the actor's recent keyed commits: from the snapshot's host
-  // record, then from the events replayed after it.
-  std::unique_ptr<IdempotencyWindow> keys;
-  if (snap->has_value()) {
-    const Snapshot& s = **snap;
+
+  bool snapshot(const Snapshot& s) override {
     auto window = window_from_snapshot(s);
     if (!window) {
-      log::warn("actor " + key.to_string() + ": snapshot v" + std::to_string(s.version) + ": " +
+      log::warn("actor " + key_.to_string() + ": snapshot v" + std::to_string(s.version) + ": " +
                 window.status().message() + "; replaying events instead");
     }
-    const bool restored = window && use_snapshot({t, a, state, "restore"}, key, type, s);
-    if (given_up) return Status::ok();
-    if (restored) {
-      version = s.version;
-      from_snapshot = true;
-      keys = std::move(window).value();
-    } else {
+    const bool restored = window && rt_.use_snapshot({t_, a_, state_, "restore"}, key_, type_, s);
+    if (given_up) return true;  // nothing more is read: event() stops the load
+    if (!restored) {
       // restore may have left the state half-written: start clean.
-      type.destroy(state);
-      created = type.create();
-      if (!created) return created.status();
-      state = *created;
+      type_.destroy(state_);
+      state_ = nullptr;
+      if (Status st = fresh_state(); !st) {
+        failed_ = st;
+        return false;
+      }
+      return false;
     }
+    version_ = s.version;
+    snapshot_version_ = s.version;
+    from_snapshot_ = true;
+    keys_ = std::move(window).value();
+    return true;
   }
-  uint64_t replayed = 0;
-  Status rs = Status::ok();
-  if (*latest > version || events_.may_drop_events()) {
-    rs = replay({t, a, state, "apply"}, key, type, *latest, version, replayed, keys);
+
+  Status event(const StoredEvent& e) override {
+    if (given_up) return Status::unavailable("the replay was given up");
+    if (!failed_) return failed_;
+    const int idx = type_.event_index(e.type);
+    if (idx < 0) {
+      return Status::corruption("actor " + key_.to_string() + ", event at version " +
+                                std::to_string(e.version) + ": event type " + quote_for_message(e.type) +
+                                " is not in the model of " + type_.name() + " (plugin " +
+                                type_.plugin().name() + " " + type_.plugin().version() + ")");
+    }
+    Status s;
+    if (!rt_.watched({t_, a_, state_, "apply"},
+                     [&] { s = type_.apply(state_, static_cast<uint32_t>(idx), e.payload, e.version); })) {
+      return Status::unavailable("the replay was given up");
+    }
+    if (!s) {
+      return Status(StatusCode::kCorruption, "actor " + key_.to_string() + ", replay at version " +
+                                                 std::to_string(e.version) + ": " + s.message());
+    }
+    if (replayed_ == 0 && e.version != version_ + 1) {
+      // The stream dropped older events (its limits): their keys are gone.
+      if (!keys_) keys_ = std::make_unique<IdempotencyWindow>();
+      keys_->mark_incomplete();
+    }
+    remember_key(keys_, e, rt_.opts_.idempotency, now_ms_);
+    version_ = e.version;
+    ++replayed_;
+    return Status::ok();
   }
+
+  // The loaded state goes to the actor (the Loader no longer owns it).
+  void install() {
+    a_->state = std::exchange(state_, nullptr);
+    a_->version = version_;
+    a_->snapshot_version = snapshot_version_;
+    a_->keys = std::move(keys_);
+  }
+  bool failed() const { return !failed_; }
+  Status failure() const { return failed_; }
+  uint64_t replayed() const { return replayed_; }
+  bool from_snapshot() const { return from_snapshot_; }
+
+ private:
+  Status fresh_state() {
+    auto created = type_.create();
+    if (!created) return created.status();
+    state_ = *created;
+    return Status::ok();
+  }
+
+  RuntimeImpl& rt_;
+  Task* t_;
+  Actor* a_;
+  const ActorKey& key_;
+  const TypeBinding& b_;
+  const ActorType& type_;
+  const int64_t now_ms_ = rt_.opts_.clock->wall_ms();
+  void* state_ = nullptr;
+  uint64_t version_ = 0;
+  uint64_t snapshot_version_ = 0;
+  uint64_t replayed_ = 0;
+  bool from_snapshot_ = false;
+  std::unique_ptr<IdempotencyWindow> keys_;
+  Status failed_ = Status::ok();  // a new state could not be made after a failed restore
+};
+
+// Loads the latest usable snapshot and replays the events after it, for
+// task `t` (Journal::load). `t->known_latest` > 0: the actor's version as
+// the journal has just reported it, so it is not asked again (if it moved
+// since, the next commit's version check says so). After a plugin call was
+// given up (given_up), the return value means nothing and nothing may be
+// touched.
+Status RuntimeImpl::activate(Actor* a, Task* t) {
+  const TypeBinding& b = *a->key->binding;
+  const ActorKey key{b.ns, b.type, a->key->id};
+  Loader loader(*this, t, a, key);
+  Status rs = journal_.load(key, t->known_latest, loader);
   if (given_up) return Status::ok();
+  if (rs && loader.failed()) rs = loader.failure();
   if (!rs) {
-    type.destroy(state);
-    log::error(rs.message());
+    if (rs.code() != StatusCode::kNotFound) log::error(rs.message());
     return rs;
   }
-  a->state = state;
-  a->version = version;
-  a->snapshot_version = from_snapshot ? (*snap)->version : 0;
-  a->keys = std::move(keys);
+  loader.install();
+  const uint64_t replayed = loader.replayed();
   activations_.fetch_add(1);
   events_replayed_.fetch_add(replayed);
   last_replay_length_.store(replayed);
   active_actors_.fetch_add(1);
-  if (observer_) observer_->on_activation(b.type, replayed, from_snapshot);
+  if (observer_) observer_->on_activation(b.type, replayed, loader.from_snapshot());
   note_activated(a);
   // A long replay is worth a snapshot now, so the next activation is short.
   if (b.snapshot.every > 0 && replayed >= b.snapshot.every) maybe_snapshot(a, t);
   return Status::ok();
-}
-
-// Applies the stored events after `version` up to `latest` to the state
-// being loaded (site.state), advancing `version` and counting `replayed`.
-// The keys of keyed commits replayed are added to `keys`.
-Status RuntimeImpl::replay(const CallSite& site, const ActorKey& key, const ActorType& type, uint64_t latest,
-                           uint64_t& version, uint64_t& replayed, std::unique_ptr<IdempotencyWindow>& keys) {
-  const int64_t now_ms = opts_.clock->wall_ms();
-  return events_.read_known(key, version + 1, latest, [&](const StoredEvent& e) {
-    if (given_up) return Status::unavailable("the replay was given up");
-    const int idx = type.event_index(e.type);
-    if (idx < 0) {
-      return Status::corruption("actor " + key.to_string() + ", event at version " +
-                                std::to_string(e.version) + ": event type " +
-                                quote_for_message(e.type) + " is not in the model of " +
-                                type.name() + " (plugin " + type.plugin().name() + " " +
-                                type.plugin().version() + ")");
-    }
-    Status s;
-    if (!watched(site, [&] { s = type.apply(site.state, static_cast<uint32_t>(idx), e.payload, e.version); })) {
-      return Status::unavailable("the replay was given up");
-    }
-    if (!s) {
-      return Status(StatusCode::kCorruption, "actor " + key.to_string() +
-                                                 ", replay at version " +
-                                                 std::to_string(e.version) + ": " + s.message());
-    }
-    if (replayed == 0 && e.version != version + 1) {
-      // The stream dropped older events (its limits): their keys are gone.
-      if (!keys) keys = std::make_unique<IdempotencyWindow>();
-      keys->mark_incomplete();
-    }
-    remember_key(keys, e, opts_.idempotency, now_ms);
-    version = e.version;
-    ++replayed;
-    return Status::ok();
-  });
 }
 
 // Restores the state being loaded (site.state) from snapshot `s`, through

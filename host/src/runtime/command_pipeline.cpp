@@ -83,7 +83,7 @@ bool RuntimeImpl::admit_command(Actor* a, Task* t, const ActorKey& key) {
   const TypeBinding& b = *a->key->binding;
   const Command& c = t->command;
   if (!c.idempotency_key.empty()) {
-    auto seen = check_key(a->keys.get(), events_, key, c.idempotency_key, t->digest, opts_.idempotency,
+    auto seen = check_key(a->keys.get(), journal_, key, c.idempotency_key, t->digest, opts_.idempotency,
                           opts_.clock->wall_ms());
     if (!seen) {
       finish(t, b, error_result(seen.status()));
@@ -147,7 +147,7 @@ bool RuntimeImpl::decide_and_append(Actor* a, Task* t, const ActorKey& key) {
   req.events.reserve(d.events.size());
   for (auto& e : d.events) req.events.push_back({type.events()[e.index], std::move(e.payload)});
   set_phase(a, Phase::kCommitting);
-  events_.append(req, [this, a, t](AppendResult r) {
+  journal_.append(req, [this, a, t](AppendResult r) {
     pool_.post([this, a, t, r = std::move(r)]() mutable {
       if (on_committed(a, t, t->append, std::move(r))) drive(a);
     });
@@ -293,7 +293,7 @@ CommandResult RuntimeImpl::duplicate_result(const ActorKey& key, const Idempoten
   CommandResult r;
   r.duplicate = true;
   r.version = c.last_version;
-  auto ev = events_.read_all(key, c.first_version, c.last_version - c.first_version + 1);
+  auto ev = journal_.read_all(key, c.first_version, c.last_version - c.first_version + 1);
   if (!ev) return error_result(ev.status());
   r.events = std::move(ev).value();
   return r;

@@ -193,7 +193,7 @@ void remember_key(std::unique_ptr<IdempotencyWindow>& window, const StoredEvent&
               now_ms);
 }
 
-Result<KeyCheck> check_key(IdempotencyWindow* window, EventStore& store, const ActorKey& actor,
+Result<KeyCheck> check_key(IdempotencyWindow* window, Journal& store, const ActorKey& actor,
                            const std::string& key, const std::string& digest,
                            const IdempotencyRetention& retention, int64_t now_ms) {
   KeyCheck out;

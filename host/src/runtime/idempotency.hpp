@@ -101,7 +101,7 @@ struct KeyCheck {
 // Looks `key` up for a command with `digest`: in the actor's window (null:
 // no keyed commits), then, only when the window is incomplete, in the
 // store's key cache. Fails only when that cache lookup fails.
-Result<KeyCheck> check_key(IdempotencyWindow* window, EventStore& store, const ActorKey& actor,
+Result<KeyCheck> check_key(IdempotencyWindow* window, Journal& store, const ActorKey& actor,
                            const std::string& key, const std::string& digest,
                            const IdempotencyRetention& retention, int64_t now_ms);
 

@@ -93,7 +93,7 @@ Result<std::shared_ptr<const Plugin>> PluginManager::load_for_namespaces(
   return plugin;
 }
 
-void PluginManager::attach(Runtime* runtime, SwapOptions defaults, EventStore* events,
+void PluginManager::attach(Runtime* runtime, SwapOptions defaults, Journal* events,
                            ShadowOptions shadow) {
   std::lock_guard lock(mu_);
   runtime_ = runtime;

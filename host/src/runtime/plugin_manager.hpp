@@ -32,7 +32,7 @@
 
 namespace aether {
 
-class EventStore;
+class Journal;
 class Plugin;
 class PluginRegistry;
 class PluginCopies;
@@ -92,7 +92,7 @@ class PluginManager {
   // Hot swaps through `runtime` (REQUIRES: attached before any reload).
   // With `events`, every reload (not a rollback) first runs the shadow check
   // (runtime/shadow_check.hpp) with `shadow` unless that is disabled.
-  void attach(Runtime* runtime, SwapOptions defaults, EventStore* events = nullptr,
+  void attach(Runtime* runtime, SwapOptions defaults, Journal* events = nullptr,
               ShadowOptions shadow = {});
   // A file that is not allowed is refused (kInvalidArgument) before it is
   // opened; an incomplete or foreign image is refused before dlopen. Either
@@ -159,7 +159,7 @@ class PluginManager {
   PluginRegistry& registry_;
   Runtime* runtime_ = nullptr;
   SwapOptions defaults_;
-  EventStore* events_ = nullptr;
+  Journal* events_ = nullptr;
   ShadowOptions shadow_;
   std::vector<std::string> allowed_dirs_;
   std::vector<std::string> configured_;  // files load() was given

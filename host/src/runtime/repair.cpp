@@ -47,14 +47,14 @@ Result<RepairReport> RuntimeImpl::repair(const ActorKey& key, uint64_t truncate_
 Result<RepairReport> RuntimeImpl::truncate_stores(const ActorKey& key, uint64_t version, bool dry_run) {
   uint64_t snapshots = 0;
   if (!dry_run) {
-    auto n = snapshots_.drop_after(key, version, false);
+    auto n = journal_.drop_snapshots_after(key, version, false);
     if (!n) return n.status();
     snapshots = *n;
   }
-  auto t = events_.truncate_after(key, version, dry_run);
+  auto t = journal_.truncate_after(key, version, dry_run);
   if (!t) return t.status();
   if (dry_run) {
-    auto n = snapshots_.drop_after(key, version, true);
+    auto n = journal_.drop_snapshots_after(key, version, true);
     if (!n) return n.status();
     snapshots = *n;
   }

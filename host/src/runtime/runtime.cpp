@@ -24,18 +24,17 @@ CommandResult Runtime::send_sync(Command command) {
 
 namespace runtime_detail {
 
-RuntimeImpl::RuntimeImpl(RuntimeOptions opts, PluginRegistry& reg, EventStore& events,
-                         SnapshotStore& snapshots, RuntimeObserver* observer)
+RuntimeImpl::RuntimeImpl(RuntimeOptions opts, PluginRegistry& reg, Journal& journal,
+                         RuntimeObserver* observer)
     : opts_(std::move(opts)),
       registry_(reg),
-      events_(events),
-      snapshots_(snapshots),
+      journal_(journal),
       observer_(observer),
       pool_(opts_.workers == 0 ? std::max(2u, std::thread::hardware_concurrency())
                                : opts_.workers,
             "aether-worker") {
   per_shard_max_ = std::max<size_t>(1, (opts_.max_active_actors + kShards - 1) / kShards);
-  if (events_.remote_reads()) io_pool_ = std::make_unique<WorkerPool>(std::max(1u, opts_.io_threads), "aether-io");
+  if (journal_.remote_reads()) io_pool_ = std::make_unique<WorkerPool>(std::max(1u, opts_.io_threads), "aether-io");
   janitor_ = std::thread([this] { janitor_loop(); });
   snapshotter_ = std::thread([this] { snapshot_loop(); });
 }
@@ -97,7 +96,7 @@ Result<std::vector<StoredEvent>> RuntimeImpl::events(const std::string& ns, cons
                                                      uint64_t limit) {
   auto b = resolve(ns, type, id);
   if (!b) return b.status();
-  return events_.read_all(ActorKey{ns, type, id}, from, limit);
+  return journal_.read_all(ActorKey{ns, type, id}, from, limit);
 }
 
 RuntimeStats RuntimeImpl::stats() const {
@@ -136,7 +135,7 @@ void RuntimeImpl::shutdown() {
   if (io_pool_) io_pool_->stop();
   pool_.stop();
   watchdog_.stop();
-  if (Status s = events_.flush(); !s) log::error("runtime shutdown: store flush: " + s.message());
+  if (Status s = journal_.flush(); !s) log::error("runtime shutdown: store flush: " + s.message());
   passivate_all();
 }
 
@@ -221,8 +220,7 @@ thread_local bool RuntimeImpl::given_up = false;
 }  // namespace runtime_detail
 
 Result<std::unique_ptr<Runtime>> Runtime::create(RuntimeOptions options, PluginRegistry& registry,
-                                                 EventStore& events, SnapshotStore& snapshots,
-                                                 RuntimeObserver* observer) {
+                                                 Journal& journal, RuntimeObserver* observer) {
   if (options.namespaces.empty()) return Status::invalid("runtime: no namespace configured");
   for (const auto& ns : options.namespaces) {
     if (std::string why = check_name(ns); !why.empty()) {
@@ -231,7 +229,7 @@ Result<std::unique_ptr<Runtime>> Runtime::create(RuntimeOptions options, PluginR
   }
   if (options.mailbox_capacity == 0) return Status::invalid("runtime: mailbox capacity must be >= 1");
   return std::unique_ptr<Runtime>(
-      new runtime_detail::RuntimeImpl(std::move(options), registry, events, snapshots, observer));
+      new runtime_detail::RuntimeImpl(std::move(options), registry, journal, observer));
 }
 
 }  // namespace aether

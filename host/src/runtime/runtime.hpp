@@ -23,10 +23,9 @@
 
 namespace aether {
 
-class EventStore;
+class Journal;
 class Plugin;
 class PluginRegistry;
-class SnapshotStore;
 
 struct SnapshotPolicy {
   uint32_t every = 100;  // snapshot after this many events since the last (0 = never)
@@ -54,7 +53,7 @@ struct RuntimeOptions {
   std::vector<std::string> namespaces = {"default"};
   uint32_t workers = 0;                // 0 = number of cores
   // Threads for activations and idempotency lookups when the store's reads
-  // are network round trips (EventStore::remote_reads); unused otherwise.
+  // are network round trips (Journal::remote_reads); unused otherwise.
   uint32_t io_threads = 16;
   uint32_t max_active_actors = 100000;  // beyond it, least recently used idle actors passivate
   int64_t idle_timeout_ms = 300000;    // idle actors passivate after this (0 = never)
@@ -176,11 +175,9 @@ class RuntimeObserver {
 
 class Runtime {
  public:
-  // REQUIRES: registry, events, snapshots (and observer if given) outlive the
-  // Runtime.
+  // REQUIRES: registry, journal (and observer if given) outlive the Runtime.
   static Result<std::unique_ptr<Runtime>> create(RuntimeOptions options, PluginRegistry& registry,
-                                                 EventStore& events, SnapshotStore& snapshots,
-                                                 RuntimeObserver* observer = nullptr);
+                                                 Journal& journal, RuntimeObserver* observer = nullptr);
   virtual ~Runtime() = default;
 
   // Queues a command; `done` is called exactly once, on a worker thread (or

@@ -175,8 +175,7 @@ struct SnapshotJob {
 
 class RuntimeImpl final : public Runtime {
  public:
-  RuntimeImpl(RuntimeOptions opts, PluginRegistry& reg, EventStore& events,
-              SnapshotStore& snapshots, RuntimeObserver* observer);
+  RuntimeImpl(RuntimeOptions opts, PluginRegistry& reg, Journal& journal, RuntimeObserver* observer);
   ~RuntimeImpl() override { shutdown(); }
 
   // Runtime (runtime.hpp). Defined in runtime.cpp, except active_actors,
@@ -286,8 +285,7 @@ class RuntimeImpl final : public Runtime {
   bool may_assume_new(const Actor* a, const Task* t) const;
   Status activate_as_new(Actor* a);
   Status activate(Actor* a, Task* t);
-  Status replay(const CallSite& site, const ActorKey& key, const ActorType& type, uint64_t latest,
-                uint64_t& version, uint64_t& replayed, std::unique_ptr<IdempotencyWindow>& keys);
+  class Loader;  // the LoadSink of activate()
   bool use_snapshot(const CallSite& site, const ActorKey& key, const ActorType& type,
                     const Snapshot& s);
 
@@ -337,8 +335,7 @@ class RuntimeImpl final : public Runtime {
 
   RuntimeOptions opts_;
   PluginRegistry& registry_;
-  EventStore& events_;
-  SnapshotStore& snapshots_;
+  Journal& journal_;
   RuntimeObserver* observer_;
 
   std::mutex swap_mu_;  // one hot swap at a time

@@ -164,7 +164,7 @@ struct ActorOutcome {
 // Runs the check of plugin version pairs over the sampled actors.
 class ShadowRun {
  public:
-  ShadowRun(EventStore& events, const ShadowOptions& o, HookBeat& beat)
+  ShadowRun(Journal& events, const ShadowOptions& o, HookBeat& beat)
       : events_(events),
         deadline_(SteadyClock::now() + std::chrono::milliseconds(o.time_limit_ms)),
         beat_(beat),
@@ -188,7 +188,7 @@ class ShadowRun {
     return r;
   }
 
-  EventStore& events_;
+  Journal& events_;
   SteadyClock::time_point deadline_;
   HookBeat& beat_;
   mutable Pacer pacer_;
@@ -353,7 +353,7 @@ void note_types(const Plugin& current, const Plugin& next, ShadowReport& r) {
 
 // The actors to check: the active ones (up to the bound), then a random
 // sample of the passive ones of each (namespace, type).
-std::vector<ActorKey> pick_actors(const Plugin& current, Runtime& runtime, EventStore& events,
+std::vector<ActorKey> pick_actors(const Plugin& current, Runtime& runtime, Journal& events,
                                   const ShadowOptions& o, const std::vector<std::string>& namespaces,
                                   ShadowReport& r, size_t& active_count) {
   std::vector<ActorKey> keys = runtime.active_actors(current.name(), o.max_active);
@@ -389,7 +389,7 @@ std::vector<ActorKey> pick_actors(const Plugin& current, Runtime& runtime, Event
 
 namespace {
 
-ShadowReport check_all(const Plugin& current, const Plugin& next, Runtime& runtime, EventStore& events,
+ShadowReport check_all(const Plugin& current, const Plugin& next, Runtime& runtime, Journal& events,
                        const ShadowOptions& options, const std::vector<std::string>& namespaces, HookBeat& beat) {
   const auto started = SteadyClock::now();
   ShadowReport r;
@@ -472,7 +472,7 @@ struct ShadowJob {
   ShadowReport report;
 };
 
-void run_job(const std::shared_ptr<ShadowJob>& job, Runtime& runtime, EventStore& events) {
+void run_job(const std::shared_ptr<ShadowJob>& job, Runtime& runtime, Journal& events) {
   pthread_setname_np(pthread_self(), "aether-shadow");
   // The idle CPU class (for this thread only): a command's thread that
   // wakes takes the core at once. Where that is refused, the lowest nice.
@@ -514,7 +514,7 @@ bool wait_job(ShadowJob& job) {
 // class (SCHED_IDLE), so that on a busy host the workers running commands
 // come first, and it keeps to its CPU share (the pacer) on an idle one.
 ShadowReport run_shadow_check(std::shared_ptr<const Plugin> current, std::shared_ptr<const Plugin> next,
-                              Runtime& runtime, EventStore& events, const ShadowOptions& options,
+                              Runtime& runtime, Journal& events, const ShadowOptions& options,
                               const std::vector<std::string>& namespaces) {
   auto job = std::make_shared<ShadowJob>();
   job->current = std::move(current);

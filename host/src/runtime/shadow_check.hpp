@@ -32,7 +32,7 @@
 
 namespace aether {
 
-class EventStore;
+class Journal;
 class Plugin;
 class Runtime;
 
@@ -85,7 +85,7 @@ struct ShadowReport {
 // returns at once (stopped_by "plugin_timeout") while its thread, holding
 // both images, finishes on its own and touches nothing else.
 ShadowReport run_shadow_check(std::shared_ptr<const Plugin> current, std::shared_ptr<const Plugin> next,
-                              Runtime& runtime, EventStore& events, const ShadowOptions& options,
+                              Runtime& runtime, Journal& events, const ShadowOptions& options,
                               const std::vector<std::string>& namespaces = {});
 
 }  // namespace aether

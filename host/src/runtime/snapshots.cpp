@@ -44,7 +44,7 @@ std::optional<SnapshotJob> RuntimeImpl::snapshot_job(Actor* a, Result<std::strin
 }
 
 void RuntimeImpl::save_snapshot(const SnapshotJob& job) {
-  if (Status s = snapshots_.save(job.key, job.snapshot, job.keep); !s) {
+  if (Status s = journal_.save_snapshot(job.key, job.snapshot, job.keep); !s) {
     log::warn("snapshot of " + job.key.to_string() + " v" + std::to_string(job.snapshot.version) +
               " not saved: " + s.message());
   } else {

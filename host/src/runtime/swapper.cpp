@@ -198,7 +198,7 @@ Result<void*> RuntimeImpl::migrate_state(Actor* a, const ActorType& ot, const Ac
   // new reducers.
   const TypeBinding& b = *a->key->binding;
   uint64_t version = 0;
-  Status rs = events_.read(ActorKey{b.ns, b.type, a->key->id}, 1, a->version,
+  Status rs = journal_.read(ActorKey{b.ns, b.type, a->key->id}, 1, a->version,
                            [&](const StoredEvent& e) {
                              const int idx = nt.event_index(e.type);
                              if (idx < 0) {

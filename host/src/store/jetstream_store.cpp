@@ -104,7 +104,7 @@ struct Tip {
   uint64_t seq = 0;  // stream sequence of the commit that reached `version`
 };
 
-class JetStreamStore final : public Store {
+class JetStreamStore final : public Journal {
  public:
   JetStreamStore(NatsConnection& c, JetStreamOptions o)
       : conn_(c), opts_(std::move(o)), pool_(std::max<uint32_t>(1, opts_.publishers), "aether-js") {}
@@ -146,7 +146,7 @@ class JetStreamStore final : public Store {
     return Status::ok();
   }
 
-  // --- EventStore -------------------------------------------------------------
+  // --- the event stream ---------------------------------------------------------
 
   void append(const AppendRequest& req, AppendCallback done) override {
     if (req.events.empty()) {
@@ -191,6 +191,9 @@ class JetStreamStore final : public Store {
     return read_to(key, from_version, limit, visit, *tip);
   }
 
+ protected:
+  // load()'s reads: a young actor's events from memory, a known tip
+  // without asking for it again.
   Status read_known(const ActorKey& key, uint64_t from_version, uint64_t latest,
                     const EventVisitor& visit) override {
     std::optional<Tip> tip;
@@ -215,6 +218,8 @@ class JetStreamStore final : public Store {
   }
 
   bool may_drop_events() const override { return opts_.max_age_ms > 0 || opts_.max_bytes >= 0; }
+
+ public:
   bool remote_reads() const override { return true; }
 
   // Where a read of `subject` from version `from` starts: the stream
@@ -485,9 +490,9 @@ class JetStreamStore final : public Store {
     if (it != tips_.end() && it->second.version < version) tips_.erase(it);
   }
 
-  // --- SnapshotStore ------------------------------------------------------------
+  // --- snapshots -------------------------------------------------------------
 
-  Status save(const ActorKey& key, const Snapshot& snap, uint32_t keep) override {
+  Status save_snapshot(const ActorKey& key, const Snapshot& snap, uint32_t keep) override {
     if (!conn_.connected()) return disconnected();
     const std::string subject = subjects::snapshots(key);
     natsMsg* m = nullptr;
@@ -529,7 +534,7 @@ class JetStreamStore final : public Store {
     return Status::ok();
   }
 
-  Result<std::optional<Snapshot>> latest(const ActorKey& key) override {
+  Result<std::optional<Snapshot>> latest_snapshot(const ActorKey& key) override {
     if (!conn_.connected()) return disconnected();
     natsMsg* m = nullptr;
     jsErrCode err = static_cast<jsErrCode>(0);
@@ -546,7 +551,7 @@ class JetStreamStore final : public Store {
     return std::optional<Snapshot>(std::move(snap).value());
   }
 
-  Result<uint64_t> drop_after(const ActorKey& key, uint64_t version, bool dry_run) override {
+  Result<uint64_t> drop_snapshots_after(const ActorKey& key, uint64_t version, bool dry_run) override {
     if (!conn_.connected()) return disconnected();
     const std::string stream = snap_stream(key.ns);
     std::vector<uint64_t> doomed;
@@ -564,7 +569,7 @@ class JetStreamStore final : public Store {
     return uint64_t{doomed.size()};
   }
 
-  Result<std::vector<Snapshot>> list(const ActorKey& key) override {
+  Result<std::vector<Snapshot>> list_snapshots(const ActorKey& key) override {
     if (!conn_.connected()) return disconnected();
     std::vector<Snapshot> out;
     Status failure = Status::ok();
@@ -1195,11 +1200,11 @@ class JetStreamStore final : public Store {
 
 }  // namespace
 
-Result<std::unique_ptr<Store>> open_jetstream_store(NatsConnection& connection,
+Result<std::unique_ptr<Journal>> open_jetstream_store(NatsConnection& connection,
                                                     const JetStreamOptions& options) {
   auto store = std::make_unique<JetStreamStore>(connection, options);
   if (Status s = store->init(); !s) return s;
-  return std::unique_ptr<Store>(std::move(store));
+  return std::unique_ptr<Journal>(std::move(store));
 }
 
 }  // namespace aether

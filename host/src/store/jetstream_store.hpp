@@ -36,7 +36,7 @@ struct JetStreamOptions {
 };
 
 // REQUIRES: `connection` outlives the store.
-Result<std::unique_ptr<Store>> open_jetstream_store(NatsConnection& connection,
+Result<std::unique_ptr<Journal>> open_jetstream_store(NatsConnection& connection,
                                                     const JetStreamOptions& options);
 
 }  // namespace aether

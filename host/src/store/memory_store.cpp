@@ -28,7 +28,7 @@ struct Stream {
   std::vector<Snapshot> snapshots;  // oldest first
 };
 
-class MemoryStore final : public Store {
+class MemoryStore final : public Journal {
  public:
   MemoryStore(Bus* broadcast, const std::string& node_id)
       : broadcast_(broadcast), node_id_(node_id), commit_prefix_(commit_id_prefix(node_id)) {}
@@ -154,7 +154,7 @@ class MemoryStore final : public Store {
     return r;
   }
 
-  Status save(const ActorKey& key, const Snapshot& snapshot, uint32_t keep) override {
+  Status save_snapshot(const ActorKey& key, const Snapshot& snapshot, uint32_t keep) override {
     Stripe& s = stripe(key);
     std::lock_guard lock(s.mu);
     auto& snaps = s.streams[key].snapshots;
@@ -167,7 +167,7 @@ class MemoryStore final : public Store {
     return Status::ok();
   }
 
-  Result<std::optional<Snapshot>> latest(const ActorKey& key) override {
+  Result<std::optional<Snapshot>> latest_snapshot(const ActorKey& key) override {
     Stripe& s = stripe(key);
     std::lock_guard lock(s.mu);
     auto it = s.streams.find(key);
@@ -175,7 +175,7 @@ class MemoryStore final : public Store {
     return std::optional<Snapshot>(it->second.snapshots.back());
   }
 
-  Result<uint64_t> drop_after(const ActorKey& key, uint64_t version, bool dry_run) override {
+  Result<uint64_t> drop_snapshots_after(const ActorKey& key, uint64_t version, bool dry_run) override {
     Stripe& s = stripe(key);
     std::lock_guard lock(s.mu);
     auto it = s.streams.find(key);
@@ -187,7 +187,7 @@ class MemoryStore final : public Store {
     return n;
   }
 
-  Result<std::vector<Snapshot>> list(const ActorKey& key) override {
+  Result<std::vector<Snapshot>> list_snapshots(const ActorKey& key) override {
     Stripe& s = stripe(key);
     std::lock_guard lock(s.mu);
     auto it = s.streams.find(key);
@@ -211,7 +211,7 @@ class MemoryStore final : public Store {
 
 }  // namespace
 
-std::unique_ptr<Store> make_memory_store(Bus* broadcast, const std::string& node_id) {
+std::unique_ptr<Journal> make_memory_store(Bus* broadcast, const std::string& node_id) {
   return std::make_unique<MemoryStore>(broadcast, node_id);
 }
 

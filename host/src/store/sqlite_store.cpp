@@ -252,7 +252,7 @@ struct AckOutboxOp {
 };
 using WriteOp = std::variant<AppendOp, SnapshotOp, FlushOp, AckOutboxOp>;
 
-class SqliteStore final : public Store, public Outbox {
+class SqliteStore final : public Journal, public Outbox {
  public:
   explicit SqliteStore(SqliteOptions opts) : opts_(std::move(opts)) {}
 
@@ -391,18 +391,18 @@ class SqliteStore final : public Store, public Outbox {
     return s;
   }
 
-  Status save(const ActorKey& key, const Snapshot& snap, uint32_t keep) override {
+  Status save_snapshot(const ActorKey& key, const Snapshot& snap, uint32_t keep) override {
     return wait_write(SnapshotOp{key, snap, keep == 0 ? 1 : keep, nullptr});
   }
 
-  Result<std::optional<Snapshot>> latest(const ActorKey& key) override {
+  Result<std::optional<Snapshot>> latest_snapshot(const ActorKey& key) override {
     auto all = list_n(key, 1);
     if (!all) return all.status();
     if (all->empty()) return std::optional<Snapshot>();
     return std::optional<Snapshot>(std::move(all->front()));
   }
 
-  Result<std::vector<Snapshot>> list(const ActorKey& key) override { return list_n(key, INT64_MAX); }
+  Result<std::vector<Snapshot>> list_snapshots(const ActorKey& key) override { return list_n(key, INT64_MAX); }
 
   Result<ActorSample> sample_actors(const std::string& ns, const std::string& type, uint64_t n) override {
     static constexpr const char* kSql[] = {
@@ -470,7 +470,7 @@ class SqliteStore final : public Store, public Outbox {
     });
   }
 
-  Result<uint64_t> drop_after(const ActorKey& key, uint64_t version, bool dry_run) override {
+  Result<uint64_t> drop_snapshots_after(const ActorKey& key, uint64_t version, bool dry_run) override {
     return in_repair_tx<uint64_t>(dry_run, [&](Connection& c) -> Result<uint64_t> {
       auto n = key_query(c, key, version,
                          "SELECT COUNT(*), 0 FROM snapshots WHERE ns=?1 AND type=?2 AND id=?3 AND version>?4");
@@ -846,7 +846,7 @@ class SqliteStore final : public Store, public Outbox {
 
 }  // namespace
 
-Result<std::unique_ptr<Store>> open_sqlite_store(const SqliteOptions& options) {
+Result<std::unique_ptr<Journal>> open_sqlite_store(const SqliteOptions& options) {
   static const char* const kSync[] = {"off", "normal", "full", "extra"};
   if (std::find(std::begin(kSync), std::end(kSync), options.synchronous) == std::end(kSync)) {
     return Status::invalid("sqlite: synchronous must be off, normal, full or extra, not '" +
@@ -854,7 +854,7 @@ Result<std::unique_ptr<Store>> open_sqlite_store(const SqliteOptions& options) {
   }
   auto store = std::make_unique<SqliteStore>(options);
   if (Status s = store->init(); !s) return s;
-  return std::unique_ptr<Store>(std::move(store));
+  return std::unique_ptr<Journal>(std::move(store));
 }
 
 }  // namespace aether

@@ -1,11 +1,11 @@
 // The store module: where events and snapshots live.
 //
-// EventStore: per-actor event streams with optimistic concurrency. An append
-// carries the version the writer expects the stream to have; the store writes
-// all of the append's events or none, and only if the stream is at that
-// version. Backends: memory (tests), sqlite (embedded default).
-//
-// SnapshotStore: the latest snapshots of an actor, with retention.
+// Journal: per-actor event streams with optimistic concurrency, snapshots
+// with retention, and the broadcast of every commit. An append carries the
+// version the writer expects the stream to have; the journal writes all of
+// the append's events or none, and only if the stream is at that version.
+// Backends: memory (tests), sqlite (embedded default), jetstream
+// (store/jetstream_store.hpp, the cluster's).
 #pragma once
 
 #include <cstdint>
@@ -68,7 +68,7 @@ struct IdempotentCommit {
   std::string digest = {};  // the command digest recorded with it ("" = none)
 };
 
-// What EventStore::truncate_after removed (or, as a dry run, would remove).
+// What Journal::truncate_after removed (or, as a dry run, would remove).
 struct TruncateResult {
   // Stored records after the version: sqlite rows, JetStream commit
   // messages (decodable or not), memory events.
@@ -86,7 +86,7 @@ using EventVisitor = std::function<Status(const StoredEvent&)>;
 using AppendCallback = std::function<void(AppendResult)>;
 
 // The actors of one (namespace, actor type) that have events: how many,
-// and up to `n` of their ids chosen at random (EventStore::sample_actors).
+// and up to `n` of their ids chosen at random (Journal::sample_actors).
 struct ActorSample {
   uint64_t total = 0;
   std::vector<std::string> ids;
@@ -106,10 +106,36 @@ class ActorSampler {
   ActorSample out_;
 };
 
-// Thread-safe.
-class EventStore {
+// What Journal::load hands its caller (the runtime's activation), in order:
+// begin() once, then snapshot() at most once, then event() for each event
+// after the state it has.
+class LoadSink {
  public:
-  virtual ~EventStore() = default;
+  virtual ~LoadSink() = default;
+  // `empty`: the actor has no history at all (no events, no snapshot that
+  // outlived its events). A non-OK status stops the load and is returned.
+  virtual Status begin(bool empty) = 0;
+  // The actor's newest snapshot. True when the state was restored from it:
+  // only the events after it are read then; false, all of them.
+  virtual bool snapshot(const Snapshot& snapshot) = 0;
+  // The events after the state, in version order. A non-OK status stops the
+  // load and is returned.
+  virtual Status event(const StoredEvent& event) = 0;
+};
+
+// An actor's journal: its event stream with optimistic concurrency, its
+// snapshots, and the broadcast of every commit. One per backend (memory,
+// sqlite, jetstream); the runtime talks to this interface only. Thread-safe.
+//
+// Every commit is visible on aether.<ns>.events.<type>.<id> in the one
+// commit format (store/commit_codec.hpp, docs/nats.md): natively on
+// JetStream, through the outbox relay on sqlite with NATS, on the local bus
+// otherwise.
+class Journal {
+ public:
+  virtual ~Journal() = default;
+
+  // --- the event stream ---
 
   // Appends atomically; `done` receives the outcome. Appends of different
   // actors may be grouped into one commit; each actor's version check stays
@@ -117,6 +143,14 @@ class EventStore {
   // REQUIRES: `request` stays valid and unchanged until `done` was called
   // (the store reads it in place instead of copying the events).
   virtual void append(const AppendRequest& request, AppendCallback done) = 0;
+
+  // Loads an actor for activation: the stream's version (`known_latest` > 0
+  // when the journal has just reported it, so it need not be asked again),
+  // then the newest snapshot when one can shorten the replay, then the
+  // events after the state `sink` has. Each backend picks its reads (a
+  // JetStream journal answers a young actor from memory without a round
+  // trip). Events committed while it loads may or may not be visited.
+  Status load(const ActorKey& key, uint64_t known_latest, LoadSink& sink);
 
   // Visits the events of `key` with version >= from_version (1-based), at
   // most `limit` of them, in order. A record that cannot be decoded, or a gap
@@ -128,44 +162,26 @@ class EventStore {
   // The stream's version (0 when it has no events).
   virtual Result<uint64_t> latest_version(const ActorKey& key) = 0;
 
-  // read() of every event from `from_version` on, where `latest` is what
-  // latest_version() has just returned: a backend that remembers where that
-  // version is need not ask again (one round trip less for JetStream). Events
-  // committed since may or may not be visited.
-  virtual Status read_known(const ActorKey& key, uint64_t from_version, uint64_t latest,
-                            const EventVisitor& visit) {
-    (void)latest;
-    return read(key, from_version, UINT64_MAX, visit);
-  }
+  // True when an actor whose stream has no events has no history at all, so
+  // that an append expecting version 0 proves the actor new. False when
+  // stream limits (a maximum age or size) can drop events while the actor's
+  // snapshots stay.
+  bool empty_stream_is_new() const { return !may_drop_events(); }
 
-  // True when read_known(key, from_version, latest) would need no round trip
-  // (the events are already in memory).
-  virtual bool at_hand(const ActorKey& key, uint64_t from_version, uint64_t latest) {
-    (void)key;
-    (void)from_version;
-    (void)latest;
-    return false;
-  }
-
-  // True when events can disappear while the actor's snapshots stay (stream
-  // limits such as a maximum age): then an actor without events may still
-  // have a snapshot worth loading.
-  virtual bool may_drop_events() const { return false; }
-
-  // True when reads are network round trips (JetStream): the runtime then
-  // runs an actor's activation and idempotency lookup on its I/O threads, so
-  // that its workers keep running the commands of active actors meanwhile.
+  // True when reads are network round trips: the runtime then runs an
+  // actor's load and idempotency lookup on its I/O threads, so that its
+  // workers keep running the commands of active actors meanwhile.
   virtual bool remote_reads() const { return false; }
 
-  // The commit recorded under `idempotency_key` in the store's key cache, if
-  // any. A cache: a key may be missing from it (jetstream writes it after
-  // the commit); the journal (the events' idempotency fields) is the record.
+  // The commit recorded under `idempotency_key` in the journal's key cache,
+  // if any. A cache: a key may be missing from it (jetstream writes it after
+  // the commit); the events' idempotency fields are the record.
   virtual Result<std::optional<IdempotentCommit>> find_idempotent(
       const ActorKey& key, const std::string& idempotency_key) = 0;
 
   // Operator repair: removes every stored record of `key` after `version`
   // (the commits that follow it, whether they decode or not) and what the
-  // store remembers of them (cached tips, their idempotency keys), so that
+  // journal remembers of them (cached tips, their idempotency keys), so that
   // the actor loads at `version` again. kInvalidArgument when the stored
   // history does not reach `version` or no commit ends there. With
   // `dry_run`, removes nothing and says what it would remove. The caller
@@ -194,17 +210,17 @@ class EventStore {
     (void)n;
     return Status::invalid("this store cannot list its actors");
   }
-  // A commit another node made, seen on the events subject: a store that
+  // A commit another node made, seen on the events subject: a journal that
   // caches actors' latest versions (jetstream) then asks the server at the
   // actor's next append instead of failing once on a stale cache. Safety
-  // never depends on it: the store's own version check still decides.
+  // never depends on it: the journal's own version check still decides.
   virtual void note_remote_commit(const ActorKey& key, uint64_t version) {
     (void)key;
     (void)version;
   }
 
   // Blocks until every append accepted so far is durable (as durable as the
-  // backend's settings make it), and for a store with an outbox relay until
+  // backend's settings make it), and for a journal with an outbox relay until
   // the relay has published the outbox (up to 2 s). Called on shutdown.
   virtual Status flush() = 0;
 
@@ -214,34 +230,53 @@ class EventStore {
   // Reads into a vector: for tests, tools and the HTTP API.
   Result<std::vector<StoredEvent>> read_all(const ActorKey& key, uint64_t from_version = 1,
                                             uint64_t limit = UINT64_MAX);
-};
 
-// Thread-safe.
-class SnapshotStore {
- public:
-  virtual ~SnapshotStore() = default;
+  // --- snapshots ---
 
   // Saves a snapshot and deletes all but the newest `keep` of this actor.
-  virtual Status save(const ActorKey& key, const Snapshot& snapshot, uint32_t keep) = 0;
+  virtual Status save_snapshot(const ActorKey& key, const Snapshot& snapshot, uint32_t keep) = 0;
 
   // The newest snapshot of `key`, if any.
-  virtual Result<std::optional<Snapshot>> latest(const ActorKey& key) = 0;
+  virtual Result<std::optional<Snapshot>> latest_snapshot(const ActorKey& key) = 0;
 
   // All snapshots of `key`, newest first (for retention checks and tools).
-  virtual Result<std::vector<Snapshot>> list(const ActorKey& key) = 0;
+  virtual Result<std::vector<Snapshot>> list_snapshots(const ActorKey& key) = 0;
 
   // Operator repair: removes the snapshots of `key` above `version` (with
   // `dry_run`, only counts them). Returns how many.
-  virtual Result<uint64_t> drop_after(const ActorKey& key, uint64_t version, bool dry_run) {
+  virtual Result<uint64_t> drop_snapshots_after(const ActorKey& key, uint64_t version, bool dry_run) {
     (void)key;
     (void)version;
     (void)dry_run;
     return Status::invalid("this store cannot drop snapshots");
   }
-};
 
-// A backend that is both (memory, sqlite).
-class Store : public EventStore, public SnapshotStore {};
+ protected:
+  // load()'s read strategy, for a backend to refine.
+  //
+  // read() of every event from `from_version` on, where `latest` is what
+  // latest_version() has just returned: a backend that remembers where that
+  // version is need not ask again. Events committed since may or may not be
+  // visited.
+  virtual Status read_known(const ActorKey& key, uint64_t from_version, uint64_t latest,
+                            const EventVisitor& visit) {
+    (void)latest;
+    return read(key, from_version, UINT64_MAX, visit);
+  }
+
+  // True when read_known(key, from_version, latest) needs no round trip
+  // (the events are in memory): then no snapshot is looked up either.
+  virtual bool at_hand(const ActorKey& key, uint64_t from_version, uint64_t latest) {
+    (void)key;
+    (void)from_version;
+    (void)latest;
+    return false;
+  }
+
+  // True when events can disappear while the actor's snapshots stay (stream
+  // limits such as a maximum age).
+  virtual bool may_drop_events() const { return false; }
+};
 
 class Bus;             // bus/bus.hpp
 class NatsConnection;  // nats/connection.hpp
@@ -250,7 +285,7 @@ class NatsConnection;  // nats/connection.hpp
 // published on `broadcast` (when given and it has subscribers) in the commit
 // format (store/commit_codec.hpp), before append() calls back; `node_id`
 // goes into it. REQUIRES: `broadcast` outlives the store.
-std::unique_ptr<Store> make_memory_store(Bus* broadcast = nullptr, const std::string& node_id = "node-1");
+std::unique_ptr<Journal> make_memory_store(Bus* broadcast = nullptr, const std::string& node_id = "node-1");
 
 struct CheckpointInfo;  // store/sqlite_checkpointer.hpp
 
@@ -307,6 +342,6 @@ class Outbox {
 
 // The SQLite backend (WAL, group commit). Fails if the file cannot be opened
 // or its schema is not aether's.
-Result<std::unique_ptr<Store>> open_sqlite_store(const SqliteOptions& options);
+Result<std::unique_ptr<Journal>> open_sqlite_store(const SqliteOptions& options);
 
 }  // namespace aether

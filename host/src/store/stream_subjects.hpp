@@ -1,5 +1,5 @@
 // The actors of a JetStream events stream, from its subjects: for the
-// shadow check's sample of passive actors (EventStore::sample_actors).
+// shadow check's sample of passive actors (Journal::sample_actors).
 #pragma once
 
 #include <cstdint>
