@@ -142,6 +142,7 @@ Task* RuntimeImpl::take(Actor* a) {
     // Idle, or parked by a hot swap with its tasks kept for the resume.
     a->phase = Phase::kIdle;
     a->last_used_ms = opts_.clock->mono_ms();
+    parked_idle(*a->key->binding);
     // Not kept without a state (a read of an actor with no events, a
     // failed load): an entry per id asked for would grow without bound.
     if (a->state == nullptr && evictable(*a)) erase(s, a);

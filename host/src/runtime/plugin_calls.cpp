@@ -66,6 +66,7 @@ Watchdog::Release RuntimeImpl::call_timed_out(const CallSite& site) {
     a->queued = 0;
     a->phase = Phase::kIdle;
     a->last_used_ms = opts_.clock->mono_ms();
+    parked_idle(b);
     if (a->state == nullptr && evictable(*a)) erase(s, a);
   }
   const Status why(StatusCode::kPluginTimeout, reason);

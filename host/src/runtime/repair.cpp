@@ -3,7 +3,6 @@
 #include "runtime/runtime_impl.hpp"
 
 #include <chrono>
-#include <thread>
 
 #include "core/log.hpp"
 
@@ -64,16 +63,11 @@ Result<RepairReport> RuntimeImpl::truncate_stores(const ActorKey& key, uint64_t 
 // Waits (bounded) until the actor of a paused type runs nothing.
 bool RuntimeImpl::wait_actor_idle(TypeBinding& b, const std::string& id) {
   Shard& s = shard_of(&b, id);
-  const auto deadline = SteadyClock::now() + std::chrono::seconds(10);
-  for (;;) {
-    {
-      std::lock_guard lock(s.mu);
-      auto it = s.actors.find(ActorMapKey{&b, id});
-      if (it == s.actors.end() || it->second.phase == Phase::kIdle) return true;
-    }
-    if (SteadyClock::now() > deadline) return false;
-    std::this_thread::sleep_for(std::chrono::microseconds(200));
-  }
+  return wait_parked(SteadyClock::now() + std::chrono::seconds(10), [&] {
+    std::lock_guard lock(s.mu);
+    auto it = s.actors.find(ActorMapKey{&b, id});
+    return it == s.actors.end() || it->second.phase == Phase::kIdle;
+  });
 }
 
 // Drops the state of an idle actor of a paused type; its mailbox stays.

@@ -297,6 +297,8 @@ class RuntimeImpl final : public Runtime {
   void snapshot_loop();
 
   // --- swapper.cpp: hot swap of a plugin ---------------------------------------
+  void parked_idle(const TypeBinding& b);
+  bool wait_parked(SteadyClock::time_point deadline, const std::function<bool()>& settled);
   Status check_swap(const std::shared_ptr<const Plugin>& current, const Plugin& next,
                     const SwapOptions& options);
   Status wait_paused_idle(const Plugin& next, const SwapOptions& options, std::vector<Actor*>& actors);
@@ -339,6 +341,11 @@ class RuntimeImpl final : public Runtime {
   RuntimeObserver* observer_;
 
   std::mutex swap_mu_;  // one hot swap at a time
+  // Counts actors of paused types going idle (parked_idle()), so that a
+  // swap or a repair waits for its actors to park without polling.
+  std::mutex parked_mu_;
+  std::condition_variable parked_cv_;
+  uint64_t parked_count_ = 0;  // under parked_mu_
   mutable std::shared_mutex bind_mu_;
   mutable std::unordered_map<std::string, std::unique_ptr<TypeBinding>> bindings_;
   // The swap that runs, under bind_mu_: a binding of its plugin in its scope

@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <thread>
 
 #include "core/log.hpp"
 
@@ -25,11 +24,40 @@ Status RuntimeImpl::check_swap(const std::shared_ptr<const Plugin>& current, con
                          current->version() + " has: " + m + " (set plugins.allow_breaking_reload to allow it)");
 }
 
+// Called under the shard lock by whoever makes an actor idle: when its type
+// is paused, wakes a swap or repair that waits for its actors to park.
+void RuntimeImpl::parked_idle(const TypeBinding& b) {
+  if (!b.paused.load()) return;
+  {
+    std::lock_guard lock(parked_mu_);
+    ++parked_count_;
+  }
+  parked_cv_.notify_all();
+}
+
+// Waits until `settled()` holds (it takes shard locks itself), checking it
+// again each time an actor of a paused type parks. False at the deadline.
+bool RuntimeImpl::wait_parked(SteadyClock::time_point deadline, const std::function<bool()>& settled) {
+  for (;;) {
+    uint64_t seen = 0;
+    {
+      std::lock_guard lock(parked_mu_);
+      seen = parked_count_;
+    }
+    if (settled()) return true;
+    std::unique_lock lock(parked_mu_);
+    if (!parked_cv_.wait_until(lock, deadline, [&] { return parked_count_ != seen; })) {
+      lock.unlock();
+      return settled();
+    }
+  }
+}
+
 // Waits (bounded) until no actor of a paused binding runs a command; then
 // `actors` holds those of them with a state.
 Status RuntimeImpl::wait_paused_idle(const Plugin& next, const SwapOptions& options, std::vector<Actor*>& actors) {
   const auto deadline = SteadyClock::now() + std::chrono::milliseconds(options.pause_timeout_ms);
-  for (;;) {
+  const bool idle = wait_parked(deadline, [&] {
     actors.clear();
     bool busy = false;
     for (Shard& s : shards_) {
@@ -40,14 +68,12 @@ Status RuntimeImpl::wait_paused_idle(const Plugin& next, const SwapOptions& opti
         if (a.state != nullptr) actors.push_back(&a);
       }
     }
-    if (!busy) return Status::ok();
-    if (SteadyClock::now() > deadline) {
-      return Status::unavailable("swap of plugin " + next.name() + " aborted: its actors did not "
-                                 "finish their commands within " +
-                                 std::to_string(options.pause_timeout_ms) + " ms");
-    }
-    std::this_thread::sleep_for(std::chrono::microseconds(200));
-  }
+    return !busy;
+  });
+  if (idle) return Status::ok();
+  return Status::unavailable("swap of plugin " + next.name() + " aborted: its actors did not "
+                             "finish their commands within " +
+                             std::to_string(options.pause_timeout_ms) + " ms");
 }
 
 // Builds each active actor's state with the new code into `fresh`, keeping
