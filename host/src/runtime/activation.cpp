@@ -16,18 +16,16 @@ namespace aether::runtime_detail {
 // with a snapshot), nor for keyed commands (their lookup is a round trip
 // anyway), queries, or a command pinned to another version.
 bool RuntimeImpl::may_assume_new(const Actor* a, const Task* t) const {
-  return a->state == nullptr && !t->query && !t->confirm && t->retries == 0 &&
-         t->command.idempotency_key.empty() && journal_.empty_stream_is_new() &&
-         (!t->command.expected_version || *t->command.expected_version == 0);
+  if (a->loaded() || t->query()) return false;
+  const CommandTask& c = t->cmd();
+  return !c.confirm && c.retries == 0 && c.command.idempotency_key.empty() && journal_.empty_stream_is_new() &&
+         (!c.command.expected_version || *c.command.expected_version == 0);
 }
 
 Status RuntimeImpl::activate_as_new(Actor* a) {
   auto created = a->key->binding->actor_type->create();
   if (!created) return created.status();
-  a->state = *created;
-  a->version = 0;
-  a->snapshot_version = 0;
-  a->assumed_new = true;
+  a->take_state(*created, Life::kGuessedNew, 0, 0);
   active_actors_.fetch_add(1);
   note_activated(a);
   return Status::ok();
@@ -47,7 +45,7 @@ class RuntimeImpl::Loader final : public LoadSink {
 
   // A query of an actor without history loads nothing (kNotFound).
   Status begin(bool empty) override {
-    if (t_->query && empty) return no_events(b_, key_.id);
+    if (t_->query() && empty) return no_events(b_, key_.id);
     return fresh_state();
   }
 
@@ -108,9 +106,7 @@ class RuntimeImpl::Loader final : public LoadSink {
 
   // The loaded state goes to the actor (the Loader no longer owns it).
   void install() {
-    a_->state = std::exchange(state_, nullptr);
-    a_->version = version_;
-    a_->snapshot_version = snapshot_version_;
+    a_->take_state(std::exchange(state_, nullptr), Life::kLoaded, version_, snapshot_version_);
     a_->keys = std::move(keys_);
   }
   bool failed() const { return !failed_; }
@@ -143,7 +139,7 @@ class RuntimeImpl::Loader final : public LoadSink {
 };
 
 // Loads the latest usable snapshot and replays the events after it, for
-// task `t` (Journal::load). `t->known_latest` > 0: the actor's version as
+// task `t` (Journal::load). `t->known_latest()` > 0: the actor's version as
 // the journal has just reported it, so it is not asked again (if it moved
 // since, the next commit's version check says so). After a plugin call was
 // given up (given_up), the return value means nothing and nothing may be
@@ -152,7 +148,7 @@ Status RuntimeImpl::activate(Actor* a, Task* t) {
   const TypeBinding& b = *a->key->binding;
   const ActorKey key{b.ns, b.type, a->key->id};
   Loader loader(*this, t, a, key);
-  Status rs = journal_.load(key, t->known_latest, loader);
+  Status rs = journal_.load(key, t->known_latest(), loader);
   if (given_up) return Status::ok();
   if (rs && loader.failed()) rs = loader.failure();
   if (!rs) {

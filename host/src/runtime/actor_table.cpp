@@ -20,7 +20,7 @@ std::vector<ActorKey> RuntimeImpl::active_actors(const std::string& plugin, size
     std::lock_guard lock(s.mu);
     for (const auto& [key, a] : s.actors) {
       if (out.size() >= limit) return out;
-      if (a.state == nullptr || std::find(mine.begin(), mine.end(), key.binding) == mine.end()) continue;
+      if (!a.loaded() || std::find(mine.begin(), mine.end(), key.binding) == mine.end()) continue;
       out.push_back(ActorKey{key.binding->ns, key.binding->type, key.id});
     }
   }
@@ -46,7 +46,7 @@ size_t RuntimeImpl::release(const std::function<bool(const ActorKey&)>& which) {
         if (!evictable(*a)) {
           ++busy;
         } else {
-          if (a->state != nullptr && b.snapshot.every > 0 && a->version > a->snapshot_version) {
+          if (a->loaded() && b.snapshot.every > 0 && a->version > a->snapshot_version) {
             if (auto job = snapshot_job(a)) jobs.push_back(std::move(*job));
           }
           erase(s, a);
@@ -82,14 +82,14 @@ void RuntimeImpl::note_remote_commit(const ActorKey& key, uint64_t version) {
   Actor* a = &it->second;
   // evictable() first: only an idle actor's state and version are not being
   // written by a worker (activation writes them without s.mu).
-  if (evictable(*a) && a->state != nullptr && a->version < version) erase(s, a);
+  if (evictable(*a) && a->loaded() && a->version < version) erase(s, a);
 }
 
 void RuntimeImpl::enqueue(TypeBinding* b, Task* t) {
   if (stopping_.load()) {
     return fail_task(t, Status::unavailable("the host is shutting down"));
   }
-  const std::string& id = t->command.id;
+  const std::string& id = t->id();
   Shard& s = shard_of(b, id);
   Actor* a = nullptr;
   bool schedule = false;
@@ -145,7 +145,7 @@ Task* RuntimeImpl::take(Actor* a) {
     parked_idle(*a->key->binding);
     // Not kept without a state (a read of an actor with no events, a
     // failed load): an entry per id asked for would grow without bound.
-    if (a->state == nullptr && evictable(*a)) erase(s, a);
+    if (!a->loaded() && evictable(*a)) erase(s, a);
     return nullptr;
   }
   a->head = t->next;
@@ -170,15 +170,11 @@ void RuntimeImpl::set_phase(Actor* a, Phase p) {
 
 // Releases the state of an actor this worker runs.
 void RuntimeImpl::deactivate(Actor* a) {
-  if (a->state == nullptr) return;
+  if (!a->loaded()) return;
   a->key->binding->actor_type->destroy(a->state);
   Shard& s = shard_of(a->key->binding, a->key->id);
   std::lock_guard lock(s.mu);
-  a->state = nullptr;
-  a->version = 0;
-  a->snapshot_version = 0;
-  a->assumed_new = false;
-  a->keys.reset();
+  a->drop_state();
   --s.active;
   active_actors_.fetch_sub(1);
 }
@@ -191,14 +187,14 @@ void RuntimeImpl::note_activated(Actor* self) {
   ++s.active;
   for (Actor* a = s.lru_tail; a != nullptr && s.active > per_shard_max_;) {
     Actor* prev = a->lru_prev;
-    if (a != self && evictable(*a) && a->state != nullptr) erase(s, a);
+    if (a != self && evictable(*a) && a->loaded()) erase(s, a);
     a = prev;
   }
 }
 
 // REQUIRES: s.mu held, evictable(*a).
 void RuntimeImpl::erase(Shard& s, Actor* a) {
-  if (a->state != nullptr) {
+  if (a->loaded()) {
     a->key->binding->actor_type->destroy(a->state);
     --s.active;
     active_actors_.fetch_sub(1);

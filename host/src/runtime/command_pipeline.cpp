@@ -28,7 +28,7 @@ bool RuntimeImpl::run_on_io(Actor* a, Task* t) {
 // when the watchdog gave up its plugin call (given_up: `a` is not ours).
 bool RuntimeImpl::run(Actor* a, Task* t) {
   if (auto done = prepare(a, t)) return *done;
-  if (t->query) return answer_query(a, t);
+  if (t->query()) return answer_query(a, t);
   const TypeBinding& b = *a->key->binding;
   const ActorKey key{b.ns, b.type, a->key->id};
   if (!admit_command(a, t, key)) return true;
@@ -53,20 +53,22 @@ std::optional<bool> RuntimeImpl::prepare(Actor* a, Task* t) {
   }
   const ActorType& type = *b.actor_type;
   const bool guess_new = io_pool_ && may_assume_new(a, t);
-  const bool lookup = a->state == nullptr || (t->query && t->reload) ||
-                      (!t->query && !t->command.idempotency_key.empty());
+  const QueryTask* q = t->query();
+  const bool reload = q != nullptr && q->reload;
+  const bool lookup = !a->loaded() || reload || (q == nullptr && !t->cmd().command.idempotency_key.empty());
   if (lookup && io_pool_ && !on_io_thread && !guess_new) return run_on_io(a, t);
-  if (!t->query) {
+  if (q == nullptr) {
     // Resolved here, not at send(): a hot swap may change the model between.
-    const int index = type.command_index(t->command.name);
+    CommandTask& c = t->cmd();
+    const int index = type.command_index(c.command.name);
     if (index < 0) {
-      finish(t, b, error_result(Status::not_found(rules::unknown_command(t->command.name, b.type))));
+      finish(t, b, error_result(Status::not_found(rules::unknown_command(c.command.name, b.type))));
       return true;
     }
-    t->command_index = static_cast<uint32_t>(index);
+    c.command_index = static_cast<uint32_t>(index);
   }
-  if (t->query && t->reload && a->state != nullptr) deactivate(a);
-  if (a->state == nullptr) {
+  if (reload && a->loaded()) deactivate(a);
+  if (!a->loaded()) {
     Status s = guess_new ? activate_as_new(a) : activate(a, t);
     if (given_up) return false;
     if (!s) {
@@ -81,16 +83,17 @@ std::optional<bool> RuntimeImpl::prepare(Actor* a, Task* t) {
 // was answered by them.
 bool RuntimeImpl::admit_command(Actor* a, Task* t, const ActorKey& key) {
   const TypeBinding& b = *a->key->binding;
-  const Command& c = t->command;
+  const Command& c = t->cmd().command;
+  const std::string& digest = t->cmd().digest;
   if (!c.idempotency_key.empty()) {
-    auto seen = check_key(a->keys.get(), journal_, key, c.idempotency_key, t->digest, opts_.idempotency,
+    auto seen = check_key(a->keys.get(), journal_, key, c.idempotency_key, digest, opts_.idempotency,
                           opts_.clock->wall_ms());
     if (!seen) {
       finish(t, b, error_result(seen.status()));
       return false;
     }
     if (seen->outcome != KeyCheck::Outcome::kNew) {
-      finish(t, b, keyed_result(key, c.idempotency_key, t->digest, seen->first));
+      finish(t, b, keyed_result(key, c.idempotency_key, digest, seen->first));
       return false;
     }
   }
@@ -106,21 +109,22 @@ bool RuntimeImpl::admit_command(Actor* a, Task* t, const ActorKey& key) {
 bool RuntimeImpl::decide_and_append(Actor* a, Task* t, const ActorKey& key) {
   const TypeBinding& b = *a->key->binding;
   const ActorType& type = *b.actor_type;
-  Command& c = t->command;
+  CommandTask& ct = t->cmd();
+  Command& c = ct.command;
   // What the call reads is read before it: once given up, the actor is no
   // longer this thread's (the id is the task's, which outlives the call).
   Decision d;
   void* const state = a->state;
   const uint64_t version = a->version;
   if (!watched({t, a, state, "decide"},
-               [&] { d = type.decide(state, t->command_index, c.payload, c.id, version); })) {
+               [&] { d = type.decide(state, ct.command_index, c.payload, c.id, version); })) {
     return false;
   }
-  if (a->assumed_new && (!d.status || d.events.empty())) {
+  if (a->life == Life::kGuessedNew && (!d.status || d.events.empty())) {
     // Only a commit confirms the guess: an answer without one needs the
     // actor as the store has it.
     deactivate(a);
-    t->confirm = true;
+    ct.confirm = true;
     return run_on_io(a, t);
   }
   if (!d.status) {
@@ -137,11 +141,11 @@ bool RuntimeImpl::decide_and_append(Actor* a, Task* t, const ActorKey& key) {
     finish(t, b, std::move(r));
     return true;
   }
-  AppendRequest& req = t->append;
+  AppendRequest& req = ct.append;
   req.key = key;
   req.expected_version = a->version;
   req.idempotency_key = c.idempotency_key;
-  req.command_digest = t->digest;
+  req.command_digest = ct.digest;
   req.timestamp_ms = opts_.clock->wall_ms();
   req.events.clear();
   req.events.reserve(d.events.size());
@@ -149,7 +153,7 @@ bool RuntimeImpl::decide_and_append(Actor* a, Task* t, const ActorKey& key) {
   set_phase(a, Phase::kCommitting);
   journal_.append(req, [this, a, t](AppendResult r) {
     pool_.post([this, a, t, r = std::move(r)]() mutable {
-      if (on_committed(a, t, t->append, std::move(r))) drive(a);
+      if (on_committed(a, t, t->cmd().append, std::move(r))) drive(a);
     });
   });
   return false;
@@ -169,7 +173,7 @@ bool RuntimeImpl::answer_query(Actor* a, Task* t) {
   } else {
     deactivate(a);  // a read does not keep an actor without events
   }
-  t->query_done(std::move(r));
+  t->query()->done(std::move(r));
   done_task(t);
   return true;
 }
@@ -179,15 +183,16 @@ bool RuntimeImpl::answer_query(Actor* a, Task* t) {
 bool RuntimeImpl::on_committed(Actor* a, Task* t, AppendRequest& req, AppendResult r) {
   given_up = false;
   const TypeBinding& b = *a->key->binding;
-  const bool guessed = a->assumed_new;
-  a->assumed_new = false;
-  if (r.status.code() == StatusCode::kConflict && guessed && !t->command.expected_version) {
+  CommandTask& ct = t->cmd();
+  const bool guessed = a->life == Life::kGuessedNew;
+  if (guessed) a->life = Life::kLoaded;  // confirmed, or dropped below
+  if (r.status.code() == StatusCode::kConflict && guessed && !ct.command.expected_version) {
     // The actor was not new after all: load it and decide again (not a
     // conflict with another writer, and no retry spent). The store has
     // just looked up its version: the load need not ask again.
     deactivate(a);
-    t->confirm = true;
-    t->known_latest = r.current_version;
+    ct.confirm = true;
+    ct.known_latest = r.current_version;
     requeue_front(a, t);
     return true;
   }
@@ -196,8 +201,8 @@ bool RuntimeImpl::on_committed(Actor* a, Task* t, AppendRequest& req, AppendResu
     // Someone else wrote: our state is stale. Reload and decide again,
     // unless the caller pinned a version.
     deactivate(a);
-    if (!t->command.expected_version && t->retries < opts_.conflict_retries) {
-      ++t->retries;
+    if (!ct.command.expected_version && ct.retries < opts_.conflict_retries) {
+      ++ct.retries;
       requeue_front(a, t);
       return true;
     }
@@ -212,7 +217,7 @@ bool RuntimeImpl::on_committed(Actor* a, Task* t, AppendRequest& req, AppendResu
   if (r.duplicate) {
     // The store knew the key: a commit this actor did not know of.
     deactivate(a);
-    finish(t, b, keyed_result(req.key, req.idempotency_key, t->digest,
+    finish(t, b, keyed_result(req.key, req.idempotency_key, ct.digest,
                               {r.first_version, r.version, r.duplicate_digest}));
     return true;
   }
@@ -258,7 +263,7 @@ bool RuntimeImpl::apply_committed(Actor* a, Task* t, AppendRequest& req, const A
     }
     a->version = e.version;
   }
-  if (!req.idempotency_key.empty() && a->state != nullptr) {
+  if (!req.idempotency_key.empty() && a->loaded()) {
     StoredEvent& last = out.events.back();
     last.idempotency_key = req.idempotency_key;
     last.command_digest = req.command_digest;
@@ -266,7 +271,7 @@ bool RuntimeImpl::apply_committed(Actor* a, Task* t, AppendRequest& req, const A
     remember_key(a->keys, last, opts_.idempotency, opts_.clock->wall_ms());
   }
   finish(t, b, std::move(out));
-  if (a->state != nullptr) maybe_snapshot(a, nullptr);
+  if (a->loaded()) maybe_snapshot(a, nullptr);
   return !given_up;
 }
 
@@ -306,8 +311,8 @@ void RuntimeImpl::finish(Task* t, const TypeBinding& b, CommandResult r) {
 
 // Replies for `t` and counts it done, leaving `t` itself alone.
 void RuntimeImpl::answer(Task* t, const TypeBinding& b, CommandResult r) {
-  if (t->query) {
-    t->query_done(r.status);
+  if (QueryTask* q = t->query()) {
+    q->done(r.status);
     task_done();
     return;
   }
@@ -326,7 +331,7 @@ void RuntimeImpl::answer(Task* t, const TypeBinding& b, CommandResult r) {
         b.type, outcome,
         std::chrono::duration<double>(SteadyClock::now() - t->start).count());
   }
-  t->done(std::move(r));
+  t->cmd().done(std::move(r));
   task_done();
 }
 
@@ -341,13 +346,13 @@ void RuntimeImpl::finish_early(const std::string& type, CommandCallback done, St
 }
 
 void RuntimeImpl::fail_task(Task* t, Status s) {
-  if (t->query) {
-    t->query_done(std::move(s));
+  if (QueryTask* q = t->query()) {
+    q->done(std::move(s));
     delete t;
     return;
   }
-  const std::string type = t->command.type;
-  finish_early(type, std::move(t->done), std::move(s), t->start);
+  const std::string type = t->cmd().command.type;
+  finish_early(type, std::move(t->cmd().done), std::move(s), t->start);
   delete t;
 }
 

@@ -53,11 +53,8 @@ Watchdog::Release RuntimeImpl::call_timed_out(const CallSite& site) {
   {
     Shard& s = shard_of(&b, id);
     std::lock_guard lock(s.mu);
-    if (a->state != nullptr && a->state == site.state) {
-      a->state = nullptr;  // the call's now
-      a->version = 0;
-      a->snapshot_version = 0;
-      a->assumed_new = false;
+    if (a->loaded() && a->state == site.state) {
+      a->drop_state();  // the state is the given-up call's now
       --s.active;
       active_actors_.fetch_sub(1);
     }
@@ -67,7 +64,7 @@ Watchdog::Release RuntimeImpl::call_timed_out(const CallSite& site) {
     a->phase = Phase::kIdle;
     a->last_used_ms = opts_.clock->mono_ms();
     parked_idle(b);
-    if (a->state == nullptr && evictable(*a)) erase(s, a);
+    if (!a->loaded() && evictable(*a)) erase(s, a);
   }
   const Status why(StatusCode::kPluginTimeout, reason);
   if (site.task != nullptr) answer(site.task, b, site.committed ? *site.committed : error_result(why));

@@ -75,13 +75,8 @@ void RuntimeImpl::drop_actor_state(TypeBinding& b, const std::string& id) {
   Shard& s = shard_of(&b, id);
   std::lock_guard lock(s.mu);
   auto it = s.actors.find(ActorMapKey{&b, id});
-  if (it == s.actors.end() || it->second.state == nullptr) return;
-  Actor& a = it->second;
-  b.actor_type->destroy(a.state);
-  a.state = nullptr;
-  a.version = 0;
-  a.snapshot_version = 0;
-  a.assumed_new = false;
+  if (it == s.actors.end() || !it->second.loaded()) return;
+  b.actor_type->destroy(it->second.drop_state());
   --s.active;
   active_actors_.fetch_sub(1);
   passivations_.fetch_add(1);

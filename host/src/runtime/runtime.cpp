@@ -68,9 +68,10 @@ void RuntimeImpl::send(Command c, CommandCallback done) {
                         start);
   }
   auto* t = new Task();
-  if (!c.idempotency_key.empty()) t->digest = command_digest(c.name, c.payload);
-  t->command = std::move(c);
-  t->done = std::move(done);
+  CommandTask& ct = t->work.emplace<CommandTask>();
+  if (!c.idempotency_key.empty()) ct.digest = command_digest(c.name, c.payload);
+  ct.command = std::move(c);
+  ct.done = std::move(done);
   t->start = start;
   enqueue(*b, t);
 }
@@ -82,10 +83,7 @@ Result<ActorView> RuntimeImpl::query_state(const std::string& ns, const std::str
   std::promise<Result<ActorView>> p;
   auto f = p.get_future();
   auto* t = new Task();
-  t->query = true;
-  t->reload = reload;
-  t->command.id = id;
-  t->query_done = [&p](Result<ActorView> r) { p.set_value(std::move(r)); };
+  t->work = QueryTask{id, reload, [&p](Result<ActorView> r) { p.set_value(std::move(r)); }};
   t->start = SteadyClock::now();
   enqueue(*b, t);
   return f.get();

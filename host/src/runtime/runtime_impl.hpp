@@ -17,6 +17,7 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
+#include <variant>
 #include <vector>
 
 #include "core/worker_pool.hpp"
@@ -30,9 +31,9 @@
 // Actor lifecycle, as the code has it. An actor is one entry (Actor) in its
 // shard's map, keyed by (type binding, id). enqueue() creates the entry for
 // the first task of an id; erase() removes it (passivation), and only when
-// evictable(): phase kIdle, mailbox empty, type not paused. Two things
-// describe an entry: its Phase (who may touch it) and its state (the plugin's
-// state; nullptr: not activated).
+// evictable(): phase kIdle, mailbox empty, type not paused. Two enums
+// describe an entry: its Phase (who may touch it: scheduling) and its Life
+// (what it holds: no state, a guessed-new state, a loaded state).
 //
 // Phase:
 //   kIdle       -> kScheduled   enqueue() queued a task and the type is not
@@ -50,34 +51,44 @@
 //                               plugin call; the tasks queued are failed
 // A task handed to an I/O thread (run_on_io) keeps the actor kRunning.
 //
-// State (touched only by the worker that runs the actor, or under the shard
-// lock while it is kIdle):
-//   none   -> active   activate(): latest usable snapshot + the events after
-//                      it; or activate_as_new(): a guess that the actor has
-//                      no events yet, without asking the store (assumed_new)
-//   active -> none     deactivate(): a conflict, a reload, an apply that
-//                      failed, an unconfirmed guess, a key the store knew
-//                      (a commit this actor did not see), a read of an
-//                      actor without events;
-//                      erase(): LRU beyond actors.max_active, the idle
-//                      timeout, passivate_all(), release(), a newer commit
-//                      of another node;
-//                      drop_actor_state(): repair;
-//                      install_swap(): the new plugin has no such type;
-//                      call_timed_out(): the given-up call keeps the state
-//   active -> active   install_swap(): the state rebuilt by the new plugin
-//                      while the type is paused
+// Life (what the actor holds; Actor::take_state() and drop_state() make
+// every change, and `state` is non-null exactly when it is not kUnloaded;
+// touched only by the worker that runs the actor, or under the shard lock
+// while it is kIdle):
+//   kUnloaded   -> kLoaded      activate(): Journal::load, the latest usable
+//                               snapshot + the events after it
+//   kUnloaded   -> kGuessedNew  activate_as_new(): a fresh state on the guess
+//                               that the actor has no events, without asking
+//                               the store (stores with remote reads)
+//   kGuessedNew -> kLoaded      on_committed(): the first commit's version
+//                               check of "no events yet" passed
+//   kGuessedNew -> kUnloaded    on_committed(): that check failed (the actor
+//                               is loaded and the task decided again with
+//                               CommandTask::confirm and known_latest), or
+//                               the store failed; decide_and_append(): the
+//                               command would not commit (a rejection, no
+//                               events), so the guess cannot be checked
+//   kLoaded     -> kUnloaded    deactivate(): a conflict, a reload, an apply
+//                               that failed, a key the store knew (a commit
+//                               this actor did not see), a read of an actor
+//                               without events;
+//   any loaded  -> kUnloaded    erase(): LRU beyond actors.max_active, the
+//                               idle timeout, passivate_all(), release(), a
+//                               newer commit of another node;
+//                               drop_actor_state(): repair;
+//                               install_swap(): the new plugin has no such
+//                               type; call_timed_out(): the given-up call
+//                               keeps the state
+//   loaded      -> same         install_swap(): the state rebuilt by the new
+//                               plugin while the type is paused
 // An entry without a state is erased as soon as it goes idle (take()), so
 // ids that are only asked for do not pile up.
 //
-// assumed_new is set by activate_as_new() and cleared by the answer to the
-// first commit (on_committed(): confirmed; or a version conflict, after which
-// the actor is loaded and the task decided again with Task::confirm, using
-// Task::known_latest) or by deactivate().
-//
 // TypeBinding::paused (hot swap, repair): the type's actors finish the task
 // they run, then park in kIdle while their mailboxes keep filling; they are
-// not evictable, so nothing erases them until the type is resumed.
+// not evictable, so nothing erases them until the type is resumed. Each
+// actor of a paused type that goes idle signals parked_idle(), which the
+// swap or repair waits on.
 
 namespace aether::runtime_detail {
 
@@ -103,24 +114,51 @@ struct TypeBinding {
   std::atomic<bool> paused{false};
 };
 
-// A queued command or state query.
-struct Task {
-  Task* next = nullptr;
-  bool query = false;
-  bool reload = false;  // query: drop a cached state and load it again
-  uint32_t command_index = 0;
-  uint32_t retries = 0;
-  bool confirm = false;  // load the actor from the store; no guess that it is new
-  uint64_t known_latest = 0;  // the actor's version as the store just reported it (0: ask)
+// A command in an actor's mailbox: decided, committed, applied, answered.
+struct CommandTask {
   Command command;
   std::string digest;  // of a command with an idempotency key
   CommandCallback done;
-  std::function<void(Result<ActorView>)> query_done;
+  uint32_t command_index = 0;  // resolved when it runs (a swap may change the model)
+  uint32_t retries = 0;        // conflicts with other writers so far
+  bool confirm = false;        // load the actor from the store; no guess that it is new
+  uint64_t known_latest = 0;   // the actor's version as the store just reported it (0: ask)
+  AppendRequest append;        // the commit in flight; lives until the store answers
+};
+
+// A read of an actor's state in its mailbox.
+struct QueryTask {
+  std::string id;
+  bool reload = false;  // drop a cached state and load it again
+  std::function<void(Result<ActorView>)> done;
+};
+
+// What an actor's mailbox holds: a command or a query.
+struct Task {
+  Task* next = nullptr;
   SteadyClock::time_point start;
-  AppendRequest append;  // the commit in flight; lives until the store answers
+  std::variant<CommandTask, QueryTask> work;
+
+  // The query, or nullptr for a command.
+  QueryTask* query() { return std::get_if<QueryTask>(&work); }
+  const QueryTask* query() const { return std::get_if<QueryTask>(&work); }
+  // REQUIRES: a command (query() == nullptr).
+  CommandTask& cmd() { return std::get<CommandTask>(work); }
+  const CommandTask& cmd() const { return std::get<CommandTask>(work); }
+  const std::string& id() const { return query() ? query()->id : cmd().command.id; }
+  // The actor's version as the store has just reported it (0: ask).
+  uint64_t known_latest() const { return query() ? 0 : cmd().known_latest; }
 };
 
 enum class Phase : uint8_t { kIdle, kScheduled, kRunning, kCommitting };
+
+// What an actor holds (the "State" transitions above).
+enum class Life : uint8_t {
+  kUnloaded,    // no state: not activated yet, or dropped
+  kGuessedNew,  // a fresh state on the guess that the actor has no events
+                // (activate_as_new); its first commit's version check decides
+  kLoaded,      // the state as the store has it (activate, or a confirmed guess)
+};
 
 struct ActorMapKey {
   const TypeBinding* binding;
@@ -139,7 +177,7 @@ struct ActorMapKeyHash {
 // kCommitting) or, under the shard lock, when the actor is idle.
 struct Actor {
   const ActorMapKey* key = nullptr;  // the map key (stable in the node)
-  void* state = nullptr;             // plugin state; nullptr = not activated
+  void* state = nullptr;             // plugin state; nullptr iff life == kUnloaded
   uint64_t version = 0;
   uint64_t snapshot_version = 0;
   Task* head = nullptr;
@@ -149,11 +187,29 @@ struct Actor {
   int64_t last_used_ms = 0;
   uint32_t queued = 0;
   Phase phase = Phase::kIdle;
-  // The state is a guess that the actor has no events yet, made without
-  // asking the store; the first commit's version check confirms it.
-  bool assumed_new = false;
+  Life life = Life::kUnloaded;
   // The keys of its recent keyed commits, while active (null: none).
   std::unique_ptr<IdempotencyWindow> keys;
+
+  bool loaded() const { return life != Life::kUnloaded; }
+  // none -> active: `s` becomes the actor's state at `v`.
+  void take_state(void* s, Life l, uint64_t v, uint64_t snapshot_v) {
+    state = s;
+    life = l;
+    version = v;
+    snapshot_version = snapshot_v;
+  }
+  // active -> none: returns the state (the caller destroys or keeps it) and
+  // forgets what came with it.
+  void* drop_state() {
+    void* s = state;
+    state = nullptr;
+    life = Life::kUnloaded;
+    version = 0;
+    snapshot_version = 0;
+    keys.reset();
+    return s;
+  }
 };
 
 struct Shard {

@@ -65,7 +65,7 @@ Status RuntimeImpl::wait_paused_idle(const Plugin& next, const SwapOptions& opti
       for (auto& [key, a] : s.actors) {
         if (!key.binding->paused.load()) continue;
         if (a.phase != Phase::kIdle) busy = true;
-        if (a.state != nullptr) actors.push_back(&a);
+        if (a.loaded()) actors.push_back(&a);
       }
     }
     return !busy;
@@ -115,9 +115,7 @@ void RuntimeImpl::install_swap(const std::vector<Actor*>& actors, const std::vec
     a->key->binding->actor_type->destroy(a->state);
     a->state = fresh[i];
     if (fresh[i] == nullptr) {
-      a->version = 0;
-      a->snapshot_version = 0;
-      a->keys.reset();
+      a->drop_state();  // its type is not in the new version
       Shard& s = shard_of(a->key->binding, a->key->id);
       std::lock_guard lock(s.mu);
       --s.active;
