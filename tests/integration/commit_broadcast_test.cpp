@@ -5,6 +5,7 @@
 // memory and sqlite without NATS on the local bus, in process.
 #include <gtest/gtest.h>
 #include <nats/nats.h>
+#include <sqlite3.h>
 
 #include <condition_variable>
 #include <mutex>
@@ -148,6 +149,45 @@ TEST(CommitBroadcast, SqliteOutboxPublishesOneMessagePerCommit) {
   auto store = open_sqlite_store(o);
   ASSERT_TRUE(store.is_ok()) << store.status().to_string();
   check_nats(server, *conn, **store, "node-s");
+}
+
+// Rows left in the outbox table of the sqlite file at `path`.
+int64_t outbox_rows(const std::string& path) {
+  sqlite3* db = nullptr;
+  int64_t n = -1;
+  if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
+    sqlite3_stmt* st = nullptr;
+    if (sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM outbox", -1, &st, nullptr) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW) {
+      n = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+  }
+  sqlite3_close(db);
+  return n;
+}
+
+// flush() returns once the relay has published every commit made before it
+// (the host's shutdown relies on it): the outbox is empty then, repeatedly.
+TEST(CommitBroadcast, SqliteFlushReturnsOnceTheOutboxIsPublished) {
+  test::TempDir dir;
+  test::NatsServer server;
+  auto conn = test::connect(server);
+  ASSERT_TRUE(conn);
+  SqliteOptions o;
+  o.path = dir.file("aether.db");
+  o.outbox = true;
+  o.relay = conn.get();
+  auto store = open_sqlite_store(o);
+  ASSERT_TRUE(store.is_ok()) << store.status().to_string();
+  for (int round = 0; round < 20; ++round) {
+    AppendRequest r;
+    r.key = {"default", "Counter", "f" + std::to_string(round)};
+    r.events = {{"Incremented", "{}"}, {"Incremented", "{}"}};
+    ASSERT_TRUE((*store)->append_sync(r).status.is_ok());
+    ASSERT_TRUE((*store)->flush().is_ok()) << "round " << round;
+    EXPECT_EQ(outbox_rows(o.path), 0) << "round " << round;
+  }
 }
 
 TEST(CommitBroadcast, JetStreamPublishesOneMessagePerCommit) {

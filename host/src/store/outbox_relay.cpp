@@ -20,6 +20,8 @@ struct OutboxRelay::Impl {
   std::condition_variable cv;
   bool stop = false;
   bool wake = false;
+  uint64_t started = 0;  // passes begun
+  uint64_t emptied = 0;  // the last pass that found the outbox empty
   std::thread thread;
 
   Impl(NatsConnection& c, Outbox& o) : conn(c), outbox(o) {}
@@ -47,12 +49,14 @@ struct OutboxRelay::Impl {
   void run() {
     std::unique_lock lock(mu);
     while (!stop) {
+      const uint64_t pass = ++started;
       lock.unlock();
       int n = -1;  // a step that fails unexpectedly is retried like a NATS failure
       run_guarded("outbox relay", [&] { n = step(); });
       lock.lock();
       if (n > 0) continue;  // more may be waiting
-      cv.notify_all();      // drained (or failing): wake drain() callers
+      if (n == 0) emptied = pass;
+      cv.notify_all();  // drained (or failing): wake drain() callers
       cv.wait_for(lock, std::chrono::milliseconds(n < 0 ? 250 : 50), [&] { return stop || wake; });
       wake = false;
     }
@@ -81,15 +85,16 @@ void OutboxRelay::notify() {
   impl_->cv.notify_all();
 }
 
+// Done when a pass that began after the call found the outbox empty: what
+// was committed before the call has then been published.
 bool OutboxRelay::drain(int64_t timeout_ms) {
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  while (std::chrono::steady_clock::now() < deadline) {
-    auto left = impl_->outbox.outbox_fetch(1);
-    if (left && left->empty()) return true;
-    notify();
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return false;
+  std::unique_lock lock(impl_->mu);
+  const uint64_t asked = impl_->started;
+  impl_->wake = true;
+  impl_->cv.notify_all();
+  return impl_->cv.wait_until(lock, deadline, [&] { return impl_->stop || impl_->emptied > asked; }) &&
+         impl_->emptied > asked;
 }
 
 }  // namespace aether
