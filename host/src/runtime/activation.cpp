@@ -61,10 +61,7 @@ class RuntimeImpl::Loader final : public LoadSink {
       // restore may have left the state half-written: start clean.
       type_.destroy(state_);
       state_ = nullptr;
-      if (Status st = fresh_state(); !st) {
-        failed_ = st;
-        return false;
-      }
+      failed_ = fresh_state();  // on an error, event() stops the load with it
       return false;
     }
     version_ = s.version;
