@@ -10,11 +10,9 @@
 #include <thread>
 
 #include "api/http_server.hpp"
-#include "api/metrics.hpp"
-#include "plugin/plugin.hpp"
+#include "bench_host.hpp"
 #include "ratio_reporter.hpp"
 #include "runtime/runtime.hpp"
-#include "store/store.hpp"
 
 namespace {
 
@@ -22,33 +20,26 @@ using Clock = std::chrono::steady_clock;
 constexpr int kClients = 8;
 constexpr int kPerClient = 2000;
 
-struct Host {
-  aether::PluginRegistry reg;
-  std::unique_ptr<aether::Journal> store = aether::make_memory_store();
-  aether::Metrics metrics;
-  std::unique_ptr<aether::Runtime> rt;
-  std::unique_ptr<aether::HttpServer> http;
-  Host() {
-    (void)reg.load(std::string(AETHER_PLUGIN_DIR) + "/counter.so");
-    aether::RuntimeOptions o;
-    o.snapshot.every = 0;
-    rt = std::move(aether::Runtime::create(o, reg, *store, &metrics)).value();
-    aether::HttpOptions h;
-    h.port = 0;
-    h.threads = kClients;
-    http = std::move(aether::HttpServer::start(h, *rt, reg, metrics)).value();
-  }
-};
+// A host on the memory store serving HTTP on a free loopback port.
+std::unique_ptr<aether::Host> start_http_host() {
+  aether::HostConfig c = aether::bench::host_config({"counter"});
+  c.actors.snapshot.every = 0;
+  c.api.http_enabled = true;
+  c.api.http_listen = "127.0.0.1:0";
+  c.api.http_threads = kClients;
+  return aether::bench::start_host(c);
+}
 
 void BM_HttpCommandsKeepAlive(benchmark::State& state) {
-  Host host;
+  auto host = start_http_host();
+  const int port = host->http()->port();
   for (auto _ : state) {
     std::atomic<int> failed{0};
     const auto start = Clock::now();
     std::vector<std::thread> clients;
     for (int c = 0; c < kClients; ++c) {
       clients.emplace_back([&, c] {
-        httplib::Client cl("127.0.0.1", host.http->port());
+        httplib::Client cl("127.0.0.1", port);
         cl.set_keep_alive(true);
         cl.set_tcp_nodelay(true);
         const std::string path = "/v1/default/actors/Counter/h" + std::to_string(c) + "/commands";
@@ -67,7 +58,8 @@ void BM_HttpCommandsKeepAlive(benchmark::State& state) {
 BENCHMARK(BM_HttpCommandsKeepAlive)->UseManualTime()->Iterations(3)->Unit(benchmark::kMillisecond);
 
 void BM_InProcessCommands(benchmark::State& state) {
-  Host host;
+  auto host = start_http_host();
+  aether::Runtime& rt = host->runtime();
   for (auto _ : state) {
     std::atomic<int> failed{0};
     const auto start = Clock::now();
@@ -77,7 +69,7 @@ void BM_InProcessCommands(benchmark::State& state) {
         for (int i = 0; i < kPerClient; ++i) {
           aether::Command cmd{"default", "Counter", "p" + std::to_string(c), "Increment",
                               R"({"by":1})", std::nullopt, ""};
-          if (!host.rt->send_sync(std::move(cmd)).status.is_ok()) failed.fetch_add(1);
+          if (!rt.send_sync(std::move(cmd)).status.is_ok()) failed.fetch_add(1);
         }
       });
     }

@@ -26,10 +26,9 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-#include "api/nats_ingress.hpp"
+#include "bench_host.hpp"
 #include "closed_loop.hpp"
 #include "nats/connection.hpp"
-#include "plugin/plugin.hpp"
 #include "ratio_reporter.hpp"
 #include "runtime/runtime.hpp"
 #include "store/jetstream_store.hpp"
@@ -84,15 +83,13 @@ class CpuPerCommand {
 struct Env {
   aether::test::NatsServer server;
   std::unique_ptr<aether::NatsConnection> conn;
-  aether::PluginRegistry reg;
   Env() {
     aether::NatsOptions o;
     o.servers = {server.url()};
     o.request_timeout_ms = 5000;
     conn = std::move(aether::NatsConnection::connect(o)).value();
-    (void)reg.load(std::string(AETHER_PLUGIN_DIR) + "/counter.so");
-    (void)reg.load(std::string(AETHER_PLUGIN_DIR) + "/bank.so");
   }
+  // The jetstream store of namespace `ns` on this connection, with 16 publishers.
   std::unique_ptr<aether::Journal> store(const std::string& ns) {
     aether::JetStreamOptions jo;
     jo.namespaces = {ns};
@@ -108,6 +105,21 @@ std::unique_ptr<Env>& env_holder() {
 Env& env() {
   if (!env_holder()) env_holder() = std::make_unique<Env>();
   return *env_holder();
+}
+
+// A host of namespace `ns` over the jetstream store that env().store(ns)
+// opens (again at each restart_runtime), without a NATS connection of its
+// own: the runtime's commits go through the same connection as before.
+aether::HostConfig js_host_config(const std::string& ns) {
+  aether::HostConfig c = aether::bench::host_config({"counter", "bank"}, "jetstream");
+  c.node.namespaces = {ns};
+  c.actors.snapshot.every = 0;
+  return c;
+}
+std::unique_ptr<aether::Host> start_js_host(const std::string& ns) {
+  aether::HostSeams seams;
+  seams.open_store = [ns]() -> aether::Result<std::unique_ptr<aether::Journal>> { return env().store(ns); };
+  return aether::bench::start_host(js_host_config(ns), std::move(seams));
 }
 
 // The payload a commit of one Increment carries, as the store writes it.
@@ -127,29 +139,22 @@ void BM_JetStreamStoreCommands(benchmark::State& state) {
   CpuPerCommand cpu(env().server.pid());
   for (auto _ : state) {
     const std::string ns = "thr" + std::to_string(round++);
-    aether::RuntimeOptions o;
-    o.namespaces = {ns};
-    o.snapshot.every = 0;
     auto command = [&](int i) {
       return aether::Command{ns, "Counter", "a" + std::to_string(i % kActors), "Increment", R"({"by":1})", {}, ""};
     };
-    auto store = env().store(ns);
-    auto rt = std::move(aether::Runtime::create(o, env().reg, *store)).value();
-    if (mode == 1) aether::bench::run_closed_loop(*rt, kInFlight, kActors, command);
+    auto host = start_js_host(ns);
+    if (mode == 1) aether::bench::run_closed_loop(host->runtime(), kInFlight, kActors, command);
     if (mode == 2) {
-      aether::bench::run_closed_loop(*rt, kInFlight, 3 * kActors, command);  // 3 commits each
-      rt->shutdown();
-      rt.reset();
-      store = env().store(ns);
-      rt = std::move(aether::Runtime::create(o, env().reg, *store)).value();
+      aether::bench::run_closed_loop(host->runtime(), kInFlight, 3 * kActors, command);  // 3 commits each
+      if (!host->restart_runtime()) state.SkipWithError("restart failed");  // a fresh runtime and store
     }
     cpu.restart();
     const auto start = Clock::now();
-    const int failed = aether::bench::run_closed_loop(*rt, kInFlight, kCommands, command);
+    const int failed = aether::bench::run_closed_loop(host->runtime(), kInFlight, kCommands, command);
     state.SetIterationTime(seconds_since(start));
     cpu.report(state, kCommands);
     if (failed > 0) state.SkipWithError("commands failed");
-    rt->shutdown();
+    (void)host->stop();
   }
   state.SetItemsProcessed(state.iterations() * kCommands);
 }
@@ -340,17 +345,34 @@ void request_latencies(benchmark::State& state, natsConnection* nc, const char* 
   state.counters["p99_us"] = lat[lat.size() * 99 / 100];
 }
 
+// True once a command request to `subject` is answered (bounded: 100 tries).
+bool ingress_answers(natsConnection* nc, const char* subject) {
+  const std::string req = R"({"command":"Increment","payload":{"by":1}})";
+  for (int i = 0; i < 100; ++i) {
+    natsMsg* reply = nullptr;
+    const natsStatus s = natsConnection_Request(&reply, nc, subject, req.data(), static_cast<int>(req.size()), 1000);
+    natsMsg_Destroy(reply);
+    if (s == NATS_OK) return true;
+    if (s == NATS_NO_RESPONDERS) nats_Sleep(10);
+  }
+  return false;
+}
+
+// A host as aether-host runs one: its own NATS connection, the jetstream
+// store (16 publishers) and the NATS ingress.
 void BM_NatsRequestReplyCommand(benchmark::State& state) {
   auto& e = env();
-  auto store = e.store("lat");
-  aether::RuntimeOptions o;
-  o.namespaces = {"lat"};
-  o.snapshot.every = 0;
-  auto rt = std::move(aether::Runtime::create(o, e.reg, *store)).value();
-  auto ingress = std::move(aether::NatsIngress::start(*e.conn, *rt, {"lat"})).value();
+  aether::HostConfig c = js_host_config("lat");
+  c.nats.enabled = true;
+  c.nats.servers = {e.server.url()};
+  c.nats.request_timeout_ms = 5000;
+  c.store.js_publishers = 16;
+  auto host = aether::bench::start_host(c);
+  // The ingress subscribed on the host's connection: wait until the server
+  // routes this connection's requests to it (another actor than the measured one).
+  if (!ingress_answers(e.conn->nc(), "aether.lat.cmd.Counter.warmup")) return state.SkipWithError("no ingress");
   request_latencies(state, e.conn->nc(), "aether.lat.cmd.Counter.one");
-  ingress->stop();
-  rt->shutdown();
+  (void)host->stop();
 }
 BENCHMARK(BM_NatsRequestReplyCommand)->UseManualTime()->Iterations(1)->Unit(benchmark::kMicrosecond);
 
@@ -430,17 +452,16 @@ void BM_ReplayFromJetStream(benchmark::State& state) {
     if (!res.status.is_ok()) return state.SkipWithError(res.status.message().c_str());
     v = res.version;
   }
-  aether::RuntimeOptions o;
-  o.namespaces = {"replay"};
-  o.snapshot.every = 0;
+  // One runtime after another over this store, as before.
+  auto host = aether::bench::start_host_over(js_host_config("replay"), *store);
   for (auto _ : state) {
-    auto rt = std::move(aether::Runtime::create(o, e.reg, *store)).value();
+    if (!host->restart_runtime()) return state.SkipWithError("restart failed");
     const auto start = Clock::now();
-    auto st = rt->state("replay", "BankAccount", "long");
+    auto st = host->runtime().state("replay", "BankAccount", "long");
     state.SetIterationTime(seconds_since(start));
     if (!st || st->version != static_cast<uint64_t>(kReplayEvents)) state.SkipWithError("bad replay");
-    rt->shutdown();
   }
+  (void)host->stop();
   state.SetItemsProcessed(state.iterations() * kReplayEvents);
 }
 BENCHMARK(BM_ReplayFromJetStream)->UseManualTime()->Iterations(3)->Unit(benchmark::kMillisecond);

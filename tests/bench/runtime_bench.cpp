@@ -19,6 +19,8 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "api/metrics.hpp"
+#include "bench_host.hpp"
 #include "closed_loop.hpp"
 #include "plugin/plugin.hpp"
 #include "raw_sqlite.hpp"
@@ -44,18 +46,12 @@ fs::path bench_dir(const std::string& name) {
   return p;
 }
 
-std::string plugin(const char* name) { return std::string(AETHER_PLUGIN_DIR) + "/" + name + ".so"; }
-
-std::atomic<uint64_t> g_commits{0}, g_committed{0};
-
+// The store the fixtures write straight into (and aether's schema for the
+// raw baselines).
 std::unique_ptr<aether::Journal> open_store(const fs::path& dir, const char* sync = "full") {
   aether::SqliteOptions o;
   o.path = (dir / "aether.db").string();
   o.synchronous = sync;
-  o.on_commit_batch = [](size_t n) {
-    g_commits.fetch_add(1);
-    g_committed.fetch_add(n);
-  };
   auto s = aether::open_sqlite_store(o);
   if (!s) {
     std::fprintf(stderr, "%s\n", s.status().message().c_str());
@@ -68,28 +64,35 @@ double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
+// A host's runtime started again (as after a restart), over the same store.
+aether::Runtime& fresh_runtime(aether::Host& host) {
+  if (aether::Status s = host.restart_runtime(); !s) {
+    std::fprintf(stderr, "%s\n", s.message().c_str());
+    std::abort();
+  }
+  return host.runtime();
+}
+
 // --- durable throughput ---------------------------------------------------------
 
 void BM_RuntimeDurableCommands(benchmark::State& state) {
   for (auto _ : state) {
     const fs::path dir = bench_dir("durable");
-    auto store = open_store(dir);
-    aether::PluginRegistry reg;
-    (void)reg.load(plugin("counter"));
-    aether::RuntimeOptions o;
-    o.snapshot.every = 0;
-    auto rt = std::move(aether::Runtime::create(o, reg, *store)).value();
+    aether::HostConfig c = aether::bench::sqlite_host_config({"counter"}, dir.string());
+    c.actors.snapshot.every = 0;
+    auto host = aether::bench::start_host(c);
     // 64 senders, each with one command in flight (closed_loop.hpp).
     const auto start = Clock::now();
-    const int failed = aether::bench::run_closed_loop(*rt, kSenders, kCommands, [](int i) {
+    const int failed = aether::bench::run_closed_loop(host->runtime(), kSenders, kCommands, [](int i) {
       return aether::Command{"default", "Counter", "a" + std::to_string(i % kActors), "Increment",
                              R"({"by":1})", std::nullopt, ""};
     });
     state.SetIterationTime(seconds_since(start));
     if (failed > 0) state.SkipWithError("commands failed");
+    const aether::Metrics::CommitBatches b = host->metrics().commit_batches();
     state.counters["appends_per_commit"] =
-        static_cast<double>(g_committed.exchange(0)) / static_cast<double>(std::max<uint64_t>(1, g_commits.exchange(0)));
-    rt->shutdown();
+        static_cast<double>(b.appends) / static_cast<double>(std::max<uint64_t>(1, b.batches));
+    (void)host->stop();
   }
   state.SetItemsProcessed(state.iterations() * kCommands);
 }
@@ -160,18 +163,17 @@ ReplayFixture& replay_fixture() {
 void BM_ReplayThroughRuntime(benchmark::State& state) {
   auto& f = replay_fixture();
   auto store = open_store(f.dir);
-  aether::PluginRegistry reg;
-  (void)reg.load(plugin("bank"));
-  aether::RuntimeOptions o;
-  o.snapshot.every = 0;  // measure replay, not snapshots
+  aether::HostConfig c = aether::bench::sqlite_host_config({"bank"}, f.dir.string());
+  c.actors.snapshot.every = 0;  // measure replay, not snapshots
+  auto host = aether::bench::start_host_over(c, *store);
   for (auto _ : state) {
-    auto rt = std::move(aether::Runtime::create(o, reg, *store)).value();
+    aether::Runtime& rt = fresh_runtime(*host);
     const auto start = Clock::now();
-    auto v = rt->state("default", "BankAccount", "replay");
+    auto v = rt.state("default", "BankAccount", "replay");
     state.SetIterationTime(seconds_since(start));
     if (!v || v->version != static_cast<uint64_t>(kReplayEvents)) state.SkipWithError("bad replay");
-    rt->shutdown();
   }
+  (void)host->stop();
   state.SetItemsProcessed(state.iterations() * kReplayEvents);
 }
 BENCHMARK(BM_ReplayThroughRuntime)->UseManualTime()->Iterations(5)->Unit(benchmark::kMillisecond);
@@ -224,10 +226,9 @@ LongActorFixture& long_fixture() {
 void activate_long(benchmark::State& state, bool snapshots) {
   auto& f = long_fixture();
   auto store = open_store(f.dir);
-  aether::PluginRegistry reg;
-  (void)reg.load(plugin("bank"));
-  aether::RuntimeOptions o;
-  o.snapshot = {snapshots ? 1000u : 0u, 2};
+  aether::HostConfig c = aether::bench::sqlite_host_config({"bank"}, f.dir.string());
+  c.actors.snapshot = {snapshots ? 1000u : 0u, 2};
+  auto host = aether::bench::start_host_over(c, *store);
   if (!snapshots) {
     sqlite3* db = nullptr;
     sqlite3_open((f.dir / "aether.db").c_str(), &db);
@@ -235,20 +236,18 @@ void activate_long(benchmark::State& state, bool snapshots) {
     sqlite3_close(db);
   } else {
     // The first activation replays everything and leaves a snapshot.
-    auto rt = std::move(aether::Runtime::create(o, reg, *store)).value();
-    (void)rt->state("default", "BankAccount", "long");
-    rt->shutdown();
+    (void)host->runtime().state("default", "BankAccount", "long");
   }
   uint64_t replayed = 0;
   for (auto _ : state) {
-    auto rt = std::move(aether::Runtime::create(o, reg, *store)).value();
+    aether::Runtime& rt = fresh_runtime(*host);
     const auto start = Clock::now();
-    auto v = rt->state("default", "BankAccount", "long");
+    auto v = rt.state("default", "BankAccount", "long");
     state.SetIterationTime(seconds_since(start));
     if (!v || v->version != static_cast<uint64_t>(kLongActorEvents)) state.SkipWithError("bad state");
-    replayed = rt->stats().last_replay_length;
-    rt->shutdown();
+    replayed = rt.stats().last_replay_length;
   }
+  (void)host->stop();
   state.counters["events_replayed"] = static_cast<double>(replayed);
 }
 void BM_Activate1MEventsWithSnapshot(benchmark::State& s) { activate_long(s, true); }
@@ -262,11 +261,12 @@ size_t heap_in_use() { return mallinfo2().uordblks; }
 
 void BM_MemoryPerIdleActor(benchmark::State& state) {
   constexpr int kIdle = 100000;
-  aether::PluginRegistry reg;
-  (void)reg.load(plugin("counter"));
-  const aether::ActorType* type = reg.plugin_for_type("Counter")->find_type("Counter");
+  aether::HostConfig c = aether::bench::host_config({"counter"});
+  c.actors.max_active = 2 * kIdle;
   double host_bytes = 0, plugin_bytes = 0;
   for (auto _ : state) {
+    auto host = aether::bench::start_host(c);
+    const aether::ActorType* type = host->registry().plugin_for_type("Counter")->find_type("Counter");
     // The plugin's own state, measured alone.
     std::vector<void*> states;
     states.reserve(kIdle);
@@ -275,17 +275,14 @@ void BM_MemoryPerIdleActor(benchmark::State& state) {
     plugin_bytes = static_cast<double>(heap_in_use() - before) / kIdle;
     for (void* s : states) type->destroy(s);
 
-    auto store = aether::make_memory_store();
-    aether::RuntimeOptions o;
-    o.max_active_actors = 2 * kIdle;
-    auto rt = std::move(aether::Runtime::create(o, reg, *store)).value();
+    aether::Runtime* rt = &host->runtime();
     (void)rt->state("default", "Counter", "warmup");
     before = heap_in_use();
     for (int i = 0; i < kIdle; ++i) (void)rt->state("default", "Counter", "idle-actor-" + std::to_string(i));
     const size_t after = heap_in_use();
     if (rt->stats().active_actors < static_cast<uint64_t>(kIdle)) state.SkipWithError("actors passivated");
     host_bytes = static_cast<double>(after - before) / kIdle - plugin_bytes;
-    rt->shutdown();
+    (void)host->stop();
   }
   state.counters["host_bytes_per_actor"] = host_bytes;
   state.counters["plugin_state_bytes"] = plugin_bytes;

@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "plugin/plugin.hpp"
+#include "bench_host.hpp"
 #include "raw_sqlite.hpp"
 #include "runtime/runtime.hpp"
 #include "store/store.hpp"
@@ -52,14 +52,12 @@ double p99_ms(std::vector<double>& ms) {
 
 double since_ms(Clock::time_point t) { return std::chrono::duration<double, std::milli>(Clock::now() - t).count(); }
 
-// The runtime's async API, `senders` commands in flight until `end`.
+// The runtime's async API (of a host as aether-host wires it: the sqlite
+// store at synchronous=full), `senders` commands in flight until `end`.
 void in_process(int senders, Clock::time_point end, std::vector<double>& latencies, int& failed) {
   const fs::path dir = fresh_dir("latency-runtime");
-  auto store = open_store(dir);
-  aether::PluginRegistry reg;
-  (void)reg.load(std::string(AETHER_PLUGIN_DIR) + "/counter.so");
-  aether::RuntimeOptions o;
-  auto rt = std::move(aether::Runtime::create(o, reg, *store)).value();
+  auto host = aether::bench::start_host(aether::bench::sqlite_host_config({"counter"}, dir.string(), "full"));
+  aether::Runtime* rt = &host->runtime();
   std::mutex mu;
   std::condition_variable cv;
   int finished = 0, next = 0;
@@ -88,7 +86,7 @@ void in_process(int senders, Clock::time_point end, std::vector<double>& latenci
   std::unique_lock lock(mu);
   cv.wait(lock, [&] { return finished == senders; });
   lock.unlock();
-  rt->shutdown();
+  (void)host->stop();
 }
 
 // Raw SQLite, `rows` rows to a transaction, until `end`.

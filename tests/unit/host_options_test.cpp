@@ -3,11 +3,14 @@
 // again for `--check-config` and the docs. These tests hold the two equal: a
 // default HostConfig, mapped to each module's options by app/options.hpp,
 // gives exactly that module's default options. They also check that every
-// config key reaches its module (bus.subscriber_queue).
+// config key reaches its module (bus.subscriber_queue), and that a host's
+// metrics count its sqlite store's commit batches (what runtime_bench reads).
 #include <gtest/gtest.h>
 
 #include <mutex>
 
+#include "api/metrics.hpp"
+#include "app/host.hpp"
 #include "app/options.hpp"
 #include "bus/bus.hpp"
 #include "config/config.hpp"
@@ -87,6 +90,30 @@ TEST(BusSection, SubscriberQueueBoundsTheHostsSubscriptions) {
   for (int i = 0; i < 100; ++i) bus->publish({"x.y", "{}"});
   EXPECT_GE(slow->dropped(), 100u - 4u - 1u) << "at most 4 queued (and 1 in the handler)";
   gate.unlock();
+}
+
+TEST(HostMetrics, CountTheSqliteStoresCommitBatches) {
+  test::TempDir dir;
+  HostConfig c;
+  c.source = "<test>";
+  c.store.backend = "sqlite";
+  c.store.sqlite_path = (dir.path() / "aether.db").string();
+  c.api.http_enabled = false;
+  c.plugins.dir = (dir.path() / "plugins").string();
+  auto host = Host::start(c);
+  ASSERT_TRUE(host.is_ok()) << host.status().to_string();
+  EXPECT_EQ((*host)->metrics().commit_batches().appends, 0u);
+  for (int i = 0; i < 3; ++i) {
+    AppendRequest r;
+    r.key = {"default", "Counter", "c" + std::to_string(i)};
+    r.events.push_back({"Incremented", R"({"by":1})"});
+    ASSERT_TRUE((*host)->store().append_sync(std::move(r)).status.is_ok());
+  }
+  const Metrics::CommitBatches b = (*host)->metrics().commit_batches();
+  EXPECT_EQ(b.appends, 3u) << "one append per request";
+  EXPECT_GE(b.batches, 1u);
+  EXPECT_LE(b.batches, 3u);
+  EXPECT_TRUE((*host)->stop().is_ok());
 }
 
 }  // namespace

@@ -178,6 +178,11 @@ void Metrics::on_events_appended(const std::string& type, size_t n) {
 
 void Metrics::on_commit_batch(size_t appends) { impl_->batch_hist.Observe(static_cast<double>(appends)); }
 
+Metrics::CommitBatches Metrics::commit_batches() const {
+  const prometheus::ClientMetric m = impl_->batch_hist.Collect();
+  return {m.histogram.sample_count, static_cast<uint64_t>(m.histogram.sample_sum)};
+}
+
 void Metrics::set_active_actors_source(std::function<double()> source) {
   std::lock_guard lock(impl_->mu);
   impl_->active_source = std::move(source);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -23,6 +24,13 @@ class Metrics : public RuntimeObserver {
   void on_snapshot(const std::string& type) override;
   void on_events_appended(const std::string& type, size_t n) override;
   void on_commit_batch(size_t appends);
+
+  // The store's commit batches counted so far and the appends they held.
+  struct CommitBatches {
+    uint64_t batches = 0;
+    uint64_t appends = 0;
+  };
+  CommitBatches commit_batches() const;
 
   // The label value of every actor type not in a loaded model. Label values
   // come only from `known` (set it before commands flow; until then every

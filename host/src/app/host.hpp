@@ -1,6 +1,7 @@
 // One wiring of a host: a HostConfig in, a running host out (NATS, store,
 // bus, plugins, runtime, cluster, HTTP server, NATS ingress), and its orderly
-// stop. aether-host's main() and tests build hosts through it alike.
+// stop. aether-host's main(), the tests and the benchmarks build hosts
+// through it alike.
 #pragma once
 
 #include <cstdint>
@@ -30,7 +31,7 @@ using StartPause = std::function<bool(int64_t pause_ms)>;
 
 // What a host takes from whoever starts it instead of making it from its
 // configuration. aether-host gives only `pause`; the testkit and the test
-// harnesses give a store of their own, or runtime settings a HostConfig
+// harnesses (and the benchmarks) give a store of their own, or runtime settings a HostConfig
 // does not carry (a clock, say). Everything else is wired from the config.
 struct HostSeams {
   StartPause pause;
