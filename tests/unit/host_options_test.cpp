@@ -6,6 +6,7 @@
 // config key reaches its module (bus.subscriber_queue), and that a host's
 // metrics count its sqlite store's commit batches (what runtime_bench reads).
 #include <gtest/gtest.h>
+#include <nats/nats.h>
 
 #include <mutex>
 
@@ -15,6 +16,7 @@
 #include "bus/bus.hpp"
 #include "config/config.hpp"
 #include "plugin/plugin.hpp"
+#include "support/nats_server.hpp"
 #include "support/temp_dir.hpp"
 
 namespace aether {
@@ -114,6 +116,34 @@ TEST(HostMetrics, CountTheSqliteStoresCommitBatches) {
   EXPECT_GE(b.batches, 1u);
   EXPECT_LE(b.batches, 3u);
   EXPECT_TRUE((*host)->stop().is_ok());
+}
+
+// Host::start returns once the server has taken the ingress's
+// subscriptions: a client on another connection is answered at once, never
+// told that nobody serves the subject. (Each round starts a fresh host.)
+TEST(HostNatsIngress, AnswersARequestRightAfterStart) {
+  test::TempDir dir;
+  test::NatsServer server;
+  natsConnection* client = nullptr;
+  ASSERT_EQ(natsConnection_ConnectTo(&client, server.url().c_str()), NATS_OK);
+  for (int round = 0; round < 10; ++round) {
+    HostConfig c;
+    c.source = "<test>";
+    c.api.http_enabled = false;
+    c.plugins.dir = (dir.path() / "plugins").string();
+    c.nats.enabled = true;
+    c.nats.servers = {server.url()};
+    auto host = Host::start(c);
+    ASSERT_TRUE(host.is_ok()) << host.status().to_string();
+    natsMsg* reply = nullptr;
+    const char body[] = R"({"command":"Increment","payload":{}})";
+    const natsStatus s = natsConnection_Request(&reply, client, "aether.default.cmd.Counter.c1", body,
+                                                static_cast<int>(sizeof(body) - 1), 5000);
+    EXPECT_EQ(s, NATS_OK) << "round " << round << ": " << natsStatus_GetText(s);
+    natsMsg_Destroy(reply);
+    EXPECT_TRUE((*host)->stop().is_ok());
+  }
+  natsConnection_Destroy(client);
 }
 
 }  // namespace

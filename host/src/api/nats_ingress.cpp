@@ -166,6 +166,12 @@ Result<std::unique_ptr<NatsIngress>> NatsIngress::start(NatsConnection& conn, Ru
     impl->subs.push_back(sub);
     log::info("nats ingress: serving " + subject + (queue.empty() ? "" : " (queue group " + queue + ")"));
   }
+  // Returns once the server has the subscriptions (the flush's PONG), so a
+  // client is served as soon as the host is up. A connection that is down
+  // sends them when it is back.
+  if (natsStatus s = conn.connected() ? natsConnection_FlushTimeout(conn.nc(), 5000) : NATS_OK; s != NATS_OK) {
+    log::warn(nats_error(s, "nats ingress: the server has not confirmed the subscriptions yet"));
+  }
   return std::unique_ptr<NatsIngress>(new NatsIngress(std::move(impl)));
 }
 
