@@ -136,19 +136,30 @@ void check_nats(const test::NatsServer& server, NatsConnection& conn, Journal& s
   for (size_t i = 0; i < seen.size(); ++i) EXPECT_EQ(delivered[i].data, seen[i].data) << "commit " << i;
 }
 
-TEST(CommitBroadcast, SqliteOutboxPublishesOneMessagePerCommit) {
+// A sqlite store with an outbox, relayed to a fresh NATS server.
+struct OutboxFixture {
   test::TempDir dir;
   test::NatsServer server;
-  auto conn = test::connect(server);
-  ASSERT_TRUE(conn);
-  SqliteOptions o;
-  o.path = dir.file("aether.db");
-  o.outbox = true;
-  o.relay = conn.get();
-  o.node_id = "node-s";
-  auto store = open_sqlite_store(o);
-  ASSERT_TRUE(store.is_ok()) << store.status().to_string();
-  check_nats(server, *conn, **store, "node-s");
+  std::unique_ptr<NatsConnection> conn = test::connect(server);
+  SqliteOptions options;
+  std::unique_ptr<Journal> store;
+
+  explicit OutboxFixture(const std::string& node) {
+    options.path = dir.file("aether.db");
+    options.outbox = true;
+    options.relay = conn.get();
+    options.node_id = node;
+    if (!conn) return;
+    auto s = open_sqlite_store(options);
+    EXPECT_TRUE(s.is_ok()) << s.status().to_string();
+    if (s) store = std::move(s).value();
+  }
+};
+
+TEST(CommitBroadcast, SqliteOutboxPublishesOneMessagePerCommit) {
+  OutboxFixture f("node-s");
+  ASSERT_TRUE(f.store);
+  check_nats(f.server, *f.conn, *f.store, "node-s");
 }
 
 // Rows left in the outbox table of the sqlite file at `path`.
@@ -170,23 +181,15 @@ int64_t outbox_rows(const std::string& path) {
 // flush() returns once the relay has published every commit made before it
 // (the host's shutdown relies on it): the outbox is empty then, repeatedly.
 TEST(CommitBroadcast, SqliteFlushReturnsOnceTheOutboxIsPublished) {
-  test::TempDir dir;
-  test::NatsServer server;
-  auto conn = test::connect(server);
-  ASSERT_TRUE(conn);
-  SqliteOptions o;
-  o.path = dir.file("aether.db");
-  o.outbox = true;
-  o.relay = conn.get();
-  auto store = open_sqlite_store(o);
-  ASSERT_TRUE(store.is_ok()) << store.status().to_string();
+  OutboxFixture f("node-f");
+  ASSERT_TRUE(f.store);
   for (int round = 0; round < 20; ++round) {
     AppendRequest r;
     r.key = {"default", "Counter", "f" + std::to_string(round)};
     r.events = {{"Incremented", "{}"}, {"Incremented", "{}"}};
-    ASSERT_TRUE((*store)->append_sync(r).status.is_ok());
-    ASSERT_TRUE((*store)->flush().is_ok()) << "round " << round;
-    EXPECT_EQ(outbox_rows(o.path), 0) << "round " << round;
+    ASSERT_TRUE(f.store->append_sync(r).status.is_ok());
+    ASSERT_TRUE(f.store->flush().is_ok()) << "round " << round;
+    EXPECT_EQ(outbox_rows(f.options.path), 0) << "round " << round;
   }
 }
 
