@@ -1,0 +1,251 @@
+// Private to host/src/cluster: the state of a ClusterNode and the helpers
+// its parts share. The parts live in their own files by concern:
+// node.cpp (start, stop, control loop, the public ClusterNode methods),
+// node_members.cpp (membership and the leader lease), node_leader.cpp (the
+// leader round, the shard map as this node sees it, the handoff source
+// side), node_routing.cpp (routing and forwarding), node_status.cpp (status
+// and its JSON).
+#pragma once
+
+#include <nats/nats.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <thread>
+#include <unordered_map>
+
+#include "cluster/cluster.hpp"
+#include "cluster/shard_map.hpp"
+#include "core/guarded.hpp"
+#include "nats/connection.hpp"
+
+namespace aether {
+namespace cluster_node {
+
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+inline int64_t now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now().time_since_epoch()).count();
+}
+
+constexpr int64_t kTickMs = 50;
+constexpr size_t kRecentMigrations = 64;
+
+using cluster::decode_map;
+using cluster::encode_map;
+using cluster::is_released;
+using cluster::map_fits;
+using cluster::Migration;
+using Map = cluster::ShardMap;
+
+// The watcher's next entry (or nullptr: initial values done), waiting up to
+// 200 ms; after an error other than a timeout (a watcher that cannot
+// deliver), a short pause, so that its loop does not spin.
+inline natsStatus next_entry(kvWatcher* w, kvEntry** e) {
+  const natsStatus s = kvWatcher_Next(e, w, 200);
+  if (s != NATS_OK && s != NATS_TIMEOUT) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  return s;
+}
+
+}  // namespace cluster_node
+
+using namespace cluster_node;  // NOLINT: private header of the cluster's own files
+
+struct ClusterNode::Impl {
+  ClusterOptions opts;
+  NatsConnection& conn;
+  Runtime& runtime;
+  kvStore* nodes_kv = nullptr;
+  kvStore* leader_kv = nullptr;
+  kvStore* map_kv = nullptr;
+  kvWatcher* map_watch = nullptr;
+  kvWatcher* nodes_watch = nullptr;
+  natsSubscription* reply_sub = nullptr;
+  std::string reply_prefix;
+
+  mutable std::mutex mu;
+  std::condition_variable changed;  // map, handoffs, in-flight counts, stop
+  bool stopping = false;
+  bool have_map = false;
+  Map map;
+  std::map<uint32_t, uint64_t> released;  // shard -> planned_epoch released by its source
+  std::vector<uint32_t> in_flight;        // local commands per shard
+  std::set<uint32_t> draining;            // shards this node is releasing
+  std::set<uint32_t> snapshotting;        // of those, the ones being snapshotted now
+  std::deque<ClusterMigration> recent;    // finished migrations, newest last (bounded)
+  std::atomic<bool> leaving{false};
+  std::atomic<bool> is_leader{false};
+  uint64_t leader_rev = 0;
+  std::string leader_id;
+  std::map<uint32_t, int64_t> planned_at;
+  std::set<std::string> failed_over_before;  // leader thread only
+  std::atomic<uint64_t> migrations_done{0};
+  std::atomic<uint64_t> migrations_failed{0};
+  std::atomic<uint64_t> forwarded{0};
+  std::atomic<uint64_t> local_commands{0};
+  // A map epoch another node knew (a forward's trail, a redirect): the
+  // control loop reads the map once when this node's is older.
+  std::atomic<uint64_t> wanted_epoch{0};
+
+  struct Held {
+    Command command;
+    RouteTrail trail;
+    RoutedCallback done;
+    int64_t deadline;
+    int64_t not_before = 0;
+    bool map_fetched = false;  // held once already for a map read
+  };
+  std::deque<Held> held;
+
+  struct Forward {
+    RoutedCallback done;
+    int64_t deadline;
+    Command command;
+    RouteTrail trail;  // as it reached this node
+    int64_t route_deadline;
+  };
+  std::mutex fwd_mu;
+  std::unordered_map<uint64_t, Forward> forwards;
+  uint64_t next_forward = 0;
+
+  // Members as the watcher of the nodes bucket saw them: each entry with the
+  // time (local clock) its last heartbeat arrived. An entry that went quiet
+  // is checked against the bucket, whose TTL is what decides a node is dead.
+  struct Member {
+    json info;
+    int64_t seen_ms = 0;  // when its current revision arrived
+    uint64_t revision = 0;
+  };
+  std::mutex members_mu;
+  std::map<std::string, Member> members;
+
+  std::thread control;
+  std::thread watcher;
+  std::thread members_watcher;
+  std::atomic<int64_t> last_heartbeat{0};  // also written by leave() on the caller's thread
+
+  Impl(const ClusterOptions& o, NatsConnection& c, Runtime& r)
+      : opts(o), conn(c), runtime(r), in_flight(o.shards, 0) {}
+
+  ~Impl();
+
+  Status open_bucket(kvStore** out, const std::string& suffix, int64_t max_age_ms);
+
+  Status start();
+
+  void stop();
+
+  // An unavailable result with its precise cause (docs/api.md).
+  static RoutedResult failed(const std::string& why, const char* cause, Applied applied) {
+    RoutedResult r;
+    r.local.status = Status::unavailable(why).with_cause(cause, applied);
+    return r;
+  }
+
+  // --- membership and leader ------------------------------------------------
+
+  json node_info() const;
+
+  void heartbeat();
+
+  void campaign();
+
+  // A put refreshes a member; a delete (a node that left) removes it.
+  void on_member_entry(kvEntry* e);
+
+  // Runs `step` until the node stops; a step that fails unexpectedly is
+  // logged and the loop goes on.
+  template <class F>
+  void guarded_loop(const char* where, F step) {
+    while (true) {
+      {
+        std::lock_guard lock(mu);
+        if (stopping) return;
+      }
+      if (!run_guarded(where, step)) std::this_thread::sleep_for(std::chrono::milliseconds(kTickMs));
+    }
+  }
+
+  void members_step();
+
+  // The live members. The bucket's TTL removes a silent node's entry without
+  // a delete marker, so a member not heard from for longer than a heartbeat
+  // (and some slack) is looked up: gone from the bucket means dead. While
+  // NATS cannot answer, members are kept as they were.
+  std::map<std::string, json> read_members();
+
+  // Members silent for cluster.failover_after, before their TTL (failover.hpp).
+  std::set<std::string> failed_over();
+
+  // One leader round: settle migrations, plan new ones (cluster::plan_round),
+  // publish on change.
+  void lead();
+
+  // --- the map as this node sees it ------------------------------------------
+
+  void install_map(Map m);
+
+  // REQUIRES: mu held.
+  void recompute_draining();
+
+  void watch_step();
+
+  // --- handoff (source side) ---------------------------------------------------
+
+  void drain();
+
+  // --- routing ------------------------------------------------------------------
+
+  enum class Route { kLocal, kForward, kWait };
+
+  // REQUIRES: mu held.
+  // Where a command for `shard` runs now: here, on `target`, or after a wait.
+  Route where_to_run(uint32_t shard, std::string& target) const;
+
+  // `map_fetched`: the command already waited for a map read (a sender knew
+  // a newer epoch); it goes on with whatever map this node has now.
+  void route(Command c, RouteTrail trail, RoutedCallback done, int64_t deadline, bool map_fetched = false);
+
+  void want_epoch(uint64_t e);
+
+  // The answer to a sender whose command this node would pass to a node it
+  // already went through: not run; the sender refreshes its map and routes
+  // it again.
+  RoutedResult redirect(uint32_t shard, const std::string& target, uint64_t epoch, const RouteTrail& trail);
+
+  void forward(Command c, RouteTrail trail, RoutedCallback done, const std::string& target, int64_t route_deadline, uint64_t epoch);
+
+  std::optional<Forward> take_forward(uint64_t n);
+
+  // Reads the published map (from the bucket's leader) when a sender or a
+  // redirect named a newer epoch than this node's: at most once per tick,
+  // and once per such request, so that a forged epoch costs one read.
+  void refresh_map();
+
+  static void on_reply(natsConnection*, natsSubscription*, natsMsg* msg, void* closure);
+
+  void reply_arrived(natsMsg* msg);
+
+  // Re-routes held commands whose time has come; fails expired forwards.
+  void retry_held();
+
+  // --- the control loop ---------------------------------------------------------
+
+  void control_loop();
+
+  // --- status -------------------------------------------------------------------
+
+  ClusterStatus status();
+
+  bool owns_nothing_and_settled();
+};
+
+}  // namespace aether

@@ -1,0 +1,152 @@
+// ClusterNode: membership (heartbeats, the members bucket) and the leader lease.
+#include "cluster/failover.hpp"
+#include "cluster/node_impl.hpp"
+#include "core/json_limits.hpp"
+#include "core/log.hpp"
+#include "core/names.hpp"
+
+namespace aether {
+
+namespace {
+
+// True iff `info` (a member's entry, which anyone who may write the bucket
+// can forge) has the shape node_info() writes, so that reading it never
+// throws.
+bool member_info_ok(const json& info) {
+  if (!info.is_object()) return false;
+  const auto str = [&](const char* k) { return !info.contains(k) || info[k].is_string(); };
+  const auto boolean = [&](const char* k) { return !info.contains(k) || info[k].is_boolean(); };
+  if (!str("id") || !str("ingress") || !boolean("leaving")) return false;
+  if (info.contains("plugins")) {
+    if (!info["plugins"].is_array()) return false;
+    for (const auto& p : info["plugins"]) {
+      if (!p.is_string()) return false;
+    }
+  }
+  if (info.contains("load")) {
+    const json& l = info["load"];
+    if (!l.is_object()) return false;
+    for (const char* k : {"active_actors", "commands"}) {
+      if (l.contains(k) && !l[k].is_number_unsigned()) return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+json ClusterNode::Impl::node_info() const {
+  const auto st = runtime.stats();
+  return json{{"id", opts.node_id},
+              {"ingress", ClusterNode::forward_subject(opts.node_id)},
+              {"plugins", opts.plugins},
+              {"load", {{"active_actors", st.active_actors}, {"commands", local_commands.load()}}},
+              {"leaving", leaving.load()}};
+}
+
+void ClusterNode::Impl::heartbeat() {
+  const std::string v = node_info().dump();
+  if (natsStatus s = kvStore_PutString(nullptr, nodes_kv, opts.node_id.c_str(), v.c_str()); s != NATS_OK) {
+    log::warn(nats_error(s, "cluster: heartbeat"));
+  }
+  last_heartbeat.store(now_ms());
+}
+
+void ClusterNode::Impl::campaign() {
+  if (is_leader.load()) {
+    uint64_t rev = 0;
+    natsStatus s = kvStore_UpdateString(&rev, leader_kv, "leader", opts.node_id.c_str(), leader_rev);
+    if (s == NATS_OK) {
+      leader_rev = rev;
+    } else {
+      log::warn(nats_error(s, "cluster: leader lease lost by " + opts.node_id));
+      is_leader.store(false);
+    }
+    return;
+  }
+  if (leaving.load()) return;
+  uint64_t rev = 0;
+  if (kvStore_CreateString(&rev, leader_kv, "leader", opts.node_id.c_str()) == NATS_OK) {
+    leader_rev = rev;
+    is_leader.store(true);
+    std::lock_guard lock(mu);
+    leader_id = opts.node_id;
+    planned_at.clear();
+    log::info("cluster: " + opts.node_id + " is the leader");
+    return;
+  }
+  kvEntry* e = nullptr;
+  if (kvStore_Get(&e, leader_kv, "leader") == NATS_OK) {
+    std::lock_guard lock(mu);
+    leader_id = kvEntry_ValueString(e);
+    kvEntry_Destroy(e);
+  }
+}
+
+// A put refreshes a member; a delete (a node that left) removes it.
+void ClusterNode::Impl::on_member_entry(kvEntry* e) {
+  const std::string key = kvEntry_Key(e);
+  const bool put = kvEntry_Operation(e) == kvOp_Put;
+  const uint64_t rev = kvEntry_Revision(e);
+  const char* text = put ? kvEntry_ValueString(e) : "";
+  json info = put && check_json_text(text, 8, "member") ? json::parse(text, nullptr, false) : json();
+  kvEntry_Destroy(e);
+  std::lock_guard lock(members_mu);
+  auto it = members.find(key);
+  if (!put) members.erase(key);
+  else if (it != members.end() && it->second.revision == rev) return;  // read again, not a new heartbeat
+  else if (member_info_ok(info)) members[key] = Member{std::move(info), now_ms(), rev};
+  else log::warn("cluster: ignoring an undecodable entry for member " + quote_for_message(key));
+}
+
+void ClusterNode::Impl::members_step() {
+  kvEntry* e = nullptr;
+  if (next_entry(nodes_watch, &e) == NATS_OK && e != nullptr) on_member_entry(e);
+}
+
+// The live members. The bucket's TTL removes a silent node's entry without
+// a delete marker, so a member not heard from for longer than a heartbeat
+// (and some slack) is looked up: gone from the bucket means dead. While
+// NATS cannot answer, members are kept as they were.
+std::map<std::string, json> ClusterNode::Impl::read_members() {
+  std::vector<std::string> quiet;
+  const int64_t now = now_ms();
+  {
+    std::lock_guard lock(members_mu);
+    for (const auto& [id, m] : members) {
+      if (now - m.seen_ms > opts.heartbeat_ms + kTickMs) quiet.push_back(id);
+    }
+  }
+  for (const auto& id : quiet) {
+    kvEntry* e = nullptr;
+    const natsStatus s = kvStore_Get(&e, nodes_kv, id.c_str());
+    if (s == NATS_OK) {
+      on_member_entry(e);
+    } else if (s == NATS_NOT_FOUND) {
+      std::lock_guard lock(members_mu);
+      auto it = members.find(id);
+      if (it != members.end() && it->second.seen_ms <= now) members.erase(it);
+    }
+  }
+  std::map<std::string, json> out;
+  std::lock_guard lock(members_mu);
+  for (const auto& [id, m] : members) out[id] = m.info;
+  return out;
+}
+
+// Members silent for cluster.failover_after, before their TTL (failover.hpp).
+std::set<std::string> ClusterNode::Impl::failed_over() {
+  std::map<std::string, cluster::Heard> heard;
+  {
+    std::lock_guard lock(members_mu);
+    for (const auto& [id, m] : members) heard[id] = {m.seen_ms, m.revision};
+  }
+  auto out = cluster::failed_over(heard, opts.node_id, now_ms(), opts.failover_after_ms);
+  for (const auto& id : out) {
+    if (!failed_over_before.count(id)) log::warn("cluster: " + id + " silent for cluster.failover_after; its shards move");
+  }
+  failed_over_before = out;
+  return out;
+}
+
+}  // namespace aether
