@@ -8,34 +8,32 @@
 namespace aether {
 
 ClusterNode::Impl::~Impl() {
-  if (map_watch) kvWatcher_Destroy(map_watch);
-  if (nodes_watch) kvWatcher_Destroy(nodes_watch);
+  map_watch.reset();
+  nodes_watch.reset();
   if (reply_sub) natsSubscription_Destroy(reply_sub);
-  if (nodes_kv) kvStore_Destroy(nodes_kv);
-  if (leader_kv) kvStore_Destroy(leader_kv);
-  if (map_kv) kvStore_Destroy(map_kv);
+  lease.reset();
 }
 
-Status ClusterNode::Impl::open_bucket(kvStore** out, const std::string& suffix, int64_t max_age_ms) {
+Status ClusterNode::Impl::open_bucket(std::unique_ptr<cluster::KvBucket>& out, const std::string& suffix,
+                                      int64_t max_age_ms) {
   KvBucketOptions o;
   o.name = opts.bucket_prefix + "_" + suffix;
   o.max_age_ms = max_age_ms;
   o.replicas = opts.replicas;
-  auto kv = open_kv_bucket(conn, o, "cluster");
+  auto kv = cluster::open_nats_bucket(conn, o, "cluster");
   if (!kv) return kv.status();
-  *out = *kv;
+  out = std::move(kv).value();
   return Status::ok();
 }
 
 Status ClusterNode::Impl::start() {
-  if (Status s = open_bucket(&nodes_kv, "NODES", opts.node_ttl_ms); !s) return s;
-  if (Status s = open_bucket(&leader_kv, "LEADER", opts.node_ttl_ms); !s) return s;
-  if (Status s = open_bucket(&map_kv, "MAP", 0); !s) return s;
+  if (Status s = open_bucket(nodes_kv, "NODES", opts.node_ttl_ms); !s) return s;
+  if (Status s = open_bucket(leader_kv, "LEADER", opts.node_ttl_ms); !s) return s;
+  if (Status s = open_bucket(map_kv, "MAP", 0); !s) return s;
+  lease = std::make_unique<cluster::LeaderLease>(*leader_kv, opts.node_id);
   // Every node of a cluster must place actors on the same shards.
-  kvEntry* e = nullptr;
-  if (kvStore_Get(&e, map_kv, "map") == NATS_OK) {
-    auto m = decode_map(kvEntry_ValueString(e));
-    kvEntry_Destroy(e);
+  if (auto e = map_kv->get("map"); e && e->has_value()) {
+    auto m = decode_map((*e)->value);
     if (m && m->owners.size() != opts.shards) {
       return Status::invalid("cluster.shards is " + std::to_string(opts.shards) + " on " + opts.node_id +
                              " but the cluster in bucket " + opts.bucket_prefix + "_MAP uses " +
@@ -49,21 +47,20 @@ Status ClusterNode::Impl::start() {
   natsStatus s = natsConnection_Subscribe(&reply_sub, conn.nc(), (reply_prefix + "*").c_str(), &Impl::on_reply, this);
   if (s != NATS_OK) return Status::unavailable(nats_error(s, "cluster: reply subscription"));
   natsSubscription_SetPendingLimits(reply_sub, 1 << 20, 1 << 30);
-  kvWatchOptions wo;
-  kvWatchOptions_Init(&wo);
-  s = kvStore_WatchAll(&map_watch, map_kv, &wo);
-  if (s != NATS_OK) return Status::unavailable(nats_error(s, "cluster: watching the shard map"));
-  s = kvStore_WatchAll(&nodes_watch, nodes_kv, &wo);
-  if (s != NATS_OK) return Status::unavailable(nats_error(s, "cluster: watching the members"));
+  auto mw = map_kv->watch_all();
+  if (!mw) return Status::unavailable("cluster: watching the shard map: " + mw.status().message());
+  map_watch = std::move(mw).value();
+  auto nw = nodes_kv->watch_all();
+  if (!nw) return Status::unavailable("cluster: watching the members: " + nw.status().message());
+  nodes_watch = std::move(nw).value();
   // The members present now, before this node can lead: a leader that
   // missed one would take its shards away.
   const int64_t until = now_ms() + std::max<int64_t>(2000, 4 * conn.options().request_timeout_ms);
   for (bool initial_done = false; !initial_done;) {
-    kvEntry* e = nullptr;
-    natsStatus ns = kvWatcher_Next(&e, nodes_watch, 200);
-    if (ns == NATS_OK && e == nullptr) initial_done = true;
-    else if (ns == NATS_OK) on_member_entry(e);
-    else if (now_ms() >= until) return Status::unavailable(nats_error(ns, "cluster: reading the members"));
+    auto e = nodes_watch->next(kWatchWaitMs);
+    if (e && !e->has_value()) initial_done = true;
+    else if (e) on_member_entry(**e);
+    else if (now_ms() >= until) return Status::unavailable("cluster: reading the members: " + e.status().message());
   }
   heartbeat();
   watcher = std::thread([this] { guarded_loop("cluster: shard map watcher", [this] { watch_step(); }); });
@@ -184,8 +181,8 @@ void ClusterNode::stop() {
   const bool was_running = impl_->control.joinable();
   impl_->stop();
   if (was_running && impl_->leaving.load()) {
-    kvStore_Delete(impl_->nodes_kv, impl_->opts.node_id.c_str());
-    if (impl_->is_leader.load()) kvStore_Delete(impl_->leader_kv, "leader");
+    (void)impl_->nodes_kv->erase(impl_->opts.node_id);
+    impl_->lease->release();
     log::info("cluster: node " + impl_->opts.node_id + " left");
   }
 }

@@ -22,6 +22,8 @@
 #include <unordered_map>
 
 #include "cluster/cluster.hpp"
+#include "cluster/kv_bucket.hpp"
+#include "cluster/leader_lease.hpp"
 #include "cluster/shard_map.hpp"
 #include "core/guarded.hpp"
 #include "nats/connection.hpp"
@@ -46,14 +48,9 @@ using cluster::map_fits;
 using cluster::Migration;
 using Map = cluster::ShardMap;
 
-// The watcher's next entry (or nullptr: initial values done), waiting up to
-// 200 ms; after an error other than a timeout (a watcher that cannot
-// deliver), a short pause, so that its loop does not spin.
-inline natsStatus next_entry(kvWatcher* w, kvEntry** e) {
-  const natsStatus s = kvWatcher_Next(e, w, 200);
-  if (s != NATS_OK && s != NATS_TIMEOUT) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  return s;
-}
+// How long a watcher thread waits for a change before it looks at its
+// stop flag again.
+constexpr int64_t kWatchWaitMs = 200;
 
 }  // namespace cluster_node
 
@@ -63,11 +60,14 @@ struct ClusterNode::Impl {
   ClusterOptions opts;
   NatsConnection& conn;
   Runtime& runtime;
-  kvStore* nodes_kv = nullptr;
-  kvStore* leader_kv = nullptr;
-  kvStore* map_kv = nullptr;
-  kvWatcher* map_watch = nullptr;
-  kvWatcher* nodes_watch = nullptr;
+  // The cluster's buckets (cluster/kv_bucket.hpp): members with the node
+  // TTL, the leader lease with the node TTL, the shard map and handoffs.
+  std::unique_ptr<cluster::KvBucket> nodes_kv;
+  std::unique_ptr<cluster::KvBucket> leader_kv;
+  std::unique_ptr<cluster::KvBucket> map_kv;
+  std::unique_ptr<cluster::KvWatch> map_watch;
+  std::unique_ptr<cluster::KvWatch> nodes_watch;
+  std::unique_ptr<cluster::LeaderLease> lease;
   natsSubscription* reply_sub = nullptr;
   std::string reply_prefix;
 
@@ -83,7 +83,6 @@ struct ClusterNode::Impl {
   std::deque<ClusterMigration> recent;    // finished migrations, newest last (bounded)
   std::atomic<bool> leaving{false};
   std::atomic<bool> is_leader{false};
-  uint64_t leader_rev = 0;
   std::string leader_id;
   std::map<uint32_t, int64_t> planned_at;
   std::set<std::string> failed_over_before;  // leader thread only
@@ -137,7 +136,7 @@ struct ClusterNode::Impl {
 
   ~Impl();
 
-  Status open_bucket(kvStore** out, const std::string& suffix, int64_t max_age_ms);
+  Status open_bucket(std::unique_ptr<cluster::KvBucket>& out, const std::string& suffix, int64_t max_age_ms);
 
   Status start();
 
@@ -159,7 +158,7 @@ struct ClusterNode::Impl {
   void campaign();
 
   // A put refreshes a member; a delete (a node that left) removes it.
-  void on_member_entry(kvEntry* e);
+  void on_member_entry(const cluster::KvEntry& e);
 
   // Runs `step` until the node stops; a step that fails unexpectedly is
   // logged and the loop goes on.

@@ -22,19 +22,16 @@ void ClusterNode::Impl::lead() {
   // the update below is checked against it.
   Map m;
   uint64_t rev = 0;
-  kvEntry* e = nullptr;
-  natsStatus gs = kvStore_Get(&e, map_kv, "map");
-  if (gs == NATS_OK) {
-    auto fresh = decode_map(kvEntry_ValueString(e));
-    rev = kvEntry_Revision(e);
-    kvEntry_Destroy(e);
+  auto got = map_kv->get("map");
+  if (!got) return;  // NATS away; next round
+  if (got->has_value()) {
+    auto fresh = decode_map((*got)->value);
+    rev = (*got)->revision;
     if (!fresh || !map_fits(*fresh, opts.shards)) {
       log::error("cluster: the published shard map is undecodable; not rebalancing");
       return;
     }
     m = std::move(*fresh);
-  } else if (gs != NATS_NOT_FOUND) {
-    return;  // NATS away; next round
   }
   const auto round = cluster::plan_round(m, members, rel, planned_at, now_ms(),
                                          {opts.shards, opts.vnodes, opts.max_moves, opts.handoff_timeout_ms});
@@ -43,11 +40,10 @@ void ClusterNode::Impl::lead() {
   migrations_failed += round.migrations_failed;
   if (!round.changed) return;
   const std::string text = encode_map(m);
-  uint64_t new_rev = 0;
-  natsStatus ps = rev == 0 ? kvStore_CreateString(&new_rev, map_kv, "map", text.c_str())
-                           : kvStore_UpdateString(&new_rev, map_kv, "map", text.c_str(), rev);
-  if (ps != NATS_OK) {
-    log::warn(nats_error(ps, "cluster: publishing shard map epoch " + std::to_string(m.epoch)));
+  auto published = rev == 0 ? map_kv->create("map", text) : map_kv->update("map", text, rev);
+  if (!published) {
+    log::warn("cluster: publishing shard map epoch " + std::to_string(m.epoch) + ": " +
+              published.status().message());
     return;
   }
   install_map(std::move(m));
@@ -82,15 +78,11 @@ void ClusterNode::Impl::recompute_draining() {
 }
 
 void ClusterNode::Impl::watch_step() {
-  kvEntry* e = nullptr;
-  natsStatus s = next_entry(map_watch, &e);
-  if (s != NATS_OK || e == nullptr) return;
-  const std::string key = kvEntry_Key(e);
-  const bool put = kvEntry_Operation(e) == kvOp_Put;
-  const std::string value = put ? kvEntry_ValueString(e) : "";
-  const uint64_t rev = kvEntry_Revision(e);
-  kvEntry_Destroy(e);
-  if (!put) return;
+  auto e = map_watch->next(kWatchWaitMs);
+  if (!e || !e->has_value() || (*e)->deleted) return;
+  const std::string& key = (*e)->key;
+  const std::string& value = (*e)->value;
+  const uint64_t rev = (*e)->revision;
   if (key == "map") {
     if (auto m = decode_map(value); m && map_fits(*m, opts.shards)) install_map(std::move(*m));
     else log::error("cluster: undecodable shard map (revision " + std::to_string(rev) + ")");
@@ -137,8 +129,8 @@ void ClusterNode::Impl::drain() {
   for (const auto& [s, mg] : ready) {
     const std::string v = json{{"planned_epoch", mg.planned_epoch}, {"from", mg.from}, {"to", mg.to}}.dump();
     const std::string key = "handoff." + std::to_string(s);
-    if (natsStatus st = kvStore_PutString(nullptr, map_kv, key.c_str(), v.c_str()); st != NATS_OK) {
-      log::warn(nats_error(st, "cluster: releasing shard " + std::to_string(s)));
+    if (Status st = map_kv->put(key, v); !st) {
+      log::warn("cluster: releasing shard " + std::to_string(s) + ": " + st.message());
       continue;
     }
     std::lock_guard lock(mu);

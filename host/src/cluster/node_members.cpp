@@ -46,51 +46,43 @@ json ClusterNode::Impl::node_info() const {
 
 void ClusterNode::Impl::heartbeat() {
   const std::string v = node_info().dump();
-  if (natsStatus s = kvStore_PutString(nullptr, nodes_kv, opts.node_id.c_str(), v.c_str()); s != NATS_OK) {
-    log::warn(nats_error(s, "cluster: heartbeat"));
-  }
+  if (Status s = nodes_kv->put(opts.node_id, v); !s) log::warn("cluster: heartbeat: " + s.message());
   last_heartbeat.store(now_ms());
 }
 
+// One turn of the leader lease (cluster/leader_lease.hpp).
 void ClusterNode::Impl::campaign() {
-  if (is_leader.load()) {
-    uint64_t rev = 0;
-    natsStatus s = kvStore_UpdateString(&rev, leader_kv, "leader", opts.node_id.c_str(), leader_rev);
-    if (s == NATS_OK) {
-      leader_rev = rev;
-    } else {
-      log::warn(nats_error(s, "cluster: leader lease lost by " + opts.node_id));
+  const cluster::LeaseTurn turn = lease->campaign(!leaving.load());
+  switch (turn.kind) {
+    case cluster::LeaseTurn::kHeld:
+      return;
+    case cluster::LeaseTurn::kLost:
+      log::warn("cluster: leader lease lost by " + opts.node_id + ": " + turn.error);
       is_leader.store(false);
+      return;
+    case cluster::LeaseTurn::kTaken: {
+      is_leader.store(true);
+      std::lock_guard lock(mu);
+      leader_id = opts.node_id;
+      planned_at.clear();
+      log::info("cluster: " + opts.node_id + " is the leader");
+      return;
     }
-    return;
-  }
-  if (leaving.load()) return;
-  uint64_t rev = 0;
-  if (kvStore_CreateString(&rev, leader_kv, "leader", opts.node_id.c_str()) == NATS_OK) {
-    leader_rev = rev;
-    is_leader.store(true);
-    std::lock_guard lock(mu);
-    leader_id = opts.node_id;
-    planned_at.clear();
-    log::info("cluster: " + opts.node_id + " is the leader");
-    return;
-  }
-  kvEntry* e = nullptr;
-  if (kvStore_Get(&e, leader_kv, "leader") == NATS_OK) {
-    std::lock_guard lock(mu);
-    leader_id = kvEntry_ValueString(e);
-    kvEntry_Destroy(e);
+    case cluster::LeaseTurn::kFollower:
+      if (!turn.leader.empty()) {
+        std::lock_guard lock(mu);
+        leader_id = turn.leader;
+      }
+      return;
   }
 }
 
 // A put refreshes a member; a delete (a node that left) removes it.
-void ClusterNode::Impl::on_member_entry(kvEntry* e) {
-  const std::string key = kvEntry_Key(e);
-  const bool put = kvEntry_Operation(e) == kvOp_Put;
-  const uint64_t rev = kvEntry_Revision(e);
-  const char* text = put ? kvEntry_ValueString(e) : "";
-  json info = put && check_json_text(text, 8, "member") ? json::parse(text, nullptr, false) : json();
-  kvEntry_Destroy(e);
+void ClusterNode::Impl::on_member_entry(const cluster::KvEntry& e) {
+  const std::string& key = e.key;
+  const bool put = !e.deleted;
+  const uint64_t rev = e.revision;
+  json info = put && check_json_text(e.value, 8, "member") ? json::parse(e.value, nullptr, false) : json();
   std::lock_guard lock(members_mu);
   auto it = members.find(key);
   if (!put) members.erase(key);
@@ -100,8 +92,8 @@ void ClusterNode::Impl::on_member_entry(kvEntry* e) {
 }
 
 void ClusterNode::Impl::members_step() {
-  kvEntry* e = nullptr;
-  if (next_entry(nodes_watch, &e) == NATS_OK && e != nullptr) on_member_entry(e);
+  auto e = nodes_watch->next(kWatchWaitMs);
+  if (e && e->has_value()) on_member_entry(**e);
 }
 
 // The live members. The bucket's TTL removes a silent node's entry without
@@ -118,11 +110,10 @@ std::map<std::string, json> ClusterNode::Impl::read_members() {
     }
   }
   for (const auto& id : quiet) {
-    kvEntry* e = nullptr;
-    const natsStatus s = kvStore_Get(&e, nodes_kv, id.c_str());
-    if (s == NATS_OK) {
-      on_member_entry(e);
-    } else if (s == NATS_NOT_FOUND) {
+    auto e = nodes_kv->get(id);
+    if (e && e->has_value()) {
+      on_member_entry(**e);
+    } else if (e) {  // not in the bucket: its TTL ran out
       std::lock_guard lock(members_mu);
       auto it = members.find(id);
       if (it != members.end() && it->second.seen_ms <= now) members.erase(it);

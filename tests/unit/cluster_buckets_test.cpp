@@ -1,0 +1,141 @@
+// The cluster's buckets (cluster/kv_bucket.hpp) and the leader lease over
+// them (cluster/leader_lease.hpp), on the in-memory bucket and on a real
+// JetStream KV bucket: the same suite, so the in-memory one can stand in for
+// NATS in tests of the cluster's logic.
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "cluster/kv_bucket.hpp"
+#include "cluster/leader_lease.hpp"
+#include "nats/connection.hpp"
+#include "support/nats_connect.hpp"
+#include "support/nats_server.hpp"
+
+namespace aether::cluster {
+namespace {
+
+struct Backend {
+  std::string name;
+  bool nats;
+};
+
+class BucketSuite : public testing::TestWithParam<Backend> {
+ protected:
+  void SetUp() override {
+    if (!GetParam().nats) {
+      bucket_ = make_memory_bucket();
+      return;
+    }
+    server_ = std::make_unique<test::NatsServer>();
+    conn_ = test::connect(*server_);
+    ASSERT_TRUE(conn_);
+    KvBucketOptions o;
+    o.name = "TEST_LEADER";
+    auto b = open_nats_bucket(*conn_, o, "test");
+    ASSERT_TRUE(b.is_ok()) << b.status().to_string();
+    bucket_ = std::move(b).value();
+  }
+
+  std::unique_ptr<test::NatsServer> server_;
+  std::unique_ptr<NatsConnection> conn_;
+  std::unique_ptr<KvBucket> bucket_;
+};
+
+TEST_P(BucketSuite, WritesAreConditionalOnTheRevision) {
+  auto r1 = bucket_->create("k", "one");
+  ASSERT_TRUE(r1.is_ok()) << r1.status().to_string();
+  EXPECT_FALSE(bucket_->create("k", "two").is_ok()) << "create of a key that has a value";
+  EXPECT_FALSE(bucket_->update("k", "two", *r1 + 7).is_ok()) << "update at a stale revision";
+  auto r2 = bucket_->update("k", "two", *r1);
+  ASSERT_TRUE(r2.is_ok()) << r2.status().to_string();
+  EXPECT_GT(*r2, *r1);
+  auto got = bucket_->get("k");
+  ASSERT_TRUE(got.is_ok() && got->has_value());
+  EXPECT_EQ((*got)->value, "two");
+  EXPECT_EQ((*got)->revision, *r2);
+  ASSERT_TRUE(bucket_->erase("k").is_ok());
+  got = bucket_->get("k");
+  ASSERT_TRUE(got.is_ok());
+  EXPECT_FALSE(got->has_value()) << "a deleted key has no value";
+  EXPECT_TRUE(bucket_->create("k", "three").is_ok()) << "create after a delete";
+  got = bucket_->get("never");
+  ASSERT_TRUE(got.is_ok());
+  EXPECT_FALSE(got->has_value());
+}
+
+TEST_P(BucketSuite, AWatchSeesTheValuesThenAMarkerThenEachChange) {
+  ASSERT_TRUE(bucket_->put("a", "1").is_ok());
+  auto w = bucket_->watch_all();
+  ASSERT_TRUE(w.is_ok()) << w.status().to_string();
+  auto e = (*w)->next(5000);
+  ASSERT_TRUE(e.is_ok() && e->has_value()) << e.status().to_string();
+  EXPECT_EQ((*e)->key, "a");
+  EXPECT_EQ((*e)->value, "1");
+  e = (*w)->next(5000);
+  ASSERT_TRUE(e.is_ok());
+  EXPECT_FALSE(e->has_value()) << "the marker after the current values";
+  ASSERT_TRUE(bucket_->put("b", "2").is_ok());
+  ASSERT_TRUE(bucket_->erase("a").is_ok());
+  e = (*w)->next(5000);
+  ASSERT_TRUE(e.is_ok() && e->has_value());
+  EXPECT_EQ((*e)->key, "b");
+  EXPECT_FALSE((*e)->deleted);
+  e = (*w)->next(5000);
+  ASSERT_TRUE(e.is_ok() && e->has_value());
+  EXPECT_EQ((*e)->key, "a");
+  EXPECT_TRUE((*e)->deleted);
+  EXPECT_FALSE((*w)->next(50).is_ok()) << "nothing more changed";
+}
+
+// Two nodes campaign for one lease: one takes it and keeps it; the other
+// follows, and takes it only once the key is gone (the TTL, or a release).
+TEST_P(BucketSuite, OneNodeHoldsTheLeaseUntilItIsGone) {
+  LeaderLease a(*bucket_, "node-a");
+  LeaderLease b(*bucket_, "node-b");
+  EXPECT_EQ(a.campaign(true).kind, LeaseTurn::kTaken);
+  LeaseTurn tb = b.campaign(true);
+  EXPECT_EQ(tb.kind, LeaseTurn::kFollower);
+  EXPECT_EQ(tb.leader, "node-a");
+  EXPECT_EQ(a.campaign(true).kind, LeaseTurn::kHeld);
+  EXPECT_EQ(a.campaign(true).kind, LeaseTurn::kHeld);
+  EXPECT_TRUE(a.held());
+  EXPECT_FALSE(b.held());
+
+  ASSERT_TRUE(bucket_->erase("leader").is_ok());  // what the TTL does to a silent leader
+  EXPECT_EQ(b.campaign(true).kind, LeaseTurn::kTaken);
+  LeaseTurn ta = a.campaign(true);
+  EXPECT_EQ(ta.kind, LeaseTurn::kLost) << "a's renewal is at a revision b has replaced";
+  EXPECT_FALSE(ta.error.empty());
+  EXPECT_FALSE(a.held());
+  ta = a.campaign(true);
+  EXPECT_EQ(ta.kind, LeaseTurn::kFollower);
+  EXPECT_EQ(ta.leader, "node-b");
+
+  b.release();
+  EXPECT_FALSE(b.held());
+  EXPECT_EQ(a.campaign(true).kind, LeaseTurn::kTaken) << "a released lease is free at once";
+}
+
+// A node that is leaving keeps a lease it holds until it releases it, and
+// does not take a free one.
+TEST_P(BucketSuite, ALeavingNodeTakesNoLease) {
+  LeaderLease a(*bucket_, "node-a");
+  LeaseTurn t = a.campaign(false);
+  EXPECT_EQ(t.kind, LeaseTurn::kFollower);
+  EXPECT_EQ(t.leader, "");
+  EXPECT_FALSE(a.held());
+  auto got = bucket_->get("leader");
+  ASSERT_TRUE(got.is_ok());
+  EXPECT_FALSE(got->has_value());
+  EXPECT_EQ(a.campaign(true).kind, LeaseTurn::kTaken);
+  EXPECT_EQ(a.campaign(false).kind, LeaseTurn::kHeld);
+}
+
+INSTANTIATE_TEST_SUITE_P(Buckets, BucketSuite, testing::Values(Backend{"memory", false}, Backend{"nats", true}),
+                         [](const testing::TestParamInfo<Backend>& i) { return i.param.name; });
+
+}  // namespace
+}  // namespace aether::cluster
