@@ -1,0 +1,256 @@
+// JetStreamStore: appends: publish, ack, settle.
+#include "store/jetstream_journal.hpp"
+
+namespace aether::store_detail {
+
+void JetStreamStore::append(const AppendRequest& req, AppendCallback done) {
+  if (req.events.empty()) {
+    AppendResult r;
+    r.status = Status::invalid("an append needs at least one event");
+    return done(std::move(r));
+  }
+  if (!conn_.connected()) {
+    AppendResult r;
+    r.status = disconnected();
+    return done(std::move(r));
+  }
+  in_flight_.fetch_add(1);
+  auto op = std::make_unique<PendingAppend>();
+  op->req = &req;
+  op->done = std::move(done);
+  bool cached = false;
+  {
+    std::lock_guard lock(mu_);
+    auto it = tips_.find(subjects::events(req.key));
+    cached = it != tips_.end() && it->second.version == req.expected_version;
+    if (cached) op->tip = it->second;
+  }
+  // Version 0 needs no lookup: expecting last subject sequence 0 is the
+  // server's own check that the actor has no events (unless the stream may
+  // have dropped some by its limits).
+  if (!cached && req.expected_version == 0 && !may_drop_events()) {
+    op->tip = Tip{};
+    cached = true;
+  }
+  if (cached) return publish(std::move(op));
+  // Needs a lookup of the actor's last commit first: off this thread.
+  PendingAppend* raw = op.release();
+  pool_.post([this, raw] { prepare_and_publish(std::unique_ptr<PendingAppend>(raw)); });
+}
+
+void JetStreamStore::finish(std::unique_ptr<PendingAppend> op, AppendResult r) {
+  op->done(std::move(r));
+  if (in_flight_.fetch_sub(1) == 1) {
+    std::lock_guard lock(flush_mu_);
+    flush_cv_.notify_all();
+  }
+}
+
+void JetStreamStore::prepare_and_publish(std::unique_ptr<PendingAppend> op) {
+  const AppendRequest& req = *op->req;
+  AppendResult r;
+  // No lookup in the key cache: the caller knows the actor's recent keys
+  // from the journal, and the cache may be unreachable while the stream
+  // is not (another leader).
+  const std::string subject = subjects::events(req.key);
+  if (auto d = in_doubt_.settle(subject, conn_.js(), conn_.options().request_timeout_ms); !d.settled) {
+    r.status = request_failed(d.status, d.js_code, "publish to " + subject + " (again: the actor's previous commit, "
+                              "which may or may not be stored, before this one)", "publish_not_acknowledged",
+                              Applied::kNo);
+    return finish(std::move(op), std::move(r));
+  } else if (d.stored) {
+    // The actor has a version its writer did not know of: reload it.
+    forget(subject);
+    return finish(std::move(op), conflict(req, req.expected_version + 1));
+  }
+  LastCommit last;
+  auto t = fetch_tip(req.key, req.idempotency_key.empty() ? nullptr : &last);
+  if (!t) {
+    r.status = t.status();
+    return finish(std::move(op), std::move(r));
+  }
+  if (!req.idempotency_key.empty() && last.tag.key == req.idempotency_key) {
+    // The actor's last commit is this key's (a retry from a writer that
+    // missed it): the same commit; its key goes to the cache again.
+    r.duplicate = true;
+    r.first_version = last.first;
+    r.version = t->version;
+    r.duplicate_digest = last.tag.digest;
+    record_idempotent(req.key, req.idempotency_key, {r.first_version, r.version, r.duplicate_digest});
+    return finish(std::move(op), std::move(r));
+  }
+  if (t->version != req.expected_version) return finish(std::move(op), conflict(req, t->version));
+  op->tip = *t;
+  publish(std::move(op));
+}
+
+void JetStreamStore::publish(std::unique_ptr<PendingAppend> op) {
+  const AppendRequest& req = *op->req;
+  op->subject = subjects::events(req.key);
+  op->first = req.expected_version + 1;
+  op->last = req.expected_version + req.events.size();
+  op->commit_id = commit_prefix_ + std::to_string(++commit_counter_);
+  natsMsg* m = build_commit(req, op->subject, op->tip.seq, op->first, op->last, op->commit_id);
+  // Pending appends are keyed by commit id: two writers may race with the
+  // same Nats-Msg-Id.
+  const std::string msg_id = op->commit_id;
+  PendingAppend* raw = op.get();
+  {
+    std::lock_guard lock(pending_mu_);
+    pending_[msg_id] = std::move(op);
+  }
+  jsPubOptions po;
+  jsPubOptions_Init(&po);
+  po.MaxWait = conn_.options().request_timeout_ms;
+  natsStatus s = js_PublishMsgAsync(ajs_, &m, &po);
+  if (s != NATS_OK) {
+    natsMsg_Destroy(m);
+    std::unique_ptr<PendingAppend> back;
+    {
+      std::lock_guard lock(pending_mu_);
+      auto it = pending_.find(msg_id);
+      if (it != pending_.end() && it->second.get() == raw) {
+        back = std::move(it->second);
+        pending_.erase(it);
+      }
+    }
+    if (back) {
+      forget(back->subject);
+      AppendResult r;
+      r.status = request_failed(s, 0, "publish to " + back->subject, "", Applied::kNo);
+      finish(std::move(back), std::move(r));
+    }
+  }
+}
+
+natsMsg* JetStreamStore::build_commit(const AppendRequest& req, const std::string& subject, uint64_t expected_seq,
+                                      uint64_t first, uint64_t last, const std::string& commit_id) {
+  const std::string data = encode_commit(req, first, commit_id, opts_.node_id);
+  natsMsg* m = nullptr;
+  natsMsg_Create(&m, subject.c_str(), nullptr, data.data(), static_cast<int>(data.size()));
+  // The server deduplicates by this id within the stream's duplicate
+  // window: by version (a retried publish, a racing writer of the same
+  // version), or for a command with an idempotency key by that key, so a
+  // retry of a command whose commit landed but whose key was not recorded
+  // is still caught.
+  const std::string msg_id = req.key.ns + "." + req.key.type + "." + req.key.id + "." +
+                             (req.idempotency_key.empty() ? std::to_string(last) : "key." + hex(req.idempotency_key)) +
+                             repaired_suffix(subject);
+  natsMsgHeader_Set(m, "Nats-Msg-Id", msg_id.c_str());
+  natsMsgHeader_Set(m, "Nats-Expected-Last-Subject-Sequence", std::to_string(expected_seq).c_str());
+  // Headers only for what is read back without decoding the body (the
+  // versions, the commit id, the idempotency key). The node and the event
+  // types are in the body alone: no reader needs them as headers, and each
+  // header costs the writer and the server (BENCHMARKS.md, "The commit
+  // headers").
+  natsMsgHeader_Set(m, kHdrFirst, std::to_string(first).c_str());
+  natsMsgHeader_Set(m, kHdrLast, std::to_string(last).c_str());
+  natsMsgHeader_Set(m, kHdrCommit, commit_id.c_str());
+  if (!req.idempotency_key.empty()) {
+    natsMsgHeader_Set(m, kHdrIdem, req.idempotency_key.c_str());
+    if (!req.command_digest.empty()) natsMsgHeader_Set(m, kHdrDigest, req.command_digest.c_str());
+  }
+  return m;
+}
+
+void JetStreamStore::on_ack(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void* closure) {
+  run_guarded("jetstream store: publish ack", [&] {
+    static_cast<JetStreamStore*>(closure)->acked(msg, pa, pae);
+  });
+}
+
+void JetStreamStore::acked(natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae) {
+  auto* self = this;
+  const std::string msg_id = header_str(msg, kHdrCommit);
+  // No answer, or none that says "not stored": the commit is in doubt.
+  const bool refused = pae != nullptr && (pae->ErrCode != 0 || pae->Err == NATS_NO_RESPONDERS);
+  if (pa == nullptr && !refused) in_doubt_.hold(msg);
+  else natsMsg_Destroy(msg);
+  std::unique_ptr<PendingAppend> op;
+  {
+    std::lock_guard lock(self->pending_mu_);
+    auto it = self->pending_.find(msg_id);
+    if (it == self->pending_.end()) return;
+    op = std::move(it->second);
+    self->pending_.erase(it);
+  }
+  if (pa != nullptr && !pa->Duplicate) return self->committed(std::move(op), pa->Sequence);
+  // Everything else needs requests to the server: not on cnats' thread.
+  const uint64_t seq = pa != nullptr ? pa->Sequence : 0;
+  const bool duplicate = pa != nullptr;
+  const jsErrCode code = pae != nullptr ? pae->ErrCode : static_cast<jsErrCode>(0);
+  const natsStatus err = pae != nullptr ? pae->Err : NATS_OK;
+  PendingAppend* raw = op.release();
+  self->pool_.post([self, raw, seq, duplicate, code, err] {
+    self->settle(std::unique_ptr<PendingAppend>(raw), seq, duplicate, code, err);
+  });
+}
+
+void JetStreamStore::committed(std::unique_ptr<PendingAppend> op, uint64_t seq) {
+  const AppendRequest& req = *op->req;
+  {
+    std::lock_guard lock(mu_);
+    tips_[op->subject] = Tip{op->last, seq};
+  }
+  // The key is in the commit (its headers): the cache write comes after the
+  // reply and may be lost without harm.
+  if (!req.idempotency_key.empty()) {
+    record_idempotent(req.key, req.idempotency_key, {op->first, op->last, req.command_digest});
+  }
+  AppendResult r;
+  r.first_version = op->first;
+  r.version = op->last;
+  finish(std::move(op), std::move(r));
+}
+
+void JetStreamStore::settle(std::unique_ptr<PendingAppend> op, uint64_t seq, bool duplicate, jsErrCode code,
+                            natsStatus err) {
+  const AppendRequest& req = *op->req;
+  forget(op->subject);
+  if (duplicate) {
+    // The server already had this message id: our own retried publish, or
+    // another writer's commit of the same version.
+    natsMsg* stored = nullptr;
+    natsStatus gs = js_GetMsg(&stored, conn_.js(), events_stream(req.key.ns).c_str(), seq, nullptr, nullptr);
+    MsgPtr so{stored};
+    if (gs == NATS_OK && header_str(stored, kHdrCommit) == op->commit_id) return committed(std::move(op), seq);
+    if (gs == NATS_OK && !req.idempotency_key.empty() && header_str(stored, kHdrIdem) == req.idempotency_key) {
+      // An earlier commit of this idempotency key: that one is the result.
+      AppendResult r;
+      r.duplicate = true;
+      r.first_version = header_u64(stored, kHdrFirst).value_or(0);
+      r.version = header_u64(stored, kHdrLast).value_or(0);
+      r.duplicate_digest = header_str(stored, kHdrDigest);
+      record_idempotent(req.key, req.idempotency_key, {r.first_version, r.version, r.duplicate_digest});
+      return finish(std::move(op), std::move(r));
+    }
+    auto t = fetch_tip(req.key);
+    return finish(std::move(op), conflict(req, t ? t->version : op->last));
+  }
+  if (code == JSStreamWrongLastSequenceErr) {
+    auto t = fetch_tip(req.key);
+    return finish(std::move(op), conflict(req, t ? t->version : 0));
+  }
+  // An error JetStream answered, or nobody to take the message: not
+  // stored. Anything else (no ack in time, the connection lost meanwhile)
+  // leaves the commit unknown.
+  const bool refused = code != 0 || err == NATS_NO_RESPONDERS;
+  AppendResult r;
+  r.status = request_failed(err, code, "publish to " + op->subject, "publish_not_acknowledged",
+                            refused ? Applied::kNo : Applied::kMaybe);
+  finish(std::move(op), std::move(r));
+}
+
+AppendResult JetStreamStore::conflict(const AppendRequest& req, uint64_t current) {
+  AppendResult r;
+  r.current_version = current;
+  r.status = version_conflict(req.key, req.expected_version, current);
+  return r;
+}
+
+void JetStreamStore::forget(const std::string& subject) {
+  std::lock_guard lock(mu_);
+  tips_.erase(subject);
+}
+
+}  // namespace aether::store_detail
