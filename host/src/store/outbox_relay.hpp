@@ -8,11 +8,32 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <vector>
+
+#include "core/status.hpp"
 
 namespace aether {
 
 class NatsConnection;
-class Outbox;
+
+// A commit waiting in the sqlite outbox.
+struct OutboxEntry {
+  uint64_t id = 0;  // increasing
+  std::string subject;
+  std::string data;
+};
+
+// The outbox of a store that has one (sqlite with SqliteOptions::outbox),
+// as its relay reads it. Private to the store module.
+class Outbox {
+ public:
+  virtual ~Outbox() = default;
+  // The oldest entries, at most `limit`.
+  virtual Result<std::vector<OutboxEntry>> outbox_fetch(size_t limit) = 0;
+  // Removes every entry with id <= `up_to` (they were broadcast).
+  virtual Status outbox_ack(uint64_t up_to) = 0;
+};
 
 class OutboxRelay {
  public:

@@ -322,24 +322,6 @@ struct SqliteOptions {
   std::function<void(const CheckpointInfo&)> on_checkpoint;
 };
 
-// A commit waiting in the sqlite outbox.
-struct OutboxEntry {
-  uint64_t id = 0;  // increasing
-  std::string subject;
-  std::string data;
-};
-
-// The outbox of a store that has one (sqlite with SqliteOptions::outbox),
-// as its relay reads it.
-class Outbox {
- public:
-  virtual ~Outbox() = default;
-  // The oldest entries, at most `limit`.
-  virtual Result<std::vector<OutboxEntry>> outbox_fetch(size_t limit) = 0;
-  // Removes every entry with id <= `up_to` (they were broadcast).
-  virtual Status outbox_ack(uint64_t up_to) = 0;
-};
-
 // The SQLite backend (WAL, group commit). Fails if the file cannot be opened
 // or its schema is not aether's.
 Result<std::unique_ptr<Journal>> open_sqlite_store(const SqliteOptions& options);
