@@ -372,15 +372,23 @@ class JetStreamStore final : public Journal {
   Result<Snapshot> decode_snapshot(const ActorKey& key, natsMsg* m);
 
   // Visits the messages of `subject` in `stream` from `start_seq` (0 = the
-  // first) through an ordered consumer, until `last_seq` (0 = until none is
-  // pending) or the visitor returns false.
+  // first) through an ephemeral consumer without acks, until `last_seq`
+  // (0 = until none is pending) or the visitor returns false. Not cnats's
+  // "ordered consumer": on a missed heartbeat or a gap (a server restart
+  // during the read) it recreates itself on a thread that can crash the
+  // process (cnats 3.x reads the thread's handle before it is stored). Here
+  // a gap in the consumer's sequence fails the read instead.
   template <class F>
   Status walk(const std::string& stream, const std::string& subject, uint64_t start_seq,
               uint64_t last_seq, F&& visit) {
     jsSubOptions so;
     jsSubOptions_Init(&so);
     so.Stream = stream.c_str();
-    so.Ordered = true;
+    so.Config.AckPolicy = js_AckNone;
+    so.Config.MemoryStorage = true;
+    so.Config.FlowControl = true;  // the server paces a long read to what this client takes
+    so.Config.Heartbeat = 5LL * 1000 * 1000 * 1000;  // required with flow control
+    so.Config.InactiveThreshold = static_cast<int64_t>(conn_.options().request_timeout_ms) * 4 * 1000000;
     so.Config.DeliverPolicy = start_seq > 0 ? js_DeliverByStartSequence : js_DeliverAll;
     so.Config.OptStartSeq = start_seq;
     natsSubscription* sub = nullptr;
@@ -388,6 +396,7 @@ class JetStreamStore final : public Journal {
     natsStatus s = js_SubscribeSync(&sub, conn_.js(), subject.c_str(), nullptr, &so, &err);
     if (s != NATS_OK) return request_failed(s, err, "read of " + subject, "lookup_timeout", Applied::kNo);
     Status result = Status::ok();
+    uint64_t consumer_seq = 0;
     for (;;) {
       natsMsg* m = nullptr;
       s = natsSubscription_NextMsg(&m, sub, conn_.options().request_timeout_ms * 2);
@@ -401,7 +410,14 @@ class JetStreamStore final : public Journal {
       if (natsMsg_GetMetaData(&meta, m) != NATS_OK) continue;
       const uint64_t seq = meta->Sequence.Stream;
       const uint64_t pending = meta->NumPending;
+      const uint64_t delivered = meta->Sequence.Consumer;
       jsMsgMetaData_Destroy(meta);
+      if (delivered != ++consumer_seq) {
+        result = Status::unavailable("jetstream: read of " + subject + " missed messages (consumer sequence " +
+                                     std::to_string(delivered) + ", expected " + std::to_string(consumer_seq) +
+                                     "); retry the read");
+        break;
+      }
       if (!visit(m, seq)) break;
       if (last_seq != 0 ? seq >= last_seq : pending == 0) break;
     }
