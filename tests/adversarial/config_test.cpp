@@ -60,6 +60,8 @@ INSTANTIATE_TEST_SUITE_P(
              "5: cluster.leave_timeout: duration '876001h' is too long"},
         Case{"DurationBeyond64Bits", kPlugins + "nats:\n  request_timeout: 99999999999999999999999ms\n",
              "5: nats.request_timeout: duration '99999999999999999999999ms' is too long"},
+        Case{"NoPingsOut", kPlugins + "nats:\n  max_pings_out: 0\n",
+             "5: nats.max_pings_out: must be between 1 and 1000, got 0"},
         Case{"NegativeDuration", kPlugins + "actors:\n  idle_timeout: -5s\n",
              "5: actors.idle_timeout: expected a duration like 250ms, 30s, 5m or 1h, got '-5s'"},
         Case{"Uint32Overflow", kPlugins + "actors:\n  max_active: 4294967296\n",

@@ -28,52 +28,76 @@ constexpr int kActors = 32;
 constexpr int64_t kNodeTtlMs = 3000;
 
 // Publishes to stream PROBE (R3) every 20 ms, recording when each publish
-// was acknowledged: nats-server's own unavailability.
+// was acknowledged, and reads a key of the store's idempotency bucket
+// through the JetStream API (a leader read, as the store's key lookups are
+// made) every 20 ms, recording when each read answered: nats-server's own
+// unavailability, for writes and for the leader reads that decide whether a
+// command is a retry.
 class Probe {
  public:
   Probe(const std::string& url, HistoryLoad& clock) : clock_(clock) {
     natsConnection_ConnectTo(&nc_, url.c_str());
-    natsConnection_JetStream(&js_, nc_, nullptr);
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Wait = 1000;
+    natsConnection_JetStream(&js_, nc_, &jo);
     aether::test::add_test_stream(js_, "PROBE", "probe.>", 3, 1000);
-    thread_ = std::thread([this] {
+    writer_ = std::thread([this] {
       while (!stop_.load()) {
         jsPubOptions po;
         jsPubOptions_Init(&po);
         po.MaxWait = 1000;
-        if (js_Publish(nullptr, js_, "probe.x", "p", 1, &po, nullptr) == NATS_OK) {
-          std::lock_guard lock(mu_);
-          acks_.push_back(clock_.now());
-        }
+        if (js_Publish(nullptr, js_, "probe.x", "p", 1, &po, nullptr) == NATS_OK) note(acks_);
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      }
+    });
+    reader_ = std::thread([this] {
+      while (!stop_.load()) {
+        // A key nobody wrote: "not found" is the leader's answer too.
+        natsMsg* m = nullptr;
+        const natsStatus s = js_GetLastMsg(&m, js_, "KV_AETHER_default_IDEM", "$KV.AETHER_default_IDEM.probe",
+                                           nullptr, nullptr);
+        if (s == NATS_OK || s == NATS_NOT_FOUND) note(reads_);
+        natsMsg_Destroy(m);
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
       }
     });
   }
   ~Probe() {
     stop_.store(true);
-    thread_.join();
+    writer_.join();
+    reader_.join();
     jsCtx_Destroy(js_);
     natsConnection_Destroy(nc_);
   }
-  // The longest time without an acknowledgement within [p.from, p.to].
-  double longest_gap(const Phase& p) {
-    std::lock_guard lock(mu_);
-    double prev = p.from, gap = 0;
-    for (double t : acks_) {
-      if (t < p.from || t > p.to) continue;
-      gap = std::max(gap, t - prev);
-      prev = t;
-    }
-    return std::max(gap, p.to - prev);
-  }
+  // The longest time without an acknowledged publish within [p.from, p.to].
+  double longest_gap(const Phase& p) { return gap(acks_, p); }
+  // The same for a leader read.
+  double longest_read_gap(const Phase& p) { return gap(reads_, p); }
 
  private:
+  void note(std::vector<double>& times) {
+    std::lock_guard lock(mu_);
+    times.push_back(clock_.now());
+  }
+  double gap(const std::vector<double>& times, const Phase& p) {
+    std::lock_guard lock(mu_);
+    double prev = p.from, longest = 0;
+    for (double t : times) {
+      if (t < p.from || t > p.to) continue;
+      longest = std::max(longest, t - prev);
+      prev = t;
+    }
+    return std::max(longest, p.to - prev);
+  }
+
   HistoryLoad& clock_;
   natsConnection* nc_ = nullptr;
   jsCtx* js_ = nullptr;
-  std::thread thread_;
+  std::thread writer_, reader_;
   std::atomic<bool> stop_{false};
   std::mutex mu_;
-  std::vector<double> acks_;
+  std::vector<double> acks_, reads_;
 };
 
 int fail(const std::string& why) {
@@ -125,8 +149,9 @@ int main() {
     const auto f = aether::test::figures(sent, kActors, p);
     std::printf("%s\n", aether::test::describe(p, f).c_str());
     if (p.fault.find("nats-server") != std::string::npos) {
-      std::printf("    nats-server itself: its probe stream (leader on that server) waited up to %.2f s\n",
-                  probe.longest_gap(p));
+      std::printf("    nats-server itself: its probe stream (leader on that server) waited up to %.2f s for a "
+                  "publish; a raw leader read of the idempotency bucket waited up to %.2f s\n",
+                  probe.longest_gap(p), probe.longest_read_gap(p));
     }
     if (const auto g = goal(p, f); !g.empty()) std::printf("    %s\n", g.c_str());
   }

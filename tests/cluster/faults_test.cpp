@@ -13,7 +13,9 @@
 // printed.
 #include <gtest/gtest.h>
 
+#include <future>
 #include <iostream>
+#include <set>
 
 #include "support/fault_runner.hpp"
 
@@ -81,6 +83,102 @@ TEST_F(FaultsTest, PausedStreamLeaderLeavesNoVersionTwice) {
   std::map<std::string, int> nodes;
   for (const auto& id : cluster_.running()) nodes[id] = cluster_.host(id).port();
   for (const auto& a : test::check_history(nodes, kActors, load.history())) ADD_FAILURE() << a;
+}
+
+// A paused nats-server keeps its clients' connections open. A host with a
+// short nats.ping_interval leaves it for another server of the cluster once
+// nats.max_pings_out pings go unanswered, while the server is still paused.
+TEST(PingTest, AHostLeavesANatsServerThatStoppedAnswering) {
+  test::ClusterHarness cluster_{3000, "500ms"};
+  ASSERT_TRUE(cluster_.nats_ready());
+  cluster_.set_env("AETHER_REPLICAS", "3");
+  cluster_.set_env("AETHER_SHARDS", "64");
+  cluster_.set_env("AETHER_NATS_PING_INTERVAL", "1s");
+  std::string why;
+  ASSERT_TRUE(cluster_.start_nodes(3, &why)) << why;
+  const std::string own = cluster_.nats(1).url();  // node-2 was started on s2
+  const std::string before = cluster_.host("node-2").log();
+  ASSERT_EQ(before.find("nats: reconnected"), std::string::npos) << before;
+  std::string moved_to;
+  {
+    test::Paused paused(cluster_.nats(1).pid());
+    test::eventually([&] {
+      const std::string log = cluster_.host("node-2").log();
+      const size_t at = log.find("nats: reconnected to ");
+      if (at == std::string::npos) return false;
+      moved_to = log.substr(at + 21, log.find('\n', at) - at - 21);
+      return true;
+    }, 20);
+  }
+  EXPECT_FALSE(moved_to.empty()) << "node-2 did not leave its paused nats-server " << own;
+  EXPECT_NE(moved_to, own);
+  // Every actor, those of node-2's shards among them, is served afterwards.
+  test::HistoryLoad load(cluster_.nats(0).url(), kActors);
+  load.start();
+  EXPECT_TRUE(test::eventually([&] {
+    std::set<int> acked;
+    for (const auto& s : load.history()) {
+      if (s.version != 0) acked.insert(s.actor);
+    }
+    return acked.size() == static_cast<size_t>(kActors);
+  }));
+  load.stop();
+}
+
+// The metric aether_cluster_retried_commands_total of the host on `port`
+// (-1: not read).
+double retried_commands(int port) {
+  httplib::Client c("127.0.0.1", port);
+  c.set_read_timeout(5, 0);
+  auto r = c.Get("/metrics");
+  if (!r || r->status != 200) return -1;
+  const std::string name = "\naether_cluster_retried_commands_total ";
+  const size_t at = r->body.find(name);
+  return at == std::string::npos ? -1 : std::atof(r->body.c_str() + at + name.size());
+}
+
+// A command that fails before anything is stored, for a cause that passes
+// (here the host's only NATS server is down: its connection is lost), is
+// run again by the owning node while its deadline allows, instead of being
+// answered 503 at once.
+TEST(PassingFailureTest, ACommandWaitsOutItsNatsServersRestart) {
+  test::NatsServer nats;
+  test::TempDir dir;
+  test::HostProcess host({"--config", std::string(AETHER_SOURCE_DIR) + "/config/cluster.yaml"},
+                         {{"NATS_URL", nats.url()},
+                          {"AETHER_LISTEN", "127.0.0.1:0"},
+                          {"AETHER_PLUGIN_DIR", AETHER_PLUGIN_DIR},
+                          {"AETHER_NODE_ID", "node-1"},
+                          {"AETHER_NODE_TTL", "30s"},
+                          {"AETHER_HEARTBEAT", "500ms"},
+                          {"AETHER_ROUTE_WAIT", "30s"},
+                          {"AETHER_LOG_LEVEL", "info"}},
+                         dir.file("node-1.log"));
+  ASSERT_TRUE(host.start()) << host.log();
+  httplib::Client c("127.0.0.1", host.port());
+  c.set_read_timeout(60, 0);
+  const std::string path = "/v1/default/actors/Counter/waits/commands";
+  const std::string body = R"({"command":"Increment","payload":{"by":1}})";
+  int first = 0;
+  ASSERT_TRUE(test::eventually([&] {
+    auto r = c.Post(path, body, "application/json");
+    if (!r || r->status != 200) return false;
+    first = nlohmann::json::parse(r->body, nullptr, false).value("version", 0);
+    return true;
+  })) << host.log();
+  const double before = retried_commands(host.port());
+  ASSERT_GE(before, 0) << "no retried-commands metric";
+  nats.kill9();
+  auto during = std::async(std::launch::async, [&] { return c.Post(path, body, "application/json"); });
+  // The command is held and run again while NATS is away.
+  EXPECT_TRUE(test::eventually([&] { return retried_commands(host.port()) > before; })) << host.log();
+  ASSERT_TRUE(nats.start());
+  auto r = during.get();
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 200) << r->body;
+  const auto j = nlohmann::json::parse(r->body, nullptr, false);
+  ASSERT_TRUE(j.is_object()) << r->body;
+  EXPECT_EQ(j.value("version", 0), first + 1) << r->body;
 }
 
 }  // namespace

@@ -49,6 +49,7 @@ TEST(HostOptionDefaults, NatsOptions) {
   EXPECT_SAME(user); EXPECT_SAME(password); EXPECT_SAME(token); EXPECT_SAME(credentials_file);
   EXPECT_SAME(tls_ca); EXPECT_SAME(tls_cert); EXPECT_SAME(tls_key); EXPECT_SAME(max_reconnect);
   EXPECT_SAME(reconnect_wait_ms); EXPECT_SAME(connect_timeout_ms); EXPECT_SAME(request_timeout_ms);
+  EXPECT_SAME(ping_interval_ms); EXPECT_SAME(max_pings_out);
 }
 
 TEST(HostOptionDefaults, StoreOptions) {

@@ -64,6 +64,9 @@ void add_cluster_metrics(Metrics& metrics, const ClusterNode& cluster) {
                     [cn] { return cn->figures().leader ? 1.0 : 0.0; });
   metrics.add_counter("aether_cluster_forwarded_commands_total", "Commands this node forwarded to their owner",
                       [cn] { return static_cast<double>(cn->figures().forwarded); });
+  metrics.add_counter("aether_cluster_retried_commands_total",
+                      "Commands run again on this node after a store failure that stored nothing and passes",
+                      [cn] { return static_cast<double>(cn->figures().retried); });
   metrics.add_counter("aether_cluster_migrations_total", "Migrations finished while this node led",
                       [cn] { return static_cast<double>(cn->figures().migrations_done); });
   metrics.add_counter("aether_cluster_migrations_failed_total", "Migrations re-planned while this node led",

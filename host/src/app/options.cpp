@@ -62,6 +62,8 @@ NatsOptions nats_options(const HostConfig& c) {
   o.reconnect_wait_ms = c.nats.reconnect_wait_ms;
   o.connect_timeout_ms = c.nats.connect_timeout_ms;
   o.request_timeout_ms = c.nats.request_timeout_ms;
+  o.ping_interval_ms = c.nats.ping_interval_ms;
+  o.max_pings_out = static_cast<int>(c.nats.max_pings_out);
   return o;
 }
 

@@ -93,6 +93,7 @@ struct ClusterStatus {
   uint64_t migrations_done = 0;    // by this node as leader
   uint64_t migrations_failed = 0;  // re-planned after a stall or a dead destination
   uint64_t forwarded = 0;          // commands this node forwarded
+  uint64_t retried = 0;            // commands run again here after a passing store failure
 };
 
 class ClusterNode {
@@ -129,6 +130,7 @@ class ClusterNode {
     uint32_t migrations_in_flight = 0;
     bool leader = false;
     uint64_t forwarded = 0;
+    uint64_t retried = 0;
     uint64_t migrations_done = 0;
     uint64_t migrations_failed = 0;
   };

@@ -39,6 +39,8 @@ inline int64_t now_ms() {
 }
 
 constexpr int64_t kTickMs = 50;
+constexpr int64_t kRetryPauseMs = 100;  // before a command runs again after a passing failure
+constexpr int64_t kAttemptRoundTrips = 3;  // store requests of one attempt, at most (node_routing.cpp)
 constexpr size_t kRecentMigrations = 64;
 
 using cluster::decode_map;
@@ -90,6 +92,7 @@ struct ClusterNode::Impl {
   std::atomic<uint64_t> migrations_failed{0};
   std::atomic<uint64_t> forwarded{0};
   std::atomic<uint64_t> local_commands{0};
+  std::atomic<uint64_t> retried_commands{0};
   // A map epoch another node knew (a forward's trail, a redirect): the
   // control loop reads the map once when this node's is older.
   std::atomic<uint64_t> wanted_epoch{0};
@@ -214,6 +217,7 @@ struct ClusterNode::Impl {
   void route(Command c, RouteTrail trail, RoutedCallback done, int64_t deadline, bool map_fetched = false);
 
   void want_epoch(uint64_t e);
+  bool worth_retrying(const Status& s, int64_t deadline) const;
 
   // The answer to a sender whose command this node would pass to a node it
   // already went through: not run; the sender refreshes its map and routes

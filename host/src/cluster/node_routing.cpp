@@ -81,16 +81,43 @@ void ClusterNode::Impl::route(Command c, RouteTrail trail, RoutedCallback done, 
   }
   if (!target.empty()) return forward(std::move(c), std::move(trail), std::move(done), target, deadline, epoch);
   local_commands.fetch_add(1);
-  runtime.send(std::move(c), [this, shard, done = std::move(done)](CommandResult res) {
+  Command again = c;  // run again after a passing failure
+  runtime.send(std::move(c), [this, shard, deadline, again = std::move(again), trail = std::move(trail),
+                              done = std::move(done)](CommandResult res) mutable {
     {
       std::lock_guard lock(mu);
       --in_flight[shard];
     }
     changed.notify_all();
+    if (worth_retrying(res.status, deadline)) {
+      retried_commands.fetch_add(1);
+      std::lock_guard lock(mu);
+      held.push_back(Held{std::move(again), std::move(trail), std::move(done), deadline, now_ms() + kRetryPauseMs});
+      return;
+    }
     RoutedResult rr;
     rr.local = std::move(res);
     done(std::move(rr));
   });
+}
+
+// A command that failed before anything was stored, for a cause that
+// passes (a stream electing its leader, a lookup left unanswered, the
+// connection lost and found again), runs again after a pause while its
+// deadline still leaves room for the longest attempt: a commit in doubt
+// settled, a lookup and a publish, each up to nats.request_timeout. So a
+// retry never makes a command answer later than its deadline would have
+// let a first attempt answer. A failure that may have stored the commit is
+// answered as it is: only the client can retry that, with its idempotency
+// key.
+bool ClusterNode::Impl::worth_retrying(const Status& s, int64_t deadline) const {
+  if (s || s.applied() != Applied::kNo) return false;
+  const std::string& cause = s.cause();
+  if (cause != "stream_no_leader" && cause != "lookup_timeout" && cause != "nats_disconnected" &&
+      cause != "publish_not_acknowledged") {
+    return false;
+  }
+  return now_ms() + kRetryPauseMs + kAttemptRoundTrips * conn.options().request_timeout_ms <= deadline;
 }
 
 void ClusterNode::Impl::want_epoch(uint64_t e) {

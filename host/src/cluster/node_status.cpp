@@ -41,6 +41,7 @@ ClusterStatus ClusterNode::Impl::status() {
   st.migrations_done = migrations_done.load();
   st.migrations_failed = migrations_failed.load();
   st.forwarded = forwarded.load();
+  st.retried = retried_commands.load();
   return st;
 }
 
@@ -66,6 +67,7 @@ ClusterNode::Figures ClusterNode::figures() const {
   f.migrations_in_flight = static_cast<uint32_t>(impl_->map.migrations.size());
   f.leader = impl_->is_leader.load();
   f.forwarded = impl_->forwarded.load();
+  f.retried = impl_->retried_commands.load();
   f.migrations_done = impl_->migrations_done.load();
   f.migrations_failed = impl_->migrations_failed.load();
   return f;
@@ -110,7 +112,8 @@ std::string ClusterNode::status_json() const {
               {"recent_migrations", list(st.recent)},
               {"migrations_done", st.migrations_done},
               {"migrations_failed", st.migrations_failed},
-              {"forwarded", st.forwarded}}
+              {"forwarded", st.forwarded},
+              {"retried", st.retried}}
       .dump();
 }
 

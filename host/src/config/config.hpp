@@ -79,6 +79,11 @@ struct HostConfig {
     int64_t reconnect_wait_ms = 250;
     int64_t connect_timeout_ms = 2000;
     int64_t request_timeout_ms = 500;
+    // A server that stops answering (a paused process, a dead link) is left
+    // for another after max_pings_out pings, ping_interval apart, go
+    // unanswered (the defaults are the NATS client library's).
+    int64_t ping_interval_ms = 120000;
+    uint64_t max_pings_out = 2;
     // At start: how long to keep retrying the connection and the creation of
     // streams and buckets while NATS or JetStream is not ready (0: no retry).
     int64_t startup_wait_ms = 30000;

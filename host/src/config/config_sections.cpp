@@ -307,6 +307,8 @@ void nats_section(Parser& p, const YAML::Node& n, const std::string& path, HostC
           }},
          {"connect_timeout", [&](auto& v, auto& k) { p.duration(v, k, x.connect_timeout_ms); }},
          {"request_timeout", [&](auto& v, auto& k) { p.duration(v, k, x.request_timeout_ms); }},
+         {"ping_interval", [&](auto& v, auto& k) { p.duration(v, k, x.ping_interval_ms); }},
+         {"max_pings_out", [&](auto& v, auto& k) { p.uint(v, k, x.max_pings_out, 1, 1000); }},
          {"startup_wait", [&](auto& v, auto& k) { p.duration(v, k, x.startup_wait_ms); }},
          {"ingress", [&](auto& v, auto& k) { p.boolean(v, k, x.ingress); }}});
   if (p.ok() && x.enabled && x.servers.empty()) p.fail(n, path + ".servers", "at least one server is needed");

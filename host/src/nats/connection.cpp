@@ -69,8 +69,10 @@ void on_disconnected(natsConnection* nc, void* closure) {
   log::warn("nats: disconnected; reconnecting");
   tell(closure, false);
 }
-void on_reconnected(natsConnection*, void* closure) {
-  log::info("nats: reconnected");
+void on_reconnected(natsConnection* nc, void* closure) {
+  char url[256] = "";
+  if (natsConnection_GetConnectedUrl(nc, url, sizeof url) != NATS_OK) url[0] = '\0';
+  log::info(std::string("nats: reconnected to ") + (url[0] != '\0' ? url : "a server"));
   tell(closure, true);
 }
 void on_closed(natsConnection*, void* closure) { tell(closure, false); }
@@ -117,6 +119,11 @@ Result<std::unique_ptr<NatsConnection>> NatsConnection::connect(const NatsOption
   if (s == NATS_OK) s = natsOptions_SetMaxReconnect(opts, o.max_reconnect);
   if (s == NATS_OK) s = natsOptions_SetReconnectWait(opts, o.reconnect_wait_ms);
   if (s == NATS_OK) s = natsOptions_SetTimeout(opts, o.connect_timeout_ms);
+  // A server that stops answering without closing the connection (a paused
+  // or hung process) is left for another server of the cluster after
+  // max_pings_out unanswered pings (docs/configuration.md: the trade-off).
+  if (s == NATS_OK && o.ping_interval_ms > 0) s = natsOptions_SetPingInterval(opts, o.ping_interval_ms);
+  if (s == NATS_OK) s = natsOptions_SetMaxPingsOut(opts, o.max_pings_out);
   // Requests in flight fail at once on a disconnect instead of timing out.
   if (s == NATS_OK) s = natsOptions_SetFailRequestsOnDisconnect(opts, true);
   // Keep little in the reconnect buffer: a publish while disconnected should

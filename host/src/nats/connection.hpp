@@ -36,6 +36,8 @@ struct NatsOptions {
   int64_t reconnect_wait_ms = 250;
   int64_t connect_timeout_ms = 2000;
   int64_t request_timeout_ms = 500;   // JetStream API calls and publish acks
+  int64_t ping_interval_ms = 120000;  // a stalled server is left after max_pings_out
+  int max_pings_out = 2;              // unanswered pings
 };
 
 class NatsConnection {

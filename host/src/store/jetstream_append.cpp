@@ -64,7 +64,7 @@ void JetStreamStore::prepare_and_publish(std::unique_ptr<PendingAppend> op) {
     return finish(std::move(op), conflict(req, req.expected_version + 1));
   }
   LastCommit last;
-  auto t = fetch_tip(req.key, req.idempotency_key.empty() ? nullptr : &last);
+  auto t = fetch_tip(req.key, req.idempotency_key.empty() ? nullptr : &last, /*for_append=*/true);
   if (!t) {
     r.status = t.status();
     return finish(std::move(op), std::move(r));

@@ -273,6 +273,15 @@ class JetStreamStore final : public Journal {
   // follower that lags, so the API (served by the leader) is asked instead.
   natsStatus get_last(natsMsg** m, const std::string& stream, const std::string& subject, jsErrCode* err);
 
+  // The same, for a lookup that an older answer cannot make wrong (a
+  // snapshot: an older one only means a longer replay): a direct get on
+  // every replica count, answered by any server that holds the stream, so
+  // it goes on working while the JetStream API waits for its leaders (after
+  // a server's pause or restart the API answers "temporarily unavailable"
+  // for seconds). The API is asked when no direct get answers.
+  natsStatus get_last_any_replica(natsMsg** m, const std::string& stream, const std::string& subject,
+                                  jsErrCode* err);
+
   // A key of the idempotency bucket. With replicas, asked of the bucket's
   // leader: a direct get may be answered by a follower that has not yet
   // stored a key the leader acknowledged.
@@ -285,7 +294,14 @@ class JetStreamStore final : public Journal {
     CommitTag tag;
     uint64_t first = 0;
   };
-  Result<Tip> fetch_tip(const ActorKey& key, LastCommit* last_commit = nullptr);
+  // `for_append`: when the JetStream API answers that the stream has no
+  // leader (a server back from a pause or a restart answers so for seconds,
+  // often before the real leader does), a direct get answered by any
+  // replica is used instead. Safe for an append only: the publish carries
+  // the tip's sequence as its expected last sequence, which the leader
+  // checks, so a tip from a replica that lags turns into a conflict, never
+  // into a commit at the wrong place. Such a tip is not cached.
+  Result<Tip> fetch_tip(const ActorKey& key, LastCommit* last_commit = nullptr, bool for_append = false);
 
   // An append on its way: from append() to the server's ack.
   struct PendingAppend {

@@ -151,11 +151,22 @@ Result<uint64_t> JetStreamStore::latest_version(const ActorKey& key) {
   return tip->version;
 }
 
-Result<Tip> JetStreamStore::fetch_tip(const ActorKey& key, LastCommit* last_commit) {
+Result<Tip> JetStreamStore::fetch_tip(const ActorKey& key, LastCommit* last_commit, bool for_append) {
   natsMsg* m = nullptr;
   jsErrCode err = static_cast<jsErrCode>(0);
   const std::string subject = subjects::events(key);
   natsStatus s = get_last(&m, events_stream(key.ns), subject, &err);
+  bool from_leader = true;
+  if (for_append && opts_.replicas > 1 && (err == JSClusterNotAvailErr || err == JSClusterNotLeaderErr)) {
+    jsDirectGetMsgOptions o;
+    jsDirectGetMsgOptions_Init(&o);
+    o.LastBySubject = subject.c_str();
+    if (natsStatus d = js_DirectGetMsg(&m, conn_.js(), events_stream(key.ns).c_str(), nullptr, &o);
+        d == NATS_OK || d == NATS_NOT_FOUND) {
+      s = d;
+      from_leader = false;
+    }
+  }
   Tip tip;
   if (s == NATS_NOT_FOUND) {
     tip = Tip{};
@@ -172,7 +183,7 @@ Result<Tip> JetStreamStore::fetch_tip(const ActorKey& key, LastCommit* last_comm
     }
     tip = Tip{*last, seq};
     const auto first = header_u64(m, kHdrFirst);
-    if (first) {
+    if (first && from_leader) {
       // Kept for a read that follows at once (activation): when the events
       // it needs are all in this commit, it reads no further.
       std::lock_guard lock(mu_);
@@ -186,6 +197,7 @@ Result<Tip> JetStreamStore::fetch_tip(const ActorKey& key, LastCommit* last_comm
       last_commit->first = first.value_or(0);
     }
   }
+  if (!from_leader) return tip;
   std::lock_guard lock(mu_);
   // Not kept for an actor without events: reads of ids that do not exist
   // would grow the cache without bound.

@@ -49,9 +49,16 @@ Result<std::optional<Snapshot>> JetStreamStore::latest_snapshot(const ActorKey& 
   if (!conn_.connected()) return disconnected();
   natsMsg* m = nullptr;
   jsErrCode err = static_cast<jsErrCode>(0);
-  natsStatus s = get_last(&m, snap_stream(key.ns), subjects::snapshots(key), &err);
+  // Without limits every event stays in the stream, so a snapshot only
+  // shortens the replay and any replica's may be used. With limits, the
+  // newest snapshot may be the only record of dropped events: the leader's.
+  const std::string stream = snap_stream(key.ns), subject = subjects::snapshots(key);
+  natsStatus s = may_drop_events() ? get_last(&m, stream, subject, &err) : get_last_any_replica(&m, stream, subject, &err);
   if (s == NATS_NOT_FOUND) return std::optional<Snapshot>();
-  if (s != NATS_OK) return Status::unavailable(nats_error(s, "jetstream: latest snapshot"));
+  if (s != NATS_OK) {
+    return request_failed(s, err, "lookup of the latest snapshot of " + key.to_string(), "lookup_timeout",
+                          Applied::kNo);
+  }
   MsgPtr owner{m};
   auto snap = decode_snapshot(key, m);
   if (!snap) return snap.status();

@@ -107,6 +107,18 @@ natsStatus JetStreamStore::get_last(natsMsg** m, const std::string& stream, cons
   return js_GetLastMsg(m, conn_.js(), stream.c_str(), subject.c_str(), nullptr, err);
 }
 
+natsStatus JetStreamStore::get_last_any_replica(natsMsg** m, const std::string& stream, const std::string& subject,
+                                                jsErrCode* err) {
+  if (opts_.replicas > 1) {
+    jsDirectGetMsgOptions o;
+    jsDirectGetMsgOptions_Init(&o);
+    o.LastBySubject = subject.c_str();
+    natsStatus s = js_DirectGetMsg(m, conn_.js(), stream.c_str(), nullptr, &o);
+    if (s == NATS_OK || s == NATS_NOT_FOUND) return s;
+  }
+  return get_last(m, stream, subject, err);
+}
+
 }  // namespace aether::store_detail
 
 namespace aether {
