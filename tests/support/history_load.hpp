@@ -191,14 +191,22 @@ inline std::string describe(const Phase& p, const PhaseFigures& f) {
 }
 
 // Every actor's "by" values in version order, as the node on `port` reads
-// them; problems go to `anomalies`.
+// them; problems go to `anomalies`. A read answered 503 (NATS still
+// recovering from the last fault: what the check wants is the final state,
+// not availability) is asked again, 500 ms apart, until `until`.
 inline std::vector<std::vector<uint64_t>> read_histories(int port, const std::string& node, int actors,
-                                                         std::vector<std::string>& anomalies) {
+                                                         std::vector<std::string>& anomalies,
+                                                         std::chrono::steady_clock::time_point until) {
   std::vector<std::vector<uint64_t>> out(static_cast<size_t>(actors));
   httplib::Client c("127.0.0.1", port);
   c.set_read_timeout(10, 0);
   for (int a = 0; a < actors; ++a) {
-    auto r = c.Get("/v1/default/actors/Counter/f-" + std::to_string(a) + "/events?limit=10000");
+    const std::string path = "/v1/default/actors/Counter/f-" + std::to_string(a) + "/events?limit=10000";
+    auto r = c.Get(path);
+    while (r && r->status == 503 && std::chrono::steady_clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
+      r = c.Get(path);
+    }
     if (!r || r->status != 200) {
       anomalies.push_back(node + ": events of f-" + std::to_string(a) + ": " + (r ? r->body : "no reply"));
       continue;
@@ -244,9 +252,10 @@ inline std::vector<std::string> check_history(const std::map<std::string, int>& 
                                               const std::vector<Sent>& sent) {
   std::vector<std::string> anomalies;
   if (nodes.empty()) return {"no node left to read from"};
-  const auto reference = read_histories(nodes.begin()->second, nodes.begin()->first, actors, anomalies);
+  const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  const auto reference = read_histories(nodes.begin()->second, nodes.begin()->first, actors, anomalies, until);
   for (auto it = std::next(nodes.begin()); it != nodes.end(); ++it) {
-    if (read_histories(it->second, it->first, actors, anomalies) != reference) {
+    if (read_histories(it->second, it->first, actors, anomalies, until) != reference) {
       anomalies.push_back(it->first + " reads other histories than " + nodes.begin()->first);
     }
   }
