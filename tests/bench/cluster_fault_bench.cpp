@@ -13,6 +13,7 @@
 // (a 6 s nats pause: errors for 5-12 s, 15-379 indeterminate; a host kill:
 // a 0.4-3.4 s gap with a 3 s node TTL). Ends with the history check.
 #include <cstdio>
+#include <cstdlib>
 
 #include "support/fault_runner.hpp"
 
@@ -162,5 +163,9 @@ int main() {
   const auto anomalies = aether::test::check_history(nodes, kActors, sent);
   for (const auto& a : anomalies) std::printf("ANOMALY %s\n", a.c_str());
   std::printf("history check: %zu anomalies\n", anomalies.size());
+  if (!anomalies.empty() && std::getenv("AETHER_KEEP_TEST_DIRS") == nullptr) {
+    std::printf("(run again with AETHER_KEEP_TEST_DIRS=1 to keep the nats-servers' stores and the hosts' logs in "
+                "/tmp/aether-test-*)\n");
+  }
   return anomalies.empty() ? 0 : 1;
 }

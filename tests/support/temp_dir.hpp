@@ -1,4 +1,6 @@
-// Test support: a temporary directory removed when the object goes.
+// Test support: a temporary directory removed when the object goes (kept
+// when AETHER_KEEP_TEST_DIRS is set: the stores and logs of a run to look
+// into afterwards).
 #pragma once
 
 #include <cstdlib>
@@ -15,6 +17,7 @@ class TempDir {
     path_ = tmpl;
   }
   ~TempDir() {
+    if (std::getenv("AETHER_KEEP_TEST_DIRS") != nullptr) return;
     std::error_code ec;
     std::filesystem::remove_all(path_, ec);
   }
