@@ -253,8 +253,12 @@ TEST(ShadowCheckBounds, KeepsToItsCpuShare) {
   EXPECT_EQ(r.actors_checked, 2000u);
   EXPECT_EQ(r.cpu_percent, 20u);
   EXPECT_GT(r.cpu_ms, 0.0);
-  // At most one burst (2 ms of CPU) is not followed by its rest.
-  EXPECT_LE(r.cpu_ms, 0.2 * r.elapsed_ms + 2.5) << r.cpu_ms << " ms of CPU in " << r.elapsed_ms << " ms";
+  // At most one burst is not followed by its rest. A burst ends with the
+  // actor whose work crossed 2 ms of CPU, which under a sanitizer can take
+  // several ms more (341.3 ms against a bound of 339.9 with 2.5 ms of slack
+  // failed once under ASan): 25 ms of slack. Unpaced, the check would use
+  // about all of the time it took, far past this bound.
+  EXPECT_LE(r.cpu_ms, 0.2 * r.elapsed_ms + 25) << r.cpu_ms << " ms of CPU in " << r.elapsed_ms << " ms";
   EXPECT_NE(r.to_json().find("\"cpu_percent\":20"), std::string::npos) << r.to_json();
 }
 

@@ -113,7 +113,13 @@ natsStatus JetStreamStore::get_last_any_replica(natsMsg** m, const std::string& 
     jsDirectGetMsgOptions o;
     jsDirectGetMsgOptions_Init(&o);
     o.LastBySubject = subject.c_str();
-    natsStatus s = js_DirectGetMsg(m, conn_.js(), stream.c_str(), nullptr, &o);
+    // A replica answers within milliseconds; one that does not (a paused
+    // server still in the group) should not cost a whole request timeout
+    // before the leader is asked.
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Wait = std::max<int64_t>(50, conn_.options().request_timeout_ms / 4);
+    natsStatus s = js_DirectGetMsg(m, conn_.js(), stream.c_str(), &jo, &o);
     if (s == NATS_OK || s == NATS_NOT_FOUND) return s;
   }
   return get_last(m, stream, subject, err);
