@@ -218,6 +218,7 @@ struct ClusterNode::Impl {
 
   void want_epoch(uint64_t e);
   bool worth_retrying(const Status& s, int64_t deadline) const;
+  bool retry_fits(int64_t deadline) const;  // a retry now would still answer by `deadline`
 
   // The answer to a sender whose command this node would pass to a node it
   // already went through: not run; the sender refreshes its map and routes

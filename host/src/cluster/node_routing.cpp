@@ -81,7 +81,10 @@ void ClusterNode::Impl::route(Command c, RouteTrail trail, RoutedCallback done, 
   }
   if (!target.empty()) return forward(std::move(c), std::move(trail), std::move(done), target, deadline, epoch);
   local_commands.fetch_add(1);
-  Command again = c;  // run again after a passing failure
+  // Kept to run again after a passing failure, when the deadline leaves
+  // room for that at all (it only shrinks): no copy on the common path.
+  std::optional<Command> again;
+  if (retry_fits(deadline)) again = c;
   runtime.send(std::move(c), [this, shard, deadline, again = std::move(again), trail = std::move(trail),
                               done = std::move(done)](CommandResult res) mutable {
     {
@@ -89,10 +92,10 @@ void ClusterNode::Impl::route(Command c, RouteTrail trail, RoutedCallback done, 
       --in_flight[shard];
     }
     changed.notify_all();
-    if (worth_retrying(res.status, deadline)) {
+    if (again && worth_retrying(res.status, deadline)) {
       retried_commands.fetch_add(1);
       std::lock_guard lock(mu);
-      held.push_back(Held{std::move(again), std::move(trail), std::move(done), deadline, now_ms() + kRetryPauseMs});
+      held.push_back(Held{std::move(*again), std::move(trail), std::move(done), deadline, now_ms() + kRetryPauseMs});
       return;
     }
     RoutedResult rr;
@@ -117,6 +120,10 @@ bool ClusterNode::Impl::worth_retrying(const Status& s, int64_t deadline) const 
       cause != "publish_not_acknowledged") {
     return false;
   }
+  return retry_fits(deadline);
+}
+
+bool ClusterNode::Impl::retry_fits(int64_t deadline) const {
   return now_ms() + kRetryPauseMs + kAttemptRoundTrips * conn.options().request_timeout_ms <= deadline;
 }
 

@@ -273,6 +273,11 @@ class JetStreamStore final : public Journal {
   // follower that lags, so the API (served by the leader) is asked instead.
   natsStatus get_last(natsMsg** m, const std::string& stream, const std::string& subject, jsErrCode* err);
 
+  // The last message on `subject` as a direct get, answered by any server
+  // that holds the stream; waits `wait_ms` (0: nats.request_timeout).
+  natsStatus direct_get_last(natsMsg** m, const std::string& stream, const std::string& subject,
+                             int64_t wait_ms = 0);
+
   // The same, for a lookup that an older answer cannot make wrong (a
   // snapshot: an older one only means a longer replay): a direct get on
   // every replica count, answered by any server that holds the stream, so

@@ -158,11 +158,7 @@ Result<Tip> JetStreamStore::fetch_tip(const ActorKey& key, LastCommit* last_comm
   natsStatus s = get_last(&m, events_stream(key.ns), subject, &err);
   bool from_leader = true;
   if (for_append && opts_.replicas > 1 && (err == JSClusterNotAvailErr || err == JSClusterNotLeaderErr)) {
-    jsDirectGetMsgOptions o;
-    jsDirectGetMsgOptions_Init(&o);
-    o.LastBySubject = subject.c_str();
-    if (natsStatus d = js_DirectGetMsg(&m, conn_.js(), events_stream(key.ns).c_str(), nullptr, &o);
-        d == NATS_OK || d == NATS_NOT_FOUND) {
+    if (natsStatus d = direct_get_last(&m, events_stream(key.ns), subject); d == NATS_OK || d == NATS_NOT_FOUND) {
       s = d;
       from_leader = false;
     }

@@ -95,13 +95,21 @@ Status JetStreamStore::ensure_stream(const std::string& name, const std::string&
                                                std::to_string(err) + ")"));
 }
 
+natsStatus JetStreamStore::direct_get_last(natsMsg** m, const std::string& stream, const std::string& subject,
+                                           int64_t wait_ms) {
+  jsDirectGetMsgOptions o;
+  jsDirectGetMsgOptions_Init(&o);
+  o.LastBySubject = subject.c_str();
+  jsOptions jo;
+  jsOptions_Init(&jo);
+  jo.Wait = wait_ms;
+  return js_DirectGetMsg(m, conn_.js(), stream.c_str(), wait_ms > 0 ? &jo : nullptr, &o);
+}
+
 natsStatus JetStreamStore::get_last(natsMsg** m, const std::string& stream, const std::string& subject,
                                     jsErrCode* err) {
   if (opts_.replicas <= 1) {
-    jsDirectGetMsgOptions o;
-    jsDirectGetMsgOptions_Init(&o);
-    o.LastBySubject = subject.c_str();
-    natsStatus s = js_DirectGetMsg(m, conn_.js(), stream.c_str(), nullptr, &o);
+    natsStatus s = direct_get_last(m, stream, subject);
     if (s != NATS_NO_RESPONDERS) return s;  // else: a stream created without allow_direct
   }
   return js_GetLastMsg(m, conn_.js(), stream.c_str(), subject.c_str(), nullptr, err);
@@ -110,16 +118,10 @@ natsStatus JetStreamStore::get_last(natsMsg** m, const std::string& stream, cons
 natsStatus JetStreamStore::get_last_any_replica(natsMsg** m, const std::string& stream, const std::string& subject,
                                                 jsErrCode* err) {
   if (opts_.replicas > 1) {
-    jsDirectGetMsgOptions o;
-    jsDirectGetMsgOptions_Init(&o);
-    o.LastBySubject = subject.c_str();
     // A replica answers within milliseconds; one that does not (a paused
     // server still in the group) should not cost a whole request timeout
     // before the leader is asked.
-    jsOptions jo;
-    jsOptions_Init(&jo);
-    jo.Wait = std::max<int64_t>(50, conn_.options().request_timeout_ms / 4);
-    natsStatus s = js_DirectGetMsg(m, conn_.js(), stream.c_str(), &jo, &o);
+    natsStatus s = direct_get_last(m, stream, subject, std::max<int64_t>(50, conn_.options().request_timeout_ms / 4));
     if (s == NATS_OK || s == NATS_NOT_FOUND) return s;
   }
   return get_last(m, stream, subject, err);
