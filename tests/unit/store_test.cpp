@@ -552,23 +552,6 @@ TEST_F(JetStreamIdempotencyTest, ARetryFindsALastCommitWhoseKeyWasNotRecorded) {
   EXPECT_TRUE(cached(*store_, a_, "pay-7").has_value()) << "the key is recorded again";
 }
 
-TEST_F(JetStreamIdempotencyTest, ARetryAfterLaterCommitsIsCaughtByTheServersDeduplication) {
-  auto first = store_->append_sync(req(0, "E1", "pay-8"));
-  ASSERT_TRUE(first.status.is_ok());
-  forget_key("pay-8");
-  // Other commands commit in between: the keyed commit is no longer the last.
-  ASSERT_TRUE(store_->append_sync(req(1, "E2", "")).status.is_ok());
-  ASSERT_TRUE(store_->append_sync(req(2, "E3", "")).status.is_ok());
-  // The retry, decided on the current version.
-  auto again = store_->append_sync(req(3, "E1", "pay-8"));
-  ASSERT_TRUE(again.status.is_ok()) << again.status.to_string();
-  EXPECT_TRUE(again.duplicate);
-  EXPECT_EQ(again.first_version, 1u);
-  EXPECT_EQ(again.version, 1u);
-  EXPECT_EQ(*store_->latest_version(a_), 3u) << "nothing written twice";
-  EXPECT_TRUE(cached(*store_, a_, "pay-8").has_value());
-}
-
 // A message on the actor's subject that is no commit (no version headers):
 // the actor cannot load until a repair removes it; the repair refuses a
 // version inside a commit, and one a record that does not decode precedes.

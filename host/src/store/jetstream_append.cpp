@@ -32,7 +32,10 @@ void JetStreamStore::append(const AppendRequest& req, AppendCallback done) {
     op->tip = Tip{};
     cached = true;
   }
-  if (cached) return publish(std::move(op));
+  if (cached) {
+    if (last_commit_is_this(op)) return;
+    return publish(std::move(op));
+  }
   // Needs a lookup of the actor's last commit first: off this thread.
   PendingAppend* raw = op.release();
   pool_.post([this, raw] { prepare_and_publish(std::unique_ptr<PendingAppend>(raw)); });
@@ -63,25 +66,30 @@ void JetStreamStore::prepare_and_publish(std::unique_ptr<PendingAppend> op) {
     forget(subject);
     return finish(std::move(op), conflict(req, req.expected_version + 1));
   }
-  LastCommit last;
-  auto t = fetch_tip(req.key, req.idempotency_key.empty() ? nullptr : &last, /*for_append=*/true);
+  auto t = fetch_tip(req.key, /*for_append=*/true);
   if (!t) {
     r.status = t.status();
     return finish(std::move(op), std::move(r));
   }
-  if (!req.idempotency_key.empty() && last.tag.key == req.idempotency_key) {
-    // The actor's last commit is this key's (a retry from a writer that
-    // missed it): the same commit; its key goes to the cache again.
-    r.duplicate = true;
-    r.first_version = last.first;
-    r.version = t->version;
-    r.duplicate_digest = last.tag.digest;
-    record_idempotent(req.key, req.idempotency_key, {r.first_version, r.version, r.duplicate_digest});
-    return finish(std::move(op), std::move(r));
-  }
-  if (t->version != req.expected_version) return finish(std::move(op), conflict(req, t->version));
   op->tip = *t;
+  if (last_commit_is_this(op)) return;
+  if (t->version != req.expected_version) return finish(std::move(op), conflict(req, t->version));
   publish(std::move(op));
+}
+
+bool JetStreamStore::last_commit_is_this(std::unique_ptr<PendingAppend>& op) {
+  const AppendRequest& req = *op->req;
+  if (req.idempotency_key.empty() || op->tip.tag.key != req.idempotency_key) return false;
+  // The actor's last commit is this key's (a retry from a writer that
+  // missed it): the same commit; its key goes to the cache again.
+  AppendResult r;
+  r.duplicate = true;
+  r.first_version = op->tip.first;
+  r.version = op->tip.version;
+  r.duplicate_digest = op->tip.tag.digest;
+  record_idempotent(req.key, req.idempotency_key, {r.first_version, r.version, r.duplicate_digest});
+  finish(std::move(op), std::move(r));
+  return true;
 }
 
 void JetStreamStore::publish(std::unique_ptr<PendingAppend> op) {
@@ -128,13 +136,17 @@ natsMsg* JetStreamStore::build_commit(const AppendRequest& req, const std::strin
   const std::string data = encode_commit(req, first, commit_id, opts_.node_id);
   natsMsg* m = nullptr;
   natsMsg_Create(&m, subject.c_str(), nullptr, data.data(), static_cast<int>(data.size()));
-  // The server deduplicates by this id within the stream's duplicate
-  // window: by version (a retried publish, a racing writer of the same
-  // version), or for a command with an idempotency key by that key, so a
-  // retry of a command whose commit landed but whose key was not recorded
-  // is still caught.
-  const std::string msg_id = req.key.ns + "." + req.key.type + "." + req.key.id + "." +
-                             (req.idempotency_key.empty() ? std::to_string(last) : "key." + hex(req.idempotency_key)) +
+  // The message id is the commit's version. The server deduplicates by it
+  // within the stream's duplicate window as it applies a message, on every
+  // replica alike, so of two commits of one version only the first is
+  // stored: the fence against a second writer of the actor. The expected
+  // last subject sequence alone is no fence on a replicated stream:
+  // nats-server 2.9 checks it before the proposal, against what the leader
+  // has applied (its issue 4320), and a new leader forgets what is still in
+  // its pipeline, so two publishes expecting one sequence could both be
+  // stored. A retry of a keyed command is found by its key (the actor's
+  // window of recent keys, the key cache, the actor's last commit).
+  const std::string msg_id = req.key.ns + "." + req.key.type + "." + req.key.id + "." + std::to_string(last) +
                              repaired_suffix(subject);
   natsMsgHeader_Set(m, "Nats-Msg-Id", msg_id.c_str());
   natsMsgHeader_Set(m, "Nats-Expected-Last-Subject-Sequence", std::to_string(expected_seq).c_str());
@@ -190,7 +202,7 @@ void JetStreamStore::committed(std::unique_ptr<PendingAppend> op, uint64_t seq) 
   const AppendRequest& req = *op->req;
   {
     std::lock_guard lock(mu_);
-    tips_[op->subject] = Tip{op->last, seq};
+    tips_[op->subject] = Tip{op->last, seq, op->first, {req.idempotency_key, req.command_digest}};
   }
   // The key is in the commit (its headers): the cache write comes after the
   // reply and may be lost without harm.

@@ -105,6 +105,10 @@ inline CommitTag commit_tag(natsMsg* m) { return {header_str(m, kHdrIdem), heade
 struct Tip {
   uint64_t version = 0;
   uint64_t seq = 0;  // stream sequence of the commit that reached `version`
+  // That commit's first version and idempotency key (a retry of the actor's
+  // last keyed command is known without a lookup).
+  uint64_t first = 0;
+  CommitTag tag = {};
 };
 
 class JetStreamStore final : public Journal {
@@ -293,12 +297,7 @@ class JetStreamStore final : public Journal {
   natsStatus get_idempotent(const std::string& ns, kvStore* kv, const std::string& name, std::string& value,
                             int& js_code);
 
-  // The actor's latest commit, from the cache or the server.
-  // With `last`: also the idempotency key and first version of that commit.
-  struct LastCommit {
-    CommitTag tag;
-    uint64_t first = 0;
-  };
+  // The actor's latest commit, from the server.
   // `for_append`: when the JetStream API answers that the stream has no
   // leader (a server back from a pause or a restart answers so for seconds,
   // often before the real leader does), a direct get answered by any
@@ -306,7 +305,7 @@ class JetStreamStore final : public Journal {
   // the tip's sequence as its expected last sequence, which the leader
   // checks, so a tip from a replica that lags turns into a conflict, never
   // into a commit at the wrong place. Such a tip is not cached.
-  Result<Tip> fetch_tip(const ActorKey& key, LastCommit* last_commit = nullptr, bool for_append = false);
+  Result<Tip> fetch_tip(const ActorKey& key, bool for_append = false);
 
   // An append on its way: from append() to the server's ack.
   struct PendingAppend {
@@ -323,6 +322,9 @@ class JetStreamStore final : public Journal {
 
   // Runs on the pool: idempotency check and tip lookup, then publish.
   void prepare_and_publish(std::unique_ptr<PendingAppend> op);
+  // True (and `op` answered as a duplicate) when its idempotency key is the
+  // one of the actor's last commit, per `op->tip`.
+  bool last_commit_is_this(std::unique_ptr<PendingAppend>& op);
 
   // Builds the commit message and publishes it asynchronously.
   void publish(std::unique_ptr<PendingAppend> op);

@@ -151,7 +151,7 @@ Result<uint64_t> JetStreamStore::latest_version(const ActorKey& key) {
   return tip->version;
 }
 
-Result<Tip> JetStreamStore::fetch_tip(const ActorKey& key, LastCommit* last_commit, bool for_append) {
+Result<Tip> JetStreamStore::fetch_tip(const ActorKey& key, bool for_append) {
   natsMsg* m = nullptr;
   jsErrCode err = static_cast<jsErrCode>(0);
   const std::string subject = subjects::events(key);
@@ -177,8 +177,8 @@ Result<Tip> JetStreamStore::fetch_tip(const ActorKey& key, LastCommit* last_comm
       return Status::corruption("actor " + key.to_string() + ", stream sequence " +
                                 std::to_string(seq) + ": commit without version headers");
     }
-    tip = Tip{*last, seq};
     const auto first = header_u64(m, kHdrFirst);
+    tip = Tip{*last, seq, first.value_or(0), commit_tag(m)};
     if (first && from_leader) {
       // Kept for a read that follows at once (activation): when the events
       // it needs are all in this commit, it reads no further.
@@ -186,11 +186,7 @@ Result<Tip> JetStreamStore::fetch_tip(const ActorKey& key, LastCommit* last_comm
       if (recent_.size() >= kRecentCommits) recent_.clear();
       recent_[subject] = RecentCommit{seq, *first, *last,
                                       std::string(natsMsg_GetData(m), static_cast<size_t>(natsMsg_GetDataLength(m))),
-                                      commit_tag(m)};
-    }
-    if (last_commit != nullptr) {
-      last_commit->tag = commit_tag(m);
-      last_commit->first = first.value_or(0);
+                                      tip.tag};
     }
   }
   if (!from_leader) return tip;
