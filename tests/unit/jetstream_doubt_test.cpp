@@ -61,13 +61,21 @@ TEST_F(InDoubtCommitsTest, ACommitThatWasStoredIsNotStoredAgain) {
   const auto d = doubt_.settle("doubt.a", js_, 2000);
   EXPECT_TRUE(d.settled);
   EXPECT_TRUE(d.stored);
+  EXPECT_TRUE(d.duplicate);
+  EXPECT_EQ(d.seq, 1u);
+  ASSERT_NE(d.held, nullptr);
+  EXPECT_STREQ(natsMsg_GetSubject(d.held.get()), "doubt.a");
   EXPECT_EQ(messages(), 1u);
   EXPECT_EQ(doubt_.size(), 0u);
 }
 
 TEST_F(InDoubtCommitsTest, ACommitThatWasNotStoredIsStoredOnce) {
   doubt_.hold(commit("a.1", 0));
-  EXPECT_TRUE(doubt_.settle("doubt.a", js_, 2000).settled);
+  const auto d = doubt_.settle("doubt.a", js_, 2000);
+  EXPECT_TRUE(d.settled);
+  EXPECT_TRUE(d.stored);
+  EXPECT_FALSE(d.duplicate);
+  EXPECT_EQ(d.seq, 1u);
   EXPECT_EQ(messages(), 1u);
   EXPECT_TRUE(doubt_.settle("doubt.a", js_, 2000).settled);
   EXPECT_EQ(messages(), 1u);

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "store/commit_codec.hpp"
+#include "support/child_process.hpp"
 #include "support/runtime_harness.hpp"
 #include "support/temp_dir.hpp"
 #include "support/wait.hpp"
@@ -861,6 +862,64 @@ TEST(RuntimeRemoteReads, AnActivationWaitingOnTheStoreDoesNotHoldUpActiveActors)
   auto slow = slow_done.get_future().get();
   ASSERT_TRUE(slow.status.is_ok()) << slow.status.to_string();
   EXPECT_EQ(slow.version, 1u);
+}
+
+// A commit whose publish went unanswered (its server paused past the
+// request timeout) fails with "may have been applied"; the actor's next
+// command finds it stored and applies it to the state the actor holds, so
+// the actor goes on without a reload (which would need the stream leader).
+TEST(RuntimeInDoubt, AnUnansweredCommitFoundStoredIsAppliedWithoutAReload) {
+  test::NatsServer server;
+  NatsOptions no;
+  no.servers = {server.url()};
+  no.request_timeout_ms = 300;
+  auto connected = NatsConnection::connect(no);
+  ASSERT_TRUE(connected) << connected.status().to_string();
+  NatsConnection& conn = **connected;
+  RuntimeOptions o;
+  o.workers = 2;
+  RuntimeHarness h(StoreBackend{"jetstream, own server", true,
+                                [&conn](const std::string&, Bus*) -> std::unique_ptr<Journal> {
+                                  auto s = open_jetstream_store(conn, JetStreamOptions{});
+                                  if (!s) ADD_FAILURE() << s.status().to_string();
+                                  return s ? std::move(s).value() : nullptr;
+                                },
+                                [&conn] { return std::unique_ptr<Bus>(std::make_unique<NatsBus>(conn)); }},
+                   o);
+  ASSERT_TRUE(h.send("BankAccount", "acc", "Open", R"({"owner":"o"})").status.is_ok());
+  ASSERT_TRUE(h.send("BankAccount", "acc", "Deposit", R"({"amount":10})").status.is_ok());
+  CommandResult unanswered;
+  {
+    test::Paused paused(server.pid());
+    unanswered = h.send("BankAccount", "acc", "Deposit", R"({"amount":5})");
+  }
+  ASSERT_FALSE(unanswered.status.is_ok()) << "answered within 300 ms by a paused server";
+  EXPECT_EQ(unanswered.status.applied(), Applied::kMaybe) << unanswered.status.to_string();
+  const RuntimeStats before = h.rt().stats();
+
+  CommandResult next;
+  // Bounded: the server may take a moment after its resume.
+  for (int i = 0; i < 20; ++i) {
+    next = h.send("BankAccount", "acc", "Deposit", R"({"amount":1})");
+    if (next.status.is_ok()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_TRUE(next.status.is_ok()) << next.status.to_string();
+  EXPECT_EQ(next.version, 4u) << "the unanswered deposit is version 3";
+  const RuntimeStats after = h.rt().stats();
+  EXPECT_EQ(after.in_doubt_adopted, before.in_doubt_adopted + 1);
+  EXPECT_EQ(after.activations, before.activations) << "the actor was loaded again";
+  EXPECT_EQ(after.conflicts, before.conflicts);
+  auto st = h.rt().state("default", "BankAccount", "acc");
+  ASSERT_TRUE(st.is_ok()) << st.status().to_string();
+  EXPECT_EQ(st->version, 4u);
+  EXPECT_EQ(json::parse(st->view)["balance"], 16);
+  // What a load from the stream gives agrees.
+  h.restart();
+  auto reloaded = h.rt().state("default", "BankAccount", "acc");
+  ASSERT_TRUE(reloaded.is_ok()) << reloaded.status().to_string();
+  EXPECT_EQ(reloaded->version, 4u);
+  EXPECT_EQ(json::parse(reloaded->view)["balance"], 16);
 }
 
 // --- the bus on its own ------------------------------------------------------

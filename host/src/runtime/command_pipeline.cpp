@@ -186,6 +186,19 @@ bool RuntimeImpl::on_committed(Actor* a, Task* t, AppendRequest& req, AppendResu
   CommandTask& ct = t->cmd();
   const bool guessed = a->life == Life::kGuessedNew;
   if (guessed) a->life = Life::kLoaded;  // confirmed, or dropped below
+  // The previous append in doubt is settled by this one, unless this one
+  // also failed before it was sent (kept below).
+  std::unique_ptr<AppendRequest> doubt = std::move(a->in_doubt);
+  if (r.status.code() == StatusCode::kConflict && r.previous_append_stored && doubt) {
+    // Our own commit, whose publish went unanswered, is stored: apply it
+    // and decide again on the new state, without reading the actor back
+    // (the stream leader may be the one that is away).
+    if (adopt_in_doubt(a, t, *doubt, r.current_version)) {
+      requeue_front(a, t);
+      return true;
+    }
+    if (given_up) return false;
+  }
   if (r.status.code() == StatusCode::kConflict && guessed && !ct.command.expected_version) {
     // The actor was not new after all: load it and decide again (not a
     // conflict with another writer, and no retry spent). The store has
@@ -210,7 +223,12 @@ bool RuntimeImpl::on_committed(Actor* a, Task* t, AppendRequest& req, AppendResu
     return true;
   }
   if (!r.status) {
-    if (guessed) deactivate(a);  // unconfirmed: the next command starts over
+    if (guessed) {
+      deactivate(a);  // unconfirmed: the next command starts over
+    } else if (a->loaded()) {
+      a->in_doubt = r.status.applied() == Applied::kMaybe ? std::make_unique<AppendRequest>(std::move(req))
+                                                          : std::move(doubt);
+    }
     finish(t, b, error_result(r.status));
     return true;
   }
@@ -228,6 +246,36 @@ bool RuntimeImpl::on_committed(Actor* a, Task* t, AppendRequest& req, AppendResu
     if (observer_) observer_->on_activation(b.type, 0, false);
   }
   return apply_committed(a, t, req, r);
+}
+
+bool RuntimeImpl::adopt_in_doubt(Actor* a, Task* t, const AppendRequest& doubt, uint64_t current) {
+  if (!a->loaded() || doubt.expected_version != a->version || doubt.expected_version + doubt.events.size() != current) {
+    return false;
+  }
+  const ActorType& type = *a->key->binding->actor_type;
+  uint64_t v = a->version;
+  for (const NewEvent& e : doubt.events) {
+    const int idx = type.event_index(e.type);
+    if (idx < 0) return false;
+    Status s;
+    void* const state = a->state;
+    if (!watched({t, a, state, "apply"}, [&] { s = type.apply(state, static_cast<uint32_t>(idx), e.payload, v + 1); })) {
+      return false;
+    }
+    // Half applied: the conflict path drops the state and reloads.
+    if (!s) return false;
+    a->version = ++v;
+  }
+  events_appended_.fetch_add(doubt.events.size());
+  if (!doubt.idempotency_key.empty()) {
+    StoredEvent last{current, doubt.events.back().type, doubt.events.back().payload, doubt.timestamp_ms};
+    last.idempotency_key = doubt.idempotency_key;
+    last.command_digest = doubt.command_digest;
+    last.commit_first_version = doubt.expected_version + 1;
+    remember_key(a->keys, last, opts_.idempotency, opts_.clock->wall_ms());
+  }
+  in_doubt_adopted_.fetch_add(1);
+  return true;
 }
 
 // Applies a stored commit to the actor's state and replies (the store has

@@ -103,6 +103,7 @@ RuntimeStats RuntimeImpl::stats() const {
   s.commands_rejected = commands_rejected_.load();
   s.commands_failed = commands_failed_.load();
   s.conflicts = conflicts_.load();
+  s.in_doubt_adopted = in_doubt_adopted_.load();
   s.events_appended = events_appended_.load();
   s.snapshots_taken = snapshots_taken_.load();
   s.activations = activations_.load();

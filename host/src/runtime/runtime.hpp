@@ -151,6 +151,9 @@ struct RuntimeStats {
   uint64_t commands_rejected = 0;
   uint64_t commands_failed = 0;
   uint64_t conflicts = 0;
+  // Appends that failed with "may have been applied" and were later found
+  // stored: applied to the actor's state without a reload.
+  uint64_t in_doubt_adopted = 0;
   uint64_t events_appended = 0;
   uint64_t snapshots_taken = 0;
   uint64_t activations = 0;

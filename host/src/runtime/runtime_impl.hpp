@@ -190,6 +190,10 @@ struct Actor {
   Life life = Life::kUnloaded;
   // The keys of its recent keyed commits, while active (null: none).
   std::unique_ptr<IdempotencyWindow> keys;
+  // Its last append, while its outcome is unknown (it failed with "may
+  // have been applied"): if the journal later finds it stored, its events
+  // are applied to the state instead of a reload.
+  std::unique_ptr<AppendRequest> in_doubt;
 
   bool loaded() const { return life != Life::kUnloaded; }
   // none -> active: `s` becomes the actor's state at `v`.
@@ -208,6 +212,7 @@ struct Actor {
     version = 0;
     snapshot_version = 0;
     keys.reset();
+    in_doubt.reset();
     return s;
   }
 };
@@ -315,6 +320,10 @@ class RuntimeImpl final : public Runtime {
   bool answer_query(Actor* a, Task* t);
   bool on_committed(Actor* a, Task* t, AppendRequest& req, AppendResult r);
   bool apply_committed(Actor* a, Task* t, AppendRequest& req, const AppendResult& r);
+  // Applies `doubt` (the actor's append whose outcome was unknown, now found
+  // stored as versions up to `current`) to its state. False when it does not
+  // follow the state, or a plugin call failed or was given up (given_up).
+  bool adopt_in_doubt(Actor* a, Task* t, const AppendRequest& doubt, uint64_t current);
   static CommandResult conflict_result(const ActorKey& key, uint64_t attempted, uint64_t current);
   CommandResult keyed_result(const ActorKey& key, const std::string& idempotency_key, const std::string& digest,
                              const IdempotentCommit& first);
@@ -430,7 +439,7 @@ class RuntimeImpl final : public Runtime {
 
   std::atomic<uint64_t> commands_ok_{0}, commands_rejected_{0}, commands_failed_{0},
       conflicts_{0}, events_appended_{0}, snapshots_taken_{0}, activations_{0},
-      events_replayed_{0}, last_replay_length_{0}, passivations_{0}, active_actors_{0};
+      events_replayed_{0}, last_replay_length_{0}, passivations_{0}, active_actors_{0}, in_doubt_adopted_{0};
 
   WorkerPool pool_;
   std::unique_ptr<WorkerPool> io_pool_;  // when the store's reads are remote

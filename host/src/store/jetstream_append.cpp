@@ -62,9 +62,9 @@ void JetStreamStore::prepare_and_publish(std::unique_ptr<PendingAppend> op) {
                               Applied::kNo);
     return finish(std::move(op), std::move(r));
   } else if (d.stored) {
-    // The actor has a version its writer did not know of: reload it.
+    // The actor has a version its writer did not know of.
     forget(subject);
-    return finish(std::move(op), conflict(req, req.expected_version + 1));
+    return finish(std::move(op), stored_in_doubt(req, d));
   }
   auto t = fetch_tip(req.key, /*for_append=*/true);
   if (!t) {
@@ -251,6 +251,38 @@ void JetStreamStore::settle(std::unique_ptr<PendingAppend> op, uint64_t seq, boo
   r.status = request_failed(err, code, "publish to " + op->subject, "publish_not_acknowledged",
                             refused ? Applied::kNo : Applied::kMaybe);
   finish(std::move(op), std::move(r));
+}
+
+AppendResult JetStreamStore::stored_in_doubt(const AppendRequest& req, const InDoubtCommits::Settled& d) {
+  natsMsg* held = d.held.get();
+  const auto first = header_u64(held, kHdrFirst), last = header_u64(held, kHdrLast);
+  if (!first || !last || *first != req.expected_version + 1) return conflict(req, req.expected_version + 1);
+  bool ours = !d.duplicate;
+  if (d.duplicate) {
+    // The server had a message of its id, the version: an earlier copy of
+    // this commit, or another writer's commit of the same version. The one
+    // at that sequence says which; any replica that has it will do.
+    natsMsg* stored = nullptr;
+    jsDirectGetMsgOptions o;
+    jsDirectGetMsgOptions_Init(&o);
+    o.Sequence = d.seq;
+    if (js_DirectGetMsg(&stored, conn_.js(), events_stream(req.key.ns).c_str(), nullptr, &o) == NATS_OK) {
+      MsgPtr owner{stored};
+      ours = header_str(stored, kHdrCommit) == header_str(held, kHdrCommit);
+    }
+  }
+  if (!ours) return conflict(req, req.expected_version + 1);
+  // Ours: the actor's tip is known without a lookup, and the commit's key
+  // goes to the cache (its first write was skipped with the lost ack).
+  const CommitTag tag = commit_tag(held);
+  {
+    std::lock_guard lock(mu_);
+    tips_[subjects::events(req.key)] = Tip{*last, d.seq, *first, tag};
+  }
+  if (!tag.key.empty()) record_idempotent(req.key, tag.key, {*first, *last, tag.digest});
+  AppendResult r = conflict(req, *last);
+  r.previous_append_stored = true;
+  return r;
 }
 
 AppendResult JetStreamStore::conflict(const AppendRequest& req, uint64_t current) {

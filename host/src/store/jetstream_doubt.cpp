@@ -41,8 +41,20 @@ InDoubtCommits::Settled InDoubtCommits::settle(const std::string& subject, jsCtx
   jsPubAck* pa = nullptr;
   jsErrCode err = static_cast<jsErrCode>(0);
   const natsStatus s = js_PublishMsg(&pa, js, m, &po, &err);
+  Settled out;
+  out.settled = s == NATS_OK || err == JSStreamWrongLastSequenceErr;
+  out.stored = s == NATS_OK;
+  out.status = s;
+  out.js_code = static_cast<int>(err);
+  if (pa != nullptr) {
+    out.seq = pa->Sequence;
+    out.duplicate = pa->Duplicate;
+  }
   jsPubAck_Destroy(pa);
-  Settled out{s == NATS_OK || err == JSStreamWrongLastSequenceErr, s == NATS_OK, s, static_cast<int>(err)};
+  if (out.stored) {
+    out.held = std::shared_ptr<natsMsg>(m, natsMsg_Destroy);
+    return out;
+  }
   if (out.settled) {
     natsMsg_Destroy(m);
     return out;

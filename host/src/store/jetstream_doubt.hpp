@@ -12,6 +12,7 @@
 #include <nats/nats.h>
 
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -34,6 +35,13 @@ class InDoubtCommits {
     bool stored = false;  // settled as stored (now or before): the actor's next version exists
     natsStatus status = NATS_OK;
     int js_code = 0;
+    // stored: the ack's stream sequence; `duplicate` when the server already
+    // had a message of that id (this commit, or another writer's commit of
+    // its version); `held` the commit that was in doubt (owned; read its
+    // headers to know which commit it was).
+    uint64_t seq = 0;
+    bool duplicate = false;
+    std::shared_ptr<natsMsg> held;
   };
   // Publishes the commit in doubt of `subject` again (if there is one) and
   // waits up to `timeout_ms` for the server's answer. Stored (now or

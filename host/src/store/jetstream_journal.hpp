@@ -350,6 +350,10 @@ class JetStreamStore final : public Journal {
 
   void settle(std::unique_ptr<PendingAppend> op, uint64_t seq, bool duplicate, jsErrCode code, natsStatus err);
 
+  // The conflict an append meets when the actor's commit in doubt turned
+  // out stored (`d`, from in_doubt_.settle): previous_append_stored when it
+  // is this writer's commit, the one the caller's last append was.
+  AppendResult stored_in_doubt(const AppendRequest& req, const InDoubtCommits::Settled& d);
   AppendResult conflict(const AppendRequest& req, uint64_t current);
 
   void forget(const std::string& subject);

@@ -59,6 +59,12 @@ struct AppendResult {
   // duplicate: the command digest recorded with the first commit ("" when
   // it has none).
   std::string duplicate_digest;
+  // kConflict: what moved the stream past expected_version is this
+  // writer's own previous append to the actor, the one that failed with
+  // "may have been applied": it is stored, and versions
+  // expected_version+1 .. current_version are exactly its events. The
+  // caller may apply them to the state it holds instead of reloading.
+  bool previous_append_stored = false;
 };
 
 // A commit recorded under an idempotency key.
