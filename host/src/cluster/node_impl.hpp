@@ -133,6 +133,7 @@ struct ClusterNode::Impl {
   std::thread watcher;
   std::thread members_watcher;
   std::atomic<int64_t> last_heartbeat{0};  // also written by leave() on the caller's thread
+  std::atomic<int64_t> heartbeat_failed_at{0};  // when this node's last failed heartbeat was (0: none)
 
   Impl(const ClusterOptions& o, NatsConnection& c, Runtime& r)
       : opts(o), conn(c), runtime(r), in_flight(o.shards, 0) {}

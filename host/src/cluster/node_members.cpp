@@ -46,7 +46,10 @@ json ClusterNode::Impl::node_info() const {
 
 void ClusterNode::Impl::heartbeat() {
   const std::string v = node_info().dump();
-  if (Status s = nodes_kv->put(opts.node_id, v); !s) log::warn("cluster: heartbeat: " + s.message());
+  if (Status s = nodes_kv->put(opts.node_id, v); !s) {
+    log::warn("cluster: heartbeat: " + s.message());
+    heartbeat_failed_at.store(now_ms());
+  }
   last_heartbeat.store(now_ms());
 }
 
@@ -98,8 +101,9 @@ void ClusterNode::Impl::members_step() {
 
 // The live members. The bucket's TTL removes a silent node's entry without
 // a delete marker, so a member not heard from for longer than a heartbeat
-// (and some slack) is looked up: gone from the bucket means dead. While
-// NATS cannot answer, members are kept as they were.
+// (and some slack) is looked up: gone from the bucket means dead, once this
+// node's own heartbeats have been taken for a whole TTL. While NATS cannot
+// answer, members are kept as they were.
 std::map<std::string, json> ClusterNode::Impl::read_members() {
   std::vector<std::string> quiet;
   const int64_t now = now_ms();
@@ -114,6 +118,11 @@ std::map<std::string, json> ClusterNode::Impl::read_members() {
     if (e && e->has_value()) {
       on_member_entry(**e);
     } else if (e) {  // not in the bucket: its TTL ran out
+      // Unless the bucket took no heartbeats for a while (this node's own
+      // failed within a TTL, as when the bucket's leader was paused): the
+      // member's may have failed alike, and its key expired unrefreshed.
+      const int64_t failed = heartbeat_failed_at.load();
+      if (failed != 0 && now - failed < opts.node_ttl_ms) continue;
       std::lock_guard lock(members_mu);
       auto it = members.find(id);
       if (it != members.end() && it->second.seen_ms <= now) members.erase(it);

@@ -207,7 +207,18 @@ void ClusterNode::Impl::refresh_map() {
   }
   std::string text;
   uint64_t rev = 0;
-  if (kv_get_leader(conn, opts.bucket_prefix + "_MAP", "map", text, rev) != NATS_OK) return;
+  const std::string bucket = opts.bucket_prefix + "_MAP";
+  int got = kv_get_leader(conn, bucket, "map", text, rev);
+  if (got != NATS_OK && got != NATS_NOT_FOUND) {
+    // The bucket's leader does not answer (after a server's pause its group
+    // may take seconds to elect one, while the nodes disagree about owners):
+    // any replica's copy. A map never changes under its epoch and only a
+    // newer one than this node's is installed, so a copy that lags costs
+    // only another try, at the next redirect or tick.
+    got = kv_get_any_replica(conn, bucket, "map", text, rev);
+    want_epoch(wanted);
+  }
+  if (got != NATS_OK) return;
   if (auto m = decode_map(text); m && map_fits(*m, opts.shards)) install_map(std::move(*m));
 }
 

@@ -36,6 +36,25 @@ int kv_get_leader(NatsConnection& connection, const std::string& bucket, const s
   return gone ? NATS_NOT_FOUND : NATS_OK;
 }
 
+int kv_get_any_replica(NatsConnection& connection, const std::string& bucket, const std::string& key,
+                       std::string& value, uint64_t& revision) {
+  jsDirectGetMsgOptions o;
+  jsDirectGetMsgOptions_Init(&o);
+  const std::string subject = "$KV." + bucket + "." + key;
+  o.LastBySubject = subject.c_str();
+  natsMsg* m = nullptr;
+  natsStatus s = js_DirectGetMsg(&m, connection.js(), ("KV_" + bucket).c_str(), nullptr, &o);
+  if (s != NATS_OK) return s;
+  const char* op = nullptr;
+  const bool gone = natsMsgHeader_Get(m, "KV-Operation", &op) == NATS_OK && op != nullptr;
+  if (!gone) {
+    value.assign(natsMsg_GetData(m), static_cast<size_t>(natsMsg_GetDataLength(m)));
+    revision = natsMsg_GetSequence(m);
+  }
+  natsMsg_Destroy(m);
+  return gone ? NATS_NOT_FOUND : NATS_OK;
+}
+
 namespace {
 
 // The status listeners of every connection, by watch id. cnats calls back on

@@ -101,6 +101,12 @@ Result<kvStore*> open_kv_bucket(NatsConnection& connection, const KvBucketOption
 int kv_get_leader(NatsConnection& connection, const std::string& bucket, const std::string& key, std::string& value,
                   uint64_t& revision, int* js_error = nullptr);
 
+// The same by a direct get, which any replica answers (also one that lags):
+// for values that are never changed under one version, where an old one
+// only costs another try.
+int kv_get_any_replica(NatsConnection& connection, const std::string& bucket, const std::string& key,
+                       std::string& value, uint64_t& revision);
+
 // "<text> (<natsStatus text>: <last error>)" for a failed cnats call.
 std::string nats_error(int status, const std::string& text);
 
