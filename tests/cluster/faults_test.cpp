@@ -85,6 +85,36 @@ TEST_F(FaultsTest, PausedStreamLeaderLeavesNoVersionTwice) {
   for (const auto& a : test::check_history(nodes, kActors, load.history())) ADD_FAILURE() << a;
 }
 
+// The nats-server leading the members bucket pauses for longer than the
+// node TTL: no heartbeat is taken until the bucket has a leader again, so
+// every member's key expires unrefreshed. That is no member's death: the
+// shard map stays as it was (a node takes a member for dead only once its
+// own heartbeats have been taken for a whole TTL).
+TEST_F(FaultsTest, APausedMembersBucketLeaderTakesNoMemberForDead) {
+  test::HistoryLoad load(cluster_.nats(0).url(), 4);
+  load.start();
+  test::FaultRunner faults(cluster_, load);
+  const std::string bucket = "KV_AETHER_CLUSTER_NODES";
+  faults.colocate(bucket, 1);
+  ASSERT_EQ(faults.leader(bucket), "s2") << "the bucket's leader could not be moved";
+  ASSERT_TRUE(test::eventually([&] { return cluster_.converged(3); }, test::kWaitSeconds, 100));
+  const auto before = cluster_.status("node-1");
+  ASSERT_TRUE(before.is_object());
+  {
+    test::Paused paused(cluster_.nats(1).pid());
+    std::this_thread::sleep_for(std::chrono::milliseconds(8000));
+  }
+  // Time for the bucket to elect a leader and for a leader round to act.
+  std::this_thread::sleep_for(std::chrono::milliseconds(6000));
+  load.stop();
+  for (const auto& id : cluster_.running()) {
+    const auto st = cluster_.status(id);
+    ASSERT_TRUE(st.is_object()) << id;
+    EXPECT_EQ(st["nodes"].size(), 3u) << id << ": " << st.dump();
+    EXPECT_EQ(st["epoch"], before["epoch"]) << id << ": the shard map changed: " << st.dump();
+  }
+}
+
 // A paused nats-server keeps its clients' connections open. A host with a
 // short nats.ping_interval leaves it for another server of the cluster once
 // nats.max_pings_out pings go unanswered, while the server is still paused.
