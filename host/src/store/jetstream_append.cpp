@@ -223,7 +223,7 @@ void JetStreamStore::settle(std::unique_ptr<PendingAppend> op, uint64_t seq, boo
     // The server already had this message id: our own retried publish, or
     // another writer's commit of the same version.
     natsMsg* stored = nullptr;
-    natsStatus gs = js_GetMsg(&stored, conn_.js(), events_stream(req.key.ns).c_str(), seq, nullptr, nullptr);
+    natsStatus gs = get_at(&stored, events_stream(req.key.ns), seq);
     MsgPtr so{stored};
     if (gs == NATS_OK && header_str(stored, kHdrCommit) == op->commit_id) return committed(std::move(op), seq);
     if (gs == NATS_OK && !req.idempotency_key.empty() && header_str(stored, kHdrIdem) == req.idempotency_key) {
@@ -261,12 +261,9 @@ AppendResult JetStreamStore::stored_in_doubt(const AppendRequest& req, const InD
   if (d.duplicate) {
     // The server had a message of its id, the version: an earlier copy of
     // this commit, or another writer's commit of the same version. The one
-    // at that sequence says which; any replica that has it will do.
+    // at that sequence says which.
     natsMsg* stored = nullptr;
-    jsDirectGetMsgOptions o;
-    jsDirectGetMsgOptions_Init(&o);
-    o.Sequence = d.seq;
-    if (js_DirectGetMsg(&stored, conn_.js(), events_stream(req.key.ns).c_str(), nullptr, &o) == NATS_OK) {
+    if (get_at(&stored, events_stream(req.key.ns), d.seq) == NATS_OK) {
       MsgPtr owner{stored};
       ours = header_str(stored, kHdrCommit) == header_str(held, kHdrCommit);
     }

@@ -277,6 +277,12 @@ class JetStreamStore final : public Journal {
   // follower that lags, so the API (served by the leader) is asked instead.
   natsStatus get_last(natsMsg** m, const std::string& stream, const std::string& subject, jsErrCode* err);
 
+  // The message at stream sequence `seq`: a message never changes under its
+  // sequence, so any replica that has it may answer (a direct get, which
+  // works while the JetStream API waits for a leader); the API when none
+  // does.
+  natsStatus get_at(natsMsg** m, const std::string& stream, uint64_t seq);
+
   // The last message on `subject` as a direct get, answered by any server
   // that holds the stream; waits `wait_ms` (0: nats.request_timeout).
   natsStatus direct_get_last(natsMsg** m, const std::string& stream, const std::string& subject,

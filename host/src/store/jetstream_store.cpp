@@ -106,6 +106,15 @@ natsStatus JetStreamStore::direct_get_last(natsMsg** m, const std::string& strea
   return js_DirectGetMsg(m, conn_.js(), stream.c_str(), wait_ms > 0 ? &jo : nullptr, &o);
 }
 
+natsStatus JetStreamStore::get_at(natsMsg** m, const std::string& stream, uint64_t seq) {
+  jsDirectGetMsgOptions o;
+  jsDirectGetMsgOptions_Init(&o);
+  o.Sequence = seq;
+  if (js_DirectGetMsg(m, conn_.js(), stream.c_str(), nullptr, &o) == NATS_OK) return NATS_OK;
+  *m = nullptr;
+  return js_GetMsg(m, conn_.js(), stream.c_str(), seq, nullptr, nullptr);
+}
+
 natsStatus JetStreamStore::get_last(natsMsg** m, const std::string& stream, const std::string& subject,
                                     jsErrCode* err) {
   if (opts_.replicas <= 1) {
