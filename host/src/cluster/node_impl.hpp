@@ -133,7 +133,9 @@ struct ClusterNode::Impl {
   std::thread watcher;
   std::thread members_watcher;
   std::atomic<int64_t> last_heartbeat{0};  // also written by leave() on the caller's thread
-  std::atomic<int64_t> heartbeat_failed_at{0};  // when this node's last failed heartbeat was (0: none)
+  // Since when this node's heartbeats have been taken without a failure (0:
+  // the last one failed), and when the last one was taken.
+  std::atomic<int64_t> heartbeats_ok_since{0}, heartbeat_ok_at{0};
 
   Impl(const ClusterOptions& o, NatsConnection& c, Runtime& r)
       : opts(o), conn(c), runtime(r), in_flight(o.shards, 0) {}

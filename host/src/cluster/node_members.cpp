@@ -46,11 +46,16 @@ json ClusterNode::Impl::node_info() const {
 
 void ClusterNode::Impl::heartbeat() {
   const std::string v = node_info().dump();
+  const int64_t now = now_ms();
   if (Status s = nodes_kv->put(opts.node_id, v); !s) {
     log::warn("cluster: heartbeat: " + s.message());
-    heartbeat_failed_at.store(now_ms());
+    heartbeats_ok_since.store(0);
+  } else {
+    int64_t none = 0;
+    heartbeats_ok_since.compare_exchange_strong(none, now);
+    heartbeat_ok_at.store(now);
   }
-  last_heartbeat.store(now_ms());
+  last_heartbeat.store(now);
 }
 
 // One turn of the leader lease (cluster/leader_lease.hpp).
@@ -118,11 +123,15 @@ std::map<std::string, json> ClusterNode::Impl::read_members() {
     if (e && e->has_value()) {
       on_member_entry(**e);
     } else if (e) {  // not in the bucket: its TTL ran out
-      // Unless the bucket took no heartbeats for a while (this node's own
-      // failed within a TTL, as when the bucket's leader was paused): the
+      // Judged only while the bucket takes heartbeats: this node's own have
+      // been taken for a whole TTL, the last one lately. Otherwise (the
+      // bucket's leader paused, this node's heartbeats held up) the
       // member's may have failed alike, and its key expired unrefreshed.
-      const int64_t failed = heartbeat_failed_at.load();
-      if (failed != 0 && now - failed < opts.node_ttl_ms) continue;
+      const int64_t ok_since = heartbeats_ok_since.load();
+      if (ok_since == 0 || now - ok_since < opts.node_ttl_ms ||
+          now - heartbeat_ok_at.load() > 2 * opts.heartbeat_ms + kTickMs) {
+        continue;
+      }
       std::lock_guard lock(members_mu);
       auto it = members.find(id);
       if (it != members.end() && it->second.seen_ms <= now) members.erase(it);

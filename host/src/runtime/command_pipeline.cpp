@@ -267,6 +267,7 @@ bool RuntimeImpl::adopt_in_doubt(Actor* a, Task* t, const AppendRequest& doubt, 
     a->version = ++v;
   }
   events_appended_.fetch_add(doubt.events.size());
+  if (observer_) observer_->on_events_appended(a->key->binding->type, doubt.events.size());
   if (!doubt.idempotency_key.empty()) {
     StoredEvent last{current, doubt.events.back().type, doubt.events.back().payload, doubt.timestamp_ms};
     last.idempotency_key = doubt.idempotency_key;

@@ -136,17 +136,19 @@ natsMsg* JetStreamStore::build_commit(const AppendRequest& req, const std::strin
   const std::string data = encode_commit(req, first, commit_id, opts_.node_id);
   natsMsg* m = nullptr;
   natsMsg_Create(&m, subject.c_str(), nullptr, data.data(), static_cast<int>(data.size()));
-  // The message id is the commit's version. The server deduplicates by it
+  // The message id is the commit's first version. The server deduplicates by it
   // within the stream's duplicate window as it applies a message, on every
   // replica alike, so of two commits of one version only the first is
-  // stored: the fence against a second writer of the actor. The expected
+  // stored: the fence against a second writer of the actor (every commit
+  // made on one version has the same first version, whatever its length,
+  // which its last version would not give). The expected
   // last subject sequence alone is no fence on a replicated stream:
   // nats-server 2.9 checks it before the proposal, against what the leader
   // has applied (its issue 4320), and a new leader forgets what is still in
   // its pipeline, so two publishes expecting one sequence could both be
   // stored. A retry of a keyed command is found by its key (the actor's
   // window of recent keys, the key cache, the actor's last commit).
-  const std::string msg_id = req.key.ns + "." + req.key.type + "." + req.key.id + "." + std::to_string(last) +
+  const std::string msg_id = req.key.ns + "." + req.key.type + "." + req.key.id + "." + std::to_string(first) +
                              repaired_suffix(subject);
   natsMsgHeader_Set(m, "Nats-Msg-Id", msg_id.c_str());
   natsMsgHeader_Set(m, "Nats-Expected-Last-Subject-Sequence", std::to_string(expected_seq).c_str());

@@ -64,6 +64,14 @@ InDoubtCommits::Settled InDoubtCommits::settle(const std::string& subject, jsCtx
   return out;
 }
 
+void InDoubtCommits::drop(const std::string& subject) {
+  std::lock_guard lock(mu_);
+  auto it = held_.find(subject);
+  if (it == held_.end()) return;
+  natsMsg_Destroy(it->second);
+  held_.erase(it);
+}
+
 size_t InDoubtCommits::size() const {
   std::lock_guard lock(mu_);
   return held_.size();

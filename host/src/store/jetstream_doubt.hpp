@@ -49,6 +49,10 @@ class InDoubtCommits {
   // REQUIRES: not on a cnats callback thread; one caller per subject at a time.
   Settled settle(const std::string& subject, jsCtx* js, int64_t timeout_ms);
 
+  // Forgets the commit in doubt of `subject`, if any (an operator repair
+  // removed the history it would follow). Thread-safe.
+  void drop(const std::string& subject);
+
   size_t size() const;
 
  private:

@@ -482,7 +482,14 @@ class JetStreamStore final : public Journal {
     std::chrono::steady_clock::time_point until;
     std::string tag;
   };
-  static constexpr std::chrono::minutes kRepairedWindow{10};  // > the stream's 2-minute duplicate window
+  // How long a repaired actor's message ids carry a suffix: past the stream's
+  // duplicate window, so that a version written again after a repair is not
+  // taken for the removed commit of that version.
+  static constexpr std::chrono::minutes kRepairedWindow{10};
+  std::chrono::milliseconds repaired_window() const {
+    return std::max<std::chrono::milliseconds>(kRepairedWindow,
+                                               std::chrono::milliseconds(2 * opts_.duplicate_window_ms));
+  }
   std::unordered_map<std::string, Repaired> repaired_;
   std::atomic<bool> any_repaired_{false};
   uint64_t repairs_ = 0;

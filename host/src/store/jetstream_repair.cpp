@@ -178,8 +178,9 @@ void JetStreamStore::forget_actor(const ActorKey& key) {
   points_.erase(subject);
   recent_.erase(subject);
   std::erase_if(repaired_, [&](const auto& r) { return r.second.until < now; });
-  repaired_[subject] = Repaired{now + kRepairedWindow, "repair-" + commit_prefix_ + std::to_string(++repairs_)};
+  repaired_[subject] = Repaired{now + repaired_window(), "repair-" + commit_prefix_ + std::to_string(++repairs_)};
   any_repaired_.store(true);
+  in_doubt_.drop(subject);  // a commit in doubt of the removed history is not published again
 }
 
 std::string JetStreamStore::repaired_suffix(const std::string& subject) {

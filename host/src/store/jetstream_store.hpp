@@ -4,8 +4,8 @@
 // command commit (1..n events, atomic), so storing is broadcasting. The
 // actor's expected version is enforced by the server with
 // Nats-Expected-Last-Subject-Sequence (the actor's subject is its stream);
-// Nats-Msg-Id = <ns>.<type>.<id>.<version> deduplicates a retried publish
-// and catches a racing writer of the same version. Snapshots go to a second
+// Nats-Msg-Id = <ns>.<type>.<id>.<first version> deduplicates a retried
+// publish and catches a racing writer on the same version. Snapshots go to a second
 // stream (one subject per actor). A commit made with an idempotency key
 // carries the key and the command's digest in its headers (the record); a KV
 // bucket caches keys, written after the commit's ack.

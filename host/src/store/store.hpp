@@ -31,10 +31,10 @@ struct AppendRequest {
   // StoredEvent), and in the store's key cache. When the store recognises
   // the key at append time, nothing is written and the first commit's
   // versions are returned with `duplicate` set: memory and sqlite recognise
-  // every key in their cache; jetstream a key on the actor's last commit, or
-  // on a commit of the same version (a racing writer). Recognising older keys
-  // is the caller's job (the runtime keeps each actor's recent keys, read
-  // from the journal).
+  // every key in their cache; jetstream a key on the actor's last commit,
+  // or on a commit made on the same version (a racing writer). Recognising
+  // older keys is the caller's job (the runtime keeps each actor's recent
+  // keys, read from the journal).
   std::string idempotency_key;
   // With a key: the digest of the command (name and canonical payload),
   // recorded with the key so that a retry can be told from a reuse.
