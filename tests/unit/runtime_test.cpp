@@ -922,6 +922,45 @@ TEST(RuntimeInDoubt, AnUnansweredCommitFoundStoredIsAppliedWithoutAReload) {
   EXPECT_EQ(json::parse(reloaded->view)["balance"], 16);
 }
 
+// A read of that actor before its next command is answered from the
+// stream, not from the state it held before the unanswered commit.
+TEST(RuntimeInDoubt, AReadAfterAnUnansweredCommitSeesWhatWasStored) {
+  test::NatsServer server;
+  NatsOptions no;
+  no.servers = {server.url()};
+  no.request_timeout_ms = 300;
+  auto connected = NatsConnection::connect(no);
+  ASSERT_TRUE(connected) << connected.status().to_string();
+  NatsConnection& conn = **connected;
+  RuntimeOptions o;
+  o.workers = 2;
+  RuntimeHarness h(StoreBackend{"jetstream, own server", true,
+                                [&conn](const std::string&, Bus*) -> std::unique_ptr<Journal> {
+                                  auto s = open_jetstream_store(conn, JetStreamOptions{});
+                                  if (!s) ADD_FAILURE() << s.status().to_string();
+                                  return s ? std::move(s).value() : nullptr;
+                                },
+                                [&conn] { return std::unique_ptr<Bus>(std::make_unique<NatsBus>(conn)); }},
+                   o);
+  ASSERT_TRUE(h.send("BankAccount", "acc", "Open", R"({"owner":"o"})").status.is_ok());
+  CommandResult unanswered;
+  {
+    test::Paused paused(server.pid());
+    unanswered = h.send("BankAccount", "acc", "Deposit", R"({"amount":5})");
+  }
+  ASSERT_FALSE(unanswered.status.is_ok()) << "answered within 300 ms by a paused server";
+  ASSERT_EQ(unanswered.status.applied(), Applied::kMaybe) << unanswered.status.to_string();
+  // The paused server stored the deposit when it resumed.
+  Result<ActorView> st = Status::unavailable("not read");
+  test::eventually([&] {
+    st = h.rt().state("default", "BankAccount", "acc");
+    return st.is_ok() && st->version == 2;
+  });
+  ASSERT_TRUE(st.is_ok()) << st.status().to_string();
+  EXPECT_EQ(st->version, 2u) << "a read answered from the state before the unanswered deposit";
+  EXPECT_EQ(json::parse(st->view)["balance"], 5);
+}
+
 // --- the bus on its own ------------------------------------------------------
 
 TEST(LocalBus, PatternsMatchLikeNats) {

@@ -54,7 +54,9 @@ std::optional<bool> RuntimeImpl::prepare(Actor* a, Task* t) {
   const ActorType& type = *b.actor_type;
   const bool guess_new = io_pool_ && may_assume_new(a, t);
   const QueryTask* q = t->query();
-  const bool reload = q != nullptr && q->reload;
+  // A read of an actor whose last append has an unknown outcome is answered
+  // from the stream: the state it holds may lack that commit.
+  const bool reload = q != nullptr && (q->reload || (a->in_doubt != nullptr && a->loaded()));
   const bool lookup = !a->loaded() || reload || (q == nullptr && !t->cmd().command.idempotency_key.empty());
   if (lookup && io_pool_ && !on_io_thread && !guess_new) return run_on_io(a, t);
   if (q == nullptr) {
