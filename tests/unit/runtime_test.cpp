@@ -864,28 +864,40 @@ TEST(RuntimeRemoteReads, AnActivationWaitingOnTheStoreDoesNotHoldUpActiveActors)
   EXPECT_EQ(slow.version, 1u);
 }
 
+// A JetStream backend on a connection of the test's own (a server it may
+// pause), and a connection whose requests time out after 300 ms.
+Result<std::unique_ptr<NatsConnection>> short_timeout_connection(test::NatsServer& server) {
+  NatsOptions no;
+  no.servers = {server.url()};
+  no.request_timeout_ms = 300;
+  return NatsConnection::connect(no);
+}
+
+StoreBackend own_jetstream(NatsConnection& conn) {
+  return StoreBackend{"jetstream, own server", true,
+                      [&conn](const std::string&, Bus*) -> std::unique_ptr<Journal> {
+                        auto s = open_jetstream_store(conn, JetStreamOptions{});
+                        if (!s) ADD_FAILURE() << s.status().to_string();
+                        return s ? std::move(s).value() : nullptr;
+                      },
+                      [&conn] { return std::unique_ptr<Bus>(std::make_unique<NatsBus>(conn)); }};
+}
+
+RuntimeOptions two_workers() {
+  RuntimeOptions o;
+  o.workers = 2;
+  return o;
+}
+
 // A commit whose publish went unanswered (its server paused past the
 // request timeout) fails with "may have been applied"; the actor's next
 // command finds it stored and applies it to the state the actor holds, so
 // the actor goes on without a reload (which would need the stream leader).
 TEST(RuntimeInDoubt, AnUnansweredCommitFoundStoredIsAppliedWithoutAReload) {
   test::NatsServer server;
-  NatsOptions no;
-  no.servers = {server.url()};
-  no.request_timeout_ms = 300;
-  auto connected = NatsConnection::connect(no);
+  auto connected = short_timeout_connection(server);
   ASSERT_TRUE(connected) << connected.status().to_string();
-  NatsConnection& conn = **connected;
-  RuntimeOptions o;
-  o.workers = 2;
-  RuntimeHarness h(StoreBackend{"jetstream, own server", true,
-                                [&conn](const std::string&, Bus*) -> std::unique_ptr<Journal> {
-                                  auto s = open_jetstream_store(conn, JetStreamOptions{});
-                                  if (!s) ADD_FAILURE() << s.status().to_string();
-                                  return s ? std::move(s).value() : nullptr;
-                                },
-                                [&conn] { return std::unique_ptr<Bus>(std::make_unique<NatsBus>(conn)); }},
-                   o);
+  RuntimeHarness h(own_jetstream(**connected), two_workers());
   ASSERT_TRUE(h.send("BankAccount", "acc", "Open", R"({"owner":"o"})").status.is_ok());
   ASSERT_TRUE(h.send("BankAccount", "acc", "Deposit", R"({"amount":10})").status.is_ok());
   CommandResult unanswered;
@@ -926,22 +938,9 @@ TEST(RuntimeInDoubt, AnUnansweredCommitFoundStoredIsAppliedWithoutAReload) {
 // stream, not from the state it held before the unanswered commit.
 TEST(RuntimeInDoubt, AReadAfterAnUnansweredCommitSeesWhatWasStored) {
   test::NatsServer server;
-  NatsOptions no;
-  no.servers = {server.url()};
-  no.request_timeout_ms = 300;
-  auto connected = NatsConnection::connect(no);
+  auto connected = short_timeout_connection(server);
   ASSERT_TRUE(connected) << connected.status().to_string();
-  NatsConnection& conn = **connected;
-  RuntimeOptions o;
-  o.workers = 2;
-  RuntimeHarness h(StoreBackend{"jetstream, own server", true,
-                                [&conn](const std::string&, Bus*) -> std::unique_ptr<Journal> {
-                                  auto s = open_jetstream_store(conn, JetStreamOptions{});
-                                  if (!s) ADD_FAILURE() << s.status().to_string();
-                                  return s ? std::move(s).value() : nullptr;
-                                },
-                                [&conn] { return std::unique_ptr<Bus>(std::make_unique<NatsBus>(conn)); }},
-                   o);
+  RuntimeHarness h(own_jetstream(**connected), two_workers());
   ASSERT_TRUE(h.send("BankAccount", "acc", "Open", R"({"owner":"o"})").status.is_ok());
   CommandResult unanswered;
   {
