@@ -94,10 +94,19 @@ class FaultRunner {
     for (int i = 0; i < 10 && !stream.empty() && leader(stream) != name; ++i) step_down(stream);
   }
 
+  // Moves the leader of `stream` off s1 (as far as 10 step-downs can);
+  // returns the index of the server leading it then (1 or 2; 0 if it
+  // could not be moved).
+  size_t lead_off_s1(const std::string& stream) {
+    for (int i = 0; i < 10 && leader(stream) == "s1"; ++i) step_down(stream);
+    const std::string now = leader(stream);
+    return now == "s3" ? 2 : now == "s2" ? 1 : 0;
+  }
+
   // A server other than s1 leading the events stream (index 1 or 2).
   size_t arrange_stream_leader() {
-    for (int i = 0; i < 10 && leader(store_streams()[0]) == "s1"; ++i) step_down(store_streams()[0]);
-    return leader(store_streams()[0]) == "s3" ? 2 : 1;
+    const size_t at = lead_off_s1(store_streams()[0]);
+    return at == 0 ? 1 : at;
   }
 
   // A server other than s1 that leads a cluster bucket and none of the
