@@ -156,6 +156,41 @@ TEST(PingTest, AHostLeavesANatsServerThatStoppedAnswering) {
   load.stop();
 }
 
+// The consumer behind a node's members watcher is deleted on the server
+// (as a NATS outage loses it). The watcher then delivers none of the
+// node's own heartbeats; the node watches the bucket anew, and a node that
+// joins afterwards is seen by every member.
+TEST(MembersWatchTest, AWatcherWhoseConsumerIsGoneIsReplaced) {
+  test::ClusterHarness cluster_{3000, "500ms"};
+  ASSERT_TRUE(cluster_.nats_ready());
+  cluster_.set_env("AETHER_REPLICAS", "3");
+  cluster_.set_env("AETHER_SHARDS", "64");
+  std::string why;
+  ASSERT_TRUE(cluster_.start_nodes(2, &why)) << why;
+  const char* renewed = "watching the members bucket anew";
+  ASSERT_EQ(cluster_.host("node-1").log().find(renewed), std::string::npos);
+  natsConnection* nc = nullptr;
+  jsCtx* js = nullptr;
+  ASSERT_EQ(natsConnection_ConnectTo(&nc, cluster_.nats(0).url().c_str()), NATS_OK);
+  ASSERT_EQ(natsConnection_JetStream(&js, nc, nullptr), NATS_OK);
+  const char* stream = "KV_AETHER_CLUSTER_NODES";
+  jsConsumerNamesList* names = nullptr;
+  ASSERT_EQ(js_ConsumerNames(&names, js, stream, nullptr, nullptr), NATS_OK);
+  EXPECT_GE(names->Count, 2) << "one watcher per node";
+  for (int i = 0; i < names->Count; ++i) {
+    EXPECT_EQ(js_DeleteConsumer(js, stream, names->List[i], nullptr, nullptr), NATS_OK) << names->List[i];
+  }
+  jsConsumerNamesList_Destroy(names);
+  jsCtx_Destroy(js);
+  natsConnection_Destroy(nc);
+  for (const std::string id : {"node-1", "node-2"}) {
+    EXPECT_TRUE(test::eventually([&] { return cluster_.host(id).log().find(renewed) != std::string::npos; }))
+        << id << " kept a watcher that delivers nothing:\n" << cluster_.host(id).log();
+  }
+  ASSERT_NE(cluster_.start_host("node-3", &why), nullptr) << why;
+  EXPECT_TRUE(cluster_.wait_converged(3, 60)) << cluster_.last_status().dump(1);
+}
+
 // The metric aether_cluster_retried_commands_total of the host on `port`
 // (-1: not read).
 double retried_commands(int port) {

@@ -63,6 +63,7 @@ Status ClusterNode::Impl::start() {
     else if (now_ms() >= until) return Status::unavailable("cluster: reading the members: " + e.status().message());
   }
   heartbeat();
+  own_entry_seen_ms = now_ms();
   watcher = std::thread([this] { guarded_loop("cluster: shard map watcher", [this] { watch_step(); }); });
   members_watcher = std::thread([this] { guarded_loop("cluster: member watcher", [this] { members_step(); }); });
   control = std::thread([this] { control_loop(); });

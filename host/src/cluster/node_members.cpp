@@ -99,9 +99,34 @@ void ClusterNode::Impl::on_member_entry(const cluster::KvEntry& e) {
   else log::warn("cluster: ignoring an undecodable entry for member " + quote_for_message(key));
 }
 
+// A put of this node's own entry is a heartbeat, which the watcher shows
+// within a few ticks. A watcher that shows none while heartbeats have been
+// taken for three heartbeat intervals has stopped delivering (its consumer
+// was lost with the NATS servers; the client makes it again only after
+// missing its idle heartbeats, 10 to 20 s): it is replaced by a new one,
+// which delivers every entry afresh. Until then a member that came back
+// after an outage, or joined, would not be seen.
 void ClusterNode::Impl::members_step() {
   auto e = nodes_watch->next(kWatchWaitMs);
-  if (e && e->has_value()) on_member_entry(**e);
+  const int64_t now = now_ms();
+  if (e && e->has_value()) {
+    if ((*e)->key == opts.node_id) own_entry_seen_ms = now;
+    on_member_entry(**e);
+    return;
+  }
+  const int64_t ok_since = heartbeats_ok_since.load();
+  const int64_t stale_after = 3 * opts.heartbeat_ms + kTickMs;
+  if (ok_since == 0 || now - ok_since < stale_after || now - own_entry_seen_ms < stale_after) return;
+  auto nw = nodes_kv->watch_all();
+  if (!nw) {
+    log::warn("cluster: renewing the members watcher: " + nw.status().message());
+    own_entry_seen_ms = now;  // tried again after another stale_after
+    return;
+  }
+  log::warn("cluster: the members watcher delivered none of " + opts.node_id +
+            "'s heartbeats; watching the members bucket anew");
+  nodes_watch = std::move(nw).value();
+  own_entry_seen_ms = now;
 }
 
 // The live members. The bucket's TTL removes a silent node's entry without
