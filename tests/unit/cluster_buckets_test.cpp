@@ -13,6 +13,7 @@
 #include "nats/connection.hpp"
 #include "support/nats_connect.hpp"
 #include "support/nats_server.hpp"
+#include "support/wait.hpp"
 
 namespace aether::cluster {
 namespace {
@@ -132,6 +133,26 @@ TEST_P(BucketSuite, ALeavingNodeTakesNoLease) {
   EXPECT_FALSE(got->has_value());
   EXPECT_EQ(a.campaign(true).kind, LeaseTurn::kTaken);
   EXPECT_EQ(a.campaign(false).kind, LeaseTurn::kHeld);
+}
+
+// A put while the connection to NATS is away fails at once, saying so in
+// words (cnats' own text for it is "Insufficient Buffer").
+TEST(NatsBucketTest, APutWhileTheConnectionIsAwaySaysSo) {
+  test::NatsServer server;
+  auto conn = test::connect(server);
+  ASSERT_TRUE(conn);
+  KvBucketOptions o;
+  o.name = "TEST_AWAY";
+  auto b = open_nats_bucket(*conn, o, "test");
+  ASSERT_TRUE(b.is_ok()) << b.status().to_string();
+  ASSERT_TRUE((*b)->put("k", "v").is_ok());
+  server.kill9();
+  ASSERT_TRUE(test::eventually([&] { return !conn->connected(); }));
+  const Status s = (*b)->put("k", "w");
+  ASSERT_FALSE(s.is_ok());
+  EXPECT_NE(s.message().find("put k in bucket TEST_AWAY"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("the NATS connection is reconnecting"), std::string::npos) << s.message();
+  EXPECT_EQ(s.message().find("Insufficient Buffer"), std::string::npos) << s.message();
 }
 
 INSTANTIATE_TEST_SUITE_P(Buckets, BucketSuite, testing::Values(Backend{"memory", false}, Backend{"nats", true}),

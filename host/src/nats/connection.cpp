@@ -11,6 +11,12 @@
 namespace aether {
 
 std::string nats_error(int status, const std::string& text) {
+  // The connection keeps no reconnect buffer (natsOptions_SetReconnectBufSize
+  // 0, below): what is published while it reconnects fails at once, and
+  // cnats calls that "Insufficient Buffer".
+  if (status == NATS_INSUFFICIENT_BUFFER) {
+    return text + " (the NATS connection is reconnecting; nothing is sent or buffered until it is back)";
+  }
   std::string m = text + " (" + natsStatus_GetText(static_cast<natsStatus>(status));
   const char* last = nats_GetLastError(nullptr);
   if (last != nullptr && *last != '\0') m += std::string(": ") + last;

@@ -75,9 +75,11 @@ struct MsgPtr {
   ~MsgPtr() { natsMsg_Destroy(m); }
 };
 
+// NATS_INSUFFICIENT_BUFFER: a publish while the connection reconnects (it
+// keeps no reconnect buffer), before the disconnect callback has run.
 inline bool connection_lost(natsStatus s) {
   return s == NATS_CONNECTION_CLOSED || s == NATS_CONNECTION_DISCONNECTED || s == NATS_IO_ERROR ||
-         s == NATS_NO_SERVER || s == NATS_STALE_CONNECTION;
+         s == NATS_NO_SERVER || s == NATS_STALE_CONNECTION || s == NATS_INSUFFICIENT_BUFFER;
 }
 
 // Why a request to JetStream failed, as the API error code (docs/api.md):
