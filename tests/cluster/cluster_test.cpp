@@ -250,6 +250,19 @@ TEST_F(ClusterTest, TheClusterFormsAgainAfterANatsOutageLongerThanTheTtl) {
   load.stop();
   EXPECT_GE(load.sent(), sent_then + 200) << "commands are served again";
   verify(load, false);
+  // The heartbeats that failed while NATS was away are logged once per run
+  // (and every 10 s of it), not each; their end is logged.
+  for (const std::string& id : cluster_.running()) {
+    const std::string log = cluster_.host(id).log();
+    size_t warnings = 0;
+    for (size_t at = log.find("cluster: heartbeat: "); at != std::string::npos;
+         at = log.find("cluster: heartbeat: ", at + 1)) {
+      ++warnings;
+    }
+    EXPECT_GE(warnings, 1u) << id;
+    EXPECT_LE(warnings, 5u) << id << ":\n" << log;
+    EXPECT_NE(log.find("are taken again after"), std::string::npos) << id << ":\n" << log;
+  }
   // The nodes still follow membership: a node that joins now is seen and given shards.
   start_host("node-4");
   EXPECT_TRUE(wait_converged(4, 60)) << last_status_.dump(1);

@@ -136,6 +136,10 @@ struct ClusterNode::Impl {
   // Since when this node's heartbeats have been taken without a failure (0:
   // the last one failed), and when the last one was taken.
   std::atomic<int64_t> heartbeats_ok_since{0}, heartbeat_ok_at{0};
+  // The current run of failed heartbeats: since when (0: none), how many,
+  // and when it was last logged.
+  std::atomic<int64_t> heartbeats_failing_since{0}, heartbeat_warned_at{0};
+  std::atomic<uint64_t> heartbeats_failed{0};
   // When the members watcher last delivered this node's own entry (read
   // and written on the members_watcher thread only, after start()).
   int64_t own_entry_seen_ms = 0;

@@ -44,16 +44,34 @@ json ClusterNode::Impl::node_info() const {
               {"leaving", leaving.load()}};
 }
 
+// A run of failed heartbeats (an outage fails one every heartbeat) is
+// logged at its first failure, then every kHeartbeatWarnEveryMs, and once
+// more when a heartbeat is taken again.
 void ClusterNode::Impl::heartbeat() {
+  constexpr int64_t kHeartbeatWarnEveryMs = 10000;
   const std::string v = node_info().dump();
   const int64_t now = now_ms();
   if (Status s = nodes_kv->put(opts.node_id, v); !s) {
-    log::warn("cluster: heartbeat: " + s.message());
     heartbeats_ok_since.store(0);
+    int64_t none = 0;
+    const bool first = heartbeats_failing_since.compare_exchange_strong(none, now);
+    const uint64_t failed = heartbeats_failed.fetch_add(1) + 1;
+    if (first || now - heartbeat_warned_at.load() >= kHeartbeatWarnEveryMs) {
+      heartbeat_warned_at.store(now);
+      log::warn("cluster: heartbeat: " + s.message() +
+                (first ? std::string()
+                       : " (" + std::to_string(failed) + " failed in a row over " +
+                             std::to_string(now - heartbeats_failing_since.load()) + " ms)"));
+    }
   } else {
     int64_t none = 0;
     heartbeats_ok_since.compare_exchange_strong(none, now);
     heartbeat_ok_at.store(now);
+    if (const int64_t since = heartbeats_failing_since.exchange(0); since != 0) {
+      log::info("cluster: heartbeats of " + opts.node_id + " are taken again after " +
+                std::to_string(heartbeats_failed.exchange(0)) + " failed over " + std::to_string(now - since) +
+                " ms");
+    }
   }
   last_heartbeat.store(now);
 }
