@@ -3,9 +3,11 @@
 // JetStream KV bucket: the same suite, so the in-memory one can stand in for
 // NATS in tests of the cluster's logic.
 #include <gtest/gtest.h>
+#include <nats/nats.h>
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "cluster/kv_bucket.hpp"
@@ -153,6 +155,80 @@ TEST(NatsBucketTest, APutWhileTheConnectionIsAwaySaysSo) {
   EXPECT_NE(s.message().find("put k in bucket TEST_AWAY"), std::string::npos) << s.message();
   EXPECT_NE(s.message().find("the NATS connection is reconnecting"), std::string::npos) << s.message();
   EXPECT_EQ(s.message().find("Insufficient Buffer"), std::string::npos) << s.message();
+}
+
+// A bucket on a real nats-server and a watch of it that has delivered its
+// marker.
+struct WatchedBucket {
+  test::NatsServer server;
+  std::unique_ptr<NatsConnection> conn;
+  std::unique_ptr<KvBucket> bucket;
+  std::unique_ptr<KvWatch> watch;
+
+  void open() {
+    conn = test::connect(server);
+    ASSERT_TRUE(conn);
+    KvBucketOptions o;
+    o.name = "TEST_WATCHED";
+    auto b = open_nats_bucket(*conn, o, "test");
+    ASSERT_TRUE(b.is_ok()) << b.status().to_string();
+    bucket = std::move(b).value();
+    ASSERT_TRUE(bucket->put("a", "1").is_ok());
+    auto w = bucket->watch_all();
+    ASSERT_TRUE(w.is_ok()) << w.status().to_string();
+    watch = std::move(w).value();
+    auto e = watch->next(5000);
+    ASSERT_TRUE(e.is_ok() && e->has_value()) << e.status().to_string();
+    e = watch->next(5000);
+    ASSERT_TRUE(e.is_ok() && !e->has_value()) << "the marker";
+  }
+
+  // The next change the watch delivers within `seconds` (none: empty).
+  std::optional<KvEntry> next_change(int seconds) {
+    std::optional<KvEntry> out;
+    test::eventually([&] {
+      auto e = watch->next(200);
+      if (e && e->has_value()) out = **e;
+      return out.has_value();
+    }, seconds);
+    return out;
+  }
+};
+
+// The nats-server restarts (same store): the watch's consumer is gone with
+// it. The watch makes it again after the reconnect and delivers what
+// changed since, once.
+TEST(NatsBucketTest, AWatchGoesOnAfterTheServerRestarts) {
+  WatchedBucket wb;
+  ASSERT_NO_FATAL_FAILURE(wb.open());
+  wb.server.kill9();
+  ASSERT_TRUE(wb.server.start()) << wb.server.log();
+  ASSERT_TRUE(test::eventually([&] { return wb.bucket->put("b", "2").is_ok(); }));
+  auto e = wb.next_change(test::kWaitSeconds);
+  ASSERT_TRUE(e.has_value()) << "no change delivered after the restart";
+  EXPECT_EQ(e->key, "b");
+  EXPECT_EQ(e->value, "2");
+  ASSERT_TRUE(wb.bucket->put("c", "3").is_ok());
+  e = wb.next_change(test::kWaitSeconds);
+  ASSERT_TRUE(e.has_value());
+  EXPECT_EQ(e->key, "c") << "each change once, in order";
+}
+
+// The watch's consumer is deleted on the server while the connection stays
+// up: after a quiet spell the watch finds it gone, makes it again and
+// delivers the changes made meanwhile.
+TEST(NatsBucketTest, AWatchWhoseConsumerIsDeletedGoesOn) {
+  WatchedBucket wb;
+  ASSERT_NO_FATAL_FAILURE(wb.open());
+  jsConsumerNamesList* names = nullptr;
+  ASSERT_EQ(js_ConsumerNames(&names, wb.conn->js(), "KV_TEST_WATCHED", nullptr, nullptr), NATS_OK);
+  ASSERT_EQ(names->Count, 1);
+  EXPECT_EQ(js_DeleteConsumer(wb.conn->js(), "KV_TEST_WATCHED", names->List[0], nullptr, nullptr), NATS_OK);
+  jsConsumerNamesList_Destroy(names);
+  ASSERT_TRUE(wb.bucket->put("b", "2").is_ok());
+  auto e = wb.next_change(test::kWaitSeconds);
+  ASSERT_TRUE(e.has_value()) << "the change made while the consumer was gone";
+  EXPECT_EQ(e->key, "b");
 }
 
 INSTANTIATE_TEST_SUITE_P(Buckets, BucketSuite, testing::Values(Backend{"memory", false}, Backend{"nats", true}),

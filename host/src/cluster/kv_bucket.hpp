@@ -58,6 +58,11 @@ class KvBucket {
 Result<std::unique_ptr<KvBucket>> open_nats_bucket(NatsConnection& connection, const KvBucketOptions& options,
                                                    const std::string& who);
 
+// A watch of every key of JetStream KV bucket `bucket` over a consumer of
+// its own (cluster/nats_kv_watch.cpp says why not the client's KV watcher).
+// REQUIRES: `connection` outlives the watch.
+Result<std::unique_ptr<KvWatch>> watch_nats_bucket(NatsConnection& connection, const std::string& bucket);
+
 // A bucket in memory, for tests: the same revisions and conditional writes,
 // no TTL.
 std::unique_ptr<KvBucket> make_memory_bucket();

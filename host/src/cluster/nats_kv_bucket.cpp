@@ -21,27 +21,9 @@ KvEntry to_entry(kvEntry* e) {
   return out;
 }
 
-class NatsWatch final : public KvWatch {
- public:
-  NatsWatch(kvWatcher* w, std::string what) : w_(w), what_(std::move(what)) {}
-  ~NatsWatch() override { kvWatcher_Destroy(w_); }
-
-  Result<std::optional<KvEntry>> next(int64_t timeout_ms) override {
-    kvEntry* e = nullptr;
-    const natsStatus s = kvWatcher_Next(&e, w_, timeout_ms);
-    if (s == NATS_OK) return e == nullptr ? std::optional<KvEntry>() : std::optional<KvEntry>(to_entry(e));
-    if (s != NATS_TIMEOUT) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    return Status::unavailable(nats_error(s, what_));
-  }
-
- private:
-  kvWatcher* w_;
-  std::string what_;
-};
-
 class NatsBucket final : public KvBucket {
  public:
-  NatsBucket(kvStore* kv, std::string name) : kv_(kv), name_(std::move(name)) {}
+  NatsBucket(NatsConnection& conn, kvStore* kv, std::string name) : conn_(conn), kv_(kv), name_(std::move(name)) {}
   ~NatsBucket() override { kvStore_Destroy(kv_); }
 
   Status put(const std::string& key, const std::string& value) override {
@@ -67,13 +49,7 @@ class NatsBucket final : public KvBucket {
     return std::optional<KvEntry>(to_entry(e));
   }
   Status erase(const std::string& key) override { return check(kvStore_Delete(kv_, key.c_str()), "delete", key); }
-  Result<std::unique_ptr<KvWatch>> watch_all() override {
-    kvWatchOptions wo;
-    kvWatchOptions_Init(&wo);
-    kvWatcher* w = nullptr;
-    if (Status s = check(kvStore_WatchAll(&w, kv_, &wo), "watch", "*"); !s) return s;
-    return std::unique_ptr<KvWatch>(new NatsWatch(w, "watching bucket " + name_));
-  }
+  Result<std::unique_ptr<KvWatch>> watch_all() override { return watch_nats_bucket(conn_, name_); }
 
  private:
   Status check(natsStatus s, const char* op, const std::string& key) const {
@@ -81,6 +57,7 @@ class NatsBucket final : public KvBucket {
     return Status::unavailable(nats_error(s, std::string(op) + " " + key + " in bucket " + name_));
   }
 
+  NatsConnection& conn_;
   kvStore* kv_;
   std::string name_;
 };
@@ -91,7 +68,7 @@ Result<std::unique_ptr<KvBucket>> open_nats_bucket(NatsConnection& connection, c
                                                    const std::string& who) {
   auto kv = open_kv_bucket(connection, options, who);
   if (!kv) return kv.status();
-  return std::unique_ptr<KvBucket>(new NatsBucket(*kv, options.name));
+  return std::unique_ptr<KvBucket>(new NatsBucket(connection, *kv, options.name));
 }
 
 }  // namespace aether::cluster

@@ -120,10 +120,10 @@ void ClusterNode::Impl::on_member_entry(const cluster::KvEntry& e) {
 // A put of this node's own entry is a heartbeat, which the watcher shows
 // within a few ticks. A watcher that shows none while heartbeats have been
 // taken for three heartbeat intervals has stopped delivering (its consumer
-// was lost with the NATS servers; the client makes it again only after
-// missing its idle heartbeats, 10 to 20 s): it is replaced by a new one,
-// which delivers every entry afresh. Until then a member that came back
-// after an outage, or joined, would not be seen.
+// was lost with a NATS server; the watch itself finds that out only after
+// 5 s without a message): it is replaced by a new one, which delivers every
+// entry afresh. Until then a member that came back after an outage, or
+// joined, would not be seen.
 void ClusterNode::Impl::members_step() {
   auto e = nodes_watch->next(kWatchWaitMs);
   const int64_t now = now_ms();

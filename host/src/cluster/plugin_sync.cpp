@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "cluster/kv_bucket.hpp"
 #include "core/guarded.hpp"
 #include "core/log.hpp"
 #include "core/names.hpp"
@@ -60,7 +61,7 @@ struct PluginVersionSync::Impl {
   PluginRegistry& registry;
   Runtime& runtime;
   kvStore* kv = nullptr;
-  kvWatcher* watch = nullptr;
+  std::unique_ptr<cluster::KvWatch> watch;
   std::thread watcher;
   std::atomic<bool> stopping{false};
   std::atomic<std::thread::id> applying{};  // the watcher's thread: its swaps are not recorded again
@@ -70,13 +71,12 @@ struct PluginVersionSync::Impl {
 
   ~Impl() {
     stop();
-    if (watch) kvWatcher_Destroy(watch);
+    watch.reset();
     if (kv) kvStore_Destroy(kv);
   }
 
   void stop() {
     if (stopping.exchange(true)) return;
-    if (watch) kvWatcher_Stop(watch);
     if (watcher.joinable()) watcher.join();
   }
 
@@ -162,11 +162,10 @@ struct PluginVersionSync::Impl {
     if (in_step) log::info("plugin versions: " + plugin + " in step with the record of " + rec.value("by", std::string("?")));
   }
 
-  void on_entry(kvEntry* e) {
-    if (kvEntry_Operation(e) != kvOp_Put) return;
-    const std::string key = kvEntry_Key(e);
-    const json rec = json::parse(std::string(static_cast<const char*>(kvEntry_Value(e)),
-                                             static_cast<size_t>(kvEntry_ValueLen(e))), nullptr, false);
+  void on_entry(const cluster::KvEntry& e) {
+    if (e.deleted) return;
+    const std::string& key = e.key;
+    const json rec = json::parse(e.value, nullptr, false);
     if (!record_ok(rec) || rec["plugin"] != key) {
       log::warn("plugin versions: ignoring a malformed record under key " + quote_for_message(key));
       return;
@@ -177,15 +176,11 @@ struct PluginVersionSync::Impl {
   void watch_loop() {
     applying.store(std::this_thread::get_id());
     while (!stopping.load()) {
-      kvEntry* e = nullptr;
-      const natsStatus s = kvWatcher_Next(&e, watch, 200);
-      if (s == NATS_OK && e != nullptr) {
-        if (!run_guarded("plugin versions: applying a record", [&] { on_entry(e); })) {
+      auto e = watch->next(200);  // pauses by itself after an error
+      if (e && e->has_value()) {
+        if (!run_guarded("plugin versions: applying a record", [&] { on_entry(**e); })) {
           log::error("plugin versions: a record could not be applied");
         }
-        kvEntry_Destroy(e);
-      } else if (s != NATS_OK && s != NATS_TIMEOUT && !stopping.load()) {
-        std::this_thread::sleep_for(std::chrono::milliseconds(100));
       }
     }
   }
@@ -209,11 +204,9 @@ Result<std::unique_ptr<PluginVersionSync>> PluginVersionSync::start(const Plugin
   auto kv = open_kv_bucket(connection, b, "plugin versions");
   if (!kv) return kv.status();
   impl->kv = *kv;
-  kvWatchOptions wo;
-  kvWatchOptions_Init(&wo);
-  if (natsStatus s = kvStore_WatchAll(&impl->watch, impl->kv, &wo); s != NATS_OK) {
-    return Status::unavailable(nats_error(s, "plugin versions: watching " + b.name));
-  }
+  auto watch = cluster::watch_nats_bucket(connection, b.name);
+  if (!watch) return Status::unavailable("plugin versions: " + watch.status().message());
+  impl->watch = std::move(watch).value();
   Impl* raw = impl.get();
   manager.set_swap_listener([raw](const ReloadRequest& r) { raw->publish(r.plugin); });
   raw->watcher = std::thread([raw] { raw->watch_loop(); });
