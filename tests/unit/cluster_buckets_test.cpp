@@ -8,11 +8,14 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
+#include <vector>
 
 #include "cluster/kv_bucket.hpp"
 #include "cluster/leader_lease.hpp"
 #include "nats/connection.hpp"
+#include "support/nats_cluster.hpp"
 #include "support/nats_connect.hpp"
 #include "support/nats_server.hpp"
 #include "support/wait.hpp"
@@ -229,6 +232,78 @@ TEST(NatsBucketTest, AWatchWhoseConsumerIsDeletedGoesOn) {
   auto e = wb.next_change(test::kWaitSeconds);
   ASSERT_TRUE(e.has_value()) << "the change made while the consumer was gone";
   EXPECT_EQ(e->key, "b");
+}
+
+// The consumer names of the stream of bucket TEST_R3 (empty on failure).
+std::set<std::string> consumer_names(jsCtx* js) {
+  std::set<std::string> out;
+  jsConsumerNamesList* names = nullptr;
+  if (js_ConsumerNames(&names, js, "KV_TEST_R3", nullptr, nullptr) == NATS_OK) {
+    for (int i = 0; i < names->Count; ++i) out.insert(names->List[i]);
+  }
+  jsConsumerNamesList_Destroy(names);
+  return out;
+}
+
+// On a 3-server NATS cluster the watch's consumer lives on one server. That
+// server dies while the watch's connection is to another one, which stays
+// up: the watch finds its consumer no longer answering, makes it again on a
+// live server, and delivers the change made meanwhile.
+TEST(NatsBucketTest, AWatchGoesOnWhenTheServerOfItsConsumerDies) {
+  test::NatsCluster nats(3);
+  ASSERT_TRUE(nats.wait_ready());
+  std::vector<std::unique_ptr<NatsConnection>> conns;
+  std::vector<std::unique_ptr<KvBucket>> buckets;
+  KvBucketOptions o;
+  o.name = "TEST_R3";
+  o.replicas = 3;
+  for (size_t i = 0; i < 3; ++i) {
+    conns.push_back(test::connect(nats.server(i)));
+    ASSERT_TRUE(conns.back());
+    auto b = open_nats_bucket(*conns.back(), o, "test");
+    ASSERT_TRUE(b.is_ok()) << b.status().to_string();
+    buckets.push_back(std::move(b).value());
+  }
+  ASSERT_TRUE(test::eventually([&] { return buckets[0]->put("a", "1").is_ok(); })) << "the bucket got no leader";
+  // A watch whose consumer is on another server than its connection's.
+  std::unique_ptr<KvWatch> watch;
+  size_t via = 0, consumer_server = 0;
+  for (int attempt = 0; attempt < 12 && !watch; ++attempt) {
+    via = static_cast<size_t>(attempt) % 3;
+    const auto before = consumer_names(conns[0]->js());
+    auto w = buckets[via]->watch_all();
+    ASSERT_TRUE(w.is_ok()) << w.status().to_string();
+    std::string leader;
+    for (const auto& name : consumer_names(conns[0]->js())) {
+      if (before.count(name)) continue;
+      jsConsumerInfo* ci = nullptr;
+      if (js_GetConsumerInfo(&ci, conns[0]->js(), "KV_TEST_R3", name.c_str(), nullptr, nullptr) == NATS_OK &&
+          ci->Cluster != nullptr && ci->Cluster->Leader != nullptr) {
+        leader = ci->Cluster->Leader;
+      }
+      jsConsumerInfo_Destroy(ci);
+    }
+    if (!leader.empty() && leader != "s" + std::to_string(via + 1)) {
+      consumer_server = static_cast<size_t>(leader[1] - '1');
+      watch = std::move(w).value();
+    }
+  }
+  ASSERT_TRUE(watch) << "no watch got its consumer on another server than its connection's";
+  for (int i = 0; i < 2; ++i) {  // the value, then the marker
+    auto e = watch->next(5000);
+    ASSERT_TRUE(e.is_ok()) << e.status().to_string();
+  }
+  nats.server(consumer_server).kill9();
+  ASSERT_TRUE(test::eventually([&] { return buckets[via]->put("b", "2").is_ok(); }));
+  std::optional<KvEntry> got;
+  test::eventually([&] {
+    auto e = watch->next(200);
+    if (e && e->has_value() && (*e)->key == "b") got = **e;
+    return got.has_value();
+  });
+  ASSERT_TRUE(got.has_value()) << "the watch stopped with the server of its consumer (s" << consumer_server + 1 << ")";
+  EXPECT_EQ(got->value, "2");
+  EXPECT_TRUE(conns[via]->connected()) << "the watch's own connection stayed up throughout";
 }
 
 INSTANTIATE_TEST_SUITE_P(Buckets, BucketSuite, testing::Values(Backend{"memory", false}, Backend{"nats", true}),

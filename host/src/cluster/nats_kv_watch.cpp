@@ -92,7 +92,7 @@ class ConsumerWatch final : public KvWatch {
     natsMsg* m = nullptr;
     const natsStatus s = natsSubscription_NextMsg(&m, sub_, timeout_ms);
     if (s == NATS_TIMEOUT) {
-      if (!initial_done_ && !marker_due_ && delivered_ == 0) check_empty();
+      if (!initial_done_ && !marker_due_ && delivered_ == 0 && steady_ms() - empty_checked_ms_ >= 1000) check_empty();
       if (marker_due_) return next(0);
       if (steady_ms() - heard_ms_ >= kQuietCheckMs) check_consumer();
       return Status::unavailable("watching bucket " + bucket_ + ": no change within " + std::to_string(timeout_ms) +
@@ -135,6 +135,8 @@ class ConsumerWatch final : public KvWatch {
   // An empty bucket delivers nothing: then the marker is due at once. (A
   // consumer that has delivered nothing and has nothing pending.)
   void check_empty() {
+    empty_checked_ms_ = steady_ms();
+    if (!conn_.connected()) return;
     jsConsumerInfo* ci = nullptr;
     if (natsSubscription_GetConsumerInfo(&ci, sub_, nullptr, nullptr) == NATS_OK) {
       marker_due_ = ci->NumPending == 0 && ci->Delivered.Consumer == 0;
@@ -142,15 +144,17 @@ class ConsumerWatch final : public KvWatch {
     jsConsumerInfo_Destroy(ci);
   }
 
-  // Whether the server still has the consumer; if not, it is made again.
+  // Whether the server still serves the consumer; if it does not answer
+  // (gone, or offline: nats-server keeps such a consumer on one server, which
+  // may be down while this connection is to another), it is made again
+  // (lossless: from the last change delivered).
   void check_consumer() {
     heard_ms_ = steady_ms();
     if (sub_ == nullptr || !conn_.connected()) return;
     jsConsumerInfo* ci = nullptr;
-    jsErrCode err = static_cast<jsErrCode>(0);
-    const natsStatus s = natsSubscription_GetConsumerInfo(&ci, sub_, nullptr, &err);
+    const natsStatus s = natsSubscription_GetConsumerInfo(&ci, sub_, nullptr, nullptr);
     jsConsumerInfo_Destroy(ci);
-    if (s == NATS_NOT_FOUND || err == JSConsumerNotFoundErr) drop();
+    if (s != NATS_OK) drop();
   }
 
   Status pause(Status s) {
@@ -158,12 +162,12 @@ class ConsumerWatch final : public KvWatch {
     return s;
   }
 
+  // Without deleting the consumer on the server (a request, which waits
+  // while NATS does not answer): the server removes it once nobody has
+  // listened for kInactiveThresholdMs.
   void drop() {
-    if (sub_ != nullptr) {
-      natsSubscription_Unsubscribe(sub_);
-      natsSubscription_Destroy(sub_);
-      sub_ = nullptr;
-    }
+    natsSubscription_Destroy(sub_);
+    sub_ = nullptr;
   }
 
   NatsConnection& conn_;
@@ -177,6 +181,7 @@ class ConsumerWatch final : public KvWatch {
   bool initial_done_ = false;
   bool marker_due_ = false;
   int64_t heard_ms_ = 0;
+  int64_t empty_checked_ms_ = 0;
 };
 
 }  // namespace
