@@ -28,6 +28,17 @@ struct Backend {
   bool nats;
 };
 
+// Bucket `name` on `conn`; null (and a test failure saying why) if it
+// could not be opened.
+std::unique_ptr<KvBucket> open_bucket(NatsConnection& conn, const std::string& name, int replicas = 1) {
+  KvBucketOptions o;
+  o.name = name;
+  o.replicas = replicas;
+  auto b = open_nats_bucket(conn, o, "test");
+  EXPECT_TRUE(b.is_ok()) << b.status().to_string();
+  return b ? std::move(b).value() : nullptr;
+}
+
 class BucketSuite : public testing::TestWithParam<Backend> {
  protected:
   void SetUp() override {
@@ -38,11 +49,8 @@ class BucketSuite : public testing::TestWithParam<Backend> {
     server_ = std::make_unique<test::NatsServer>();
     conn_ = test::connect(*server_);
     ASSERT_TRUE(conn_);
-    KvBucketOptions o;
-    o.name = "TEST_LEADER";
-    auto b = open_nats_bucket(*conn_, o, "test");
-    ASSERT_TRUE(b.is_ok()) << b.status().to_string();
-    bucket_ = std::move(b).value();
+    bucket_ = open_bucket(*conn_, "TEST_LEADER");
+    ASSERT_TRUE(bucket_);
   }
 
   std::unique_ptr<test::NatsServer> server_;
@@ -146,14 +154,12 @@ TEST(NatsBucketTest, APutWhileTheConnectionIsAwaySaysSo) {
   test::NatsServer server;
   auto conn = test::connect(server);
   ASSERT_TRUE(conn);
-  KvBucketOptions o;
-  o.name = "TEST_AWAY";
-  auto b = open_nats_bucket(*conn, o, "test");
-  ASSERT_TRUE(b.is_ok()) << b.status().to_string();
-  ASSERT_TRUE((*b)->put("k", "v").is_ok());
+  auto b = open_bucket(*conn, "TEST_AWAY");
+  ASSERT_TRUE(b);
+  ASSERT_TRUE(b->put("k", "v").is_ok());
   server.kill9();
   ASSERT_TRUE(test::eventually([&] { return !conn->connected(); }));
-  const Status s = (*b)->put("k", "w");
+  const Status s = b->put("k", "w");
   ASSERT_FALSE(s.is_ok());
   EXPECT_NE(s.message().find("put k in bucket TEST_AWAY"), std::string::npos) << s.message();
   EXPECT_NE(s.message().find("the NATS connection is reconnecting"), std::string::npos) << s.message();
@@ -171,11 +177,8 @@ struct WatchedBucket {
   void open() {
     conn = test::connect(server);
     ASSERT_TRUE(conn);
-    KvBucketOptions o;
-    o.name = "TEST_WATCHED";
-    auto b = open_nats_bucket(*conn, o, "test");
-    ASSERT_TRUE(b.is_ok()) << b.status().to_string();
-    bucket = std::move(b).value();
+    bucket = open_bucket(*conn, "TEST_WATCHED");
+    ASSERT_TRUE(bucket);
     ASSERT_TRUE(bucket->put("a", "1").is_ok());
     auto w = bucket->watch_all();
     ASSERT_TRUE(w.is_ok()) << w.status().to_string();
@@ -254,15 +257,11 @@ TEST(NatsBucketTest, AWatchGoesOnWhenTheServerOfItsConsumerDies) {
   ASSERT_TRUE(nats.wait_ready());
   std::vector<std::unique_ptr<NatsConnection>> conns;
   std::vector<std::unique_ptr<KvBucket>> buckets;
-  KvBucketOptions o;
-  o.name = "TEST_R3";
-  o.replicas = 3;
   for (size_t i = 0; i < 3; ++i) {
     conns.push_back(test::connect(nats.server(i)));
     ASSERT_TRUE(conns.back());
-    auto b = open_nats_bucket(*conns.back(), o, "test");
-    ASSERT_TRUE(b.is_ok()) << b.status().to_string();
-    buckets.push_back(std::move(b).value());
+    buckets.push_back(open_bucket(*conns.back(), "TEST_R3", 3));
+    ASSERT_TRUE(buckets.back());
   }
   ASSERT_TRUE(test::eventually([&] { return buckets[0]->put("a", "1").is_ok(); })) << "the bucket got no leader";
   // A watch whose consumer is on another server than its connection's.
