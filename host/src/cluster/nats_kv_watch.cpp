@@ -145,16 +145,18 @@ class ConsumerWatch final : public KvWatch {
   }
 
   // Whether the server still serves the consumer; if it does not answer
-  // (gone, or offline: nats-server keeps such a consumer on one server, which
-  // may be down while this connection is to another), it is made again
-  // (lossless: from the last change delivered).
+  // twice in a row (gone, or offline: nats-server keeps such a consumer on
+  // one server, which may be down while this connection is to another), it
+  // is made again (lossless: from the last change delivered). Twice: a
+  // single slow answer on a loaded machine is no reason to make it again.
   void check_consumer() {
     heard_ms_ = steady_ms();
     if (sub_ == nullptr || !conn_.connected()) return;
     jsConsumerInfo* ci = nullptr;
     const natsStatus s = natsSubscription_GetConsumerInfo(&ci, sub_, nullptr, nullptr);
     jsConsumerInfo_Destroy(ci);
-    if (s != NATS_OK) drop();
+    failed_checks_ = s == NATS_OK ? 0 : failed_checks_ + 1;
+    if (failed_checks_ >= 2) drop();
   }
 
   Status pause(Status s) {
@@ -168,6 +170,7 @@ class ConsumerWatch final : public KvWatch {
   void drop() {
     natsSubscription_Destroy(sub_);
     sub_ = nullptr;
+    failed_checks_ = 0;
   }
 
   NatsConnection& conn_;
@@ -182,6 +185,7 @@ class ConsumerWatch final : public KvWatch {
   bool marker_due_ = false;
   int64_t heard_ms_ = 0;
   int64_t empty_checked_ms_ = 0;
+  int failed_checks_ = 0;  // consumer lookups in a row that got no answer
 };
 
 }  // namespace
