@@ -1,9 +1,6 @@
 // KvBucket over a JetStream KV bucket (cnats kvStore).
 #include <nats/nats.h>
 
-#include <chrono>
-#include <thread>
-
 #include "cluster/kv_bucket.hpp"
 #include "nats/connection.hpp"
 

@@ -10,13 +10,15 @@
 // - after the connection reconnected (the server that held the consumer
 //   may have restarted without it);
 // - after a gap in the consumer's delivery sequence;
-// - when the consumer is gone (asked of the server after a quiet spell).
+// - when the server no longer answers for the consumer (asked after a
+//   quiet spell; two unanswered lookups in a row).
 #include <nats/nats.h>
 
 #include <chrono>
 #include <thread>
 
 #include "cluster/kv_bucket.hpp"
+#include "core/clock.hpp"
 #include "nats/connection.hpp"
 
 namespace aether::cluster {
@@ -38,10 +40,7 @@ uint64_t reconnects(natsConnection* nc) {
   return n;
 }
 
-int64_t steady_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
+int64_t steady_ms() { return SystemClock::instance().mono_ms(); }
 
 class ConsumerWatch final : public KvWatch {
  public:
@@ -50,7 +49,7 @@ class ConsumerWatch final : public KvWatch {
   ~ConsumerWatch() override { drop(); }
 
   // Makes the consumer: the last value of every key first (then the marker),
-  // or, once that was delivered, every change after `after_seq`.
+  // or, once that was delivered, every change after last_seq_.
   Status subscribe() {
     drop();
     jsSubOptions so;
