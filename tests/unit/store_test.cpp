@@ -801,6 +801,31 @@ TEST(CommitCodec, SummaryReadsWhatTheEncoderWrote) {
   EXPECT_EQ(c->timestamp_ms, -3);
 }
 
+// A command's idempotency key and digest are members of its commit: the
+// jetstream store reads them from there (no header of its own).
+TEST(CommitCodec, AKeyedCommitCarriesItsKeyAndDigest) {
+  AppendRequest r;
+  r.key = {"shop", "Order", "o-1"};
+  r.events.push_back({"Placed", "{}"});
+  r.idempotency_key = "pay \"7\" \\ \u00e9\n";
+  r.command_digest = "d1g35t";
+  const std::string text = encode_commit(r, 3, "c-9", "node-1");
+  const auto j = nlohmann::json::parse(text);
+  EXPECT_EQ(j["idempotency_key"], r.idempotency_key);
+  EXPECT_EQ(j["command_digest"], "d1g35t");
+  EXPECT_EQ(j.size(), 11u);
+  EXPECT_EQ(text, j.dump()) << "members in sorted order";
+  const auto c = decode_commit_summary(text);
+  ASSERT_TRUE(c.has_value()) << text;
+  EXPECT_EQ(c->idempotency_key, r.idempotency_key);
+  EXPECT_EQ(c->command_digest, "d1g35t");
+  EXPECT_EQ(c->first_version, 3u);
+  r.idempotency_key.clear();
+  const auto plain = nlohmann::json::parse(encode_commit(r, 3, "c-9", "node-1"));
+  EXPECT_FALSE(plain.contains("idempotency_key"));
+  EXPECT_FALSE(plain.contains("command_digest")) << "a digest only goes with a key";
+}
+
 TEST(CommitCodec, SummaryRefusesWhatIsNotACommit) {
   AppendRequest r;
   r.key = {"shop", "Order", "o-1"};
@@ -867,6 +892,37 @@ TEST(CommitScan, LeavesWhatItDoesNotReadToTheFullParser) {
   }
 }
 
+TEST(CommitScan, ReadsTheHeadOfWhatTheWriterWrites) {
+  AppendRequest r;
+  r.key = {"shop", "Order", "o-1"};
+  r.events.push_back({"Placed", R"({"first_version":9,"version":9,"commit_id":"no","x":"],\"version\":"})"});
+  r.events.push_back({"Paid", "{}"});
+  r.idempotency_key = "pay-7";
+  r.command_digest = "d1";
+  ScannedHead h;
+  ASSERT_TRUE(scan_commit_head(encode_commit(r, 4, "c-1", "node-1"), h));
+  EXPECT_EQ(h.first_version, 4u);
+  EXPECT_EQ(h.version, 5u);
+  EXPECT_EQ(h.commit_id, "c-1");
+  EXPECT_EQ(h.idempotency_key, "pay-7");
+  EXPECT_EQ(h.command_digest, "d1");
+  r.idempotency_key.clear();
+  ASSERT_TRUE(scan_commit_head(encode_commit(r, 4, "c-1", "node-1"), h));
+  EXPECT_EQ(h.idempotency_key, "");
+  EXPECT_EQ(h.command_digest, "");
+  // Escapes in a string member, or a shape it does not read: the full parser's.
+  r.idempotency_key = "a\"b";
+  EXPECT_FALSE(scan_commit_head(encode_commit(r, 4, "c-1", "node-1"), h));
+  for (const char* text : {"", "{}", R"({"first_version":1,"version":1})", R"({"commit_id":"c","version":1})",
+                           R"({"commit_id":"c","first_version":-1,"version":1})",
+                           R"({"commit_id":"c","first_version":"1","version":1})",
+                           R"({"commit_id":"c","first_version":1,"version":1.5})",
+                           R"({"commit_id":7,"first_version":1,"version":1})",
+                           R"({"commit_id":"c","first_version":1,"version":1} x)"}) {
+    EXPECT_FALSE(scan_commit_head(text, h)) << text;
+  }
+}
+
 // Commits that the fast reader leaves alone are still read, by the full
 // parser: the stored JSON may be laid out in any way.
 TEST(JetStreamRead, CommitsInAnyJsonLayoutAreRead) {
@@ -898,6 +954,68 @@ TEST(JetStreamRead, CommitsInAnyJsonLayoutAreRead) {
   EXPECT_EQ((*events)[1].type, "Incremented");
   EXPECT_EQ((*events)[1].payload, R"({"by": 3})");
   EXPECT_EQ((*events)[1].timestamp_ms, 8);
+  // Those carried their versions as headers, as the store wrote them
+  // before; a commit of today's store (versions in the body) follows them.
+  AppendRequest next;
+  next.key = {"default", "Counter", id};
+  next.expected_version = 2;
+  next.events.push_back({"Incremented", R"({"by":4})"});
+  ASSERT_TRUE(store->append_sync(next).status.is_ok());
+  auto fresh = test::open_jetstream_for_test(dir.path().string());  // a reopen: no cache
+  ASSERT_NE(fresh, nullptr);
+  auto all = fresh->read_all({"default", "Counter", id});
+  ASSERT_TRUE(all.is_ok()) << all.status().to_string();
+  ASSERT_EQ(all->size(), 3u);
+  EXPECT_EQ((*all)[2].version, 3u);
+  EXPECT_EQ((*all)[2].payload, R"({"by":4})");
+  EXPECT_EQ(*fresh->latest_version({"default", "Counter", id}), 3u);
+}
+
+// A commit carries NATS's own headers and none of the store's: its
+// versions, id, idempotency key and digest are in its body. A key with
+// characters JSON escapes is found again by a store that has no cache.
+TEST_F(JetStreamIdempotencyTest, ACommitCarriesItsKeyInItsBodyAndNoHeaderOfItsOwn) {
+  const std::string key = "pay \"7\" \\ \u00e9";
+  ASSERT_TRUE(store_->append_sync(req(0, "E1", "")).status.is_ok());
+  AppendRequest keyed = req(1, "E2", key);
+  keyed.command_digest = "d1g35t";
+  ASSERT_TRUE(store_->append_sync(keyed).status.is_ok());
+  natsMsg* m = nullptr;
+  ASSERT_EQ(js_GetLastMsg(&m, test::shared_nats().js(), "AETHER_default", "aether.default.events.Counter.a", nullptr,
+                          nullptr),
+            NATS_OK);
+  const char** names = nullptr;
+  int count = 0;
+  ASSERT_EQ(natsMsgHeader_Keys(m, &names, &count), NATS_OK);
+  for (int i = 0; i < count; ++i) {
+    EXPECT_EQ(std::string(names[i]).rfind("Nats-", 0), 0u) << "header " << names[i];
+  }
+  free(static_cast<void*>(names));
+  const auto body = nlohmann::json::parse(std::string(natsMsg_GetData(m), natsMsg_GetDataLength(m)));
+  natsMsg_Destroy(m);
+  EXPECT_EQ(body["idempotency_key"], key);
+  EXPECT_EQ(body["command_digest"], "d1g35t");
+  EXPECT_EQ(body["first_version"], 2);
+  EXPECT_EQ(body["version"], 2);
+
+  forget_key(key);
+  auto fresh = test::open_jetstream_for_test(dir_.path().string());  // a reopen: no cache
+  ASSERT_NE(fresh, nullptr);
+  auto all = fresh->read_all(a_);
+  ASSERT_TRUE(all.is_ok()) << all.status().to_string();
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_EQ((*all)[1].idempotency_key, key);
+  EXPECT_EQ((*all)[1].command_digest, "d1g35t");
+  EXPECT_EQ((*all)[1].commit_first_version, 2u);
+  // A retry from a writer that believes the actor is still at version 1.
+  AppendRequest again = req(1, "E2", key);
+  again.command_digest = "d1g35t";
+  auto r = fresh->append_sync(again);
+  ASSERT_TRUE(r.status.is_ok()) << r.status.to_string();
+  EXPECT_TRUE(r.duplicate);
+  EXPECT_EQ(r.version, 2u);
+  EXPECT_EQ(r.duplicate_digest, "d1g35t");
+  EXPECT_EQ(*fresh->latest_version(a_), 2u);
 }
 
 // A row that does not decode (as an outside writer could leave): a repair

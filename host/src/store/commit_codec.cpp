@@ -80,20 +80,29 @@ std::optional<std::pair<nlohmann::json, nlohmann::json>> split_commit(std::strin
 std::string encode_commit(const AppendRequest& req, uint64_t first, const std::string& commit_id,
                           const std::string& node_id) {
   std::string out;
-  size_t size = 160 + req.key.ns.size() + req.key.type.size() + req.key.id.size() + commit_id.size() +
-                node_id.size();
+  size_t size = 200 + req.key.ns.size() + req.key.type.size() + req.key.id.size() + commit_id.size() +
+                node_id.size() + req.idempotency_key.size() + req.command_digest.size();
   for (const auto& e : req.events) {
     size += 96 + req.key.ns.size() + req.key.type.size() + req.key.id.size() + e.type.size() + e.payload.size();
   }
   out.reserve(size);
+  const bool keyed = !req.idempotency_key.empty();
   out += "{\"actor_id\":";
   append_json_string(out, req.key.id);
+  if (keyed && !req.command_digest.empty()) {
+    out += ",\"command_digest\":";
+    append_json_string(out, req.command_digest);
+  }
   out += ",\"commit_id\":";
   append_json_string(out, commit_id);
   out += ",\"events\":[";
   append_events(out, req, first);
   out += "],\"first_version\":";
   out += std::to_string(first);
+  if (keyed) {
+    out += ",\"idempotency_key\":";
+    append_json_string(out, req.idempotency_key);
+  }
   out += ",\"node\":";
   append_json_string(out, node_id);
   out += ",\"ns\":";
@@ -137,6 +146,13 @@ std::optional<CommitSummary> decode_commit_summary(std::string_view data) {
   if (!str(head, "actor_id", c.key.id) || !str(head, "commit_id", c.commit_id) || !str(tail, "ns", c.key.ns) ||
       !str(tail, "type", c.key.type) || !str(tail, "node", c.node) || !num(tail, "first_version", c.first_version) ||
       !num(tail, "version", c.version) || !num(tail, "timestamp", c.timestamp_ms)) {
+    return std::nullopt;
+  }
+  // Present on a commit of a command with an idempotency key.
+  auto opt_str = [&](const nlohmann::json& j, const char* k, std::string& out) {
+    return j.find(k) == j.end() || str(j, k, out);
+  };
+  if (!opt_str(tail, "idempotency_key", c.idempotency_key) || !opt_str(head, "command_digest", c.command_digest)) {
     return std::nullopt;
   }
   if (!check_name(c.key.ns).empty() || !check_name(c.key.type).empty() || !check_id(c.key.id).empty() ||

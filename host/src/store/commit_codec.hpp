@@ -3,8 +3,11 @@
 // outbox row the relay publishes, the message the local bus delivers), and
 // the decoders of it. docs/nats.md describes the format.
 //
-//   {"actor_id","commit_id","events":[{"id","payload","type","version"}],
-//    "first_version","node","ns","timestamp","type","version"}
+//   {"actor_id","command_digest"?,"commit_id","events":[{"id","payload","type","version"}],
+//    "first_version","idempotency_key"?,"node","ns","timestamp","type","version"}
+//
+// (idempotency_key and command_digest: on the commit of a command with an
+// idempotency key.)
 //
 // Keys in sorted order. scan_commit (store/commit_scan.hpp) reads a commit's
 // events on the replay path; decode_commit_summary reads what a follower of
@@ -43,6 +46,8 @@ struct CommitSummary {
   std::string commit_id;
   std::string node;  // the node that committed it
   int64_t timestamp_ms = 0;
+  std::string idempotency_key;  // empty: a command without one
+  std::string command_digest;
 };
 
 // Reads the members around the events of a commit message (not the events

@@ -192,4 +192,39 @@ bool scan_commit(std::string_view body, ScannedCommit& out) {
   return events && sc.at_end();
 }
 
+bool scan_commit_head(std::string_view body, ScannedHead& out) {
+  out = ScannedHead{};
+  Scanner sc(body);
+  if (!sc.eat('{')) return false;
+  bool first = false, last = false, id = false;
+  if (!sc.eat('}')) {
+    for (;;) {
+      std::string_view key;
+      if (!sc.plain_string(key) || !sc.eat(':')) return false;
+      if (key == "first_version" || key == "version") {
+        int64_t v = 0;
+        if (sc.peek('"') || !sc.integer(v) || v < 0) return false;
+        (key == "version" ? out.version : out.first_version) = static_cast<uint64_t>(v);
+        (key == "version" ? last : first) = true;
+      } else if (key == "commit_id" || key == "idempotency_key" || key == "command_digest") {
+        std::string_view v;
+        if (!sc.plain_string(v)) return false;
+        if (key == "commit_id") {
+          out.commit_id = v;
+          id = true;
+        } else {
+          (key == "idempotency_key" ? out.idempotency_key : out.command_digest) = v;
+        }
+      } else {
+        std::string_view v;
+        if (!sc.value(v)) return false;
+      }
+      if (sc.eat(',')) continue;
+      if (!sc.eat('}')) return false;
+      break;
+    }
+  }
+  return first && last && id && sc.at_end();
+}
+
 }  // namespace aether

@@ -28,4 +28,20 @@ struct ScannedCommit {
 // wrong. Does not check UTF-8. `out` views into `body`.
 bool scan_commit(std::string_view body, ScannedCommit& out);
 
+// What a commit says of itself: the members around its events.
+struct ScannedHead {
+  uint64_t first_version = 0;
+  uint64_t version = 0;
+  std::string_view commit_id;
+  std::string_view idempotency_key;  // empty: the commit has none
+  std::string_view command_digest;
+};
+
+// Reads the top-level members "first_version", "version", "commit_id",
+// "idempotency_key" and "command_digest" of a commit message, skipping the
+// events. False when the text is not an object of that shape or a string
+// member has escapes (the caller then decodes it with a full JSON parser).
+// `out` views into `body`.
+bool scan_commit_head(std::string_view body, ScannedHead& out);
+
 }  // namespace aether

@@ -98,30 +98,31 @@ void JetStreamStore::publish(std::unique_ptr<PendingAppend> op) {
   op->first = req.expected_version + 1;
   op->last = req.expected_version + req.events.size();
   op->commit_id = commit_prefix_ + std::to_string(++commit_counter_);
-  natsMsg* m = build_commit(req, op->subject, op->tip.seq, op->first, op->last, op->commit_id);
-  // Pending appends are keyed by commit id: two writers may race with the
-  // same Nats-Msg-Id.
-  const std::string msg_id = op->commit_id;
+  natsMsg* m = build_commit(req, op->subject, op->tip.seq, op->first, op->commit_id);
+  // Pending appends are keyed by their message, which cnats hands back to
+  // the ack handler (unique while it lives: the entry goes before the
+  // message does).
+  natsMsg* const msg_key = m;
   PendingAppend* raw = op.get();
   {
     std::lock_guard lock(pending_mu_);
-    pending_[msg_id] = std::move(op);
+    pending_[msg_key] = std::move(op);
   }
   jsPubOptions po;
   jsPubOptions_Init(&po);
   po.MaxWait = conn_.options().request_timeout_ms;
   natsStatus s = js_PublishMsgAsync(ajs_, &m, &po);
   if (s != NATS_OK) {
-    natsMsg_Destroy(m);
     std::unique_ptr<PendingAppend> back;
     {
       std::lock_guard lock(pending_mu_);
-      auto it = pending_.find(msg_id);
+      auto it = pending_.find(msg_key);
       if (it != pending_.end() && it->second.get() == raw) {
         back = std::move(it->second);
         pending_.erase(it);
       }
     }
+    natsMsg_Destroy(m);
     if (back) {
       forget(back->subject);
       AppendResult r;
@@ -132,7 +133,7 @@ void JetStreamStore::publish(std::unique_ptr<PendingAppend> op) {
 }
 
 natsMsg* JetStreamStore::build_commit(const AppendRequest& req, const std::string& subject, uint64_t expected_seq,
-                                      uint64_t first, uint64_t last, const std::string& commit_id) {
+                                      uint64_t first, const std::string& commit_id) {
   const std::string data = encode_commit(req, first, commit_id, opts_.node_id);
   natsMsg* m = nullptr;
   natsMsg_Create(&m, subject.c_str(), nullptr, data.data(), static_cast<int>(data.size()));
@@ -152,18 +153,9 @@ natsMsg* JetStreamStore::build_commit(const AppendRequest& req, const std::strin
                              repaired_suffix(subject);
   natsMsgHeader_Set(m, "Nats-Msg-Id", msg_id.c_str());
   natsMsgHeader_Set(m, "Nats-Expected-Last-Subject-Sequence", std::to_string(expected_seq).c_str());
-  // Headers only for what is read back without decoding the body (the
-  // versions, the commit id, the idempotency key). The node and the event
-  // types are in the body alone: no reader needs them as headers, and each
-  // header costs the writer and the server (BENCHMARKS.md, "The commit
-  // headers").
-  natsMsgHeader_Set(m, kHdrFirst, std::to_string(first).c_str());
-  natsMsgHeader_Set(m, kHdrLast, std::to_string(last).c_str());
-  natsMsgHeader_Set(m, kHdrCommit, commit_id.c_str());
-  if (!req.idempotency_key.empty()) {
-    natsMsgHeader_Set(m, kHdrIdem, req.idempotency_key.c_str());
-    if (!req.command_digest.empty()) natsMsgHeader_Set(m, kHdrDigest, req.command_digest.c_str());
-  }
+  // No header of our own: the versions, the commit id and the idempotency
+  // key are read from the body (commit_head). Each header costs the writer
+  // and the server (BENCHMARKS.md, "The commit headers").
   return m;
 }
 
@@ -175,19 +167,20 @@ void JetStreamStore::on_ack(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae
 
 void JetStreamStore::acked(natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae) {
   auto* self = this;
-  const std::string msg_id = header_str(msg, kHdrCommit);
+  std::unique_ptr<PendingAppend> op;
+  {
+    std::lock_guard lock(self->pending_mu_);
+    auto it = self->pending_.find(msg);
+    if (it != self->pending_.end()) {
+      op = std::move(it->second);
+      self->pending_.erase(it);
+    }
+  }
   // No answer, or none that says "not stored": the commit is in doubt.
   const bool refused = pae != nullptr && (pae->ErrCode != 0 || pae->Err == NATS_NO_RESPONDERS);
   if (pa == nullptr && !refused) in_doubt_.hold(msg);
   else natsMsg_Destroy(msg);
-  std::unique_ptr<PendingAppend> op;
-  {
-    std::lock_guard lock(self->pending_mu_);
-    auto it = self->pending_.find(msg_id);
-    if (it == self->pending_.end()) return;
-    op = std::move(it->second);
-    self->pending_.erase(it);
-  }
+  if (!op) return;
   if (pa != nullptr && !pa->Duplicate) return self->committed(std::move(op), pa->Sequence);
   // Everything else needs requests to the server: not on cnats' thread.
   const uint64_t seq = pa != nullptr ? pa->Sequence : 0;
@@ -227,14 +220,15 @@ void JetStreamStore::settle(std::unique_ptr<PendingAppend> op, uint64_t seq, boo
     natsMsg* stored = nullptr;
     natsStatus gs = get_at(&stored, events_stream(req.key.ns), seq);
     MsgPtr so{stored};
-    if (gs == NATS_OK && header_str(stored, kHdrCommit) == op->commit_id) return committed(std::move(op), seq);
-    if (gs == NATS_OK && !req.idempotency_key.empty() && header_str(stored, kHdrIdem) == req.idempotency_key) {
+    const std::optional<CommitHead> head = gs == NATS_OK ? commit_head(stored) : std::nullopt;
+    if (head && head->commit_id == op->commit_id) return committed(std::move(op), seq);
+    if (head && !req.idempotency_key.empty() && head->tag.key == req.idempotency_key) {
       // An earlier commit of this idempotency key: that one is the result.
       AppendResult r;
       r.duplicate = true;
-      r.first_version = header_u64(stored, kHdrFirst).value_or(0);
-      r.version = header_u64(stored, kHdrLast).value_or(0);
-      r.duplicate_digest = header_str(stored, kHdrDigest);
+      r.first_version = head->first;
+      r.version = head->last;
+      r.duplicate_digest = head->tag.digest;
       record_idempotent(req.key, req.idempotency_key, {r.first_version, r.version, r.duplicate_digest});
       return finish(std::move(op), std::move(r));
     }
@@ -256,9 +250,8 @@ void JetStreamStore::settle(std::unique_ptr<PendingAppend> op, uint64_t seq, boo
 }
 
 AppendResult JetStreamStore::stored_in_doubt(const AppendRequest& req, const InDoubtCommits::Settled& d) {
-  natsMsg* held = d.held.get();
-  const auto first = header_u64(held, kHdrFirst), last = header_u64(held, kHdrLast);
-  if (!first || !last || *first != req.expected_version + 1) return conflict(req, req.expected_version + 1);
+  const std::optional<CommitHead> mine = commit_head(d.held.get());
+  if (!mine || mine->first != req.expected_version + 1) return conflict(req, req.expected_version + 1);
   bool ours = !d.duplicate;
   if (d.duplicate) {
     // The server had a message of its id, the version: an earlier copy of
@@ -267,19 +260,20 @@ AppendResult JetStreamStore::stored_in_doubt(const AppendRequest& req, const InD
     natsMsg* stored = nullptr;
     if (get_at(&stored, events_stream(req.key.ns), d.seq) == NATS_OK) {
       MsgPtr owner{stored};
-      ours = header_str(stored, kHdrCommit) == header_str(held, kHdrCommit);
+      const std::optional<CommitHead> there = commit_head(stored);
+      ours = there && there->commit_id == mine->commit_id;
     }
   }
   if (!ours) return conflict(req, req.expected_version + 1);
   // Ours: the actor's tip is known without a lookup, and the commit's key
   // goes to the cache (its first write was skipped with the lost ack).
-  const CommitTag tag = commit_tag(held);
+  const CommitTag& tag = mine->tag;
   {
     std::lock_guard lock(mu_);
-    tips_[subjects::events(req.key)] = Tip{*last, d.seq, *first, tag};
+    tips_[subjects::events(req.key)] = Tip{mine->last, d.seq, mine->first, tag};
   }
-  if (!tag.key.empty()) record_idempotent(req.key, tag.key, {*first, *last, tag.digest});
-  AppendResult r = conflict(req, *last);
+  if (!tag.key.empty()) record_idempotent(req.key, tag.key, {mine->first, mine->last, tag.digest});
+  AppendResult r = conflict(req, mine->last);
   r.previous_append_stored = true;
   return r;
 }

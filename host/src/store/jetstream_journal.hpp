@@ -101,7 +101,22 @@ struct CommitTag {
   std::string digest;
 };
 
-inline CommitTag commit_tag(natsMsg* m) { return {header_str(m, kHdrIdem), header_str(m, kHdrDigest)}; }
+// What a commit message says of itself: its versions, its id, its tag.
+struct CommitHead {
+  uint64_t first = 0;
+  uint64_t last = 0;
+  std::string commit_id;
+  CommitTag tag;
+  bool marker = false;  // a repair marker (Aether-Repair): no events, `last` is the version kept
+};
+
+// The head of a commit message, from its body (the commit format,
+// store/commit_codec.hpp). A commit stored by a version of the store that
+// wrote its versions, id and key as headers (Aether-First-Version,
+// Aether-Version, Aether-Commit-Id, Aether-Idempotency-Key,
+// Aether-Command-Digest) is read from those, as is a repair marker.
+// nullopt: neither says which versions the message holds.
+std::optional<CommitHead> commit_head(natsMsg* m);
 
 // The latest commit of an actor as this store knows it.
 struct Tip {
@@ -338,7 +353,7 @@ class JetStreamStore final : public Journal {
   void publish(std::unique_ptr<PendingAppend> op);
 
   natsMsg* build_commit(const AppendRequest& req, const std::string& subject, uint64_t expected_seq,
-                        uint64_t first, uint64_t last, const std::string& commit_id);
+                        uint64_t first, const std::string& commit_id);
 
   // cnats calls this for every async publish: ack, error or timeout.
   static void on_ack(jsCtx*, natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae, void* closure);
@@ -502,7 +517,7 @@ class JetStreamStore final : public Journal {
   jsCtx* ajs_ = nullptr;  // async publishing context (acks -> on_ack)
   InDoubtCommits in_doubt_;  // settled before the actor's next append
   std::mutex pending_mu_;
-  std::unordered_map<std::string, std::unique_ptr<PendingAppend>> pending_;  // by commit id
+  std::unordered_map<natsMsg*, std::unique_ptr<PendingAppend>> pending_;  // by the message published
 
   std::atomic<uint64_t> in_flight_{0};
   std::mutex flush_mu_;

@@ -84,25 +84,24 @@ Status JetStreamStore::read_to(const ActorKey& key, uint64_t from_version, uint6
   if (recent && recent->first <= from) return visit_recent();
   uint64_t expect = 0;  // next version expected once the first commit is seen
   auto on_commit = [&](natsMsg* m, uint64_t seq) -> bool {
-    if (!header_str(m, kHdrRepair).empty()) return true;  // a repair marker holds no events
-    auto first = header_u64(m, kHdrFirst);
-    auto last = header_u64(m, kHdrLast);
     auto where = [&] {
       return "actor " + key.to_string() + ", stream sequence " + std::to_string(seq);
     };
-    if (!first || !last || *first == 0 || *last < *first) {
-      result = Status::corruption(where() + ": undecodable commit (version headers missing)");
+    const std::optional<CommitHead> head = commit_head(m);
+    if (!head) {
+      result = Status::corruption(where() + ": undecodable commit (no versions in its body or headers)");
       return false;
     }
-    if (expect != 0 && *first != expect) {
+    if (head->marker) return true;  // a repair marker holds no events
+    if (expect != 0 && head->first != expect) {
       result = Status::corruption(where() + ": expected version " + std::to_string(expect) +
-                                  ", found " + std::to_string(*first) + " (a gap or repeat)");
+                                  ", found " + std::to_string(head->first) + " (a gap or repeat)");
       return false;
     }
-    expect = *last + 1;
-    if (*last < from) return true;
+    expect = head->last + 1;
+    if (head->last < from) return true;
     const std::string_view text(natsMsg_GetData(m), static_cast<size_t>(natsMsg_GetDataLength(m)));
-    return visit_commit(*first, *last, text, commit_tag(m), from, scanned, emit, result, where);
+    return visit_commit(head->first, head->last, text, head->tag, from, scanned, emit, result, where);
   };
   // A few commits (at most one per event): a direct get each, "next by
   // subject", costs the server far less than a consumer. Anything
@@ -127,6 +126,45 @@ Status JetStreamStore::read_to(const ActorKey& key, uint64_t from_version, uint6
   const Status walked = walk(stream, subject, start_seq, tip.seq, on_commit);
   if (!walked) return walked;
   return result;
+}
+
+std::optional<CommitHead> commit_head(natsMsg* m) {
+  CommitHead h;
+  if (!header_str(m, kHdrRepair).empty()) {
+    auto kept = header_u64(m, kHdrLast);
+    if (!kept) return std::nullopt;
+    h.marker = true;
+    h.last = *kept;
+    return h;
+  }
+  const std::string_view text(natsMsg_GetData(m), static_cast<size_t>(std::max(0, natsMsg_GetDataLength(m))));
+  if (auto last = header_u64(m, kHdrLast)) {
+    // A commit of a store that wrote these as headers.
+    auto first = header_u64(m, kHdrFirst);
+    if (!first || *first == 0 || *last < *first) return std::nullopt;
+    h.first = *first;
+    h.last = *last;
+    h.commit_id = header_str(m, kHdrCommit);
+    h.tag = {header_str(m, kHdrIdem), header_str(m, kHdrDigest)};
+    return h;
+  }
+  if (ScannedHead s; scan_commit_head(text, s)) {
+    h.first = s.first_version;
+    h.last = s.version;
+    h.commit_id = s.commit_id;
+    h.tag = {std::string(s.idempotency_key), std::string(s.command_digest)};
+  } else if (auto c = decode_commit_summary(text)) {
+    // Escapes in a string member (an idempotency key may hold any
+    // character): the full parser.
+    h.first = c->first_version;
+    h.last = c->version;
+    h.commit_id = std::move(c->commit_id);
+    h.tag = {std::move(c->idempotency_key), std::move(c->command_digest)};
+  } else {
+    return std::nullopt;
+  }
+  if (h.first == 0 || h.last < h.first) return std::nullopt;
+  return h;
 }
 
 StoredEvent JetStreamStore::tagged(uint64_t v, std::string type, std::string payload, int64_t ts, uint64_t first,
@@ -171,22 +209,21 @@ Result<Tip> JetStreamStore::fetch_tip(const ActorKey& key, bool for_append) {
                           Applied::kNo);
   } else {
     MsgPtr owner{m};
-    auto last = header_u64(m, kHdrLast);
     const uint64_t seq = natsMsg_GetSequence(m);
-    if (!last) {
+    std::optional<CommitHead> head = commit_head(m);
+    if (!head) {
       return Status::corruption("actor " + key.to_string() + ", stream sequence " +
-                                std::to_string(seq) + ": commit without version headers");
+                                std::to_string(seq) + ": undecodable commit (no versions in its body or headers)");
     }
-    const auto first = header_u64(m, kHdrFirst);
-    tip = Tip{*last, seq, first.value_or(0), commit_tag(m)};
-    if (first && from_leader) {
+    tip = Tip{head->last, seq, head->first, head->tag};
+    if (!head->marker && from_leader) {
       // Kept for a read that follows at once (activation): when the events
       // it needs are all in this commit, it reads no further.
       std::lock_guard lock(mu_);
       if (recent_.size() >= kRecentCommits) recent_.clear();
-      recent_[subject] = RecentCommit{seq, *first, *last,
+      recent_[subject] = RecentCommit{seq, head->first, head->last,
                                       std::string(natsMsg_GetData(m), static_cast<size_t>(natsMsg_GetDataLength(m))),
-                                      tip.tag};
+                                      std::move(head->tag)};
     }
   }
   if (!from_leader) return tip;

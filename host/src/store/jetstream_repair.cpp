@@ -130,11 +130,12 @@ Result<JetStreamStore::TruncatePlan> JetStreamStore::plan_truncate(const ActorKe
   TruncatePlan plan;
   bool found = version == 0;
   uint64_t reached = 0;       // the last version of the commits kept so far
-  uint64_t undecodable = 0;   // the sequence of a kept commit without version headers
+  uint64_t undecodable = 0;   // the sequence of a kept commit that says no versions
   Status walked = walk_subject(events_stream(key.ns), subjects::events(key), [&](natsMsg* m, uint64_t seq) {
-    const auto last = header_u64(m, kHdrLast);
+    const std::optional<CommitHead> head = commit_head(m);
+    const std::optional<uint64_t> last = head ? std::optional<uint64_t>(head->last) : std::nullopt;
     if (found) {
-      plan.doomed.push_back({seq, header_str(m, kHdrIdem)});
+      plan.doomed.push_back({seq, head ? head->tag.key : std::string()});
       if (last) plan.last_version = std::max(plan.last_version, *last);
       return true;
     }
