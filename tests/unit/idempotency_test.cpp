@@ -45,7 +45,8 @@ TEST(IdempotencyWindow, KeepsTheNewestKeysWithinItsRetention) {
   w.add("k2", {2, 3, 1000, "d2"}, r, 1000);
   EXPECT_TRUE(w.complete());
   w.add("k3", {4, 4, 1000, ""}, r, 1000);
-  EXPECT_FALSE(w.complete()) << "k1 was dropped";
+  EXPECT_TRUE(w.complete()) << "k1 was dropped into the filter";
+  EXPECT_TRUE(w.may_have_dropped("k1"));
   EXPECT_EQ(w.find("k1", r, 1000), nullptr);
   ASSERT_NE(w.find("k2", r, 1000), nullptr);
   EXPECT_EQ(w.find("k2", r, 1000)->last_version, 3u);
@@ -56,7 +57,46 @@ TEST(IdempotencyWindow, KeepsTheNewestKeysWithinItsRetention) {
   EXPECT_NE(a.find("old", aged, 1500), nullptr);
   EXPECT_EQ(a.find("old", aged, 1501), nullptr) << "older than 500 ms";
   EXPECT_NE(a.find("new", aged, 1501), nullptr);
+  EXPECT_TRUE(a.may_have_dropped("old"));
+  EXPECT_FALSE(a.may_have_dropped("new")) << "still in the window";
+  a.mark_incomplete();
   EXPECT_FALSE(a.complete());
+}
+
+// The filter of dropped keys: never a false negative; few false positives;
+// bounded; kept in the snapshot's record.
+TEST(IdempotencyWindow, DroppedKeysGoToABoundedFilter) {
+  IdempotencyRetention r{10, 0};
+  IdempotencyWindow w;
+  const int used = 5000;
+  for (int i = 0; i < used; ++i) w.add("pay-" + std::to_string(i), {1, 1, 0, ""}, r, 0);
+  ASSERT_TRUE(w.complete());
+  for (int i = 0; i < used - 10; ++i) {
+    ASSERT_TRUE(w.may_have_dropped("pay-" + std::to_string(i))) << i;
+  }
+  int false_positives = 0;
+  for (int i = 0; i < 20000; ++i) false_positives += w.may_have_dropped("new-" + std::to_string(i)) ? 1 : 0;
+  EXPECT_LT(false_positives, 20000 / 50) << "over 2% of unused keys taken for dropped ones";
+
+  auto back = IdempotencyWindow::decode(w.encode());
+  ASSERT_TRUE(back.is_ok()) << back.status().to_string();
+  EXPECT_TRUE(back->complete());
+  EXPECT_EQ(back->size(), 10u);
+  for (int i = 0; i < used - 10; ++i) ASSERT_TRUE(back->may_have_dropped("pay-" + std::to_string(i))) << i;
+  int again = 0;
+  for (int i = 0; i < 20000; ++i) again += back->may_have_dropped("new-" + std::to_string(i)) ? 1 : 0;
+  EXPECT_EQ(again, false_positives) << "the same filter after the round trip";
+
+  // Past its bound the filter takes no more keys and the window stops
+  // being complete.
+  for (int i = used; i < 40000 && w.complete(); ++i) w.add("pay-" + std::to_string(i), {1, 1, 0, ""}, r, 0);
+  EXPECT_FALSE(w.complete());
+  EXPECT_LE(w.encode().size(), 2 * KeyFilter::kMaxBytes + 4096) << "the record stays bounded";
+
+  // A window that never dropped a key writes the first format still.
+  IdempotencyWindow small;
+  small.add("k", {1, 1, 0, ""}, r, 0);
+  EXPECT_EQ(small.encode().rfind("aether-idempotency 1 complete\n", 0), 0u) << small.encode();
 }
 
 TEST(IdempotencyWindow, RecordRoundTripsAndRefusesGarbage) {
@@ -78,6 +118,76 @@ TEST(IdempotencyWindow, RecordRoundTripsAndRefusesGarbage) {
                           "aether-idempotency 1 complete\n1 2 3 - zz\n", "aether-idempotency 1 complete\n1 2 3 - 6b"}) {
     EXPECT_EQ(IdempotencyWindow::decode(bad).status().code(), StatusCode::kCorruption) << bad;
   }
+  // Filter lines: only in version 2, of the sizes a filter has, within its bound.
+  const std::string slice128 = "filter 128 3 " + std::string(24 * 16, '0') + "\n";
+  EXPECT_TRUE(IdempotencyWindow::decode("aether-idempotency 2 complete\n" + slice128).is_ok());
+  for (const std::string& bad : std::vector<std::string>{
+           "aether-idempotency 1 complete\n" + slice128,
+           "aether-idempotency 2 complete\nfilter 128 3 00\n",
+           "aether-idempotency 2 complete\nfilter 256 3 " + std::string(48 * 16, '0') + "\n",
+           "aether-idempotency 2 complete\nfilter 128 129 " + std::string(24 * 16, '0') + "\n",
+           "aether-idempotency 2 complete\nfilter 128 3 " + std::string(24 * 16, 'g') + "\n",
+           "aether-idempotency 2 complete\n" + slice128 + "1 1 0 - 6b\n",
+           "aether-idempotency 2 complete\nfilter 4294967295 3 00\n"}) {
+    EXPECT_EQ(IdempotencyWindow::decode(bad).status().code(), StatusCode::kCorruption) << bad.substr(0, 60);
+  }
+  std::string many = "aether-idempotency 2 complete\n";
+  for (uint32_t cap = 128; cap <= 128u << 12; cap *= 2) {
+    many += "filter " + std::to_string(cap) + " 0 " + std::string((cap * 12 + 63) / 64 * 16, '0') + "\n";
+  }
+  EXPECT_EQ(IdempotencyWindow::decode(many).status().code(), StatusCode::kCorruption) << "past the bound";
+}
+
+// A memory store that counts the lookups in its key cache.
+class CountingKeyCache final : public Journal {
+ public:
+  int lookups = 0;
+  void append(const AppendRequest& r, AppendCallback done) override { inner_->append(r, std::move(done)); }
+  Status read(const ActorKey& k, uint64_t from, uint64_t limit, const EventVisitor& v) override {
+    return inner_->read(k, from, limit, v);
+  }
+  Result<uint64_t> latest_version(const ActorKey& k) override { return inner_->latest_version(k); }
+  Result<std::optional<IdempotentCommit>> find_idempotent(const ActorKey& k, const std::string& key) override {
+    ++lookups;
+    return inner_->find_idempotent(k, key);
+  }
+  Status flush() override { return inner_->flush(); }
+  Status save_snapshot(const ActorKey& k, const Snapshot& s, uint32_t keep) override {
+    return inner_->save_snapshot(k, s, keep);
+  }
+  Result<std::optional<Snapshot>> latest_snapshot(const ActorKey& k) override { return inner_->latest_snapshot(k); }
+  Result<std::vector<Snapshot>> list_snapshots(const ActorKey& k) override { return inner_->list_snapshots(k); }
+
+ private:
+  std::unique_ptr<Journal> inner_ = make_memory_store();
+};
+
+// The store's key cache is asked only about a key the actor may have used:
+// one its window dropped (the filter may hold it), or any key once the
+// window is incomplete. A new key of a long-lived actor needs no lookup
+// (with the jetstream store, one on the bucket's leader, which may be away).
+TEST(CheckKey, OnlyAKeyTheWindowMayHaveDroppedIsLookedUp) {
+  CountingKeyCache store;
+  const ActorKey a{"default", "BankAccount", "acc"};
+  const IdempotencyRetention r{2, 0};
+  IdempotencyWindow w;
+  for (int i = 1; i <= 50; ++i) w.add("k" + std::to_string(i), {uint64_t(i), uint64_t(i), 0, "d"}, r, 0);
+  ASSERT_TRUE(w.complete());
+  for (int i = 0; i < 100; ++i) {
+    auto c = check_key(&w, store, a, "new-" + std::to_string(i), "d", r, 0);
+    ASSERT_TRUE(c.is_ok());
+    EXPECT_EQ(c->outcome, KeyCheck::Outcome::kNew);
+  }
+  EXPECT_LE(store.lookups, 2) << "new keys looked up (a false positive of the filter is ~0.3%)";
+  const int before = store.lookups;
+  auto in_window = check_key(&w, store, a, "k50", "d", r, 0);
+  EXPECT_EQ(in_window->outcome, KeyCheck::Outcome::kDuplicate);
+  EXPECT_EQ(store.lookups, before) << "answered from the window";
+  ASSERT_TRUE(check_key(&w, store, a, "k1", "d", r, 0).is_ok());
+  EXPECT_EQ(store.lookups, before + 1) << "a dropped key is asked of the cache";
+  w.mark_incomplete();
+  ASSERT_TRUE(check_key(&w, store, a, "new-0", "d", r, 0).is_ok());
+  EXPECT_EQ(store.lookups, before + 2) << "an incomplete window asks about every key it does not hold";
 }
 
 class IdempotencySuite : public testing::TestWithParam<StoreBackend> {
@@ -203,6 +313,32 @@ TEST_P(IdempotencySuite, KeysBeyondTheRetentionAreAnsweredByTheCache) {
   expect_duplicate(h.rt().send_sync(deposit(1, "k1")), 2, R"({"amount":1})");
   expect_duplicate(h.rt().send_sync(deposit(3, "k3")), 4, R"({"amount":3})");
   EXPECT_EQ(*h.store().latest_version(key_), 4u);
+}
+
+// An actor that dropped keys from its window into the filter (and got the
+// filter back from its snapshot's record) still finds a dropped key in the
+// store's cache, and takes new keys as new.
+TEST_P(IdempotencySuite, ANewKeyOfALongLivedActorNeedsNoLookup) {
+  RuntimeOptions o = options(3);
+  o.idempotency = {2, 0};
+  RuntimeHarness h(GetParam(), o);
+  open(h);
+  for (int i = 1; i <= 6; ++i) ASSERT_TRUE(h.rt().send_sync(deposit(i, "k" + std::to_string(i))).status.is_ok());
+  wait_snapshot(h, 6);
+  const std::string record = (*h.store().latest_snapshot(key_))->host_record;
+  EXPECT_EQ(record.rfind("aether-idempotency 2 complete\n", 0), 0u) << record;
+  EXPECT_NE(record.find("\nfilter 128 3 "), std::string::npos) << "k1, k2, k3 dropped: " << record;
+  wait_cached(h, "k1");
+  h.restart();  // the window and its filter come back from the snapshot's record
+  ASSERT_TRUE(h.rt().send_sync(deposit(7, "k7")).status.is_ok());
+  expect_duplicate(h.rt().send_sync(deposit(1, "k1")), 2, R"({"amount":1})");
+  for (int i = 8; i <= 12; ++i) {
+    auto r = h.rt().send_sync(deposit(i, "k" + std::to_string(i)));
+    ASSERT_TRUE(r.status.is_ok()) << r.status.to_string();
+    EXPECT_FALSE(r.duplicate);
+  }
+  expect_duplicate(h.rt().send_sync(deposit(12, "k12")), 13, R"({"amount":12})");
+  EXPECT_EQ(*h.store().latest_version(key_), 13u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, IdempotencySuite, testing::ValuesIn(test::store_backends()), test::backend_name);

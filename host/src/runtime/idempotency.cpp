@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <array>
 #include <charconv>
 
 #include "core/names.hpp"
@@ -84,8 +85,83 @@ bool parse_number(std::string_view f, T& out) {
 }
 
 constexpr std::string_view kRecordHeader = "aether-idempotency 1 ";
+// The same with "filter" lines after the keys.
+constexpr std::string_view kRecordHeader2 = "aether-idempotency 2 ";
+
+constexpr uint32_t kFirstSliceKeys = 128;
+constexpr int kProbes = 8;
+
+// The probes of `key` into `bits` (a multiple of 64): double hashing of two
+// 64-bit halves of its SHA-256.
+template <class Fn>
+void probes(std::string_view key, size_t bits, Fn&& fn) {
+  const std::array<uint8_t, 32> h = sha256(key);
+  uint64_t a = 0, b = 0;
+  for (int i = 0; i < 8; ++i) {
+    a = a << 8 | h[i];
+    b = b << 8 | h[8 + i];
+  }
+  b |= 1;
+  for (int i = 0; i < kProbes; ++i) fn((a + static_cast<uint64_t>(i) * b) % bits);
+}
 
 }  // namespace
+
+bool KeyFilter::add(std::string_view key) {
+  if (slices_.empty() || slices_.back().count >= slices_.back().capacity) {
+    const uint32_t capacity = slices_.empty() ? kFirstSliceKeys : slices_.back().capacity * 2;
+    if (bytes() + words_for(capacity) * 8 > kMaxBytes) return false;
+    slices_.push_back(Slice{capacity, 0, std::vector<uint64_t>(words_for(capacity))});
+  }
+  Slice& s = slices_.back();
+  probes(key, s.bits.size() * 64, [&](uint64_t bit) { s.bits[bit / 64] |= uint64_t{1} << (bit % 64); });
+  ++s.count;
+  return true;
+}
+
+bool KeyFilter::may_hold(std::string_view key) const {
+  for (const Slice& s : slices_) {
+    bool all = true;
+    probes(key, s.bits.size() * 64, [&](uint64_t bit) { all = all && (s.bits[bit / 64] >> (bit % 64) & 1) != 0; });
+    if (all) return true;
+  }
+  return false;
+}
+
+size_t KeyFilter::bytes() const {
+  size_t n = 0;
+  for (const Slice& s : slices_) n += s.bits.size() * 8;
+  return n;
+}
+
+void KeyFilter::encode(std::string& out) const {
+  static const char* d = "0123456789abcdef";
+  for (const Slice& s : slices_) {
+    out += "filter " + std::to_string(s.capacity) + ' ' + std::to_string(s.count) + ' ';
+    for (uint64_t w : s.bits) {
+      for (int shift = 60; shift >= 0; shift -= 4) out += d[(w >> shift) & 15];
+    }
+    out += '\n';
+  }
+}
+
+bool KeyFilter::decode_slice(std::string_view line) {
+  Slice s;
+  if (!parse_number(next_field(line), s.capacity) || !parse_number(next_field(line), s.count)) return false;
+  const uint32_t expected = slices_.empty() ? kFirstSliceKeys : slices_.back().capacity * 2;
+  if (s.capacity != expected || s.count > s.capacity || bytes() + words_for(s.capacity) * 8 > kMaxBytes) return false;
+  const std::string_view hex = next_field(line);
+  if (!line.empty() || hex.size() != words_for(s.capacity) * 16) return false;
+  s.bits.resize(words_for(s.capacity));
+  for (size_t i = 0; i < hex.size(); ++i) {
+    const char c = hex[i];
+    const int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    if (v < 0) return false;
+    s.bits[i / 16] = s.bits[i / 16] << 4 | static_cast<uint64_t>(v);
+  }
+  slices_.push_back(std::move(s));
+  return true;
+}
 
 std::string command_digest(std::string_view name, std::string_view payload) {
   std::string input(name);
@@ -117,20 +193,26 @@ void IdempotencyWindow::trim(const IdempotencyRetention& retention, int64_t now_
   const size_t keep = std::max<uint32_t>(1, retention.keys);
   while (entries_.size() > keep ||
          (!entries_.empty() && retention.age_ms > 0 && now_ms - entries_.front().second.timestamp_ms > retention.age_ms)) {
+    // A key dropped from a complete window goes to the filter; once the
+    // filter is full, the window is no longer complete.
+    if (complete_ && !dropped_.add(entries_.front().first)) complete_ = false;
     entries_.pop_front();
-    complete_ = false;
   }
 }
 
 // "aether-idempotency 1 complete|partial\n", then one line per key, oldest
 // first: "<first> <last> <timestamp> <digest or -> <key in hex>\n".
+// Version 2 (written only when the window has dropped keys into its
+// filter, so that a record without one stays readable by hosts that know
+// version 1 only): the same, then the filter's lines.
 std::string IdempotencyWindow::encode() const {
-  std::string out(kRecordHeader);
+  std::string out(dropped_.empty() ? kRecordHeader : kRecordHeader2);
   out += complete_ ? "complete\n" : "partial\n";
   for (const auto& [k, c] : entries_) {
     out += std::to_string(c.first_version) + ' ' + std::to_string(c.last_version) + ' ' +
            std::to_string(c.timestamp_ms) + ' ' + (c.digest.empty() ? "-" : c.digest) + ' ' + to_hex(k) + '\n';
   }
+  dropped_.encode(out);
   return out;
 }
 
@@ -140,7 +222,8 @@ Result<IdempotencyWindow> IdempotencyWindow::decode(std::string_view record) {
   };
   IdempotencyWindow w;
   const size_t eol = record.find('\n');
-  if (eol == std::string_view::npos || record.substr(0, kRecordHeader.size()) != kRecordHeader) {
+  const bool v2 = record.substr(0, kRecordHeader2.size()) == kRecordHeader2;
+  if (eol == std::string_view::npos || (record.substr(0, kRecordHeader.size()) != kRecordHeader && !v2)) {
     return bad("unknown format");
   }
   const std::string_view state = record.substr(kRecordHeader.size(), eol - kRecordHeader.size());
@@ -152,6 +235,11 @@ Result<IdempotencyWindow> IdempotencyWindow::decode(std::string_view record) {
     if (end == std::string_view::npos) return bad("truncated");
     std::string_view line = record.substr(0, end);
     record.remove_prefix(end + 1);
+    if (constexpr std::string_view kFilter = "filter "; v2 && line.substr(0, kFilter.size()) == kFilter) {
+      if (!w.dropped_.decode_slice(line.substr(kFilter.size()))) return bad("undecodable filter line");
+      continue;
+    }
+    if (!w.dropped_.empty()) return bad("a key after the filter");
     KeyedCommit c;
     std::string key;
     const std::string_view digest = (parse_number(next_field(line), c.first_version) &&
@@ -200,7 +288,7 @@ Result<KeyCheck> check_key(IdempotencyWindow* window, Journal& store, const Acto
   if (window != nullptr) {
     if (const KeyedCommit* c = window->find(key, retention, now_ms)) {
       out.first = IdempotentCommit{c->first_version, c->last_version, c->digest};
-    } else if (!window->complete()) {
+    } else if (!window->complete() || window->may_have_dropped(key)) {
       // Older than what the actor remembers: the store's cache may know it.
       auto hit = store.find_idempotent(actor, key);
       if (!hit) return hit.status();

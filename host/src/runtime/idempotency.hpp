@@ -16,6 +16,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "core/records.hpp"
 #include "core/status.hpp"
@@ -46,6 +47,39 @@ struct KeyedCommit {
   std::string digest;
 };
 
+// The keys an actor's window has dropped, as a Bloom filter: a key it says
+// it does not hold was never dropped (no false negatives); one it may hold
+// is looked up in the store's key cache. Slices of doubling capacity (the
+// first for 128 keys, 12 bits and 8 probes a key: ~0.3% false positives
+// each) up to kMaxBytes of bits in all (about 21,000 keys); then it takes
+// no more keys. The probes come from SHA-256 of the key, so a record
+// written by one host reads the same in another.
+class KeyFilter {
+ public:
+  static constexpr size_t kMaxBytes = 32 * 1024;
+
+  // False when full: the key is not held.
+  bool add(std::string_view key);
+  bool may_hold(std::string_view key) const;
+  bool empty() const { return slices_.empty(); }
+  size_t bytes() const;
+
+  // Record lines "filter <capacity> <count> <bits in hex>\n", one a slice.
+  void encode(std::string& out) const;
+  // One such line (without "filter " and the newline); false when it does
+  // not decode or the filter would pass kMaxBytes.
+  bool decode_slice(std::string_view line);
+
+ private:
+  struct Slice {
+    uint32_t capacity = 0;
+    uint32_t count = 0;
+    std::vector<uint64_t> bits;  // capacity * 12 bits, rounded up to 64
+  };
+  static size_t words_for(uint32_t capacity) { return (static_cast<size_t>(capacity) * 12 + 63) / 64; }
+  std::vector<Slice> slices_;
+};
+
 // The keys of an actor's most recent keyed commits, within a retention.
 // Not thread-safe: owned by the actor, touched by the worker that runs it.
 class IdempotencyWindow {
@@ -57,9 +91,12 @@ class IdempotencyWindow {
   // The commit of `key`, if remembered and still within the retention.
   const KeyedCommit* find(const std::string& key, const IdempotencyRetention& retention, int64_t now_ms);
 
-  // True iff every keyed commit of the actor is remembered: then a key that
-  // find() does not know was never used by this actor.
+  // True iff every keyed commit of the actor is remembered, in the window
+  // or in the filter of the keys it dropped: then a key that find() does
+  // not know and may_have_dropped() does not hold was never used.
   bool complete() const { return complete_; }
+  // Whether `key` may be one the window dropped (its filter holds it).
+  bool may_have_dropped(std::string_view key) const { return dropped_.may_hold(key); }
   // Some keys are not known (dropped by the retention, or from before a
   // snapshot that kept no record, or events the stream dropped).
   void mark_incomplete() { complete_ = false; }
@@ -75,6 +112,7 @@ class IdempotencyWindow {
   void trim(const IdempotencyRetention& retention, int64_t now_ms);
 
   std::deque<std::pair<std::string, KeyedCommit>> entries_;  // oldest first
+  KeyFilter dropped_;  // the keys trimmed while the window was complete
   bool complete_ = true;
 };
 
