@@ -174,17 +174,29 @@ TEST_F(NatsMessageTest, GarbageOnTheForwardSubjectIsAnswered) {
 
 // A forged commit on the events subject (what anyone allowed to publish
 // there can do) that nests deeper than any stored record may, or is not
-// UTF-8: reading that actor answers 500 corruption; the host lives on.
+// UTF-8, or says no versions: reading that actor answers 500 corruption;
+// the host lives on. Forged both as commits of today's store (versions in
+// the body) and of an earlier one (versions in headers).
 TEST_F(NatsMessageTest, ForgedDeepOrNonUtf8CommitReadsAsCorruption) {
+  auto commit = [](const std::string& id, const std::string& payload, const std::string& version) {
+    return R"({"actor_id":")" + id + R"(","commit_id":"forged","events":[{"id":"x","payload":)" + payload +
+           R"(,"type":"Deposited","version":1}],"first_version":)" + version +
+           R"(,"node":"n","ns":"default","timestamp":0,"type":"BankAccount","version":)" + version + "}";
+  };
   const std::vector<std::pair<std::string, std::string>> forged = {
       {"deep", R"({"events":[{"type":"Deposited","payload":{"amount":)" + nested(400000) + "}}]}"},
-      {"utf8", "{\"events\":[{\"type\":\"Deposited\",\"payload\":{\"amount\":\"\xff\"}}]}"}};
+      {"utf8", "{\"events\":[{\"type\":\"Deposited\",\"payload\":{\"amount\":\"\xff\"}}]}"},
+      {"deep-body", commit("deep-body", "{\"amount\":" + nested(400000) + "}", "1")},
+      {"utf8-body", commit("utf8-body", "{\"amount\":\"\xff\"}", "1")},
+      {"versionless-body", commit("versionless-body", "{\"amount\":1}", "-1")}};
   for (const auto& [id, body] : forged) {
     natsMsg* m = nullptr;
     natsMsg_Create(&m, ("aether.default.events.BankAccount." + id).c_str(), nullptr, body.data(),
                    static_cast<int>(body.size()));
-    natsMsgHeader_Set(m, "Aether-First-Version", "1");
-    natsMsgHeader_Set(m, "Aether-Version", "1");
+    if (id.find("-body") == std::string::npos) {
+      natsMsgHeader_Set(m, "Aether-First-Version", "1");
+      natsMsgHeader_Set(m, "Aether-Version", "1");
+    }
     natsMsg* ack = nullptr;
     // Through JetStream (a request to the stream's subject gets its ack).
     ASSERT_EQ(natsConnection_RequestMsg(&ack, nc_, m, 10000), NATS_OK);

@@ -59,8 +59,10 @@ TEST(IdempotencyWindow, KeepsTheNewestKeysWithinItsRetention) {
   EXPECT_NE(a.find("new", aged, 1501), nullptr);
   EXPECT_TRUE(a.may_have_dropped("old"));
   EXPECT_FALSE(a.may_have_dropped("new")) << "still in the window";
-  a.mark_incomplete();
-  EXPECT_FALSE(a.complete());
+  EXPECT_NE(a.encode().find("\nfilter "), std::string::npos);
+  a.mark_incomplete();  // the filter is of no use then, and goes
+  EXPECT_FALSE(a.may_have_dropped("old"));
+  EXPECT_EQ(a.encode().find("\nfilter "), std::string::npos) << a.encode();
 }
 
 // The filter of dropped keys: never a false negative; few false positives;
@@ -89,9 +91,11 @@ TEST(IdempotencyWindow, DroppedKeysGoToABoundedFilter) {
 
   // Past its bound the filter takes no more keys and the window stops
   // being complete.
-  for (int i = used; i < 40000 && w.complete(); ++i) w.add("pay-" + std::to_string(i), {1, 1, 0, ""}, r, 0);
+  int taken = used - 10;
+  for (int i = used; i < 40000 && w.complete(); ++i, ++taken) w.add("pay-" + std::to_string(i), {1, 1, 0, ""}, r, 0);
   EXPECT_FALSE(w.complete());
-  EXPECT_LE(w.encode().size(), 2 * KeyFilter::kMaxBytes + 4096) << "the record stays bounded";
+  EXPECT_EQ(taken, 16256 + 1) << "seven slices of 128..8192 keys, and the one key refused";
+  EXPECT_LT(w.encode().size(), 4096u) << "the filter of an incomplete window is dropped";
 
   // A window that never dropped a key writes the first format still.
   IdempotencyWindow small;

@@ -961,14 +961,27 @@ TEST(JetStreamRead, CommitsInAnyJsonLayoutAreRead) {
   next.expected_version = 2;
   next.events.push_back({"Incremented", R"({"by":4})"});
   ASSERT_TRUE(store->append_sync(next).status.is_ok());
+  // And one with its versions in the body, laid out otherwise, with an
+  // escaped key: the full parser's case for the head too.
+  const std::string laid_out = "{ \"version\": 4, \"first_version\": 4, \"commit_id\": \"c \\\"4\\\"\",\n"
+                               "  \"idempotency_key\": \"k \\\"4\\\"\", \"timestamp\": 9,\n"
+                               "  \"events\": [ {\"type\": \"Incremented\", \"payload\": {\"by\": 5}} ] }";
+  jsPubAck* pa = nullptr;
+  ASSERT_EQ(js_Publish(&pa, test::shared_nats().js(), subject.c_str(), laid_out.data(),
+                       static_cast<int>(laid_out.size()), nullptr, nullptr),
+            NATS_OK);
+  jsPubAck_Destroy(pa);
   auto fresh = test::open_jetstream_for_test(dir.path().string());  // a reopen: no cache
   ASSERT_NE(fresh, nullptr);
   auto all = fresh->read_all({"default", "Counter", id});
   ASSERT_TRUE(all.is_ok()) << all.status().to_string();
-  ASSERT_EQ(all->size(), 3u);
+  ASSERT_EQ(all->size(), 4u);
   EXPECT_EQ((*all)[2].version, 3u);
   EXPECT_EQ((*all)[2].payload, R"({"by":4})");
-  EXPECT_EQ(*fresh->latest_version({"default", "Counter", id}), 3u);
+  EXPECT_EQ((*all)[3].version, 4u);
+  EXPECT_EQ((*all)[3].payload, R"({"by": 5})");
+  EXPECT_EQ((*all)[3].idempotency_key, "k \"4\"");
+  EXPECT_EQ(*fresh->latest_version({"default", "Counter", id}), 4u);
 }
 
 // A commit carries NATS's own headers and none of the store's: its

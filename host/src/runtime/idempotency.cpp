@@ -195,7 +195,7 @@ void IdempotencyWindow::trim(const IdempotencyRetention& retention, int64_t now_
          (!entries_.empty() && retention.age_ms > 0 && now_ms - entries_.front().second.timestamp_ms > retention.age_ms)) {
     // A key dropped from a complete window goes to the filter; once the
     // filter is full, the window is no longer complete.
-    if (complete_ && !dropped_.add(entries_.front().first)) complete_ = false;
+    if (complete_ && !dropped_.add(entries_.front().first)) mark_incomplete();
     entries_.pop_front();
   }
 }
@@ -231,6 +231,8 @@ Result<IdempotencyWindow> IdempotencyWindow::decode(std::string_view record) {
   w.complete_ = state == "complete";
   record.remove_prefix(eol + 1);
   while (!record.empty()) {
+    // (A partial record's filter lines are read for their checks, then
+    // dropped: an incomplete window looks every key up.)
     const size_t end = record.find('\n');
     if (end == std::string_view::npos) return bad("truncated");
     std::string_view line = record.substr(0, end);
@@ -253,6 +255,7 @@ Result<IdempotencyWindow> IdempotencyWindow::decode(std::string_view record) {
     if (digest != "-") c.digest = std::string(digest);
     w.entries_.emplace_back(std::move(key), std::move(c));
   }
+  if (!w.complete_) w.dropped_.clear();
   return w;
 }
 

@@ -50,10 +50,11 @@ struct KeyedCommit {
 // The keys an actor's window has dropped, as a Bloom filter: a key it says
 // it does not hold was never dropped (no false negatives); one it may hold
 // is looked up in the store's key cache. Slices of doubling capacity (the
-// first for 128 keys, 12 bits and 8 probes a key: ~0.3% false positives
-// each) up to kMaxBytes of bits in all (about 21,000 keys); then it takes
-// no more keys. The probes come from SHA-256 of the key, so a record
-// written by one host reads the same in another.
+// first for 128 keys; 12 bits and 8 probes a key, ~0.3% false positives
+// a full slice, which add up over the slices: ~2% with all seven) within
+// kMaxBytes of bits: 7 slices, 16,256 keys in 23.8 KiB; then it takes no
+// more keys. The probes come from SHA-256 of the key, so a record written
+// by one host reads the same in another.
 class KeyFilter {
  public:
   static constexpr size_t kMaxBytes = 32 * 1024;
@@ -62,6 +63,7 @@ class KeyFilter {
   bool add(std::string_view key);
   bool may_hold(std::string_view key) const;
   bool empty() const { return slices_.empty(); }
+  void clear() { slices_.clear(); }
   size_t bytes() const;
 
   // Record lines "filter <capacity> <count> <bits in hex>\n", one a slice.
@@ -99,7 +101,10 @@ class IdempotencyWindow {
   bool may_have_dropped(std::string_view key) const { return dropped_.may_hold(key); }
   // Some keys are not known (dropped by the retention, or from before a
   // snapshot that kept no record, or events the stream dropped).
-  void mark_incomplete() { complete_ = false; }
+  void mark_incomplete() {
+    complete_ = false;
+    dropped_.clear();  // every key not in the window is looked up now
+  }
 
   size_t size() const { return entries_.size(); }
 
@@ -137,8 +142,9 @@ struct KeyCheck {
 };
 
 // Looks `key` up for a command with `digest`: in the actor's window (null:
-// no keyed commits), then, only when the window is incomplete, in the
-// store's key cache. Fails only when that cache lookup fails.
+// no keyed commits), then, only when the window is incomplete or its
+// filter of dropped keys may hold the key, in the store's key cache. Fails
+// only when that cache lookup fails.
 Result<KeyCheck> check_key(IdempotencyWindow* window, Journal& store, const ActorKey& actor,
                            const std::string& key, const std::string& digest,
                            const IdempotencyRetention& retention, int64_t now_ms);

@@ -199,7 +199,7 @@ void JetStreamStore::committed(std::unique_ptr<PendingAppend> op, uint64_t seq) 
     std::lock_guard lock(mu_);
     tips_[op->subject] = Tip{op->last, seq, op->first, {req.idempotency_key, req.command_digest}};
   }
-  // The key is in the commit (its headers): the cache write comes after the
+  // The key is in the commit (its body): the cache write comes after the
   // reply and may be lost without harm.
   if (!req.idempotency_key.empty()) {
     record_idempotent(req.key, req.idempotency_key, {op->first, op->last, req.command_digest});

@@ -95,7 +95,7 @@ inline const char* failure_cause(bool connected, natsStatus s, int js_code, cons
   return "";
 }
 
-// The idempotency key and command digest a commit carries in its headers.
+// The idempotency key and command digest a commit carries.
 struct CommitTag {
   std::string key;
   std::string digest;
@@ -183,7 +183,7 @@ class JetStreamStore final : public Journal {
                             uint64_t last, const CommitTag& tag);
 
   // Visits the events from version `from` of one commit (versions
-  // first..last, JSON `text`, headers `tag`). False stops the read: `emit`
+  // first..last, JSON `text`, key and digest `tag`). False stops the read: `emit`
   // said so, or the body is undecodable (then `result` says where).
   template <class Emit, class Where>
   static bool visit_commit(uint64_t first, uint64_t last, std::string_view text, const CommitTag& tag,

@@ -155,13 +155,33 @@ std::optional<CommitHead> commit_head(natsMsg* m) {
     h.tag = {std::string(s.idempotency_key), std::string(s.command_digest)};
   } else if (auto c = decode_commit_summary(text)) {
     // Escapes in a string member (an idempotency key may hold any
-    // character): the full parser.
+    // character): the parser of the members around the events.
     h.first = c->first_version;
     h.last = c->version;
     h.commit_id = std::move(c->commit_id);
     h.tag = {std::move(c->idempotency_key), std::move(c->command_digest)};
   } else {
-    return std::nullopt;
+    // Any other layout of the same JSON: the full parser.
+    if (!check_json_text(text, kMaxStoredJsonDepth, "commit body")) return std::nullopt;
+    const json j = json::parse(text.begin(), text.end(), nullptr, false);
+    if (!j.is_object()) return std::nullopt;
+    auto num = [&](const char* k, uint64_t& out) {
+      auto it = j.find(k);
+      if (it == j.end() || !it->is_number_unsigned()) return false;
+      out = it->get<uint64_t>();
+      return true;
+    };
+    auto str = [&](const char* k, std::string& out, bool required) {
+      auto it = j.find(k);
+      if (it == j.end()) return !required;
+      if (!it->is_string()) return false;
+      out = it->get<std::string>();
+      return true;
+    };
+    if (!num("first_version", h.first) || !num("version", h.last) || !str("commit_id", h.commit_id, true) ||
+        !str("idempotency_key", h.tag.key, false) || !str("command_digest", h.tag.digest, false)) {
+      return std::nullopt;
+    }
   }
   if (h.first == 0 || h.last < h.first) return std::nullopt;
   return h;

@@ -7,7 +7,7 @@
 // Nats-Msg-Id = <ns>.<type>.<id>.<first version> deduplicates a retried
 // publish and catches a racing writer on the same version. Snapshots go to a second
 // stream (one subject per actor). A commit made with an idempotency key
-// carries the key and the command's digest in its headers (the record); a KV
+// carries the key and the command's digest in its body (the record); a KV
 // bucket caches keys, written after the commit's ack.
 #pragma once
 
