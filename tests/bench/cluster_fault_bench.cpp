@@ -43,15 +43,9 @@ class Probe {
     jo.Wait = 1000;
     natsConnection_JetStream(&js_, nc_, &jo);
     aether::test::add_test_stream(js_, "PROBE", "probe.>", 3, 1000);
-    writer_ = std::thread([this] {
-      while (!stop_.load()) {
-        jsPubOptions po;
-        jsPubOptions_Init(&po);
-        po.MaxWait = 1000;
-        if (js_Publish(nullptr, js_, "probe.x", "p", 1, &po, nullptr) == NATS_OK) note(acks_);
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
-      }
-    });
+    aether::test::add_test_stream(js_, "PROBE_STORE", "probestore.>", 3, 1000);
+    writer_ = std::thread([this] { publish_every_20ms("probe.x", acks_); });
+    store_writer_ = std::thread([this] { publish_every_20ms("probestore.x", store_acks_); });
     reader_ = std::thread([this] {
       while (!stop_.load()) {
         // A key nobody wrote: "not found" is the leader's answer too.
@@ -67,6 +61,7 @@ class Probe {
   ~Probe() {
     stop_.store(true);
     writer_.join();
+    store_writer_.join();
     reader_.join();
     jsCtx_Destroy(js_);
     natsConnection_Destroy(nc_);
@@ -75,8 +70,20 @@ class Probe {
   double longest_gap(const Phase& p) { return gap(acks_, p); }
   // The same for a leader read.
   double longest_read_gap(const Phase& p) { return gap(reads_, p); }
+  // The same for the stream whose leader is the store's stream's server.
+  double longest_store_gap(const Phase& p) { return gap(store_acks_, p); }
 
  private:
+  void publish_every_20ms(const char* subject, std::vector<double>& acks) {
+    while (!stop_.load()) {
+      jsPubOptions po;
+      jsPubOptions_Init(&po);
+      po.MaxWait = 1000;
+      if (js_Publish(nullptr, js_, subject, "p", 1, &po, nullptr) == NATS_OK) note(acks);
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+
   void note(std::vector<double>& times) {
     std::lock_guard lock(mu_);
     times.push_back(clock_.now());
@@ -95,10 +102,10 @@ class Probe {
   HistoryLoad& clock_;
   natsConnection* nc_ = nullptr;
   jsCtx* js_ = nullptr;
-  std::thread writer_, reader_;
+  std::thread writer_, store_writer_, reader_;
   std::atomic<bool> stop_{false};
   std::mutex mu_;
-  std::vector<double> acks_, reads_;
+  std::vector<double> acks_, store_acks_, reads_;
 };
 
 int fail(const std::string& why) {
@@ -137,7 +144,7 @@ int main() {
   std::vector<Phase> phases;
   {
     FaultRunner faults(cluster, load);
-    phases = faults.run_all(FaultPlan{6000, 6000, 6000, 5000, 8000, "PROBE"});
+    phases = faults.run_all(FaultPlan{6000, 6000, 6000, 5000, 8000, "PROBE", "PROBE_STORE"});
   }
   load.stop();
   const auto sent = load.history();
@@ -153,6 +160,10 @@ int main() {
       std::printf("    nats-server itself: its probe stream (leader on that server) waited up to %.2f s for a "
                   "publish; a raw leader read of the idempotency bucket waited up to %.2f s\n",
                   probe.longest_gap(p), probe.longest_read_gap(p));
+      if (p.fault.find("bucket leader only") != std::string::npos) {
+        std::printf("    a raw R3 stream led by the store stream's server (not paused) waited up to %.2f s for a "
+                    "publish\n", probe.longest_store_gap(p));
+      }
     }
     if (const auto g = goal(p, f); !g.empty()) std::printf("    %s\n", g.c_str());
   }

@@ -27,6 +27,10 @@ struct FaultPlan {
   // A stream of the caller's (a probe of nats-server itself) whose leader
   // is moved to the server each nats-server fault hits ("": none).
   std::string probe_stream;
+  // Another such stream whose leader is moved to the server leading the
+  // store's events stream before each nats-server fault ("": none): what a
+  // replicated stream whose leader the fault does not hit goes through.
+  std::string store_probe_stream;
 };
 
 // The streams whose leader decides the store's writes and lookups.
@@ -187,6 +191,14 @@ class FaultRunner {
     return settle(p, load_.now(), plan_.settle_ms);
   }
 
+  // Moves the store probe's leader to the server leading the events stream.
+  void colocate_store_probe() {
+    const std::string at = leader(store_streams()[0]);
+    if (at.size() == 2 && at[0] == 's' && at[1] >= '1' && at[1] <= '3') {
+      colocate(plan_.store_probe_stream, static_cast<size_t>(at[1] - '1'));
+    }
+  }
+
   // Every fault of the suite, in turn; node-1 and node-4 remain at the end.
   std::vector<Phase> run_all(const FaultPlan& plan) {
     plan_ = plan;
@@ -196,6 +208,7 @@ class FaultRunner {
     out.push_back(pause_nats(lead, plan.nats_pause_ms, "the store's stream leader"));
     const size_t bucket = arrange_bucket_only();
     colocate(plan.probe_stream, bucket);
+    colocate_store_probe();
     out.push_back(pause_nats(bucket, plan.nats_pause_ms, "a cluster bucket leader only"));
     const size_t killed = arrange_stream_leader();
     colocate(plan.probe_stream, killed);
