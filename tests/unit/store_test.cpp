@@ -899,15 +899,18 @@ TEST(CommitScan, ReadsTheHeadOfWhatTheWriterWrites) {
   r.events.push_back({"Paid", "{}"});
   r.idempotency_key = "pay-7";
   r.command_digest = "d1";
-  ScannedHead h;
-  ASSERT_TRUE(scan_commit_head(encode_commit(r, 4, "c-1", "node-1"), h));
+  ScannedHead h;  // views into the text it read
+  const std::string keyed = encode_commit(r, 4, "c-1", "node-1");
+  ASSERT_TRUE(scan_commit_head(keyed, h));
   EXPECT_EQ(h.first_version, 4u);
   EXPECT_EQ(h.version, 5u);
   EXPECT_EQ(h.commit_id, "c-1");
   EXPECT_EQ(h.idempotency_key, "pay-7");
   EXPECT_EQ(h.command_digest, "d1");
   r.idempotency_key.clear();
-  ASSERT_TRUE(scan_commit_head(encode_commit(r, 4, "c-1", "node-1"), h));
+  const std::string plain = encode_commit(r, 4, "c-1", "node-1");
+  ASSERT_TRUE(scan_commit_head(plain, h));
+  EXPECT_EQ(h.commit_id, "c-1");
   EXPECT_EQ(h.idempotency_key, "");
   EXPECT_EQ(h.command_digest, "");
   // Escapes in a string member, or a shape it does not read: the full parser's.
