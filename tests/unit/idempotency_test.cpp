@@ -8,6 +8,7 @@
 
 #include "core/sha256.hpp"
 #include "runtime/idempotency.hpp"
+#include "support/forwarding_journal.hpp"
 #include "support/runtime_harness.hpp"
 #include "support/wait.hpp"
 
@@ -143,27 +144,13 @@ TEST(IdempotencyWindow, RecordRoundTripsAndRefusesGarbage) {
 }
 
 // A memory store that counts the lookups in its key cache.
-class CountingKeyCache final : public Journal {
+class CountingKeyCache final : public test::ForwardingJournal {
  public:
   int lookups = 0;
-  void append(const AppendRequest& r, AppendCallback done) override { inner_->append(r, std::move(done)); }
-  Status read(const ActorKey& k, uint64_t from, uint64_t limit, const EventVisitor& v) override {
-    return inner_->read(k, from, limit, v);
-  }
-  Result<uint64_t> latest_version(const ActorKey& k) override { return inner_->latest_version(k); }
   Result<std::optional<IdempotentCommit>> find_idempotent(const ActorKey& k, const std::string& key) override {
     ++lookups;
-    return inner_->find_idempotent(k, key);
+    return ForwardingJournal::find_idempotent(k, key);
   }
-  Status flush() override { return inner_->flush(); }
-  Status save_snapshot(const ActorKey& k, const Snapshot& s, uint32_t keep) override {
-    return inner_->save_snapshot(k, s, keep);
-  }
-  Result<std::optional<Snapshot>> latest_snapshot(const ActorKey& k) override { return inner_->latest_snapshot(k); }
-  Result<std::vector<Snapshot>> list_snapshots(const ActorKey& k) override { return inner_->list_snapshots(k); }
-
- private:
-  std::unique_ptr<Journal> inner_ = make_memory_store();
 };
 
 // The store's key cache is asked only about a key the actor may have used:

@@ -14,6 +14,7 @@
 
 #include "store/commit_codec.hpp"
 #include "support/child_process.hpp"
+#include "support/forwarding_journal.hpp"
 #include "support/runtime_harness.hpp"
 #include "support/temp_dir.hpp"
 #include "support/wait.hpp"
@@ -786,7 +787,7 @@ INSTANTIATE_TEST_SUITE_P(Backends, PersistentRuntimeSuite,
 
 // A memory store that says its reads are remote, and whose version lookup of
 // actor "slow" waits at a gate until the test opens it.
-class GatedLookupStore final : public Journal {
+class GatedLookupStore final : public test::ForwardingJournal {
  public:
   struct Gate {
     std::mutex mu;
@@ -804,25 +805,11 @@ class GatedLookupStore final : public Journal {
       gate_->cv.notify_all();
       gate_->cv.wait_for(lock, std::chrono::seconds(30), [&] { return gate_->open; });
     }
-    return inner_->latest_version(key);
+    return ForwardingJournal::latest_version(key);
   }
-  void append(const AppendRequest& r, AppendCallback done) override { inner_->append(r, std::move(done)); }
-  Status read(const ActorKey& k, uint64_t from, uint64_t limit, const EventVisitor& v) override {
-    return inner_->read(k, from, limit, v);
-  }
-  Result<std::optional<IdempotentCommit>> find_idempotent(const ActorKey& k, const std::string& key) override {
-    return inner_->find_idempotent(k, key);
-  }
-  Status flush() override { return inner_->flush(); }
-  Status save_snapshot(const ActorKey& k, const Snapshot& s, uint32_t keep) override {
-    return inner_->save_snapshot(k, s, keep);
-  }
-  Result<std::optional<Snapshot>> latest_snapshot(const ActorKey& k) override { return inner_->latest_snapshot(k); }
-  Result<std::vector<Snapshot>> list_snapshots(const ActorKey& k) override { return inner_->list_snapshots(k); }
 
  private:
   std::shared_ptr<Gate> gate_;
-  std::unique_ptr<Journal> inner_ = make_memory_store();
 };
 
 // With one worker: while an actor's activation waits on the store, the

@@ -135,13 +135,13 @@ size_t KeyFilter::bytes() const {
 }
 
 void KeyFilter::encode(std::string& out) const {
-  static const char* d = "0123456789abcdef";
   for (const Slice& s : slices_) {
-    out += "filter " + std::to_string(s.capacity) + ' ' + std::to_string(s.count) + ' ';
+    std::string bytes;  // the words, most significant byte first
+    bytes.reserve(s.bits.size() * 8);
     for (uint64_t w : s.bits) {
-      for (int shift = 60; shift >= 0; shift -= 4) out += d[(w >> shift) & 15];
+      for (int shift = 56; shift >= 0; shift -= 8) bytes += static_cast<char>((w >> shift) & 0xff);
     }
-    out += '\n';
+    out += "filter " + std::to_string(s.capacity) + ' ' + std::to_string(s.count) + ' ' + to_hex(bytes) + '\n';
   }
 }
 
@@ -152,12 +152,11 @@ bool KeyFilter::decode_slice(std::string_view line) {
   if (s.capacity != expected || s.count > s.capacity || bytes() + words_for(s.capacity) * 8 > kMaxBytes) return false;
   const std::string_view hex = next_field(line);
   if (!line.empty() || hex.size() != words_for(s.capacity) * 16) return false;
+  std::string bytes;
+  if (!from_hex(hex, bytes)) return false;
   s.bits.resize(words_for(s.capacity));
-  for (size_t i = 0; i < hex.size(); ++i) {
-    const char c = hex[i];
-    const int v = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-    if (v < 0) return false;
-    s.bits[i / 16] = s.bits[i / 16] << 4 | static_cast<uint64_t>(v);
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    s.bits[i / 8] = s.bits[i / 8] << 8 | static_cast<unsigned char>(bytes[i]);
   }
   slices_.push_back(std::move(s));
   return true;

@@ -127,30 +127,33 @@ class Scanner {
   size_t i_ = 0;
 };
 
-bool scan_event(Scanner& sc, ScannedEvent& e) {
+// Walks the members of a JSON object: `member(key)` reads each value
+// (false: the text is not of the shape wanted).
+template <class Member>
+bool each_member(Scanner& sc, Member&& member) {
   if (!sc.eat('{')) return false;
-  bool type = false, payload = false;
-  if (!sc.eat('}')) {
-    for (;;) {
-      std::string_view key;
-      if (!sc.plain_string(key) || !sc.eat(':')) return false;
-      if (key == "type") {
-        if (!sc.plain_string(e.type)) return false;
-        type = true;
-      } else {
-        std::string_view v;
-        if (!sc.value(v)) return false;
-        if (key == "payload") {
-          e.payload = v;
-          payload = true;
-        }
-      }
-      if (sc.eat(',')) continue;
-      if (!sc.eat('}')) return false;
-      break;
-    }
+  if (sc.eat('}')) return true;
+  for (;;) {
+    std::string_view key;
+    if (!sc.plain_string(key) || !sc.eat(':') || !member(key)) return false;
+    if (sc.eat(',')) continue;
+    return sc.eat('}');
   }
-  return type && payload;
+}
+
+bool skip_value(Scanner& sc) {
+  std::string_view v;
+  return sc.value(v);
+}
+
+bool scan_event(Scanner& sc, ScannedEvent& e) {
+  bool type = false, payload = false;
+  const bool read = each_member(sc, [&](std::string_view key) {
+    if (key == "type") return type = sc.plain_string(e.type);
+    if (key != "payload") return skip_value(sc);
+    return payload = sc.value(e.payload);
+  });
+  return read && type && payload;
 }
 
 }  // namespace
@@ -159,72 +162,46 @@ bool scan_commit(std::string_view body, ScannedCommit& out) {
   out.timestamp = 0;
   out.events.clear();
   Scanner sc(body);
-  if (!sc.eat('{')) return false;
   bool events = false;
-  if (!sc.eat('}')) {
-    for (;;) {
-      std::string_view key;
-      if (!sc.plain_string(key) || !sc.eat(':')) return false;
-      if (key == "events") {
-        if (!sc.eat('[')) return false;
-        if (!sc.eat(']')) {
-          for (;;) {
-            ScannedEvent e;
-            if (!scan_event(sc, e)) return false;
-            out.events.push_back(e);
-            if (sc.eat(',')) continue;
-            if (!sc.eat(']')) return false;
-            break;
-          }
+  const bool read = each_member(sc, [&](std::string_view key) {
+    if (key == "events") {
+      if (!sc.eat('[')) return false;
+      if (!sc.eat(']')) {
+        for (;;) {
+          ScannedEvent e;
+          if (!scan_event(sc, e)) return false;
+          out.events.push_back(e);
+          if (sc.eat(',')) continue;
+          if (!sc.eat(']')) return false;
+          break;
         }
-        events = true;
-      } else if (key == "timestamp" && !sc.peek('"')) {
-        if (!sc.integer(out.timestamp)) return false;
-      } else {
-        std::string_view v;
-        if (!sc.value(v)) return false;
       }
-      if (sc.eat(',')) continue;
-      if (!sc.eat('}')) return false;
-      break;
+      return events = true;
     }
-  }
-  return events && sc.at_end();
+    if (key == "timestamp" && !sc.peek('"')) return sc.integer(out.timestamp);
+    return skip_value(sc);
+  });
+  return read && events && sc.at_end();
 }
 
 bool scan_commit_head(std::string_view body, ScannedHead& out) {
   out = ScannedHead{};
   Scanner sc(body);
-  if (!sc.eat('{')) return false;
   bool first = false, last = false, id = false;
-  if (!sc.eat('}')) {
-    for (;;) {
-      std::string_view key;
-      if (!sc.plain_string(key) || !sc.eat(':')) return false;
-      if (key == "first_version" || key == "version") {
-        int64_t v = 0;
-        if (sc.peek('"') || !sc.integer(v) || v < 0) return false;
-        (key == "version" ? out.version : out.first_version) = static_cast<uint64_t>(v);
-        (key == "version" ? last : first) = true;
-      } else if (key == "commit_id" || key == "idempotency_key" || key == "command_digest") {
-        std::string_view v;
-        if (!sc.plain_string(v)) return false;
-        if (key == "commit_id") {
-          out.commit_id = v;
-          id = true;
-        } else {
-          (key == "idempotency_key" ? out.idempotency_key : out.command_digest) = v;
-        }
-      } else {
-        std::string_view v;
-        if (!sc.value(v)) return false;
-      }
-      if (sc.eat(',')) continue;
-      if (!sc.eat('}')) return false;
-      break;
+  const bool read = each_member(sc, [&](std::string_view key) {
+    if (key == "first_version" || key == "version") {
+      int64_t v = 0;
+      if (sc.peek('"') || !sc.integer(v) || v < 0) return false;
+      (key == "version" ? out.version : out.first_version) = static_cast<uint64_t>(v);
+      (key == "version" ? last : first) = true;
+      return true;
     }
-  }
-  return first && last && id && sc.at_end();
+    if (key == "commit_id") return id = sc.plain_string(out.commit_id);
+    if (key == "idempotency_key") return sc.plain_string(out.idempotency_key);
+    if (key == "command_digest") return sc.plain_string(out.command_digest);
+    return skip_value(sc);
+  });
+  return read && first && last && id && sc.at_end();
 }
 
 }  // namespace aether

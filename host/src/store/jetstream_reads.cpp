@@ -137,7 +137,6 @@ std::optional<CommitHead> commit_head(natsMsg* m) {
     h.last = *kept;
     return h;
   }
-  const std::string_view text(natsMsg_GetData(m), static_cast<size_t>(std::max(0, natsMsg_GetDataLength(m))));
   if (auto last = header_u64(m, kHdrLast)) {
     // A commit of a store that wrote these as headers.
     auto first = header_u64(m, kHdrFirst);
@@ -148,20 +147,15 @@ std::optional<CommitHead> commit_head(natsMsg* m) {
     h.tag = {header_str(m, kHdrIdem), header_str(m, kHdrDigest)};
     return h;
   }
+  const std::string_view text(natsMsg_GetData(m), static_cast<size_t>(std::max(0, natsMsg_GetDataLength(m))));
   if (ScannedHead s; scan_commit_head(text, s)) {
     h.first = s.first_version;
     h.last = s.version;
     h.commit_id = s.commit_id;
     h.tag = {std::string(s.idempotency_key), std::string(s.command_digest)};
-  } else if (auto c = decode_commit_summary(text)) {
-    // Escapes in a string member (an idempotency key may hold any
-    // character): the parser of the members around the events.
-    h.first = c->first_version;
-    h.last = c->version;
-    h.commit_id = std::move(c->commit_id);
-    h.tag = {std::move(c->idempotency_key), std::move(c->command_digest)};
   } else {
-    // Any other layout of the same JSON: the full parser.
+    // Escapes in a string member (an idempotency key may hold any
+    // character), or another layout of the same JSON: the full parser.
     if (!check_json_text(text, kMaxStoredJsonDepth, "commit body")) return std::nullopt;
     const json j = json::parse(text.begin(), text.end(), nullptr, false);
     if (!j.is_object()) return std::nullopt;
