@@ -20,6 +20,7 @@
 #include <string>
 #include <thread>
 
+#include "core/subjects.hpp"
 #include "nats/connection.hpp"
 #include "store/jetstream_store.hpp"
 #include "support/nats_cluster.hpp"
@@ -261,6 +262,68 @@ Status append_one(Journal& store, const ActorKey& key, uint64_t expected) {
 }
 
 std::string why(const Status& s) { return s.to_string() + " [cause " + s.cause() + "]"; }
+
+// A follower paused for longer than its election timeout and resumed may
+// depose the leader of a group it follows (nats-server 2.9 has no pre-vote:
+// its candidacy's higher term ends the leader's): for seconds, no server
+// answers for the stream, leader reads through any server get "JetStream
+// system temporarily unavailable" (10008). A lookup then fails, says that
+// the stream has no leader and that nothing was applied, and never answers
+// an old version; once a leader is back, lookups answer the acknowledged one.
+TEST(LaggingReplica, AFollowerResumedAfterALongPauseLeavesLookupsRightOrPreciselyFailed) {
+  StreamsSetup setup;
+  ASSERT_TRUE(setup.ready);
+  NatsCluster& cluster = setup.cluster;
+  const std::string stream = std::string(kPrefix) + "default";
+  const std::string leader = leader_of(*setup.conn, stream);
+  ASSERT_FALSE(leader.empty()) << "no leader for " << stream;
+  const size_t lagging = (static_cast<size_t>(leader[1] - '1') + 1) % cluster.size();
+  auto writer_conn = connect_to(cluster.server((lagging + 1) % cluster.size()).url());
+  auto reader_conn = connect_to(cluster.server(lagging).url());
+  ASSERT_TRUE(writer_conn && reader_conn);
+  auto writer = open_store(*writer_conn, "writer");
+  auto reader = open_store(*reader_conn, "reader");
+  ASSERT_TRUE(writer && reader);
+  constexpr int kLongActors = 8;
+  const auto actor = [](int a) { return ActorKey{"default", "Counter", "long-" + std::to_string(a)}; };
+  for (int a = 0; a < kLongActors; ++a) ASSERT_TRUE(append_one(*writer, actor(a), 0));
+  {
+    Paused paused(cluster.server(lagging).pid());
+    for (int a = 0; a < kLongActors; ++a) ASSERT_TRUE(append_one(*writer, actor(a), 1));
+    // As long as the fault suite's pauses: longer than the followers'
+    // election timeout, shorter than the routes' write deadline.
+    std::this_thread::sleep_for(std::chrono::seconds(6));
+  }
+  // Through the resumed server, at once, until every actor was read right
+  // once a leader is back (bounded).
+  int no_leader = 0, wrong = 0, other = 0, right_in_a_row = 0;
+  std::string detail;
+  const auto resumed = std::chrono::steady_clock::now();
+  const auto until = resumed + std::chrono::seconds(30);
+  while (right_in_a_row < kLongActors && std::chrono::steady_clock::now() < until) {
+    for (int a = 0; a < kLongActors; ++a) {
+      auto v = reader->latest_version(actor(a));
+      if (v) {
+        right_in_a_row = *v == 2 ? right_in_a_row + 1 : 0;
+        if (*v != 2) ++wrong;
+        continue;
+      }
+      right_in_a_row = 0;
+      if (v.status().cause() == "stream_no_leader" && v.status().applied() == Applied::kNo) {
+        ++no_leader;
+      } else if (other++ == 0) {
+        detail = why(v.status());
+      }
+    }
+    if (right_in_a_row < kLongActors) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  std::printf("lookups through the resumed server: %d answered that the stream has no leader; all right %.1f s "
+              "after the resume\n",
+              no_leader, std::chrono::duration<double>(std::chrono::steady_clock::now() - resumed).count());
+  EXPECT_EQ(wrong, 0) << "a lookup answered a version the leader had replaced";
+  EXPECT_EQ(other, 0) << "first: " << detail;
+  EXPECT_GE(right_in_a_row, kLongActors) << "no lookup succeeded within 30 s of the resume";
+}
 
 // A paused stream leader: a lookup times out (and says so, not "NATS is
 // not connected"); a publish is not acknowledged and may have been stored.

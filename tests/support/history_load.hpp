@@ -45,6 +45,7 @@ inline bool routing_loop(const Sent& s) {
 // to its own actor f-<i>, at most one command per `pace_ms`.
 class HistoryLoad {
  public:
+  static constexpr int kReplyMs = 10000;  // the client's deadline for a reply
   HistoryLoad(const std::string& url, int actors, int pace_ms = 100) : actors_(actors), pace_ms_(pace_ms) {
     natsConnection_ConnectTo(&nc_, url.c_str());
   }
@@ -84,11 +85,17 @@ class HistoryLoad {
     const std::string subject = "aether.default.cmd.Counter.f-" + std::to_string(a);
     s.at = now();
     natsMsg* reply = nullptr;
-    s.code = "timeout";
-    if (natsConnection_Request(&reply, nc_, subject.c_str(), body.data(), static_cast<int>(body.size()), 10000) ==
-        NATS_OK) {
+    const natsStatus rs =
+        natsConnection_Request(&reply, nc_, subject.c_str(), body.data(), static_cast<int>(body.size()), kReplyMs);
+    if (rs == NATS_OK) {
       read_reply(reply, s);
       natsMsg_Destroy(reply);
+    } else {
+      // No reply: the request or its reply was lost on the way (a server
+      // that died with it), or no node answered within the client's deadline.
+      s.code = "timeout";
+      s.message = std::string("no reply within ") + std::to_string(kReplyMs) + " ms (" + natsStatus_GetText(rs) +
+                  "), sent " + std::to_string(s.at).substr(0, 6) + " s into the run";
     }
     s.done = now();
     std::lock_guard lock(mu_);
