@@ -28,10 +28,11 @@ using aether::test::Phase;
 constexpr int kActors = 32;
 constexpr int64_t kNodeTtlMs = 3000;
 
-// Publishes to stream PROBE (R3) every 20 ms, recording when each publish
-// was acknowledged, and reads a key of the store's idempotency bucket
-// through the JetStream API (a leader read, as the store's key lookups are
-// made) every 20 ms, recording when each read answered: nats-server's own
+// Publishes to stream PROBE (R3), to PROBE_STORE (R3, led by the store
+// stream's server) and to the store's events stream every 20 ms each,
+// recording when each publish was acknowledged, and reads a key of the
+// store's idempotency bucket through the JetStream API (a leader read, as
+// the store's key lookups are made) every 20 ms, recording when each read answered: nats-server's own
 // unavailability, for writes and for the leader reads that decide whether a
 // command is a retry.
 class Probe {
@@ -46,6 +47,10 @@ class Probe {
     aether::test::add_test_stream(js_, "PROBE_STORE", "probestore.>", 3, 1000);
     writer_ = std::thread([this] { publish_every_20ms("probe.x", acks_); });
     store_writer_ = std::thread([this] { publish_every_20ms("probestore.x", store_acks_); });
+    // The store's own events stream, on a subject of no actor type (hosts
+    // ignore what does not decode as a commit): its raft group is the one
+    // the commands need.
+    events_writer_ = std::thread([this] { publish_every_20ms("aether.default.events.Probe.raw", events_acks_); });
     reader_ = std::thread([this] {
       while (!stop_.load()) {
         // A key nobody wrote: "not found" is the leader's answer too.
@@ -62,6 +67,7 @@ class Probe {
     stop_.store(true);
     writer_.join();
     store_writer_.join();
+    events_writer_.join();
     reader_.join();
     jsCtx_Destroy(js_);
     natsConnection_Destroy(nc_);
@@ -72,6 +78,8 @@ class Probe {
   double longest_read_gap(const Phase& p) { return gap(reads_, p); }
   // The same for the stream whose leader is the store's stream's server.
   double longest_store_gap(const Phase& p) { return gap(store_acks_, p); }
+  // The same for the store's events stream itself.
+  double longest_events_gap(const Phase& p) { return gap(events_acks_, p); }
 
  private:
   void publish_every_20ms(const char* subject, std::vector<double>& acks) {
@@ -102,10 +110,10 @@ class Probe {
   HistoryLoad& clock_;
   natsConnection* nc_ = nullptr;
   jsCtx* js_ = nullptr;
-  std::thread writer_, store_writer_, reader_;
+  std::thread writer_, store_writer_, events_writer_, reader_;
   std::atomic<bool> stop_{false};
   std::mutex mu_;
-  std::vector<double> acks_, store_acks_, reads_;
+  std::vector<double> acks_, store_acks_, events_acks_, reads_;
 };
 
 int fail(const std::string& why) {
@@ -160,6 +168,8 @@ int main() {
       std::printf("    nats-server itself: its probe stream (leader on that server) waited up to %.2f s for a "
                   "publish; a raw leader read of the idempotency bucket waited up to %.2f s\n",
                   probe.longest_gap(p), probe.longest_read_gap(p));
+      std::printf("    a raw publish to the store's events stream itself waited up to %.2f s\n",
+                  probe.longest_events_gap(p));
       if (p.fault.find("bucket leader only") != std::string::npos) {
         std::printf("    a raw R3 stream led by the store stream's server (not paused) waited up to %.2f s for a "
                     "publish\n", probe.longest_store_gap(p));

@@ -3,6 +3,7 @@
 #include <nats/nats.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <mutex>
 #include <optional>
@@ -84,8 +85,23 @@ struct NatsIngress::Impl {
     }
     natsMsgHeader_Set(out, "Aether-Status", std::to_string(r.status).c_str());
     if (r.redirect_epoch > 0) natsMsgHeader_Set(out, kHeaderRedirect, std::to_string(r.redirect_epoch).c_str());
-    natsConnection_PublishMsg(conn.nc(), out);
+    const natsStatus sent = natsConnection_PublishMsg(conn.nc(), out);
     natsMsg_Destroy(out);
+    if (sent != NATS_OK) lost_reply(sent, reply_to);
+  }
+
+  // A reply that could not be sent (the connection is reconnecting): its
+  // client gets no answer and times out. Logged at most once a second.
+  std::atomic<uint64_t> replies_lost{0};
+  std::atomic<int64_t> lost_logged_ms{0};
+  void lost_reply(natsStatus s, const std::string& reply_to) {
+    const uint64_t n = replies_lost.fetch_add(1) + 1;
+    const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::steady_clock::now().time_since_epoch()).count();
+    int64_t last = lost_logged_ms.load();
+    if (now - last < 1000 || !lost_logged_ms.compare_exchange_strong(last, now)) return;
+    log::warn(nats_error(s, "nats ingress: a reply to " + reply_to + " was not sent (" + std::to_string(n) +
+                                " so far); its client gets no answer"));
   }
 
   void handle(Request req) {
