@@ -151,7 +151,11 @@ struct Host::Parts {
 
   Status connect_nats() {
     if (!config.nats.enabled) return Status::ok();
-    const NatsOptions no = nats_options(config);
+    NatsOptions no = nats_options(config);
+    // The host's commits are not sent back to it: it hands them to its own
+    // readers (event streams, the commit follower) itself, without a round
+    // through the server and the wake-ups of delivering them.
+    no.no_echo = true;
     auto c = with_retry("nats", [&] { return NatsConnection::connect(no); });
     if (!c) return c.status();
     nats = std::move(c).value();
@@ -182,7 +186,8 @@ struct Host::Parts {
     if (seams.open_store) {
       s = seams.open_store();
     } else if (config.store.backend == "jetstream") {
-      const JetStreamOptions jo = jetstream_options(config);
+      JetStreamOptions jo = jetstream_options(config);
+      jo.echo = bus.get();
       s = with_retry("jetstream store", [&] { return open_jetstream_store(*nats, jo); });
     } else if (config.store.backend == "memory") {
       s = make_memory_store(events_bus(), config.node.id);
@@ -191,6 +196,7 @@ struct Host::Parts {
       // Without NATS on the local bus; with it, the store's outbox relay.
       so.broadcast = local_bus.get();
       so.relay = nats.get();
+      so.relay_echo = bus.get();
       so.on_commit_batch = [this](size_t n) { metrics.on_commit_batch(n); };
       s = open_sqlite_store(so);
       if (s && so.outbox && nats) log::info("broadcasting committed events to NATS from the sqlite outbox");
@@ -280,7 +286,8 @@ struct Host::Parts {
     return Status::ok();
   }
 
-  // Other nodes' commits keep this node's caches current.
+  // Other nodes' commits keep this node's caches current (its own do not
+  // reach it: remote_only, and its connection does not echo).
   void follow_remote_commits() {
     if (!bus) return;
     Journal* s = store;
@@ -292,7 +299,7 @@ struct Host::Parts {
         if (!c || c->node == self) return;
         s->note_remote_commit(c->key, c->version);
         r->note_remote_commit(c->key, c->version);
-      }));
+      }, SubscribeOptions{.remote_only = true}));
     }
   }
 

@@ -48,6 +48,8 @@ struct SubscribeOptions {
   // Messages queued for this subscription before new ones are dropped for
   // it; 0: the bus's BusOptions::subscriber_queue.
   size_t queue_capacity = 0;
+  // Only what other processes published (NATS): nothing of deliver_local.
+  bool remote_only = false;
 };
 
 // A bus's settings (the config's `bus` section).
@@ -65,6 +67,11 @@ class Bus {
  public:
   virtual ~Bus() = default;
   virtual void publish(Message message) = 0;
+  // Hands `message` to this process's subscribers only: a message this
+  // process published by other means (a JetStream commit, the outbox
+  // relay's publish) that its NATS connection does not echo back to it
+  // (NatsOptions::no_echo).
+  virtual void deliver_local(const Message& message) = 0;
   virtual std::unique_ptr<Subscription> subscribe(std::string pattern, MessageHandler handler,
                                                   SubscribeOptions options = {}) = 0;
   // False iff nothing could receive a message now: lets publishers skip

@@ -55,6 +55,7 @@ class LocalBus final : public Bus {
  public:
   explicit LocalBus(BusOptions options) : options_(options) {}
 
+  void deliver_local(const Message& m) override { publish(m); }
   void publish(Message m) override {
     std::lock_guard lock(mu_);
     for (QueuedSubscription* s : subs_) {

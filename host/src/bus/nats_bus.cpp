@@ -48,6 +48,17 @@ struct NatsBus::Impl {
     }
   }
 
+  // To the local subscribers of every pattern `m` matches.
+  void deliver_local(const Message& m) {
+    std::lock_guard lock(mu);
+    for (const auto& [pattern, shared] : by_pattern) {
+      if (!subject_matches(pattern, m.subject)) continue;
+      for (QueuedSubscription* l : shared->locals) {
+        if (!l->remote_only()) l->offer(m);
+      }
+    }
+  }
+
   void remove(QueuedSubscription* s) {
     natsSubscription* to_close = nullptr;
     std::unique_ptr<Shared> gone;
@@ -77,13 +88,19 @@ NatsBus::~NatsBus() = default;
 void NatsBus::publish(Message m) {
   if (!impl_->conn.connected()) return;
   natsConnection_Publish(impl_->conn.nc(), m.subject.c_str(), m.data.data(), static_cast<int>(m.data.size()));
+  // The server echoes nothing back to this connection: its own readers
+  // get the message here.
+  if (impl_->conn.options().no_echo) impl_->deliver_local(m);
 }
+
+void NatsBus::deliver_local(const Message& m) { impl_->deliver_local(m); }
 
 std::unique_ptr<Subscription> NatsBus::subscribe(std::string pattern, MessageHandler handler,
                                                  SubscribeOptions options) {
   Impl* impl = impl_.get();
   auto local = std::make_unique<QueuedSubscription>(pattern, std::move(handler), options_.queue_for(options),
-                                                    [impl](QueuedSubscription* gone) { impl->remove(gone); });
+                                                    [impl](QueuedSubscription* gone) { impl->remove(gone); },
+                                                    options.remote_only);
   std::lock_guard lock(impl->mu);
   auto& shared = impl->by_pattern[pattern];
   if (!shared) {

@@ -25,6 +25,7 @@ class NatsBus final : public Bus {
   explicit NatsBus(NatsConnection& connection, BusOptions options = {});
   ~NatsBus() override;
   void publish(Message message) override;
+  void deliver_local(const Message& message) override;
   std::unique_ptr<Subscription> subscribe(std::string pattern, MessageHandler handler,
                                           SubscribeOptions options = {}) override;
   bool has_subscribers() const override;

@@ -19,10 +19,11 @@ class QueuedSubscription final : public Subscription {
  public:
   // `on_close` runs first in the destructor (the bus forgets the subscription).
   QueuedSubscription(std::string pattern, MessageHandler handler, size_t capacity,
-                     std::function<void(QueuedSubscription*)> on_close)
+                     std::function<void(QueuedSubscription*)> on_close, bool remote_only = false)
       : pattern_(std::move(pattern)),
         handler_(std::move(handler)),
         capacity_(capacity == 0 ? 1 : capacity),
+        remote_only_(remote_only),
         on_close_(std::move(on_close)) {
     thread_ = std::thread([this] { run(); });
   }
@@ -38,6 +39,7 @@ class QueuedSubscription final : public Subscription {
   const std::string& pattern() const override { return pattern_; }
   uint64_t dropped() const override { return dropped_.load(); }
   uint64_t delivered() const override { return delivered_.load(); }
+  bool remote_only() const { return remote_only_; }
 
   void offer(const Message& m) {
     {
@@ -69,6 +71,7 @@ class QueuedSubscription final : public Subscription {
   std::string pattern_;
   MessageHandler handler_;
   size_t capacity_;
+  bool remote_only_;
   std::function<void(QueuedSubscription*)> on_close_;
   std::mutex mu_;
   std::condition_variable cv_;

@@ -157,6 +157,7 @@ Result<std::unique_ptr<NatsConnection>> NatsConnection::connect(const NatsOption
   // Replies and publishes go out at once instead of waiting for the
   // library's flusher: a request/reply command is latency-bound.
   if (s == NATS_OK) s = natsOptions_SetSendAsap(opts, true);
+  if (s == NATS_OK && o.no_echo) s = natsOptions_SetNoEcho(opts, true);
   if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(opts, on_disconnected, closure);
   if (s == NATS_OK) s = natsOptions_SetReconnectedCB(opts, on_reconnected, closure);
   if (s == NATS_OK) s = natsOptions_SetClosedCB(opts, on_closed, closure);

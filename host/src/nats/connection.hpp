@@ -38,6 +38,11 @@ struct NatsOptions {
   int64_t request_timeout_ms = 500;   // JetStream API calls and publish acks
   int64_t ping_interval_ms = 120000;  // a stalled server is left after max_pings_out
   int max_pings_out = 2;              // unanswered pings
+  // The server does not deliver what this connection publishes to its own
+  // subscriptions. A host sets it: its commits would otherwise all come
+  // back to it; what its own readers need of them it delivers itself
+  // (Bus::deliver_local).
+  bool no_echo = false;
 };
 
 class NatsConnection {

@@ -1,5 +1,6 @@
 // JetStreamStore: appends: publish, ack, settle.
 #include "store/jetstream_journal.hpp"
+#include "bus/bus.hpp"
 
 namespace aether::store_detail {
 
@@ -178,10 +179,14 @@ void JetStreamStore::acked(natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae) {
   }
   // No answer, or none that says "not stored": the commit is in doubt.
   const bool refused = pae != nullptr && (pae->ErrCode != 0 || pae->Err == NATS_NO_RESPONDERS);
+  if (op && pa != nullptr && !pa->Duplicate) {
+    MsgPtr owner{msg};
+    const std::string_view body(natsMsg_GetData(msg), static_cast<size_t>(std::max(0, natsMsg_GetDataLength(msg))));
+    return self->committed(std::move(op), pa->Sequence, body);
+  }
   if (pa == nullptr && !refused) in_doubt_.hold(msg);
   else natsMsg_Destroy(msg);
   if (!op) return;
-  if (pa != nullptr && !pa->Duplicate) return self->committed(std::move(op), pa->Sequence);
   // Everything else needs requests to the server: not on cnats' thread.
   const uint64_t seq = pa != nullptr ? pa->Sequence : 0;
   const bool duplicate = pa != nullptr;
@@ -193,7 +198,12 @@ void JetStreamStore::acked(natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae) {
   });
 }
 
-void JetStreamStore::committed(std::unique_ptr<PendingAppend> op, uint64_t seq) {
+void JetStreamStore::echo_commit(const std::string& subject, std::string_view body) {
+  if (opts_.echo != nullptr && !body.empty()) opts_.echo->deliver_local(Message{subject, std::string(body)});
+}
+
+void JetStreamStore::committed(std::unique_ptr<PendingAppend> op, uint64_t seq, std::string_view body) {
+  echo_commit(op->subject, body);
   const AppendRequest& req = *op->req;
   {
     std::lock_guard lock(mu_);
@@ -221,7 +231,11 @@ void JetStreamStore::settle(std::unique_ptr<PendingAppend> op, uint64_t seq, boo
     natsStatus gs = get_at(&stored, events_stream(req.key.ns), seq);
     MsgPtr so{stored};
     const std::optional<CommitHead> head = gs == NATS_OK ? commit_head(stored) : std::nullopt;
-    if (head && head->commit_id == op->commit_id) return committed(std::move(op), seq);
+    if (head && head->commit_id == op->commit_id) {
+      // Our own publish, stored before: its acknowledgement was lost.
+      return committed(std::move(op), seq,
+                       std::string_view(natsMsg_GetData(stored), static_cast<size_t>(natsMsg_GetDataLength(stored))));
+    }
     if (head && !req.idempotency_key.empty() && head->tag.key == req.idempotency_key) {
       // An earlier commit of this idempotency key: that one is the result.
       AppendResult r;
@@ -265,8 +279,11 @@ AppendResult JetStreamStore::stored_in_doubt(const AppendRequest& req, const InD
     }
   }
   if (!ours) return conflict(req, req.expected_version + 1);
-  // Ours: the actor's tip is known without a lookup, and the commit's key
-  // goes to the cache (its first write was skipped with the lost ack).
+  // Ours: this process's own readers get it now, its acknowledgement having
+  // been lost; the actor's tip is known without a lookup, and the commit's
+  // key goes to the cache (its first write was skipped with the lost ack).
+  echo_commit(subjects::events(req.key), std::string_view(natsMsg_GetData(d.held.get()),
+                                                          static_cast<size_t>(natsMsg_GetDataLength(d.held.get()))));
   const CommitTag& tag = mine->tag;
   {
     std::lock_guard lock(mu_);

@@ -360,7 +360,12 @@ class JetStreamStore final : public Journal {
 
   void acked(natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae);
 
-  void committed(std::unique_ptr<PendingAppend> op, uint64_t seq);
+  // `body`: the stored commit message, for this process's own readers
+  // (JetStreamOptions::echo); empty: they have it already.
+  void committed(std::unique_ptr<PendingAppend> op, uint64_t seq, std::string_view body = {});
+
+  // Hands a stored commit to this process's own readers (JetStreamOptions::echo).
+  void echo_commit(const std::string& subject, std::string_view body);
 
   // Deletes keys from the cache on the cache thread, after the writes still
   // waiting there (one of them may be a removed commit's key), and waits for

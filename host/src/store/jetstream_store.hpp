@@ -19,6 +19,7 @@
 
 namespace aether {
 
+class Bus;
 class NatsConnection;
 
 struct JetStreamOptions {
@@ -33,6 +34,11 @@ struct JetStreamOptions {
   int64_t duplicate_window_ms = 0;
   std::string node_id = "node-1";
   uint32_t publishers = 32;      // appends in flight at once
+  // On a connection that does not echo (NatsOptions::no_echo): each commit,
+  // once stored, is handed to this process's subscribers on this bus
+  // (Bus::deliver_local), as the server would have. REQUIRES: outlives the
+  // store.
+  Bus* echo = nullptr;
 };
 
 // REQUIRES: `connection` outlives the store.

@@ -7,6 +7,7 @@
 #include <mutex>
 #include <thread>
 
+#include "bus/bus.hpp"
 #include "core/guarded.hpp"
 #include "nats/connection.hpp"
 #include "store/store.hpp"
@@ -24,7 +25,9 @@ struct OutboxRelay::Impl {
   uint64_t emptied = 0;  // the last pass that found the outbox empty
   std::thread thread;
 
-  Impl(NatsConnection& c, Outbox& o) : conn(c), outbox(o) {}
+  Bus* echo = nullptr;
+
+  Impl(NatsConnection& c, Outbox& o, Bus* e) : conn(c), outbox(o), echo(e) {}
 
   // Publishes one batch; returns how many entries were published and removed,
   // or -1 when NATS or the store failed (retried later).
@@ -43,6 +46,9 @@ struct OutboxRelay::Impl {
     // Only what the server has taken (the flush's PONG) leaves the outbox.
     if (natsConnection_FlushTimeout(conn.nc(), 2000) != NATS_OK) return -1;
     if (!outbox.outbox_ack(batch->back().id)) return -1;
+    if (echo != nullptr) {
+      for (const auto& e : *batch) echo->deliver_local(Message{e.subject, e.data});
+    }
     return static_cast<int>(batch->size());
   }
 
@@ -63,8 +69,8 @@ struct OutboxRelay::Impl {
   }
 };
 
-OutboxRelay::OutboxRelay(NatsConnection& connection, Outbox& outbox)
-    : impl_(std::make_unique<Impl>(connection, outbox)) {
+OutboxRelay::OutboxRelay(NatsConnection& connection, Outbox& outbox, Bus* echo)
+    : impl_(std::make_unique<Impl>(connection, outbox, echo)) {
   impl_->thread = std::thread([this] { impl_->run(); });
 }
 

@@ -15,6 +15,7 @@
 
 namespace aether {
 
+class Bus;
 class NatsConnection;
 
 // A commit waiting in the sqlite outbox.
@@ -37,8 +38,11 @@ class Outbox {
 
 class OutboxRelay {
  public:
-  // REQUIRES: connection and outbox outlive the relay.
-  OutboxRelay(NatsConnection& connection, Outbox& outbox);
+  // REQUIRES: connection, outbox and `echo` outlive the relay. `echo`
+  // (optional): what the relay published, once the server has it, also
+  // goes to this process's subscribers on it (a connection that does not
+  // echo: NatsOptions::no_echo).
+  OutboxRelay(NatsConnection& connection, Outbox& outbox, Bus* echo = nullptr);
   ~OutboxRelay();
   // Wakes the relay (after a commit).
   void notify();

@@ -40,7 +40,7 @@ Status SqliteStore::init() {
                                                     opts_.on_checkpoint);
   if (Status s = checkpointer_->start(write_.db); !s) return s;
   // Before the writer starts: the writer reads relay_ without a lock.
-  if (opts_.outbox && opts_.relay != nullptr) relay_ = std::make_unique<OutboxRelay>(*opts_.relay, *this);
+  if (opts_.outbox && opts_.relay != nullptr) relay_ = std::make_unique<OutboxRelay>(*opts_.relay, *this, opts_.relay_echo);
   writer_ = std::thread([this] { write_loop(); });
   return Status::ok();
 }

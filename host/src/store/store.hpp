@@ -313,6 +313,11 @@ struct SqliteOptions {
   // it after each commit and drains it in flush(). REQUIRES: outlives the
   // store.
   NatsConnection* relay = nullptr;
+  // With the relay on a connection that does not echo (NatsOptions::no_echo):
+  // each relayed commit, once the server has it, is handed to this process's
+  // subscribers on this bus (Bus::deliver_local). REQUIRES: outlives the
+  // store.
+  Bus* relay_echo = nullptr;
   std::string node_id = "node-1";
   // Without the outbox: every commit is published on this in-process bus
   // (when it has subscribers) after it committed, before append() calls
