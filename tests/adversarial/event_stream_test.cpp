@@ -1,6 +1,7 @@
 // GET /v1/{ns}/events/stream against a real aether-host: one SSE message per
 // commit, filters, the token, the cap on streams, slow and never-reading
-// clients (dropped, commands not slowed), and a hot swap under a stream.
+// clients (dropped, commands not slowed), a hot swap under a stream, and a
+// host on NATS (whose connection does not echo) streaming its own commits.
 #include <gtest/gtest.h>
 #include <httplib.h>
 
@@ -11,7 +12,13 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include <nats/nats.h>
+
+#include <mutex>
+#include <set>
+
 #include "support/host_process.hpp"
+#include "support/nats_server.hpp"
 #include "support/raw_http.hpp"
 #include "support/temp_dir.hpp"
 #include "support/wait.hpp"
@@ -25,11 +32,12 @@ using test::Socket;
 
 class StreamHost {
  public:
-  // `http` holds extra api.http keys, one per line, unindented.
-  explicit StreamHost(const std::string& http = "") {
+  // `http` holds extra api.http keys, one per line, unindented; `head`,
+  // top-level sections in place of the memory store.
+  explicit StreamHost(const std::string& http = "", const std::string& head = "store:\n  backend: memory\n") {
     config_ = dir_.file("host.yaml");
     std::ofstream out(config_);
-    out << "store:\n  backend: memory\nplugins:\n  dir: " << AETHER_PLUGIN_DIR
+    out << head << "plugins:\n  dir: " << AETHER_PLUGIN_DIR
         << "\n  list: [bank, counter]\napi:\n  http:\n    listen: 127.0.0.1:0\n";
     std::istringstream lines(http);
     for (std::string line; std::getline(lines, line);) out << "    " << line << "\n";
@@ -41,6 +49,7 @@ class StreamHost {
   }
   int port() const { return host_->port(); }
   std::string log() const { return host_ ? host_->log() : ""; }
+  std::string data_dir() const { return dir_.file("data"); }
   std::unique_ptr<httplib::Client> client(const std::string& token = "") const {
     auto c = std::make_unique<httplib::Client>("127.0.0.1", host_->port());
     c->set_keep_alive(true);
@@ -130,6 +139,80 @@ TEST(EventStream, OneMessagePerCommitFilteredByTypeAndId) {
   EXPECT_EQ(o[1]["events"][0]["id"], "default.BankAccount.acc-1.2");
   EXPECT_EQ(counters.parse("commit").size(), 1u) << "no other type on a filtered stream";
 }
+
+// A host on NATS does not receive its own commits from the server (its
+// connection does not echo): the store (jetstream), the outbox relay
+// (sqlite) or the bus (memory) hands them to its own event streams. Each
+// commit reaches a stream on that host once, in each actor's order, and a
+// raw NATS subscriber (another process) gets the same commits.
+class NatsEventStream : public testing::TestWithParam<std::string> {};
+
+TEST_P(NatsEventStream, AHostStreamsItsOwnCommitsOnceEach) {
+  test::NatsServer server;
+  test::TempDir data;
+  const std::string backend = GetParam();
+  std::string head = "node:\n  id: node-1\nnats:\n  enabled: true\n  servers: [\"" + server.url() +
+                     "\"]\n  ingress: false\nstore:\n  backend: " + backend + "\n";
+  if (backend == "sqlite") head += "  sqlite:\n    path: " + data.file("aether.db") + "\n";
+  StreamHost host("", head);
+  ASSERT_TRUE(host.start()) << host.log();
+  // Another process's view: a raw subscriber on the events subjects.
+  natsConnection* nc = nullptr;
+  ASSERT_EQ(natsConnection_ConnectTo(&nc, server.url().c_str()), NATS_OK);
+  struct Raw {
+    std::mutex mu;
+    std::vector<std::string> subjects;
+  } raw;
+  natsSubscription* sub = nullptr;
+  ASSERT_EQ(natsConnection_Subscribe(
+                &sub, nc, "aether.default.events.>",
+                [](natsConnection*, natsSubscription*, natsMsg* m, void* closure) {
+                  auto* r = static_cast<Raw*>(closure);
+                  std::lock_guard lock(r->mu);
+                  r->subjects.push_back(natsMsg_GetSubject(m));
+                  natsMsg_Destroy(m);
+                },
+                &raw),
+            NATS_OK);
+  ASSERT_EQ(natsConnection_Flush(nc), NATS_OK);
+  StreamClient stream(host.port());
+  ASSERT_EQ(stream.status(), 200) << stream.socket().received();
+  constexpr int kActors = 4, kEach = 5;
+  for (int i = 0; i < kEach; ++i) {
+    for (int a = 0; a < kActors; ++a) {
+      ASSERT_EQ(host.command("Counter", "own-" + std::to_string(a), {{"command", "Increment"}}), 200) << host.log();
+    }
+  }
+  const auto got = stream.messages(kActors * kEach);
+  ASSERT_EQ(got.size(), static_cast<size_t>(kActors * kEach)) << stream.socket().received();
+  // None more: no commit twice (bounded wait for a straggler).
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  (void)stream.socket().receive_some(200);
+  EXPECT_EQ(stream.parse("commit").size(), static_cast<size_t>(kActors * kEach)) << stream.socket().received();
+  std::map<std::string, uint64_t> last;
+  std::set<std::string> seen;
+  for (const json& c : got) {
+    ASSERT_TRUE(c.is_object());
+    const std::string id = c["actor_id"];
+    const uint64_t v = c["version"];
+    EXPECT_EQ(v, last[id] + 1) << id << " out of order";
+    last[id] = v;
+    EXPECT_TRUE(seen.insert(id + "/" + std::to_string(v)).second) << id << " v" << v << " twice";
+  }
+  for (int a = 0; a < kActors; ++a) EXPECT_EQ(last["own-" + std::to_string(a)], static_cast<uint64_t>(kEach));
+  EXPECT_TRUE(test::eventually(
+      [&] {
+        std::lock_guard lock(raw.mu);
+        return raw.subjects.size() >= static_cast<size_t>(kActors * kEach);
+      },
+      test::kWaitSeconds))
+      << "a raw subscriber got " << raw.subjects.size();
+  natsSubscription_Destroy(sub);
+  natsConnection_Destroy(nc);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, NatsEventStream, testing::Values("jetstream", "sqlite", "memory"),
+                         [](const auto& info) { return info.param; });
 
 TEST(EventStream, BadFiltersTokenAndOrigin) {
   StreamHost host("bearer_token: s3cret\nallowed_origins: [\"https://console.example\"]\n");
