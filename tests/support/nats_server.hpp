@@ -69,7 +69,9 @@ inline bool port_bindable(int port) {
 class NatsServer {
  public:
   // `config`: extra nats-server configuration text (accounts, users), or "".
-  explicit NatsServer(std::string config = "") : config_(std::move(config)), port_(free_port()) {
+  // `jetstream`: false only for a test that answers the JetStream API itself.
+  explicit NatsServer(std::string config = "", bool jetstream = true)
+      : config_(std::move(config)), jetstream_(jetstream), port_(free_port()) {
     start();
   }
   ~NatsServer() { stop(); }
@@ -80,9 +82,9 @@ class NatsServer {
     const std::string conf = dir_.file("nats.conf");
     {
       std::ofstream c(conf);
-      c << "listen: 127.0.0.1:" << port_ << "\n"
-        << "jetstream { store_dir: \"" << dir_.file("js") << "\" }\n"
-        << config_ << "\n";
+      c << "listen: 127.0.0.1:" << port_ << "\n";
+      if (jetstream_) c << "jetstream { store_dir: \"" << dir_.file("js") << "\" }\n";
+      c << config_ << "\n";
     }
     const pid_t parent = getpid();
     pid_ = fork();
@@ -128,6 +130,7 @@ class NatsServer {
 
   TempDir dir_;
   std::string config_;
+  bool jetstream_ = true;
   int port_;
   pid_t pid_ = -1;
 };

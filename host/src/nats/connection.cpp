@@ -26,17 +26,16 @@ std::string nats_error(int status, const std::string& text) {
 int kv_get_leader(NatsConnection& connection, const std::string& bucket, const std::string& key, std::string& value,
                   uint64_t& revision, int* js_error) {
   natsMsg* m = nullptr;
-  jsErrCode err = static_cast<jsErrCode>(0);
+  uint64_t seq = 0;
   const std::string stream = "KV_" + bucket;
   const std::string subject = "$KV." + bucket + "." + key;
-  natsStatus s = js_GetLastMsg(&m, connection.js(), stream.c_str(), subject.c_str(), nullptr, &err);
-  if (js_error != nullptr) *js_error = static_cast<int>(err);
+  const int s = leader_get_last(connection, stream, subject, &m, &seq, js_error);
   if (s != NATS_OK) return s;
   const char* op = nullptr;
   const bool gone = natsMsgHeader_Get(m, "KV-Operation", &op) == NATS_OK && op != nullptr;  // DEL or PURGE
   if (!gone) {
     value.assign(natsMsg_GetData(m), static_cast<size_t>(natsMsg_GetDataLength(m)));
-    revision = natsMsg_GetSequence(m);
+    revision = seq;
   }
   natsMsg_Destroy(m);
   return gone ? NATS_NOT_FOUND : NATS_OK;

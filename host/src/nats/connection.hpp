@@ -18,6 +18,7 @@
 // cnats types, kept opaque here so that nats.h stays out of this header.
 typedef struct __natsConnection natsConnection;
 typedef struct __jsCtx jsCtx;
+typedef struct __natsMsg natsMsg;
 typedef struct __kvStore kvStore;
 
 namespace aether {
@@ -111,6 +112,21 @@ int kv_get_leader(NatsConnection& connection, const std::string& bucket, const s
 // only costs another try.
 int kv_get_any_replica(NatsConnection& connection, const std::string& bucket, const std::string& key,
                        std::string& value, uint64_t& revision);
+
+// The last message of `subject` in `stream`, asked of the stream's leader
+// ($JS.API.STREAM.MSG.GET). Unlike js_GetLastMsg, which takes the first
+// answer, it waits (a quarter of the request timeout, at least 50 ms) for
+// the leader's answer when another member of the stream's group answers
+// first that the group has no leader (a member back from a pause says so
+// until it hears from the leader). Returns a natsStatus as js_GetLastMsg
+// does: NATS_OK with `msg` (its stream sequence in `seq`; the caller
+// destroys it), NATS_NOT_FOUND, NATS_TIMEOUT, NATS_NO_RESPONDERS, or
+// NATS_ERR with the JetStream error in `js_error`.
+int leader_get_last(NatsConnection& connection, const std::string& stream, const std::string& subject, natsMsg** msg,
+                    uint64_t* seq, int* js_error = nullptr);
+// The same for the message at stream sequence `seq`.
+int leader_get_seq(NatsConnection& connection, const std::string& stream, uint64_t seq, natsMsg** msg,
+                   int* js_error = nullptr);
 
 // "<text> (<natsStatus text>: <last error>)" for a failed cnats call.
 std::string nats_error(int status, const std::string& text);

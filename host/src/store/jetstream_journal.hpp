@@ -291,8 +291,11 @@ class JetStreamStore final : public Journal {
   // The last message on `subject` in `stream`. On a single-replica stream, a
   // direct get: answered by the stream's server without the JetStream API's
   // JSON and base64 round. With replicas, a direct get may be answered by a
-  // follower that lags, so the API (served by the leader) is asked instead.
-  natsStatus get_last(natsMsg** m, const std::string& stream, const std::string& subject, jsErrCode* err);
+  // follower that lags, so the API (served by the leader) is asked instead
+  // (leader_get_last: the leader's answer, not a lagging member's claim
+  // that there is no leader). `seq`: the message's stream sequence.
+  natsStatus get_last(natsMsg** m, uint64_t* seq, const std::string& stream, const std::string& subject,
+                      jsErrCode* err);
 
   // The message at stream sequence `seq`: a message never changes under its
   // sequence, so any replica that has it may answer (a direct get, which
@@ -311,7 +314,7 @@ class JetStreamStore final : public Journal {
   // it goes on working while the JetStream API waits for its leaders (after
   // a server's pause or restart the API answers "temporarily unavailable"
   // for seconds). The API is asked when no direct get answers.
-  natsStatus get_last_any_replica(natsMsg** m, const std::string& stream, const std::string& subject,
+  natsStatus get_last_any_replica(natsMsg** m, uint64_t* seq, const std::string& stream, const std::string& subject,
                                   jsErrCode* err);
 
   // A key of the idempotency bucket. With replicas, asked of the bucket's
@@ -403,11 +406,11 @@ class JetStreamStore final : public Journal {
   template <class F>
   Status walk_subject(const std::string& stream, const std::string& subject, F&& visit) {
     natsMsg* m = nullptr;
+    uint64_t last_seq = 0;
     jsErrCode err = static_cast<jsErrCode>(0);
-    natsStatus s = get_last(&m, stream, subject, &err);
+    natsStatus s = get_last(&m, &last_seq, stream, subject, &err);
     if (s == NATS_NOT_FOUND) return Status::ok();
     if (s != NATS_OK) return Status::unavailable(nats_error(s, "jetstream: last message of " + subject));
-    const uint64_t last_seq = natsMsg_GetSequence(m);
     natsMsg_Destroy(m);
     return walk(stream, subject, 0, last_seq, std::forward<F>(visit));
   }

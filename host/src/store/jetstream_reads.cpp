@@ -207,11 +207,13 @@ Result<Tip> JetStreamStore::fetch_tip(const ActorKey& key, bool for_append) {
   natsMsg* m = nullptr;
   jsErrCode err = static_cast<jsErrCode>(0);
   const std::string subject = subjects::events(key);
-  natsStatus s = get_last(&m, events_stream(key.ns), subject, &err);
+  uint64_t seq = 0;
+  natsStatus s = get_last(&m, &seq, events_stream(key.ns), subject, &err);
   bool from_leader = true;
   if (for_append && opts_.replicas > 1 && (err == JSClusterNotAvailErr || err == JSClusterNotLeaderErr)) {
     if (natsStatus d = direct_get_last(&m, events_stream(key.ns), subject); d == NATS_OK || d == NATS_NOT_FOUND) {
       s = d;
+      if (d == NATS_OK) seq = natsMsg_GetSequence(m);
       from_leader = false;
     }
   }
@@ -223,7 +225,6 @@ Result<Tip> JetStreamStore::fetch_tip(const ActorKey& key, bool for_append) {
                           Applied::kNo);
   } else {
     MsgPtr owner{m};
-    const uint64_t seq = natsMsg_GetSequence(m);
     std::optional<CommitHead> head = commit_head(m);
     if (!head) {
       return Status::corruption("actor " + key.to_string() + ", stream sequence " +

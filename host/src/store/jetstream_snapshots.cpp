@@ -53,7 +53,9 @@ Result<std::optional<Snapshot>> JetStreamStore::latest_snapshot(const ActorKey& 
   // shortens the replay and any replica's may be used. With limits, the
   // newest snapshot may be the only record of dropped events: the leader's.
   const std::string stream = snap_stream(key.ns), subject = subjects::snapshots(key);
-  natsStatus s = may_drop_events() ? get_last(&m, stream, subject, &err) : get_last_any_replica(&m, stream, subject, &err);
+  uint64_t seq = 0;
+  natsStatus s = may_drop_events() ? get_last(&m, &seq, stream, subject, &err)
+                                   : get_last_any_replica(&m, &seq, stream, subject, &err);
   if (s == NATS_NOT_FOUND) return std::optional<Snapshot>();
   if (s != NATS_OK) {
     return request_failed(s, err, "lookup of the latest snapshot of " + key.to_string(), "lookup_timeout",

@@ -112,28 +112,33 @@ natsStatus JetStreamStore::get_at(natsMsg** m, const std::string& stream, uint64
   o.Sequence = seq;
   if (js_DirectGetMsg(m, conn_.js(), stream.c_str(), nullptr, &o) == NATS_OK) return NATS_OK;
   *m = nullptr;
-  return js_GetMsg(m, conn_.js(), stream.c_str(), seq, nullptr, nullptr);
+  return static_cast<natsStatus>(leader_get_seq(conn_, stream, seq, m));
 }
 
-natsStatus JetStreamStore::get_last(natsMsg** m, const std::string& stream, const std::string& subject,
+natsStatus JetStreamStore::get_last(natsMsg** m, uint64_t* seq, const std::string& stream, const std::string& subject,
                                     jsErrCode* err) {
   if (opts_.replicas <= 1) {
     natsStatus s = direct_get_last(m, stream, subject);
+    if (s == NATS_OK) *seq = natsMsg_GetSequence(*m);
     if (s != NATS_NO_RESPONDERS) return s;  // else: a stream created without allow_direct
   }
-  return js_GetLastMsg(m, conn_.js(), stream.c_str(), subject.c_str(), nullptr, err);
+  int code = 0;
+  const auto s = static_cast<natsStatus>(leader_get_last(conn_, stream, subject, m, seq, &code));
+  if (err != nullptr) *err = static_cast<jsErrCode>(code);
+  return s;
 }
 
-natsStatus JetStreamStore::get_last_any_replica(natsMsg** m, const std::string& stream, const std::string& subject,
-                                                jsErrCode* err) {
+natsStatus JetStreamStore::get_last_any_replica(natsMsg** m, uint64_t* seq, const std::string& stream,
+                                                const std::string& subject, jsErrCode* err) {
   if (opts_.replicas > 1) {
     // A replica answers within milliseconds; one that does not (a paused
     // server still in the group) should not cost a whole request timeout
     // before the leader is asked.
     natsStatus s = direct_get_last(m, stream, subject, std::max<int64_t>(50, conn_.options().request_timeout_ms / 4));
+    if (s == NATS_OK) *seq = natsMsg_GetSequence(*m);
     if (s == NATS_OK || s == NATS_NOT_FOUND) return s;
   }
-  return get_last(m, stream, subject, err);
+  return get_last(m, seq, stream, subject, err);
 }
 
 }  // namespace aether::store_detail
