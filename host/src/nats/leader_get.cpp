@@ -8,7 +8,9 @@
 // server a client is connected to, its answer is the first one.
 #include <nats/nats.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
