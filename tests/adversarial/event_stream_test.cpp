@@ -207,6 +207,11 @@ TEST_P(NatsEventStream, AHostStreamsItsOwnCommitsOnceEach) {
       },
       test::kWaitSeconds))
       << "a raw subscriber got " << raw.subjects.size();
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // none more (no fault: no publish retried)
+  {
+    std::lock_guard lock(raw.mu);
+    EXPECT_EQ(raw.subjects.size(), static_cast<size_t>(kActors * kEach));
+  }
   natsSubscription_Destroy(sub);
   natsConnection_Destroy(nc);
 }

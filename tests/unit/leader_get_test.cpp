@@ -8,13 +8,15 @@
 // A real nats-server without JetStream, so that the API subject is
 // answered only by the responders here: a "member" that
 // claims there is no leader at once, and a "leader" that answers the
-// message a little later (or not at all, or that it has none).
+// message a little later (or not at all, or that it has none, or
+// something that is not the API's answer).
 #include <gtest/gtest.h>
 #include <nats/nats.h>
 
 #include <chrono>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "nats/connection.hpp"
 #include "support/nats_server.hpp"
@@ -72,7 +74,7 @@ const std::string kNone =
 std::unique_ptr<NatsConnection> client(const test::NatsServer& server) {
   NatsOptions o;
   o.servers = {server.url()};
-  o.request_timeout_ms = 1000;
+  o.request_timeout_ms = 4000;  // the leader's answer is waited 1 s after a claim
   auto c = NatsConnection::connect(o);
   EXPECT_TRUE(c) << c.status().to_string();
   return c ? std::move(c).value() : nullptr;
@@ -81,7 +83,7 @@ std::unique_ptr<NatsConnection> client(const test::NatsServer& server) {
 TEST(LeaderGet, TheLeadersAnswerWinsOverAMembersClaimOfNoLeader) {
   test::NatsServer server("", /*jetstream=*/false);
   Responder member(server, kNoLeader, 0);
-  Responder leader(server, kMessage, 30);
+  Responder leader(server, kMessage, 200);
   auto conn = client(server);
   ASSERT_TRUE(conn);
   // cnats takes the first answer: the member's.
@@ -128,6 +130,40 @@ TEST(LeaderGet, NoMessageAndNoResponders) {
   EXPECT_EQ(leader_get_last(*conn, "S", "s.x", &m, nullptr, &err), NATS_NOT_FOUND);
   EXPECT_EQ(err, JSNoMessageFoundErr);
   EXPECT_EQ(m, nullptr);
+}
+
+// Answers of the wrong shape (types, values, encodings) are failed reads,
+// never an exception on the store's thread.
+TEST(LeaderGet, AnswersOfTheWrongShapeAreFailedReads) {
+  test::NatsServer server("", /*jetstream=*/false);
+  auto conn = client(server);
+  ASSERT_TRUE(conn);
+  const std::string head = R"({"type":"io.nats.jetstream.api.v1.stream_msg_get_response",)";
+  const std::vector<std::string> bodies = {
+      "not json",
+      "[]",
+      head + R"("error":{"code":"x","err_code":"10008"}})",
+      head + R"("error":{"code":503,"err_code":-1}})",
+      head + R"("message":{"subject":null,"seq":7,"data":"eyJhIjoxfQ=="}})",
+      head + R"("message":{"subject":"s.x","seq":"7","data":"eyJhIjoxfQ=="}})",
+      head + R"("message":{"subject":"s.x","seq":-7,"data":"eyJhIjoxfQ=="}})",
+      head + R"("message":{"subject":"s.x","seq":0,"data":"eyJhIjoxfQ=="}})",
+      head + R"("message":{"subject":"s.x","seq":7,"data":"***"}})",
+      head + R"("message":{"subject":"s.x","seq":7,"data":"eyJhIjoxfQ==","hdrs":"bm90IGEgaGVhZGVy"}})",
+      head + R"("message":{"subject":"s.x","seq":7,"data":["eyJhIjoxfQ=="]}})",
+  };
+  for (const std::string& body : bodies) {
+    SCOPED_TRACE(body);
+    Responder leader(server, body, 0);
+    natsMsg* m = nullptr;
+    uint64_t seq = 0;
+    int err = 0;
+    int s = NATS_OK;
+    EXPECT_NO_THROW(s = leader_get_last(*conn, "S", "s.x", &m, &seq, &err));
+    EXPECT_EQ(s, NATS_ERR);
+    EXPECT_EQ(m, nullptr);
+    natsMsg_Destroy(m);
+  }
 }
 
 }  // namespace

@@ -86,31 +86,59 @@ struct Answer {
   uint64_t seq = 0;
 };
 
+// The member `key` of object `o` as a string or an unsigned number, if it
+// is one (nlohmann's value() throws on a member of another type).
+std::optional<std::string> string_member(const nlohmann::json& o, const char* key) {
+  const auto it = o.find(key);
+  if (it == o.end() || !it->is_string()) return std::nullopt;
+  return it->get<std::string>();
+}
+std::optional<uint64_t> unsigned_member(const nlohmann::json& o, const char* key) {
+  const auto it = o.find(key);
+  if (it == o.end() || !it->is_number_unsigned()) return std::nullopt;
+  return it->get<uint64_t>();
+}
+
+// Reads one answer without throwing: anything not of the API's shape is a
+// failed answer (NATS_ERR, no JetStream error).
 Answer read_answer(natsMsg* reply) {
   Answer a;
   const auto j = nlohmann::json::parse(
-      std::string_view(natsMsg_GetData(reply), static_cast<size_t>(natsMsg_GetDataLength(reply))), nullptr, false);
+      std::string_view(natsMsg_GetData(reply), static_cast<size_t>(std::max(0, natsMsg_GetDataLength(reply)))),
+      nullptr, false);
   if (!j.is_object()) return a;
   if (auto e = j.find("error"); e != j.end() && e->is_object()) {
-    a.js_error = e->value("err_code", 0);
-    a.status = a.js_error == JSNoMessageFoundErr || e->value("code", 0) == 404 ? NATS_NOT_FOUND : NATS_ERR;
+    const uint64_t code = unsigned_member(*e, "err_code").value_or(0);
+    a.js_error = code <= 100000 ? static_cast<int>(code) : 0;
+    a.status = a.js_error == JSNoMessageFoundErr || unsigned_member(*e, "code") == 404u ? NATS_NOT_FOUND : NATS_ERR;
     return a;
   }
   const auto m = j.find("message");
   if (m == j.end() || !m->is_object()) return a;
-  const std::string subject = m->value("subject", std::string());
-  const auto data = base64_decode(m->value("data", std::string()));
-  const auto hdrs = base64_decode(m->value("hdrs", std::string()));
-  if (subject.empty() || !data || !hdrs) return a;
+  const auto subject = string_member(*m, "subject");
+  const auto seq = unsigned_member(*m, "seq");
+  // "data" and "hdrs" are left out when empty, and else strings.
+  const auto optional_string = [&](const char* key) -> std::optional<std::string> {
+    if (!m->contains(key)) return std::string();
+    return string_member(*m, key);
+  };
+  const auto data_text = optional_string("data");
+  const auto hdrs_text = optional_string("hdrs");
+  if (!subject || subject->empty() || !seq || *seq == 0 || !data_text || !hdrs_text) return a;
+  const auto data = base64_decode(*data_text);
+  const auto hdrs = base64_decode(*hdrs_text);
+  if (!data || !hdrs) return a;
   natsMsg* out = nullptr;
-  if (natsMsg_Create(&out, subject.c_str(), nullptr, data->data(), static_cast<int>(data->size())) != NATS_OK) return a;
+  if (natsMsg_Create(&out, subject->c_str(), nullptr, data->data(), static_cast<int>(data->size())) != NATS_OK) {
+    return a;
+  }
   if (!hdrs->empty() && !set_headers(out, *hdrs)) {
     natsMsg_Destroy(out);
     return a;
   }
   a.status = NATS_OK;
   a.msg = out;
-  a.seq = m->value("seq", uint64_t{0});
+  a.seq = *seq;
   return a;
 }
 
@@ -119,6 +147,9 @@ int leader_get_msg(NatsConnection& connection, const std::string& stream, const 
   using Clock = std::chrono::steady_clock;
   *msg = nullptr;
   if (js_error != nullptr) *js_error = 0;
+  // A lost connection fails at once, as cnats' requests do on this
+  // connection (natsOptions_SetFailRequestsOnDisconnect).
+  if (!connection.connected()) return NATS_CONNECTION_DISCONNECTED;
   natsInbox* inbox = nullptr;
   natsSubscription* sub = nullptr;
   natsStatus s = natsInbox_Create(&inbox);
@@ -128,7 +159,7 @@ int leader_get_msg(NatsConnection& connection, const std::string& stream, const 
     s = natsConnection_PublishRequest(connection.nc(), subject.c_str(), inbox, request.data(),
                                       static_cast<int>(request.size()));
   }
-  const int64_t timeout_ms = connection.options().request_timeout_ms;
+  const int64_t timeout_ms = std::max<int64_t>(1, connection.options().request_timeout_ms);
   const auto deadline = Clock::now() + std::chrono::milliseconds(timeout_ms);
   // After a claim of no leader, the leader's answer is waited for this long.
   const auto grace = std::chrono::milliseconds(std::max<int64_t>(50, timeout_ms / 4));
@@ -141,7 +172,7 @@ int leader_get_msg(NatsConnection& connection, const std::string& stream, const 
     natsMsg* reply = nullptr;
     const natsStatus n = left > 0 ? natsSubscription_NextMsg(&reply, sub, left) : NATS_TIMEOUT;
     if (n != NATS_OK) {
-      got = claim ? *claim : Answer{n};
+      got = claim ? *claim : Answer{connection.connected() ? n : NATS_CONNECTION_DISCONNECTED};
       break;
     }
     if (natsMsg_IsNoResponders(reply)) {

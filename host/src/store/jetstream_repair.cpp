@@ -69,6 +69,7 @@ Status JetStreamStore::publish_repair_marker(const ActorKey& key, uint64_t versi
   natsStatus s = js_PublishMsg(&pa, conn_.js(), m, nullptr, &err);
   jsPubAck_Destroy(pa);
   if (s != NATS_OK) return Status::unavailable(nats_error(s, "jetstream: repair marker on " + subject));
+  echo_commit(subject, body);  // this host's own event streams see it too
   return Status::ok();
 }
 
