@@ -30,6 +30,7 @@
 
 #include "bench_host.hpp"
 #include "closed_loop.hpp"
+#include "core/worker_pool.hpp"
 #include "nats/connection.hpp"
 #include "ratio_reporter.hpp"
 #include "runtime/runtime.hpp"
@@ -436,42 +437,11 @@ struct HandoffResponder {
   jsCtx* js = nullptr;
   std::string payload;
   std::mutex mu;
-  std::condition_variable cv;
-  std::deque<std::function<void()>> work;
-  bool stop = false;
   std::map<natsMsg*, std::string> replies;  // pending publish -> reply subject, under mu
   uint64_t version = 0, last_seq = 0;       // the worker's only
-  std::thread worker;
+  aether::WorkerPool worker{1, "aether-handoff"};
 
-  HandoffResponder() {
-    worker = std::thread([this] {
-      std::unique_lock lock(mu);
-      for (;;) {
-        cv.wait(lock, [&] { return stop || !work.empty(); });
-        if (work.empty()) return;
-        auto f = std::move(work.front());
-        work.pop_front();
-        lock.unlock();
-        f();
-        lock.lock();
-      }
-    });
-  }
-  ~HandoffResponder() {
-    {
-      std::lock_guard lock(mu);
-      stop = true;
-    }
-    cv.notify_one();
-    worker.join();
-  }
-  void post(std::function<void()> f) {
-    {
-      std::lock_guard lock(mu);
-      work.push_back(std::move(f));
-    }
-    cv.notify_one();
-  }
+  void post(std::function<void()> f) { worker.post(std::move(f)); }
   // On the worker.
   void publish(const std::string& reply) {
     natsMsg* m = nullptr;
