@@ -181,8 +181,7 @@ void JetStreamStore::acked(natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae) {
   const bool refused = pae != nullptr && (pae->ErrCode != 0 || pae->Err == NATS_NO_RESPONDERS);
   if (op && pa != nullptr && !pa->Duplicate) {
     MsgPtr owner{msg};
-    const std::string_view body(natsMsg_GetData(msg), static_cast<size_t>(std::max(0, natsMsg_GetDataLength(msg))));
-    return self->committed(std::move(op), pa->Sequence, body);
+    return self->committed(std::move(op), pa->Sequence, msg_body(msg));
   }
   if (pa == nullptr && !refused) in_doubt_.hold(msg);
   else natsMsg_Destroy(msg);
@@ -233,8 +232,7 @@ void JetStreamStore::settle(std::unique_ptr<PendingAppend> op, uint64_t seq, boo
     const std::optional<CommitHead> head = gs == NATS_OK ? commit_head(stored) : std::nullopt;
     if (head && head->commit_id == op->commit_id) {
       // Our own publish, stored before: its acknowledgement was lost.
-      return committed(std::move(op), seq,
-                       std::string_view(natsMsg_GetData(stored), static_cast<size_t>(natsMsg_GetDataLength(stored))));
+      return committed(std::move(op), seq, msg_body(stored));
     }
     if (head && !req.idempotency_key.empty() && head->tag.key == req.idempotency_key) {
       // An earlier commit of this idempotency key: that one is the result.
@@ -282,8 +280,7 @@ AppendResult JetStreamStore::stored_in_doubt(const AppendRequest& req, const InD
   // Ours: this process's own readers get it now, its acknowledgement having
   // been lost; the actor's tip is known without a lookup, and the commit's
   // key goes to the cache (its first write was skipped with the lost ack).
-  echo_commit(subjects::events(req.key), std::string_view(natsMsg_GetData(d.held.get()),
-                                                          static_cast<size_t>(natsMsg_GetDataLength(d.held.get()))));
+  echo_commit(subjects::events(req.key), msg_body(d.held.get()));
   const CommitTag& tag = mine->tag;
   {
     std::lock_guard lock(mu_);

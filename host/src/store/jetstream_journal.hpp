@@ -7,6 +7,7 @@
 
 #include <nats/nats.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -74,6 +75,11 @@ struct MsgPtr {
   natsMsg* m = nullptr;
   ~MsgPtr() { natsMsg_Destroy(m); }
 };
+
+// The body of `m`, as text.
+inline std::string_view msg_body(natsMsg* m) {
+  return {natsMsg_GetData(m), static_cast<size_t>(std::max(0, natsMsg_GetDataLength(m)))};
+}
 
 // NATS_INSUFFICIENT_BUFFER: a publish while the connection reconnects (it
 // keeps no reconnect buffer), before the disconnect callback has run.

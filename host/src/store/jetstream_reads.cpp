@@ -100,7 +100,7 @@ Status JetStreamStore::read_to(const ActorKey& key, uint64_t from_version, uint6
     }
     expect = head->last + 1;
     if (head->last < from) return true;
-    const std::string_view text(natsMsg_GetData(m), static_cast<size_t>(natsMsg_GetDataLength(m)));
+    const std::string_view text = msg_body(m);
     return visit_commit(head->first, head->last, text, head->tag, from, scanned, emit, result, where);
   };
   // A few commits (at most one per event): a direct get each, "next by
@@ -147,7 +147,7 @@ std::optional<CommitHead> commit_head(natsMsg* m) {
     h.tag = {header_str(m, kHdrIdem), header_str(m, kHdrDigest)};
     return h;
   }
-  const std::string_view text(natsMsg_GetData(m), static_cast<size_t>(std::max(0, natsMsg_GetDataLength(m))));
+  const std::string_view text = msg_body(m);
   if (ScannedHead s; scan_commit_head(text, s)) {
     h.first = s.first_version;
     h.last = s.version;

@@ -119,7 +119,7 @@ Result<Snapshot> JetStreamStore::decode_snapshot(const ActorKey& key, natsMsg* m
   s.schema_version = static_cast<uint32_t>(*schema);
   s.plugin = header_str(m, kHdrPlugin);
   s.timestamp_ms = static_cast<int64_t>(header_u64(m, kHdrTime).value_or(0));
-  const std::string_view data(natsMsg_GetData(m), static_cast<size_t>(natsMsg_GetDataLength(m)));
+  const std::string_view data = msg_body(m);
   const uint64_t host = header_u64(m, kHdrHostRecord).value_or(0);
   if (host > data.size()) {
     return Status::corruption("snapshot of " + key.to_string() + ": host record longer than the data");
