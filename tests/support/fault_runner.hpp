@@ -217,6 +217,7 @@ class FaultRunner {
     out.push_back(stop_host("node-2", false));
     out.push_back(join("node-4"));
     out.push_back(stop_host("node-3", true));
+    for (size_t i = 0; i + 1 < out.size(); ++i) out[i].next_from = out[i + 1].from;
     return out;
   }
 

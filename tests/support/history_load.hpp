@@ -12,6 +12,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdlib>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -135,11 +136,14 @@ struct Phase {
   std::string fault;
   double from = 0, fault_end = 0, to = 0;
   double converged = -1;  // seconds from the fault to a converged shard map (-1: not measured)
+  // When the next fault began: an error answered after it is that fault's.
+  double next_from = std::numeric_limits<double>::infinity();
 };
 
 // What the clients saw during one phase.
 struct PhaseFigures {
   int commands = 0, errors = 0, indeterminate = 0, routing_loops = 0;
+  int errors_in_next = 0;  // sent in this window, failed after the next fault began (counted there)
   std::map<std::string, int> codes;  // error code -> count
   std::map<std::string, std::string> sample;  // error code -> its first message
   double gap_p50 = 0, gap_p99 = 0, gap_max = 0;  // per actor, longest time without an acknowledgement
@@ -159,6 +163,10 @@ inline PhaseFigures figures(const std::vector<Sent>& sent, int actors, const Pha
     ++f.commands;
     if (s.version != 0) {
       acks[static_cast<size_t>(s.actor)].push_back(s.done);
+      continue;
+    }
+    if (s.done >= p.next_from) {
+      ++f.errors_in_next;
       continue;
     }
     ++f.errors;
@@ -192,6 +200,9 @@ inline std::string describe(const Phase& p, const PhaseFigures& f) {
                 p.fault.c_str(), p.fault_end - p.from, f.commands, f.errors, f.indeterminate, f.routing_loops, f.errors_beyond,
                 f.gap_p50, f.gap_p99, f.gap_max);
   std::string out = line;
+  if (f.errors_in_next > 0) {
+    out += "; " + std::to_string(f.errors_in_next) + " more sent in it failed after the next fault began (counted there)";
+  }
   if (p.converged >= 0) out += "; shard map converged after " + std::to_string(p.converged).substr(0, 4) + " s";
   for (const auto& [code, n] : f.codes) out += "\n    " + code + ": " + std::to_string(n) + "  e.g. " + f.sample.at(code);
   return out;
