@@ -10,15 +10,18 @@
 //   lost, the stream has no leader, a lookup timed out, a publish was not
 //   acknowledged, and whether the command may have been applied.
 #include <gtest/gtest.h>
+#include <httplib.h>
 #include <nats/nats.h>
 #include <signal.h>
 
 #include <atomic>
 #include <chrono>
 #include <future>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "core/subjects.hpp"
 #include "nats/connection.hpp"
@@ -326,6 +329,65 @@ TEST(LaggingReplica, AFollowerResumedAfterALongPauseLeavesLookupsRightOrPrecisel
   EXPECT_EQ(wrong, 0) << "a lookup answered a version the leader had replaced";
   EXPECT_EQ(other, 0) << "first: " << detail;
   EXPECT_GE(right_in_a_row, kLongActors) << "no lookup succeeded within 30 s of the resume";
+}
+
+// The meta group's leader ("s1".."s3") as server `via`'s monitoring port
+// tells (/jsz); "" when it does not answer.
+std::string meta_leader(NatsCluster& cluster, size_t via) {
+  httplib::Client c("127.0.0.1", cluster.monitor_port(via));
+  c.set_read_timeout(2, 0);
+  const auto r = c.Get("/jsz");
+  if (!r || r->status != 200) return "";
+  const auto j = nlohmann::json::parse(r->body, nullptr, false);
+  if (!j.is_object() || !j.contains("meta_cluster") || !j["meta_cluster"].is_object()) return "";
+  const auto& mc = j["meta_cluster"];
+  return mc.contains("leader") && mc["leader"].is_string() ? mc["leader"].get<std::string>() : "";
+}
+
+void step_down(NatsConnection& conn, const std::string& stream) {
+  natsMsg* reply = nullptr;
+  const std::string subject = "$JS.API.STREAM.LEADER.STEPDOWN." + stream;
+  natsConnection_RequestString(&reply, conn.nc(), subject.c_str(), "", 5000);
+  natsMsg_Destroy(reply);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+}
+
+// The meta group's leader away (paused) does not stop an actor's
+// activation: a short history is read from the events stream's leader, a
+// "next by subject" get a commit. A consumer, which the meta leader makes,
+// would wait for a new meta leader, and the read would fail meanwhile.
+TEST(MetaLeaderAway, AnActorsHistoryIsReadFromTheStreamLeaderAlone) {
+  StreamsSetup setup;
+  ASSERT_TRUE(setup.ready);
+  NatsCluster& cluster = setup.cluster;
+  const std::string events = std::string(kPrefix) + "default";
+  const ActorKey key{"default", "Counter", "history"};
+  for (uint64_t v = 0; v < 5; ++v) ASSERT_TRUE(append_one(*setup.store, key, v));
+  std::string meta;
+  for (int i = 0; i < 50 && meta.size() != 2; ++i) {
+    meta = meta_leader(cluster, static_cast<size_t>(i) % cluster.size());
+    if (meta.size() != 2) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  ASSERT_EQ(meta.size(), 2u) << "no server named the meta leader";
+  for (int i = 0; i < 10 && leader_of(*setup.conn, events) == meta; ++i) step_down(*setup.conn, events);
+  ASSERT_NE(leader_of(*setup.conn, events), meta) << "the events stream's leader stayed on the meta leader";
+  // A reader that never saw the actor, on a server that stays up.
+  const size_t away = static_cast<size_t>(meta[1] - '1');
+  auto conn = connect_to(cluster.server((away + 1) % cluster.size()).url(), 2000);
+  ASSERT_TRUE(conn);
+  auto reader = open_store(*conn, "reader");
+  ASSERT_TRUE(reader);
+  std::vector<uint64_t> versions;
+  Status read;
+  {
+    test::Paused paused(cluster.server(away).pid());
+    read = reader->read(key, 1, 100, [&](const StoredEvent& e) {
+      versions.push_back(e.version);
+      return Status::ok();
+    });
+  }
+  ASSERT_TRUE(read) << why(read);
+  EXPECT_EQ(versions, (std::vector<uint64_t>{1, 2, 3, 4, 5}));
 }
 
 // A paused stream leader: a lookup times out (and says so, not "NATS is

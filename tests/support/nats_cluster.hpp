@@ -17,18 +17,22 @@ class NatsCluster {
   explicit NatsCluster(int size) {
     std::vector<int> route_ports;
     for (int i = 0; i < size; ++i) route_ports.push_back(free_port());
+    for (int i = 0; i < size; ++i) monitor_ports_.push_back(free_port());
     std::string routes;
     for (int p : route_ports) routes += (routes.empty() ? "" : ", ") + std::string("nats://127.0.0.1:") + std::to_string(p);
     for (int i = 0; i < size; ++i) {
       const std::string conf = "server_name: s" + std::to_string(i + 1) + "\n" +
                                "cluster {\n  name: aether-test\n  listen: 127.0.0.1:" +
                                std::to_string(route_ports[static_cast<size_t>(i)]) + "\n  routes: [" + routes +
-                               "]\n}\n";
+                               "]\n}\n" + "http: 127.0.0.1:" +
+                               std::to_string(monitor_ports_[static_cast<size_t>(i)]) + "\n";
       servers_.push_back(std::make_unique<NatsServer>(conf));
     }
   }
 
   NatsServer& server(size_t i) { return *servers_[i]; }
+  // The server's HTTP monitoring port (/varz, /jsz: the meta group's leader).
+  int monitor_port(size_t i) const { return monitor_ports_[i]; }
   size_t size() const { return servers_.size(); }
 
   // Waits (bounded) until JetStream answers through every server: the meta
@@ -62,6 +66,7 @@ class NatsCluster {
     return ok;
   }
 
+  std::vector<int> monitor_ports_;
   std::vector<std::unique_ptr<NatsServer>> servers_;
 };
 

@@ -127,6 +127,10 @@ int leader_get_last(NatsConnection& connection, const std::string& stream, const
 // The same for the message at stream sequence `seq`.
 int leader_get_seq(NatsConnection& connection, const std::string& stream, uint64_t seq, natsMsg** msg,
                    int* js_error = nullptr);
+// The same for the first message of `subject` at stream sequence
+// `from_seq` or after it ("next by subject"), its sequence in `seq`.
+int leader_get_next(NatsConnection& connection, const std::string& stream, const std::string& subject,
+                    uint64_t from_seq, natsMsg** msg, uint64_t* seq, int* js_error = nullptr);
 
 // "<text> (<natsStatus text>: <last error>)" for a failed cnats call.
 std::string nats_error(int status, const std::string& text);

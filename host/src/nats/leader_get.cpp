@@ -214,4 +214,10 @@ int leader_get_seq(NatsConnection& connection, const std::string& stream, uint64
   return leader_get_msg(connection, stream, request, msg, nullptr, js_error);
 }
 
+int leader_get_next(NatsConnection& connection, const std::string& stream, const std::string& subject,
+                    uint64_t from_seq, natsMsg** msg, uint64_t* seq, int* js_error) {
+  const std::string request = nlohmann::json{{"seq", from_seq}, {"next_by_subj", subject}}.dump();
+  return leader_get_msg(connection, stream, request, msg, seq, js_error);
+}
+
 }  // namespace aether

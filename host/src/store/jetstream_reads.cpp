@@ -103,21 +103,34 @@ Status JetStreamStore::read_to(const ActorKey& key, uint64_t from_version, uint6
     const std::string_view text = msg_body(m);
     return visit_commit(head->first, head->last, text, head->tag, from, scanned, emit, result, where);
   };
-  // A few commits (at most one per event): a direct get each, "next by
-  // subject", costs the server far less than a consumer. Anything
-  // unexpected goes on with the consumer from where it stopped.
+  // A few commits (at most one per event): a get each, "next by subject",
+  // costs the server far less than a consumer, and needs only the stream's
+  // leader: a consumer is made by the meta leader, which may be away (a
+  // paused or restarting server) while the stream's leader answers. On a
+  // single replica a direct get; with replicas the leader is asked, as a
+  // lagging follower may still hold a commit the leader removed (a repair).
+  // Anything unexpected goes on with the consumer from where it stopped.
   const std::string stream = events_stream(key.ns);
-  if (opts_.replicas <= 1 && tip.version - base_version <= kDirectReadEvents) {
+  auto get_next = [&](uint64_t from_seq, natsMsg** m, uint64_t* seq) {
+    if (opts_.replicas > 1) return leader_get_next(conn_, stream, subject, from_seq, m, seq) == NATS_OK;
+    jsDirectGetMsgOptions o;
+    jsDirectGetMsgOptions_Init(&o);
+    o.Sequence = from_seq;
+    o.NextBySubject = subject.c_str();
+    if (js_DirectGetMsg(m, conn_.js(), stream.c_str(), nullptr, &o) != NATS_OK) return false;
+    *seq = natsMsg_GetSequence(*m);
+    return true;
+  };
+  if (tip.version - base_version <= kDirectReadEvents) {
     for (uint64_t i = 0; i <= kDirectReadEvents; ++i) {
       if (recent && expect == recent->first) return visit_recent();  // the rest is the last commit
-      jsDirectGetMsgOptions o;
-      jsDirectGetMsgOptions_Init(&o);
-      o.Sequence = start_seq == 0 ? 1 : start_seq;
-      o.NextBySubject = subject.c_str();
       natsMsg* m = nullptr;
-      if (js_DirectGetMsg(&m, conn_.js(), stream.c_str(), nullptr, &o) != NATS_OK) break;
+      uint64_t seq = 0;
+      if (!get_next(start_seq == 0 ? 1 : start_seq, &m, &seq)) {
+        natsMsg_Destroy(m);
+        break;
+      }
       MsgPtr owner{m};
-      const uint64_t seq = natsMsg_GetSequence(m);
       if (seq == 0 || seq > tip.seq) break;
       if (!on_commit(m, seq) || seq == tip.seq) return result;
       start_seq = seq + 1;
