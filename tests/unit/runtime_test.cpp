@@ -947,6 +947,77 @@ TEST(RuntimeInDoubt, AReadAfterAnUnansweredCommitSeesWhatWasStored) {
   EXPECT_EQ(json::parse(st->view)["balance"], 5);
 }
 
+// A journal that answers the append of one version "may have been
+// applied" at once and stores it only when the test lands it: a commit that
+// a server back from a pause works off after the actor was read again.
+class LateCommitStore final : public test::ForwardingJournal {
+ public:
+  struct Held {
+    std::mutex mu;
+    std::optional<AppendRequest> request;
+    LateCommitStore* store = nullptr;
+    // Stores the held commit now.
+    void land() {
+      std::lock_guard lock(mu);
+      ASSERT_TRUE(request.has_value()) << "no commit was held";
+      std::promise<Status> stored;
+      store->ForwardingJournal::append(*request, [&](AppendResult r) { stored.set_value(r.status); });
+      ASSERT_TRUE(stored.get_future().get().is_ok());
+    }
+  };
+  LateCommitStore(std::shared_ptr<Held> held, uint64_t late_version) : held_(std::move(held)), late_(late_version) {
+    held_->store = this;
+  }
+
+  void append(const AppendRequest& r, AppendCallback done) override {
+    {
+      std::lock_guard lock(held_->mu);
+      if (r.expected_version + 1 == late_ && !held_->request) {
+        held_->request = r;
+        AppendResult result;
+        result.status = Status::unavailable("publish not acknowledged in time")
+                            .with_cause("publish_not_acknowledged", Applied::kMaybe);
+        done(result);
+        return;
+      }
+    }
+    ForwardingJournal::append(r, std::move(done));
+  }
+
+ private:
+  std::shared_ptr<Held> held_;
+  const uint64_t late_;
+};
+
+// The commit in doubt is stored only after a read found the actor without
+// it: later reads still ask the store (until they find the commit there, or
+// the actor's next command settles it), and do not answer from the state
+// the first read loaded.
+TEST(RuntimeInDoubt, ACommitStoredAfterTheReadThatMissedItIsSeenByTheNextRead) {
+  auto held = std::make_shared<LateCommitStore::Held>();
+  RuntimeHarness h(StoreBackend{"late commit", false,
+                                [held](const std::string&, Bus*) -> std::unique_ptr<Journal> {
+                                  return std::make_unique<LateCommitStore>(held, 2);
+                                }},
+                   two_workers());
+  ASSERT_TRUE(h.send("BankAccount", "acc", "Open", R"({"owner":"o"})").status.is_ok());
+  const CommandResult unanswered = h.send("BankAccount", "acc", "Deposit", R"({"amount":5})");
+  ASSERT_FALSE(unanswered.status.is_ok());
+  ASSERT_EQ(unanswered.status.applied(), Applied::kMaybe) << unanswered.status.to_string();
+  auto before = h.rt().state("default", "BankAccount", "acc");
+  ASSERT_TRUE(before.is_ok()) << before.status().to_string();
+  EXPECT_EQ(before->version, 1u) << "the deposit is not stored yet";
+  held->land();
+  auto after = h.rt().state("default", "BankAccount", "acc");
+  ASSERT_TRUE(after.is_ok()) << after.status().to_string();
+  EXPECT_EQ(after->version, 2u) << "a read answered from the state loaded before the deposit was stored";
+  EXPECT_EQ(json::parse(after->view)["balance"], 5);
+  // Settled: the next command goes on from the stored deposit.
+  const CommandResult next = h.send("BankAccount", "acc", "Deposit", R"({"amount":1})");
+  ASSERT_TRUE(next.status.is_ok()) << next.status.to_string();
+  EXPECT_EQ(next.version, 3u);
+}
+
 // --- the bus on its own ------------------------------------------------------
 
 TEST(LocalBus, PatternsMatchLikeNats) {

@@ -69,7 +69,15 @@ std::optional<bool> RuntimeImpl::prepare(Actor* a, Task* t) {
     }
     c.command_index = static_cast<uint32_t>(index);
   }
-  if (reload && a->loaded()) deactivate(a);
+  // The unanswered commit may still be stored after this read (a server
+  // back from a pause works off what it received meanwhile): while the
+  // stream does not show it, the doubt stays, and the next read asks the
+  // stream again.
+  std::unique_ptr<AppendRequest> doubt;
+  if (reload && a->loaded()) {
+    doubt = std::move(a->in_doubt);
+    deactivate(a);
+  }
   if (!a->loaded()) {
     Status s = guess_new ? activate_as_new(a) : activate(a, t);
     if (given_up) return false;
@@ -77,6 +85,7 @@ std::optional<bool> RuntimeImpl::prepare(Actor* a, Task* t) {
       finish(t, b, error_result(s));
       return true;
     }
+    if (doubt != nullptr && a->version == doubt->expected_version) a->in_doubt = std::move(doubt);
   }
   return std::nullopt;
 }
