@@ -9,7 +9,7 @@ packages=(
   build-essential cmake ninja-build pkg-config clang
   libboost-dev libyaml-cpp-dev nlohmann-json3-dev libspdlog-dev libfmt-dev
   libgtest-dev libgmock-dev libbenchmark-dev libsqlite3-dev
-  libnats-dev nats-server libcpp-httplib-dev libcli11-dev prometheus-cpp-dev
+  libnats-dev libcpp-httplib-dev libcli11-dev prometheus-cpp-dev
   libssl-dev zlib1g-dev libbrotli-dev curl ca-certificates
   # make check-asan / check-tsan (GCC's runtimes), make fuzz (clang's
   # libFuzzer and sanitizer runtimes), symbolized sanitizer reports
@@ -29,6 +29,43 @@ if [ "${1:-}" = "--bench" ]; then
   packages+=(nginx-light wrk)
 fi
 
+# nats-server 2.10 or later. Debian 12 ships 2.9.10, whose replicated streams
+# can lose a message that their leader acknowledged when a paused leader
+# comes back (two replicas then hold different messages under one sequence:
+# BENCHMARKS.md, "Cluster availability under NATS faults"), and which has
+# CVE-2025-30215. Debian 13's package (one static binary; it depends on libc6
+# and adduser only) is fetched with apt from Debian's trixie suite, its
+# signature checked against the machine's Debian archive keyring, without
+# adding trixie to the machine's sources; then installed over 2.9.10.
+nats_server_ok() {
+  local v
+  v=$(nats-server --version 2>/dev/null | sed -n 's/^nats-server: v//p')
+  [ -n "$v" ] && dpkg --compare-versions "$v" ge 2.10
+}
+
+install_nats_server() {
+  local sudo="$1" tmp
+  if nats_server_ok; then return 0; fi
+  # A machine on Debian 13 or later has it in its own suite.
+  local candidate
+  candidate=$(apt-cache policy nats-server 2>/dev/null | sed -n 's/^ *Candidate: //p')
+  if [ -n "$candidate" ] && [ "$candidate" != "(none)" ] && dpkg --compare-versions "$candidate" ge 2.10; then
+    $sudo apt-get install -y -qq --no-install-recommends nats-server
+    nats_server_ok && return 0
+  fi
+  tmp=$(mktemp -d)
+  mkdir -p "$tmp/lists/partial" "$tmp/cache/archives/partial"
+  echo "deb http://deb.debian.org/debian trixie main" >"$tmp/sources.list"
+  local apt_opts=(-o "Dir::Etc::SourceList=$tmp/sources.list" -o Dir::Etc::SourceParts=/nonexistent
+                  -o "Dir::State::Lists=$tmp/lists" -o "Dir::Cache=$tmp/cache" -o APT::Sandbox::User=root)
+  echo "deps: fetching nats-server 2.10 from Debian 13 (trixie); this machine's suite has $(nats-server --version 2>/dev/null || echo none)"
+  $sudo apt-get -qq "${apt_opts[@]}" update
+  (cd "$tmp" && $sudo apt-get -qq "${apt_opts[@]}" download nats-server)
+  $sudo apt-get install -y -qq --no-install-recommends "$tmp"/nats-server_*.deb
+  rm -rf "$tmp"
+  nats_server_ok || { echo "deps: nats-server 2.10 or later is needed; found: $(nats-server --version 2>&1)" >&2; return 1; }
+}
+
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
@@ -36,17 +73,20 @@ for p in "${packages[@]}"; do
   fi
 done
 
-if [ ${#missing[@]} -eq 0 ]; then
-  echo "deps: all ${#packages[@]} packages present"
+if [ ${#missing[@]} -eq 0 ] && nats_server_ok; then
+  echo "deps: all ${#packages[@]} packages present; $(nats-server --version)"
   exit 0
 fi
 
-echo "deps: installing ${missing[*]}"
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then
-  command -v sudo >/dev/null || { echo "deps: need root or sudo to install: ${missing[*]}" >&2; exit 1; }
+  command -v sudo >/dev/null || { echo "deps: need root or sudo to install: ${missing[*]} nats-server (2.10 or later)" >&2; exit 1; }
   sudo="sudo"
 fi
 export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "deps: installing ${missing[*]}"
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+install_nats_server "$sudo"
