@@ -37,33 +37,44 @@ fi
 # and adduser only) is fetched with apt from Debian's trixie suite, its
 # signature checked against the machine's Debian archive keyring, without
 # adding trixie to the machine's sources; then installed over 2.9.10.
+# The installed package's version (its binary is in /usr/sbin, which a
+# user's PATH may lack), else what a nats-server on the PATH says of itself.
+nats_server_version() {
+  if dpkg-query -W -f='${Status}' nats-server 2>/dev/null | grep -q "install ok installed"; then
+    dpkg-query -W -f='${Version}' nats-server
+  else
+    nats-server --version 2>/dev/null | sed -n 's/^nats-server: v//p'
+  fi
+}
+
 nats_server_ok() {
   local v
-  v=$(nats-server --version 2>/dev/null | sed -n 's/^nats-server: v//p')
+  v=$(nats_server_version)
   [ -n "$v" ] && dpkg --compare-versions "$v" ge 2.10
 }
 
 install_nats_server() {
-  local sudo="$1" tmp
   if nats_server_ok; then return 0; fi
   # A machine on Debian 13 or later has it in its own suite.
   local candidate
   candidate=$(apt-cache policy nats-server 2>/dev/null | sed -n 's/^ *Candidate: //p')
   if [ -n "$candidate" ] && [ "$candidate" != "(none)" ] && dpkg --compare-versions "$candidate" ge 2.10; then
-    $sudo apt-get install -y -qq --no-install-recommends nats-server
+    "${apt[@]}" install -y -qq --no-install-recommends nats-server
     nats_server_ok && return 0
   fi
   tmp=$(mktemp -d)
+  trap '$sudo rm -rf "$tmp"' EXIT
   mkdir -p "$tmp/lists/partial" "$tmp/cache/archives/partial"
-  echo "deb http://deb.debian.org/debian trixie main" >"$tmp/sources.list"
+  echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian trixie main" \
+    >"$tmp/sources.list"
   local apt_opts=(-o "Dir::Etc::SourceList=$tmp/sources.list" -o Dir::Etc::SourceParts=/nonexistent
                   -o "Dir::State::Lists=$tmp/lists" -o "Dir::Cache=$tmp/cache" -o APT::Sandbox::User=root)
-  echo "deps: fetching nats-server 2.10 from Debian 13 (trixie); this machine's suite has $(nats-server --version 2>/dev/null || echo none)"
-  $sudo apt-get -qq "${apt_opts[@]}" update
-  (cd "$tmp" && $sudo apt-get -qq "${apt_opts[@]}" download nats-server)
-  $sudo apt-get install -y -qq --no-install-recommends "$tmp"/nats-server_*.deb
-  rm -rf "$tmp"
-  nats_server_ok || { echo "deps: nats-server 2.10 or later is needed; found: $(nats-server --version 2>&1)" >&2; return 1; }
+  echo "deps: fetching nats-server 2.10 from Debian 13 (trixie); installed here: $(nats_server_version || true)"
+  "${apt[@]}" -qq "${apt_opts[@]}" update
+  (cd "$tmp" && "${apt[@]}" -qq "${apt_opts[@]}" download nats-server)
+  # Keeps an operator's edited /etc/nats-server.conf without asking.
+  "${apt[@]}" install -y -qq --no-install-recommends -o Dpkg::Options::=--force-confold "$tmp"/nats-server_*.deb
+  nats_server_ok || { echo "deps: nats-server 2.10 or later is needed; installed: $(nats_server_version || true)" >&2; return 1; }
 }
 
 missing=()
@@ -74,7 +85,7 @@ for p in "${packages[@]}"; do
 done
 
 if [ ${#missing[@]} -eq 0 ] && nats_server_ok; then
-  echo "deps: all ${#packages[@]} packages present; $(nats-server --version)"
+  echo "deps: all ${#packages[@]} packages present; nats-server $(nats_server_version)"
   exit 0
 fi
 
@@ -83,10 +94,11 @@ if [ "$(id -u)" -ne 0 ]; then
   command -v sudo >/dev/null || { echo "deps: need root or sudo to install: ${missing[*]} nats-server (2.10 or later)" >&2; exit 1; }
   sudo="sudo"
 fi
-export DEBIAN_FRONTEND=noninteractive
+# sudo resets the environment: the frontend is passed through env.
+apt=($sudo env DEBIAN_FRONTEND=noninteractive apt-get)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "deps: installing ${missing[*]}"
-  $sudo apt-get update -qq
-  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  "${apt[@]}" update -qq
+  "${apt[@]}" install -y -qq --no-install-recommends "${missing[@]}"
 fi
-install_nats_server "$sudo"
+install_nats_server

@@ -36,7 +36,9 @@ class NatsCluster {
   size_t size() const { return servers_.size(); }
 
   // Waits (bounded) until JetStream answers through every server: the meta
-  // leader is elected and the servers see each other.
+  // leader is elected and the servers see each other; then until a stream
+  // with a replica on every server can be made (the meta group may answer
+  // before it knows all its peers: "no suitable peers for placement").
   bool wait_ready(int timeout_seconds = 60) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_seconds);
     for (auto& s : servers_) {
@@ -46,10 +48,30 @@ class NatsCluster {
         std::this_thread::sleep_for(std::chrono::milliseconds(200));
       }
     }
-    return true;
+    for (;;) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      if (all_placeable(servers_[0]->url())) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    }
   }
 
  private:
+  // Makes and removes a stream of as many replicas as there are servers.
+  bool all_placeable(const std::string& url) {
+    natsConnection* nc = nullptr;
+    if (natsConnection_ConnectTo(&nc, url.c_str()) != NATS_OK) return false;
+    jsCtx* js = nullptr;
+    bool ok = false;
+    if (natsConnection_JetStream(&js, nc, nullptr) == NATS_OK) {
+      ok = add_test_stream(js, "AETHER_TEST_READY", "aether-test-ready", static_cast<int>(servers_.size())) ==
+           NATS_OK;
+      if (ok) js_DeleteStream(js, "AETHER_TEST_READY", nullptr, nullptr);
+      jsCtx_Destroy(js);
+    }
+    natsConnection_Destroy(nc);
+    return ok;
+  }
+
   static bool js_ready(const std::string& url) {
     natsConnection* nc = nullptr;
     if (natsConnection_ConnectTo(&nc, url.c_str()) != NATS_OK) return false;

@@ -56,7 +56,8 @@ std::optional<bool> RuntimeImpl::prepare(Actor* a, Task* t) {
   const QueryTask* q = t->query();
   // A read of an actor whose last append has an unknown outcome is answered
   // from the stream: the state it holds may lack that commit.
-  const bool reload = q != nullptr && (q->reload || (a->in_doubt != nullptr && a->loaded()));
+  const bool doubted = q != nullptr && !q->reload && a->in_doubt != nullptr && a->loaded();
+  bool reload = q != nullptr && (q->reload || doubted);
   const bool lookup = !a->loaded() || reload || (q == nullptr && !t->cmd().command.idempotency_key.empty());
   if (lookup && io_pool_ && !on_io_thread && !guess_new) return run_on_io(a, t);
   if (q == nullptr) {
@@ -73,6 +74,13 @@ std::optional<bool> RuntimeImpl::prepare(Actor* a, Task* t) {
   // back from a pause works off what it received meanwhile): while the
   // stream does not show it, the doubt stays, and the next read asks the
   // stream again.
+  if (doubted) {
+    // The stream still ends where the state does: the commit in doubt is
+    // not stored (yet), and the state answers. One version lookup a read,
+    // not a reload, while the doubt lasts.
+    Result<uint64_t> latest = journal_.latest_version(ActorKey{b.ns, b.type, a->key->id});
+    if (latest.is_ok() && *latest == a->version) reload = false;
+  }
   std::unique_ptr<AppendRequest> doubt;
   if (reload && a->loaded()) {
     doubt = std::move(a->in_doubt);

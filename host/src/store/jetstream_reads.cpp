@@ -126,12 +126,16 @@ Status JetStreamStore::read_to(const ActorKey& key, uint64_t from_version, uint6
       if (recent && expect == recent->first) return visit_recent();  // the rest is the last commit
       natsMsg* m = nullptr;
       uint64_t seq = 0;
-      if (!get_next(start_seq == 0 ? 1 : start_seq, &m, &seq)) {
+      const uint64_t from_seq = start_seq == 0 ? 1 : start_seq;
+      if (!get_next(from_seq, &m, &seq)) {
         natsMsg_Destroy(m);
         break;
       }
       MsgPtr owner{m};
-      if (seq == 0 || seq > tip.seq) break;
+      // An answer that is not the next message of this subject goes on
+      // with the consumer.
+      const char* got = natsMsg_GetSubject(m);
+      if (seq < from_seq || seq > tip.seq || got == nullptr || subject != got) break;
       if (!on_commit(m, seq) || seq == tip.seq) return result;
       start_seq = seq + 1;
     }
