@@ -27,7 +27,7 @@ using Versions = std::map<std::string, std::string>;
 class ClusterCanary : public testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(cluster_.nats_ready());
+    ASSERT_TRUE(cluster_.nats_ready()) << cluster_.nats_why();
     // config/cluster.yaml with two namespaces and the tally plugin.
     std::ifstream in(std::string(AETHER_SOURCE_DIR) + "/config/cluster.yaml");
     std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());

@@ -16,7 +16,7 @@ using json = nlohmann::json;
 class FailoverTest : public testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(cluster_.nats_ready());
+    ASSERT_TRUE(cluster_.nats_ready()) << cluster_.nats_why();
     cluster_.set_env("AETHER_SHARDS", "64");
     cluster_.set_env("AETHER_FAILOVER_AFTER", "1s");
     std::string why;

@@ -27,7 +27,7 @@ constexpr int kActors = 24;
 class FaultsTest : public testing::Test {
  protected:
   void SetUp() override {
-    ASSERT_TRUE(cluster_.nats_ready());
+    ASSERT_TRUE(cluster_.nats_ready()) << cluster_.nats_why();
     cluster_.set_env("AETHER_REPLICAS", "3");
     cluster_.set_env("AETHER_SHARDS", "64");
     std::string why;
@@ -121,7 +121,7 @@ TEST_F(FaultsTest, APausedMembersBucketLeaderTakesNoMemberForDead) {
 // nats.max_pings_out pings go unanswered, while the server is still paused.
 TEST(PingTest, AHostLeavesANatsServerThatStoppedAnswering) {
   test::ClusterHarness cluster_{3000, "500ms"};
-  ASSERT_TRUE(cluster_.nats_ready());
+  ASSERT_TRUE(cluster_.nats_ready()) << cluster_.nats_why();
   cluster_.set_env("AETHER_REPLICAS", "3");
   cluster_.set_env("AETHER_SHARDS", "64");
   cluster_.set_env("AETHER_NATS_PING_INTERVAL", "1s");
@@ -162,7 +162,7 @@ TEST(PingTest, AHostLeavesANatsServerThatStoppedAnswering) {
 // joins afterwards is seen by every member.
 TEST(MembersWatchTest, AWatcherWhoseConsumerIsGoneIsReplaced) {
   test::ClusterHarness cluster_{3000, "500ms"};
-  ASSERT_TRUE(cluster_.nats_ready());
+  ASSERT_TRUE(cluster_.nats_ready()) << cluster_.nats_why();
   cluster_.set_env("AETHER_REPLICAS", "3");
   cluster_.set_env("AETHER_SHARDS", "64");
   std::string why;

@@ -84,17 +84,19 @@ int leader_index(NatsConnection& conn, const std::string& stream) {
 
 // A 3-server cluster with the streams made through the first server.
 struct StreamsSetup {
-  explicit StreamsSetup(int replicas = 3) {
-    ready = cluster.wait_ready();
+  explicit StreamsSetup(int replicas = 3, bool monitor = false) : cluster(3, monitor) {
+    ready = cluster.wait_ready(60, &why);
     if (!ready) return;
     // Creating a stream of 3 replicas (a meta-group proposal, then the
     // stream's own group) can take seconds on a loaded machine.
     conn = connect_to(cluster.server(0).url(), 10000);
     if (conn) store = open_store(*conn, "setup", replicas);
     ready = store != nullptr;
+    if (!ready) why = "the store could not be opened";
   }
-  NatsCluster cluster{3};
+  NatsCluster cluster;
   bool ready = false;
+  std::string why;  // what was not ready
   std::unique_ptr<NatsConnection> conn;
   std::unique_ptr<Journal> store;
 };
@@ -111,7 +113,7 @@ TEST(LaggingReplica, LookupsThroughAResumedFollowerMissNoAcknowledgedCommit) {
   // The streams, from the first server; then a server that leads neither
   // the events stream nor the key bucket: the one to pause.
   StreamsSetup setup;
-  ASSERT_TRUE(setup.ready);
+  ASSERT_TRUE(setup.ready) << setup.why;
   NatsCluster& cluster = setup.cluster;
   std::set<std::string> leaders;
   for (const std::string& stream : {std::string(kPrefix) + "default", std::string("KV_") + kPrefix + "default_IDEM"}) {
@@ -190,7 +192,7 @@ TEST(LaggingReplica, LookupsThroughAResumedFollowerMissNoAcknowledgedCommit) {
 // a commit, its first version, which the server deduplicates as it applies.
 TEST(RacingWriters, TwoWritersOfOneVersionStoreOneCommit) {
   StreamsSetup setup;
-  ASSERT_TRUE(setup.ready);
+  ASSERT_TRUE(setup.ready) << setup.why;
   NatsCluster& cluster = setup.cluster;
   const int leader = leader_index(*setup.conn, std::string(kPrefix) + "default");
   ASSERT_GE(leader, 0);
@@ -276,7 +278,7 @@ std::string why(const Status& s) { return s.to_string() + " [cause " + s.cause()
 // once a leader is back, lookups answer the acknowledged one.
 TEST(LaggingReplica, AFollowerResumedAfterALongPauseLeavesLookupsRightOrPreciselyFailed) {
   StreamsSetup setup;
-  ASSERT_TRUE(setup.ready);
+  ASSERT_TRUE(setup.ready) << setup.why;
   NatsCluster& cluster = setup.cluster;
   const std::string stream = std::string(kPrefix) + "default";
   const std::string leader = leader_of(*setup.conn, stream);
@@ -357,8 +359,8 @@ void step_down(NatsConnection& conn, const std::string& stream) {
 // "next by subject" get a commit. A consumer, which the meta leader makes,
 // would wait for a new meta leader, and the read would fail meanwhile.
 TEST(MetaLeaderAway, AnActorsHistoryIsReadFromTheStreamLeaderAlone) {
-  StreamsSetup setup;
-  ASSERT_TRUE(setup.ready);
+  StreamsSetup setup(3, /*monitor=*/true);
+  ASSERT_TRUE(setup.ready) << setup.why;
   NatsCluster& cluster = setup.cluster;
   const std::string events = std::string(kPrefix) + "default";
   const ActorKey key{"default", "Counter", "history"};
@@ -399,7 +401,7 @@ TEST(MetaLeaderAway, AnActorsHistoryIsReadFromTheStreamLeaderAlone) {
 // not connected"); a publish is not acknowledged and may have been stored.
 TEST(StoreErrors, APausedLeaderTimesOutLookupsAndLeavesPublishesUnacknowledged) {
   StreamsSetup setup;
-  ASSERT_TRUE(setup.ready);
+  ASSERT_TRUE(setup.ready) << setup.why;
   NatsCluster& cluster = setup.cluster;
   ASSERT_TRUE(append_one(*setup.store, ActorKey{"default", "Counter", "known"}, 0));
   // A fresh stream's leadership may still move: when the lookup succeeds
@@ -432,7 +434,7 @@ TEST(StoreErrors, APausedLeaderTimesOutLookupsAndLeavesPublishesUnacknowledged) 
 // server is up: nobody serves the stream.
 TEST(StoreErrors, AStreamWhoseServersAreGoneHasNoLeader) {
   StreamsSetup setup(1);
-  ASSERT_TRUE(setup.ready);
+  ASSERT_TRUE(setup.ready) << setup.why;
   NatsCluster& cluster = setup.cluster;
   const int leader = leader_index(*setup.conn, std::string(kPrefix) + "default");
   ASSERT_GE(leader, 0);

@@ -142,7 +142,9 @@ class ClusterHarness {
   ClusterHarness(int64_t node_ttl_ms = 3000, std::string heartbeat = "500ms")
       : node_ttl_ms_(node_ttl_ms), heartbeat_(std::move(heartbeat)) {}
 
-  bool nats_ready() { return nats_.wait_ready(); }
+  bool nats_ready() { return nats_.wait_ready(60, &nats_why_); }
+  // What was not ready when nats_ready() failed.
+  const std::string& nats_why() const { return nats_why_; }
   // Environment for the nodes started from now on (config/cluster.yaml reads it).
   void set_env(const std::string& key, const std::string& value) { extra_env_[key] = value; }
   // The configuration of the nodes started from now on (default: config/cluster.yaml).
@@ -265,6 +267,7 @@ class ClusterHarness {
   std::map<std::string, std::string> extra_env_;
   std::string config_ = std::string(AETHER_SOURCE_DIR) + "/config/cluster.yaml";
   nlohmann::json last_status_;
+  std::string nats_why_;
 };
 
 }  // namespace aether::test

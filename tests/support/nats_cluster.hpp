@@ -14,64 +14,52 @@ namespace aether::test {
 
 class NatsCluster {
  public:
-  explicit NatsCluster(int size) {
+  // `monitor`: each server also serves HTTP monitoring (/jsz) on a port of
+  // its own; off by default (a port more per server that another test
+  // running at the same time could take first).
+  explicit NatsCluster(int size, bool monitor = false) {
     std::vector<int> route_ports;
     for (int i = 0; i < size; ++i) route_ports.push_back(free_port());
-    for (int i = 0; i < size; ++i) monitor_ports_.push_back(free_port());
+    for (int i = 0; i < size && monitor; ++i) monitor_ports_.push_back(free_port());
     std::string routes;
     for (int p : route_ports) routes += (routes.empty() ? "" : ", ") + std::string("nats://127.0.0.1:") + std::to_string(p);
     for (int i = 0; i < size; ++i) {
       const std::string conf = "server_name: s" + std::to_string(i + 1) + "\n" +
                                "cluster {\n  name: aether-test\n  listen: 127.0.0.1:" +
                                std::to_string(route_ports[static_cast<size_t>(i)]) + "\n  routes: [" + routes +
-                               "]\n}\n" + "http: 127.0.0.1:" +
-                               std::to_string(monitor_ports_[static_cast<size_t>(i)]) + "\n";
+                               "]\n}\n" +
+                               (monitor ? "http: 127.0.0.1:" + std::to_string(monitor_ports_[static_cast<size_t>(i)]) + "\n"
+                                        : std::string());
       servers_.push_back(std::make_unique<NatsServer>(conf));
     }
   }
 
   NatsServer& server(size_t i) { return *servers_[i]; }
-  // The server's HTTP monitoring port (/varz, /jsz: the meta group's leader).
-  int monitor_port(size_t i) const { return monitor_ports_[i]; }
+  // The server's HTTP monitoring port (/varz, /jsz: the meta group's
+  // leader); 0 without `monitor`.
+  int monitor_port(size_t i) const { return i < monitor_ports_.size() ? monitor_ports_[i] : 0; }
   size_t size() const { return servers_.size(); }
 
   // Waits (bounded) until JetStream answers through every server: the meta
-  // leader is elected and the servers see each other; then until a stream
-  // with a replica on every server can be made (the meta group may answer
-  // before it knows all its peers: "no suitable peers for placement").
-  bool wait_ready(int timeout_seconds = 60) {
+  // leader is elected and the servers see each other.
+  // `why` (if given) says what was not ready.
+  bool wait_ready(int timeout_seconds = 60, std::string* why = nullptr) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_seconds);
-    for (auto& s : servers_) {
+    for (size_t i = 0; i < servers_.size(); ++i) {
       for (;;) {
-        if (std::chrono::steady_clock::now() > deadline) return false;
-        if (js_ready(s->url())) break;
+        if (std::chrono::steady_clock::now() > deadline) {
+          if (why != nullptr) *why = "JetStream did not answer through s" + std::to_string(i + 1) + "; its log:\n" +
+                                     servers_[i]->log();
+          return false;
+        }
+        if (js_ready(servers_[i]->url())) break;
         std::this_thread::sleep_for(std::chrono::milliseconds(200));
       }
     }
-    for (;;) {
-      if (std::chrono::steady_clock::now() > deadline) return false;
-      if (all_placeable(servers_[0]->url())) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    }
+    return true;
   }
 
  private:
-  // Makes and removes a stream of as many replicas as there are servers.
-  bool all_placeable(const std::string& url) {
-    natsConnection* nc = nullptr;
-    if (natsConnection_ConnectTo(&nc, url.c_str()) != NATS_OK) return false;
-    jsCtx* js = nullptr;
-    bool ok = false;
-    if (natsConnection_JetStream(&js, nc, nullptr) == NATS_OK) {
-      ok = add_test_stream(js, "AETHER_TEST_READY", "aether-test-ready", static_cast<int>(servers_.size())) ==
-           NATS_OK;
-      if (ok) js_DeleteStream(js, "AETHER_TEST_READY", nullptr, nullptr);
-      jsCtx_Destroy(js);
-    }
-    natsConnection_Destroy(nc);
-    return ok;
-  }
-
   static bool js_ready(const std::string& url) {
     natsConnection* nc = nullptr;
     if (natsConnection_ConnectTo(&nc, url.c_str()) != NATS_OK) return false;
