@@ -181,6 +181,14 @@ class JetStreamStore final : public Journal {
   auto take_recent(const std::string& subject, const Tip& tip);
 
   // Visits the actor's events from `from_version` up to the commit `tip`.
+  // The first commit of `subject` at stream sequence `from_seq` or after it
+  // ("next by subject"; the caller destroys it), its sequence in `seq`;
+  // nullptr when none is got. It needs only the stream's leader, where a
+  // consumer needs the meta leader too, which may be away (a paused or
+  // restarting server) while the stream's leader answers. On a single
+  // replica a direct get; with replicas the leader is asked, as a lagging
+  // follower may still hold a commit the leader removed (a repair).
+  natsMsg* next_commit(const std::string& stream, const std::string& subject, uint64_t from_seq, uint64_t* seq);
   Status read_to(const ActorKey& key, uint64_t from_version, uint64_t limit, const EventVisitor& visit,
                  const Tip& tip);
 

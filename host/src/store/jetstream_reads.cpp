@@ -53,6 +53,23 @@ auto JetStreamStore::take_recent(const std::string& subject, const Tip& tip) {
   return out;
 }
 
+natsMsg* JetStreamStore::next_commit(const std::string& stream, const std::string& subject, uint64_t from_seq,
+                                     uint64_t* seq) {
+  natsMsg* m = nullptr;
+  if (opts_.replicas > 1) {
+    if (leader_get_next(conn_, stream, subject, from_seq, &m, seq) == NATS_OK) return m;
+    natsMsg_Destroy(m);
+    return nullptr;
+  }
+  jsDirectGetMsgOptions o;
+  jsDirectGetMsgOptions_Init(&o);
+  o.Sequence = from_seq;
+  o.NextBySubject = subject.c_str();
+  if (js_DirectGetMsg(&m, conn_.js(), stream.c_str(), nullptr, &o) != NATS_OK) return nullptr;
+  *seq = natsMsg_GetSequence(m);
+  return m;
+}
+
 Status JetStreamStore::read_to(const ActorKey& key, uint64_t from_version, uint64_t limit, const EventVisitor& visit,
                                const Tip& tip) {
   const std::string subject = subjects::events(key);
@@ -103,34 +120,17 @@ Status JetStreamStore::read_to(const ActorKey& key, uint64_t from_version, uint6
     const std::string_view text = msg_body(m);
     return visit_commit(head->first, head->last, text, head->tag, from, scanned, emit, result, where);
   };
-  // A few commits (at most one per event): a get each, "next by subject",
-  // costs the server far less than a consumer, and needs only the stream's
-  // leader: a consumer is made by the meta leader, which may be away (a
-  // paused or restarting server) while the stream's leader answers. On a
-  // single replica a direct get; with replicas the leader is asked, as a
-  // lagging follower may still hold a commit the leader removed (a repair).
-  // Anything unexpected goes on with the consumer from where it stopped.
+  // A few commits (at most one per event): a get each (next_commit) costs
+  // the server far less than a consumer. Anything unexpected goes on with
+  // the consumer from where it stopped.
   const std::string stream = events_stream(key.ns);
-  auto get_next = [&](uint64_t from_seq, natsMsg** m, uint64_t* seq) {
-    if (opts_.replicas > 1) return leader_get_next(conn_, stream, subject, from_seq, m, seq) == NATS_OK;
-    jsDirectGetMsgOptions o;
-    jsDirectGetMsgOptions_Init(&o);
-    o.Sequence = from_seq;
-    o.NextBySubject = subject.c_str();
-    if (js_DirectGetMsg(m, conn_.js(), stream.c_str(), nullptr, &o) != NATS_OK) return false;
-    *seq = natsMsg_GetSequence(*m);
-    return true;
-  };
   if (tip.version - base_version <= kDirectReadEvents) {
     for (uint64_t i = 0; i <= kDirectReadEvents; ++i) {
       if (recent && expect == recent->first) return visit_recent();  // the rest is the last commit
-      natsMsg* m = nullptr;
       uint64_t seq = 0;
       const uint64_t from_seq = start_seq == 0 ? 1 : start_seq;
-      if (!get_next(from_seq, &m, &seq)) {
-        natsMsg_Destroy(m);
-        break;
-      }
+      natsMsg* m = next_commit(stream, subject, from_seq, &seq);
+      if (m == nullptr) break;
       MsgPtr owner{m};
       // An answer that is not the next message of this subject goes on
       // with the consumer.
