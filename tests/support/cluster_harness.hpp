@@ -168,7 +168,7 @@ class ClusterHarness {
                                                   dir_.file(node + ".log"));
     HostProcess* h = hosts_[node].get();
     if (!h->start()) {
-      if (why) *why = h->log();
+      if (why) *why = h->log() + "\nthe NATS servers:\n" + nats_.state();
       return nullptr;
     }
     return h;
@@ -181,7 +181,7 @@ class ClusterHarness {
       if (start_host("node-" + std::to_string(i), why) == nullptr) return false;
     }
     if (wait_converged(static_cast<size_t>(n), 60)) return true;
-    *why = "the map did not converge: " + last_status_.dump(1);
+    *why = "the map did not converge: " + last_status_.dump(1) + "\nthe NATS servers:\n" + nats_.state();
     return false;
   }
 

@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
@@ -70,14 +71,25 @@ class NatsServer {
  public:
   // `config`: extra nats-server configuration text (accounts, users), or "".
   // `jetstream`: false only for a test that answers the JetStream API itself.
+  // A port free_port() found can be taken by another test running at the
+  // same time before the server binds it: the server then tries another.
+  // up() says whether it came up.
   explicit NatsServer(std::string config = "", bool jetstream = true)
       : config_(std::move(config)), jetstream_(jetstream), port_(free_port()) {
-    start();
+    up_ = start();
+    for (int i = 0; !up_ && i < 4 && log().find("Error listening on port") != std::string::npos; ++i) {
+      port_ = free_port();
+      up_ = start();
+    }
   }
   ~NatsServer() { stop(); }
 
-  // Starts (again) on the same port and store directory; waits until it
-  // accepts connections. Returns false if it did not within 10 s.
+  // Starts (again) on the same port and store directory; waits until this
+  // server (not another process that took its port) is ready: its own log
+  // says so and, with a `cluster` block in its configuration, that it
+  // listens for routes too (nats-server opens that listener after the
+  // client's and exits if the port is taken). False if it exited or was not
+  // ready within 10 s.
   bool start() {
     const std::string conf = dir_.file("nats.conf");
     {
@@ -86,6 +98,8 @@ class NatsServer {
       if (jetstream_) c << "jetstream { store_dir: \"" << dir_.file("js") << "\" }\n";
       c << config_ << "\n";
     }
+    const size_t log_from = log().size();
+    const bool routes = config_.find("cluster {") != std::string::npos;
     const pid_t parent = getpid();
     pid_ = fork();
     if (pid_ == 0) {
@@ -97,16 +111,27 @@ class NatsServer {
       _exit(127);
     }
     for (int i = 0; i < 1000; ++i) {
-      if (port_open(port_)) return true;
-      int status = 0;
-      if (waitpid(pid_, &status, WNOHANG) == pid_) {
-        pid_ = -1;
-        return false;
-      }
+      if (!alive()) return false;
+      const std::string all = log();
+      const std::string now = all.substr(std::min(log_from, all.size()));
+      if (now.find("Server is ready") != std::string::npos &&
+          (!routes || now.find("Listening for route connections") != std::string::npos))
+        return true;
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     return false;
   }
+
+  // The process is running (reaps it if it exited).
+  bool alive() {
+    if (pid_ <= 0) return false;
+    int status = 0;
+    if (waitpid(pid_, &status, WNOHANG) != pid_) return true;
+    pid_ = -1;
+    return false;
+  }
+  // The first start (in the constructor) succeeded.
+  bool up() const { return up_; }
 
   void stop() { signal_and_wait(SIGTERM); }
   void kill9() { signal_and_wait(SIGKILL); }
@@ -132,6 +157,7 @@ class NatsServer {
   std::string config_;
   bool jetstream_ = true;
   int port_;
+  bool up_ = false;
   pid_t pid_ = -1;
 };
 
