@@ -11,7 +11,9 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <limits>
 #include <map>
 #include <mutex>
@@ -130,6 +132,18 @@ class HistoryLoad {
   std::chrono::steady_clock::time_point t0_ = std::chrono::steady_clock::now();
 };
 
+// "15:35:03.196": the local time of day, as the hosts' logs write it.
+inline std::string time_of_day() {
+  const auto now = std::chrono::system_clock::now();
+  const std::time_t t = std::chrono::system_clock::to_time_t(now);
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+  std::tm tm{};
+  localtime_r(&t, &tm);
+  char out[16];
+  std::snprintf(out, sizeof out, "%02d:%02d:%02d.%03d", tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
+  return out;
+}
+
 // One fault: its window [from, to] (to: after the settling time), and when
 // the fault itself ended (the process resumed or restarted; = from for a kill).
 struct Phase {
@@ -138,6 +152,7 @@ struct Phase {
   double converged = -1;  // seconds from the fault to a converged shard map (-1: not measured)
   // When the next fault began: an error answered after it is that fault's.
   double next_from = std::numeric_limits<double>::infinity();
+  std::string began = time_of_day();  // when the fault began, to find it in the hosts' logs
 };
 
 // What the clients saw during one phase.
@@ -195,9 +210,9 @@ inline PhaseFigures figures(const std::vector<Sent>& sent, int actors, const Pha
 inline std::string describe(const Phase& p, const PhaseFigures& f) {
   char line[400];
   std::snprintf(line, sizeof line,
-                "fault '%s' (%.1f s): %d commands, %d errors (%d indeterminate, %d routing loops), errors until %.2f s after the "
+                "fault '%s' (at %s, %.1f s): %d commands, %d errors (%d indeterminate, %d routing loops), errors until %.2f s after the "
                 "fault ended; longest wait for an ack per actor: p50 %.2f s, p99 %.2f s, max %.2f s",
-                p.fault.c_str(), p.fault_end - p.from, f.commands, f.errors, f.indeterminate, f.routing_loops, f.errors_beyond,
+                p.fault.c_str(), p.began.c_str(), p.fault_end - p.from, f.commands, f.errors, f.indeterminate, f.routing_loops, f.errors_beyond,
                 f.gap_p50, f.gap_p99, f.gap_max);
   std::string out = line;
   if (f.errors_in_next > 0) {

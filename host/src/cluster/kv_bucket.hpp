@@ -47,7 +47,9 @@ class KvBucket {
   virtual Result<uint64_t> create(const std::string& key, const std::string& value) = 0;
   // Writes only if the key's latest revision is `revision`.
   virtual Result<uint64_t> update(const std::string& key, const std::string& value, uint64_t revision) = 0;
-  // The key's value, or none (never written, deleted, or expired).
+  // The key's value, or none (never written, deleted, or expired), as the
+  // bucket's leader holds it (NATS: not a direct get, which a replica that
+  // lags may answer).
   virtual Result<std::optional<KvEntry>> get(const std::string& key) = 0;
   virtual Status erase(const std::string& key) = 0;
   virtual Result<std::unique_ptr<KvWatch>> watch_all() = 0;

@@ -8,16 +8,6 @@ namespace aether::cluster {
 
 namespace {
 
-KvEntry to_entry(kvEntry* e) {
-  KvEntry out;
-  out.key = kvEntry_Key(e);
-  out.deleted = kvEntry_Operation(e) != kvOp_Put;
-  if (!out.deleted) out.value = kvEntry_ValueString(e);
-  out.revision = kvEntry_Revision(e);
-  kvEntry_Destroy(e);
-  return out;
-}
-
 class NatsBucket final : public KvBucket {
  public:
   NatsBucket(NatsConnection& conn, kvStore* kv, std::string name) : conn_(conn), kv_(kv), name_(std::move(name)) {}
@@ -38,12 +28,23 @@ class NatsBucket final : public KvBucket {
     }
     return rev;
   }
+  // Asked of the bucket stream's leader: a direct get (kvStore_Get) may be
+  // answered by a replica that lags, and one back from a pause longer than
+  // the bucket's TTL has expired every key it held; it says "not found"
+  // for keys the leader holds until it has caught up, and a member must not
+  // be taken for dead on its word.
   Result<std::optional<KvEntry>> get(const std::string& key) override {
-    kvEntry* e = nullptr;
-    const natsStatus s = kvStore_Get(&e, kv_, key.c_str());
+    KvEntry e;
+    int js_error = 0;
+    const int s = kv_get_leader(conn_, name_, key, e.value, e.revision, &js_error);
     if (s == NATS_NOT_FOUND) return std::optional<KvEntry>();
-    if (Status st = check(s, "get", key); !st) return st;
-    return std::optional<KvEntry>(to_entry(e));
+    if (s != NATS_OK) {
+      std::string what = "get " + key + " in bucket " + name_;
+      if (js_error != 0) what += " (JetStream error " + std::to_string(js_error) + ")";
+      return Status::unavailable(nats_error(s, what));
+    }
+    e.key = key;
+    return std::optional<KvEntry>(std::move(e));
   }
   Status erase(const std::string& key) override { return check(kvStore_Delete(kv_, key.c_str()), "delete", key); }
   Result<std::unique_ptr<KvWatch>> watch_all() override { return watch_nats_bucket(conn_, name_); }

@@ -53,6 +53,8 @@ using Map = cluster::ShardMap;
 // How long a watcher thread waits for a change before it looks at its
 // stop flag again.
 constexpr int64_t kWatchWaitMs = 200;
+constexpr int64_t kGoneKeptMs = 600000;
+constexpr size_t kGoneKeptAtMost = 256;
 
 }  // namespace cluster_node
 
@@ -128,6 +130,11 @@ struct ClusterNode::Impl {
   };
   std::mutex members_mu;
   std::map<std::string, Member> members;
+  // Members taken for dead (their key expired) -> when: looked up again once
+  // a heartbeat interval for kGoneKeptMs, so that one that comes back is
+  // seen even if the watcher missed its return. Under members_mu.
+  std::map<std::string, int64_t> gone;
+  int64_t gone_checked_ms = 0;
 
   std::thread control;
   std::thread watcher;
@@ -192,6 +199,7 @@ struct ClusterNode::Impl {
   // a delete marker, so a member not heard from for longer than a heartbeat
   // (and some slack) is looked up: gone from the bucket means dead. While
   // NATS cannot answer, members are kept as they were.
+  void recheck_gone(int64_t now);
   std::map<std::string, json> read_members();
 
   // Members silent for cluster.failover_after, before their TTL (failover.hpp).

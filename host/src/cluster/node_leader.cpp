@@ -4,8 +4,22 @@
 #include "cluster/placement.hpp"
 #include "core/json_limits.hpp"
 #include "core/log.hpp"
+#include "core/names.hpp"
 
 namespace aether {
+
+namespace {
+
+// "node-1, node-3": the distinct owners of `m`'s shards, for the log.
+std::string owners_of(const Map& m) {
+  std::set<std::string> ids(m.owners.begin(), m.owners.end());
+  ids.erase("");
+  std::string out;
+  for (const auto& id : ids) out += (out.empty() ? "" : ", ") + quote_for_message(id);
+  return out.empty() ? "none" : out;
+}
+
+}  // namespace
 
 // One leader round: settle migrations, plan new ones (cluster::plan_round),
 // publish on change.
@@ -33,6 +47,7 @@ void ClusterNode::Impl::lead() {
     }
     m = std::move(*fresh);
   }
+  const std::string owners_before = owners_of(m);
   const auto round = cluster::plan_round(m, members, rel, planned_at, now_ms(),
                                          {opts.shards, opts.vnodes, opts.max_moves, opts.handoff_timeout_ms});
   for (const auto& w : round.warnings) log::warn("cluster: " + w);
@@ -45,6 +60,10 @@ void ClusterNode::Impl::lead() {
     log::warn("cluster: publishing shard map epoch " + std::to_string(m.epoch) + ": " +
               published.status().message());
     return;
+  }
+  if (std::string owners = owners_of(m); owners != owners_before) {
+    log::info("cluster: shard map epoch " + std::to_string(m.epoch) + ": shards owned by " + owners + " (before: " +
+              owners_before + ")");
   }
   install_map(std::move(m));
 }

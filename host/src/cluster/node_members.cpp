@@ -113,8 +113,10 @@ void ClusterNode::Impl::on_member_entry(const cluster::KvEntry& e) {
   auto it = members.find(key);
   if (!put) members.erase(key);
   else if (it != members.end() && it->second.revision == rev) return;  // read again, not a new heartbeat
-  else if (member_info_ok(info)) members[key] = Member{std::move(info), now_ms(), rev};
-  else log::warn("cluster: ignoring an undecodable entry for member " + quote_for_message(key));
+  else if (member_info_ok(info)) {
+    members[key] = Member{std::move(info), now_ms(), rev};
+    gone.erase(key);
+  } else log::warn("cluster: ignoring an undecodable entry for member " + quote_for_message(key));
 }
 
 // A put of this node's own entry is a heartbeat, which the watcher shows
@@ -147,20 +149,50 @@ void ClusterNode::Impl::members_step() {
   own_entry_seen_ms = now;
 }
 
+// Members taken for dead are looked up again, once a heartbeat interval:
+// one whose key is back is a member again, also when the watcher missed its
+// return (a watcher whose consumer was lost delivers nothing until it is
+// renewed).
+void ClusterNode::Impl::recheck_gone(int64_t now) {
+  std::vector<std::string> ids;
+  {
+    std::lock_guard lock(members_mu);
+    if (now - gone_checked_ms < opts.heartbeat_ms) return;
+    gone_checked_ms = now;
+    for (auto it = gone.begin(); it != gone.end();) {
+      if (now - it->second > kGoneKeptMs) {
+        it = gone.erase(it);
+      } else {
+        ids.push_back(it->first);
+        ++it;
+      }
+    }
+  }
+  for (const auto& id : ids) {
+    auto e = nodes_kv->get(id);
+    if (!e || !e->has_value()) continue;
+    log::info("cluster: member " + id + " is back (its key is in the bucket again)");
+    on_member_entry(**e);
+  }
+}
+
 // The live members. The bucket's TTL removes a silent node's entry without
 // a delete marker, so a member not heard from for longer than a heartbeat
 // (and some slack) is looked up: gone from the bucket means dead, once this
-// node's own heartbeats have been taken for a whole TTL. While NATS cannot
-// answer, members are kept as they were.
+// node's own heartbeats have been taken for a whole TTL and the bucket
+// holds its own entry. While NATS cannot answer, members are kept as they
+// were.
 std::map<std::string, json> ClusterNode::Impl::read_members() {
-  std::vector<std::string> quiet;
   const int64_t now = now_ms();
+  recheck_gone(now);
+  std::vector<std::string> quiet;
   {
     std::lock_guard lock(members_mu);
     for (const auto& [id, m] : members) {
       if (now - m.seen_ms > opts.heartbeat_ms + kTickMs) quiet.push_back(id);
     }
   }
+  std::optional<bool> own_entry_held;  // asked once, when a member's key is missing
   for (const auto& id : quiet) {
     auto e = nodes_kv->get(id);
     if (e && e->has_value()) {
@@ -175,9 +207,22 @@ std::map<std::string, json> ClusterNode::Impl::read_members() {
           now - heartbeat_ok_at.load() > 2 * opts.heartbeat_ms + kTickMs) {
         continue;
       }
+      // And only by a bucket that holds this node's own entry, which those
+      // heartbeats keep: one that does not lags behind them (a server back
+      // from a pause longer than the TTL has expired every key it held).
+      if (!own_entry_held) {
+        auto own = nodes_kv->get(opts.node_id);
+        own_entry_held = own && own->has_value();
+      }
+      if (!*own_entry_held) continue;
       std::lock_guard lock(members_mu);
       auto it = members.find(id);
-      if (it != members.end() && it->second.seen_ms <= now) members.erase(it);
+      if (it != members.end() && it->second.seen_ms <= now) {
+        log::info("cluster: member " + id + " is gone: its key expired, " + std::to_string(now - it->second.seen_ms) +
+                  " ms after " + opts.node_id + " last heard from it");
+        members.erase(it);
+        if (gone.size() < kGoneKeptAtMost) gone[id] = now;
+      }
     }
   }
   std::map<std::string, json> out;
