@@ -171,8 +171,9 @@ void ClusterNode::Impl::recheck_gone(int64_t now) {
   for (const auto& id : ids) {
     auto e = nodes_kv->get(id);
     if (!e || !e->has_value()) continue;
-    log::info("cluster: member " + id + " is back (its key is in the bucket again)");
     on_member_entry(**e);
+    std::lock_guard lock(members_mu);
+    if (!gone.count(id)) log::info("cluster: member " + id + " is back (its key is in the bucket again)");
   }
 }
 
