@@ -24,10 +24,7 @@ class NatsCluster {
   // Ports free_port() found can be taken by another test running at the
   // same time before a server binds them: then the whole cluster starts
   // again on other ports (a few times).
-  explicit NatsCluster(int size, bool monitor = false) {
-    for (int attempt = 0; attempt < 4 && !start_all(size, monitor); ++attempt) {
-    }
-  }
+  explicit NatsCluster(int size, bool monitor = false) { start_fresh(size, monitor); }
 
   NatsServer& server(size_t i) { return *servers_[i]; }
   // The server's HTTP monitoring port (/varz, /jsz: the meta group's
@@ -48,8 +45,7 @@ class NatsCluster {
     for (int attempt = 0; attempt < 3; ++attempt) {
       if (attempt > 0) {
         std::fprintf(stderr, "NatsCluster: %s; starting the cluster afresh\n", not_ready.substr(0, 300).c_str());
-        for (int a = 0; a < 4 && !start_all(static_cast<int>(servers_.size()), monitor_); ++a) {
-        }
+        start_fresh(static_cast<int>(servers_.size()), monitor_);
       }
       if (ready_once(deadline, &not_ready)) return true;
       if (std::chrono::steady_clock::now() > deadline) break;
@@ -112,14 +108,8 @@ class NatsCluster {
   // Creates and deletes a memory stream of `replicas` replicas; false (and
   // the error in `error`) if it could not be created.
   static bool place_probe(const std::string& url, int replicas, std::string* error) {
-    natsConnection* nc = nullptr;
-    if (natsConnection_ConnectTo(&nc, url.c_str()) != NATS_OK) {
-      *error = "no connection to " + url;
-      return false;
-    }
-    jsCtx* js = nullptr;
-    bool ok = false;
-    if (natsConnection_JetStream(&js, nc, nullptr) == NATS_OK) {
+    *error = "no connection to " + url;
+    return with_js(url, [&](jsCtx* js) {
       jsStreamConfig cfg;
       jsStreamConfig_Init(&cfg);
       cfg.Name = "TEST_READY_PROBE";
@@ -129,17 +119,22 @@ class NatsCluster {
       cfg.Replicas = replicas;
       cfg.Storage = js_MemoryStorage;
       jsErrCode err = static_cast<jsErrCode>(0);
-      ok = js_AddStream(nullptr, js, &cfg, nullptr, &err) == NATS_OK;
-      if (ok) {
-        js_DeleteStream(js, cfg.Name, nullptr, nullptr);
-      } else {
+      if (js_AddStream(nullptr, js, &cfg, nullptr, &err) != NATS_OK) {
         const char* last = nats_GetLastError(nullptr);
         *error = "error code " + std::to_string(static_cast<int>(err)) + ": " + (last != nullptr ? last : "");
+        return false;
       }
-      jsCtx_Destroy(js);
+      js_DeleteStream(js, cfg.Name, nullptr, nullptr);
+      return true;
+    });
+  }
+
+  // start_all, on other ports each time, until every server came up (4
+  // tries at most).
+  void start_fresh(int size, bool monitor) {
+    int tries = 0;
+    while (!start_all(size, monitor) && ++tries < 4) {
     }
-    natsConnection_Destroy(nc);
-    return ok;
   }
 
   // Starts `size` servers routed to each other; false if one did not come up.
@@ -166,21 +161,29 @@ class NatsCluster {
     return all_up;
   }
 
-
-  static bool js_ready(const std::string& url) {
+  // f(js) on a new connection to `url`; false if there was none.
+  template <typename F>
+  static bool with_js(const std::string& url, F f) {
     natsConnection* nc = nullptr;
     if (natsConnection_ConnectTo(&nc, url.c_str()) != NATS_OK) return false;
     jsCtx* js = nullptr;
     bool ok = false;
     if (natsConnection_JetStream(&js, nc, nullptr) == NATS_OK) {
-      jsAccountInfo* ai = nullptr;
-      jsErrCode err = static_cast<jsErrCode>(0);
-      ok = js_GetAccountInfo(&ai, js, nullptr, &err) == NATS_OK;
-      jsAccountInfo_Destroy(ai);
+      ok = f(js);
       jsCtx_Destroy(js);
     }
     natsConnection_Destroy(nc);
     return ok;
+  }
+
+  static bool js_ready(const std::string& url) {
+    return with_js(url, [](jsCtx* js) {
+      jsAccountInfo* ai = nullptr;
+      jsErrCode err = static_cast<jsErrCode>(0);
+      const bool ok = js_GetAccountInfo(&ai, js, nullptr, &err) == NATS_OK;
+      jsAccountInfo_Destroy(ai);
+      return ok;
+    });
   }
 
   bool monitor_ = false;

@@ -242,6 +242,19 @@ TEST(NatsBucketTest, AWatchWhoseConsumerIsDeletedGoesOn) {
   EXPECT_EQ(e->key, "b");
 }
 
+// A connection to each server of `nats` and bucket `name` (3 replicas)
+// through it.
+void open_through_each(test::NatsCluster& nats, const std::string& name, int64_t max_age_ms,
+                       std::vector<std::unique_ptr<NatsConnection>>& conns,
+                       std::vector<std::unique_ptr<KvBucket>>& buckets) {
+  for (size_t i = 0; i < nats.size(); ++i) {
+    conns.push_back(test::connect(nats.server(i)));
+    ASSERT_TRUE(conns.back());
+    buckets.push_back(open_bucket(*conns.back(), name, 3, max_age_ms));
+    ASSERT_TRUE(buckets.back());
+  }
+}
+
 // The consumer names of the stream of bucket TEST_R3 (empty on failure).
 std::set<std::string> consumer_names(jsCtx* js) {
   std::set<std::string> out;
@@ -262,12 +275,7 @@ TEST(NatsBucketTest, AWatchGoesOnWhenTheServerOfItsConsumerDies) {
   ASSERT_TRUE(nats.wait_ready());
   std::vector<std::unique_ptr<NatsConnection>> conns;
   std::vector<std::unique_ptr<KvBucket>> buckets;
-  for (size_t i = 0; i < 3; ++i) {
-    conns.push_back(test::connect(nats.server(i)));
-    ASSERT_TRUE(conns.back());
-    buckets.push_back(open_bucket(*conns.back(), "TEST_R3", 3));
-    ASSERT_TRUE(buckets.back());
-  }
+  ASSERT_NO_FATAL_FAILURE(open_through_each(nats, "TEST_R3", 0, conns, buckets));
   ASSERT_TRUE(test::eventually([&] { return buckets[0]->put("a", "1").is_ok(); })) << "the bucket got no leader";
   // A watch whose consumer is on another server than its connection's.
   std::unique_ptr<KvWatch> watch;
@@ -333,12 +341,7 @@ TEST(NatsBucketTest, AGetThroughAReplicaBackFromAPauseSeesWhatTheLeaderHolds) {
   ASSERT_TRUE(nats.wait_ready());
   std::vector<std::unique_ptr<NatsConnection>> conns;
   std::vector<std::unique_ptr<KvBucket>> buckets;
-  for (size_t i = 0; i < 3; ++i) {
-    conns.push_back(test::connect(nats.server(i)));
-    ASSERT_TRUE(conns.back());
-    buckets.push_back(open_bucket(*conns.back(), "TEST_LAG", 3, 1000));
-    ASSERT_TRUE(buckets.back());
-  }
+  ASSERT_NO_FATAL_FAILURE(open_through_each(nats, "TEST_LAG", 1000, conns, buckets));
   ASSERT_TRUE(test::eventually([&] { return buckets[0]->put("k", "v").is_ok(); })) << "the bucket got no leader";
   using Clock = std::chrono::steady_clock;
   for (int round = 0; round < 4; ++round) {
