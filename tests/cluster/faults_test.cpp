@@ -73,6 +73,7 @@ TEST_F(FaultsTest, FaultsLoseNoAcknowledgedCommandAndInventNone) {
   std::map<std::string, int> nodes;
   for (const auto& id : cluster_.running()) nodes[id] = cluster_.host(id).port();
   for (const auto& a : test::check_history(nodes, kActors, sent)) ADD_FAILURE() << a;
+  if (HasFailure()) std::cout << cluster_.hosts_state();
 }
 
 // The nats-server leading the events stream pauses twice under commands

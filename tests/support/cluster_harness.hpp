@@ -199,6 +199,21 @@ class ClusterHarness {
 
   HostProcess& host(const std::string& id) { return *hosts_.at(id); }
 
+  // For a failed check: each node's state and the last `lines` lines of its
+  // log, then the NATS servers' state.
+  std::string hosts_state(size_t lines = 25) {
+    std::string out;
+    for (const auto& [id, h] : hosts_) {
+      const std::string log = h->log();
+      size_t from = log.size();
+      for (size_t n = 0; n <= lines && from > 0;) {
+        if (log[--from] == '\n') ++n;
+      }
+      out += id + ": " + h->state() + "; its log ends:\n" + log.substr(from == 0 ? 0 : from + 1) + "\n";
+    }
+    return out + "the NATS servers:\n" + nats_.state();
+  }
+
   std::vector<std::string> running() const {
     std::vector<std::string> out;
     for (const auto& [id, _] : hosts_) out.push_back(id);

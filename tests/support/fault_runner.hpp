@@ -9,6 +9,8 @@
 
 #include <signal.h>
 
+#include <algorithm>
+#include <iostream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -169,10 +171,11 @@ class FaultRunner {
       const std::string via = cluster_.any_live();
       while (p.converged < 0 && SteadyClock::now() < until) {
         const auto st = cluster_.status(via);  // one survivor, lightly: it takes the NATS round trips of a status
-        if (st.is_object() && st["nodes"].size() == left && st["unowned_shards"] == 0 && st["migrations"].empty()) {
+        if (st.is_object() && st["nodes"].size() == left && st["unowned_shards"] == 0 && st["migrations"].empty() &&
+            st["owners"].is_array() && std::find(st["owners"].begin(), st["owners"].end(), node) == st["owners"].end()) {
           p.converged = load_.now() - p.from;
         } else {
-          std::this_thread::sleep_for(std::chrono::milliseconds(100));
+          std::this_thread::sleep_for(std::chrono::milliseconds(50));
         }
       }
       return settle(p, p.from, static_cast<int>(std::max(0.0, plan_.kill_settle_ms - 1000 * (load_.now() - p.from))));
@@ -187,7 +190,11 @@ class FaultRunner {
   Phase join(const std::string& node) {
     Phase p{node + " joins", load_.now()};
     const size_t nodes = cluster_.running().size() + 1;
-    if (cluster_.start_host(node) == nullptr || !cluster_.wait_converged(nodes, 60)) p.fault += " (did not converge)";
+    if (cluster_.start_host(node) == nullptr || !cluster_.wait_converged(nodes, 60)) {
+      p.fault += " (did not converge)";
+      std::cerr << node << " joined and the map did not converge: " << cluster_.last_status().dump() << "\n"
+                << cluster_.hosts_state(40);
+    }
     return settle(p, load_.now(), plan_.settle_ms);
   }
 

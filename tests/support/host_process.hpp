@@ -164,6 +164,20 @@ class HostProcess {
     if (pid_ > 0) kill(pid_, sig);
   }
 
+  // "running", "exited with code N" or "killed by signal N"; reaps a host
+  // that ended.
+  std::string state() {
+    if (pid_ > 0) {
+      int status = 0;
+      if (waitpid(pid_, &status, WNOHANG) != pid_) return "running";
+      pid_ = -1;
+      exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+      end_ = WIFSIGNALED(status) ? "killed by signal " + std::to_string(WTERMSIG(status))
+                                 : "exited with code " + std::to_string(exit_code_);
+    }
+    return end_.empty() ? "not running" : end_;
+  }
+
   int port() const { return port_; }
   pid_t pid() const { return pid_; }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
@@ -177,6 +191,7 @@ class HostProcess {
   pid_t pid_ = -1;
   int port_ = 0;
   int exit_code_ = -1;
+  std::string end_;  // how it ended, once state() reaped it
 };
 
 }  // namespace aether::test
