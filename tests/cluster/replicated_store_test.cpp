@@ -480,5 +480,101 @@ TEST(StoreErrors, ALostConnectionSaysSoAndNothingWasApplied) {
   EXPECT_EQ(last.applied(), Applied::kNo);
 }
 
+// Appends `key`'s first commit on `store` without waiting; the result
+// comes through the future.
+std::future<AppendResult> append_first(Journal& store, const ActorKey& key, AppendRequest& req) {
+  req.key = key;
+  req.expected_version = 0;
+  req.events = {{"Incremented", R"({"by":1})"}};
+  auto p = std::make_shared<std::promise<AppendResult>>();
+  store.append(req, [p](AppendResult r) { p->set_value(std::move(r)); });
+  return p->get_future();
+}
+
+// The versions `store` reads of `key`, or the read's error.
+std::string versions_of(Journal& store, const ActorKey& key) {
+  std::string out;
+  const Status s = store.read(key, 1, 100, [&](const StoredEvent& e) {
+    out += (out.empty() ? "" : ",") + std::to_string(e.version);
+    return Status::ok();
+  });
+  return s ? out : why(s);
+}
+
+// A publish that reached the stream's leader just before the leader died
+// is never answered. The commit is sent again each second (a send's wait)
+// while nats.request_timeout lasts, and the leader elected meanwhile
+// stores it, once. (A single send would wait out the whole timeout and
+// answer "may or may not be stored".)
+TEST(PublishSentAgain, ACommitLostWithItsLeaderIsStoredByTheNextLeader) {
+  StreamsSetup setup;
+  ASSERT_TRUE(setup.ready) << setup.why;
+  NatsCluster& cluster = setup.cluster;
+  const int leader = leader_index(*setup.conn, std::string(kPrefix) + "default");
+  ASSERT_GE(leader, 0);
+  const size_t via = (static_cast<size_t>(leader) + 1) % cluster.size();
+  // Long enough for the followers' election (their timeout is 4-9 s on
+  // nats-server 2.10) and a send after it.
+  auto conn = connect_to(cluster.server(via).url(), 25000);
+  ASSERT_TRUE(conn);
+  auto store = open_store(*conn, "client");
+  ASSERT_TRUE(store);
+  const ActorKey key{"default", "Counter", "lost-with-its-leader"};
+  AppendRequest req;
+  std::future<AppendResult> result;
+  {
+    // Stopped first, so that the publish (version 0: no lookup before it)
+    // waits in its socket, and dies with it.
+    Paused paused(cluster.server(static_cast<size_t>(leader)).pid());
+    result = append_first(*store, key, req);
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    cluster.server(static_cast<size_t>(leader)).kill9();
+    paused.pid = -1;  // gone: nothing to resume
+  }
+  ASSERT_EQ(result.wait_for(std::chrono::seconds(40)), std::future_status::ready);
+  const AppendResult r = result.get();
+  ASSERT_TRUE(r.status) << why(r.status);
+  EXPECT_EQ(r.version, 1u);
+  EXPECT_FALSE(r.duplicate);
+  EXPECT_EQ(versions_of(*store, key), "1");
+}
+
+// A leader that stalls for longer than a send's wait, then resumes, takes
+// both sends: it stores the first and answers the second "duplicate" with
+// sequence 0 (the first only staged), or refuses it for its expected last
+// sequence (the first applied; nats-server checks that before the message
+// id). Either answer looks like another writer's commit of the version,
+// but is the commit's own first send: the append succeeds, and the actor
+// has the commit once.
+TEST(PublishSentAgain, ASecondSendOfAStoredCommitIsTakenForTheCommit) {
+  StreamsSetup setup;
+  ASSERT_TRUE(setup.ready) << setup.why;
+  NatsCluster& cluster = setup.cluster;
+  const int leader = leader_index(*setup.conn, std::string(kPrefix) + "default");
+  ASSERT_GE(leader, 0);
+  const size_t via = (static_cast<size_t>(leader) + 1) % cluster.size();
+  auto conn = connect_to(cluster.server(via).url(), 10000);
+  ASSERT_TRUE(conn);
+  auto store = open_store(*conn, "client");
+  ASSERT_TRUE(store);
+  const ActorKey key{"default", "Counter", "sent-twice"};
+  AppendRequest req;
+  std::future<AppendResult> result;
+  {
+    // Shorter than the followers' election timeout: it stays the leader.
+    Paused paused(cluster.server(static_cast<size_t>(leader)).pid());
+    result = append_first(*store, key, req);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1600));  // a send waits 1 s
+  }
+  ASSERT_EQ(result.wait_for(std::chrono::seconds(20)), std::future_status::ready);
+  const AppendResult r = result.get();
+  ASSERT_TRUE(r.status) << why(r.status);
+  EXPECT_EQ(r.version, 1u);
+  EXPECT_EQ(versions_of(*store, key), "1");
+  // The next commit follows it, expecting it.
+  EXPECT_TRUE(append_one(*store, key, 1));
+  EXPECT_EQ(versions_of(*store, key), "1,2");
+}
+
 }  // namespace
 }  // namespace aether

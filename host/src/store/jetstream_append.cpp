@@ -1,5 +1,8 @@
 // JetStreamStore: appends: publish, ack, settle.
 #include "store/jetstream_journal.hpp"
+
+#include <thread>
+
 #include "bus/bus.hpp"
 
 namespace aether::store_detail {
@@ -99,11 +102,36 @@ void JetStreamStore::publish(std::unique_ptr<PendingAppend> op) {
   op->first = req.expected_version + 1;
   op->last = req.expected_version + req.events.size();
   op->commit_id = commit_prefix_ + std::to_string(++commit_counter_);
+  op->deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(conn_.options().request_timeout_ms);
   natsMsg* m = build_commit(req, op->subject, op->tip.seq, op->first, op->commit_id);
+  send_commit(std::move(op), m);
+}
+
+void JetStreamStore::send_commit(std::unique_ptr<PendingAppend> op, natsMsg* msg) {
+  const int64_t left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                           op->deadline - std::chrono::steady_clock::now()).count();
+  const bool again = op->maybe_stored;
+  if (op->sends > 0 && left < kMinSendWaitMs) {
+    // A send again that came too late (a busy pool): not made.
+    forget(op->subject);
+    AppendResult r;
+    if (again) {
+      in_doubt_.hold(msg);
+      r.status = maybe_stored_status(*op, NATS_TIMEOUT, 0);
+    } else {
+      natsMsg_Destroy(msg);
+      r.status = request_failed(NATS_NO_RESPONDERS, 0, "publish to " + op->subject, "", Applied::kNo);
+    }
+    return finish(std::move(op), std::move(r));
+  }
+  // Each send waits twice as long as the one before: an acknowledgement
+  // that is only slow (a loaded server) is not met by ever more sends.
+  const int64_t wait = kSendWaitMs << std::min(op->sends, 4);
+  ++op->sends;
   // Pending appends are keyed by their message, which cnats hands back to
   // the ack handler (unique while it lives: the entry goes before the
   // message does).
-  natsMsg* const msg_key = m;
+  natsMsg* const msg_key = msg;
   PendingAppend* raw = op.get();
   {
     std::lock_guard lock(pending_mu_);
@@ -111,26 +139,34 @@ void JetStreamStore::publish(std::unique_ptr<PendingAppend> op) {
   }
   jsPubOptions po;
   jsPubOptions_Init(&po);
-  po.MaxWait = conn_.options().request_timeout_ms;
+  po.MaxWait = std::max<int64_t>(1, std::min(wait, left));
+  natsMsg* m = msg;
   natsStatus s = js_PublishMsgAsync(ajs_, &m, &po);
-  if (s != NATS_OK) {
-    std::unique_ptr<PendingAppend> back;
-    {
-      std::lock_guard lock(pending_mu_);
-      auto it = pending_.find(msg_key);
-      if (it != pending_.end() && it->second.get() == raw) {
-        back = std::move(it->second);
-        pending_.erase(it);
-      }
-    }
-    natsMsg_Destroy(m);
-    if (back) {
-      forget(back->subject);
-      AppendResult r;
-      r.status = request_failed(s, 0, "publish to " + back->subject, "", Applied::kNo);
-      finish(std::move(back), std::move(r));
+  if (s == NATS_OK) return;
+  std::unique_ptr<PendingAppend> back;
+  {
+    std::lock_guard lock(pending_mu_);
+    auto it = pending_.find(msg_key);
+    if (it != pending_.end() && it->second.get() == raw) {
+      back = std::move(it->second);
+      pending_.erase(it);
     }
   }
+  if (!back) {
+    natsMsg_Destroy(m);
+    return;
+  }
+  forget(back->subject);
+  AppendResult r;
+  if (again) {
+    // The earlier send may be stored.
+    in_doubt_.hold(m);
+    r.status = maybe_stored_status(*back, s, 0);
+  } else {
+    natsMsg_Destroy(m);
+    r.status = request_failed(s, 0, "publish to " + back->subject, "", Applied::kNo);
+  }
+  finish(std::move(back), std::move(r));
 }
 
 natsMsg* JetStreamStore::build_commit(const AppendRequest& req, const std::string& subject, uint64_t expected_seq,
@@ -183,7 +219,25 @@ void JetStreamStore::acked(natsMsg* msg, jsPubAck* pa, jsPubAckErr* pae) {
     MsgPtr owner{msg};
     return self->committed(std::move(op), pa->Sequence, msg_body(msg));
   }
-  if (pa == nullptr && !refused) in_doubt_.hold(msg);
+  // Unanswered within its send's wait, or nobody to take it (the stream is
+  // electing a leader), with time left: sent again, off cnats' thread.
+  const bool unanswered = pa == nullptr && pae != nullptr && pae->ErrCode == 0 && pae->Err == NATS_TIMEOUT;
+  const bool no_leader = pa == nullptr && pae != nullptr && pae->ErrCode == 0 && pae->Err == NATS_NO_RESPONDERS;
+  const int64_t pause_ms = no_leader ? kNoLeaderPauseMs : 0;
+  if (op && (unanswered || no_leader) &&
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(pause_ms + kMinSendWaitMs) < op->deadline) {
+    if (unanswered) op->maybe_stored = true;
+    PendingAppend* raw = op.release();
+    self->pool_.post([self, raw, msg, pause_ms] {
+      if (pause_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(pause_ms));
+      self->send_commit(std::unique_ptr<PendingAppend>(raw), msg);
+    });
+    return;
+  }
+  // A commit with an unanswered send is kept in doubt by settle(), which
+  // finds out what a later send's answer means.
+  const bool resent = op && op->maybe_stored;
+  if (pa == nullptr && !refused && !resent) in_doubt_.hold(msg);
   else natsMsg_Destroy(msg);
   if (!op) return;
   // Everything else needs requests to the server: not on cnats' thread.
@@ -226,8 +280,10 @@ void JetStreamStore::settle(std::unique_ptr<PendingAppend> op, uint64_t seq, boo
   if (duplicate) {
     // The server already had this message id: our own retried publish, or
     // another writer's commit of the same version.
+    // Sequence 0: the server has only staged a message of that id (its
+    // proposal is not applied yet).
     natsMsg* stored = nullptr;
-    natsStatus gs = get_at(&stored, events_stream(req.key.ns), seq);
+    natsStatus gs = seq != 0 ? get_at(&stored, events_stream(req.key.ns), seq) : NATS_NOT_FOUND;
     MsgPtr so{stored};
     const std::optional<CommitHead> head = gs == NATS_OK ? commit_head(stored) : std::nullopt;
     if (head && head->commit_id == op->commit_id) {
@@ -244,20 +300,82 @@ void JetStreamStore::settle(std::unique_ptr<PendingAppend> op, uint64_t seq, boo
       record_idempotent(req.key, req.idempotency_key, {r.first_version, r.version, r.duplicate_digest});
       return finish(std::move(op), std::move(r));
     }
+    // A send of this commit after an unanswered one, and the commit under
+    // its message id not at hand (only staged, or not readable now): the
+    // actor's last commit says whose it is. One at hand that is another
+    // commit means this one is not stored: its version is taken.
+    if (op->maybe_stored && !head) return settle_resent(std::move(op));
     auto t = fetch_tip(req.key);
     return finish(std::move(op), conflict(req, t ? t->version : op->last));
   }
+  const bool resent = op->maybe_stored;
   if (code == JSStreamWrongLastSequenceErr) {
+    if (resent) return settle_resent(std::move(op));
     auto t = fetch_tip(req.key);
     return finish(std::move(op), conflict(req, t ? t->version : 0));
   }
   // An error JetStream answered, or nobody to take the message: not
-  // stored. Anything else (no ack in time, the connection lost meanwhile)
-  // leaves the commit unknown.
+  // stored, unless an earlier send of it was. Anything else (no ack in
+  // time, the connection lost meanwhile) leaves the commit unknown.
   const bool refused = code != 0 || err == NATS_NO_RESPONDERS;
   AppendResult r;
-  r.status = request_failed(err, code, "publish to " + op->subject, "publish_not_acknowledged",
-                            refused ? Applied::kNo : Applied::kMaybe);
+  if (resent) {
+    in_doubt_.hold(build_commit(req, op->subject, op->tip.seq, op->first, op->commit_id));
+    r.status = maybe_stored_status(*op, err, code);
+  } else {
+    r.status = request_failed(err, code, "publish to " + op->subject, "publish_not_acknowledged",
+                              refused ? Applied::kNo : Applied::kMaybe);
+  }
+  finish(std::move(op), std::move(r));
+}
+
+Status JetStreamStore::maybe_stored_status(const PendingAppend& op, natsStatus err, int code) const {
+  const Status s = request_failed(err, code, "publish to " + op.subject + " (sent " + std::to_string(op.sends) +
+                                  " times, one unanswered)", "publish_not_acknowledged", Applied::kMaybe);
+  if (s.applied() == Applied::kMaybe) return s;
+  return Status::unavailable(s.message() + "; the commit may or may not be stored")
+      .with_cause("publish_not_acknowledged", Applied::kMaybe);
+}
+
+// A commit sent more than once, answered "duplicate" without the commit
+// at hand, or refused for its expected last sequence: nats-server checks
+// that before the message id, so an earlier send of the commit, stored,
+// looks like another writer's commit. The actor's last commit, read from
+// the leader, says whether it is this one; while it is older than this
+// commit, an earlier send may still be on its way to being stored, so it
+// is read again until the deadline. Anything else leaves the commit in
+// doubt: it is never answered "not stored".
+void JetStreamStore::settle_resent(std::unique_ptr<PendingAppend> op) {
+  const AppendRequest& req = *op->req;
+  Result<Tip> t = fetch_tip(req.key);
+  for (int reads = 1; (!t || t->version < op->first) && reads < 100 &&
+                      std::chrono::steady_clock::now() + std::chrono::milliseconds(kNoLeaderPauseMs) < op->deadline;
+       ++reads) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(kNoLeaderPauseMs));
+    forget(op->subject);
+    t = fetch_tip(req.key);
+  }
+  if (t && t->first == op->first && t->version == op->last) {
+    natsMsg* stored = nullptr;
+    if (get_at(&stored, events_stream(req.key.ns), t->seq) == NATS_OK) {
+      MsgPtr owner{stored};
+      const std::optional<CommitHead> head = commit_head(stored);
+      if (head && head->commit_id == op->commit_id) {
+        in_doubt_.drop(op->subject);
+        return committed(std::move(op), t->seq, msg_body(stored));
+      }
+    }
+  }
+  forget(op->subject);
+  // Kept: the actor's next append settles it first (prepare_and_publish).
+  in_doubt_.hold(build_commit(req, op->subject, op->tip.seq, op->first, op->commit_id));
+  AppendResult r;
+  r.status = Status::unavailable("jetstream: publish to " + op->subject + ": sent " + std::to_string(op->sends) +
+                                 " times, one unanswered, and the stream holds " +
+                                 (t ? "version " + std::to_string(t->version) + " of the actor, not this commit as its last"
+                                    : "an actor whose last commit could not be read (" + t.status().message() + ")") +
+                                 "; the commit may or may not be stored")
+                 .with_cause("publish_not_acknowledged", Applied::kMaybe);
   finish(std::move(op), std::move(r));
 }
 

@@ -356,7 +356,23 @@ class JetStreamStore final : public Journal {
     std::string commit_id;
     uint64_t first = 0;
     uint64_t last = 0;
+    int sends = 0;                                   // of its commit message
+    bool maybe_stored = false;                       // a send went unanswered
+    std::chrono::steady_clock::time_point deadline;  // the first send + nats.request_timeout
   };
+
+  // How long the first send of a commit waits for its acknowledgement
+  // (each later one twice as long as the one before) before the same
+  // message is sent again, while nats.request_timeout leaves time: a
+  // publish that reached a stream leader as it lost its leadership (a
+  // server back from a pause disrupts the group) is never answered, and
+  // the new leader, elected within a second or so, takes the next send.
+  static constexpr int64_t kSendWaitMs = 1000;
+  // A send is not made with less time than this left before the deadline.
+  static constexpr int64_t kMinSendWaitMs = 100;
+  // Before a commit is sent again after "no responders" (no leader to take
+  // it), and between reads of a tip that does not show it yet.
+  static constexpr int64_t kNoLeaderPauseMs = 100;
 
   void finish(std::unique_ptr<PendingAppend> op, AppendResult r);
 
@@ -368,6 +384,12 @@ class JetStreamStore final : public Journal {
 
   // Builds the commit message and publishes it asynchronously.
   void publish(std::unique_ptr<PendingAppend> op);
+
+  // Publishes `msg`, the commit of `op`, asynchronously (again, after a
+  // send went unanswered: the same message id, which the server stores
+  // once). Waits for the acknowledgement kSendWaitMs at most, or what is
+  // left of the deadline. Takes `msg`.
+  void send_commit(std::unique_ptr<PendingAppend> op, natsMsg* msg);
 
   natsMsg* build_commit(const AppendRequest& req, const std::string& subject, uint64_t expected_seq,
                         uint64_t first, const std::string& commit_id);
@@ -394,6 +416,12 @@ class JetStreamStore final : public Journal {
   void record_idempotent(const ActorKey& key, const std::string& idempotency_key, const IdempotentCommit& c);
 
   void settle(std::unique_ptr<PendingAppend> op, uint64_t seq, bool duplicate, jsErrCode code, natsStatus err);
+  // settle() of a commit sent more than once, when the server's answer
+  // does not say whether an earlier send was stored.
+  void settle_resent(std::unique_ptr<PendingAppend> op);
+  // publish_not_acknowledged, "may have been applied", for a commit with an
+  // unanswered send and `err`/`code` the last send's answer.
+  Status maybe_stored_status(const PendingAppend& op, natsStatus err, int code) const;
 
   // The conflict an append meets when the actor's commit in doubt turned
   // out stored (`d`, from in_doubt_.settle): previous_append_stored when it
