@@ -138,6 +138,39 @@ TEST_P(BucketSuite, OneNodeHoldsTheLeaseUntilItIsGone) {
   EXPECT_EQ(a.campaign(true).kind, LeaseTurn::kTaken) << "a released lease is free at once";
 }
 
+// A lease its holder stopped renewing is taken once a follower has seen
+// its key keep one revision for a whole TTL, before the key expires; one
+// renewed within the TTL is never taken.
+TEST_P(BucketSuite, ALeaseNotRenewedForItsTtlIsTakenBeforeItsKeyIsGone) {
+  constexpr int64_t kTtlMs = 300;
+  LeaderLease a(*bucket_, "node-a", kTtlMs);
+  LeaderLease b(*bucket_, "node-b", kTtlMs);
+  ASSERT_EQ(a.campaign(true).kind, LeaseTurn::kTaken);
+  // Renewed every 50 ms for four TTLs: b follows all along.
+  for (int i = 0; i < 24; ++i) {
+    ASSERT_EQ(a.campaign(true).kind, LeaseTurn::kHeld);
+    const LeaseTurn tb = b.campaign(true);
+    ASSERT_EQ(tb.kind, LeaseTurn::kFollower) << "turn " << i;
+    EXPECT_EQ(tb.leader, "node-a");
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  // a stops renewing: b takes the lease after a TTL (bounded wait).
+  LeaseTurn tb;
+  for (int i = 0; i < 200 && tb.kind != LeaseTurn::kTaken; ++i) {
+    tb = b.campaign(true);
+    if (tb.kind != LeaseTurn::kTaken) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_EQ(tb.kind, LeaseTurn::kTaken);
+  EXPECT_TRUE(b.held());
+  auto got = bucket_->get("leader");
+  ASSERT_TRUE(got.is_ok());
+  ASSERT_TRUE(got->has_value());
+  EXPECT_EQ((*got)->value, "node-b");
+  const LeaseTurn ta = a.campaign(true);
+  EXPECT_EQ(ta.kind, LeaseTurn::kLost) << "a's renewal is at the revision b replaced";
+  EXPECT_EQ(b.campaign(true).kind, LeaseTurn::kHeld);
+}
+
 // A node that is leaving keeps a lease it holds until it releases it, and
 // does not take a free one.
 TEST_P(BucketSuite, ALeavingNodeTakesNoLease) {

@@ -1,9 +1,16 @@
 #include "cluster/leader_lease.hpp"
 
+#include <chrono>
+
 namespace aether::cluster {
 
 namespace {
 constexpr const char* kKey = "leader";
+
+int64_t steady_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
 }  // namespace
 
 LeaseTurn LeaderLease::campaign(bool may_take) {
@@ -29,7 +36,24 @@ LeaseTurn LeaderLease::campaign(bool may_take) {
     turn.leader = id_;
     return turn;
   }
-  if (auto e = bucket_.get(kKey); e && e->has_value()) turn.leader = (*e)->value;
+  auto e = bucket_.get(kKey);
+  if (!e || !e->has_value()) return turn;
+  turn.leader = (*e)->value;
+  const uint64_t rev = (*e)->revision;
+  const int64_t now = steady_ms();
+  if (rev != seen_revision_) {
+    seen_revision_ = rev;
+    seen_since_ms_ = now;
+    return turn;
+  }
+  if (ttl_ms_ <= 0 || now - seen_since_ms_ < ttl_ms_ || turn.leader == id_) return turn;
+  // Not renewed for a whole TTL: taken at the revision it was left at.
+  if (auto taken = bucket_.update(kKey, id_, rev)) {
+    revision_ = *taken;
+    held_ = true;
+    turn.kind = LeaseTurn::kTaken;
+    turn.leader = id_;
+  }
   return turn;
 }
 

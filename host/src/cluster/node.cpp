@@ -30,7 +30,7 @@ Status ClusterNode::Impl::start() {
   if (Status s = open_bucket(nodes_kv, "NODES", opts.node_ttl_ms); !s) return s;
   if (Status s = open_bucket(leader_kv, "LEADER", opts.node_ttl_ms); !s) return s;
   if (Status s = open_bucket(map_kv, "MAP", 0); !s) return s;
-  lease = std::make_unique<cluster::LeaderLease>(*leader_kv, opts.node_id);
+  lease = std::make_unique<cluster::LeaderLease>(*leader_kv, opts.node_id, opts.node_ttl_ms);
   // Every node of a cluster must place actors on the same shards.
   if (auto e = map_kv->get("map"); e && e->has_value()) {
     auto m = decode_map((*e)->value);

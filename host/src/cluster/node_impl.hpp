@@ -130,10 +130,15 @@ struct ClusterNode::Impl {
   };
   std::mutex members_mu;
   std::map<std::string, Member> members;
-  // Members taken for dead (their key expired) -> when: looked up again once
-  // a heartbeat interval for kGoneKeptMs, so that one that comes back is
-  // seen even if the watcher missed its return. Under members_mu.
-  std::map<std::string, int64_t> gone;
+  // Members taken for dead -> when, and the last revision of their key
+  // then: looked up again once a heartbeat interval for kGoneKeptMs, so
+  // that one that comes back (a newer revision) is seen even if the
+  // watcher missed its return. Under members_mu.
+  struct Gone {
+    int64_t at_ms = 0;
+    uint64_t revision = 0;
+  };
+  std::map<std::string, Gone> gone;
   int64_t gone_checked_ms = 0;
 
   std::thread control;
@@ -195,10 +200,11 @@ struct ClusterNode::Impl {
 
   void members_step();
 
-  // The live members. The bucket's TTL removes a silent node's entry without
-  // a delete marker, so a member not heard from for longer than a heartbeat
-  // (and some slack) is looked up: gone from the bucket means dead. While
-  // NATS cannot answer, members are kept as they were.
+  // The live members. A member not heard from for longer than a heartbeat
+  // (and some slack) is looked up in the bucket, from its leader: a key
+  // gone (the bucket's TTL) or a key whose revision has not changed for a
+  // whole node TTL by this node's clock means dead. While NATS cannot
+  // answer, members are kept as they were.
   void recheck_gone(int64_t now);
   std::map<std::string, json> read_members();
 

@@ -113,6 +113,7 @@ void ClusterNode::Impl::on_member_entry(const cluster::KvEntry& e) {
   auto it = members.find(key);
   if (!put) members.erase(key);
   else if (it != members.end() && it->second.revision == rev) return;  // read again, not a new heartbeat
+  else if (auto g = gone.find(key); g != gone.end() && rev <= g->second.revision) return;  // the entry it died with
   else if (member_info_ok(info)) {
     members[key] = Member{std::move(info), now_ms(), rev};
     gone.erase(key);
@@ -160,7 +161,7 @@ void ClusterNode::Impl::recheck_gone(int64_t now) {
     if (now - gone_checked_ms < opts.heartbeat_ms) return;
     gone_checked_ms = now;
     for (auto it = gone.begin(); it != gone.end();) {
-      if (now - it->second > kGoneKeptMs) {
+      if (now - it->second.at_ms > kGoneKeptMs) {
         it = gone.erase(it);
       } else {
         ids.push_back(it->first);
@@ -179,51 +180,63 @@ void ClusterNode::Impl::recheck_gone(int64_t now) {
 
 // The live members. The bucket's TTL removes a silent node's entry without
 // a delete marker, so a member not heard from for longer than a heartbeat
-// (and some slack) is looked up: gone from the bucket means dead, once this
-// node's own heartbeats have been taken for a whole TTL and the bucket
-// holds its own entry. While NATS cannot answer, members are kept as they
-// were.
+// (and some slack) is looked up, from the bucket's leader: it is dead when
+// its key is gone, or when the leader still holds the revision this node
+// saw arrive a whole node TTL ago. The second is the key's expiry judged
+// by this node's clock: nats-server removes expired keys on a timer that
+// ran up to a second late in the fault benchmark, and a heartbeat stored
+// meanwhile would be a newer revision. Judged only once this node's own
+// heartbeats have been taken for a whole TTL, and only by a bucket that
+// holds this node's own entry. While NATS cannot answer, members are kept
+// as they were.
 std::map<std::string, json> ClusterNode::Impl::read_members() {
   const int64_t now = now_ms();
   recheck_gone(now);
-  std::vector<std::string> quiet;
+  std::map<std::string, Member> quiet;  // id -> as this node last saw it
   {
     std::lock_guard lock(members_mu);
     for (const auto& [id, m] : members) {
-      if (now - m.seen_ms > opts.heartbeat_ms + kTickMs) quiet.push_back(id);
+      if (now - m.seen_ms > opts.heartbeat_ms + kTickMs) quiet.emplace(id, Member{json(), m.seen_ms, m.revision});
     }
   }
-  std::optional<bool> own_entry_held;  // asked once, when a member's key is missing
-  for (const auto& id : quiet) {
+  std::optional<bool> own_entry_held;  // asked once, when a member looks dead
+  for (const auto& [id, seen] : quiet) {
     auto e = nodes_kv->get(id);
-    if (e && e->has_value()) {
+    if (!e) continue;  // NATS cannot answer: kept
+    std::string why;
+    if (e->has_value()) {
+      const uint64_t rev = (**e).revision;
       on_member_entry(**e);
-    } else if (e) {  // not in the bucket: its TTL ran out
-      // Judged only while the bucket takes heartbeats: this node's own have
-      // been taken for a whole TTL, the last one lately. Otherwise (the
-      // bucket's leader paused, this node's heartbeats held up) the
-      // member's may have failed alike, and its key expired unrefreshed.
-      const int64_t ok_since = heartbeats_ok_since.load();
-      if (ok_since == 0 || now - ok_since < opts.node_ttl_ms ||
-          now - heartbeat_ok_at.load() > 2 * opts.heartbeat_ms + kTickMs) {
-        continue;
-      }
-      // And only by a bucket that holds this node's own entry, which those
-      // heartbeats keep: one that does not lags behind them (a server back
-      // from a pause longer than the TTL has expired every key it held).
-      if (!own_entry_held) {
-        auto own = nodes_kv->get(opts.node_id);
-        own_entry_held = own && own->has_value();
-      }
-      if (!*own_entry_held) continue;
-      std::lock_guard lock(members_mu);
-      auto it = members.find(id);
-      if (it != members.end() && it->second.seen_ms <= now) {
-        log::info("cluster: member " + id + " is gone: its key expired, " + std::to_string(now - it->second.seen_ms) +
-                  " ms after " + opts.node_id + " last heard from it");
-        members.erase(it);
-        if (gone.size() < kGoneKeptAtMost) gone[id] = now;
-      }
+      if (rev != seen.revision || now - seen.seen_ms < opts.node_ttl_ms) continue;
+      why = "no heartbeat stored for " + std::to_string(now - seen.seen_ms) + " ms (the node TTL is " +
+            std::to_string(opts.node_ttl_ms) + " ms)";
+    } else {
+      why = "its key expired, " + std::to_string(now - seen.seen_ms) + " ms after " + opts.node_id +
+            " last heard from it";
+    }
+    // Judged only while the bucket takes heartbeats: this node's own have
+    // been taken for a whole TTL, the last one lately. Otherwise (the
+    // bucket's leader paused, this node's heartbeats held up) the
+    // member's may have failed alike, and its key expired unrefreshed.
+    const int64_t ok_since = heartbeats_ok_since.load();
+    if (ok_since == 0 || now - ok_since < opts.node_ttl_ms ||
+        now - heartbeat_ok_at.load() > 2 * opts.heartbeat_ms + kTickMs) {
+      continue;
+    }
+    // And only by a bucket that holds this node's own entry, which those
+    // heartbeats keep: one that does not lags behind them (a server back
+    // from a pause longer than the TTL has expired every key it held).
+    if (!own_entry_held) {
+      auto own = nodes_kv->get(opts.node_id);
+      own_entry_held = own && own->has_value();
+    }
+    if (!*own_entry_held) continue;
+    std::lock_guard lock(members_mu);
+    auto it = members.find(id);
+    if (it != members.end() && it->second.revision == seen.revision) {
+      log::info("cluster: member " + id + " is gone: " + why);
+      members.erase(it);
+      if (gone.size() < kGoneKeptAtMost) gone[id] = Gone{now, seen.revision};
     }
   }
   std::map<std::string, json> out;
