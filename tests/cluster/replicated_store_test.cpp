@@ -501,6 +501,20 @@ std::string versions_of(Journal& store, const ActorKey& key) {
   return s ? out : why(s);
 }
 
+// A client's store on a server other than the events stream's leader.
+struct BesideTheLeader {
+  BesideTheLeader(StreamsSetup& setup, int64_t request_timeout_ms)
+      : leader(leader_index(*setup.conn, std::string(kPrefix) + "default")) {
+    if (leader < 0) return;
+    const size_t via = (static_cast<size_t>(leader) + 1) % setup.cluster.size();
+    conn = connect_to(setup.cluster.server(via).url(), request_timeout_ms);
+    if (conn) store = open_store(*conn, "client");
+  }
+  const int leader;
+  std::unique_ptr<NatsConnection> conn;
+  std::unique_ptr<Journal> store;
+};
+
 // A publish that reached the stream's leader just before the leader died
 // is never answered. The commit is sent again each second (a send's wait)
 // while nats.request_timeout lasts, and the leader elected meanwhile
@@ -509,26 +523,23 @@ std::string versions_of(Journal& store, const ActorKey& key) {
 TEST(PublishSentAgain, ACommitLostWithItsLeaderIsStoredByTheNextLeader) {
   StreamsSetup setup;
   ASSERT_TRUE(setup.ready) << setup.why;
-  NatsCluster& cluster = setup.cluster;
-  const int leader = leader_index(*setup.conn, std::string(kPrefix) + "default");
-  ASSERT_GE(leader, 0);
-  const size_t via = (static_cast<size_t>(leader) + 1) % cluster.size();
   // Long enough for the followers' election (their timeout is 4-9 s on
   // nats-server 2.10) and a send after it.
-  auto conn = connect_to(cluster.server(via).url(), 25000);
-  ASSERT_TRUE(conn);
-  auto store = open_store(*conn, "client");
-  ASSERT_TRUE(store);
+  BesideTheLeader client(setup, 25000);
+  ASSERT_GE(client.leader, 0);
+  ASSERT_TRUE(client.store);
+  test::NatsServer& leader = setup.cluster.server(static_cast<size_t>(client.leader));
+  Journal& store = *client.store;
   const ActorKey key{"default", "Counter", "lost-with-its-leader"};
   AppendRequest req;
   std::future<AppendResult> result;
   {
     // Stopped first, so that the publish (version 0: no lookup before it)
     // waits in its socket, and dies with it.
-    Paused paused(cluster.server(static_cast<size_t>(leader)).pid());
-    result = append_first(*store, key, req);
+    Paused paused(leader.pid());
+    result = append_first(store, key, req);
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
-    cluster.server(static_cast<size_t>(leader)).kill9();
+    leader.kill9();
     paused.pid = -1;  // gone: nothing to resume
   }
   ASSERT_EQ(result.wait_for(std::chrono::seconds(40)), std::future_status::ready);
@@ -536,7 +547,7 @@ TEST(PublishSentAgain, ACommitLostWithItsLeaderIsStoredByTheNextLeader) {
   ASSERT_TRUE(r.status) << why(r.status);
   EXPECT_EQ(r.version, 1u);
   EXPECT_FALSE(r.duplicate);
-  EXPECT_EQ(versions_of(*store, key), "1");
+  EXPECT_EQ(versions_of(store, key), "1");
 }
 
 // A leader that stalls for longer than a send's wait, then resumes, takes
@@ -549,31 +560,27 @@ TEST(PublishSentAgain, ACommitLostWithItsLeaderIsStoredByTheNextLeader) {
 TEST(PublishSentAgain, ASecondSendOfAStoredCommitIsTakenForTheCommit) {
   StreamsSetup setup;
   ASSERT_TRUE(setup.ready) << setup.why;
-  NatsCluster& cluster = setup.cluster;
-  const int leader = leader_index(*setup.conn, std::string(kPrefix) + "default");
-  ASSERT_GE(leader, 0);
-  const size_t via = (static_cast<size_t>(leader) + 1) % cluster.size();
-  auto conn = connect_to(cluster.server(via).url(), 10000);
-  ASSERT_TRUE(conn);
-  auto store = open_store(*conn, "client");
-  ASSERT_TRUE(store);
+  BesideTheLeader client(setup, 10000);
+  ASSERT_GE(client.leader, 0);
+  ASSERT_TRUE(client.store);
+  Journal& store = *client.store;
   const ActorKey key{"default", "Counter", "sent-twice"};
   AppendRequest req;
   std::future<AppendResult> result;
   {
     // Shorter than the followers' election timeout: it stays the leader.
-    Paused paused(cluster.server(static_cast<size_t>(leader)).pid());
-    result = append_first(*store, key, req);
+    Paused paused(setup.cluster.server(static_cast<size_t>(client.leader)).pid());
+    result = append_first(store, key, req);
     std::this_thread::sleep_for(std::chrono::milliseconds(1600));  // a send waits 1 s
   }
   ASSERT_EQ(result.wait_for(std::chrono::seconds(20)), std::future_status::ready);
   const AppendResult r = result.get();
   ASSERT_TRUE(r.status) << why(r.status);
   EXPECT_EQ(r.version, 1u);
-  EXPECT_EQ(versions_of(*store, key), "1");
+  EXPECT_EQ(versions_of(store, key), "1");
   // The next commit follows it, expecting it.
-  EXPECT_TRUE(append_one(*store, key, 1));
-  EXPECT_EQ(versions_of(*store, key), "1,2");
+  EXPECT_TRUE(append_one(store, key, 1));
+  EXPECT_EQ(versions_of(store, key), "1,2");
 }
 
 }  // namespace

@@ -113,16 +113,7 @@ void JetStreamStore::send_commit(std::unique_ptr<PendingAppend> op, natsMsg* msg
   const bool again = op->maybe_stored;
   if (op->sends > 0 && left < kMinSendWaitMs) {
     // A send again that came too late (a busy pool): not made.
-    forget(op->subject);
-    AppendResult r;
-    if (again) {
-      in_doubt_.hold(msg);
-      r.status = maybe_stored_status(*op, NATS_TIMEOUT, 0);
-    } else {
-      natsMsg_Destroy(msg);
-      r.status = request_failed(NATS_NO_RESPONDERS, 0, "publish to " + op->subject, "", Applied::kNo);
-    }
-    return finish(std::move(op), std::move(r));
+    return send_failed(std::move(op), msg, again ? NATS_TIMEOUT : NATS_NO_RESPONDERS);
   }
   // Each send waits twice as long as the one before: an acknowledgement
   // that is only slow (a loaded server) is not met by ever more sends.
@@ -156,17 +147,21 @@ void JetStreamStore::send_commit(std::unique_ptr<PendingAppend> op, natsMsg* msg
     natsMsg_Destroy(m);
     return;
   }
-  forget(back->subject);
+  send_failed(std::move(back), m, s);
+}
+
+void JetStreamStore::send_failed(std::unique_ptr<PendingAppend> op, natsMsg* msg, natsStatus s) {
+  forget(op->subject);
   AppendResult r;
-  if (again) {
-    // The earlier send may be stored.
-    in_doubt_.hold(m);
-    r.status = maybe_stored_status(*back, s, 0);
+  if (op->maybe_stored) {
+    // An earlier send may be stored.
+    in_doubt_.hold(msg);
+    r.status = maybe_stored_status(*op, s, 0);
   } else {
-    natsMsg_Destroy(m);
-    r.status = request_failed(s, 0, "publish to " + back->subject, "", Applied::kNo);
+    natsMsg_Destroy(msg);
+    r.status = request_failed(s, 0, "publish to " + op->subject, "", Applied::kNo);
   }
-  finish(std::move(back), std::move(r));
+  finish(std::move(op), std::move(r));
 }
 
 natsMsg* JetStreamStore::build_commit(const AppendRequest& req, const std::string& subject, uint64_t expected_seq,

@@ -390,6 +390,9 @@ class JetStreamStore final : public Journal {
   // once). Waits for the acknowledgement kSendWaitMs at most, or what is
   // left of the deadline. Takes `msg`.
   void send_commit(std::unique_ptr<PendingAppend> op, natsMsg* msg);
+  // A send of `msg` not made (`s`: why): answered, and `msg` held in doubt
+  // when an earlier send may be stored, else destroyed. Takes `msg`.
+  void send_failed(std::unique_ptr<PendingAppend> op, natsMsg* msg, natsStatus s);
 
   natsMsg* build_commit(const AppendRequest& req, const std::string& subject, uint64_t expected_seq,
                         uint64_t first, const std::string& commit_id);
